@@ -1,0 +1,201 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/runtime/tokenizer"
+	"github.com/urfave/cli/v2"
+)
+
+func inspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "show a .shrink file: header, config, tokenizer, tensor table with sizes and conversion errors",
+		ArgsUsage: "FILE.shrink",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "verify", Usage: "recompute every checksum"},
+			&cli.BoolFlag{Name: "json", Usage: "print as JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "one .shrink file"); err != nil {
+				return err
+			}
+			f, err := format.OpenWithOptions(c.Args().First(), format.OpenOptions{SkipVerify: !c.Bool("verify")})
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			rep := makeInspectReport(f, c.Bool("verify"))
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			printInspect(c.App.Writer, rep)
+			return nil
+		},
+	}
+}
+
+type tokSummary struct {
+	Kind  string `json:"kind"`
+	Vocab int    `json:"vocab_size,omitempty"`
+	BOS   string `json:"bos,omitempty"`
+	EOS   string `json:"eos,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+type inspectReport struct {
+	Path        string         `json:"path"`
+	FileBytes   int64          `json:"file_bytes"`
+	Verified    bool           `json:"checksums_verified"`
+	Header      *format.Header `json:"header"`
+	Tokenizer   tokSummary     `json:"tokenizer"`
+	Params      int64          `json:"params"`
+	TensorBytes int64          `json:"tensor_bytes"`
+	SourceBytes int64          `json:"source_bytes,omitempty"`
+	BitsPerW    float64        `json:"bits_per_weight"`
+	Ratio       float64        `json:"ratio_to_source,omitempty"`
+}
+
+func makeInspectReport(f *format.File, verified bool) *inspectReport {
+	h := f.Header()
+	rep := &inspectReport{Path: f.Path(), FileBytes: f.Size(), Verified: verified, Header: h}
+	for _, t := range h.Tensors {
+		rep.Params += numel(t.Shape)
+		for _, p := range t.Parts {
+			rep.TensorBytes += int64(p.Length)
+		}
+	}
+	if rep.Params > 0 {
+		rep.BitsPerW = float64(rep.TensorBytes) * 8 / float64(rep.Params)
+	}
+	if s, err := strconv.ParseInt(h.Metadata["source_bytes"], 10, 64); err == nil && s > 0 {
+		rep.SourceBytes = s
+		rep.Ratio = float64(rep.FileBytes) / float64(s)
+	}
+	rep.Tokenizer = summarizeTokenizer(f)
+	return rep
+}
+
+// loadTokenizer builds the tokenizer stored in a .shrink file.
+func loadTokenizer(f *format.File) (*tokenizer.Tokenizer, error) {
+	h := f.Header()
+	switch h.TokenizerKind {
+	case "hf":
+		tj, err := f.Blob("tokenizer.json")
+		if err != nil {
+			return nil, err
+		}
+		var tc, stm []byte
+		if f.HasBlob("tokenizer_config.json") {
+			if tc, err = f.Blob("tokenizer_config.json"); err != nil {
+				return nil, err
+			}
+		}
+		if f.HasBlob("special_tokens_map.json") {
+			if stm, err = f.Blob("special_tokens_map.json"); err != nil {
+				return nil, err
+			}
+		}
+		return tokenizer.FromHF(tj, tc, stm)
+	case "llama2c":
+		b, err := f.Blob("tokenizer.bin")
+		if err != nil {
+			return nil, err
+		}
+		return tokenizer.FromLlama2C(b, h.Config.VocabSize)
+	}
+	return nil, fmt.Errorf("%s: unknown tokenizer kind %q", f.Path(), h.TokenizerKind)
+}
+
+func summarizeTokenizer(f *format.File) tokSummary {
+	s := tokSummary{Kind: f.Header().TokenizerKind}
+	tok, err := loadTokenizer(f)
+	if err != nil {
+		s.Error = err.Error()
+		return s
+	}
+	s.Vocab = tok.VocabSize()
+	name := func(id int) string {
+		if id < 0 {
+			return "none"
+		}
+		return fmt.Sprintf("%d %q", id, tok.Token(id))
+	}
+	s.BOS, s.EOS = name(tok.BOS()), name(tok.EOS())
+	return s
+}
+
+func describeConfig(c format.ModelConfig) string {
+	tied := "untied output"
+	if c.TiedEmbeddings {
+		tied = "tied embeddings"
+	}
+	s := fmt.Sprintf("%s (%s): %d layers, hidden %d, heads %d/%d kv (head_dim %d), ffn %d, vocab %d, context %d, %s eps %g, %s, %s",
+		c.Arch, c.Source, c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKVHeads, c.HeadDim, c.IntermediateSize,
+		c.VocabSize, c.ContextLength, c.NormKind, c.NormEps, c.Activation, tied)
+	if c.RopeTheta != 0 {
+		s += fmt.Sprintf(", rope theta %g", c.RopeTheta)
+	}
+	return s
+}
+
+func printInspect(w io.Writer, r *inspectReport) {
+	h := r.Header
+	check := "checksums not verified (use --verify)"
+	if r.Verified {
+		check = "all checksums verified"
+	}
+	fmt.Fprintf(w, "file:      %s (%s, format v%d, %s)\n", r.Path, humanBytes(r.FileBytes), h.Version, check)
+	fmt.Fprintf(w, "model:     %s\n", describeConfig(h.Config))
+	t := r.Tokenizer
+	if t.Error != "" {
+		fmt.Fprintf(w, "tokenizer: %s (cannot load: %s)\n", t.Kind, t.Error)
+	} else {
+		fmt.Fprintf(w, "tokenizer: %s, %d tokens, bos %s, eos %s\n", t.Kind, t.Vocab, t.BOS, t.EOS)
+	}
+	if p := h.Metadata["policy"]; p != "" {
+		fmt.Fprintf(w, "policy:    %s\n", p)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "tensor\tshape\tenc\tbytes\tbits/w\trel.err\tSNR dB\tcosine\t")
+	for _, tn := range h.Tensors {
+		var bytes int64
+		encs := ""
+		for i, p := range tn.Parts {
+			bytes += int64(p.Length)
+			if i > 0 {
+				encs += "+"
+			}
+			encs += p.Encoding.String()
+		}
+		if tn.Kind != format.KindDense {
+			encs = tn.Kind + ":" + encs
+		}
+		rel, snr, cos := "-", "-", "-"
+		if m := tn.Metrics; m != nil {
+			rel = fmt.Sprintf("%.2e", m.RelFrobenius)
+			snr = fmt.Sprintf("%.1f", m.SNRdB)
+			if m.SNRdB >= 999 {
+				snr = "exact"
+			}
+			cos = fmt.Sprintf("%.6f", m.Cosine)
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%.2f\t%s\t%s\t%s\t\n", tn.Name, tn.Shape, encs, bytes,
+			float64(bytes)*8/float64(max(numel(tn.Shape), 1)), rel, snr, cos)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\ntotal: %d tensors, %s params, tensor data %s (%.2f bits/weight), file %s",
+		len(h.Tensors), humanCount(r.Params), humanBytes(r.TensorBytes), r.BitsPerW, humanBytes(r.FileBytes))
+	if r.SourceBytes > 0 {
+		fmt.Fprintf(w, ", source %s, ratio %.3f", humanBytes(r.SourceBytes), r.Ratio)
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/shrink-llm/shrink/runtime"
+	"github.com/shrink-llm/shrink/runtime/tokenizer"
+	"github.com/urfave/cli/v2"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "generate text with a .shrink model on the CPU, straight from its compressed weights",
+		ArgsUsage: "FILE.shrink",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "prompt", Aliases: []string{"p"}, Usage: "prompt `TEXT`"},
+			&cli.StringFlag{Name: "ids", Usage: "prompt as comma-separated token `IDS` instead of text (no BOS is added)"},
+			&cli.IntFlag{Name: "n", Value: 64, Usage: "at most `N` new tokens"},
+			&cli.Float64Flag{Name: "temp", Value: 0, Usage: "sampling temperature `T` (0 = greedy)"},
+			&cli.IntFlag{Name: "top-k", Value: 0, Usage: "keep the `K` most likely tokens (0 = all)"},
+			&cli.Float64Flag{Name: "top-p", Value: 1, Usage: "nucleus sampling mass `P` in (0, 1]"},
+			&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "random `SEED` for sampling"},
+			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "worker `N` threads (default: all cores)"},
+			&cli.BoolFlag{Name: "no-echo", Usage: "do not print the prompt before the generated text"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "one .shrink file"); err != nil {
+				return err
+			}
+			if p := c.Float64("top-p"); !(p > 0 && p <= 1) {
+				return fmt.Errorf("--top-p %v: want a probability mass in (0, 1]", p)
+			}
+			if (c.String("prompt") == "") == (c.String("ids") == "") {
+				return usagef("run: give exactly one of -p TEXT or --ids IDS")
+			}
+			return doRun(c.Context, c.App.Writer, c.App.ErrWriter, runArgs{
+				path: c.Args().First(), prompt: c.String("prompt"), ids: c.String("ids"), n: c.Int("n"),
+				sampler: runtime.SamplerConfig{Temperature: c.Float64("temp"), TopK: c.Int("top-k"), TopP: c.Float64("top-p"), Seed: c.Uint64("seed")},
+				threads: c.Int("threads"), echo: !c.Bool("no-echo"),
+			})
+		},
+	}
+}
+
+type runArgs struct {
+	path, prompt, ids string
+	n                 int
+	sampler           runtime.SamplerConfig
+	threads           int
+	echo              bool
+}
+
+func parseIDs(s string) ([]int, error) {
+	var ids []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("--ids: %q is not a token id", f)
+		}
+		ids = append(ids, v)
+	}
+	return ids, nil
+}
+
+func doRun(ctx context.Context, stdout, stderr io.Writer, a runArgs) error {
+	if _, err := runtime.NewSampler(a.sampler); err != nil {
+		return err
+	}
+	if a.n < 0 {
+		return fmt.Errorf("-n %d: want a non-negative number of tokens", a.n)
+	}
+	m, err := runtime.Open(a.path, runtime.Options{Threads: a.threads})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	tok := m.Tokenizer()
+	var prompt []int
+	if a.ids != "" {
+		if prompt, err = parseIDs(a.ids); err != nil {
+			return err
+		}
+		for _, id := range prompt {
+			if id < 0 || id >= m.Config().VocabSize {
+				return fmt.Errorf("--ids: token %d is outside the vocabulary of %d", id, m.Config().VocabSize)
+			}
+		}
+	} else {
+		if tok == nil {
+			return fmt.Errorf("%s: the file has no tokenizer; use --ids", a.path)
+		}
+		if prompt, err = tok.Encode(a.prompt, true); err != nil {
+			return fmt.Errorf("tokenizing the prompt: %w", err)
+		}
+	}
+	if a.echo && a.prompt != "" {
+		fmt.Fprint(stdout, a.prompt)
+	}
+	st := newTextStream(tok, prompt, stdout)
+	stats, err := m.Generate(ctx, prompt, a.n, a.sampler, st.add)
+	st.flush()
+	fmt.Fprintln(stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "prompt: %d tokens, %.1f tok/s | generation: %d tokens, %.1f tok/s | model in memory: %s\n",
+		stats.PromptTokens, tokPerSec(stats.PromptTokens, stats.PromptDuration.Seconds()),
+		stats.GenTokens, tokPerSec(stats.GenTokens, stats.GenDuration.Seconds()), humanBytes(m.ResidentBytes()))
+	return nil
+}
+
+func tokPerSec(n int, s float64) float64 {
+	if s <= 0 {
+		return 0
+	}
+	return float64(n) / s
+}
+
+// textStream prints generated text as it comes. It decodes the whole
+// sequence each time and prints what is new, the way Hugging Face's
+// TextStreamer does, so that decoders that look at neighbouring tokens
+// (leading-space stripping, byte fallback) give exactly the text Decode
+// would; it holds back output that ends inside a UTF-8 sequence.
+type textStream struct {
+	tok interface {
+		Decode([]int, bool) (string, error)
+	}
+	ids     []int
+	base    int // length of the decoded prompt
+	printed int
+	w       io.Writer
+	ok      bool
+}
+
+func newTextStream(tok *tokenizer.Tokenizer, prompt []int, w io.Writer) *textStream {
+	s := &textStream{ids: append([]int(nil), prompt...), w: w}
+	if tok == nil {
+		return s
+	}
+	s.tok, s.ok = tok, true
+	if txt, err := tok.Decode(prompt, true); err == nil {
+		s.base = len(txt)
+	}
+	return s
+}
+
+func (s *textStream) add(id int) error {
+	s.ids = append(s.ids, id)
+	if !s.ok {
+		_, err := fmt.Fprintf(s.w, " %d", id)
+		return err
+	}
+	return s.emit(false)
+}
+
+func (s *textStream) emit(final bool) error {
+	txt, err := s.tok.Decode(s.ids, true)
+	if err != nil {
+		return err
+	}
+	if len(txt) < s.base+s.printed {
+		return nil
+	}
+	next := txt[s.base+s.printed:]
+	if !final && strings.HasSuffix(next, string(utf8.RuneError)) {
+		return nil
+	}
+	s.printed += len(next)
+	_, err = io.WriteString(s.w, next)
+	return err
+}
+
+func (s *textStream) flush() {
+	if s.ok {
+		_ = s.emit(true)
+	}
+}

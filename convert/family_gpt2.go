@@ -1,0 +1,175 @@
+package convert
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/shrink-llm/shrink/format"
+)
+
+// gpt2Family maps Hugging Face GPT2LMHeadModel checkpoints. GPT-2 stores its
+// projections as Conv1D ([in, out]), which are transposed to [out, in], and
+// fuses q, k and v into c_attn, which is split.
+type gpt2Family struct{}
+
+func (gpt2Family) Arch() string { return "gpt2" }
+
+func (gpt2Family) Config(hf *HFConfig) (format.ModelConfig, error) {
+	cfg := format.ModelConfig{
+		Arch:           "gpt2",
+		Source:         "hf:" + hf.Architectures[0],
+		NormKind:       "layernorm",
+		Activation:     "gelu_tanh",
+		TiedEmbeddings: true, // GPT2LMHeadModel always ties lm_head to wte
+		AttnBias:       true,
+	}
+	var err error
+	ints := []struct {
+		key string
+		dst *int
+	}{
+		{"vocab_size", &cfg.VocabSize},
+		{"n_embd", &cfg.HiddenSize},
+		{"n_layer", &cfg.NumLayers},
+		{"n_head", &cfg.NumHeads},
+		{"n_positions", &cfg.ContextLength},
+	}
+	for _, k := range ints {
+		if *k.dst, err = hf.PositiveInt(k.key); err != nil {
+			return cfg, err
+		}
+	}
+	if cfg.HiddenSize%cfg.NumHeads != 0 {
+		return cfg, fmt.Errorf("%s: n_embd %d is not a multiple of n_head %d", hf.Path, cfg.HiddenSize, cfg.NumHeads)
+	}
+	cfg.NumKVHeads = cfg.NumHeads
+	cfg.HeadDim = cfg.HiddenSize / cfg.NumHeads
+	cfg.IntermediateSize = 4 * cfg.HiddenSize
+	if hf.Has("n_inner") {
+		if cfg.IntermediateSize, err = hf.PositiveInt("n_inner"); err != nil {
+			return cfg, err
+		}
+	}
+	if cfg.NormEps, err = hf.Float("layer_norm_epsilon", 1e-5); err != nil {
+		return cfg, err
+	}
+	act, err := hf.String("activation_function", "gelu_new")
+	if err != nil {
+		return cfg, err
+	}
+	switch act {
+	case "gelu_new", "gelu_pytorch_tanh":
+	default:
+		return cfg, fmt.Errorf("%s: activation_function %q is not supported for GPT-2 (supported: gelu_new, gelu_pytorch_tanh)", hf.Path, act)
+	}
+	// Variants whose attention differs from the canonical graph.
+	flags := []struct {
+		key       string
+		def, want bool
+	}{
+		{"scale_attn_weights", true, true},
+		{"scale_attn_by_inverse_layer_idx", false, false},
+		{"add_cross_attention", false, false},
+	}
+	for _, fl := range flags {
+		v, err := hf.Bool(fl.key, fl.def)
+		if err != nil {
+			return cfg, err
+		}
+		if v != fl.want {
+			return cfg, fmt.Errorf("%s: %s=%v is not supported", hf.Path, fl.key, v)
+		}
+	}
+	if cfg.BOS, cfg.EOS, err = hf.bosEOS(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func (f gpt2Family) Tensors(cfg format.ModelConfig, src map[string]*SourceTensor) ([]*TensorDesc, error) {
+	p := newPicker(src)
+	var errs []string
+	take := func(name string, shape ...int64) *SourceTensor {
+		s, err := p.take(name, shape...)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		return s
+	}
+	// GPT2LMHeadModel saves with the "transformer." prefix; GPT2Model and
+	// the original OpenAI export without it.
+	pre := ""
+	if p.has("transformer.wte.weight") {
+		pre = "transformer."
+	}
+	h, v, ffn := int64(cfg.HiddenSize), int64(cfg.VocabSize), int64(cfg.IntermediateSize)
+	var out []*TensorDesc
+	if s := take(pre+"wte.weight", v, h); s != nil {
+		out = append(out, whole("token_embd.weight", s))
+	}
+	if s := take(pre+"wpe.weight", int64(cfg.ContextLength), h); s != nil {
+		out = append(out, whole("position_embd.weight", s))
+	}
+	for i := 0; i < cfg.NumLayers; i++ {
+		lp := fmt.Sprintf("%sh.%d.", pre, i)
+		blk := fmt.Sprintf("blk.%d.", i)
+		var weights, biases []*TensorDesc
+		vec := func(canon, name string, n int64) {
+			if s := take(name, n); s != nil {
+				biases = append(biases, whole(canon, s))
+			}
+		}
+		if s := take(lp+"ln_1.weight", h); s != nil {
+			weights = append(weights, whole(blk+"attn_norm.weight", s))
+		}
+		vec(blk+"attn_norm.bias", lp+"ln_1.bias", h)
+		if s := take(lp+"attn.c_attn.weight", h, 3*h); s != nil {
+			weights = append(weights,
+				transposed(blk+"attn_q.weight", s, 0, h),
+				transposed(blk+"attn_k.weight", s, h, h),
+				transposed(blk+"attn_v.weight", s, 2*h, h))
+		}
+		if s := take(lp+"attn.c_attn.bias", 3*h); s != nil {
+			biases = append(biases,
+				sliceOf(blk+"attn_q.bias", s, 0, h),
+				sliceOf(blk+"attn_k.bias", s, h, h),
+				sliceOf(blk+"attn_v.bias", s, 2*h, h))
+		}
+		if s := take(lp+"attn.c_proj.weight", h, h); s != nil {
+			weights = append(weights, transposed(blk+"attn_output.weight", s, 0, h))
+		}
+		vec(blk+"attn_output.bias", lp+"attn.c_proj.bias", h)
+		if s := take(lp+"ln_2.weight", h); s != nil {
+			weights = append(weights, whole(blk+"ffn_norm.weight", s))
+		}
+		vec(blk+"ffn_norm.bias", lp+"ln_2.bias", h)
+		if s := take(lp+"mlp.c_fc.weight", h, ffn); s != nil {
+			weights = append(weights, transposed(blk+"ffn_up.weight", s, 0, ffn))
+		}
+		vec(blk+"ffn_up.bias", lp+"mlp.c_fc.bias", ffn)
+		if s := take(lp+"mlp.c_proj.weight", ffn, h); s != nil {
+			weights = append(weights, transposed(blk+"ffn_down.weight", s, 0, h))
+		}
+		vec(blk+"ffn_down.bias", lp+"mlp.c_proj.bias", h)
+		out = append(append(out, weights...), biases...)
+	}
+	if s := take(pre+"ln_f.weight", h); s != nil {
+		out = append(out, whole("output_norm.weight", s))
+	}
+	if s := take(pre+"ln_f.bias", h); s != nil {
+		out = append(out, whole("output_norm.bias", s))
+	}
+	// attn.bias / attn.masked_bias are the causal-mask buffers older
+	// exports saved; lm_head is tied to wte.
+	p.ignoreMatching(func(n string) bool {
+		return strings.HasSuffix(n, ".attn.bias") || strings.HasSuffix(n, ".attn.masked_bias")
+	})
+	p.ignore("lm_head.weight")
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("gpt2: %s", strings.Join(errs, "; "))
+	}
+	if err := p.leftovers("gpt2"); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

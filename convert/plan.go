@@ -1,0 +1,216 @@
+package convert
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/quant"
+)
+
+// Override forces an encoding on every tensor whose canonical name matches
+// Pattern (an RE2 regular expression, unanchored like llama.cpp's
+// --tensor-type). Overrides are tried in order and the first match wins.
+type Override struct {
+	Pattern  *regexp.Regexp
+	Encoding quant.Encoding
+}
+
+// ParseOverride reads one "REGEX=ENC" flag value.
+func ParseOverride(s string) (Override, error) {
+	i := strings.LastIndex(s, "=")
+	if i <= 0 || i == len(s)-1 {
+		return Override{}, fmt.Errorf("tensor type %q: want REGEX=ENCODING, e.g. 'ffn_down=f16'", s)
+	}
+	re, err := regexp.Compile(s[:i])
+	if err != nil {
+		return Override{}, fmt.Errorf("tensor type %q: %w", s, err)
+	}
+	enc, err := quant.Parse(s[i+1:])
+	if err != nil {
+		return Override{}, fmt.Errorf("tensor type %q: %w", s, err)
+	}
+	return Override{Pattern: re, Encoding: enc}, nil
+}
+
+// Policy says how each kind of tensor is encoded. It mirrors llama.cpp's
+// defaults: vectors (norms, biases) stay f32 because they are tiny and
+// precision-sensitive; Quant applies to the 2-D projections; embeddings and
+// the output head default to f16 when Quant is an integer encoding, since
+// they are the most damaging place to lose precision and a lookup table does
+// not benefit from integer kernels.
+type Policy struct {
+	Quant     quant.Encoding  // 2-D projection matrices (attn_*, ffn_*)
+	Embed     *quant.Encoding // token_embd and position_embd; nil = default
+	Output    *quant.Encoding // output (untied lm_head); nil = default
+	Overrides []Override
+}
+
+// EmbedEncoding is the encoding used for embeddings (and a tied output head).
+func (p Policy) EmbedEncoding() quant.Encoding {
+	if p.Embed != nil {
+		return *p.Embed
+	}
+	return p.defaultHead()
+}
+
+// OutputEncoding is the encoding used for an untied output head.
+func (p Policy) OutputEncoding() quant.Encoding {
+	if p.Output != nil {
+		return *p.Output
+	}
+	return p.defaultHead()
+}
+
+func (p Policy) defaultHead() quant.Encoding {
+	if p.Quant.IsFloat() {
+		return p.Quant
+	}
+	return quant.F16
+}
+
+// PlanEntry is the decision for one tensor.
+type PlanEntry struct {
+	Name        string         `json:"name"`
+	Shape       []int64        `json:"shape"`
+	SourceDType string         `json:"source_dtype"`
+	Encoding    quant.Encoding `json:"encoding"`
+	Bytes       int64          `json:"bytes"`        // encoded size
+	SourceBytes int64          `json:"source_bytes"` // size in the checkpoint
+	Rule        string         `json:"rule"`         // why this encoding was chosen
+	// ShortGroup is set when a q8 row does not divide into whole groups; the
+	// last group of each row is then shorter (handled, stated for the user).
+	ShortGroup bool `json:"short_group,omitempty"`
+}
+
+// Plan is every decision of a conversion, made from descriptors alone: it
+// reads no weights, so it can be printed (--dry-run) and tested as data.
+type Plan struct {
+	Config      format.ModelConfig `json:"config"`
+	Policy      string             `json:"policy"`
+	Entries     []PlanEntry        `json:"tensors"`
+	TotalBytes  int64              `json:"total_bytes"`
+	SourceBytes int64              `json:"source_bytes"`
+	Params      int64              `json:"params"`
+}
+
+// String summarizes the policy the way a user typed it.
+func (p Policy) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "quant=%v embed=%v output=%v", p.Quant, p.EmbedEncoding(), p.OutputEncoding())
+	for _, o := range p.Overrides {
+		fmt.Fprintf(&b, " %s=%v", o.Pattern, o.Encoding)
+	}
+	return b.String()
+}
+
+// dtypeSize is the element size of a source dtype.
+func dtypeSize(dt string) int64 {
+	switch dt {
+	case "F32":
+		return 4
+	case "F16", "BF16":
+		return 2
+	}
+	return 0
+}
+
+// MakePlan decides the encoding of every tensor of a model. It fails at
+// planning time, before anything is written, on anything the encoder would
+// reject later.
+func MakePlan(cfg format.ModelConfig, tensors []*TensorDesc, pol Policy) (*Plan, error) {
+	if err := pol.Quant.Validate(); err != nil {
+		return nil, fmt.Errorf("--quant: %w", err)
+	}
+	if err := pol.EmbedEncoding().Validate(); err != nil {
+		return nil, fmt.Errorf("--embed: %w", err)
+	}
+	if err := pol.OutputEncoding().Validate(); err != nil {
+		return nil, fmt.Errorf("--output: %w", err)
+	}
+	plan := &Plan{Config: cfg, Policy: pol.String()}
+	used := make([]bool, len(pol.Overrides))
+	for _, t := range tensors {
+		e, err := planOne(t, pol, used)
+		if err != nil {
+			return nil, err
+		}
+		plan.Entries = append(plan.Entries, e)
+		plan.TotalBytes += e.Bytes
+		plan.SourceBytes += e.SourceBytes
+		plan.Params += t.NumElements()
+	}
+	for i, u := range used {
+		if !u {
+			return nil, fmt.Errorf("--tensor-type %s=%v matches no tensor", pol.Overrides[i].Pattern, pol.Overrides[i].Encoding)
+		}
+	}
+	return plan, nil
+}
+
+func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
+	rows, cols, err := matrixShape(t.Shape)
+	if err != nil {
+		return PlanEntry{}, fmt.Errorf("tensor %q: %w", t.Name, err)
+	}
+	e := PlanEntry{
+		Name:        t.Name,
+		Shape:       append([]int64(nil), t.Shape...),
+		SourceDType: t.DType,
+		SourceBytes: t.NumElements() * dtypeSize(t.DType),
+	}
+	is1D := len(t.Shape) == 1
+	switch {
+	case is1D:
+		e.Encoding, e.Rule = quant.F32, "vector (norm/bias) stays f32"
+	case strings.HasPrefix(t.Name, "token_embd.") || strings.HasPrefix(t.Name, "position_embd."):
+		e.Encoding, e.Rule = pol.EmbedEncoding(), "embedding (--embed)"
+	case strings.HasPrefix(t.Name, "output."):
+		e.Encoding, e.Rule = pol.OutputEncoding(), "output head (--output)"
+	default:
+		e.Encoding, e.Rule = pol.Quant, "projection (--quant)"
+	}
+	for i, o := range pol.Overrides {
+		if o.Pattern.MatchString(t.Name) {
+			used[i] = true
+			if is1D && !o.Encoding.IsFloat() {
+				// Vectors are scaled elementwise at run time; a grouped
+				// integer encoding buys nothing and costs accuracy.
+				e.Rule += fmt.Sprintf("; override %s=%v ignored for a vector", o.Pattern, o.Encoding)
+				break
+			}
+			e.Encoding, e.Rule = o.Encoding, fmt.Sprintf("override %s=%v", o.Pattern, o.Encoding)
+			break
+		}
+	}
+	if e.Encoding.Kind == quant.KindQ8 && cols%e.Encoding.Group != 0 {
+		e.ShortGroup = true
+	}
+	e.Bytes, err = e.Encoding.Size(rows, cols)
+	if err != nil {
+		return PlanEntry{}, fmt.Errorf("tensor %q: %w", t.Name, err)
+	}
+	return e, nil
+}
+
+// matrixShape maps a canonical 1-D or 2-D shape to the [rows, cols] view the
+// encodings work on.
+func matrixShape(shape []int64) (rows, cols int, err error) {
+	for _, d := range shape {
+		if d <= 0 || d > 1<<40 {
+			return 0, 0, fmt.Errorf("bad dimension %d in shape %v", d, shape)
+		}
+	}
+	switch len(shape) {
+	case 1:
+		return 1, int(shape[0]), nil
+	case 2:
+		return int(shape[0]), int(shape[1]), nil
+	}
+	return 0, 0, fmt.Errorf("rank-%d shape %v not supported (want 1-D or 2-D)", len(shape), shape)
+}
+
+// JSON renders the plan for --dry-run --json.
+func (p *Plan) JSON() ([]byte, error) { return json.MarshalIndent(p, "", "  ") }

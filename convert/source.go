@@ -1,0 +1,543 @@
+package convert
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"unsafe"
+
+	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/quant"
+)
+
+// SourceTensor is one tensor as it is stored in a checkpoint file: its bytes
+// live at [off, off+size) of r. Families receive these and turn them into
+// canonical TensorDesc values.
+type SourceTensor struct {
+	Name  string  // name in the source file
+	DType string  // safetensors dtype string, e.g. "F32", "BF16", "I64"
+	Shape []int64 // shape as stored
+	File  string  // path of the file holding the bytes
+
+	r    io.ReaderAt
+	off  int64 // absolute offset of the first byte in r
+	size int64 // byte length
+}
+
+// NumElements is the product of Shape (1 for a scalar).
+func (s *SourceTensor) NumElements() int64 {
+	n := int64(1)
+	for _, d := range s.Shape {
+		n *= d
+	}
+	return n
+}
+
+// transform says how the canonical tensor is derived from its source.
+type transform uint8
+
+const (
+	// xfSlice: canonical = source elements [elemOff, elemOff+NumElements)
+	// in order (the whole tensor, or a contiguous range such as one third of
+	// GPT-2's fused c_attn bias).
+	xfSlice transform = iota
+	// xfTranspose: source is [srcRows, srcCols] (Conv1D [in, out]);
+	// canonical is source columns [colOff, colOff+Shape[0]) transposed to
+	// [Shape[0], srcRows].
+	xfTranspose
+	// xfRotary: source rows are in llama2.c's interleaved rotary order;
+	// within each head of headDim rows, canonical row j < headDim/2 is
+	// source row 2j and canonical row headDim/2+j is source row 2j+1
+	// (HF rotate-half order).
+	xfRotary
+)
+
+// TensorDesc is a lazy descriptor: it reads no weight bytes until Load.
+type TensorDesc struct {
+	Name       string  // canonical name, e.g. "blk.0.attn_q.weight"
+	Shape      []int64 // canonical shape: [out, in] for matrices, [n] for vectors
+	DType      string  // source dtype: "F32", "F16" or "BF16"
+	File       string  // source file path, for error messages
+	SourceName string  // name in the source file (e.g. "model.layers.0.self_attn.q_proj.weight")
+
+	src     *SourceTensor
+	xf      transform
+	elemOff int64 // xfSlice: first source element
+	srcRows int64 // xfTranspose: rows of the source matrix
+	srcCols int64 // xfTranspose: columns of the source matrix
+	colOff  int64 // xfTranspose: first source column taken
+	headDim int64 // xfRotary: rows per head
+}
+
+// NumElements is the product of the canonical shape.
+func (d *TensorDesc) NumElements() int64 {
+	n := int64(1)
+	for _, s := range d.Shape {
+		n *= s
+	}
+	return n
+}
+
+// Raw returns a reader of the exact source bytes when the canonical tensor is
+// the source tensor byte for byte (no transform), for a byte-copy fast path.
+// A contiguous element range of a source tensor also qualifies.
+func (d *TensorDesc) Raw() (*io.SectionReader, bool) {
+	if d.xf != xfSlice {
+		return nil, false
+	}
+	es := stDTypeSize(d.DType)
+	return io.NewSectionReader(d.src.r, d.src.off+d.elemOff*es, d.NumElements()*es), true
+}
+
+// Load decodes into dst (len == NumElements) in canonical layout.
+func (d *TensorDesc) Load(ctx context.Context, dst []float32) error {
+	n := d.NumElements()
+	if int64(len(dst)) != n {
+		return fmt.Errorf("convert: load %s: dst has %d elements, tensor has %d", d.Name, len(dst), n)
+	}
+	var err error
+	switch d.xf {
+	case xfSlice:
+		err = readWidened(ctx, d.src, d.elemOff, dst)
+	case xfTranspose:
+		tmp := make([]float32, d.srcRows*d.srcCols)
+		if err = readWidened(ctx, d.src, 0, tmp); err == nil {
+			transposeCols(dst, tmp, int(d.srcRows), int(d.srcCols), int(d.colOff), int(d.Shape[0]))
+		}
+	case xfRotary:
+		tmp := make([]float32, n)
+		if err = readWidened(ctx, d.src, 0, tmp); err == nil {
+			rotaryToHalf(dst, tmp, int(d.Shape[0]), int(d.Shape[1]), int(d.headDim))
+		}
+	default:
+		err = fmt.Errorf("unknown transform %d", d.xf)
+	}
+	if err != nil {
+		return fmt.Errorf("convert: load %s (%s in %s): %w", d.Name, d.SourceName, d.File, err)
+	}
+	return nil
+}
+
+// loadChunkBytes bounds the scratch buffer of one Load and how often it
+// checks ctx: small enough to stay in L2, large enough that pread overhead is
+// negligible.
+const loadChunkBytes = 1 << 20
+
+// readWidened reads len(dst) elements of src starting at element elemOff and
+// widens them to float32.
+func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []float32) error {
+	es := stDTypeSize(src.DType)
+	if es == 0 || !floatDType(src.DType) {
+		return fmt.Errorf("unsupported dtype %s", src.DType)
+	}
+	n := int64(len(dst))
+	if elemOff < 0 || (elemOff+n)*es > src.size {
+		return fmt.Errorf("element range [%d, %d) outside the %d-byte tensor", elemOff, elemOff+n, src.size)
+	}
+	le := hostLittleEndian()
+	base := src.off + elemOff*es
+	if src.DType == "F32" && le {
+		// The file bytes are the float32 values: read straight into dst.
+		b := float32Bytes(dst)
+		for start := 0; start < len(b); start += loadChunkBytes * 4 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			end := min(start+loadChunkBytes*4, len(b))
+			if _, err := src.r.ReadAt(b[start:end], base+int64(start)); err != nil {
+				return fmt.Errorf("read: %w", err)
+			}
+		}
+		return nil
+	}
+	chunk := int64(loadChunkBytes) / es
+	var u16 []uint16
+	var buf []byte
+	if le && es == 2 {
+		u16 = make([]uint16, min(chunk, n))
+		buf = uint16Bytes(u16)
+	} else {
+		buf = make([]byte, min(chunk, n)*es)
+	}
+	for i := int64(0); i < n; i += chunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m := min(chunk, n-i)
+		b := buf[:m*es]
+		if _, err := src.r.ReadAt(b, base+i*es); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		out := dst[i : i+m]
+		switch {
+		case u16 != nil && src.DType == "BF16":
+			quant.BF16ToF32(out, u16[:m])
+		case u16 != nil:
+			quant.F16ToF32(out, u16[:m])
+		default:
+			decodeLE(out, b, src.DType)
+		}
+	}
+	return nil
+}
+
+// decodeLE is the portable reference decoder: little-endian bytes of dtype
+// into float32, one element at a time.
+func decodeLE(dst []float32, b []byte, dtype string) {
+	switch dtype {
+	case "F32":
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	case "BF16":
+		for i := range dst {
+			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
+		}
+	case "F16":
+		for i := range dst {
+			dst[i] = quant.HalfToFloat(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+	}
+}
+
+func hostLittleEndian() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}
+
+func float32Bytes(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
+}
+
+func uint16Bytes(u []uint16) []byte {
+	if len(u) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&u[0])), 2*len(u))
+}
+
+// transposeCols writes columns [c0, c0+m) of the rows×cols matrix src,
+// transposed, into dst [m, rows]. Tiled so both sides stay in cache.
+func transposeCols(dst, src []float32, rows, cols, c0, m int) {
+	const tile = 32
+	for rb := 0; rb < rows; rb += tile {
+		re := min(rb+tile, rows)
+		for jb := 0; jb < m; jb += tile {
+			je := min(jb+tile, m)
+			for r := rb; r < re; r++ {
+				s := src[r*cols+c0 : r*cols+c0+m]
+				for j := jb; j < je; j++ {
+					dst[j*rows+r] = s[j]
+				}
+			}
+		}
+	}
+}
+
+// transposeColsRef is the plain definition transposeCols is tested against.
+func transposeColsRef(dst, src []float32, rows, cols, c0, m int) {
+	for j := 0; j < m; j++ {
+		for r := 0; r < rows; r++ {
+			dst[j*rows+r] = src[r*cols+c0+j]
+		}
+	}
+}
+
+// rotaryToHalf permutes the rows of src [rows, cols] from interleaved rotary
+// pairs (2j, 2j+1) to rotate-half pairs (j, j+hd/2) within each head of hd
+// rows: the inverse of the permutation llama2.c's export applies to HF
+// weights.
+func rotaryToHalf(dst, src []float32, rows, cols, hd int) {
+	half := hd / 2
+	for h := 0; h < rows/hd; h++ {
+		for j := 0; j < half; j++ {
+			for t := 0; t < 2; t++ {
+				d := h*hd + t*half + j
+				s := h*hd + 2*j + t
+				copy(dst[d*cols:(d+1)*cols], src[s*cols:(s+1)*cols])
+			}
+		}
+	}
+}
+
+// stDTypeSize is the element size of a safetensors dtype, 0 when unknown.
+func stDTypeSize(dt string) int64 {
+	switch dt {
+	case "F64", "I64", "U64":
+		return 8
+	case "F32", "I32", "U32":
+		return 4
+	case "F16", "BF16", "I16", "U16":
+		return 2
+	case "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2":
+		return 1
+	}
+	return 0
+}
+
+// floatDType reports whether Load can decode dt.
+func floatDType(dt string) bool { return dt == "F32" || dt == "F16" || dt == "BF16" }
+
+// Model is an opened checkpoint: its canonical config, lazy tensor
+// descriptors and tokenizer files. Close releases the open weight files.
+type Model struct {
+	Path           string
+	Config         format.ModelConfig
+	Tensors        []*TensorDesc     // canonical order: token_embd, position_embd, blk.0.* (attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down; weights then biases), ..., output_norm, output
+	TokenizerKind  string            // "hf" or "llama2c"
+	TokenizerFiles map[string][]byte // "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" (those present) or "tokenizer.bin"
+	SourceBytes    int64             // total size of the weight files
+
+	files  []*os.File
+	byName map[string]*TensorDesc
+}
+
+// Close closes the weight files; descriptors cannot Load afterwards.
+func (m *Model) Close() error {
+	var errs []error
+	for _, f := range m.files {
+		if err := f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.files = nil
+	return errors.Join(errs...)
+}
+
+// Tensor finds a descriptor by canonical name.
+func (m *Model) Tensor(name string) (*TensorDesc, bool) {
+	d, ok := m.byName[name]
+	return d, ok
+}
+
+func (m *Model) index() error {
+	m.byName = make(map[string]*TensorDesc, len(m.Tensors))
+	for _, d := range m.Tensors {
+		if _, dup := m.byName[d.Name]; dup {
+			return fmt.Errorf("convert: %s: canonical tensor %s produced twice", m.Path, d.Name)
+		}
+		m.byName[d.Name] = d
+	}
+	return nil
+}
+
+// OpenOptions tunes Open.
+type OpenOptions struct {
+	// Tokenizer is a tokenizer file to carry into the output. For llama2.c
+	// checkpoints it is the tokenizer.bin; when empty, "tokenizer.bin" or the
+	// single "tok*.bin" beside the checkpoint is used. For Hugging Face
+	// folders it overrides tokenizer.json (a path ending in .json) or
+	// supplies a llama2.c tokenizer.bin (any other name), which helps for
+	// folders without tokenizer.json.
+	Tokenizer string
+}
+
+// Open reads a checkpoint's headers: a directory with config.json is a
+// Hugging Face checkpoint, a file is a llama2.c .bin.
+func Open(path string, opts OpenOptions) (*Model, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("convert: open checkpoint: %w", err)
+	}
+	var m *Model
+	if st.IsDir() {
+		if _, err := os.Stat(filepath.Join(path, "config.json")); err != nil {
+			return nil, fmt.Errorf("convert: %s: a Hugging Face checkpoint folder needs config.json: %w", path, err)
+		}
+		m, err = openHF(path, opts)
+	} else {
+		if ext := strings.ToLower(filepath.Ext(path)); ext == ".safetensors" || ext == ".json" {
+			return nil, fmt.Errorf("convert: %s: pass the Hugging Face checkpoint folder (with config.json), not one of its files", path)
+		}
+		m, err = openLlama2c(path, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := m.index(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Family plugs one architecture in. Optional abilities are found by type
+// assertion later.
+type Family interface {
+	Arch() string // "llama", "qwen2", "gpt2"
+	Config(hf *HFConfig) (format.ModelConfig, error)
+	// Tensors maps source names to canonical descriptors; every source
+	// tensor must be used or explicitly ignored, else it is an error listing
+	// the leftovers.
+	Tensors(cfg format.ModelConfig, src map[string]*SourceTensor) ([]*TensorDesc, error)
+}
+
+// families lists the supported architectures by config.json's
+// architectures[0].
+func families() map[string]Family {
+	return map[string]Family{
+		"LlamaForCausalLM":   llamaFamily{},
+		"MistralForCausalLM": llamaFamily{mistral: true},
+		"Qwen2ForCausalLM":   qwen2Family(),
+		"GPT2LMHeadModel":    gpt2Family{},
+	}
+}
+
+// lookupFamily picks the family for config.json's architectures[0].
+func lookupFamily(hf *HFConfig) (Family, error) {
+	arch := hf.Architectures[0]
+	fam, ok := families()[arch]
+	if !ok {
+		return nil, fmt.Errorf("%s: architecture %s is not supported (supported: %s)", hf.Path, arch, supportedArchitectures())
+	}
+	return fam, nil
+}
+
+func supportedArchitectures() string {
+	names := make([]string, 0, 4)
+	for k := range families() {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// tensorPicker hands source tensors to a family once each and reports the
+// ones nobody took.
+type tensorPicker struct {
+	src  map[string]*SourceTensor
+	used map[string]bool
+}
+
+func newPicker(src map[string]*SourceTensor) *tensorPicker {
+	return &tensorPicker{src: src, used: make(map[string]bool, len(src))}
+}
+
+// take returns the named source tensor after checking its dtype and shape.
+func (p *tensorPicker) take(name string, shape ...int64) (*SourceTensor, error) {
+	s, ok := p.src[name]
+	if !ok {
+		return nil, fmt.Errorf("missing tensor %s", name)
+	}
+	p.used[name] = true
+	if !floatDType(s.DType) {
+		return nil, fmt.Errorf("%s: tensor %s has dtype %s; supported: F32, F16, BF16", s.File, name, s.DType)
+	}
+	if !equalShape(s.Shape, shape) {
+		return nil, fmt.Errorf("%s: tensor %s has shape %v, want %v", s.File, name, s.Shape, shape)
+	}
+	return s, nil
+}
+
+func (p *tensorPicker) has(name string) bool { _, ok := p.src[name]; return ok }
+
+// ignore marks a tensor as deliberately unused (e.g. rotary inv_freq buffers).
+func (p *tensorPicker) ignore(name string) {
+	if _, ok := p.src[name]; ok {
+		p.used[name] = true
+	}
+}
+
+// ignoreMatching marks every tensor whose name satisfies f as unused on purpose.
+func (p *tensorPicker) ignoreMatching(f func(string) bool) {
+	for name := range p.src {
+		if f(name) {
+			p.used[name] = true
+		}
+	}
+}
+
+// leftovers is an error naming the unused tensors, or nil.
+func (p *tensorPicker) leftovers(arch string) error {
+	var left []string
+	for name := range p.src {
+		if !p.used[name] {
+			left = append(left, name)
+		}
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	sort.Strings(left)
+	more := ""
+	if len(left) > 20 {
+		more = fmt.Sprintf(" and %d more", len(left)-20)
+		left = left[:20]
+	}
+	return fmt.Errorf("%s: %d source tensors not used by the %s mapping: %s%s", arch, len(left), arch, strings.Join(left, ", "), more)
+}
+
+func equalShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// whole describes the canonical tensor name as source s unchanged.
+func whole(name string, s *SourceTensor) *TensorDesc {
+	return &TensorDesc{Name: name, Shape: append([]int64(nil), s.Shape...), DType: s.DType, File: s.File, SourceName: s.Name, src: s}
+}
+
+// sliceOf describes elements [off, off+n) of the 1-D or flattened source.
+func sliceOf(name string, s *SourceTensor, off, n int64) *TensorDesc {
+	return &TensorDesc{Name: name, Shape: []int64{n}, DType: s.DType, File: s.File, SourceName: s.Name, src: s, elemOff: off}
+}
+
+// transposed describes columns [c0, c0+m) of the 2-D source, transposed.
+func transposed(name string, s *SourceTensor, c0, m int64) *TensorDesc {
+	return &TensorDesc{Name: name, Shape: []int64{m, s.Shape[0]}, DType: s.DType, File: s.File, SourceName: s.Name,
+		src: s, xf: xfTranspose, srcRows: s.Shape[0], srcCols: s.Shape[1], colOff: c0}
+}
+
+// rotaryPermuted describes the 2-D source with rows reordered from
+// interleaved to rotate-half rotary within heads of hd rows.
+func rotaryPermuted(name string, s *SourceTensor, hd int64) *TensorDesc {
+	return &TensorDesc{Name: name, Shape: append([]int64(nil), s.Shape...), DType: s.DType, File: s.File, SourceName: s.Name,
+		src: s, xf: xfRotary, headDim: hd}
+}
+
+// openHF opens a Hugging Face checkpoint folder.
+func openHF(dir string, opts OpenOptions) (*Model, error) {
+	hf, err := readHFConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	fam, err := lookupFamily(hf)
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	cfg, err := fam.Config(hf)
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	set, err := openSafetensorsDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Path: dir, Config: cfg, SourceBytes: set.bytes, files: set.files}
+	if m.Tensors, err = fam.Tensors(cfg, set.tensors); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("convert: %s: %w", dir, err)
+	}
+	if m.TokenizerKind, m.TokenizerFiles, err = readHFTokenizer(dir, opts.Tokenizer, cfg.VocabSize); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}

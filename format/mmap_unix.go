@@ -1,0 +1,48 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package format
+
+import (
+	"errors"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// mapFile maps path read-only. The mapping is page aligned, so every
+// 64-aligned file offset is 64-aligned in memory.
+func mapFile(path string) ([]byte, func() error, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer fh.Close() // the mapping outlives the descriptor
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	size := st.Size()
+	if size < PreambleSize {
+		// Too small to be valid; mmap of an empty file fails, so let the
+		// validator report it as truncated.
+		data, err := readAligned(path)
+		return data, nil, err
+	}
+	if uint64(size) > uint64(maxInt) {
+		return nil, nil, errors.New("file too large to map")
+	}
+	data, err := unix.Mmap(int(fh.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, func() error { return unix.Munmap(data) }, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,407 @@
+package runtime
+
+import (
+	"fmt"
+
+	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/runtime/simd"
+)
+
+// Tile sizes of the matrix kernels. A row block is the unit of work handed to
+// a thread for matrix-vector products; for matrix-matrix products a tile is a
+// row block × a token block, walked token by token so that one activation row
+// stays in L1 while the block's weight rows (≤ 32 × 4·cols bytes) stay in L2.
+const (
+	rowBlock = 32
+	tokBlock = 16
+	// Products below this many multiply-adds run on the calling thread only:
+	// waking workers costs more than the work.
+	inlineWork = 1 << 15
+)
+
+// dense is one encoded matrix, held as typed views of its bytes (never a
+// float32 copy unless the encoding is f32 itself).
+type dense struct {
+	rows, cols int
+	enc        quant.Encoding
+	data       []byte
+	f32        []float32 // KindF32
+	u16        []uint16  // KindF16, KindBF16
+	q          []int8    // KindQ8 quants, rows·cols
+	s          []uint16  // KindQ8 f16 scales, rows·ng
+	ng         int
+}
+
+func newDense(p *WeightPart) (*dense, error) {
+	rows, cols, err := checkPart(p)
+	if err != nil {
+		return nil, err
+	}
+	d := &dense{rows: rows, cols: cols, enc: p.Encoding, data: p.Data}
+	switch p.Encoding.Kind {
+	case quant.KindF32:
+		d.f32 = quant.F32View(p.Data)
+	case quant.KindF16, quant.KindBF16:
+		d.u16 = quant.U16View(p.Data)
+	case quant.KindQ8:
+		d.q, d.s, err = quant.Q8Planes(p.Data, rows, cols, p.Encoding.Group)
+		if err != nil {
+			return nil, fmt.Errorf("part %q: %w", p.Role, err)
+		}
+		d.ng = p.Encoding.Groups(cols)
+	}
+	return d, nil
+}
+
+// acts are the activations of one product: T rows of cols floats, plus their
+// q8 quantization when the q8 fast path is used.
+type acts struct {
+	x     []float32
+	xq    []int8
+	xs    []float32
+	useQ8 bool
+}
+
+// tile computes Y[t, r] (+)= W[r,:]·X[t,:] for r in [r0, r1), t in [t0, t1).
+// Rows go four at a time through the simd x4 kernels (one activation read
+// serves four rows); the remainder uses the single-row kernels.
+func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool) {
+	c := d.cols
+	for t := t0; t < t1; t++ {
+		y := Y[t*ldy : t*ldy+r1]
+		x := a.x[t*c : (t+1)*c]
+		r := r0
+		switch d.enc.Kind {
+		case quant.KindF32:
+			for ; r+4 <= r1; r += 4 {
+				store4(y[r:r+4], simd.DotF32x4(d.f32[r*c:], c, x), add)
+			}
+			for ; r < r1; r++ {
+				store1(y, r, simd.DotF32(d.f32[r*c:(r+1)*c], x), add)
+			}
+		case quant.KindF16:
+			for ; r+4 <= r1; r += 4 {
+				store4(y[r:r+4], simd.DotF16x4(d.u16[r*c:], c, x), add)
+			}
+			for ; r < r1; r++ {
+				store1(y, r, simd.DotF16(d.u16[r*c:(r+1)*c], x), add)
+			}
+		case quant.KindBF16:
+			for ; r+4 <= r1; r += 4 {
+				store4(y[r:r+4], simd.DotBF16x4(d.u16[r*c:], c, x), add)
+			}
+			for ; r < r1; r++ {
+				store1(y, r, simd.DotBF16(d.u16[r*c:(r+1)*c], x), add)
+			}
+		case quant.KindQ8:
+			g, ng := d.enc.Group, d.ng
+			if a.useQ8 {
+				xq := a.xq[t*c : (t+1)*c]
+				xs := a.xs[t*ng : (t+1)*ng]
+				for ; r+4 <= r1; r += 4 {
+					store4(y[r:r+4], simd.DotQ8x4(d.q[r*c:], d.s[r*ng:], c, ng, xq, xs, g), add)
+				}
+				for ; r < r1; r++ {
+					store1(y, r, simd.DotQ8(d.q[r*c:(r+1)*c], d.s[r*ng:(r+1)*ng], xq, xs, g), add)
+				}
+			} else {
+				for ; r < r1; r++ {
+					store1(y, r, dotQ8F32(d.q[r*c:(r+1)*c], d.s[r*ng:(r+1)*ng], x, g), add)
+				}
+			}
+		}
+	}
+}
+
+func store1(y []float32, r int, v float32, add bool) {
+	if add {
+		v += y[r]
+	}
+	y[r] = v
+}
+
+func store4(y []float32, v [4]float32, add bool) {
+	if add {
+		v[0] += y[0]
+		v[1] += y[1]
+		v[2] += y[2]
+		v[3] += y[3]
+	}
+	y[0], y[1], y[2], y[3] = v[0], v[1], v[2], v[3]
+}
+
+// dotQ8F32 is the q8 product against unrounded float32 activations:
+// Σ_g scale_g · Σ_{i∈g} q_i·x_i. It reads the encoded bytes directly (no
+// dequantized copy) and is the reference the q8 fast path is measured against.
+func dotQ8F32(q []int8, s []uint16, x []float32, g int) float32 {
+	x = x[:len(q)]
+	var sum float32
+	for gi := 0; gi*g < len(q); gi++ {
+		lo, hi := gi*g, min((gi+1)*g, len(q))
+		var a0, a1 float32
+		i := lo
+		for ; i+2 <= hi; i += 2 {
+			a0 += float32(q[i]) * x[i]
+			a1 += float32(q[i+1]) * x[i+1]
+		}
+		if i < hi {
+			a0 += float32(q[i]) * x[i]
+		}
+		sum += quant.HalfToFloat(s[gi]) * (a0 + a1)
+	}
+	return sum
+}
+
+// row widens row r into dst[:cols].
+func (d *dense) row(dst []float32, r int) {
+	decodeRow(dst, d.data, d.enc, d.rows, d.cols, r)
+}
+
+// Matrix is a linear map y = W x evaluated directly from encoded weights:
+// dense W, low-rank W ≈ A·B (y = A(Bx)) or LoRC W ≈ Q + A·B (y = Qx + A(Bx)).
+//
+// With q8 parts the default path quantizes the activations too (per group of
+// the weight's group size, scale amax/127, round to nearest) and multiplies
+// int8 by int8; this adds an activation rounding error of up to half a
+// quantization step per element (relative ≈ 0.4% of the group's largest
+// |x|) on top of the weight quantization. Options.ExactQ8 selects the
+// float32-activation path, which has only the weight error.
+type Matrix struct {
+	rows, cols int
+	kind       string
+	w, a, b    *dense // w for dense/lorc; a [rows,k], b [k,cols] for lowrank/lorc
+	rank       int
+}
+
+// NewMatrix builds a Matrix over a 2-D weight's encoded bytes without copying
+// them (except on big-endian hosts or for misaligned in-memory bytes, where
+// quant's views decode a copy).
+func NewMatrix(w *Weight) (*Matrix, error) {
+	if len(w.Shape) != 2 {
+		return nil, fmt.Errorf("tensor %s: shape %v is not 2-D", w.Name, w.Shape)
+	}
+	m := &Matrix{rows: int(w.Shape[0]), cols: int(w.Shape[1]), kind: w.Kind}
+	if m.rows <= 0 || m.cols <= 0 {
+		return nil, fmt.Errorf("tensor %s: empty shape %v", w.Name, w.Shape)
+	}
+	get := func(role string, rows, cols int) (*dense, error) {
+		p, ok := w.part(role)
+		if !ok {
+			return nil, fmt.Errorf("tensor %s (%s): missing part %q", w.Name, w.Kind, role)
+		}
+		d, err := newDense(p)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", w.Name, err)
+		}
+		if len(p.Shape) != 2 || (rows >= 0 && d.rows != rows) || (cols >= 0 && d.cols != cols) {
+			return nil, fmt.Errorf("tensor %s: part %q has shape %v, want [%d, %d] (-1 = any)", w.Name, role, p.Shape, rows, cols)
+		}
+		return d, nil
+	}
+	var err error
+	switch w.Kind {
+	case format.KindDense, "":
+		m.kind = format.KindDense
+		m.w, err = get("w", m.rows, m.cols)
+	case format.KindLowRank, format.KindLoRC:
+		if w.Kind == format.KindLoRC {
+			if m.w, err = get("w", m.rows, m.cols); err != nil {
+				return nil, err
+			}
+		}
+		if m.a, err = get("a", m.rows, -1); err != nil {
+			return nil, err
+		}
+		m.rank = m.a.cols
+		m.b, err = get("b", m.rank, m.cols)
+	default:
+		err = fmt.Errorf("tensor %s: unknown kind %q", w.Name, w.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Rows is the output size.
+func (m *Matrix) Rows() int { return m.rows }
+
+// Cols is the input size.
+func (m *Matrix) Cols() int { return m.cols }
+
+// Bytes is the encoded size of the weights the matrix reads.
+func (m *Matrix) Bytes() int64 {
+	var n int64
+	for _, d := range []*dense{m.w, m.a, m.b} {
+		if d != nil {
+			n += int64(len(d.data))
+		}
+	}
+	return n
+}
+
+// MulVec computes y = W x on the calling goroutine. It allocates scratch; the
+// model graphs use the pooled, allocation-free path instead.
+func (m *Matrix) MulVec(y, x []float32) { m.MulMat(y, x, 1) }
+
+// MulMat computes Y = X Wᵀ for T rows of X ([T, cols]) into Y ([T, rows]) on
+// the calling goroutine.
+func (m *Matrix) MulMat(Y, X []float32, T int) {
+	e := newExec(newPool(1), false)
+	e.mul(m, Y, X, T, false)
+}
+
+// row widens row r of W into dst[:cols], using scr (≥ rank+cols floats) for
+// low-rank parts.
+func (m *Matrix) row(dst []float32, r int, scr []float32) {
+	dst = dst[:m.cols]
+	if m.w != nil {
+		m.w.row(dst, r)
+	} else {
+		clear(dst)
+	}
+	if m.a == nil {
+		return
+	}
+	ar := scr[:m.rank]
+	br := scr[m.rank : m.rank+m.cols]
+	m.a.row(ar, r)
+	for j, aj := range ar {
+		if aj == 0 {
+			continue
+		}
+		m.b.row(br, j)
+		for i, v := range br {
+			dst[i] += aj * v
+		}
+	}
+}
+
+// exec runs matrix products on a pool with reusable scratch. One exec
+// belongs to one session (or one call) and is not safe for concurrent use.
+type exec struct {
+	p       *pool
+	t       task
+	j       matJob
+	exactQ8 bool
+	xq      []int8
+	xs      []float32
+	tmp     []float32
+	// qsrc is the activation slice whose quantization xq/xs hold (nil when
+	// unknown), for group size qgroup.
+	qsrc   []float32
+	qgroup int
+}
+
+func newExec(p *pool, exactQ8 bool) *exec {
+	return &exec{p: p, exactQ8: exactQ8}
+}
+
+// reserve grows the scratch for T-row products of any matrix in ms so that
+// later products allocate nothing.
+func (e *exec) reserve(T int, ms ...*Matrix) {
+	for _, m := range ms {
+		if m == nil {
+			continue
+		}
+		for _, d := range []*dense{m.w, m.a, m.b} {
+			if d == nil {
+				continue
+			}
+			if cap(e.xq) < T*d.cols || cap(e.xs) < T*max(d.ng, 1) {
+				e.qsrc = nil // the quantization cache lives in these buffers
+			}
+			e.xq = grow(e.xq, T*d.cols)
+			e.xs = grow(e.xs, T*max(d.ng, 1))
+		}
+		if m.a != nil {
+			e.tmp = grow(e.tmp, T*m.rank)
+		}
+	}
+}
+
+func grow[S ~[]E, E any](s S, n int) S {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make(S, n)
+}
+
+// mul computes Y (+)= X Wᵀ for T rows; Y is [T, rows], X is [T, cols].
+func (e *exec) mul(m *Matrix, Y, X []float32, T int, add bool) {
+	e.qsrc = nil
+	e.mulSame(m, Y, X, T, add)
+}
+
+// mulSame is mul for a caller that guarantees X has not changed since the
+// previous mul/mulSame call that read it: a q8 weight then reuses the
+// activation quantization left in the scratch when it was of this very X
+// with the same group size (q, k and v, or gate and up, share their input).
+func (e *exec) mulSame(m *Matrix, Y, X []float32, T int, add bool) {
+	e.reserve(T, m)
+	if m.w != nil {
+		e.dense(m.w, Y, X, T, add)
+		add = true
+	}
+	if m.a != nil {
+		tmp := e.tmp[:T*m.rank]
+		e.dense(m.b, tmp, X, T, false)
+		e.dense(m.a, Y, tmp, T, add)
+		// tmp is rewritten by the next low-rank product while its address
+		// stays the same, so never treat its quantization as reusable.
+		if len(e.qsrc) > 0 && &e.qsrc[0] == &tmp[0] {
+			e.qsrc = nil
+		}
+	}
+}
+
+// dense runs one encoded matrix over the pool.
+func (e *exec) dense(d *dense, Y, X []float32, T int, add bool) {
+	j := &e.j
+	*j = matJob{d: d, Y: Y, ldy: d.rows, T: T, add: add}
+	j.a.x = X[:T*d.cols]
+	if d.enc.Kind == quant.KindQ8 && !e.exactQ8 {
+		j.a.useQ8 = true
+		j.a.xq = e.xq[:T*d.cols]
+		j.a.xs = e.xs[:T*d.ng]
+		src := X[:T*d.cols]
+		if len(e.qsrc) != len(src) || &e.qsrc[0] != &src[0] || e.qgroup != d.enc.Group {
+			for t := 0; t < T; t++ {
+				simd.QuantizeQ8(j.a.xq[t*d.cols:(t+1)*d.cols], j.a.xs[t*d.ng:(t+1)*d.ng], X[t*d.cols:(t+1)*d.cols], d.enc.Group)
+			}
+			e.qsrc, e.qgroup = src, d.enc.Group
+		}
+	}
+	j.tb = min(T, tokBlock)
+	j.nrb = (d.rows + rowBlock - 1) / rowBlock
+	n := j.nrb * ((T + j.tb - 1) / j.tb)
+	if e.p.threads == 1 || d.rows*d.cols*T < inlineWork {
+		for b := 0; b < n; b++ {
+			j.run(b, e.p.threads-1)
+		}
+	} else {
+		e.p.run(&e.t, j, n)
+	}
+	j.d, j.Y, j.a = nil, nil, acts{}
+}
+
+// matJob is one product split into row-block × token-block tiles.
+type matJob struct {
+	d      *dense
+	Y      []float32
+	ldy, T int
+	a      acts
+	add    bool
+	tb     int // tokens per tile
+	nrb    int // row blocks
+}
+
+func (j *matJob) run(block, _ int) {
+	rb, tb := block%j.nrb, block/j.nrb
+	r0 := rb * rowBlock
+	r1 := min(r0+rowBlock, j.d.rows)
+	t0 := tb * j.tb
+	t1 := min(t0+j.tb, j.T)
+	j.d.tile(j.Y, j.ldy, &j.a, r0, r1, t0, t1, j.add)
+}

@@ -1,0 +1,302 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/runtime/simd"
+)
+
+// refMul is the plain reference: Y[t, r] = Σ_i W[r, i]·X[t, i] in float64
+// over the dequantized weights, plus the per-output bound Σ|W||X| used to
+// scale float32 rounding tolerances.
+func refMul(W []float64, rows, cols int, X []float64, T int) (Y, mag []float64) {
+	Y = make([]float64, T*rows)
+	mag = make([]float64, T*rows)
+	for t := range T {
+		for r := range rows {
+			var s, a float64
+			for i := range cols {
+				p := W[r*cols+i] * X[t*cols+i]
+				s += p
+				a += math.Abs(p)
+			}
+			Y[t*rows+r] = s
+			mag[t*rows+r] = a
+		}
+	}
+	return Y, mag
+}
+
+// quantizedActs rounds X the way the q8 fast path does (one group scale per
+// weight group), using simd.QuantizeQ8 as the definition.
+func quantizedActs(X []float32, T, cols, group int) []float64 {
+	out := make([]float64, len(X))
+	ng := (cols + group - 1) / group
+	xq := make([]int8, cols)
+	xs := make([]float32, ng)
+	for t := range T {
+		simd.QuantizeQ8(xq, xs, X[t*cols:(t+1)*cols], group)
+		for i := range cols {
+			out[t*cols+i] = float64(xs[i/group]) * float64(xq[i])
+		}
+	}
+	return out
+}
+
+func TestMatrixKernelsMatchReference(t *testing.T) {
+	sizes := [][2]int{{1, 1}, {7, 33}, {65, 129}, {130, 257}}
+	kinds := []string{"dense", "lowrank", "lorc"}
+	rng := newRand(1)
+	for _, enc := range allEncodings {
+		for _, sz := range sizes {
+			for _, kind := range kinds {
+				rows, cols := sz[0], sz[1]
+				var w *Weight
+				switch kind {
+				case "dense":
+					w = denseT(t, rng, "w", enc, rows, cols, 1/math.Sqrt(float64(cols)))
+				default:
+					k := max(1, min(rows, cols)/3)
+					w = lowRankT(t, rng, "w", enc, rows, cols, k, kind == "lorc", 1/math.Sqrt(float64(cols)))
+				}
+				mat, err := NewMatrix(w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				W, _, _ := denseOf(t, w)
+				for _, T := range []int{1, 5, 19} {
+					X := randn(rng, T*cols, 1)
+					X64 := make([]float64, len(X))
+					for i, v := range X {
+						X64[i] = float64(v)
+					}
+					for _, threads := range []int{1, 3} {
+						for _, exact := range []bool{true, false} {
+							if exact && enc.Kind != quant.KindQ8 {
+								continue // only q8 has two paths
+							}
+							name := fmt.Sprintf("%v/%dx%d/%s/T%d/th%d/exact=%v", enc, rows, cols, kind, T, threads, exact)
+							checkMul(t, name, mat, w, W, X, X64, T, threads, exact, enc)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func checkMul(t *testing.T, name string, mat *Matrix, w *Weight, W []float64, X []float32, X64 []float64, T, threads int, exact bool, enc quant.Encoding) {
+	t.Helper()
+	rows, cols := mat.Rows(), mat.Cols()
+	p := newPool(threads)
+	defer p.close()
+	e := newExec(p, exact)
+	// Reference for the q8 fast path: the same product with activations
+	// rounded to the int8 grid. For low-rank parts the intermediate B·x is
+	// rounded as well, so compare those against the exact reference with a
+	// bound instead.
+	refX := X64
+	fast := enc.Kind == quant.KindQ8 && !exact
+	if fast && w.Kind == "dense" {
+		refX = quantizedActs(X, T, cols, enc.Group)
+	}
+	want, mag := refMul(W, rows, cols, refX, T)
+	for _, add := range []bool{false, true} {
+		Y := make([]float32, T*rows)
+		base := make([]float64, len(Y))
+		if add {
+			for i := range Y {
+				Y[i] = float32(i%7) - 3
+				base[i] = float64(Y[i])
+			}
+		}
+		e.mul(mat, Y, X, T, add)
+		for i := range Y {
+			ref := want[i] + base[i]
+			tol := 2e-6*mag[i] + 1e-6
+			if fast && w.Kind != "dense" {
+				tol = 0.03*mag[i] + 1e-4 // two int8 roundings of activations
+			}
+			if d := math.Abs(float64(Y[i]) - ref); d > tol || math.IsNaN(float64(Y[i])) {
+				t.Fatalf("%s add=%v: Y[%d] = %v, want %v (diff %.3g, tol %.3g)", name, add, i, Y[i], ref, d, tol)
+			}
+		}
+	}
+	if fast && w.Kind == "dense" {
+		// The activation rounding stays within its analytic bound: half a
+		// step (amax/127/2) per element times Σ|W|.
+		exactY, _ := refMul(W, rows, cols, X64, T)
+		Y := make([]float32, T*rows)
+		e.mul(mat, Y, X, T, false)
+		for tt := range T {
+			for r := range rows {
+				var bound float64
+				for g := 0; g*enc.Group < cols; g++ {
+					lo, hi := g*enc.Group, min((g+1)*enc.Group, cols)
+					var amax, sw float64
+					for i := lo; i < hi; i++ {
+						amax = max(amax, math.Abs(X64[tt*cols+i]))
+						sw += math.Abs(W[r*cols+i])
+					}
+					bound += amax / 127 / 2 * sw
+				}
+				i := tt*rows + r
+				if d := math.Abs(float64(Y[i]) - exactY[i]); d > bound*1.01+1e-5 {
+					t.Fatalf("%s: activation rounding error %.3g exceeds bound %.3g", name, d, bound)
+				}
+			}
+		}
+	}
+}
+
+func TestMatrixRowMatchesReference(t *testing.T) {
+	rng := newRand(2)
+	for _, enc := range allEncodings {
+		for _, kind := range []string{"dense", "lowrank", "lorc"} {
+			rows, cols := 11, 45
+			var w *Weight
+			if kind == "dense" {
+				w = denseT(t, rng, "e", enc, rows, cols, 1)
+			} else {
+				w = lowRankT(t, rng, "e", enc, rows, cols, 4, kind == "lorc", 1)
+			}
+			mat, err := NewMatrix(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			W, _, _ := denseOf(t, w)
+			scr := make([]float32, embScratch(mat))
+			dst := make([]float32, cols)
+			for r := range rows {
+				mat.row(dst, r, scr)
+				if d := maxAbsDiff32(dst, W[r*cols:(r+1)*cols]); d > 1e-5 {
+					t.Fatalf("%v %s row %d: max diff %g", enc, kind, r, d)
+				}
+			}
+		}
+	}
+}
+
+func TestNewMatrixRejectsBadWeights(t *testing.T) {
+	rng := newRand(3)
+	good := denseT(t, rng, "w", quant.F16, 4, 8, 1)
+	short := *good
+	short.Parts = []WeightPart{good.Parts[0]}
+	short.Parts[0].Data = short.Parts[0].Data[:10]
+	lr := lowRankT(t, rng, "w", quant.F32, 4, 8, 2, false, 1)
+	badB := *lr
+	badB.Parts = append([]WeightPart(nil), lr.Parts...)
+	badB.Parts[1].Shape = []int64{3, 8}
+	badB.Parts[1].Data = encodeT(t, quant.F32, make([]float32, 24), 3, 8)
+	tests := []struct {
+		name string
+		w    *Weight
+	}{
+		{"1-D", DenseWeight("v", []int64{8}, quant.F32, make([]byte, 32))},
+		{"short data", &short},
+		{"unknown kind", &Weight{Name: "x", Shape: []int64{4, 8}, Kind: "weird", Parts: good.Parts}},
+		{"missing part", &Weight{Name: "x", Shape: []int64{4, 8}, Kind: "lowrank", Parts: lr.Parts[:1]}},
+		{"rank mismatch", &badB},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := NewMatrix(tc.w); err == nil {
+				t.Fatal("no error")
+			}
+		})
+	}
+}
+
+func TestPoolRunsEveryBlockOnce(t *testing.T) {
+	for _, threads := range []int{1, 2, 5} {
+		p := newPool(threads)
+		var tk task
+		for _, n := range []int{0, 1, 3, 100} {
+			j := &countJob{hits: make([]int32, n), maxWorker: threads}
+			p.run(&tk, j, n)
+			for b, h := range j.hits {
+				if h != 1 {
+					t.Fatalf("threads %d n %d: block %d ran %d times", threads, n, b, h)
+				}
+			}
+			if j.badWorker {
+				t.Fatalf("threads %d: worker id out of range", threads)
+			}
+		}
+		p.close()
+	}
+}
+
+type countJob struct {
+	hits      []int32
+	maxWorker int
+	badWorker bool
+}
+
+func (j *countJob) run(b, w int) {
+	j.hits[b]++ // each block is claimed exactly once, so no race
+	if w < 0 || w >= j.maxWorker {
+		j.badWorker = true
+	}
+}
+
+// TestMulSameReusesOnlyValidQuantization: a product that reuses the
+// activation quantization of the previous one gives exactly the result of a
+// fresh product, whatever ran before (other group sizes, low-rank parts
+// whose intermediate also went through the quantization scratch).
+func TestMulSameReusesOnlyValidQuantization(t *testing.T) {
+	rng := newRand(8)
+	const rows, cols, T = 40, 96, 3
+	mk := func(enc quant.Encoding, kind string) *Matrix {
+		var w *Weight
+		if kind == "dense" {
+			w = denseT(t, rng, "w", enc, rows, cols, 0.1)
+		} else {
+			w = lowRankT(t, rng, "w", enc, rows, cols, 7, kind == "lorc", 0.1)
+		}
+		m, err := NewMatrix(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	target := mk(quant.Q8Group(32), "dense")
+	firsts := []*Matrix{
+		mk(quant.Q8Group(32), "dense"), mk(quant.Q8Group(64), "dense"), mk(quant.F16, "dense"),
+		mk(quant.Q8Group(32), "lowrank"), mk(quant.Q8Group(32), "lorc"), mk(quant.Q8Group(128), "lorc"),
+	}
+	X := randn(rng, T*cols, 1)
+	orig := append([]float32(nil), X...)
+	p := newPool(2)
+	defer p.close()
+	want := make([]float32, T*rows)
+	newExec(p, false).mul(target, want, X, T, false)
+	for i, first := range firsts {
+		e := newExec(p, false)
+		tmp := make([]float32, T*rows)
+		e.mul(first, tmp, X, T, false)
+		got := make([]float32, T*rows)
+		e.mulSame(target, got, X, T, false)
+		for j := range got {
+			if got[j] != want[j] {
+				t.Fatalf("case %d: Y[%d] = %v after reuse, fresh %v", i, j, got[j], want[j])
+			}
+		}
+		// A different input with the same address must not reuse: mul resets.
+		X2 := append([]float32(nil), X...)
+		X2[0] += 1
+		copy(X, X2)
+		e.mul(target, got, X, T, false)
+		fresh := make([]float32, T*rows)
+		newExec(p, false).mul(target, fresh, X, T, false)
+		for j := range got {
+			if got[j] != fresh[j] {
+				t.Fatalf("case %d: stale quantization after input change", i)
+			}
+		}
+		copy(X, orig)
+	}
+}

@@ -1,0 +1,366 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	goruntime "runtime"
+	"sync/atomic"
+
+	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/runtime/tokenizer"
+)
+
+// ActivationHook receives the input of each group of linear layers during a
+// forward pass: x holds rows × cols float32 (one row per token of the batch,
+// row-major). point is "attn_in" (input of attn_q/k/v), "attn_out_in" (input
+// of attn_output), "ffn_in" (input of ffn_gate/ffn_up) or "ffn_down_in"
+// (input of ffn_down). x is scratch that is overwritten after the hook
+// returns, so a hook must copy what it keeps. Long prompts reach the hook in
+// chunks of at most PrefillChunk rows.
+type ActivationHook func(layer int, point string, x []float32, rows, cols int)
+
+// Activation hook points.
+const (
+	HookAttnIn    = "attn_in"
+	HookAttnOutIn = "attn_out_in"
+	HookFFNIn     = "ffn_in"
+	HookFFNDownIn = "ffn_down_in"
+)
+
+// PrefillChunk is the most prompt tokens pushed through the graph as one
+// matrix; longer prompts go through in consecutive chunks (same result, as
+// later chunks attend to the earlier ones through the KV cache), which
+// bounds the scratch memory.
+const PrefillChunk = 256
+
+// Options configure a Model.
+type Options struct {
+	// Threads is the number of threads matrix products and attention use,
+	// the caller's included; 0 means runtime.NumCPU().
+	Threads int
+	// Hook, when set, is the default ActivationHook of every session.
+	Hook ActivationHook
+	// ExactQ8 makes q8 weights multiply float32 activations instead of
+	// quantizing the activations to int8 (slower; see Matrix).
+	ExactQ8 bool
+}
+
+// layer holds one transformer block. Vectors (norms, biases) are decoded to
+// float32; they are tiny. Absent biases are nil.
+type layer struct {
+	attnNorm, attnNormB []float32
+	q, k, v, o          *Matrix
+	qb, kb, vb, ob      []float32
+	ffnNorm, ffnNormB   []float32
+	gate, up, down      *Matrix
+	upb, downb          []float32
+}
+
+// Model is a loaded model: encoded weights, graph settings and a worker
+// pool. It is safe for concurrent use by several sessions.
+type Model struct {
+	cfg   format.ModelConfig
+	tok   *tokenizer.Tokenizer
+	file  interface{ Close() error } // set by Open
+	opts  Options
+	arch  string
+	rope  bool // rotary positions (llama, qwen2) vs learned (gpt2)
+	rms   bool // RMSNorm vs LayerNorm
+	glu   bool // SwiGLU vs GELU MLP
+	kvDim int
+	qDim  int
+	ffn   int
+
+	embd, posEmbd     *Matrix
+	layers            []layer
+	outNorm, outNormB []float32
+	output            *Matrix
+	invFreq           []float32
+	embdScratch       int // floats Matrix.row needs for the embeddings
+	weightBytes       int64
+	pool              *pool
+	closed            atomic.Bool
+	sessionBytes      atomic.Int64
+}
+
+// ErrClosed is returned by sessions of a closed model.
+var ErrClosed = errors.New("runtime: model is closed")
+
+// New builds a model over the weights of src. tok may be nil (token ids
+// only). The weights are used in place: nothing is dequantized except 1-D
+// tensors (norm weights and biases).
+func New(src WeightSource, tok *tokenizer.Tokenizer, opts Options) (*Model, error) {
+	cfg := src.Config()
+	m := &Model{cfg: cfg, tok: tok, opts: opts}
+	if err := m.setup(); err != nil {
+		return nil, err
+	}
+	if err := m.load(src); err != nil {
+		return nil, err
+	}
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = goruntime.NumCPU()
+	}
+	m.opts.Threads = threads
+	m.pool = newPool(threads)
+	return m, nil
+}
+
+// setup validates the configuration and fills the derived settings.
+func (m *Model) setup() error {
+	c := &m.cfg
+	switch c.Arch {
+	case "llama", "qwen2":
+		m.rope = true
+		m.rms, m.glu = true, true
+	case "gpt2":
+		m.rms, m.glu = false, false
+	default:
+		return fmt.Errorf("model config: unsupported arch %q (want llama, qwen2 or gpt2)", c.Arch)
+	}
+	m.arch = c.Arch
+	switch c.NormKind {
+	case "":
+	case "rmsnorm":
+		m.rms = true
+	case "layernorm":
+		m.rms = false
+	default:
+		return fmt.Errorf("model config: unknown norm_kind %q", c.NormKind)
+	}
+	switch c.Activation {
+	case "":
+	case "silu":
+		m.glu = true
+	case "gelu_tanh", "gelu_new", "gelu_pytorch_tanh":
+		m.glu = false
+	default:
+		return fmt.Errorf("model config: unknown activation %q", c.Activation)
+	}
+	if c.HiddenSize <= 0 || c.NumLayers <= 0 || c.NumHeads <= 0 || c.VocabSize <= 0 {
+		return fmt.Errorf("model config: hidden_size %d, num_layers %d, num_heads %d, vocab_size %d must all be positive",
+			c.HiddenSize, c.NumLayers, c.NumHeads, c.VocabSize)
+	}
+	if c.NumKVHeads == 0 {
+		c.NumKVHeads = c.NumHeads
+	}
+	if c.NumKVHeads < 0 || c.NumHeads%c.NumKVHeads != 0 {
+		return fmt.Errorf("model config: num_heads %d is not a multiple of num_kv_heads %d", c.NumHeads, c.NumKVHeads)
+	}
+	if c.HeadDim == 0 {
+		if c.HiddenSize%c.NumHeads != 0 {
+			return fmt.Errorf("model config: hidden_size %d not divisible by num_heads %d and no head_dim", c.HiddenSize, c.NumHeads)
+		}
+		c.HeadDim = c.HiddenSize / c.NumHeads
+	}
+	if c.HeadDim <= 0 || (m.rope && c.HeadDim%2 != 0) {
+		return fmt.Errorf("model config: invalid head_dim %d", c.HeadDim)
+	}
+	if c.ContextLength <= 0 {
+		return fmt.Errorf("model config: context_length %d must be positive", c.ContextLength)
+	}
+	if c.NormEps < 0 || math.IsNaN(c.NormEps) {
+		return fmt.Errorf("model config: invalid norm_eps %v", c.NormEps)
+	}
+	m.qDim = c.NumHeads * c.HeadDim
+	m.kvDim = c.NumKVHeads * c.HeadDim
+	if m.rope {
+		if c.RopeTheta == 0 {
+			c.RopeTheta = 10000
+		}
+		inv, err := ropeInvFreq(c.HeadDim, c.RopeTheta, c.RopeScaling)
+		if err != nil {
+			return fmt.Errorf("model config: %w", err)
+		}
+		m.invFreq = inv
+	}
+	return nil
+}
+
+// load resolves every tensor the graph needs and checks its shape.
+func (m *Model) load(src WeightSource) error {
+	c := &m.cfg
+	h := c.HiddenSize
+	mat := func(name string, rows, cols int) (*Matrix, error) {
+		w, ok := src.Weight(name)
+		if !ok {
+			return nil, fmt.Errorf("missing tensor %s", name)
+		}
+		mm, err := NewMatrix(w)
+		if err != nil {
+			return nil, err
+		}
+		if (rows >= 0 && mm.rows != rows) || mm.cols != cols {
+			return nil, fmt.Errorf("tensor %s: shape [%d, %d], want [%d, %d] (-1 = any)", name, mm.rows, mm.cols, rows, cols)
+		}
+		m.weightBytes += mm.Bytes()
+		return mm, nil
+	}
+	vec := func(name string, n int, required bool) ([]float32, error) {
+		w, ok := src.Weight(name)
+		if !ok {
+			if required {
+				return nil, fmt.Errorf("missing tensor %s", name)
+			}
+			return nil, nil
+		}
+		if len(w.Parts) != 1 || (w.Kind != format.KindDense && w.Kind != "") {
+			return nil, fmt.Errorf("tensor %s: 1-D tensor must be dense with one part", name)
+		}
+		p := &w.Parts[0]
+		rows, cols, err := checkPart(p)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		if rows*cols != n {
+			return nil, fmt.Errorf("tensor %s: %d values, want %d", name, rows*cols, n)
+		}
+		out := make([]float32, n)
+		for r := range rows {
+			decodeRow(out[r*cols:(r+1)*cols], p.Data, p.Encoding, rows, cols, r)
+		}
+		m.weightBytes += int64(4 * n)
+		return out, nil
+	}
+	var err error
+	if m.embd, err = mat("token_embd.weight", c.VocabSize, h); err != nil {
+		return err
+	}
+	if !m.rope {
+		if m.posEmbd, err = mat("position_embd.weight", -1, h); err != nil {
+			return err
+		}
+		if m.posEmbd.rows < c.ContextLength {
+			return fmt.Errorf("tensor position_embd.weight: %d positions, model context is %d", m.posEmbd.rows, c.ContextLength)
+		}
+	}
+	m.embdScratch = embScratch(m.embd, m.posEmbd)
+	m.layers = make([]layer, c.NumLayers)
+	for i := range m.layers {
+		L := &m.layers[i]
+		p := fmt.Sprintf("blk.%d.", i)
+		if L.attnNorm, err = vec(p+"attn_norm.weight", h, true); err != nil {
+			return err
+		}
+		if L.attnNormB, err = vec(p+"attn_norm.bias", h, false); err != nil {
+			return err
+		}
+		if L.ffnNorm, err = vec(p+"ffn_norm.weight", h, true); err != nil {
+			return err
+		}
+		if L.ffnNormB, err = vec(p+"ffn_norm.bias", h, false); err != nil {
+			return err
+		}
+		if L.q, err = mat(p+"attn_q.weight", m.qDim, h); err != nil {
+			return err
+		}
+		if L.k, err = mat(p+"attn_k.weight", m.kvDim, h); err != nil {
+			return err
+		}
+		if L.v, err = mat(p+"attn_v.weight", m.kvDim, h); err != nil {
+			return err
+		}
+		if L.o, err = mat(p+"attn_output.weight", h, m.qDim); err != nil {
+			return err
+		}
+		need := c.AttnBias
+		if L.qb, err = vec(p+"attn_q.bias", m.qDim, need); err != nil {
+			return err
+		}
+		if L.kb, err = vec(p+"attn_k.bias", m.kvDim, need); err != nil {
+			return err
+		}
+		if L.vb, err = vec(p+"attn_v.bias", m.kvDim, need); err != nil {
+			return err
+		}
+		if L.ob, err = vec(p+"attn_output.bias", h, false); err != nil {
+			return err
+		}
+		if L.up, err = mat(p+"ffn_up.weight", -1, h); err != nil {
+			return err
+		}
+		if m.ffn == 0 {
+			m.ffn = L.up.rows
+			if c.IntermediateSize != 0 && c.IntermediateSize != m.ffn {
+				return fmt.Errorf("tensor %sffn_up.weight: %d rows, config intermediate_size is %d", p, m.ffn, c.IntermediateSize)
+			}
+		} else if L.up.rows != m.ffn {
+			return fmt.Errorf("tensor %sffn_up.weight: %d rows, earlier layers have %d", p, L.up.rows, m.ffn)
+		}
+		if m.glu {
+			if L.gate, err = mat(p+"ffn_gate.weight", m.ffn, h); err != nil {
+				return err
+			}
+		}
+		if L.down, err = mat(p+"ffn_down.weight", h, m.ffn); err != nil {
+			return err
+		}
+		if L.upb, err = vec(p+"ffn_up.bias", m.ffn, false); err != nil {
+			return err
+		}
+		if L.downb, err = vec(p+"ffn_down.bias", h, false); err != nil {
+			return err
+		}
+	}
+	if m.outNorm, err = vec("output_norm.weight", h, true); err != nil {
+		return err
+	}
+	if m.outNormB, err = vec("output_norm.bias", h, false); err != nil {
+		return err
+	}
+	if _, ok := src.Weight("output.weight"); ok && !c.TiedEmbeddings {
+		if m.output, err = mat("output.weight", c.VocabSize, h); err != nil {
+			return err
+		}
+	} else if c.TiedEmbeddings {
+		m.output = m.embd
+	} else {
+		return fmt.Errorf("missing tensor output.weight (and tied_embeddings is false)")
+	}
+	return nil
+}
+
+// embScratch is the scratch Matrix.row needs for any of the given matrices.
+func embScratch(ms ...*Matrix) int {
+	n := 0
+	for _, mm := range ms {
+		if mm != nil && mm.a != nil {
+			n = max(n, mm.rank+mm.cols)
+		}
+	}
+	return n
+}
+
+// Config returns the model configuration (with defaults filled in).
+func (m *Model) Config() format.ModelConfig { return m.cfg }
+
+// Tokenizer returns the tokenizer, or nil when the model has none.
+func (m *Model) Tokenizer() *tokenizer.Tokenizer { return m.tok }
+
+// Threads is the number of threads the model computes with.
+func (m *Model) Threads() int { return m.opts.Threads }
+
+// Close stops the worker pool and releases the file the model was opened
+// from. Sessions must not be used afterwards.
+func (m *Model) Close() error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	m.pool.close()
+	if m.file != nil {
+		return m.file.Close()
+	}
+	return nil
+}
+
+// ResidentBytes is the memory the model uses for inference: the encoded
+// weights it reads (mapped from the file when opened from one), the decoded
+// 1-D tensors, and the KV caches and scratch of its open sessions.
+func (m *Model) ResidentBytes() int64 {
+	return m.weightBytes + m.sessionBytes.Load()
+}
+
+// WeightBytes is the size of the weights the model reads.
+func (m *Model) WeightBytes() int64 { return m.weightBytes }

@@ -1,0 +1,205 @@
+//go:build amd64 && !noasm
+
+package simd
+
+import "golang.org/x/sys/cpu"
+
+// features says which assembly kernels may run. cpuFeatures is computed once
+// at package initialisation and never written afterwards; tests pass other
+// values (down to the zero value, the pure-Go path) to the *With functions to
+// check every kernel this CPU can execute against the references.
+type features struct {
+	avx2 bool // AVX2 + FMA + F16C: float kernels and the VPMADDUBSW q8 kernels
+	vnni bool // AVX-512 F/BW/VL + VNNI: the VPDPBUSD q8 kernels (512-bit when group%64 == 0)
+}
+
+var cpuFeatures = detectFeatures()
+
+func detectFeatures() features {
+	x := &cpu.X86
+	f := features{avx2: x.HasAVX && x.HasAVX2 && x.HasFMA && x.HasF16C}
+	f.vnni = f.avx2 && x.HasAVX512F && x.HasAVX512BW && x.HasAVX512VL && x.HasAVX512VNNI
+	return f
+}
+
+// Assembly kernels (dot_amd64.s, dotq8_amd64.s). The float ones take a
+// length that is a multiple of 8; the q8 ones take len(xs) whole groups with
+// group a multiple of 32.
+
+//go:noescape
+func dotF32AVX2(a, b []float32) float32
+
+//go:noescape
+func dotF16AVX2(w []uint16, x []float32) float32
+
+//go:noescape
+func dotBF16AVX2(w []uint16, x []float32) float32
+
+//go:noescape
+func dotF32x4AVX2(dst *[4]float32, w []float32, stride int, x []float32)
+
+//go:noescape
+func dotF16x4AVX2(dst *[4]float32, w []uint16, stride int, x []float32)
+
+//go:noescape
+func dotBF16x4AVX2(dst *[4]float32, w []uint16, stride int, x []float32)
+
+//go:noescape
+func dotQ8AVX2(wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32
+
+//go:noescape
+func dotQ8VNNI(wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32
+
+//go:noescape
+func dotQ8VNNI512(wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32
+
+//go:noescape
+func dotQ8x4VNNI512(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int)
+
+//go:noescape
+func dotQ8VNNI32(wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32
+
+//go:noescape
+func dotQ8x4VNNI32(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int)
+
+//go:noescape
+func dotQ8x4AVX2(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int)
+
+//go:noescape
+func dotQ8x4VNNI(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int)
+
+func dotF32(a, b []float32) float32           { return dotF32With(cpuFeatures, a, b) }
+func dotF16(w []uint16, x []float32) float32  { return dotF16With(cpuFeatures, w, x) }
+func dotBF16(w []uint16, x []float32) float32 { return dotBF16With(cpuFeatures, w, x) }
+func dotQ8(wq []int8, ws []uint16, xq []int8, xs []float32, g int) float32 {
+	return dotQ8With(cpuFeatures, wq, ws, xq, xs, g)
+}
+func quantizeQ8(xq []int8, xs []float32, x []float32, g int) { quantizeQ8Go(xq, xs, x, g) }
+
+func dotF32x4(dst *[4]float32, w []float32, stride int, x []float32) {
+	dotF32x4With(cpuFeatures, dst, w, stride, x)
+}
+func dotF16x4(dst *[4]float32, w []uint16, stride int, x []float32) {
+	dotF16x4With(cpuFeatures, dst, w, stride, x)
+}
+func dotBF16x4(dst *[4]float32, w []uint16, stride int, x []float32) {
+	dotBF16x4With(cpuFeatures, dst, w, stride, x)
+}
+func dotQ8x4(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int) {
+	dotQ8x4With(cpuFeatures, dst, wq, ws, stride, sstride, xq, xs, g)
+}
+
+// The wrappers below hand the kernels the largest block-aligned prefix and
+// finish the last few elements here: at most 7 for the float kernels, one
+// partial group for q8.
+
+func dotF32With(f features, a, b []float32) float32 {
+	n := len(a) &^ 7
+	if !f.avx2 || n == 0 {
+		return dotF32Go(a, b)
+	}
+	s := dotF32AVX2(a[:n], b[:n])
+	for i := n; i < len(a); i++ {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func dotF16With(f features, w []uint16, x []float32) float32 {
+	n := len(w) &^ 7
+	if !f.avx2 || n == 0 {
+		return dotF16Go(w, x)
+	}
+	return dotF16AVX2(w[:n], x[:n]) + dotF16Go(w[n:], x[n:])
+}
+
+func dotBF16With(f features, w []uint16, x []float32) float32 {
+	n := len(w) &^ 7
+	if !f.avx2 || n == 0 {
+		return dotBF16Go(w, x)
+	}
+	return dotBF16AVX2(w[:n], x[:n]) + dotBF16Go(w[n:], x[n:])
+}
+
+func dotF32x4With(f features, dst *[4]float32, w []float32, stride int, x []float32) {
+	n := len(x) &^ 7
+	if !f.avx2 || n == 0 {
+		dotF32x4Go(dst, w, stride, x)
+		return
+	}
+	dotF32x4AVX2(dst, w, stride, x[:n])
+	for r := range dst {
+		dst[r] += dotF32Go(w[r*stride+n:r*stride+len(x)], x[n:])
+	}
+}
+
+func dotF16x4With(f features, dst *[4]float32, w []uint16, stride int, x []float32) {
+	n := len(x) &^ 7
+	if !f.avx2 || n == 0 {
+		dotF16x4Go(dst, w, stride, x)
+		return
+	}
+	dotF16x4AVX2(dst, w, stride, x[:n])
+	for r := range dst {
+		dst[r] += dotF16Go(w[r*stride+n:r*stride+len(x)], x[n:])
+	}
+}
+
+func dotBF16x4With(f features, dst *[4]float32, w []uint16, stride int, x []float32) {
+	n := len(x) &^ 7
+	if !f.avx2 || n == 0 {
+		dotBF16x4Go(dst, w, stride, x)
+		return
+	}
+	dotBF16x4AVX2(dst, w, stride, x[:n])
+	for r := range dst {
+		dst[r] += dotBF16Go(w[r*stride+n:r*stride+len(x)], x[n:])
+	}
+}
+
+func dotQ8With(f features, wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32 {
+	full := len(wq) / group // whole groups
+	n := full * group
+	if !f.avx2 || group%32 != 0 || full == 0 {
+		return dotQ8Go(wq, ws, xq, xs, group)
+	}
+	var s float32
+	switch {
+	case f.vnni && group == 32:
+		s = dotQ8VNNI32(wq[:n], ws[:full], xq[:n], xs[:full], group)
+	case f.vnni && group%64 == 0:
+		s = dotQ8VNNI512(wq[:n], ws[:full], xq[:n], xs[:full], group)
+	case f.vnni:
+		s = dotQ8VNNI(wq[:n], ws[:full], xq[:n], xs[:full], group)
+	default:
+		s = dotQ8AVX2(wq[:n], ws[:full], xq[:n], xs[:full], group)
+	}
+	if n < len(wq) {
+		s += dotQ8Go(wq[n:], ws[full:], xq[n:], xs[full:], group)
+	}
+	return s
+}
+
+func dotQ8x4With(f features, dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int) {
+	full := len(xq) / group
+	n := full * group
+	if !f.avx2 || group%32 != 0 || full == 0 {
+		dotQ8x4Go(dst, wq, ws, stride, sstride, xq, xs, group)
+		return
+	}
+	switch {
+	case f.vnni && group == 32:
+		dotQ8x4VNNI32(dst, wq, ws, stride, sstride, xq[:n], xs[:full], group)
+	case f.vnni && group%64 == 0:
+		dotQ8x4VNNI512(dst, wq, ws, stride, sstride, xq[:n], xs[:full], group)
+	case f.vnni:
+		dotQ8x4VNNI(dst, wq, ws, stride, sstride, xq[:n], xs[:full], group)
+	default:
+		dotQ8x4AVX2(dst, wq, ws, stride, sstride, xq[:n], xs[:full], group)
+	}
+	if n < len(xq) {
+		for r := range dst {
+			dst[r] += dotQ8Go(wq[r*stride+n:r*stride+len(xq)], ws[r*sstride+full:], xq[n:], xs[full:], group)
+		}
+	}
+}

@@ -1,0 +1,209 @@
+package simd
+
+import "math"
+
+// DotF32 returns Σ a[i]·b[i] over len(a) elements; b must be at least as long.
+func DotF32(a, b []float32) float32 { return dotF32(a, prefix(b, len(a))) }
+
+// DotF16 returns Σ f16(w[i])·x[i]; w holds IEEE binary16 bit patterns.
+func DotF16(w []uint16, x []float32) float32 { return dotF16(w, prefix(x, len(w))) }
+
+// DotBF16 returns Σ bf16(w[i])·x[i]; w holds bfloat16 bit patterns.
+func DotBF16(w []uint16, x []float32) float32 { return dotBF16(w, prefix(x, len(w))) }
+
+// DotQ8 returns Σ_g ws[g]·xs[g]·Σ_{i∈g} wq[i]·xq[i] for one row: groups of
+// size group along the row, the last one shorter when len(wq)%group ≠ 0.
+// ws are float16 weight scales, xs float32 activation scales.
+//
+// xq must lie in [−127, 127] (QuantizeQ8's range; the q8 encoding clamps
+// weights the same way): the AVX2 kernel cannot represent −(−128).
+func DotQ8(wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32 {
+	ng := checkGroup(len(wq), group)
+	return dotQ8(wq, prefix(ws, ng), prefix(xq, len(wq)), prefix(xs, ng), group)
+}
+
+// QuantizeQ8 quantizes activations x into xq with one float32 scale per group
+// (symmetric, scale = amax/127, round to nearest), for use with DotQ8.
+func QuantizeQ8(xq []int8, xs []float32, x []float32, group int) {
+	ng := checkGroup(len(x), group)
+	quantizeQ8(prefix(xq, len(x)), prefix(xs, ng), x, group)
+}
+
+// The x4 variants compute four dot products that share one activation
+// vector x, for matrix kernels: row r (r = 0..3) starts stride elements after
+// row r−1, so for a row-major [rows, cols] matrix w[i·cols:] with stride cols
+// yields rows i..i+3. Reading x once for four rows saves load bandwidth and
+// lets the four accumulation chains overlap. Each result agrees with the
+// single-row function up to float32 summation order (not bit for bit).
+
+// DotF32x4 returns out[r] = Σ_i w[r·stride+i]·x[i] for i < len(x).
+func DotF32x4(w []float32, stride int, x []float32) [4]float32 {
+	var out [4]float32
+	checkRows4(len(w), stride, len(x))
+	dotF32x4(&out, w, stride, x)
+	return out
+}
+
+// DotF16x4 returns out[r] = Σ_i f16(w[r·stride+i])·x[i] for i < len(x).
+func DotF16x4(w []uint16, stride int, x []float32) [4]float32 {
+	var out [4]float32
+	checkRows4(len(w), stride, len(x))
+	dotF16x4(&out, w, stride, x)
+	return out
+}
+
+// DotBF16x4 returns out[r] = Σ_i bf16(w[r·stride+i])·x[i] for i < len(x).
+func DotBF16x4(w []uint16, stride int, x []float32) [4]float32 {
+	var out [4]float32
+	checkRows4(len(w), stride, len(x))
+	dotBF16x4(&out, w, stride, x)
+	return out
+}
+
+// DotQ8x4 is DotQ8 for four weight rows and one activation vector of
+// n = len(xq) quants: row r's quants start at wq[r·stride] and its scales at
+// ws[r·sstride]. For a q8 tensor [rows, cols] (DESIGN.md: quants plane, then
+// scales plane) rows i..i+3 are wq = quants[i·cols:], stride = cols,
+// ws = scales[i·ngroups:], sstride = ngroups.
+func DotQ8x4(wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int) [4]float32 {
+	var out [4]float32
+	ng := checkGroup(len(xq), group)
+	checkRows4(len(wq), stride, len(xq))
+	checkRows4(len(ws), sstride, ng)
+	dotQ8x4(&out, wq, ws, stride, sstride, xq, prefix(xs, ng), group)
+	return out
+}
+
+// prefix returns s[:n], panicking when len(s) < n (plain s[:n] would
+// silently read into spare capacity).
+func prefix[T any](s []T, n int) []T {
+	if len(s) < n {
+		panic("simd: slice shorter than the row")
+	}
+	return s[:n]
+}
+
+// checkGroup returns the number of groups in a row of n elements and panics
+// on a group size the loops cannot advance with.
+func checkGroup(n, group int) int {
+	if group <= 0 {
+		panic("simd: q8 group size must be positive")
+	}
+	return (n + group - 1) / group
+}
+
+// checkRows4 panics unless four rows of n elements, stride apart, fit in a
+// slice of length l; the kernels rely on it instead of per-element checks.
+func checkRows4(l, stride, n int) {
+	if stride < 0 || l < n || stride > (l-n)/3 {
+		panic("simd: four rows do not fit in the weight slice")
+	}
+}
+
+func dotF32Go(a, b []float32) float32 {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func dotF16Go(w []uint16, x []float32) float32 {
+	var s float32
+	for i, h := range w {
+		s += F16ToF32(h) * x[i]
+	}
+	return s
+}
+
+func dotBF16Go(w []uint16, x []float32) float32 {
+	var s float32
+	for i, h := range w {
+		s += math.Float32frombits(uint32(h)<<16) * x[i]
+	}
+	return s
+}
+
+func dotQ8Go(wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32 {
+	var s float32
+	for g := 0; g*group < len(wq); g++ {
+		lo, hi := g*group, min((g+1)*group, len(wq))
+		var acc int32
+		for i := lo; i < hi; i++ {
+			acc += int32(wq[i]) * int32(xq[i])
+		}
+		s += F16ToF32(ws[g]) * xs[g] * float32(acc)
+	}
+	return s
+}
+
+func dotF32x4Go(dst *[4]float32, w []float32, stride int, x []float32) {
+	for r := range dst {
+		dst[r] = dotF32Go(w[r*stride:r*stride+len(x)], x)
+	}
+}
+
+func dotF16x4Go(dst *[4]float32, w []uint16, stride int, x []float32) {
+	for r := range dst {
+		dst[r] = dotF16Go(w[r*stride:r*stride+len(x)], x)
+	}
+}
+
+func dotBF16x4Go(dst *[4]float32, w []uint16, stride int, x []float32) {
+	for r := range dst {
+		dst[r] = dotBF16Go(w[r*stride:r*stride+len(x)], x)
+	}
+}
+
+func dotQ8x4Go(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int) {
+	for r := range dst {
+		dst[r] = dotQ8Go(wq[r*stride:r*stride+len(xq)], ws[r*sstride:], xq, xs, group)
+	}
+}
+
+func quantizeQ8Go(xq []int8, xs []float32, x []float32, group int) {
+	for g := 0; g*group < len(x); g++ {
+		lo, hi := g*group, min((g+1)*group, len(x))
+		var amax float32
+		for _, v := range x[lo:hi] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		d := amax / 127
+		xs[g] = d
+		var inv float32
+		if d != 0 {
+			inv = 1 / d
+		}
+		for i := lo; i < hi; i++ {
+			xq[i] = int8(math.Round(float64(x[i] * inv)))
+		}
+	}
+}
+
+// F16ToF32 widens one IEEE binary16 value exactly.
+func F16ToF32(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f: // Inf or NaN
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp != 0: // normal
+		return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
+	case mant == 0:
+		return math.Float32frombits(sign)
+	}
+	// subnormal: value = mant · 2^-24
+	f := float32(mant) * (1.0 / (1 << 24))
+	if sign != 0 {
+		f = -f
+	}
+	return f
+}

@@ -1,0 +1,383 @@
+//go:build amd64 && !noasm
+
+#include "textflag.h"
+
+// Kernels in this file process only whole blocks (a multiple of 8 elements
+// for the float kernels, whole groups of a multiple of 32 for q8); the Go
+// wrappers in dispatch_amd64.go add the remaining elements.
+
+// HSUM_Y0 reduces the eight lanes of Y0 into the low lane of X0.
+#define HSUM_Y0 \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS       X1, X0, X0; \
+	VMOVHLPS     X0, X0, X1; \
+	VADDPS       X1, X0, X0; \
+	VMOVSHDUP    X0, X1; \
+	VADDSS       X1, X0, X0
+
+// HSUM4_Y0_Y3 reduces Y0..Y3 into X0 = [Σ Y0, Σ Y1, Σ Y2, Σ Y3].
+#define HSUM4_Y0_Y3 \
+	VHADDPS      Y1, Y0, Y0; \
+	VHADDPS      Y3, Y2, Y2; \
+	VHADDPS      Y2, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS       X1, X0, X0
+
+// ROWS4 sets R8..R11 to the starts of four rows REG bytes apart from base R8.
+#define ROWS4(REG) \
+	LEAQ (R8)(REG*1), R9; \
+	LEAQ (R9)(REG*1), R10; \
+	LEAQ (R10)(REG*1), R11
+
+// func dotF32AVX2(a, b []float32) float32
+TEXT ·dotF32AVX2(SB), NOSPLIT, $0-52
+	MOVQ   a_base+0(FP), SI
+	MOVQ   a_len+8(FP), CX
+	MOVQ   b_base+24(FP), DI
+	XORQ   AX, AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, DX
+	ANDQ   $-32, DX
+	JZ     tail
+
+loop:
+	VMOVUPS     (SI)(AX*4), Y4
+	VMOVUPS     32(SI)(AX*4), Y5
+	VMOVUPS     64(SI)(AX*4), Y6
+	VMOVUPS     96(SI)(AX*4), Y7
+	VFMADD231PS (DI)(AX*4), Y4, Y0
+	VFMADD231PS 32(DI)(AX*4), Y5, Y1
+	VFMADD231PS 64(DI)(AX*4), Y6, Y2
+	VFMADD231PS 96(DI)(AX*4), Y7, Y3
+	ADDQ        $32, AX
+	CMPQ        AX, DX
+	JLT         loop
+
+tail:
+	CMPQ        AX, CX
+	JGE         reduce
+	VMOVUPS     (SI)(AX*4), Y4
+	VFMADD231PS (DI)(AX*4), Y4, Y0
+	ADDQ        $8, AX
+	JMP         tail
+
+reduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	HSUM_Y0
+	VZEROUPPER
+	MOVSS  X0, ret+48(FP)
+	RET
+
+// func dotF16AVX2(w []uint16, x []float32) float32
+TEXT ·dotF16AVX2(SB), NOSPLIT, $0-52
+	MOVQ   w_base+0(FP), SI
+	MOVQ   w_len+8(FP), CX
+	MOVQ   x_base+24(FP), DI
+	XORQ   AX, AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, DX
+	ANDQ   $-32, DX
+	JZ     tail
+
+loop:
+	VCVTPH2PS   (SI)(AX*2), Y4
+	VCVTPH2PS   16(SI)(AX*2), Y5
+	VCVTPH2PS   32(SI)(AX*2), Y6
+	VCVTPH2PS   48(SI)(AX*2), Y7
+	VFMADD231PS (DI)(AX*4), Y4, Y0
+	VFMADD231PS 32(DI)(AX*4), Y5, Y1
+	VFMADD231PS 64(DI)(AX*4), Y6, Y2
+	VFMADD231PS 96(DI)(AX*4), Y7, Y3
+	ADDQ        $32, AX
+	CMPQ        AX, DX
+	JLT         loop
+
+tail:
+	CMPQ        AX, CX
+	JGE         reduce
+	VCVTPH2PS   (SI)(AX*2), Y4
+	VFMADD231PS (DI)(AX*4), Y4, Y0
+	ADDQ        $8, AX
+	JMP         tail
+
+reduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	HSUM_Y0
+	VZEROUPPER
+	MOVSS  X0, ret+48(FP)
+	RET
+
+// func dotBF16AVX2(w []uint16, x []float32) float32
+TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-52
+	MOVQ   w_base+0(FP), SI
+	MOVQ   w_len+8(FP), CX
+	MOVQ   x_base+24(FP), DI
+	XORQ   AX, AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, DX
+	ANDQ   $-32, DX
+	JZ     tail
+
+loop:
+	VPMOVZXWD   (SI)(AX*2), Y4
+	VPMOVZXWD   16(SI)(AX*2), Y5
+	VPMOVZXWD   32(SI)(AX*2), Y6
+	VPMOVZXWD   48(SI)(AX*2), Y7
+	VPSLLD      $16, Y4, Y4
+	VPSLLD      $16, Y5, Y5
+	VPSLLD      $16, Y6, Y6
+	VPSLLD      $16, Y7, Y7
+	VFMADD231PS (DI)(AX*4), Y4, Y0
+	VFMADD231PS 32(DI)(AX*4), Y5, Y1
+	VFMADD231PS 64(DI)(AX*4), Y6, Y2
+	VFMADD231PS 96(DI)(AX*4), Y7, Y3
+	ADDQ        $32, AX
+	CMPQ        AX, DX
+	JLT         loop
+
+tail:
+	CMPQ        AX, CX
+	JGE         reduce
+	VPMOVZXWD   (SI)(AX*2), Y4
+	VPSLLD      $16, Y4, Y4
+	VFMADD231PS (DI)(AX*4), Y4, Y0
+	ADDQ        $8, AX
+	JMP         tail
+
+reduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	HSUM_Y0
+	VZEROUPPER
+	MOVSS  X0, ret+48(FP)
+	RET
+
+// The x4 float kernels keep two accumulators per row (Y0..Y3 for the first
+// eight elements of each 16-element step, Y4..Y7 for the second) so that the
+// four FMA chains per half never wait on each other.
+
+// func dotF32x4AVX2(dst *[4]float32, w []float32, stride int, x []float32)
+TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-64
+	MOVQ   w_base+8(FP), R8
+	MOVQ   stride+32(FP), R12
+	SHLQ   $2, R12
+	ROWS4(R12)
+	MOVQ   x_base+40(FP), DI
+	MOVQ   x_len+48(FP), CX
+	XORQ   AX, AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   CX, DX
+	ANDQ   $-16, DX
+	JZ     tail
+
+loop:
+	VMOVUPS     (DI)(AX*4), Y8
+	VMOVUPS     32(DI)(AX*4), Y9
+	VMOVUPS     (R8)(AX*4), Y10
+	VMOVUPS     32(R8)(AX*4), Y11
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y11, Y4
+	VMOVUPS     (R9)(AX*4), Y12
+	VMOVUPS     32(R9)(AX*4), Y13
+	VFMADD231PS Y8, Y12, Y1
+	VFMADD231PS Y9, Y13, Y5
+	VMOVUPS     (R10)(AX*4), Y10
+	VMOVUPS     32(R10)(AX*4), Y11
+	VFMADD231PS Y8, Y10, Y2
+	VFMADD231PS Y9, Y11, Y6
+	VMOVUPS     (R11)(AX*4), Y12
+	VMOVUPS     32(R11)(AX*4), Y13
+	VFMADD231PS Y8, Y12, Y3
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ        $16, AX
+	CMPQ        AX, DX
+	JLT         loop
+
+tail:
+	CMPQ        AX, CX
+	JGE         reduce
+	VMOVUPS     (DI)(AX*4), Y8
+	VFMADD231PS (R8)(AX*4), Y8, Y0
+	VFMADD231PS (R9)(AX*4), Y8, Y1
+	VFMADD231PS (R10)(AX*4), Y8, Y2
+	VFMADD231PS (R11)(AX*4), Y8, Y3
+
+reduce:
+	VADDPS  Y4, Y0, Y0
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y7, Y3, Y3
+	HSUM4_Y0_Y3
+	MOVQ    dst+0(FP), R8
+	VMOVUPS X0, (R8)
+	VZEROUPPER
+	RET
+
+// func dotF16x4AVX2(dst *[4]float32, w []uint16, stride int, x []float32)
+TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-64
+	MOVQ   w_base+8(FP), R8
+	MOVQ   stride+32(FP), R12
+	SHLQ   $1, R12
+	ROWS4(R12)
+	MOVQ   x_base+40(FP), DI
+	MOVQ   x_len+48(FP), CX
+	XORQ   AX, AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   CX, DX
+	ANDQ   $-16, DX
+	JZ     tail
+
+loop:
+	VMOVUPS     (DI)(AX*4), Y8
+	VMOVUPS     32(DI)(AX*4), Y9
+	VCVTPH2PS   (R8)(AX*2), Y10
+	VCVTPH2PS   16(R8)(AX*2), Y11
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y11, Y4
+	VCVTPH2PS   (R9)(AX*2), Y12
+	VCVTPH2PS   16(R9)(AX*2), Y13
+	VFMADD231PS Y8, Y12, Y1
+	VFMADD231PS Y9, Y13, Y5
+	VCVTPH2PS   (R10)(AX*2), Y10
+	VCVTPH2PS   16(R10)(AX*2), Y11
+	VFMADD231PS Y8, Y10, Y2
+	VFMADD231PS Y9, Y11, Y6
+	VCVTPH2PS   (R11)(AX*2), Y12
+	VCVTPH2PS   16(R11)(AX*2), Y13
+	VFMADD231PS Y8, Y12, Y3
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ        $16, AX
+	CMPQ        AX, DX
+	JLT         loop
+
+tail:
+	CMPQ        AX, CX
+	JGE         reduce
+	VMOVUPS     (DI)(AX*4), Y8
+	VCVTPH2PS   (R8)(AX*2), Y10
+	VCVTPH2PS   (R9)(AX*2), Y11
+	VCVTPH2PS   (R10)(AX*2), Y12
+	VCVTPH2PS   (R11)(AX*2), Y13
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y8, Y11, Y1
+	VFMADD231PS Y8, Y12, Y2
+	VFMADD231PS Y8, Y13, Y3
+
+reduce:
+	VADDPS  Y4, Y0, Y0
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y7, Y3, Y3
+	HSUM4_Y0_Y3
+	MOVQ    dst+0(FP), R8
+	VMOVUPS X0, (R8)
+	VZEROUPPER
+	RET
+
+// func dotBF16x4AVX2(dst *[4]float32, w []uint16, stride int, x []float32)
+TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-64
+	MOVQ   w_base+8(FP), R8
+	MOVQ   stride+32(FP), R12
+	SHLQ   $1, R12
+	ROWS4(R12)
+	MOVQ   x_base+40(FP), DI
+	MOVQ   x_len+48(FP), CX
+	XORQ   AX, AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   CX, DX
+	ANDQ   $-16, DX
+	JZ     tail
+
+loop:
+	VMOVUPS     (DI)(AX*4), Y8
+	VMOVUPS     32(DI)(AX*4), Y9
+	VPMOVZXWD   (R8)(AX*2), Y10
+	VPMOVZXWD   16(R8)(AX*2), Y11
+	VPSLLD      $16, Y10, Y10
+	VPSLLD      $16, Y11, Y11
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y11, Y4
+	VPMOVZXWD   (R9)(AX*2), Y12
+	VPMOVZXWD   16(R9)(AX*2), Y13
+	VPSLLD      $16, Y12, Y12
+	VPSLLD      $16, Y13, Y13
+	VFMADD231PS Y8, Y12, Y1
+	VFMADD231PS Y9, Y13, Y5
+	VPMOVZXWD   (R10)(AX*2), Y10
+	VPMOVZXWD   16(R10)(AX*2), Y11
+	VPSLLD      $16, Y10, Y10
+	VPSLLD      $16, Y11, Y11
+	VFMADD231PS Y8, Y10, Y2
+	VFMADD231PS Y9, Y11, Y6
+	VPMOVZXWD   (R11)(AX*2), Y12
+	VPMOVZXWD   16(R11)(AX*2), Y13
+	VPSLLD      $16, Y12, Y12
+	VPSLLD      $16, Y13, Y13
+	VFMADD231PS Y8, Y12, Y3
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ        $16, AX
+	CMPQ        AX, DX
+	JLT         loop
+
+tail:
+	CMPQ        AX, CX
+	JGE         reduce
+	VMOVUPS     (DI)(AX*4), Y8
+	VPMOVZXWD   (R8)(AX*2), Y10
+	VPMOVZXWD   (R9)(AX*2), Y11
+	VPMOVZXWD   (R10)(AX*2), Y12
+	VPMOVZXWD   (R11)(AX*2), Y13
+	VPSLLD      $16, Y10, Y10
+	VPSLLD      $16, Y11, Y11
+	VPSLLD      $16, Y12, Y12
+	VPSLLD      $16, Y13, Y13
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y8, Y11, Y1
+	VFMADD231PS Y8, Y12, Y2
+	VFMADD231PS Y8, Y13, Y3
+
+reduce:
+	VADDPS  Y4, Y0, Y0
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y7, Y3, Y3
+	HSUM4_Y0_Y3
+	MOVQ    dst+0(FP), R8
+	VMOVUPS X0, (R8)
+	VZEROUPPER
+	RET

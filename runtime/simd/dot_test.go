@@ -1,0 +1,546 @@
+package simd
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+type namedFeatures struct {
+	name string
+	f    features
+}
+
+var testLengths = []int{0, 1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 1000, 4097}
+
+// unitRoundoff is float32's u = 2^-24.
+const unitRoundoff = 0x1p-24
+
+// withinSumError reports whether got is within float32 summation-order error
+// of the exact value want, where abs = Σ|terms| over n terms. Every kernel
+// (and reference) sums at most n/4 + 32 terms in one chain, so the bound
+// (n/4 + 32)·u·abs holds for all of them while one missing or doubled term
+// of typical size (abs/n) is still far outside it for the lengths tested.
+func withinSumError(got float32, want, abs float64, n int) bool {
+	// The second term covers results in float32's subnormal range, where
+	// rounding error is absolute (half of 2^-149 per operation).
+	tol := float64(n/4+32)*unitRoundoff*abs + float64(n+1)*0x1p-149
+	return math.Abs(float64(got)-want) <= tol
+}
+
+func randF32(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+// randF16 draws finite binary16 values spanning 2^-14..2^6 plus subnormals.
+func randF16(r *rand.Rand, n int) []uint16 {
+	v := make([]uint16, n)
+	for i := range v {
+		exp := uint16(r.IntN(21)) // 0 = subnormal
+		v[i] = uint16(r.IntN(2))<<15 | exp<<10 | uint16(r.IntN(1024))
+	}
+	return v
+}
+
+// randBF16 truncates normal float32 draws to bfloat16.
+func randBF16(r *rand.Rand, n int) []uint16 {
+	v := make([]uint16, n)
+	for i := range v {
+		v[i] = uint16(math.Float32bits(float32(r.NormFloat64()*8)) >> 16)
+	}
+	return v
+}
+
+func randQ8(r *rand.Rand, n int, lo int) []int8 {
+	v := make([]int8, n)
+	for i := range v {
+		v[i] = int8(lo + r.IntN(128-lo))
+	}
+	return v
+}
+
+func bf16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// offsetCopy returns a copy of v that starts off elements into a fresh
+// backing array, to exercise unaligned loads.
+func offsetCopy[T any](v []T, off int) []T {
+	buf := make([]T, off+len(v)+8)
+	copy(buf[off:], v)
+	return buf[off : off+len(v)]
+}
+
+func exactDot[W any](w []W, x []float32, widen func(W) float64) (sum, abs float64) {
+	for i := range w {
+		p := widen(w[i]) * float64(x[i])
+		sum += p
+		abs += math.Abs(p)
+	}
+	return sum, abs
+}
+
+func f32w(v float32) float64 { return float64(v) }
+func f16w(h uint16) float64  { return float64(F16ToF32(h)) }
+func bf16w(h uint16) float64 { return float64(bf16ToF32(h)) }
+
+// exactQ8 returns Σ_g d_g·Σ_i w_i·x_i with integer group sums and float64
+// scaling, plus Σ_g |d_g|·Σ_i |w_i·x_i| for the tolerance.
+func exactQ8(wq []int8, ws []uint16, xq []int8, xs []float32, group int) (sum, abs float64) {
+	for g := 0; g*group < len(wq); g++ {
+		var acc, accAbs int64
+		for i := g * group; i < min((g+1)*group, len(wq)); i++ {
+			p := int64(wq[i]) * int64(xq[i])
+			acc += p
+			accAbs += max(p, -p)
+		}
+		d := float64(F16ToF32(ws[g])) * float64(xs[g])
+		sum += d * float64(acc)
+		abs += math.Abs(d) * float64(accAbs)
+	}
+	return sum, abs
+}
+
+func TestFeaturesDetected(t *testing.T) {
+	t.Logf("cpu features: %+v", cpuFeatures)
+	for _, fs := range testFeatureSets() {
+		t.Logf("testing path %s", fs.name)
+	}
+}
+
+func TestDotFloatDifferential(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, fs := range testFeatureSets() {
+		for _, n := range testLengths {
+			for off := range 8 {
+				x := offsetCopy(randF32(r, n), (off+3)%8)
+
+				a := offsetCopy(randF32(r, n), off)
+				want, abs := exactDot(a, x, f32w)
+				if got := dotF32With(fs.f, a, x); !withinSumError(got, want, abs, n) {
+					t.Errorf("%s DotF32 n=%d off=%d: got %v, exact %v (Σ|ab|=%v)", fs.name, n, off, got, want, abs)
+				}
+
+				h := offsetCopy(randF16(r, n), off)
+				want, abs = exactDot(h, x, f16w)
+				if got := dotF16With(fs.f, h, x); !withinSumError(got, want, abs, n) {
+					t.Errorf("%s DotF16 n=%d off=%d: got %v, exact %v (Σ|ab|=%v)", fs.name, n, off, got, want, abs)
+				}
+
+				b := offsetCopy(randBF16(r, n), off)
+				want, abs = exactDot(b, x, bf16w)
+				if got := dotBF16With(fs.f, b, x); !withinSumError(got, want, abs, n) {
+					t.Errorf("%s DotBF16 n=%d off=%d: got %v, exact %v (Σ|ab|=%v)", fs.name, n, off, got, want, abs)
+				}
+			}
+		}
+	}
+}
+
+// TestDotFloatExactIntegers uses small integer inputs whose every partial sum
+// is exactly representable, so any summation order must give the exact
+// result: a dropped, doubled or misaligned element cannot hide in rounding.
+func TestDotFloatExactIntegers(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, fs := range testFeatureSets() {
+		for _, n := range testLengths {
+			a, x := make([]float32, n), make([]float32, n)
+			h, b := make([]uint16, n), make([]uint16, n)
+			var want float32
+			for i := range a {
+				a[i] = float32(r.IntN(17) - 8)
+				x[i] = float32(r.IntN(17) - 8)
+				h[i] = f32ToF16Small(a[i])
+				b[i] = uint16(math.Float32bits(a[i]) >> 16)
+				want += a[i] * x[i]
+			}
+			for off := range 8 {
+				ao, ho, bo, xo := offsetCopy(a, off), offsetCopy(h, off), offsetCopy(b, off), offsetCopy(x, 7-off)
+				if got := dotF32With(fs.f, ao, xo); got != want {
+					t.Errorf("%s DotF32 n=%d off=%d: got %v want %v", fs.name, n, off, got, want)
+				}
+				if got := dotF16With(fs.f, ho, xo); got != want {
+					t.Errorf("%s DotF16 n=%d off=%d: got %v want %v", fs.name, n, off, got, want)
+				}
+				if got := dotBF16With(fs.f, bo, xo); got != want {
+					t.Errorf("%s DotBF16 n=%d off=%d: got %v want %v", fs.name, n, off, got, want)
+				}
+			}
+		}
+	}
+}
+
+// f32ToF16Small encodes an integer in [-8, 8] as binary16.
+func f32ToF16Small(v float32) uint16 {
+	if v == 0 {
+		return 0
+	}
+	var sign uint16
+	if v < 0 {
+		sign, v = 0x8000, -v
+	}
+	e := math.Ilogb(float64(v))
+	mant := uint16(float64(v)/math.Ldexp(1, e)*1024) & 0x3ff
+	return sign | uint16(e+15)<<10 | mant
+}
+
+func TestF16ToF32Specials(t *testing.T) {
+	tests := []struct {
+		h    uint16
+		want float32
+	}{
+		{0x3c00, 1}, {0xc000, -2}, {0x7bff, 65504}, {0x0001, 0x1p-24}, {0x03ff, 1023 * 0x1p-24},
+		{0x0400, 0x1p-14}, {0x8000, float32(math.Copysign(0, -1))}, {0x7c00, float32(math.Inf(1))}, {0xfc00, float32(math.Inf(-1))},
+	}
+	for _, tt := range tests {
+		if got := F16ToF32(tt.h); math.Float32bits(got) != math.Float32bits(tt.want) {
+			t.Errorf("F16ToF32(%#04x) = %v, want %v", tt.h, got, tt.want)
+		}
+	}
+	if got := F16ToF32(0x7e00); !math.IsNaN(float64(got)) {
+		t.Errorf("F16ToF32(0x7e00) = %v, want NaN", got)
+	}
+}
+
+// sameSpecial reports whether got and want agree in being NaN or ±Inf.
+func sameSpecial(got, want float32) bool {
+	g, w := float64(got), float64(want)
+	if math.IsNaN(w) || math.IsNaN(g) {
+		return math.IsNaN(w) && math.IsNaN(g)
+	}
+	if math.IsInf(w, 0) || math.IsInf(g, 0) {
+		return got == want
+	}
+	return true
+}
+
+func TestDotHalfSpecials(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	cases := []struct {
+		name   string
+		f16    uint16
+		bf16   uint16
+		xsign  float32
+		expect string
+	}{
+		{"+inf", 0x7c00, 0x7f80, 1, "+inf"},
+		{"-inf", 0xfc00, 0xff80, 1, "-inf"},
+		{"inf*neg", 0x7c00, 0x7f80, -1, "-inf"},
+		{"nan", 0x7e00, 0x7fc0, 1, "nan"},
+		{"inf*0", 0x7c00, 0x7f80, 0, "nan"},
+	}
+	for _, fs := range testFeatureSets() {
+		for _, n := range []int{1, 9, 33, 100} {
+			for _, c := range cases {
+				x := randF32(r, n)
+				h, b := randF16(r, n), randBF16(r, n)
+				for i := range x {
+					x[i] = float32(math.Abs(float64(x[i]))) + 0.5
+				}
+				pos := r.IntN(n)
+				h[pos], b[pos], x[pos] = c.f16, c.bf16, c.xsign
+				for _, got := range []float32{dotF16With(fs.f, h, x), dotBF16With(fs.f, b, x)} {
+					ok := false
+					switch c.expect {
+					case "+inf":
+						ok = math.IsInf(float64(got), 1)
+					case "-inf":
+						ok = math.IsInf(float64(got), -1)
+					case "nan":
+						ok = math.IsNaN(float64(got))
+					}
+					if !ok {
+						t.Errorf("%s %s n=%d pos=%d: got %v, want %s", fs.name, c.name, n, pos, got, c.expect)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDotQ8Differential(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, fs := range testFeatureSets() {
+		for _, group := range []int{32, 64, 128, 96, 48} {
+			for _, n := range append(testLengths, 5632) {
+				ng := (n + group - 1) / group
+				for off := range 8 {
+					wq := offsetCopy(randQ8(r, n, -128), off)
+					xq := offsetCopy(randQ8(r, n, -127), 7-off)
+					ws := offsetCopy(randF16(r, ng), off%3)
+					xs := randF32(r, ng)
+					want, abs := exactQ8(wq, ws, xq, xs, group)
+					if got := dotQ8With(fs.f, wq, ws, xq, xs, group); !withinSumError(got, want, abs, ng*8) {
+						t.Errorf("%s DotQ8 g=%d n=%d off=%d: got %v, exact %v (abs %v)", fs.name, group, n, off, got, want, abs)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestDotQ8ExactIntegers uses unit scales so the result is the integer dot
+// product itself, exact in float32 while it stays below 2^24: any error in
+// the integer pipeline (saturation, sign handling, a lost chunk) shows up.
+func TestDotQ8ExactIntegers(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, fs := range testFeatureSets() {
+		for _, group := range []int{32, 64, 128} {
+			for _, n := range []int{0, 1, 31, 32, 33, 64, 127, 128, 129, 256, 500, 1000} {
+				ng := (n + group - 1) / group
+				ws, xs := make([]uint16, ng), make([]float32, ng)
+				for g := range ws {
+					ws[g], xs[g] = 0x3c00, 1
+				}
+				for _, pattern := range []string{"random", "extreme"} {
+					wq, xq := randQ8(r, n, -128), randQ8(r, n, -127)
+					if pattern == "extreme" { // largest products, worst case for 16-bit pair sums
+						for i := range wq {
+							wq[i], xq[i] = -128, -127
+							if i%2 == 1 {
+								wq[i], xq[i] = 127, 127
+							}
+						}
+					}
+					var want int64
+					for i := range wq {
+						want += int64(wq[i]) * int64(xq[i])
+					}
+					if got := dotQ8With(fs.f, wq, ws, xq, xs, group); float64(got) != float64(want) {
+						t.Errorf("%s DotQ8 %s g=%d n=%d: got %v want %d", fs.name, pattern, group, n, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDotX4Differential(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, fs := range testFeatureSets() {
+		for _, n := range testLengths {
+			for _, pad := range []int{0, 1, 5} {
+				stride := n + pad
+				rows := 3*stride + n
+				x := offsetCopy(randF32(r, n), pad)
+				a := offsetCopy(randF32(r, rows), pad+1)
+				h := offsetCopy(randF16(r, rows), pad+2)
+				b := offsetCopy(randBF16(r, rows), pad+3)
+				var ga, gh, gb [4]float32
+				dotF32x4With(fs.f, &ga, a, stride, x)
+				dotF16x4With(fs.f, &gh, h, stride, x)
+				dotBF16x4With(fs.f, &gb, b, stride, x)
+				for row := range 4 {
+					lo, hi := row*stride, row*stride+n
+					if want, abs := exactDot(a[lo:hi], x, f32w); !withinSumError(ga[row], want, abs, n) {
+						t.Errorf("%s DotF32x4 n=%d stride=%d row %d: got %v exact %v", fs.name, n, stride, row, ga[row], want)
+					}
+					if want, abs := exactDot(h[lo:hi], x, f16w); !withinSumError(gh[row], want, abs, n) {
+						t.Errorf("%s DotF16x4 n=%d stride=%d row %d: got %v exact %v", fs.name, n, stride, row, gh[row], want)
+					}
+					if want, abs := exactDot(b[lo:hi], x, bf16w); !withinSumError(gb[row], want, abs, n) {
+						t.Errorf("%s DotBF16x4 n=%d stride=%d row %d: got %v exact %v", fs.name, n, stride, row, gb[row], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDotQ8x4Differential(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, fs := range testFeatureSets() {
+		for _, group := range []int{32, 64, 128, 96, 48} {
+			for _, n := range append(testLengths, 5632) {
+				ng := (n + group - 1) / group
+				for _, pad := range []int{0, 3} {
+					stride, sstride := n+pad*16, ng+pad
+					wq := offsetCopy(randQ8(r, 3*stride+n, -128), pad)
+					ws := offsetCopy(randF16(r, 3*sstride+ng), pad)
+					xq, xs := offsetCopy(randQ8(r, n, -127), pad+1), randF32(r, ng)
+					var got [4]float32
+					dotQ8x4With(fs.f, &got, wq, ws, stride, sstride, xq, xs, group)
+					for row := range 4 {
+						want, abs := exactQ8(wq[row*stride:row*stride+n], ws[row*sstride:], xq, xs, group)
+						if !withinSumError(got[row], want, abs, ng*8) {
+							t.Errorf("%s DotQ8x4 g=%d n=%d pad=%d row %d: got %v exact %v", fs.name, group, n, pad, row, got[row], want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPublicAPI checks that the exported functions route to a path that
+// agrees with the references and enforce their length contracts.
+func TestPublicAPI(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	const n, group = 200, 64
+	a, x := randF32(r, 4*n), randF32(r, n+5)
+	if got, want := DotF32(a[:n], x), dotF32Go(a[:n], x[:n]); !withinSumError(got, float64(want), float64(n)*4, n) {
+		t.Errorf("DotF32 = %v, reference %v", got, want)
+	}
+	h := randF16(r, 4*n)
+	if got, want := DotF16(h[:n], x), dotF16Go(h[:n], x[:n]); math.Abs(float64(got-want)) > 1e-3*math.Abs(float64(want))+1e-3 {
+		t.Errorf("DotF16 = %v, reference %v", got, want)
+	}
+	q := DotF32x4(a, n, x[:n])
+	for row := range 4 {
+		if want := dotF32Go(a[row*n:(row+1)*n], x); math.Abs(float64(q[row]-want)) > 1e-4*float64(n) {
+			t.Errorf("DotF32x4 row %d = %v, reference %v", row, q[row], want)
+		}
+	}
+	xq, xs := make([]int8, n), make([]float32, (n+group-1)/group)
+	QuantizeQ8(xq, xs, x[:n], group)
+	wq, ws := randQ8(r, 4*n, -127), randF16(r, 4*len(xs))
+	q8 := DotQ8x4(wq, ws, n, len(xs), xq, xs, group)
+	for row := range 4 {
+		want, abs := exactQ8(wq[row*n:(row+1)*n], ws[row*len(xs):], xq, xs, group)
+		if !withinSumError(q8[row], want, abs, 64) {
+			t.Errorf("DotQ8x4 row %d = %v, exact %v", row, q8[row], want)
+		}
+		if got := DotQ8(wq[row*n:(row+1)*n], ws[row*len(xs):], xq, xs, group); !withinSumError(got, want, abs, 64) {
+			t.Errorf("DotQ8 row %d = %v, exact %v", row, got, want)
+		}
+	}
+
+	panics := []struct {
+		name string
+		f    func()
+	}{
+		{"DotF32x4 short w", func() { DotF32x4(a[:4*n-1], n, x[:n]) }},
+		{"DotF32x4 negative stride", func() { DotF32x4(a, -1, x[:n]) }},
+		{"DotF16 short x", func() { DotF16(h[:n], x[:n-1]) }},
+		{"DotQ8 zero group", func() { DotQ8(wq[:n], ws, xq, xs, 0) }},
+		{"DotQ8 short scales", func() { DotQ8(wq[:n], ws[:1], xq, xs, group) }},
+		{"DotQ8x4 short scales", func() { DotQ8x4(wq, ws[:4*len(xs)-1], n, len(xs), xq, xs, group) }},
+	}
+	for _, p := range panics {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", p.name)
+				}
+			}()
+			p.f()
+		}()
+	}
+}
+
+func TestQuantizeQ8(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, group := range []int{32, 64, 128} {
+		for _, n := range []int{0, 1, 33, 129, 1000} {
+			x := randF32(r, n)
+			if n > 40 {
+				clear(x[:group]) // an all-zero group gets scale 0
+			}
+			xq, xs := make([]int8, n), make([]float32, (n+group-1)/group)
+			QuantizeQ8(xq, xs, x, group)
+			for i, v := range x {
+				g := i / group
+				if xq[i] < -127 {
+					t.Fatalf("g=%d n=%d: xq[%d] = %d out of range", group, n, i, xq[i])
+				}
+				if err := math.Abs(float64(xs[g])*float64(xq[i]) - float64(v)); err > 0.5001*float64(xs[g]) {
+					t.Errorf("g=%d n=%d: x[%d]=%v quantized to %d·%v (error %v)", group, n, i, v, xq[i], xs[g], err)
+				}
+			}
+		}
+	}
+}
+
+func FuzzDotF16(f *testing.F) {
+	f.Add([]byte{0x00, 0x3c, 0x00, 0x7c, 0x01, 0x00}, uint64(1))
+	f.Add(make([]byte, 66), uint64(2))
+	f.Fuzz(func(t *testing.T, raw []byte, seed uint64) {
+		w := make([]uint16, len(raw)/2)
+		for i := range w {
+			w[i] = uint16(raw[2*i]) | uint16(raw[2*i+1])<<8
+		}
+		x := randF32(rand.New(rand.NewPCG(seed, 0)), len(w))
+		checkHalfFuzz(t, "DotF16", w, x, f16w, dotF16Go, dotF16With)
+	})
+}
+
+func FuzzDotBF16(f *testing.F) {
+	f.Add([]byte{0x80, 0x3f, 0x80, 0x7f, 0x01, 0x00}, uint64(1))
+	f.Add([]byte{0x01, 0x20}, uint64(0)) // subnormal product: absolute, not relative, error
+	f.Add(make([]byte, 66), uint64(2))
+	f.Fuzz(func(t *testing.T, raw []byte, seed uint64) {
+		w := make([]uint16, len(raw)/2)
+		for i := range w {
+			// Keep |w| < 2^64 so sums of products with |x| < ~5 cannot overflow float32.
+			w[i] = (uint16(raw[2*i]) | uint16(raw[2*i+1])<<8) & 0x9fff
+		}
+		x := randF32(rand.New(rand.NewPCG(seed, 0)), len(w))
+		checkHalfFuzz(t, "DotBF16", w, x, bf16w, dotBF16Go, dotBF16With)
+	})
+}
+
+func checkHalfFuzz(t *testing.T, name string, w []uint16, x []float32, widen func(uint16) float64,
+	ref func([]uint16, []float32) float32, with func(features, []uint16, []float32) float32) {
+	want := ref(w, x)
+	exact, abs := exactDot(w, x, widen)
+	for _, fs := range testFeatureSets() {
+		got := with(fs.f, w, x)
+		if !sameSpecial(got, want) {
+			t.Fatalf("%s %s n=%d: got %v, reference %v", fs.name, name, len(w), got, want)
+		}
+		if !math.IsNaN(exact) && !math.IsInf(float64(want), 0) && !withinSumError(got, exact, abs, len(w)) {
+			t.Fatalf("%s %s n=%d: got %v, exact %v", fs.name, name, len(w), got, exact)
+		}
+	}
+}
+
+func FuzzDotQ8(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 0x80, 0x7f}, []byte{0x81, 0x7f, 5, 6}, uint8(0), uint64(1))
+	f.Add(make([]byte, 300), make([]byte, 300), uint8(2), uint64(2))
+	f.Fuzz(func(t *testing.T, wraw, xraw []byte, gsel uint8, seed uint64) {
+		group := []int{32, 64, 128, 40}[gsel%4]
+		n := min(len(wraw), len(xraw))
+		wq, xq := make([]int8, n), make([]int8, n)
+		for i := range n {
+			wq[i], xq[i] = int8(wraw[i]), max(int8(xraw[i]), -127)
+		}
+		r := rand.New(rand.NewPCG(seed, 1))
+		ng := (n + group - 1) / group
+		ws, xs := randF16(r, ng), randF32(r, ng)
+		want, abs := exactQ8(wq, ws, xq, xs, group)
+		for _, fs := range testFeatureSets() {
+			if got := dotQ8With(fs.f, wq, ws, xq, xs, group); !withinSumError(got, want, abs, ng*8) {
+				t.Fatalf("%s DotQ8 g=%d n=%d: got %v, exact %v", fs.name, group, n, got, want)
+			}
+			var got4 [4]float32
+			stride := n / 4 // four overlapping rows; the kernels only read
+			dotQ8x4With(fs.f, &got4, wq, ws, stride, 0, xq[:n-3*stride], xs, group)
+			for row := range 4 {
+				w4, a4 := exactQ8(wq[row*stride:row*stride+n-3*stride], ws, xq, xs, group)
+				if !withinSumError(got4[row], w4, a4, ng*8) {
+					t.Fatalf("%s DotQ8x4 g=%d n=%d row %d: got %v, exact %v", fs.name, group, n, row, got4[row], w4)
+				}
+			}
+		}
+	})
+}
+
+func FuzzDotF32(f *testing.F) {
+	f.Add(uint16(17), uint8(3), uint64(1))
+	f.Fuzz(func(t *testing.T, n uint16, off uint8, seed uint64) {
+		r := rand.New(rand.NewPCG(seed, 2))
+		a := offsetCopy(randF32(r, int(n%5000)), int(off%8))
+		x := randF32(r, len(a))
+		want, abs := exactDot(a, x, f32w)
+		for _, fs := range testFeatureSets() {
+			if got := dotF32With(fs.f, a, x); !withinSumError(got, want, abs, len(a)) {
+				t.Fatalf("%s DotF32 n=%d: got %v, exact %v", fs.name, len(a), got, want)
+			}
+		}
+	})
+}
+
+var _ = fmt.Sprint

@@ -1,0 +1,150 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/shrink-llm/shrink/internal/testshared"
+)
+
+func loadLlama2C(tb testing.TB) *Tokenizer {
+	tb.Helper()
+	tok, err := FromLlama2C(readFile(tb, testshared.Path(tb, "models", "stories260K", "tok512.bin")), 512)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
+}
+
+// TestLlama2CPrompts encodes the stories260K prompts with tok512.bin and
+// compares with the ids of the Hugging Face export of the same model.
+func TestLlama2CPrompts(t *testing.T) {
+	tok := loadLlama2C(t)
+	var texts []string
+	if err := json.Unmarshal(readFile(t, testshared.Path(t, "models", "stories260K", "hf", "prompts.json")), &texts); err != nil {
+		t.Fatal(err)
+	}
+	var ref reference
+	if err := json.Unmarshal(readFile(t, testshared.Path(t, "models", "stories260K", "hf", "reference.json")), &ref); err != nil {
+		t.Fatal(err)
+	}
+	if len(texts) != len(ref.Prompts) || len(texts) == 0 {
+		t.Fatalf("%d prompt texts for %d reference prompts", len(texts), len(ref.Prompts))
+	}
+	if tok.BOS() != 1 || tok.EOS() != 2 || tok.VocabSize() != 512 || tok.Token(1) != "<s>" {
+		t.Errorf("BOS %d EOS %d vocab %d Token(1) %q", tok.BOS(), tok.EOS(), tok.VocabSize(), tok.Token(1))
+	}
+	for i, text := range texts {
+		ids, err := tok.Encode(text, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids, ref.Prompts[i].IDs) {
+			t.Errorf("prompt %q:\n got %v\nwant %v", text, ids, ref.Prompts[i].IDs)
+		}
+		for _, skip := range []bool{true, false} {
+			dec, err := tok.Decode(ids, skip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := text
+			if !skip {
+				want = "<s> " + text
+			}
+			if dec != want {
+				t.Errorf("Decode(%v, skip=%v) = %q, want %q", ids, skip, dec, want)
+			}
+		}
+		st, err := streamDecode(tok, ids[1:])
+		if err != nil || st != text {
+			t.Errorf("stream decode = %q, %v; want %q", st, err, text)
+		}
+	}
+}
+
+// TestLlama2CMergeMatchesRunC compares the heap-based merge with a direct
+// transcription of run.c's quadratic loop on random text, including bytes
+// outside the vocab (byte fallback) and invalid UTF-8.
+func TestLlama2CMergeMatchesRunC(t *testing.T) {
+	tok := loadLlama2C(t)
+	v, err := parseLlama2C(readFile(t, testshared.Path(t, "models", "stories260K", "tok512.bin")), 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"a", "e", "t", "h", " ", "o", "n", "s", "d", ".", "\n", "é", "日", "\xff", "\x80", "Once", " upon", " the"}
+	for n := 0; n < 300; n++ {
+		var b []byte
+		for k := rng.IntN(40); k > 0; k-- {
+			b = append(b, alphabet[rng.IntN(len(alphabet))]...)
+		}
+		text := string(b)
+		got, err := tok.Encode(text, n%2 == 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := runCEncode(v, text, n%2 == 0)
+		if !slices.Equal(got, want) {
+			t.Fatalf("Encode(%q):\n got %v\nwant %v", text, got, want)
+		}
+	}
+}
+
+// runCEncode is the reference: run.c's encode, quadratic merge loop and all.
+func runCEncode(v *llama2cVocab, text string, bos bool) []int {
+	var ids []int
+	if bos {
+		ids = append(ids, 1)
+	}
+	if text != "" {
+		ids = append(ids, v.lookup[" "])
+	}
+	for i := 0; i < len(text); {
+		j := i + 1
+		for j < len(text) && text[j]&0xC0 == 0x80 && j-i < 4 {
+			j++
+		}
+		if id, ok := v.lookup[text[i:j]]; ok {
+			ids = append(ids, id)
+		} else {
+			for k := i; k < j; k++ {
+				ids = append(ids, int(text[k])+3)
+			}
+		}
+		i = j
+	}
+	for {
+		best, bestID, bestIdx := float32(-1e10), -1, -1
+		for i := 0; i+1 < len(ids); i++ {
+			if id, ok := v.lookup[v.pieces[ids[i]]+v.pieces[ids[i+1]]]; ok && v.scores[id] > best {
+				best, bestID, bestIdx = v.scores[id], id, i
+			}
+		}
+		if bestIdx < 0 {
+			return ids
+		}
+		ids[bestIdx] = bestID
+		ids = append(ids[:bestIdx+1], ids[bestIdx+2:]...)
+	}
+}
+
+func TestFromLlama2CErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		data []byte
+		n    int
+	}{
+		{"empty", nil, 512},
+		{"header only", []byte{1, 0, 0, 0}, 512},
+		{"truncated token", []byte{1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 'a'}, 1},
+		{"negative length", []byte{1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, 1},
+		{"too few tokens", []byte{1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'a'}, 0},
+	}
+	for _, tc := range tests {
+		if _, err := FromLlama2C(tc.data, tc.n); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+}

@@ -1,0 +1,295 @@
+// Command gen writes synthetic Hugging Face Llama checkpoints with random
+// weights ~N(0, 0.02) in the shapes the benchmarks use, so that anyone can
+// reproduce BENCHMARKS.md without downloading a model:
+//
+//	go run ./testdata/gen -shape tinyllama-1.1b -dtype bf16 -o /tmp/tinyllama-synth
+//	go run ./testdata/gen -shape llama-110m -dtype f32 -o /tmp/llama110m
+//
+// The output is a folder with config.json, sharded model-*.safetensors with
+// model.safetensors.index.json, and a tokenizer.json (Llama-2 style BPE with
+// byte fallback and no merges) so the checkpoint converts and runs end to end.
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+)
+
+type shape struct {
+	hidden, inter, layers, heads, kvHeads, vocab, ctx int
+	tied                                              bool
+}
+
+var shapes = map[string]shape{
+	"tinyllama-1.1b": {hidden: 2048, inter: 5632, layers: 22, heads: 32, kvHeads: 4, vocab: 32000, ctx: 2048},
+	"llama-110m":     {hidden: 768, inter: 2048, layers: 12, heads: 12, kvHeads: 12, vocab: 32000, ctx: 1024},
+}
+
+type tensor struct {
+	name string
+	dims []int
+}
+
+func main() {
+	shapeName := flag.String("shape", "tinyllama-1.1b", "tinyllama-1.1b or llama-110m")
+	dtype := flag.String("dtype", "bf16", "f32, f16 or bf16")
+	out := flag.String("o", "", "output folder")
+	shardBytes := flag.Int64("shard", 1<<30, "approximate bytes per safetensors shard")
+	seed := flag.Uint64("seed", 1, "random seed")
+	flag.Parse()
+	if err := run(*shapeName, *dtype, *out, *shardBytes, *seed); err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(shapeName, dtype, out string, shardBytes int64, seed uint64) error {
+	s, ok := shapes[shapeName]
+	if !ok {
+		return fmt.Errorf("unknown shape %q", shapeName)
+	}
+	if out == "" {
+		return fmt.Errorf("-o is required")
+	}
+	elem := map[string]int{"f32": 4, "f16": 2, "bf16": 2}[dtype]
+	if elem == 0 {
+		return fmt.Errorf("unknown dtype %q", dtype)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	hd := s.hidden / s.heads
+	ts := []tensor{{"model.embed_tokens.weight", []int{s.vocab, s.hidden}}}
+	for l := range s.layers {
+		p := fmt.Sprintf("model.layers.%d.", l)
+		ts = append(ts,
+			tensor{p + "input_layernorm.weight", []int{s.hidden}},
+			tensor{p + "self_attn.q_proj.weight", []int{s.heads * hd, s.hidden}},
+			tensor{p + "self_attn.k_proj.weight", []int{s.kvHeads * hd, s.hidden}},
+			tensor{p + "self_attn.v_proj.weight", []int{s.kvHeads * hd, s.hidden}},
+			tensor{p + "self_attn.o_proj.weight", []int{s.hidden, s.heads * hd}},
+			tensor{p + "post_attention_layernorm.weight", []int{s.hidden}},
+			tensor{p + "mlp.gate_proj.weight", []int{s.inter, s.hidden}},
+			tensor{p + "mlp.up_proj.weight", []int{s.inter, s.hidden}},
+			tensor{p + "mlp.down_proj.weight", []int{s.hidden, s.inter}},
+		)
+	}
+	ts = append(ts, tensor{"model.norm.weight", []int{s.hidden}})
+	if !s.tied {
+		ts = append(ts, tensor{"lm_head.weight", []int{s.vocab, s.hidden}})
+	}
+
+	// Cut into shards of about shardBytes.
+	var shards [][]tensor
+	var cur []tensor
+	var curBytes int64
+	for _, t := range ts {
+		n := int64(elem)
+		for _, d := range t.dims {
+			n *= int64(d)
+		}
+		if len(cur) > 0 && curBytes+n > shardBytes {
+			shards = append(shards, cur)
+			cur, curBytes = nil, 0
+		}
+		cur = append(cur, t)
+		curBytes += n
+	}
+	shards = append(shards, cur)
+
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	normals := make([]float32, 1<<16)
+	for i := range normals {
+		normals[i] = float32(rng.NormFloat64() * 0.02)
+	}
+	weightMap := map[string]string{}
+	var total int64
+	for i, sh := range shards {
+		name := fmt.Sprintf("model-%05d-of-%05d.safetensors", i+1, len(shards))
+		n, err := writeShard(filepath.Join(out, name), sh, dtype, elem, normals, rng)
+		if err != nil {
+			return err
+		}
+		total += n
+		for _, t := range sh {
+			weightMap[t.name] = name
+		}
+	}
+	idx := map[string]any{"metadata": map[string]any{"total_size": total}, "weight_map": weightMap}
+	if err := writeJSON(filepath.Join(out, "model.safetensors.index.json"), idx); err != nil {
+		return err
+	}
+	torchDType := map[string]string{"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[dtype]
+	cfg := map[string]any{
+		"architectures": []string{"LlamaForCausalLM"}, "model_type": "llama",
+		"hidden_size": s.hidden, "intermediate_size": s.inter, "num_hidden_layers": s.layers,
+		"num_attention_heads": s.heads, "num_key_value_heads": s.kvHeads, "vocab_size": s.vocab,
+		"max_position_embeddings": s.ctx, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+		"hidden_act": "silu", "tie_word_embeddings": s.tied, "bos_token_id": 1, "eos_token_id": 2,
+		"torch_dtype": torchDType,
+	}
+	if err := writeJSON(filepath.Join(out, "config.json"), cfg); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(out, "tokenizer.json"), syntheticTokenizer(s.vocab)); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: %d tensors in %d shards, %.2f GB\n", out, len(ts), len(shards), float64(total)/1e9)
+	return nil
+}
+
+func writeShard(path string, ts []tensor, dtype string, elem int, normals []float32, rng *rand.Rand) (int64, error) {
+	header := map[string]any{}
+	var off int64
+	for _, t := range ts {
+		n := int64(elem)
+		for _, d := range t.dims {
+			n *= int64(d)
+		}
+		header[t.name] = map[string]any{"dtype": map[string]string{"f32": "F32", "f16": "F16", "bf16": "BF16"}[dtype], "shape": t.dims, "data_offsets": []int64{off, off + n}}
+		off += n
+	}
+	hb, err := json.Marshal(header)
+	if err != nil {
+		return 0, err
+	}
+	for len(hb)%8 != 0 {
+		hb = append(hb, ' ')
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	w := bufio.NewWriterSize(f, 4<<20)
+	var lenBuf [8]byte
+	binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(hb)))
+	w.Write(lenBuf[:])
+	w.Write(hb)
+	buf := make([]byte, 0, 1<<20)
+	for _, t := range ts {
+		n := 1
+		for _, d := range t.dims {
+			n *= d
+		}
+		isNorm := len(t.dims) == 1
+		for i := 0; i < n; i++ {
+			var v float32
+			if isNorm {
+				v = 1
+			} else {
+				v = normals[rng.Uint32()&0xffff]
+			}
+			buf = appendValue(buf, v, dtype)
+			if len(buf) >= 1<<20 {
+				if _, err := w.Write(buf); err != nil {
+					f.Close()
+					return 0, err
+				}
+				buf = buf[:0]
+			}
+		}
+	}
+	if _, err := w.Write(buf); err != nil {
+		f.Close()
+		return 0, err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return 0, err
+	}
+	return off, f.Close()
+}
+
+func appendValue(b []byte, v float32, dtype string) []byte {
+	bits := math.Float32bits(v)
+	switch dtype {
+	case "f32":
+		return binary.LittleEndian.AppendUint32(b, bits)
+	case "bf16":
+		r := bits + 0x7fff + (bits>>16)&1
+		return binary.LittleEndian.AppendUint16(b, uint16(r>>16))
+	default: // f16; values are small and normal-range, so a simple rounding suffices
+		return binary.LittleEndian.AppendUint16(b, f32ToF16(v))
+	}
+}
+
+func f32ToF16(v float32) uint16 {
+	bits := math.Float32bits(v)
+	sign := uint16(bits>>16) & 0x8000
+	exp := int((bits>>23)&0xff) - 127 + 15
+	mant := bits & 0x7fffff
+	switch {
+	case exp >= 31:
+		return sign | 0x7c00
+	case exp <= 0:
+		if exp < -10 {
+			return sign
+		}
+		mant |= 0x800000
+		shift := uint(14 - exp)
+		h := mant >> shift
+		if rem := mant & (1<<shift - 1); rem > 1<<(shift-1) || rem == 1<<(shift-1) && h&1 == 1 {
+			h++
+		}
+		return sign | uint16(h)
+	}
+	h := uint32(exp)<<10 | mant>>13
+	if rem := mant & 0x1fff; rem > 0x1000 || rem == 0x1000 && h&1 == 1 {
+		h++
+	}
+	return sign | uint16(h)
+}
+
+// syntheticTokenizer is a Llama-2-style tokenizer.json: <unk>, <s>, </s>, the
+// 256 byte-fallback tokens, then filler pieces up to vocab.
+func syntheticTokenizer(vocab int) map[string]any {
+	v := map[string]int{"<unk>": 0, "<s>": 1, "</s>": 2}
+	for b := range 256 {
+		v[fmt.Sprintf("<0x%02X>", b)] = 3 + b
+	}
+	for id := 259; id < vocab; id++ {
+		v[fmt.Sprintf("▁t%d", id)] = id
+	}
+	added := []map[string]any{}
+	for i, c := range []string{"<unk>", "<s>", "</s>"} {
+		added = append(added, map[string]any{"id": i, "content": c, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+	}
+	return map[string]any{
+		"version":      "1.0",
+		"added_tokens": added,
+		"normalizer": map[string]any{"type": "Sequence", "normalizers": []any{
+			map[string]any{"type": "Prepend", "prepend": "▁"},
+			map[string]any{"type": "Replace", "pattern": map[string]any{"String": " "}, "content": "▁"},
+		}},
+		"pre_tokenizer": nil,
+		"post_processor": map[string]any{
+			"type":           "TemplateProcessing",
+			"single":         []any{map[string]any{"SpecialToken": map[string]any{"id": "<s>", "type_id": 0}}, map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}}},
+			"pair":           []any{map[string]any{"SpecialToken": map[string]any{"id": "<s>", "type_id": 0}}, map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}}, map[string]any{"SpecialToken": map[string]any{"id": "<s>", "type_id": 1}}, map[string]any{"Sequence": map[string]any{"id": "B", "type_id": 1}}},
+			"special_tokens": map[string]any{"<s>": map[string]any{"id": "<s>", "ids": []int{1}, "tokens": []string{"<s>"}}},
+		},
+		"decoder": map[string]any{"type": "Sequence", "decoders": []any{
+			map[string]any{"type": "Replace", "pattern": map[string]any{"String": "▁"}, "content": " "},
+			map[string]any{"type": "ByteFallback"},
+			map[string]any{"type": "Fuse"},
+			map[string]any{"type": "Strip", "content": " ", "start": 1, "stop": 0},
+		}},
+		"model": map[string]any{"type": "BPE", "dropout": nil, "unk_token": "<unk>", "continuing_subword_prefix": nil,
+			"end_of_word_suffix": nil, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false, "vocab": v, "merges": []any{}},
+	}
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
