@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shrink-llm/shrink/format"
+)
+
+// demoShrink converts the built-in model once per test at enc.
+func demoShrink(t *testing.T, enc string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "demo-"+enc+".shrink")
+	if code, _, stderr := shrink(t, "convert", demoModel, "-o", out, "--quant", enc); code != 0 {
+		t.Fatalf("convert: %s", stderr)
+	}
+	return out
+}
+
+// rewriteHeader rewrites a .shrink file's JSON header in place through edit
+// (which must keep its length) and fixes the header checksum, so that the
+// file passes the container's integrity checks and exercises what comes
+// after them.
+func rewriteHeader(t *testing.T, path string, edit func([]byte) []byte) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := binary.LittleEndian.Uint64(b[16:])
+	n := binary.LittleEndian.Uint64(b[24:])
+	hdr := edit(bytes.Clone(b[off : off+n]))
+	if uint64(len(hdr)) != n {
+		t.Fatalf("edit changed the header length")
+	}
+	copy(b[off:], hdr)
+	binary.LittleEndian.PutUint32(b[32:], format.Checksum(hdr))
+	out := filepath.Join(t.TempDir(), "edited.shrink")
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestRunGenerates(t *testing.T) {
+	f := demoShrink(t, "q8")
+	code, stdout, stderr := shrink(t, "run", f, "-p", "Once upon a time", "-n", "12")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.HasPrefix(stdout, "Once upon a time") || len(stdout) < len("Once upon a time")+10 {
+		t.Errorf("stdout %q", stdout)
+	}
+	for _, want := range []string{"prompt:", "tok/s", "generation: 12 tokens", "model in memory"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q: %q", want, stderr)
+		}
+	}
+	// Sampling with a seed is reproducible.
+	_, a, _ := shrink(t, "run", f, "-p", "Once upon a time", "-n", "12", "--temp", "0.8", "--top-p", "0.95", "--seed", "7")
+	_, b, _ := shrink(t, "run", f, "-p", "Once upon a time", "-n", "12", "--temp", "0.8", "--top-p", "0.95", "--seed", "7")
+	if a != b {
+		t.Errorf("same seed, different text:\n%q\n%q", a, b)
+	}
+}
+
+func TestRunBadInput(t *testing.T) {
+	f := demoShrink(t, "q8")
+	badArch := rewriteHeader(t, f, func(h []byte) []byte {
+		return bytes.Replace(h, []byte(`"arch":"llama"`), []byte(`"arch":"gemma"`), 1)
+	})
+	badEnc := rewriteHeader(t, f, func(h []byte) []byte {
+		return bytes.Replace(h, []byte(`"encoding":"q8"`), []byte(`"encoding":"q4"`), 1)
+	})
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"top-p 2", []string{"run", f, "-p", "hi", "--top-p", "2"}, exitFail, "--top-p"},
+		{"negative temperature", []string{"run", f, "-p", "hi", "--temp", "-1"}, exitFail, "temperature"},
+		{"id outside vocabulary", []string{"run", f, "--ids", "1,5000"}, exitFail, "outside the vocabulary"},
+		{"not an id", []string{"run", f, "--ids", "1,x"}, exitFail, "not a token id"},
+		{"longer than context", []string{"run", f, "-p", "Once upon a time", "-n", "600"}, exitFail, "exceeds the model context of 512"},
+		{"prompt longer than context", []string{"run", f, "-p", strings.Repeat("the cat sat. ", 300), "-n", "1"}, exitFail, "exceeds the model context of 512"},
+		{"unknown architecture", []string{"run", badArch, "-p", "hi"}, exitFail, "gemma"},
+		{"unknown encoding", []string{"run", badEnc, "-p", "hi"}, exitFail, "q4"},
+		{"no prompt", []string{"run", f}, exitUsage, "-p TEXT"},
+		{"missing file", []string{"run", filepath.Join(t.TempDir(), "x.shrink"), "-p", "hi"}, exitFail, "x.shrink"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := shrink(t, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.code, tt.want)
+			}
+			if lines := strings.Count(strings.TrimSpace(stderr), "\n") + 1; lines != 1 {
+				t.Errorf("want a one-line error, got %d lines: %q", lines, stderr)
+			}
+		})
+	}
+}
