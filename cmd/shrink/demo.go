@@ -6,11 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/eval"
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/runtime"
 	"github.com/shrink-llm/shrink/testdata/demo"
 	"github.com/urfave/cli/v2"
 )
@@ -18,7 +21,7 @@ import (
 func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
-		Usage: "convert the built-in model (llama-stories-tiny) at every encoding and show what each costs",
+		Usage: "convert the built-in model (llama-stories-tiny) at every encoding, run each, and measure what each costs",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "keep", Usage: "keep the converted files in `DIR` instead of a temporary folder"},
 		},
@@ -107,6 +110,67 @@ func runDemo(ctx context.Context, w io.Writer, keep string) error {
 	}
 	defer f.Close()
 	printInspect(w, makeInspectReport(f, true))
+
+	models := make([]*runtime.Model, len(rows))
+	for i, r := range rows {
+		if models[i], err = runtime.Open(r.path, runtime.Options{}); err != nil {
+			return err
+		}
+		defer models[i].Close()
+	}
+
+	const prompt, n = "Once upon a time", 40
+	fmt.Fprintf(w, "\n3. run: %q, %d greedy tokens from each file (no dequantization: the kernels read the encoded weights)\n\n", prompt, n)
+	var base []int
+	for i, r := range rows {
+		m := models[i]
+		ids, err := m.Tokenizer().Encode(prompt, true)
+		if err != nil {
+			return err
+		}
+		var gen []int
+		st, err := m.Generate(ctx, ids, n, runtime.SamplerConfig{}, func(id int) error {
+			gen = append(gen, id)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		text, err := m.Tokenizer().Decode(append(ids, gen...), true)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			base = gen
+		}
+		same := 0
+		for same < min(len(gen), len(base)) && gen[same] == base[same] {
+			same++
+		}
+		fmt.Fprintf(w, "%-5s %s\n      (%d tokens, %.0f tok/s; first %d tokens identical to f32)\n\n",
+			r.enc, strings.Join(strings.Fields(text), " "), len(gen), st.GenTokensPerSec(), same)
+	}
+
+	docs := eval.SplitDocuments(demo.Stories, eval.DefaultDocSep)
+	tokens, err := eval.Frame(models[0].Tokenizer(), docs)
+	if err != nil {
+		return err
+	}
+	const ctxLen = 128
+	fmt.Fprintf(w, "4. eval: each file against the f32 one on %d built-in stories (%d tokens, chunks of %d)\n\n", len(docs), len(tokens), ctxLen)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "encoding\tbits/weight\tPPL\tPPL ratio\tmean KLD\t99% KLD\tsame top\t")
+	for i, r := range rows {
+		rep, err := eval.Run(ctx, models[0], models[i], tokens, eval.Options{Ctx: ctxLen})
+		if err != nil {
+			return err
+		}
+		s := rep.Summary
+		fmt.Fprintf(tw, "%s\t%.2f\t%.3f\t%.5f\t%.2e\t%.2e\t%.2f%%\t\n", r.enc,
+			float64(r.res.Plan.TotalBytes)*8/float64(r.res.Plan.Params), s.PPL.Value, s.PPLRatio.Value,
+			s.KLD.Value, s.KLDDist.P99, 100*s.SameTop.Value)
+	}
+	tw.Flush()
 	if keep != "" {
 		fmt.Fprintf(w, "\nfiles kept in %s\n", keep)
 	}

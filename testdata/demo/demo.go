@@ -12,6 +12,13 @@ import (
 //go:embed llama-stories-tiny
 var files embed.FS
 
+// Stories is a short text the demo evaluates on: eight stories in the style
+// the model was trained on, written for this project (not from its training
+// or validation data), separated by <|endoftext|> lines.
+//
+//go:embed stories.txt
+var Stories string
+
 // Name is the demo model's name.
 const Name = "llama-stories-tiny"
 

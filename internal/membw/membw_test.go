@@ -1,0 +1,69 @@
+package membw
+
+import (
+	"context"
+	"testing"
+)
+
+func TestMeasure(t *testing.T) {
+	p, err := New(8 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, threads := range []int{1, 2, 3} {
+		bw, err := p.Measure(context.Background(), threads, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !(bw > 0) {
+			t.Errorf("threads %d: bandwidth %v, want > 0", threads, bw)
+		}
+		// Every element is 1, so each share sums to its length.
+		var sum float32
+		for _, s := range p.sink[:threads] {
+			sum += s
+		}
+		if int(sum) != len(p.buf) {
+			t.Errorf("threads %d: summed %v elements, buffer has %d", threads, sum, len(p.buf))
+		}
+	}
+}
+
+func TestBadArgs(t *testing.T) {
+	tests := []struct {
+		name            string
+		size            int64
+		threads, passes int
+	}{
+		{"tiny buffer", 1000, 1, 1},
+		{"no threads", 2 << 20, 0, 1},
+		{"no passes", 2 << 20, 1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := New(tc.size)
+			if err == nil {
+				_, err = p.Measure(context.Background(), tc.threads, tc.passes)
+			}
+			if err == nil {
+				t.Error("want an error")
+			}
+		})
+	}
+}
+
+func BenchmarkProbe1GiB(b *testing.B) {
+	p, err := New(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, threads := range []int{1, 2} {
+		b.Run("threads="+string(rune('0'+threads)), func(b *testing.B) {
+			var bw float64
+			for range b.N {
+				bw, _ = p.Measure(context.Background(), threads, 1)
+			}
+			b.ReportMetric(bw/1e9, "GB/s")
+		})
+	}
+}
