@@ -566,3 +566,29 @@ func BenchmarkOpenVerify(b *testing.B) {
 		f.Close()
 	}
 }
+
+func TestPreallocateKeepsExactLength(t *testing.T) {
+	for _, hint := range []int64{1, 100, 1 << 20} {
+		path := filepath.Join(t.TempDir(), "p.shrink")
+		w, err := Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Preallocate(hint); err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, 4*3*5)
+		if err := w.WriteTensor(Tensor{Name: "x", Shape: []int64{3, 5}, Kind: KindDense,
+			Parts: []Part{{Role: RoleW, Shape: []int64{3, 5}, Encoding: quant.F32}}}, data); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(Header{Config: ModelConfig{Arch: "llama", VocabSize: 3, HiddenSize: 5, IntermediateSize: 5, NumLayers: 1, NumHeads: 1, NumKVHeads: 1, HeadDim: 5, ContextLength: 8, NormEps: 1e-5, BOS: -1}}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := Open(path)
+		if err != nil {
+			t.Fatalf("hint %d: %v", hint, err)
+		}
+		f.Close()
+	}
+}

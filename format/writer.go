@@ -44,8 +44,9 @@ type Writer struct {
 	bnames  map[string]bool // blob names
 	zenc    *zstd.Encoder
 
-	err  error // sticky: set once the temp file is gone
-	done bool  // committed or aborted
+	err      error // sticky: set once the temp file is gone
+	done     bool  // committed or aborted
+	prealloc bool  // space was reserved past what may be written
 }
 
 // Create starts a new file that will appear at path on Commit. The bytes go
@@ -74,6 +75,22 @@ func Create(path string) (*Writer, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// Preallocate tells the writer that about n bytes will be written in all
+// (a planner knows this before any weight is read). It reserves the disk
+// space up front, which makes streaming much cheaper for the kernel; the
+// file is cut to its exact length at Commit. It is only a hint: where the
+// file system cannot preallocate, it does nothing.
+func (w *Writer) Preallocate(n int64) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if n > 0 {
+		_ = preallocate(w.tmp, n) // best effort: correctness never depends on it
+		w.prealloc = true
+	}
+	return nil
 }
 
 // Path is the destination the file will have after Commit.
@@ -269,6 +286,11 @@ func (w *Writer) Commit(h Header) error {
 	}
 	if err := w.bw.Flush(); err != nil {
 		return fail(nil, "write "+w.tmpName, err)
+	}
+	if w.prealloc {
+		if err := w.tmp.Truncate(int64(w.pos)); err != nil {
+			return fail(nil, "truncate "+w.tmpName, err)
+		}
 	}
 	pre := preamble{version: Version, headerOff: headerOff, headerLen: uint64(len(js)), headerCRC: Checksum(js)}
 	if _, err := w.tmp.WriteAt(pre.marshal(), 0); err != nil {

@@ -61,26 +61,38 @@ func encodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, 
 	rowsPer := max(1, parallelChunk/max(cols, 1))
 	nchunks := (rows + rowsPer - 1) / rowsPer
 	workers = max(1, min(workers, nchunks))
-	// measureRows decodes rows [r0, r1) into buf and compares them with src.
-	measureRows := func(acc *ErrorAccumulator, buf []float32, r0, r1 int) {
-		decodeRowsInto(e, buf[:(r1-r0)*cols], dst, rows, cols, r0, r1)
-		acc.Add(src[r0*cols:r1*cols], buf[:(r1-r0)*cols])
+	// q8 measures while it quantizes; the float encodings are cheap to
+	// decode, so they are measured by decoding the chunk just written.
+	fused := measure && e.Kind == KindQ8
+	encodeChunk := func(acc *ErrorAccumulator, buf []float32, r0, r1 int) error {
+		if fused {
+			var sums errSums
+			if err := encodeRowsMeasured(e, dst, src, rows, cols, r0, r1, &sums); err != nil {
+				return err
+			}
+			acc.addSums(sums)
+			return nil
+		}
+		if err := encodeRows(e, dst, src, rows, cols, r0, r1); err != nil {
+			return err
+		}
+		if measure {
+			decodeRowsInto(e, buf[:(r1-r0)*cols], dst, rows, cols, r0, r1)
+			acc.Add(src[r0*cols:r1*cols], buf[:(r1-r0)*cols])
+		}
+		return nil
 	}
 	if workers == 1 {
 		var buf []float32
-		if measure {
+		if measure && !fused {
 			buf = make([]float32, min(rowsPer, rows)*cols)
 		}
 		for r0 := 0; r0 < rows; r0 += rowsPer {
 			if err := ctx.Err(); err != nil {
 				return total, err
 			}
-			r1 := min(r0+rowsPer, rows)
-			if err := encodeRows(e, dst, src, rows, cols, r0, r1); err != nil {
+			if err := encodeChunk(&total, buf, r0, min(r0+rowsPer, rows)); err != nil {
 				return total, err
-			}
-			if measure {
-				measureRows(&total, buf, r0, r1)
 			}
 		}
 		return total, nil
@@ -110,7 +122,7 @@ func encodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, 
 	for w := range workers {
 		wg.Go(func() {
 			var buf []float32
-			if measure {
+			if measure && !fused {
 				buf = make([]float32, min(rowsPer, rows)*cols)
 			}
 			for {
@@ -118,11 +130,7 @@ func encodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, 
 				if !ok {
 					return
 				}
-				err := encodeRows(e, dst, src, rows, cols, r0, r1)
-				if err == nil && measure {
-					measureRows(&accs[w], buf, r0, r1)
-				}
-				if err != nil {
+				if err := encodeChunk(&accs[w], buf, r0, r1); err != nil {
 					bad := r0
 					if re := (*rowError)(nil); errors.As(err, &re) {
 						bad = re.row
@@ -211,6 +219,12 @@ func writeQ8Padding(e Encoding, dst []byte, rows, cols int) {
 
 // encodeRows encodes rows [r0, r1) of src into their places in dst.
 func encodeRows(e Encoding, dst []byte, src []float32, rows, cols, r0, r1 int) error {
+	return encodeRowsMeasured(e, dst, src, rows, cols, r0, r1, nil)
+}
+
+// encodeRowsMeasured is encodeRows that, for q8 and a non-nil sums, also
+// gathers the reconstruction error while quantizing.
+func encodeRowsMeasured(e Encoding, dst []byte, src []float32, rows, cols, r0, r1 int, sums *errSums) error {
 	lo, hi := r0*cols, r1*cols
 	s := src[lo:hi]
 	switch e.Kind {
@@ -225,7 +239,7 @@ func encodeRows(e Encoding, dst []byte, src []float32, rows, cols, r0, r1 int) e
 		scalesAt := int(QuantsPlaneSize(rows, cols))
 		scales := make([]uint16, ng)
 		for r := r0; r < r1; r++ {
-			col, err := quantizeQ8Row(dst[r*cols:(r+1)*cols], scales, src[r*cols:(r+1)*cols], e.Group)
+			col, err := quantizeQ8RowMeasured(dst[r*cols:(r+1)*cols], scales, src[r*cols:(r+1)*cols], e.Group, sums)
 			if err != nil {
 				return &rowError{enc: e, row: r, col: col, rows: rows, cols: cols, err: err}
 			}

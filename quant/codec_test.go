@@ -608,8 +608,9 @@ func TestEncodeMeasuredMatchesSeparatePass(t *testing.T) {
 				if !bytes.Equal(got, want) {
 					t.Fatalf("%v %v workers %d: bytes differ from Encode", e, sh, workers)
 				}
-				if math.Abs(m.RelFrobenius-wantM.RelFrobenius) > 1e-12*(1+wantM.RelFrobenius) || m.MaxAbs != wantM.MaxAbs ||
-					math.Abs(m.Cosine-wantM.Cosine) > 1e-12 {
+				// Chunked float32 block sums: agreement to ~1e-6 relative.
+				if math.Abs(m.RelFrobenius-wantM.RelFrobenius) > 1e-6*wantM.RelFrobenius || m.MaxAbs != wantM.MaxAbs ||
+					math.Abs(m.Cosine-wantM.Cosine) > 1e-7 {
 					t.Errorf("%v %v workers %d: metrics %+v, separate pass %+v", e, sh, workers, m, wantM)
 				}
 			}

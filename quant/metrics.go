@@ -51,39 +51,57 @@ func (a *ErrorAccumulator) Add(ref, got []float32) {
 	got = got[:len(ref)]
 	// Local partial sums keep long streams accurate (each Add contributes one
 	// rounded sum) and let the loop stay in registers.
-	// Two interleaved sets of sums halve the dependency chains, which is
-	// what limits this loop (the converter measures every weight).
-	var rr, gg, ee, rg, mx float64
-	var rr1, gg1, ee1, rg1, mx1 float64
-	i := 0
-	for ; i+2 <= len(ref); i += 2 {
-		x, y := float64(ref[i]), float64(got[i])
-		x1, y1 := float64(ref[i+1]), float64(got[i+1])
-		d := y - x // exact: both are float32
-		d1 := y1 - x1
-		rr += x * x
-		rr1 += x1 * x1
-		gg += y * y
-		gg1 += y1 * y1
-		ee += d * d
-		ee1 += d1 * d1
-		rg += x * y
-		rg1 += x1 * y1
-		mx = max(mx, math.Abs(d))
-		mx1 = max(mx1, math.Abs(d1))
+	// The converter measures every weight, so this loop matters: sums run
+	// in float32 over short blocks (4 independent lanes, so the adds do not
+	// wait on each other) and are carried across blocks in float64, which
+	// keeps far more precision than the metrics need; the max is taken on
+	// the integer bits of |d|, which order like the values. Only ref·ref,
+	// d·d and ref·d are summed: got·got and ref·got follow from them.
+	const block = 256
+	var rr, ee, rd float64
+	var mxBits uint32
+	for lo := 0; lo < len(ref); lo += block {
+		r := ref[lo:min(lo+block, len(ref))]
+		g := got[lo : lo+len(r)]
+		var r0, r1, r2, r3, e0, e1, e2, e3, c0, c1, c2, c3 float32
+		var m0, m1 uint32
+		i := 0
+		for ; i+4 <= len(r); i += 4 {
+			x0, x1, x2, x3 := r[i], r[i+1], r[i+2], r[i+3]
+			d0, d1, d2, d3 := g[i]-x0, g[i+1]-x1, g[i+2]-x2, g[i+3]-x3
+			r0 += x0 * x0
+			r1 += x1 * x1
+			r2 += x2 * x2
+			r3 += x3 * x3
+			e0 += d0 * d0
+			e1 += d1 * d1
+			e2 += d2 * d2
+			e3 += d3 * d3
+			c0 += x0 * d0
+			c1 += x1 * d1
+			c2 += x2 * d2
+			c3 += x3 * d3
+			m0 = max(m0, math.Float32bits(d0)&0x7fffffff, math.Float32bits(d1)&0x7fffffff)
+			m1 = max(m1, math.Float32bits(d2)&0x7fffffff, math.Float32bits(d3)&0x7fffffff)
+		}
+		for ; i < len(r); i++ {
+			d := g[i] - r[i]
+			r0 += r[i] * r[i]
+			e0 += d * d
+			c0 += r[i] * d
+			m0 = max(m0, math.Float32bits(d)&0x7fffffff)
+		}
+		rr += float64((r0 + r1) + (r2 + r3))
+		ee += float64((e0 + e1) + (e2 + e3))
+		rd += float64((c0 + c1) + (c2 + c3))
+		mxBits = max(mxBits, m0, m1)
 	}
-	for ; i < len(ref); i++ {
-		x, y := float64(ref[i]), float64(got[i])
-		d := y - x
-		rr += x * x
-		gg += y * y
-		ee += d * d
-		rg += x * y
-		mx = max(mx, math.Abs(d))
-	}
-	rr, gg, ee, rg, mx = rr+rr1, gg+gg1, ee+ee1, rg+rg1, max(mx, mx1)
+	// |got|² = |ref|² + 2 ref·d + |d|² and ref·got = |ref|² + ref·d.
+	gg := rr + 2*rd + ee
+	rg := rr + rd
+	mx := float64(math.Float32frombits(mxBits))
 	a.refSq += rr
-	a.gotSq += gg
+	a.gotSq += max(gg, 0)
 	a.errSq += ee
 	a.dot += rg
 	a.maxAbs = max(a.maxAbs, mx)

@@ -75,10 +75,13 @@ func TestAccumulatorStreams(t *testing.T) {
 		lo = hi
 	}
 	want := Metrics{math.Sqrt(ee / rr), 10 * math.Log10(rr/ee), rg / math.Sqrt(rr*gg), mx}
+	// Sums run in float32 within short blocks (for speed), so agreement
+	// with the float64 reference is to about 1e-6 relative: far below the
+	// three significant digits the metrics are reported with.
 	for _, m := range []Metrics{a.Metrics(), Compare(ref, got)} {
-		if math.Abs(m.RelFrobenius-want.RelFrobenius) > 1e-9*want.RelFrobenius ||
-			math.Abs(m.SNRdB-want.SNRdB) > 1e-9 ||
-			math.Abs(m.Cosine-want.Cosine) > 1e-12 ||
+		if math.Abs(m.RelFrobenius-want.RelFrobenius) > 1e-6*want.RelFrobenius ||
+			math.Abs(m.SNRdB-want.SNRdB) > 1e-5 ||
+			math.Abs(m.Cosine-want.Cosine) > 1e-7 ||
 			m.MaxAbs != want.MaxAbs {
 			t.Errorf("metrics %+v, want %+v", m, want)
 		}
@@ -118,8 +121,8 @@ func TestErrorAccumulatorMerge(t *testing.T) {
 	a.Add(ref[:2], got[:2])
 	b.Add(ref[2:], got[2:])
 	a.Merge(&b)
-	if w, m := whole.Metrics(), a.Metrics(); math.Abs(w.RelFrobenius-m.RelFrobenius) > 1e-15 ||
-		math.Abs(w.Cosine-m.Cosine) > 1e-15 || w.MaxAbs != m.MaxAbs || math.Abs(w.SNRdB-m.SNRdB) > 1e-12 {
+	if w, m := whole.Metrics(), a.Metrics(); math.Abs(w.RelFrobenius-m.RelFrobenius) > 1e-7 ||
+		math.Abs(w.Cosine-m.Cosine) > 1e-7 || w.MaxAbs != m.MaxAbs || math.Abs(w.SNRdB-m.SNRdB) > 1e-5 {
 		t.Errorf("merged %+v, whole %+v", m, w)
 	}
 }

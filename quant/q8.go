@@ -50,6 +50,20 @@ func q8Scale(amax float32) (bits uint16, scale float32, ok bool) {
 // (ceil(len(x)/group) float16 bit patterns). On failure it returns the
 // column of the offending element.
 func quantizeQ8Row(q []byte, scales []uint16, x []float32, group int) (col int, err error) {
+	return quantizeQ8RowMeasured(q, scales, x, group, nil)
+}
+
+// errSums are the sums an ErrorAccumulator needs, gathered while encoding.
+type errSums struct {
+	rr, ee, rd float64 // ref·ref, d·d, ref·d with d = decoded − ref
+	maxBits    uint32  // largest |d| as float32 bits
+}
+
+// quantizeQ8RowMeasured is quantizeQ8Row that, when sums is not nil, also
+// measures the reconstruction error of each weight while it is still in a
+// register: scale·q is exactly what decoding gives, so this equals a decode
+// followed by ErrorAccumulator.Add, at a fraction of the cost.
+func quantizeQ8RowMeasured(q []byte, scales []uint16, x []float32, group int, sums *errSums) (col int, err error) {
 	for g := range scales {
 		lo := g * group
 		hi := min(lo+group, len(x))
@@ -71,7 +85,7 @@ func quantizeQ8Row(q []byte, scales []uint16, x []float32, group int) (col int, 
 		if m == 0 {
 			scales[g] = 0
 			clear(qs)
-			continue
+			continue // an all-zero group decodes exactly: nothing to add
 		}
 		amax := math.Float32frombits(m)
 		bits, s, ok := q8Scale(amax)
@@ -85,13 +99,42 @@ func quantizeQ8Row(q []byte, scales []uint16, x []float32, group int) (col int, 
 		scales[g] = bits
 		// |v/s| <= 127.5 by the choice of s, so the only value clamping can
 		// change is a tie at ±127.5 that rounded to even ±128.
+		if sums == nil {
+			for i, v := range xs {
+				t := v/s + roundMagic
+				qi := int32(math.Float32bits(t)) - roundMagicBits
+				qs[i] = byte(int8(min(max(qi, -127), 127)))
+			}
+			continue
+		}
+		// A group has at most 128 weights: float32 sums are ample.
+		var rr, ee, rd float32
+		var mb uint32
 		for i, v := range xs {
 			t := v/s + roundMagic
-			qi := int32(math.Float32bits(t)) - roundMagicBits
-			qs[i] = byte(int8(min(max(qi, -127), 127)))
+			qi := min(max(int32(math.Float32bits(t))-roundMagicBits, -127), 127)
+			qs[i] = byte(int8(qi))
+			d := float32(qi)*s - v
+			rr += v * v
+			ee += d * d
+			rd += v * d
+			mb = max(mb, math.Float32bits(d)&0x7fffffff)
 		}
+		sums.rr += float64(rr)
+		sums.ee += float64(ee)
+		sums.rd += float64(rd)
+		sums.maxBits = max(sums.maxBits, mb)
 	}
 	return 0, nil
+}
+
+// add folds measured sums into an accumulator.
+func (a *ErrorAccumulator) addSums(s errSums) {
+	a.refSq += s.rr
+	a.errSq += s.ee
+	a.gotSq += max(s.rr+2*s.rd+s.ee, 0)
+	a.dot += s.rr + s.rd
+	a.maxAbs = max(a.maxAbs, float64(math.Float32frombits(s.maxBits)))
 }
 
 // dequantizeQ8Row decodes one row: scale·q is exact in float32, so decoding
