@@ -364,3 +364,38 @@ func (m *Model) ResidentBytes() int64 {
 
 // WeightBytes is the size of the weights the model reads.
 func (m *Model) WeightBytes() int64 { return m.weightBytes }
+
+// DecodeBytes is the weight data one decode step reads: every layer's
+// matrices and 1-D tensors, the final norm and the output head in full, and
+// one row of the token (and position) embedding. Decoding is bound by memory
+// bandwidth, so tokens/s × DecodeBytes ≤ bandwidth is its roofline.
+func (m *Model) DecodeBytes() int64 {
+	vec := func(vs ...[]float32) int64 {
+		var n int64
+		for _, v := range vs {
+			n += int64(4 * len(v))
+		}
+		return n
+	}
+	rowBytes := func(mm *Matrix) int64 {
+		if mm == nil {
+			return 0
+		}
+		return (mm.Bytes() + int64(mm.rows) - 1) / int64(mm.rows)
+	}
+	var n int64
+	for i := range m.layers {
+		L := &m.layers[i]
+		for _, mm := range []*Matrix{L.q, L.k, L.v, L.o, L.gate, L.up, L.down} {
+			if mm != nil {
+				n += mm.Bytes()
+			}
+		}
+		n += vec(L.attnNorm, L.attnNormB, L.qb, L.kb, L.vb, L.ob, L.ffnNorm, L.ffnNormB, L.upb, L.downb)
+	}
+	n += vec(m.outNorm, m.outNormB) + m.output.Bytes()
+	if m.output != m.embd {
+		n += rowBytes(m.embd)
+	}
+	return n + rowBytes(m.posEmbd)
+}

@@ -3,7 +3,15 @@ package runtime
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// spinFor is how long an idle worker keeps polling for the next task before
+// it blocks, and how long a caller polls for its helpers before yielding. A
+// decode step dispatches a few hundred short products back to back; waking
+// a parked goroutine costs microseconds of futex and scheduler work each
+// time, which at two threads ate more than the second thread gained.
+const spinFor = 50 * time.Microsecond
 
 // job is a unit of parallel work split into numbered blocks. run is called
 // once per block, from any thread; worker identifies the calling thread
@@ -18,7 +26,46 @@ type task struct {
 	j    job
 	n    int64
 	next atomic.Int64
-	wg   sync.WaitGroup
+	// pending counts helpers that have not finished with this task.
+	pending atomic.Int32
+	// waiter is 1 while the caller sleeps on done for the last helper.
+	waiter atomic.Int32
+	done   chan struct{}
+}
+
+// finish is called by a helper when it is done with the task.
+func (t *task) finish() {
+	if t.pending.Add(-1) == 0 && t.waiter.CompareAndSwap(1, 0) {
+		t.done <- struct{}{}
+	}
+}
+
+// wait returns once every helper has finished: it polls for spinFor (the
+// usual case: helpers end within microseconds of the caller), then sleeps
+// so that on a busy machine a descheduled helper gets the CPU back.
+func (t *task) wait() {
+	var start time.Time
+	for i := 0; t.pending.Load() > 0; i++ {
+		if i&255 != 255 {
+			continue
+		}
+		if start.IsZero() {
+			start = time.Now()
+			continue
+		}
+		if time.Since(start) < spinFor {
+			continue
+		}
+		if t.done == nil {
+			t.done = make(chan struct{}, 1)
+		}
+		t.waiter.Store(1)
+		if t.pending.Load() == 0 && t.waiter.CompareAndSwap(1, 0) {
+			return // the last helper finished before seeing the waiter
+		}
+		<-t.done
+		return
+	}
 }
 
 // work claims blocks until none are left.
@@ -59,10 +106,36 @@ func newPool(threads int) *pool {
 
 func (p *pool) loop(worker int) {
 	defer p.done.Done()
-	for t := range p.ch {
+	for {
+		t, ok := p.next()
+		if !ok {
+			return
+		}
 		t.work(worker)
-		t.wg.Done()
+		t.finish()
 	}
+}
+
+// next returns the next task, polling for up to spinFor before blocking;
+// ok is false once the pool is closed.
+func (p *pool) next() (t *task, ok bool) {
+	var start time.Time
+	for i := 0; ; i++ {
+		select {
+		case t, ok = <-p.ch:
+			return t, ok
+		default:
+		}
+		if i&255 == 255 {
+			if start.IsZero() {
+				start = time.Now()
+			} else if time.Since(start) > spinFor {
+				break
+			}
+		}
+	}
+	t, ok = <-p.ch
+	return t, ok
 }
 
 // run executes blocks [0, n) of j and returns when all are done. The caller
@@ -76,14 +149,14 @@ func (p *pool) run(t *task, j job, n int) {
 	t.next.Store(0)
 	helpers := min(p.threads-1, n-1)
 	if helpers > 0 {
-		t.wg.Add(helpers)
+		t.pending.Store(int32(helpers))
 		for range helpers {
 			p.ch <- t
 		}
 	}
 	t.work(p.threads - 1)
 	if helpers > 0 {
-		t.wg.Wait()
+		t.wait()
 	}
 	t.j = nil
 }

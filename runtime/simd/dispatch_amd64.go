@@ -203,3 +203,6 @@ func dotQ8x4With(f features, dst *[4]float32, wq []int8, ws []uint16, stride, ss
 		}
 	}
 }
+
+// Accelerated reports whether this build and CPU run the assembly kernels.
+func Accelerated() bool { return cpuFeatures.avx2 }

@@ -43,3 +43,6 @@ func dotBF16x4With(_ features, dst *[4]float32, w []uint16, stride int, x []floa
 func dotQ8x4With(_ features, dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int) {
 	dotQ8x4Go(dst, wq, ws, stride, sstride, xq, xs, g)
 }
+
+// Accelerated reports whether this build and CPU run the assembly kernels.
+func Accelerated() bool { return false }

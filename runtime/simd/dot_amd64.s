@@ -176,6 +176,11 @@ TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-64
 	MOVQ   stride+32(FP), R12
 	SHLQ   $2, R12
 	ROWS4(R12)
+	LEAQ   (R12*4), R13
+	LEAQ   (R8)(R13*1), R14
+	LEAQ   (R9)(R13*1), R15
+	LEAQ   (R10)(R13*1), BX
+	LEAQ   (R11)(R13*1), SI
 	MOVQ   x_base+40(FP), DI
 	MOVQ   x_len+48(FP), CX
 	XORQ   AX, AX
@@ -192,6 +197,12 @@ TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-64
 	JZ     tail
 
 loop:
+	// Prefetch the same columns of the next four rows (the caller's next
+	// x4 step) so that one thread keeps enough reads in flight to stream.
+	PREFETCHT0  (R14)(AX*4)
+	PREFETCHT0  (R15)(AX*4)
+	PREFETCHT0  (BX)(AX*4)
+	PREFETCHT0  (SI)(AX*4)
 	VMOVUPS     (DI)(AX*4), Y8
 	VMOVUPS     32(DI)(AX*4), Y9
 	VMOVUPS     (R8)(AX*4), Y10
@@ -240,6 +251,11 @@ TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-64
 	MOVQ   stride+32(FP), R12
 	SHLQ   $1, R12
 	ROWS4(R12)
+	LEAQ   (R12*4), R13
+	LEAQ   (R8)(R13*1), R14
+	LEAQ   (R9)(R13*1), R15
+	LEAQ   (R10)(R13*1), BX
+	LEAQ   (R11)(R13*1), SI
 	MOVQ   x_base+40(FP), DI
 	MOVQ   x_len+48(FP), CX
 	XORQ   AX, AX
@@ -256,6 +272,12 @@ TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-64
 	JZ     tail
 
 loop:
+	// Prefetch the same columns of the next four rows (the caller's next
+	// x4 step) so that one thread keeps enough reads in flight to stream.
+	PREFETCHT0  (R14)(AX*2)
+	PREFETCHT0  (R15)(AX*2)
+	PREFETCHT0  (BX)(AX*2)
+	PREFETCHT0  (SI)(AX*2)
 	VMOVUPS     (DI)(AX*4), Y8
 	VMOVUPS     32(DI)(AX*4), Y9
 	VCVTPH2PS   (R8)(AX*2), Y10
@@ -308,6 +330,11 @@ TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-64
 	MOVQ   stride+32(FP), R12
 	SHLQ   $1, R12
 	ROWS4(R12)
+	LEAQ   (R12*4), R13
+	LEAQ   (R8)(R13*1), R14
+	LEAQ   (R9)(R13*1), R15
+	LEAQ   (R10)(R13*1), BX
+	LEAQ   (R11)(R13*1), SI
 	MOVQ   x_base+40(FP), DI
 	MOVQ   x_len+48(FP), CX
 	XORQ   AX, AX
@@ -324,6 +351,12 @@ TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-64
 	JZ     tail
 
 loop:
+	// Prefetch the same columns of the next four rows (the caller's next
+	// x4 step) so that one thread keeps enough reads in flight to stream.
+	PREFETCHT0  (R14)(AX*2)
+	PREFETCHT0  (R15)(AX*2)
+	PREFETCHT0  (BX)(AX*2)
+	PREFETCHT0  (SI)(AX*2)
 	VMOVUPS     (DI)(AX*4), Y8
 	VMOVUPS     32(DI)(AX*4), Y9
 	VPMOVZXWD   (R8)(AX*2), Y10

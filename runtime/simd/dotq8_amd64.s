@@ -717,8 +717,11 @@ done:
 	VFMADD231PS.BCST OFF(SP)(R14*1), ACC, FACC
 
 // func dotQ8x4VNNI32(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int)
-TEXT ·dotQ8x4VNNI32(SB), NOSPLIT, $128-128
+TEXT ·dotQ8x4VNNI32(SB), NOSPLIT, $144-128
 	Q8X4_SETUP
+	MOVQ   stride+56(FP), AX
+	SHLQ   $2, AX
+	MOVQ   AX, 136(SP)
 	MOVQ   CX, R15
 	C80_Z14
 	Q8PAIR_CONST
@@ -744,8 +747,17 @@ block:
 	MOVQ      CX, AX
 	ANDQ      $-8, AX
 	JZ        odd
+	MOVQ      AX, 128(SP)
+	MOVQ      136(SP), AX
 
 pair:
+	// Fetch the same line of the next four rows (the caller's next x4
+	// step): the rows are 4·stride bytes apart, and a single thread's
+	// demand misses alone cannot keep enough reads in flight to stream.
+	PREFETCHT0 (R8)(AX*1)
+	PREFETCHT0 (R9)(AX*1)
+	PREFETCHT0 (R10)(AX*1)
+	PREFETCHT0 (R11)(AX*1)
 	VMOVDQU64 (DI), Z8
 	VPXORD    Z15, Z15, Z15
 	VPDPBUSD  Z8, Z14, Z15
@@ -760,7 +772,7 @@ pair:
 	ADDQ      $64, R11
 	ADDQ      $64, DI
 	ADDQ      $8, R14
-	CMPQ      R14, AX
+	CMPQ      R14, 128(SP)
 	JLT       pair
 
 odd:
