@@ -9,33 +9,6 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 )
 
-// gemm computes c = alpha·op(a)·op(b) + beta·c for row-major float64
-// matrices, op(a) m×k and op(b) k×n. It goes through gonum's Dgemm, which
-// splits large products across GOMAXPROCS goroutines, so every large product
-// in this package uses all cores without a pool of our own.
-func gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	ta, tb := blas.NoTrans, blas.NoTrans
-	if tA {
-		ta = blas.Trans
-	}
-	if tB {
-		tb = blas.Trans
-	}
-	if k == 0 {
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			for j := range row {
-				row[j] *= beta
-			}
-		}
-		return
-	}
-	blas64.Implementation().Dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-}
-
 // widen converts float32 to a new float64 slice.
 func widen(x []float32) []float64 {
 	y := make([]float64, len(x))
@@ -105,43 +78,48 @@ func parallelRows(m int, fn func(r0, r1 int)) {
 }
 
 // trmmRightLower returns W·L for row-major W (m×n) and lower-triangular L
-// (n×n), half the flops of a general product.
+// (n×n, zeros above the diagonal): the product skips L's zero blocks.
 func trmmRightLower(w []float64, m, n int, l []float64) []float64 {
-	out := append([]float64(nil), w...)
-	parallelRows(m, func(r0, r1 int) {
-		blas64.Trmm(blas.Right, blas.NoTrans, 1,
-			blas64.Triangular{N: n, Stride: n, Uplo: blas.Lower, Diag: blas.NonUnit, Data: l},
-			blas64.General{Rows: r1 - r0, Cols: n, Stride: n, Data: out[r0*n : r1*n]})
-	})
+	out := make([]float64, m*n)
+	gemmEx(gemmOpts{lowerB: true}, false, false, m, n, n, 1, w, n, l, n, 0, out, n)
 	return out
 }
 
-// gramT returns the full symmetric Mᵀ·M (n×n) of row-major M (m×n) with one
-// Dsyrk per row chunk, summed: half the flops of Dgemm, on every core.
+// gramT returns the full symmetric Mᵀ·M (n×n) of row-major M (m×n); only
+// the lower triangle is multiplied out.
 func gramT(mm []float64, m, n int) []float64 {
-	p := max(1, min(runtime.GOMAXPROCS(0), m/64))
-	parts := make([][]float64, p)
-	var wg sync.WaitGroup
-	for i := 0; i < p; i++ {
-		r0, r1 := i*m/p, (i+1)*m/p
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			g := make([]float64, n*n)
-			blas64.Syrk(blas.Trans, 1, blas64.General{Rows: r1 - r0, Cols: n, Stride: n, Data: mm[r0*n : r1*n]},
-				0, blas64.Symmetric{N: n, Stride: n, Uplo: blas.Upper, Data: g})
-			parts[i] = g
-		}()
-	}
-	wg.Wait()
-	g := parts[0]
-	for _, q := range parts[1:] {
-		for i := 0; i < n; i++ {
-			for j := i; j < n; j++ {
-				g[i*n+j] += q[i*n+j]
-			}
+	g := make([]float64, n*n)
+	gemmEx(gemmOpts{lowerC: true}, true, false, n, n, m, 1, mm, n, mm, n, 0, g, n)
+	symmetrizeLower(g, n)
+	return g
+}
+
+// symmetrizeLower copies the lower triangle of the row-major n×n matrix a
+// onto its upper triangle.
+func symmetrizeLower(a []float64, n int) {
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			a[i*n+j] = a[j*n+i]
 		}
 	}
-	symmetrize(g, n)
-	return g
+}
+
+// trsmRightLower overwrites the row-major k×n matrix b with b·L⁻¹ for the
+// lower-triangular n×n L. Column blocks are solved right to left: block J
+// first receives −X_{>J}·L_{>J,J} (a parallel product, nearly all the
+// flops) and is then solved against the small diagonal block, with rows
+// split across cores.
+func trsmRightLower(b []float64, k, n int, l []float64) {
+	const bs = 256
+	for j0 := ((n - 1) / bs) * bs; j0 >= 0; j0 -= bs {
+		j1 := min(j0+bs, n)
+		if j1 < n {
+			gemm(false, false, k, j1-j0, n-j1, -1, b[j1:], n, l[j1*n+j0:], n, 1, b[j0:], n)
+		}
+		parallelRows(k, func(r0, r1 int) {
+			blas64.Trsm(blas.Right, blas.NoTrans, 1,
+				blas64.Triangular{N: j1 - j0, Stride: n, Uplo: blas.Lower, Diag: blas.NonUnit, Data: l[j0*n+j0:]},
+				blas64.General{Rows: r1 - r0, Cols: j1 - j0, Stride: n, Data: b[r0*n+j0:]})
+		})
+	}
 }

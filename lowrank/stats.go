@@ -133,10 +133,16 @@ func (s *Stats) Covariance() []float64 {
 	if s.Count > 0 {
 		inv = 1 / float64(s.Count)
 	}
-	for i := 0; i < n; i++ {
-		for j := i; j < n; j++ {
-			v := s.XXt[i*n+j] * inv
-			c[i*n+j], c[j*n+i] = v, v
+	// Tiles keep the transposed writes within cache (n reaches 5632).
+	const bt = 64
+	for i0 := 0; i0 < n; i0 += bt {
+		for j0 := i0; j0 < n; j0 += bt {
+			for i := i0; i < min(i0+bt, n); i++ {
+				for j := max(i, j0); j < min(j0+bt, n); j++ {
+					v := s.XXt[i*n+j] * inv
+					c[i*n+j], c[j*n+i] = v, v
+				}
+			}
 		}
 	}
 	return c

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"sort"
 
-	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/lapack/gonum"
 )
 
@@ -16,20 +15,18 @@ import (
 //
 // gonum's Dsyev computes every eigenvector with implicit QL and accumulates
 // the rotations into an n×n matrix column by column; for n = 2048 that is
-// ~80 s, while its first stage (Householder tridiagonalisation) is ~6 s and
-// the eigenvalues of the tridiagonal matrix ~0.05 s. Truncation needs only
-// the top k vectors, so after Dsytrd and Dsterf we run inverse iteration on
-// the tridiagonal matrix for those k eigenvalues (O(n) per solve, with
-// Gram–Schmidt inside clusters of close eigenvalues, as LAPACK's Dstein
-// does) and map them back with the Householder reflectors.
+// ~80 s. Truncation needs only the top k vectors, so after the Householder
+// tridiagonalisation (tridiagonalize, parallel) and Dsterf (all eigenvalues,
+// ~0.05 s) we run inverse iteration on the tridiagonal matrix for those k
+// eigenvalues (O(n) per solve, with Gram–Schmidt inside clusters of close
+// eigenvalues, as LAPACK's Dstein does) and map them back with the
+// reflectors in blocks (applyQ).
 type symEig struct {
-	n   int
-	a   []float64 // Dsytrd output: reflectors below the subdiagonal
-	tau []float64
-	// formedQ: a has been overwritten by Q (Dorgtr) on a first call.
-	formedQ bool
-	d, e    []float64 // tridiagonal matrix; e is zeroed where it was split
-	norm    float64   // max-norm bound of the tridiagonal matrix
+	n    int
+	a    []float64 // tridiagonalize output: reflectors below the subdiagonal
+	tau  []float64
+	d, e []float64 // tridiagonal matrix; e is zeroed where it was split
+	norm float64   // max-norm bound of the tridiagonal matrix
 	// vals holds all eigenvalues in descending order, blk their block.
 	vals []float64
 	blk  []int
@@ -50,10 +47,7 @@ func newSymEig(ctx context.Context, a []float64, n int) (*symEig, error) {
 	s.e = make([]float64, n-1)
 	s.tau = make([]float64, n-1)
 	if n > 1 {
-		work := make([]float64, 1)
-		impl.Dsytrd(blas.Lower, n, a, n, s.d, s.e, s.tau, work, -1)
-		work = make([]float64, int(work[0]))
-		impl.Dsytrd(blas.Lower, n, a, n, s.d, s.e, s.tau, work, len(work))
+		tridiagonalize(a, n, s.d, s.e, s.tau)
 	} else {
 		s.d[0] = a[0]
 	}
@@ -71,7 +65,7 @@ func newSymEig(ctx context.Context, a []float64, n int) (*symEig, error) {
 		s.norm = math.Max(s.norm, v)
 	}
 	// Splitting where an off-diagonal is below eps·||T|| perturbs the
-	// eigenvalues by no more than Dsytrd's own rounding did, and exactly
+	// eigenvalues by no more than the reduction's own rounding did, and exactly
 	// repeated eigenvalues (which an unreduced tridiagonal matrix cannot
 	// have) show up as such splits.
 	tol := 2 * eps * s.norm
@@ -156,20 +150,9 @@ func (s *symEig) vectors(ctx context.Context, k int, seed uint64) ([]float64, er
 	if n == 1 {
 		return z, nil
 	}
-	// Back-transform: A = Q T Qᵀ, so A's eigenvectors are Q·z. Forming Q
-	// explicitly (Dorgtr, blocked) and multiplying with the parallel Dgemm is
-	// faster here than applying the reflectors one panel at a time.
-	if !s.formedQ {
-		var impl gonum.Implementation
-		work := make([]float64, 1)
-		impl.Dorgtr(blas.Lower, n, s.a, n, s.tau, work, -1)
-		work = make([]float64, int(work[0]))
-		impl.Dorgtr(blas.Lower, n, s.a, n, s.tau, work, len(work))
-		s.formedQ = true
-	}
-	out := make([]float64, n*k)
-	gemm(false, false, n, k, n, 1, s.a, n, z, k, 0, out, k)
-	return out, nil
+	// Back-transform: A = Q T Qᵀ, so A's eigenvectors are Q·z.
+	applyQ(s.a, s.tau, n, z, k)
+	return z, nil
 }
 
 // tridiagInverseIteration computes unit eigenvectors of the unreduced (or

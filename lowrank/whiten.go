@@ -161,9 +161,7 @@ func (s *sqrtCov) solveRight(b []float64, k int) {
 		return
 	}
 	if s.kind == "cholesky" {
-		blas64.Trsm(blas.Right, blas.NoTrans, 1,
-			blas64.Triangular{N: n, Stride: n, Uplo: blas.Lower, Diag: blas.NonUnit, Data: s.s},
-			blas64.General{Rows: k, Cols: n, Stride: n, Data: b})
+		trsmRightLower(b, k, n, s.s)
 		return
 	}
 	for i := 0; i < k; i++ {

@@ -1,0 +1,265 @@
+#include "textflag.h"
+
+// func dkern6x8fma(k int, a, b, c *float64, ldc int, acc int)
+//
+// C[0:6, 0:8] (+)= Σ_p a[p*6+i]·b[p*8+j] with a and b packed micro-panels
+// and C row-major with row stride ldc (elements); C is added to when acc is
+// non-zero and overwritten otherwise. Twelve YMM accumulators, two for the
+// B row and two broadcasts of A.
+TEXT ·dkern6x8fma(SB), NOSPLIT, $0-48
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	MOVQ acc+40(FP), R9
+	SHLQ $3, R8
+
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	VXORPD Y8, Y8, Y8
+	VXORPD Y9, Y9, Y9
+	VXORPD Y10, Y10, Y10
+	VXORPD Y11, Y11, Y11
+	VXORPD Y12, Y12, Y12
+	VXORPD Y13, Y13, Y13
+	VXORPD Y14, Y14, Y14
+	VXORPD Y15, Y15, Y15
+
+	TESTQ CX, CX
+	JE    store
+
+loop:
+	VMOVUPD      0(DI), Y0
+	VMOVUPD      32(DI), Y1
+	VBROADCASTSD 0(SI), Y2
+	VBROADCASTSD 8(SI), Y3
+	VFMADD231PD  Y0, Y2, Y4
+	VFMADD231PD  Y1, Y2, Y5
+	VFMADD231PD  Y0, Y3, Y6
+	VFMADD231PD  Y1, Y3, Y7
+	VBROADCASTSD 16(SI), Y2
+	VBROADCASTSD 24(SI), Y3
+	VFMADD231PD  Y0, Y2, Y8
+	VFMADD231PD  Y1, Y2, Y9
+	VFMADD231PD  Y0, Y3, Y10
+	VFMADD231PD  Y1, Y3, Y11
+	VBROADCASTSD 32(SI), Y2
+	VBROADCASTSD 40(SI), Y3
+	VFMADD231PD  Y0, Y2, Y12
+	VFMADD231PD  Y1, Y2, Y13
+	VFMADD231PD  Y0, Y3, Y14
+	VFMADD231PD  Y1, Y3, Y15
+	ADDQ         $48, SI
+	ADDQ         $64, DI
+	DECQ         CX
+	JNZ          loop
+
+store:
+	TESTQ R9, R9
+	JE    overwrite
+	VADDPD  0(DX), Y4, Y4
+	VADDPD  32(DX), Y5, Y5
+	VMOVUPD Y4, 0(DX)
+	VMOVUPD Y5, 32(DX)
+	ADDQ    R8, DX
+	VADDPD  0(DX), Y6, Y6
+	VADDPD  32(DX), Y7, Y7
+	VMOVUPD Y6, 0(DX)
+	VMOVUPD Y7, 32(DX)
+	ADDQ    R8, DX
+	VADDPD  0(DX), Y8, Y8
+	VADDPD  32(DX), Y9, Y9
+	VMOVUPD Y8, 0(DX)
+	VMOVUPD Y9, 32(DX)
+	ADDQ    R8, DX
+	VADDPD  0(DX), Y10, Y10
+	VADDPD  32(DX), Y11, Y11
+	VMOVUPD Y10, 0(DX)
+	VMOVUPD Y11, 32(DX)
+	ADDQ    R8, DX
+	VADDPD  0(DX), Y12, Y12
+	VADDPD  32(DX), Y13, Y13
+	VMOVUPD Y12, 0(DX)
+	VMOVUPD Y13, 32(DX)
+	ADDQ    R8, DX
+	VADDPD  0(DX), Y14, Y14
+	VADDPD  32(DX), Y15, Y15
+	VMOVUPD Y14, 0(DX)
+	VMOVUPD Y15, 32(DX)
+	VZEROUPPER
+	RET
+
+overwrite:
+	VMOVUPD Y4, 0(DX)
+	VMOVUPD Y5, 32(DX)
+	ADDQ    R8, DX
+	VMOVUPD Y6, 0(DX)
+	VMOVUPD Y7, 32(DX)
+	ADDQ    R8, DX
+	VMOVUPD Y8, 0(DX)
+	VMOVUPD Y9, 32(DX)
+	ADDQ    R8, DX
+	VMOVUPD Y10, 0(DX)
+	VMOVUPD Y11, 32(DX)
+	ADDQ    R8, DX
+	VMOVUPD Y12, 0(DX)
+	VMOVUPD Y13, 32(DX)
+	ADDQ    R8, DX
+	VMOVUPD Y14, 0(DX)
+	VMOVUPD Y15, 32(DX)
+	VZEROUPPER
+	RET
+
+// func dotAxpyFMA(n int, row, x, y *float64, s float64) float64
+//
+// Returns Σ row[i]·x[i] and adds s·row[i] to y[i], for i < n rounded down
+// to a multiple of 8 (the caller finishes the tail).
+TEXT ·dotAxpyFMA(SB), NOSPLIT, $0-48
+	MOVQ         n+0(FP), CX
+	MOVQ         row+8(FP), SI
+	MOVQ         x+16(FP), DI
+	MOVQ         y+24(FP), DX
+	VBROADCASTSD s+32(FP), Y0
+	VXORPD       Y1, Y1, Y1
+	VXORPD       Y2, Y2, Y2
+	SHRQ         $3, CX
+	JE           dadone
+
+daloop:
+	VMOVUPD     0(SI), Y3
+	VMOVUPD     32(SI), Y4
+	VFMADD231PD 0(DI), Y3, Y1
+	VFMADD231PD 32(DI), Y4, Y2
+	VMOVUPD     0(DX), Y5
+	VMOVUPD     32(DX), Y6
+	VFMADD231PD Y3, Y0, Y5
+	VFMADD231PD Y4, Y0, Y6
+	VMOVUPD     Y5, 0(DX)
+	VMOVUPD     Y6, 32(DX)
+	ADDQ        $64, SI
+	ADDQ        $64, DI
+	ADDQ        $64, DX
+	DECQ        CX
+	JNZ         daloop
+
+dadone:
+	VADDPD       Y1, Y2, Y1
+	VEXTRACTF128 $1, Y1, X2
+	VADDPD       X1, X2, X1
+	VHADDPD      X1, X1, X1
+	VZEROUPPER
+	MOVSD        X1, ret+40(FP)
+	RET
+
+// func dkern6x16avx512(k int, a, b, c *float64, ldc int, acc int)
+//
+// As dkern6x8fma with sixteen columns: twelve ZMM accumulators. Zen 5 and
+// recent Intel cores run 512-bit FMAs at full width, twice the AVX2 rate.
+TEXT ·dkern6x16avx512(SB), NOSPLIT, $0-48
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	MOVQ acc+40(FP), R9
+	SHLQ $3, R8
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	VPXORQ Z8, Z8, Z8
+	VPXORQ Z9, Z9, Z9
+	VPXORQ Z10, Z10, Z10
+	VPXORQ Z11, Z11, Z11
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	VPXORQ Z14, Z14, Z14
+	VPXORQ Z15, Z15, Z15
+
+	TESTQ CX, CX
+	JE    zstore
+
+zloop:
+	VMOVUPD      0(DI), Z0
+	VMOVUPD      64(DI), Z1
+	VBROADCASTSD 0(SI), Z2
+	VBROADCASTSD 8(SI), Z3
+	VFMADD231PD  Z0, Z2, Z4
+	VFMADD231PD  Z1, Z2, Z5
+	VFMADD231PD  Z0, Z3, Z6
+	VFMADD231PD  Z1, Z3, Z7
+	VBROADCASTSD 16(SI), Z2
+	VBROADCASTSD 24(SI), Z3
+	VFMADD231PD  Z0, Z2, Z8
+	VFMADD231PD  Z1, Z2, Z9
+	VFMADD231PD  Z0, Z3, Z10
+	VFMADD231PD  Z1, Z3, Z11
+	VBROADCASTSD 32(SI), Z2
+	VBROADCASTSD 40(SI), Z3
+	VFMADD231PD  Z0, Z2, Z12
+	VFMADD231PD  Z1, Z2, Z13
+	VFMADD231PD  Z0, Z3, Z14
+	VFMADD231PD  Z1, Z3, Z15
+	ADDQ         $48, SI
+	ADDQ         $128, DI
+	DECQ         CX
+	JNZ          zloop
+
+zstore:
+	TESTQ R9, R9
+	JE    zoverwrite
+	VADDPD  0(DX), Z4, Z4
+	VADDPD  64(DX), Z5, Z5
+	VMOVUPD Z4, 0(DX)
+	VMOVUPD Z5, 64(DX)
+	ADDQ    R8, DX
+	VADDPD  0(DX), Z6, Z6
+	VADDPD  64(DX), Z7, Z7
+	VMOVUPD Z6, 0(DX)
+	VMOVUPD Z7, 64(DX)
+	ADDQ    R8, DX
+	VADDPD  0(DX), Z8, Z8
+	VADDPD  64(DX), Z9, Z9
+	VMOVUPD Z8, 0(DX)
+	VMOVUPD Z9, 64(DX)
+	ADDQ    R8, DX
+	VADDPD  0(DX), Z10, Z10
+	VADDPD  64(DX), Z11, Z11
+	VMOVUPD Z10, 0(DX)
+	VMOVUPD Z11, 64(DX)
+	ADDQ    R8, DX
+	VADDPD  0(DX), Z12, Z12
+	VADDPD  64(DX), Z13, Z13
+	VMOVUPD Z12, 0(DX)
+	VMOVUPD Z13, 64(DX)
+	ADDQ    R8, DX
+	VADDPD  0(DX), Z14, Z14
+	VADDPD  64(DX), Z15, Z15
+	VMOVUPD Z14, 0(DX)
+	VMOVUPD Z15, 64(DX)
+	VZEROUPPER
+	RET
+
+zoverwrite:
+	VMOVUPD Z4, 0(DX)
+	VMOVUPD Z5, 64(DX)
+	ADDQ    R8, DX
+	VMOVUPD Z6, 0(DX)
+	VMOVUPD Z7, 64(DX)
+	ADDQ    R8, DX
+	VMOVUPD Z8, 0(DX)
+	VMOVUPD Z9, 64(DX)
+	ADDQ    R8, DX
+	VMOVUPD Z10, 0(DX)
+	VMOVUPD Z11, 64(DX)
+	ADDQ    R8, DX
+	VMOVUPD Z12, 0(DX)
+	VMOVUPD Z13, 64(DX)
+	ADDQ    R8, DX
+	VMOVUPD Z14, 0(DX)
+	VMOVUPD Z15, 64(DX)
+	VZEROUPPER
+	RET
