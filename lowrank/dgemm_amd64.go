@@ -1,3 +1,5 @@
+//go:build amd64 && !noasm
+
 package lowrank
 
 import "golang.org/x/sys/cpu"

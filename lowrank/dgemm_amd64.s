@@ -1,3 +1,5 @@
+//go:build amd64 && !noasm
+
 #include "textflag.h"
 
 // func dkern6x8fma(k int, a, b, c *float64, ldc int, acc int)
