@@ -7,9 +7,11 @@ import (
 	"math"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -22,6 +24,13 @@ type Options struct {
 	Progress func(p Progress)
 	// Metadata is copied into the file header.
 	Metadata map[string]string
+	// Calibration holds the activation statistics low-rank methods read
+	// (whiten, asvd, whitened lorc); with them every factored matrix also
+	// reports its activation error.
+	Calibration *Calibration
+	// Factorize tunes the factorisations (route, seed); LoRCWhiten is taken
+	// from the plan.
+	Factorize lowrank.Options
 }
 
 // Progress reports one finished tensor.
@@ -39,6 +48,8 @@ type Result struct {
 	Tensors  []format.Tensor
 	Bytes    int64 // output file size
 	Duration time.Duration
+	// LowRank reports every factored matrix, in plan order.
+	LowRank []LowRankReport
 }
 
 // Convert encodes every tensor of m as plan says and writes the .shrink file
@@ -59,6 +70,14 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 		return nil, err
 	}
 	defer w.Abort()
+	// The plan knows the tensor bytes before anything is read; reserving them
+	// (plus room for the tokenizer and padding) halves the kernel's cost of
+	// the writes on ext4.
+	var blobBytes int64
+	for _, b := range m.TokenizerFiles {
+		blobBytes += int64(len(b))
+	}
+	_ = w.Preallocate(plan.TotalBytes + blobBytes + 64*int64(len(plan.Entries)+len(m.TokenizerFiles)+2))
 
 	names := make([]string, 0, len(m.TokenizerFiles))
 	for n := range m.TokenizerFiles {
@@ -73,10 +92,12 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 
 	// Encoding tensor i overlaps with writing tensor i-1: the writer
 	// goroutine owns one output buffer while the encoder fills the other.
+	// Factored tensors take their own buffers (recycle is nil).
 	type job struct {
-		t    format.Tensor
-		data []byte
-		file string
+		t       format.Tensor
+		data    [][]byte
+		recycle []byte
+		dense   bool
 	}
 	jobs := make(chan job, 1)
 	free := make(chan []byte, 2)
@@ -87,15 +108,19 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 		var err error
 		for j := range jobs {
 			if err == nil {
-				if e := w.WriteTensor(j.t, j.data); e != nil {
+				if e := w.WriteTensor(j.t, j.data...); e != nil {
 					err = fmt.Errorf("%s: writing tensor %q: %w", out, j.t.Name, e)
 				}
 			}
-			free <- j.data
+			if j.dense {
+				free <- j.recycle
+			}
 		}
 		writeErr <- err
 	}()
 
+	fz := startFactoring(ctx, m, plan, opts)
+	defer fz.stop()
 	enc := &encoder{workers: opts.Workers}
 	res := &Result{Path: out, Plan: plan}
 	var done int64
@@ -109,14 +134,25 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 			if d.Name != pe.Name {
 				return fmt.Errorf("plan entry %d is %q but the model's tensor is %q", i, pe.Name, d.Name)
 			}
-			buf := <-free
-			t, data, err := enc.encode(ctx, d, pe, buf)
-			if err != nil {
-				free <- buf
-				return fmt.Errorf("%s: tensor %q: %w", d.File, d.Name, err)
+			var j job
+			if pe.Kind == format.KindDense || pe.Kind == "" {
+				buf := <-free
+				t, data, err := enc.encode(ctx, d, pe, buf)
+				if err != nil {
+					free <- buf
+					return fmt.Errorf("%s: tensor %q: %w", d.File, d.Name, err)
+				}
+				j = job{t: t, data: [][]byte{data}, recycle: data, dense: true}
+			} else {
+				r, err := fz.result(ctx, i)
+				if err != nil {
+					return fmt.Errorf("%s: tensor %q: %w", d.File, d.Name, err)
+				}
+				j = job{t: r.t, data: r.data}
+				res.LowRank = append(res.LowRank, r.rep)
 			}
-			jobs <- job{t: t, data: data}
-			res.Tensors = append(res.Tensors, t)
+			jobs <- j
+			res.Tensors = append(res.Tensors, j.t)
 			done += pe.SourceBytes
 			if opts.Progress != nil {
 				opts.Progress(Progress{Index: i + 1, Count: len(plan.Entries), Name: d.Name, DoneBytes: done, TotalSourceBytes: plan.SourceBytes})
@@ -131,6 +167,9 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 		return nil, encErr
 	}
 	meta := map[string]string{"source_bytes": fmt.Sprint(plan.SourceBytes), "policy": plan.Policy}
+	if c := opts.Calibration; c != nil && len(res.LowRank) > 0 {
+		meta["calibration"] = fmt.Sprintf("%d tokens from documents %s", c.Tokens, c.Docs)
+	}
 	for k, v := range opts.Metadata {
 		meta[k] = v
 	}
@@ -173,6 +212,9 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 		Kind:        format.KindDense,
 		SourceDType: d.DType,
 		Parts:       []format.Part{{Role: "w", Shape: append([]int64(nil), d.Shape...), Encoding: pe.Encoding}},
+	}
+	if pe.Kind != "" && pe.Kind != format.KindDense {
+		return t, nil, fmt.Errorf("a %s tensor reached the dense encoder", pe.Kind)
 	}
 	out = grow(out, int(pe.Bytes))
 	if sameDType(pe.Encoding, d.DType) {
@@ -233,4 +275,91 @@ func toFormatMetrics(m quant.Metrics) *format.Metrics {
 		fm.Cosine = 0
 	}
 	return fm
+}
+
+// factoring runs the factorisations of a plan ahead of the encoder: up to
+// Workers at once, started in plan order, each result held in its entry's
+// slot until the encoder takes it. A slot is freed only when its result is
+// taken, so at most Workers factored tensors are in memory (being computed
+// or waiting), and the encoder, which takes results in plan order, always
+// waits on one that has been started.
+type factoring struct {
+	slots   []chan factorResult
+	running chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+type factorResult struct {
+	t    format.Tensor
+	data [][]byte
+	rep  LowRankReport
+	err  error
+}
+
+func startFactoring(ctx context.Context, m *Model, plan *Plan, opts Options) *factoring {
+	ctx, cancel := context.WithCancel(ctx)
+	f := &factoring{slots: make([]chan factorResult, len(plan.Entries)), running: make(chan struct{}, opts.Workers),
+		cancel: cancel, done: make(chan struct{})}
+	for i, pe := range plan.Entries {
+		if pe.Kind != "" && pe.Kind != format.KindDense {
+			f.slots[i] = make(chan factorResult, 1)
+		}
+	}
+	go func() {
+		var wg sync.WaitGroup
+		defer func() { wg.Wait(); close(f.done) }()
+		for i, pe := range plan.Entries {
+			if f.slots[i] == nil {
+				continue
+			}
+			select {
+			case f.running <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var r factorResult
+				defer func() { f.slots[i] <- r }()
+				d := m.Tensors[i]
+				if d.Name != pe.Name {
+					r.err = fmt.Errorf("plan entry %d is %q but the model's tensor is %q", i, pe.Name, d.Name)
+					return
+				}
+				need := pe.Method == lowrank.MethodWhiten || pe.Method == lowrank.MethodASVD || pe.Kind == format.KindLoRC && pe.Whiten
+				st, err := opts.Calibration.forMethod(pe.Method, need, pe.StatsKey)
+				if err != nil {
+					r.err = err
+					return
+				}
+				r.t, r.data, r.rep, r.err = factorTensor(ctx, d, pe, st, opts.Factorize, opts.Workers)
+			}()
+		}
+	}()
+	return f
+}
+
+// result waits for entry i's factorisation and frees its slot.
+func (f *factoring) result(ctx context.Context, i int) (factorResult, error) {
+	select {
+	case r := <-f.slots[i]:
+		<-f.running
+		return r, r.err
+	case <-ctx.Done():
+		return factorResult{}, fmt.Errorf("conversion cancelled: %w", ctx.Err())
+	}
+}
+
+// stop cancels what is still running and waits for it.
+func (f *factoring) stop() {
+	f.cancel()
+	for {
+		select {
+		case <-f.done:
+			return
+		case <-f.running: // let the dispatcher finish if it waits for a slot
+		}
+	}
 }

@@ -11,7 +11,23 @@
 //     names and layouts to canonical names, [out, in] layout and HF
 //     rotate-half rotary order;
 //   - tokenizer files carried verbatim into the output (tokenizer_files.go);
-//   - the planner and conversion pipeline (plan.go, convert.go).
+//   - the planner and conversion pipeline (plan.go, convert.go);
+//   - low-rank compression of the projections (lowrank.go, calib.go,
+//     factor.go): the LowRank policy, calibration (Calibrate runs the
+//     uncompressed model through the runtime with an activation hook and
+//     accumulates lowrank.Stats per layer input), the spectrum pass
+//     (SpectrumRanks, for --energy and --target-ratio), and factoring in
+//     the pipeline.
+//
+// The planner reads no weights: with --rank or --rank-ratio a matrix's rank
+// follows from its shape, and --energy/--target-ratio ranks come in as a
+// table (LowRank.Ranks) computed beforehand by SpectrumRanks. So every plan,
+// low-rank or not, is data that --dry-run prints and tests check.
+//
+// Factored matrices are computed ahead of the encoder, up to
+// Options.Workers at once, and written in plan order; each reports its
+// weight error and, given calibration statistics, its activation error
+// ||(W−Ŵ)X||/||WX|| (Result.LowRank).
 //
 // Readers are lazy: Open parses headers only and returns TensorDesc
 // descriptors; weight bytes are read when a descriptor's Load is called, so

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -46,6 +47,9 @@ type Policy struct {
 	Embed     *quant.Encoding // token_embd and position_embd; nil = default
 	Output    *quant.Encoding // output (untied lm_head); nil = default
 	Overrides []Override
+	// LowRank, when its Method is set, factors the 2-D projections (see
+	// LowRank and lowrank.go).
+	LowRank LowRank
 }
 
 // EmbedEncoding is the encoding used for embeddings (and a tied output head).
@@ -73,16 +77,36 @@ func (p Policy) defaultHead() quant.Encoding {
 
 // PlanEntry is the decision for one tensor.
 type PlanEntry struct {
-	Name        string         `json:"name"`
-	Shape       []int64        `json:"shape"`
-	SourceDType string         `json:"source_dtype"`
+	Name        string  `json:"name"`
+	Shape       []int64 `json:"shape"`
+	SourceDType string  `json:"source_dtype"`
+	// Kind is format.KindDense, KindLowRank or KindLoRC.
+	Kind string `json:"kind"`
+	// Encoding is the encoding of the dense matrix (dense), of the factors
+	// (lowrank) or of the quantized base w (lorc); Parts has every part's.
 	Encoding    quant.Encoding `json:"encoding"`
-	Bytes       int64          `json:"bytes"`        // encoded size
+	Bytes       int64          `json:"bytes"`        // encoded size, all parts
 	SourceBytes int64          `json:"source_bytes"` // size in the checkpoint
 	Rule        string         `json:"rule"`         // why this encoding was chosen
 	// ShortGroup is set when a q8 row does not divide into whole groups; the
 	// last group of each row is then shorter (handled, stated for the user).
-	ShortGroup bool `json:"short_group,omitempty"`
+	ShortGroup bool       `json:"short_group,omitempty"`
+	Parts      []PlanPart `json:"parts"`
+	// Low-rank tensors: the method, the rank k, whether a LoRC residual is
+	// whitened, and the calibration statistics (StatsKey) the method reads.
+	Method   lowrank.Method `json:"method,omitempty"`
+	Rank     int            `json:"rank,omitempty"`
+	Whiten   bool           `json:"whiten,omitempty"`
+	StatsKey string         `json:"stats,omitempty"`
+}
+
+// PlanPart is one stored matrix of a tensor, in the order format fixes for
+// its kind (dense: w; lowrank: a, b; lorc: w, a, b).
+type PlanPart struct {
+	Role     string         `json:"role"`
+	Shape    []int64        `json:"shape"`
+	Encoding quant.Encoding `json:"encoding"`
+	Bytes    int64          `json:"bytes"`
 }
 
 // Plan is every decision of a conversion, made from descriptors alone: it
@@ -94,6 +118,8 @@ type Plan struct {
 	TotalBytes  int64              `json:"total_bytes"`
 	SourceBytes int64              `json:"source_bytes"`
 	Params      int64              `json:"params"`
+	// LowRank summarizes the factorisation; nil without one.
+	LowRank *LowRankSummary `json:"lowrank,omitempty"`
 }
 
 // String summarizes the policy the way a user typed it.
@@ -102,6 +128,9 @@ func (p Policy) String() string {
 	fmt.Fprintf(&b, "quant=%v embed=%v output=%v", p.Quant, p.EmbedEncoding(), p.OutputEncoding())
 	for _, o := range p.Overrides {
 		fmt.Fprintf(&b, " %s=%v", o.Pattern, o.Encoding)
+	}
+	if p.LowRank.Method != "" {
+		fmt.Fprintf(&b, " %s", p.LowRank)
 	}
 	return b.String()
 }
@@ -130,11 +159,18 @@ func MakePlan(cfg format.ModelConfig, tensors []*TensorDesc, pol Policy) (*Plan,
 	if err := pol.OutputEncoding().Validate(); err != nil {
 		return nil, fmt.Errorf("--output: %w", err)
 	}
+	if err := pol.LowRank.Validate(); err != nil {
+		return nil, err
+	}
 	plan := &Plan{Config: cfg, Policy: pol.String()}
 	used := make([]bool, len(pol.Overrides))
+	lr := newLowRankPlanner(pol.LowRank)
 	for _, t := range tensors {
 		e, err := planOne(t, pol, used)
 		if err != nil {
+			return nil, err
+		}
+		if err := lr.plan(&e, t); err != nil {
 			return nil, err
 		}
 		plan.Entries = append(plan.Entries, e)
@@ -147,6 +183,11 @@ func MakePlan(cfg format.ModelConfig, tensors []*TensorDesc, pol Policy) (*Plan,
 			return nil, fmt.Errorf("--tensor-type %s=%v matches no tensor", pol.Overrides[i].Pattern, pol.Overrides[i].Encoding)
 		}
 	}
+	sum, err := lr.summary()
+	if err != nil {
+		return nil, err
+	}
+	plan.LowRank = sum
 	return plan, nil
 }
 
@@ -159,6 +200,7 @@ func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
 		Name:        t.Name,
 		Shape:       append([]int64(nil), t.Shape...),
 		SourceDType: t.DType,
+		Kind:        format.KindDense,
 		SourceBytes: t.NumElements() * dtypeSize(t.DType),
 	}
 	is1D := len(t.Shape) == 1
@@ -192,6 +234,7 @@ func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
 	if err != nil {
 		return PlanEntry{}, fmt.Errorf("tensor %q: %w", t.Name, err)
 	}
+	e.Parts = []PlanPart{{Role: "w", Shape: append([]int64(nil), t.Shape...), Encoding: e.Encoding, Bytes: e.Bytes}}
 	return e, nil
 }
 

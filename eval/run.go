@@ -3,8 +3,12 @@ package eval
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
+	"sync"
 	"time"
 
+	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/runtime"
 )
 
@@ -33,15 +37,33 @@ type Options struct {
 // Report is the outcome of evaluating a candidate against a reference on the
 // same tokens.
 type Report struct {
-	Ctx         int        `json:"ctx"`
-	Chunks      int        `json:"chunks"`
-	Convention  Convention `json:"convention"`
-	Summary     Summary    `json:"summary"`
-	ChunkNLL    []float64  `json:"chunk_nll"`     // candidate: Σ −ln p per chunk
-	ChunkNLLRef []float64  `json:"chunk_nll_ref"` // reference
-	Seconds     float64    `json:"seconds"`
-	// TokensPerSecond counts tokens pushed through both models per second.
-	TokensPerSecond float64 `json:"tokens_per_second"`
+	Ref    *ModelInfo `json:"reference,omitempty"`
+	Model  *ModelInfo `json:"model,omitempty"`
+	Input  *Input     `json:"input,omitempty"`
+	Ctx    int        `json:"ctx"`
+	Chunks int        `json:"chunks"`
+	// AvailableChunks is how many chunks the input holds (Chunks is fewer
+	// when Options.Chunks limited the run).
+	AvailableChunks int        `json:"available_chunks"`
+	Convention      Convention `json:"convention"`
+	Summary         Summary    `json:"summary"`
+	// ChunkCorLnPPL is the Pearson correlation over chunks of the two
+	// models' ln PPL (Summary.CorLnPPL is llama.cpp's per-token figure).
+	ChunkCorLnPPL float64   `json:"chunk_cor_ln_ppl"`
+	ChunkNLL      []float64 `json:"chunk_nll"`     // candidate: Σ −ln p per chunk
+	ChunkNLLRef   []float64 `json:"chunk_nll_ref"` // reference
+	// Seconds is the time spent on this candidate: the reference's and the
+	// candidate's forward passes and the comparison.
+	Seconds float64 `json:"seconds"`
+	// TokensPerSecond counts tokens pushed through both models per second
+	// of Seconds; RefTokensPerSecond and ModelTokensPerSecond are each
+	// model's forward passes alone.
+	TokensPerSecond      float64 `json:"tokens_per_second"`
+	RefTokensPerSecond   float64 `json:"ref_tokens_per_second"`
+	ModelTokensPerSecond float64 `json:"model_tokens_per_second"`
+	Threads              int     `json:"threads"`
+	// Self is set when the candidate was the reference model itself.
+	Self bool `json:"self,omitempty"`
 }
 
 func (o *Options) check(m *runtime.Model, n int) (chunks int, err error) {
@@ -56,6 +78,9 @@ func (o *Options) check(m *runtime.Model, n int) (chunks int, err error) {
 	}
 	if c := m.Config().ContextLength; c > 0 && o.Ctx > c {
 		return 0, fmt.Errorf("context %d exceeds the model's %d", o.Ctx, c)
+	}
+	if o.Chunks < 0 {
+		return 0, fmt.Errorf("chunk limit %d is negative", o.Chunks)
 	}
 	chunks = n / o.Ctx
 	if chunks == 0 {
@@ -80,7 +105,9 @@ func chunkInput(tokens []int, c, ctxLen int, conv Convention, bos int) (in []int
 	return in, 0, ctxLen - 1
 }
 
-// CheckCompatible fails when two models cannot be compared token by token.
+// CheckCompatible fails when two models cannot be compared token by token:
+// a compressed model must keep its original's architecture, shapes and
+// tokenizer, so any difference means the wrong pair of files was given.
 func CheckCompatible(ref, cand *runtime.Model) error {
 	rc, cc := ref.Config(), cand.Config()
 	if rc.Arch != cc.Arch {
@@ -104,7 +131,15 @@ func CheckCompatible(ref, cand *runtime.Model) error {
 			}
 		}
 	}
+	if shape(rc) != shape(cc) {
+		return fmt.Errorf("architectures differ: reference %s %s, candidate %s %s", rc.Arch, shape(rc), cc.Arch, shape(cc))
+	}
 	return nil
+}
+
+func shape(c format.ModelConfig) string {
+	return fmt.Sprintf("(%d layers, hidden %d, %d heads, %d kv heads, ffn %d, context %d)",
+		c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKVHeads, c.IntermediateSize, c.ContextLength)
 }
 
 func checkTokens(tokens []int, vocab int) error {
@@ -120,8 +155,38 @@ func checkTokens(tokens []int, vocab int) error {
 // chunks, and every scored position is compared distribution to distribution.
 // cand may be ref itself, which gives KLD 0 and PPL ratio 1 exactly.
 func Run(ctx context.Context, ref, cand *runtime.Model, tokens []int, opts Options) (*Report, error) {
-	if err := CheckCompatible(ref, cand); err != nil {
+	reps, err := RunMany(ctx, ref, []*runtime.Model{cand}, tokens, opts)
+	if err != nil {
 		return nil, err
+	}
+	return reps[0], nil
+}
+
+// candState is one candidate's running evaluation.
+type candState struct {
+	m       *runtime.Model
+	s       *runtime.Session
+	acc     Accumulator
+	rep     *Report
+	fwd     time.Duration // its forward passes
+	compare time.Duration
+}
+
+// RunMany evaluates several candidates against one reference in a single
+// pass over the chunks: the reference runs once per chunk and every
+// candidate is compared with its logits, which are held for one chunk only
+// (ctx × vocab floats), so a sweep costs one reference pass in total.
+func RunMany(ctx context.Context, ref *runtime.Model, cands []*runtime.Model, tokens []int, opts Options) ([]*Report, error) {
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("no candidate models to evaluate")
+	}
+	for i, c := range cands {
+		if err := CheckCompatible(ref, c); err != nil {
+			if len(cands) > 1 {
+				return nil, fmt.Errorf("candidate %d: %w", i+1, err)
+			}
+			return nil, err
+		}
 	}
 	chunks, err := opts.check(ref, len(tokens))
 	if err != nil {
@@ -134,48 +199,151 @@ func Run(ctx context.Context, ref, cand *runtime.Model, tokens []int, opts Optio
 	if err != nil {
 		return nil, err
 	}
-	cs := rs
-	if cand != ref {
-		if cs, err = cand.NewSession(opts.Ctx); err != nil {
-			return nil, err
+	defer rs.Close()
+	states := make([]*candState, len(cands))
+	for i, c := range cands {
+		st := &candState{m: c, rep: &Report{Ctx: opts.Ctx, Chunks: chunks, AvailableChunks: len(tokens) / opts.Ctx,
+			Convention: opts.Convention, Threads: c.Threads()}}
+		if c != ref {
+			if st.s, err = c.NewSession(opts.Ctx); err != nil {
+				return nil, err
+			}
+			defer st.s.Close()
 		}
+		states[i] = st
 	}
-	start := time.Now()
-	rep := &Report{Ctx: opts.Ctx, Chunks: chunks, Convention: opts.Convention}
-	var acc Accumulator
+	bos := AddedBOS(ref)
+	var refTime time.Duration
+	var toks []Token
 	for c := range chunks {
-		in, lo, hi := chunkInput(tokens, c, opts.Ctx, opts.Convention, AddedBOS(ref))
+		in, lo, hi := chunkInput(tokens, c, opts.Ctx, opts.Convention, bos)
+		t0 := time.Now()
 		rl, err := prefill(ctx, rs, in)
 		if err != nil {
 			return nil, fmt.Errorf("reference, chunk %d: %w", c+1, err)
 		}
-		cl := rl
-		if cand != ref {
-			if cl, err = prefill(ctx, cs, in); err != nil {
-				return nil, fmt.Errorf("candidate, chunk %d: %w", c+1, err)
+		refTime += time.Since(t0)
+		targets := tokens[c*opts.Ctx+lo+1 : c*opts.Ctx+hi+1]
+		for i, st := range states {
+			cl := rl
+			if st.s != nil {
+				t0 = time.Now()
+				if cl, err = prefill(ctx, st.s, in); err != nil {
+					what := "candidate"
+					if len(states) > 1 {
+						what = fmt.Sprintf("candidate %d", i+1)
+					}
+					return nil, fmt.Errorf("%s, chunk %d: %w", what, c+1, err)
+				}
+				st.fwd += time.Since(t0)
 			}
+			t0 = time.Now()
+			toks = compareChunk(toks, rl[lo:hi], cl[lo:hi], targets, max(1, st.m.Threads()))
+			var nll, nllRef float64
+			for _, t := range toks {
+				nll += t.NLL
+				nllRef += t.NLLRef
+				st.acc.Add(t)
+			}
+			st.rep.ChunkNLL = append(st.rep.ChunkNLL, nll)
+			st.rep.ChunkNLLRef = append(st.rep.ChunkNLLRef, nllRef)
+			st.compare += time.Since(t0)
 		}
-		var nll, nllRef float64
-		for p := lo; p < hi; p++ {
-			t := Compare(rl[p], cl[p], tokens[c*opts.Ctx+p+1])
-			nll += t.NLL
-			nllRef += t.NLLRef
-			acc.Add(t)
-		}
-		rep.ChunkNLL = append(rep.ChunkNLL, nll)
-		rep.ChunkNLLRef = append(rep.ChunkNLLRef, nllRef)
 		if opts.Progress != nil {
 			opts.Progress(c+1, chunks)
 		}
 	}
-	rep.Summary = acc.Summary()
-	rep.Seconds = time.Since(start).Seconds()
-	passes := 2
-	if cand == ref {
-		passes = 1
+	reps := make([]*Report, len(states))
+	n := float64(chunks * opts.Ctx)
+	for i, st := range states {
+		r := st.rep
+		r.Summary = st.acc.Summary()
+		r.ChunkCorLnPPL = chunkCorrelation(r.ChunkNLL, r.ChunkNLLRef)
+		total := refTime + st.fwd + st.compare
+		r.Seconds = total.Seconds()
+		passes := 2.0
+		if st.s == nil {
+			passes = 1 // the candidate is the reference: one forward pass
+		}
+		r.TokensPerSecond = rate(passes*n, total)
+		r.RefTokensPerSecond = rate(n, refTime)
+		r.ModelTokensPerSecond = r.RefTokensPerSecond
+		if st.s != nil {
+			r.ModelTokensPerSecond = rate(n, st.fwd)
+		}
+		r.Self = st.s == nil
+		reps[i] = r
 	}
-	rep.TokensPerSecond = float64(passes*chunks*opts.Ctx) / rep.Seconds
-	return rep, nil
+	return reps, nil
+}
+
+func rate(n float64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return n / d.Seconds()
+}
+
+// compareChunk scores every position of one chunk. The positions are
+// independent, so they are split among workers; the result keeps position
+// order so that the statistics do not depend on the thread count.
+func compareChunk(dst []Token, ref, cand [][]float32, targets []int, workers int) []Token {
+	n := len(ref)
+	dst = append(dst[:0], make([]Token, n)...)
+	workers = min(workers, n)
+	if workers <= 1 {
+		for p := range n {
+			dst[p] = Compare(ref[p], cand[p], targets[p])
+		}
+		return dst
+	}
+	var wg sync.WaitGroup
+	per := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += per {
+		hi := min(lo+per, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := lo; p < hi; p++ {
+				dst[p] = Compare(ref[p], cand[p], targets[p])
+			}
+		}()
+	}
+	wg.Wait()
+	return dst
+}
+
+// chunkCorrelation is the Pearson correlation of per-chunk ln PPL. Every
+// chunk scores the same number of predictions, so ln PPL is the NLL sum
+// scaled by a constant, which the correlation ignores. Identical series
+// correlate 1 even when they have no spread; otherwise an undefined
+// correlation (fewer than two chunks, no spread) is reported as 0.
+func chunkCorrelation(a, b []float64) float64 {
+	if slices.Equal(a, b) && len(a) > 0 {
+		return 1
+	}
+	n := float64(len(a))
+	if len(a) < 2 {
+		return 0
+	}
+	var ma, mb float64
+	for i := range a {
+		ma += a[i]
+		mb += b[i]
+	}
+	ma /= n
+	mb /= n
+	var sab, saa, sbb float64
+	for i := range a {
+		da, db := a[i]-ma, b[i]-mb
+		sab += da * db
+		saa += da * da
+		sbb += db * db
+	}
+	if saa == 0 || sbb == 0 {
+		return 0
+	}
+	return sab / math.Sqrt(saa*sbb)
 }
 
 // Perplexity runs one model and returns the per-chunk sums of −ln p over the

@@ -15,10 +15,16 @@ type Accumulator struct {
 	n                                  int
 	sumNLL, sumNLL2                    float64 // candidate
 	sumNLLRef, sumNLLRef2, sumNLLCross float64 // reference, and Σ nll·nll_ref
-	sumKLD, sumKLD2                    float64
-	sumDP, sumDP2, sumDP4              float64
-	sameTop                            int
-	kld, dp                            []float64 // every value, for percentiles
+	// Σd, Σd², Σd·nll_ref for d = nll − nll_ref: the ratio and difference
+	// uncertainties come from these, because var(nll) + var(nll_ref) −
+	// 2·cov is the variance of d, and computing it from the big sums above
+	// cancels catastrophically when the models nearly agree (16-bit
+	// encodings differ by 1e-9 nats per token).
+	sumD, sumD2, sumDRef  float64
+	sumKLD, sumKLD2       float64
+	sumDP, sumDP2, sumDP4 float64
+	sameTop               int
+	kld, dp               []float64 // every value, for percentiles
 }
 
 // Token is the comparison at one scored position.
@@ -37,6 +43,10 @@ func (a *Accumulator) Add(t Token) {
 	a.sumNLLRef += t.NLLRef
 	a.sumNLLRef2 += t.NLLRef * t.NLLRef
 	a.sumNLLCross += t.NLL * t.NLLRef
+	d := t.NLL - t.NLLRef
+	a.sumD += d
+	a.sumD2 += d * d
+	a.sumDRef += d * t.NLLRef
 	a.sumKLD += t.KLD
 	a.sumKLD2 += t.KLD * t.KLD
 	a.sumDP += t.DP
@@ -170,17 +180,39 @@ func (a *Accumulator) Summary() Summary {
 	s.PPL = ValueErr{math.Exp(lp.Value), math.Exp(lp.Value) * lp.Err}
 	s.PPLRef = ValueErr{math.Exp(lpr.Value), math.Exp(lpr.Value) * lpr.Err}
 	cov := covariance(a.sumNLL, a.sumNLLRef, a.sumNLLCross, n)
-	if lp.Err > 0 && lpr.Err > 0 {
-		s.CorLnPPL = cov / (lp.Err * lpr.Err)
-	} else if a.sumNLL == a.sumNLLRef && a.sumNLL2 == a.sumNLLRef2 {
-		s.CorLnPPL = 1
+	// varD is the per-token variance of d = nll − nll_ref.
+	md, my := 0.0, 0.0
+	varD, varY, covDY := 0.0, 0.0, 0.0
+	if n > 0 {
+		md, my = a.sumD/float64(n), a.sumNLLRef/float64(n)
+		varD = math.Max(0, a.sumD2/float64(n)-md*md)
+		varY = math.Max(0, a.sumNLLRef2/float64(n)-my*my)
+		covDY = a.sumDRef/float64(n) - md*my
 	}
-	ratioErr := math.Sqrt(math.Max(0, lp.Err*lp.Err+lpr.Err*lpr.Err-2*cov))
-	s.LnPPLRatio = ValueErr{lp.Value - lpr.Value, ratioErr}
-	s.PPLRatio = ValueErr{math.Exp(s.LnPPLRatio.Value), math.Exp(s.LnPPLRatio.Value) * ratioErr}
-	pplCov := s.PPL.Value * s.PPLRef.Value * cov
-	s.PPLDiff = ValueErr{s.PPL.Value - s.PPLRef.Value,
-		math.Sqrt(math.Max(0, s.PPL.Err*s.PPL.Err+s.PPLRef.Err*s.PPLRef.Err-2*pplCov))}
+	switch {
+	case varD == 0 && n > 0:
+		s.CorLnPPL = 1 // the NLLs differ by a constant
+	case lp.Err > 0 && lpr.Err > 0:
+		s.CorLnPPL = cov / (lp.Err * lpr.Err)
+	}
+	// llama.cpp: σ(ln ratio)² = σ(ln PPL)² + σ(ln PPL_ref)² − 2·cov, which
+	// is var(d)/(n−1); no uncertainty for ten samples or fewer.
+	ratioErr := 0.0
+	if n > 10 {
+		ratioErr = math.Sqrt(varD / float64(n-1))
+	}
+	s.LnPPLRatio = ValueErr{md, ratioErr}
+	s.PPLRatio = ValueErr{math.Exp(md), math.Exp(md) * ratioErr}
+	// llama.cpp: σ(PPL − PPL_ref)² = σ(PPL)² + σ(PPL_ref)² − 2·PPL·PPL_ref·cov
+	// = var(a·nll − b·nll_ref)/(n−1) with a = PPL, b = PPL_ref; written as
+	// a·d + (a−b)·nll_ref it needs only the well-conditioned sums.
+	diffErr := 0.0
+	if n > 10 {
+		pa, pb := s.PPL.Value, s.PPLRef.Value
+		v := pa*pa*varD + (pa-pb)*(pa-pb)*varY + 2*pa*(pa-pb)*covDY
+		diffErr = math.Sqrt(math.Max(0, v) / float64(n-1))
+	}
+	s.PPLDiff = ValueErr{s.PPL.Value - s.PPLRef.Value, diffErr}
 	s.KLD = meanErr(a.sumKLD, a.sumKLD2, n)
 	s.KLDDist = distribution(a.kld)
 	s.DP = meanErr(a.sumDP, a.sumDP2, n)

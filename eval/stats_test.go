@@ -104,3 +104,71 @@ func TestSummarySmallSamplesHaveNoError(t *testing.T) {
 		t.Errorf("%+v", s)
 	}
 }
+
+// TestSummaryUncertaintiesByHand checks the ratio, difference and
+// correlation uncertainties against llama.cpp's formulas evaluated here
+// with two-pass variances, and that near-identical models (NLLs 1e-9
+// apart, as with 16-bit encodings) get the true tiny spread rather than
+// cancellation noise.
+func TestSummaryUncertaintiesByHand(t *testing.T) {
+	ref := []float64{2.1, 0.3, 4.7, 1.9, 3.3, 0.8, 2.6, 5.2, 1.1, 2.9, 3.8, 0.5, 2.2}
+	pattern := []float64{0.4, -0.1, 0.9, 0.2, -0.3, 0.0, 0.5, 1.1, -0.2, 0.3, 0.6, 0.1, -0.4}
+	n := float64(len(ref))
+	for _, scale := range []float64{1, 1e-9} {
+		var a Accumulator
+		cand := make([]float64, len(ref))
+		for i, r := range ref {
+			cand[i] = r + scale*pattern[i]
+			a.Add(Token{NLL: cand[i], NLLRef: r})
+		}
+		s := a.Summary()
+		mean := func(x []float64) float64 {
+			var m float64
+			for _, v := range x {
+				m += v
+			}
+			return m / n
+		}
+		cov := func(x, y []float64) float64 { // population covariance, two-pass
+			mx, my := mean(x), mean(y)
+			var c float64
+			for i := range x {
+				c += (x[i] - mx) * (y[i] - my)
+			}
+			return c / n
+		}
+		sa := math.Sqrt(cov(cand, cand) / (n - 1))
+		sb := math.Sqrt(cov(ref, ref) / (n - 1))
+		c := cov(cand, ref) / (n - 1)
+		pa, pb := math.Exp(mean(cand)), math.Exp(mean(ref))
+		// var(d)/(n−1) is σa² + σb² − 2c without the cancellation.
+		d := make([]float64, len(ref))
+		for i := range d {
+			d[i] = cand[i] - ref[i]
+		}
+		wantRatioErr := math.Sqrt(cov(d, d) / (n - 1))
+		if scale == 1 {
+			near(t, "ratio err (llama.cpp form)", wantRatioErr, math.Sqrt(sa*sa+sb*sb-2*c), 1e-12)
+			near(t, "cor", s.CorLnPPL, c/(sa*sb), 1e-12)
+			near(t, "ppl diff err", s.PPLDiff.Err, math.Sqrt(pa*pa*sa*sa+pb*pb*sb*sb-2*pa*pb*c), 1e-12)
+		}
+		near(t, "ln ratio", s.LnPPLRatio.Value, mean(d), 1e-15)
+		if math.Abs(s.LnPPLRatio.Err-wantRatioErr) > 1e-6*wantRatioErr {
+			t.Errorf("scale %g: ln ratio err %.9g, want %.9g", scale, s.LnPPLRatio.Err, wantRatioErr)
+		}
+		near(t, "ppl ratio", s.PPLRatio.Value, pa/pb, 1e-12)
+		near(t, "ppl ratio err", s.PPLRatio.Err, pa/pb*wantRatioErr, 1e-12)
+	}
+}
+
+func TestSummaryIdenticalIsExact(t *testing.T) {
+	var a Accumulator
+	for i := range 50 {
+		v := 1 + float64(i%7)/3
+		a.Add(Token{NLL: v, NLLRef: v, SameTop: true})
+	}
+	s := a.Summary()
+	if s.LnPPLRatio != (ValueErr{}) || s.PPLRatio != (ValueErr{1, 0}) || s.PPLDiff != (ValueErr{}) || s.CorLnPPL != 1 || s.PPL != s.PPLRef {
+		t.Errorf("%+v", s)
+	}
+}

@@ -3,7 +3,6 @@ package eval
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,18 +19,25 @@ type SweepPoint struct {
 	BitsPerWeight float64 `json:"bits_per_weight"` // tensor bytes·8 / parameters of the original model
 	Summary       Summary `json:"summary"`
 	Pareto        bool    `json:"pareto"` // on the bits-vs-KLD Pareto front
+	// ModelTokensPerSecond is the candidate's forward-pass throughput
+	// during the sweep (a busy machine makes it noisy).
+	ModelTokensPerSecond float64 `json:"model_tokens_per_second,omitempty"`
 }
 
 // Sweep is the whole grid.
 type Sweep struct {
-	Model      string       `json:"model"`
-	Text       string       `json:"text"`
-	Ctx        int          `json:"ctx"`
-	Chunks     int          `json:"chunks"`
-	Tokens     int          `json:"scored_tokens"`
-	Convention Convention   `json:"convention"`
-	RefPPL     ValueErr     `json:"ref_ppl"`
-	Points     []SweepPoint `json:"points"`
+	Command string `json:"command,omitempty"` // how it was made
+	Model   string `json:"model"`
+	Text    string `json:"text"`
+	Ctx     int    `json:"ctx"`
+	Chunks  int    `json:"chunks"`
+	// AvailableChunks is how many chunks the text holds (more than Chunks
+	// when the sweep was limited).
+	AvailableChunks int          `json:"available_chunks,omitempty"`
+	Tokens          int          `json:"scored_tokens"`
+	Convention      Convention   `json:"convention"`
+	RefPPL          ValueErr     `json:"ref_ppl"`
+	Points          []SweepPoint `json:"points"`
 }
 
 // MarkPareto flags the points no other point beats on both size and KLD.
@@ -58,21 +64,40 @@ func (s *Sweep) Markdown() string {
 	pts := append([]SweepPoint(nil), s.Points...)
 	sort.SliceStable(pts, func(i, j int) bool { return pts[i].BitsPerWeight < pts[j].BitsPerWeight })
 	var b strings.Builder
-	fmt.Fprintf(&b, "Model `%s`, text `%s`: %d chunks of %d tokens (%d scored predictions, convention %q). Reference PPL %.4f ± %.4f.\n\n",
-		s.Model, s.Text, s.Chunks, s.Ctx, s.Tokens, s.Convention, s.RefPPL.Value, s.RefPPL.Err)
-	b.WriteString("| variant | bits/weight | file | PPL | PPL ratio | mean KLD | 99% KLD | same top | Pareto |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |\n")
+	if s.Command != "" {
+		fmt.Fprintf(&b, "`%s`\n\n", s.Command)
+	}
+	of := ""
+	if s.AvailableChunks > s.Chunks {
+		of = fmt.Sprintf(" (the first %d of the text's %d)", s.Chunks, s.AvailableChunks)
+	}
+	fmt.Fprintf(&b, "Model `%s`, text `%s`: %d chunks of %d tokens%s, %d scored predictions, convention %q. Reference (f32) PPL %.4f ± %.4f.\n\n",
+		s.Model, s.Text, s.Chunks, s.Ctx, of, s.Tokens, s.Convention, s.RefPPL.Value, s.RefPPL.Err)
+	b.WriteString("| variant | bits/weight | file | PPL | PPL ratio | mean KLD | 99% KLD | same top | tokens/s | Pareto |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |\n")
 	for _, p := range pts {
 		mark := ""
 		if p.Pareto {
 			mark = "★"
 		}
-		fmt.Fprintf(&b, "| %s | %.2f | %.2f MiB | %.4f | %.4f ± %.4f | %.6f ± %.6f | %.6f | %.2f%% | %s |\n",
+		fmt.Fprintf(&b, "| %s | %.2f | %.2f MiB | %.4f | %.5f ± %s | %s ± %s | %s | %.2f ± %.2f %% | %.0f | %s |\n",
 			p.Name, p.BitsPerWeight, float64(p.FileBytes)/(1<<20), p.Summary.PPL.Value,
-			p.Summary.PPLRatio.Value, p.Summary.PPLRatio.Err, p.Summary.KLD.Value, p.Summary.KLD.Err,
-			p.Summary.KLDDist.P99, 100*p.Summary.SameTop.Value, mark)
+			p.Summary.PPLRatio.Value, sci(p.Summary.PPLRatio.Err), sci(p.Summary.KLD.Value), sci(p.Summary.KLD.Err),
+			sci(p.Summary.KLDDist.P99), 100*p.Summary.SameTop.Value, 100*p.Summary.SameTop.Err, p.ModelTokensPerSecond, mark)
 	}
+	b.WriteString("\nPPL ratio = PPL(variant) / PPL(f32 reference) on the same tokens; KLD = KL(p_ref ‖ p_variant) per token in nats; " +
+		"same top = share of positions where both models' most likely token agrees; tokens/s = the variant's forward passes during the sweep; " +
+		"★ = on the Pareto front (no other variant is both smaller and closer in mean KLD).\n")
 	return b.String()
+}
+
+// sci prints a non-negative statistic compactly: 0 as 0, else 3 significant
+// digits in scientific notation, so that 1e-13 and 1e-3 both read.
+func sci(v float64) string {
+	if v == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%.3e", v)
 }
 
 // Write stores sweep.json, sweep.md and the plots in dir.
@@ -92,8 +117,3 @@ func (s *Sweep) Write(dir string) error {
 	}
 	return s.Plot(dir)
 }
-
-// kldFloor keeps exact (KLD 0) points on a log axis.
-const kldFloor = 1e-7
-
-func plotKLD(p SweepPoint) float64 { return math.Max(p.Summary.KLD.Value, kldFloor) }

@@ -131,3 +131,45 @@ func LoadTokens(spec string) ([]int, error) {
 	}
 	return out, nil
 }
+
+// Input is the token stream an evaluation runs on and where it came from.
+type Input struct {
+	Source    string `json:"source"`              // text file, or FILE.safetensors:NAME
+	Documents int    `json:"documents,omitempty"` // documents found in a text file
+	Tokens    []int  `json:"-"`
+	NumTokens int    `json:"tokens"`
+}
+
+// ReadText splits the text file at path into documents at separator lines
+// (see SplitDocuments) and frames them with tok (see Frame) into one stream.
+// tok may be nil only to report that the model has no tokenizer.
+func ReadText(path, sep string, tok Encoder) (*Input, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	docs := SplitDocuments(string(b), sep)
+	if len(docs) == 0 {
+		return nil, fmt.Errorf("%s: no text to evaluate (the file is empty or holds only separator lines)", path)
+	}
+	if tok == nil {
+		return nil, fmt.Errorf("%s: the model has no tokenizer to read text with; use --tokens", path)
+	}
+	ids, err := Frame(tok, docs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &Input{Source: path, Documents: len(docs), Tokens: ids, NumTokens: len(ids)}, nil
+}
+
+// ReadTokens loads a pre-tokenized stream (see LoadTokens).
+func ReadTokens(spec string) (*Input, error) {
+	ids, err := LoadTokens(spec)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%s: the token stream is empty", spec)
+	}
+	return &Input{Source: spec, Tokens: ids, NumTokens: len(ids)}, nil
+}

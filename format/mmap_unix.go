@@ -46,3 +46,9 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// dropPages releases this process's mapping of data's pages; a best-effort
+// hint, since the pages stay cached and fault back in on use.
+func dropPages(data []byte) {
+	_ = unix.Madvise(data, unix.MADV_DONTNEED)
+}

@@ -4,10 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"regexp"
 	"runtime"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/internal/textdata"
+	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/urfave/cli/v2"
 )
@@ -27,7 +34,18 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "tokenizer", Usage: "llama2.c tokenizer.bin `PATH` (default: beside the checkpoint)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and write nothing"},
 			&cli.BoolFlag{Name: "json", Usage: "with --dry-run: print the plan as JSON"},
-			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "encoding `N` threads"},
+			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "encoding `N` threads (and concurrent factorisations)"},
+			&cli.StringFlag{Name: "lowrank", Usage: "factor the projections: `METHOD` svd, whiten (SVD-LLM, needs --calib), asvd (needs --calib) or lorc (low-rank correction of --quant's error)"},
+			&cli.IntFlag{Name: "rank", Usage: "low-rank: rank `K` of every factored matrix"},
+			&cli.Float64Flag{Name: "rank-ratio", Usage: "low-rank: fraction `R` in (0,1] of each matrix's parameters kept, k = floor(R·m·n/(m+n))"},
+			&cli.Float64Flag{Name: "energy", Usage: "low-rank: smallest rank keeping fraction `E` of each matrix's Σσ²"},
+			&cli.Float64Flag{Name: "target-ratio", Usage: "low-rank: keep fraction `R` of all factored matrices' parameters, ranks allocated by truncation loss"},
+			&cli.StringFlag{Name: "factor-encoding", Usage: "low-rank: `ENC` of the factors (default: --quant for svd/whiten/asvd, f16 for lorc)"},
+			&cli.StringFlag{Name: "lowrank-include", Usage: "low-rank: factor only projections whose canonical name matches `REGEX`"},
+			&cli.BoolFlag{Name: "lorc-whiten", Usage: "lorc: whiten the residual's factorisation (needs --calib)"},
+			&cli.StringFlag{Name: "calib", Usage: "calibration text `FILE` (documents separated by <|endoftext|> lines)"},
+			&cli.IntFlag{Name: "calib-tokens", Value: 8192, Usage: "calibration: `N` tokens run through the uncompressed model"},
+			&cli.StringFlag{Name: "calib-docs", Usage: "calibration: documents `A-B` of the text (1-based, inclusive; default all)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "one model path"); err != nil {
@@ -44,9 +62,16 @@ func convertCommand() *cli.Command {
 			if c.Bool("json") && !dry {
 				return usagef("convert: --json goes with --dry-run")
 			}
+			cal, err := calibFromFlags(c, pol.LowRank)
+			if err != nil {
+				return err
+			}
+			if c.Int("threads") < 1 {
+				return usagef("--threads %d: want at least 1", c.Int("threads"))
+			}
 			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, convertArgs{
 				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
-				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"),
+				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
 			})
 		},
 	}
@@ -87,7 +112,103 @@ func policyFromFlags(c *cli.Context) (convert.Policy, error) {
 		}
 		pol.Overrides = append(pol.Overrides, o)
 	}
+	lr, err := lowRankFromFlags(c, pol.Quant)
+	if err != nil {
+		return pol, err
+	}
+	pol.LowRank = lr
 	return pol, nil
+}
+
+// lowRankFromFlags reads the low-rank flags; every incoherent combination is
+// a usage error.
+func lowRankFromFlags(c *cli.Context, q quant.Encoding) (convert.LowRank, error) {
+	var lr convert.LowRank
+	method := c.String("lowrank")
+	if method == "" {
+		for _, f := range []string{"rank", "rank-ratio", "energy", "target-ratio", "factor-encoding", "lowrank-include", "lorc-whiten"} {
+			if c.IsSet(f) {
+				return lr, usagef("--%s needs --lowrank svd|whiten|asvd|lorc", f)
+			}
+		}
+		return lr, nil
+	}
+	lr.Method = lowrank.Method(method)
+	for _, f := range []string{"rank", "rank-ratio", "energy", "target-ratio"} {
+		if c.IsSet(f) && c.Float64(f) == 0 && c.Int(f) == 0 {
+			return lr, usagef("--%s 0: want a positive value", f)
+		}
+	}
+	lr.Spec = lowrank.RankSpec{Rank: c.Int("rank"), Ratio: c.Float64("rank-ratio"), Energy: c.Float64("energy")}
+	lr.TargetRatio = c.Float64("target-ratio")
+	lr.LoRCWhiten = c.Bool("lorc-whiten")
+	if s := c.String("factor-encoding"); s != "" {
+		e, err := quant.Parse(s)
+		if err != nil {
+			return lr, usagef("--factor-encoding: %v", err)
+		}
+		lr.FactorEncoding = &e
+	}
+	if s := c.String("lowrank-include"); s != "" {
+		re, err := regexp.Compile(s)
+		if err != nil {
+			return lr, usagef("--lowrank-include: %v", err)
+		}
+		lr.Include = re
+	}
+	if err := lr.Validate(); err != nil {
+		return lr, usagef("%v", err)
+	}
+	if lr.Method == lowrank.MethodLoRC && q.IsFloat() {
+		return lr, usagef("--lowrank lorc corrects the error of an integer --quant (q8...), and %v has none worth correcting", q)
+	}
+	if lr.NeedsStats() && c.String("calib") == "" {
+		what := "--lowrank " + method
+		if lr.LoRCWhiten {
+			what = "--lorc-whiten"
+		}
+		return lr, usagef("%s needs calibration text: --calib FILE", what)
+	}
+	return lr, nil
+}
+
+// calibSettings are the calibration flags, checked but not yet read.
+type calibSettings struct {
+	file   string
+	tokens int
+	docs   textdata.DocRange
+}
+
+func calibFromFlags(c *cli.Context, lr convert.LowRank) (*calibSettings, error) {
+	file := c.String("calib")
+	if file == "" {
+		for _, f := range []string{"calib-tokens", "calib-docs"} {
+			if c.IsSet(f) {
+				return nil, usagef("--%s goes with --calib FILE", f)
+			}
+		}
+		return nil, nil
+	}
+	if !lr.NeedsStats() {
+		return nil, usagef("--calib is read only by --lowrank whiten, asvd and --lorc-whiten, not by %s", orNone(string(lr.Method)))
+	}
+	cs := &calibSettings{file: file, tokens: c.Int("calib-tokens")}
+	if cs.tokens < 1 {
+		return nil, usagef("--calib-tokens %d: want at least 1", cs.tokens)
+	}
+	docs, err := textdata.ParseDocRange(c.String("calib-docs"))
+	if err != nil {
+		return nil, usagef("--calib-docs: %v", err)
+	}
+	cs.docs = docs
+	return cs, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "a conversion without --lowrank"
+	}
+	return "--lowrank " + s
 }
 
 type convertArgs struct {
@@ -95,6 +216,7 @@ type convertArgs struct {
 	policy              convert.Policy
 	dry, json           bool
 	threads             int
+	calib               *calibSettings
 }
 
 func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) error {
@@ -103,6 +225,19 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		return err
 	}
 	defer m.Close()
+	cal, err := calibrateLowRank(ctx, stderr, m, a)
+	if err != nil {
+		return err
+	}
+	if a.policy.LowRank.NeedsSpectra() {
+		start := time.Now()
+		ranks, err := convert.SpectrumRanks(ctx, m, a.policy.LowRank, cal, a.threads)
+		if err != nil {
+			return fmt.Errorf("%s: %w", a.src, err)
+		}
+		a.policy.LowRank.Ranks = ranks
+		fmt.Fprintf(stderr, "ranks for %s from %d spectra in %.1fs\n", a.policy.LowRank, len(ranks), time.Since(start).Seconds())
+	}
 	plan, err := convert.MakePlan(m.Config, m.Tensors, a.policy)
 	if err != nil {
 		return fmt.Errorf("%s: %w", a.src, err)
@@ -120,7 +255,7 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		return nil
 	}
 	bar := newProgress(stderr, plan.SourceBytes, "converting")
-	opts := convert.Options{Workers: a.threads}
+	opts := convert.Options{Workers: a.threads, Calibration: cal}
 	if bar != nil {
 		opts.Progress = func(p convert.Progress) { _ = bar.Set64(p.DoneBytes) }
 	}
@@ -135,25 +270,134 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		res.Path, len(res.Tensors), humanBytes(res.Bytes), humanCount(plan.Params),
 		float64(plan.TotalBytes)*8/float64(max(plan.Params, 1)),
 		float64(res.Bytes)/float64(max(plan.SourceBytes, 1)), humanBytes(plan.SourceBytes), res.Duration.Seconds())
+	if s := plan.LowRank; s != nil {
+		fmt.Fprintf(stdout, "low-rank %s %s: %d of %d projections factored, storing %.1f%% of their parameters and %.1f%% of their dense bytes; %s\n",
+			s.Method, s.Spec, s.Factored, s.Matrices, 100*float64(s.StoredParams)/float64(max(s.Params, 1)),
+			100*float64(s.Bytes)/float64(max(s.DenseBytes, 1)), lowRankErrors(res.LowRank))
+	}
 	return nil
+}
+
+// calibrateLowRank collects activation statistics when the method needs them.
+func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a convertArgs) (*convert.Calibration, error) {
+	if a.calib == nil {
+		return nil, nil
+	}
+	text, err := os.ReadFile(a.calib.file)
+	if err != nil {
+		return nil, fmt.Errorf("--calib: %w", err)
+	}
+	cands, err := convert.LowRankCandidates(m.Tensors, a.policy.LowRank)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	keys := map[string]bool{}
+	var list []string
+	for _, c := range cands {
+		if !keys[c.StatsKey] {
+			keys[c.StatsKey] = true
+			list = append(list, c.StatsKey)
+		}
+	}
+	dir := os.TempDir()
+	if a.out != "" {
+		dir = filepath.Dir(a.out)
+	}
+	start := time.Now()
+	cal, err := convert.Calibrate(ctx, m, convert.CalibOptions{
+		Text: string(text), Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.calib.file, err)
+	}
+	fmt.Fprintf(stderr, "calibrated on %d tokens of %s (documents %s) in %.1fs\n", cal.Tokens, filepath.Base(a.calib.file), cal.Docs, time.Since(start).Seconds())
+	return cal, nil
+}
+
+// lowRankErrors summarizes the measured errors of the factored matrices.
+func lowRankErrors(reps []convert.LowRankReport) string {
+	if len(reps) == 0 {
+		return "nothing factored"
+	}
+	var fro, act, baseFro, baseAct float64
+	nAct, nBase, nBaseAct := 0, 0, 0
+	for _, r := range reps {
+		fro += r.RelFrobenius
+		if r.RelActErr >= 0 {
+			act += r.RelActErr
+			nAct++
+		}
+		if r.BaseRelFrobenius >= 0 {
+			baseFro += r.BaseRelFrobenius
+			nBase++
+		}
+		if r.BaseRelActErr >= 0 {
+			baseAct += r.BaseRelActErr
+			nBaseAct++
+		}
+	}
+	s := fmt.Sprintf("mean relative error %.4f", fro/float64(len(reps)))
+	if nAct > 0 {
+		s += fmt.Sprintf(", mean relative activation error %.4f", act/float64(nAct))
+	}
+	if nBase > 0 {
+		// lorc: what the quantized matrices alone would have given.
+		s += fmt.Sprintf(" (uncorrected: %.4f", baseFro/float64(nBase))
+		if nBaseAct > 0 {
+			s += fmt.Sprintf(", activation %.4f", baseAct/float64(nBaseAct))
+		}
+		s += ")"
+	}
+	return s
 }
 
 func printPlan(w io.Writer, p *convert.Plan) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "tensor\tshape\tsource\tencoding\tbytes\tbits/w\trule")
+	fmt.Fprintln(tw, "tensor\tshape\tsource\tkind\tencoding\trank\tbytes\tbits/w\trule")
 	for _, e := range p.Entries {
 		bpw := float64(e.Bytes) * 8 / float64(max(numel(e.Shape), 1))
 		rule := e.Rule
 		if e.ShortGroup {
 			rule += " (last group of each row is shorter)"
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%v\t%d\t%.2f\t%s\n", e.Name, e.Shape, e.SourceDType, e.Encoding, e.Bytes, bpw, rule)
+		rank := "-"
+		if e.Rank > 0 {
+			rank = fmt.Sprint(e.Rank)
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\n", e.Name, e.Shape, e.SourceDType, e.Kind, partsString(e), rank, e.Bytes, bpw, rule)
 	}
 	tw.Flush()
+	if s := p.LowRank; s != nil {
+		fmt.Fprintf(w, "low-rank %s %s: %d of %d projections factored; %s of %s parameters (%.1f%%), %s of %s dense (%.1f%%)\n",
+			s.Method, s.Spec, s.Factored, s.Matrices, humanCount(s.StoredParams), humanCount(s.Params),
+			100*float64(s.StoredParams)/float64(max(s.Params, 1)), humanBytes(s.Bytes), humanBytes(s.DenseBytes),
+			100*float64(s.Bytes)/float64(max(s.DenseBytes, 1)))
+	}
 	fmt.Fprintf(w, "total: %d tensors, %s params, %s (%.2f bits/weight); source %s; ratio %.3f\n",
 		len(p.Entries), humanCount(p.Params), humanBytes(p.TotalBytes),
 		float64(p.TotalBytes)*8/float64(max(p.Params, 1)), humanBytes(p.SourceBytes),
 		float64(p.TotalBytes)/float64(max(p.SourceBytes, 1)))
+}
+
+// partsString shows a tensor's encodings: "q8" when dense, "a,b:f16" for
+// factors, "w:q8 a,b:f16" for lorc.
+func partsString(e convert.PlanEntry) string {
+	if len(e.Parts) <= 1 {
+		return e.Encoding.String()
+	}
+	var parts []string
+	var roles []string
+	var last quant.Encoding
+	for i, p := range e.Parts {
+		if i > 0 && p.Encoding != last {
+			parts = append(parts, strings.Join(roles, ",")+":"+last.String())
+			roles = nil
+		}
+		roles = append(roles, p.Role)
+		last = p.Encoding
+	}
+	parts = append(parts, strings.Join(roles, ",")+":"+last.String())
+	return strings.Join(parts, " ")
 }
 
 func numel(shape []int64) int64 {

@@ -62,7 +62,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			convertCommand(),
 			inspectCommand(),
 			runCommand(),
+			evalCommand(),
+			sweepCommand(),
 			demoCommand(),
+			benchCommand(),
 		},
 		OnUsageError:   onUsage,
 		ExitErrHandler: func(*cli.Context, error) {}, // run() decides the exit code

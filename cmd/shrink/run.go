@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/shrink-llm/shrink/runtime"
 	"github.com/shrink-llm/shrink/runtime/tokenizer"
@@ -80,6 +80,9 @@ func doRun(ctx context.Context, stdout, stderr io.Writer, a runArgs) error {
 		return err
 	}
 	defer m.Close()
+	// Parsing the header and tokenizer.json leaves megabytes of garbage;
+	// hand it back to the OS so resident memory is the model, not the load.
+	debug.FreeOSMemory()
 	tok := m.Tokenizer()
 	var prompt []int
 	if a.ids != "" {
@@ -122,62 +125,54 @@ func tokPerSec(n int, s float64) float64 {
 	return float64(n) / s
 }
 
-// textStream prints generated text as it comes. It decodes the whole
-// sequence each time and prints what is new, the way Hugging Face's
-// TextStreamer does, so that decoders that look at neighbouring tokens
-// (leading-space stripping, byte fallback) give exactly the text Decode
-// would; it holds back output that ends inside a UTF-8 sequence.
+// textStream prints generated text as it comes, through the tokenizer's
+// stream decoder, primed with the prompt so that decoders that look at
+// neighbouring tokens (the first-space strip of Llama's) treat the first
+// generated token as a continuation, exactly as decoding the whole
+// sequence would. Special tokens are not printed.
 type textStream struct {
-	tok interface {
-		Decode([]int, bool) (string, error)
-	}
-	ids     []int
-	base    int // length of the decoded prompt
-	printed int
-	w       io.Writer
-	ok      bool
+	tok *tokenizer.Tokenizer
+	dec *tokenizer.StreamDecoder
+	w   io.Writer
 }
 
 func newTextStream(tok *tokenizer.Tokenizer, prompt []int, w io.Writer) *textStream {
-	s := &textStream{ids: append([]int(nil), prompt...), w: w}
+	s := &textStream{tok: tok, w: w}
 	if tok == nil {
 		return s
 	}
-	s.tok, s.ok = tok, true
-	if txt, err := tok.Decode(prompt, true); err == nil {
-		s.base = len(txt)
+	s.dec = tok.NewDecoder()
+	for _, id := range prompt {
+		if _, err := s.dec.Next(id); err != nil {
+			// An unknown id was caught earlier; without a decoder the ids
+			// are printed as numbers.
+			s.dec = nil
+			break
+		}
 	}
+	// The prompt's own text (echoed already) is discarded; the decoder keeps
+	// its last token as left context for the first generated one.
 	return s
 }
 
 func (s *textStream) add(id int) error {
-	s.ids = append(s.ids, id)
-	if !s.ok {
+	if s.dec == nil {
 		_, err := fmt.Fprintf(s.w, " %d", id)
 		return err
 	}
-	return s.emit(false)
-}
-
-func (s *textStream) emit(final bool) error {
-	txt, err := s.tok.Decode(s.ids, true)
+	if s.tok.IsSpecial(id) {
+		return nil
+	}
+	txt, err := s.dec.Next(id)
 	if err != nil {
 		return err
 	}
-	if len(txt) < s.base+s.printed {
-		return nil
-	}
-	next := txt[s.base+s.printed:]
-	if !final && strings.HasSuffix(next, string(utf8.RuneError)) {
-		return nil
-	}
-	s.printed += len(next)
-	_, err = io.WriteString(s.w, next)
+	_, err = io.WriteString(s.w, txt)
 	return err
 }
 
 func (s *textStream) flush() {
-	if s.ok {
-		_ = s.emit(true)
+	if s.dec != nil {
+		_, _ = io.WriteString(s.w, s.dec.Flush())
 	}
 }

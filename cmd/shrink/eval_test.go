@@ -1,0 +1,253 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shrink-llm/shrink/eval"
+	"github.com/shrink-llm/shrink/internal/testshared"
+)
+
+// evalStory is a short text of three documents, enough for two chunks of
+// 64 tokens with the demo model's tokenizer.
+const evalStory = `Once upon a time, there was a little girl named Lily. She loved to play in the park with her red ball.
+One day, she saw a big dog under a tree. The dog was sad because it had lost its bone.
+Lily wanted to help the dog. She looked behind the bench and found the bone. The dog was very happy.
+<|endoftext|>
+Tom had a small boat. Every morning he took it to the lake and watched it float on the water.
+One day the wind was strong and the boat went far away. Tom was scared, but his dad helped him get it back.
+<|endoftext|>
+Sara and Ben found a shiny key in the garden. They wondered what it could open.
+They tried the shed, the box and the old door, but nothing opened. At last they tried the little chest under the bed.
+`
+
+func writeText(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func convertDemo(t *testing.T, src, enc string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), filepath.Base(src)+"-"+enc+".shrink")
+	if code, _, stderr := shrink(t, "convert", src, "-o", out, "--quant", enc); code != 0 {
+		t.Fatalf("convert %s %s: %s", src, enc, stderr)
+	}
+	return out
+}
+
+// TestEvalSelfIsExact: a model against itself (the same path, and a
+// separately converted f32 file) reads KLD 0, same top 100% and PPL ratio 1
+// exactly.
+func TestEvalSelfIsExact(t *testing.T) {
+	text := writeText(t, "story.txt", evalStory)
+	f32 := convertDemo(t, demoModel, "f32")
+	for _, cand := range []string{demoModel, f32} {
+		code, stdout, stderr := shrink(t, "eval", "--ref", demoModel, "--model", cand, "--text", text, "--ctx", "64", "--chunks", "2", "--json")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var rep eval.Report
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("JSON: %v\n%s", err, stdout)
+		}
+		s := rep.Summary
+		if s.KLD.Value != 0 || s.KLDDist.Max != 0 || s.SameTop.Value != 1 || s.PPLRatio.Value != 1 || s.Tokens != 2*63 {
+			t.Errorf("%s against itself: KLD %v (max %v), same top %v, PPL ratio %v, %d tokens",
+				cand, s.KLD.Value, s.KLDDist.Max, s.SameTop.Value, s.PPLRatio.Value, s.Tokens)
+		}
+		if rep.Input == nil || rep.Input.Documents != 3 || rep.Model == nil || rep.Model.Path != cand {
+			t.Errorf("report header: input %+v, model %+v", rep.Input, rep.Model)
+		}
+	}
+	// The text report, llama.cpp's layout.
+	code, stdout, stderr := shrink(t, "eval", "--ref", demoModel, "--model", f32, "--text", text, "--ctx", "64", "--chunks", "2", "--convention", "half")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"====== KL divergence statistics ======", "Mean    KLD:   0.000000 ±   0.000000",
+		"Same top p: 100.000000", "Mean PPL(Q)/PPL(base)         :   1.000000", "convention \"half\"", "2 × 64 tokens", "tokens/s"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("report lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+// TestEvalQuantizedDiffers makes sure the comparison is not trivially
+// zero: q8 must show some divergence.
+func TestEvalQuantizedDiffers(t *testing.T) {
+	text := writeText(t, "story.txt", evalStory)
+	q8 := convertDemo(t, demoModel, "q8")
+	code, stdout, stderr := shrink(t, "eval", "--ref", demoModel, "--model", q8, "--text", text, "--ctx", "64", "--chunks", "2", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep eval.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if s := rep.Summary; !(s.KLD.Value > 0 && s.KLD.Value < 0.05) || s.PPLRatio.Value == 1 || s.SameTop.Value < 0.8 {
+		t.Errorf("q8: KLD %v, PPL ratio %v, same top %v", s.KLD.Value, s.PPLRatio.Value, s.SameTop.Value)
+	}
+	if rep.Model.BitsPerWeight >= 16 || rep.Ref.BitsPerWeight != 32 {
+		t.Errorf("bits/weight: candidate %v, reference %v", rep.Model.BitsPerWeight, rep.Ref.BitsPerWeight)
+	}
+}
+
+func TestEvalBadInput(t *testing.T) {
+	dir := t.TempDir()
+	empty := writeText(t, "empty.txt", "\n<|endoftext|>\n\n")
+	short := writeText(t, "short.txt", "Once upon a time.")
+	story := writeText(t, "story.txt", evalStory)
+	q8 := convertDemo(t, demoModel, "q8")
+	type tc struct {
+		name    string
+		args    []string
+		code    int
+		wantErr string
+	}
+	tests := []tc{
+		{"empty text", []string{"eval", "--ref", demoModel, "--model", q8, "--text", empty}, exitFail, "no text to evaluate"},
+		{"too short", []string{"eval", "--ref", demoModel, "--model", q8, "--text", short, "--ctx", "64"}, exitFail, "fewer than one chunk of 64"},
+		{"missing text", []string{"eval", "--ref", demoModel, "--model", q8, "--text", filepath.Join(dir, "nope.txt")}, exitFail, "nope.txt"},
+		{"missing model", []string{"eval", "--ref", demoModel, "--model", filepath.Join(dir, "nope.shrink"), "--text", story}, exitFail, "nope.shrink"},
+		{"bad tokens spec", []string{"eval", "--ref", demoModel, "--model", q8, "--tokens", story}, exitFail, "FILE.safetensors:NAME"},
+		{"ctx beyond model", []string{"eval", "--ref", demoModel, "--model", q8, "--text", story, "--ctx", "100000"}, exitFail, "exceeds the model"},
+		{"no ref", []string{"eval", "--model", q8, "--text", story}, exitUsage, "--ref"},
+		{"no model", []string{"eval", "--ref", demoModel, "--text", story}, exitUsage, "--model"},
+		{"no input", []string{"eval", "--ref", demoModel, "--model", q8}, exitUsage, "--text"},
+		{"both inputs", []string{"eval", "--ref", demoModel, "--model", q8, "--text", story, "--tokens", "a.safetensors:x"}, exitUsage, "exactly one"},
+		{"bad convention", []string{"eval", "--ref", demoModel, "--model", q8, "--text", story, "--convention", "most"}, exitUsage, "--convention"},
+		{"calib without tensors", []string{"eval", "--ref", demoModel, "--model", q8, "--text", story, "--calib", story}, exitUsage, "--calib goes with --tensors"},
+		{"sweep bad quant", []string{"sweep", "--ref", demoModel, "--text", story, "--out", dir, "--quant", "f16,q3"}, exitUsage, "unknown encoding"},
+		{"sweep from shrink", []string{"sweep", "--ref", q8, "--text", story, "--out", dir}, exitFail, "not a .shrink file"},
+	}
+	if testshared.Root() != "" {
+		other := convertDemo(t, testshared.Path(t, "models", "tinystories-656k"), "f32")
+		gpt2 := convertDemo(t, testshared.Path(t, "models", "gpt2-stories-4m"), "f16")
+		tests = append(tests,
+			tc{"different vocabulary", []string{"eval", "--ref", demoModel, "--model", other, "--text", story}, exitFail, "vocabularies differ"},
+			tc{"different architecture", []string{"eval", "--ref", demoModel, "--model", gpt2, "--text", story}, exitFail, "architectures differ: reference llama, candidate gpt2"},
+			tc{"tensors of another model", []string{"eval", "--ref", demoModel, "--tensors", gpt2}, exitFail, "architectures differ"},
+		)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := shrink(t, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.wantErr) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.code, tt.wantErr)
+			}
+			if n := strings.Count(strings.TrimSpace(stderr), "\n"); tt.code == exitFail && n != 0 {
+				t.Errorf("error is %d lines, want one: %q", n+1, stderr)
+			}
+		})
+	}
+}
+
+// TestEvalTokensInput evaluates a pre-tokenized stream from ../shared.
+func TestEvalTokensInput(t *testing.T) {
+	ref := testshared.Path(t, "models", "llama-stories-tiny", "reference.safetensors")
+	code, stdout, stderr := shrink(t, "eval", "--ref", demoModel, "--model", demoModel, "--tokens", ref+":eval.ids", "--ctx", "64", "--chunks", "2", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep eval.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || rep.Summary.Tokens != 126 || rep.Input.NumTokens < 1000 {
+		t.Fatalf("%v: %+v", err, rep.Input)
+	}
+}
+
+func TestEvalTensors(t *testing.T) {
+	q8 := convertDemo(t, demoModel, "q8")
+	story := writeText(t, "story.txt", evalStory)
+	code, stdout, stderr := shrink(t, "eval", "--tensors", q8, "--ref", demoModel, "--calib", story, "--calib-tokens", "128", "--ctx", "64", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep eval.TensorReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout)
+	}
+	if rep.Calib == nil || rep.Calib.Tokens != 128 {
+		t.Errorf("calibration %+v", rep.Calib)
+	}
+	seen := map[string]bool{}
+	for i, te := range rep.Worst {
+		if i > 0 && float64(te.RelFrobenius) > float64(rep.Worst[i-1].RelFrobenius) {
+			t.Errorf("not sorted worst first at %s", te.Name)
+		}
+		switch te.Kind {
+		case "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down":
+			seen[te.Kind] = true
+			if !(te.RelFrobenius > 0 && te.RelFrobenius < 0.05) || te.Encoding != "q8" {
+				t.Errorf("%s: rel err %v, encoding %s", te.Name, te.RelFrobenius, te.Encoding)
+			}
+			if te.ActRelErr == nil || !(*te.ActRelErr > 0 && *te.ActRelErr < 0.1) {
+				t.Errorf("%s: activation error %v", te.Name, te.ActRelErr)
+			}
+		case "attn_norm", "ffn_norm", "output_norm":
+			if te.RelFrobenius != 0 || te.Encoding != "f32" || te.ActRelErr != nil {
+				t.Errorf("%s: rel err %v, encoding %s", te.Name, te.RelFrobenius, te.Encoding)
+			}
+		case "token_embd":
+			if te.Encoding != "f16" || te.ActRelErr != nil {
+				t.Errorf("%s: encoding %s, act %v", te.Name, te.Encoding, te.ActRelErr)
+			}
+		}
+	}
+	if len(seen) != 7 || len(rep.Layers) != 5 || rep.Total.Tensors != len(rep.Worst) {
+		t.Errorf("kinds %v, %d layer groups, total over %d of %d tensors", seen, len(rep.Layers), rep.Total.Tensors, len(rep.Worst))
+	}
+	// Text form.
+	code, stdout, stderr = shrink(t, "eval", "--tensors", q8, "--ref", demoModel)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"per kind", "per layer", "blk.0.attn_norm.weight", "exact", "ffn_down"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("text lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestSweepWritesEverything(t *testing.T) {
+	story := writeText(t, "story.txt", evalStory)
+	out := filepath.Join(t.TempDir(), "sweep")
+	code, stdout, stderr := shrink(t, "sweep", "--ref", demoModel, "--text", story, "--quant", "f32,q8", "--out", out, "--ctx", "32", "--chunks", "1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{"sweep.json", "sweep.md", "bpw_vs_kld.png", "bpw_vs_kld.svg", "bpw_vs_ppl_ratio.png", "bpw_vs_ppl_ratio.svg"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	var sw eval.Sweep
+	b, _ := os.ReadFile(filepath.Join(out, "sweep.json"))
+	if err := json.Unmarshal(b, &sw); err != nil || len(sw.Points) != 2 {
+		t.Fatalf("sweep.json: %v, %d points", err, len(sw.Points))
+	}
+	if p := sw.Points[0]; p.Name != "f32" || p.Summary.KLD.Value != 0 || p.Summary.PPLRatio.Value != 1 || p.BitsPerWeight != 32 || !p.Pareto {
+		t.Errorf("f32 point %+v", p)
+	}
+	if p := sw.Points[1]; p.Name != "q8" || !(p.Summary.KLD.Value > 0) || !(p.BitsPerWeight < 16) || !p.Pareto {
+		t.Errorf("q8 point %+v", p)
+	}
+	if !strings.Contains(stdout, "| q8 |") {
+		t.Errorf("table:\n%s", stdout)
+	}
+	// --replot redraws from sweep.json alone.
+	os.Remove(filepath.Join(out, "bpw_vs_kld.png"))
+	if code, _, stderr := shrink(t, "sweep", "--replot", "--out", out); code != 0 {
+		t.Fatalf("replot: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "bpw_vs_kld.png")); err != nil {
+		t.Errorf("replot: %v", err)
+	}
+}

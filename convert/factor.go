@@ -1,0 +1,204 @@
+package convert
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+
+	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/lowrank"
+	"github.com/shrink-llm/shrink/quant"
+)
+
+// LowRankReport is what factoring one matrix achieved, measured on what was
+// stored (the encoded factors decoded back, plus the decoded base for lorc).
+type LowRankReport struct {
+	Name   string         `json:"name"`
+	Kind   string         `json:"kind"`
+	Method lowrank.Method `json:"method"`
+	Rank   int            `json:"rank"`
+	Route  lowrank.Route  `json:"route"`
+	// Whitening is how the statistics were factored, if they were.
+	Whitening string `json:"whitening,omitempty"`
+	// RelFrobenius is ||W − Ŵ||_F / ||W||_F.
+	RelFrobenius float64 `json:"rel_frobenius"`
+	// RelActErr is ||(W − Ŵ)X||_F / ||W X||_F over the calibration inputs
+	// X (what whitening minimises); -1 without statistics.
+	RelActErr float64 `json:"rel_act_err"`
+	// BaseRelFrobenius and BaseRelActErr are the same errors of the
+	// quantized base alone (lorc), before the correction; -1 otherwise.
+	BaseRelFrobenius float64 `json:"base_rel_frobenius"`
+	BaseRelActErr    float64 `json:"base_rel_act_err"`
+	Seconds          float64 `json:"seconds"`
+}
+
+// factorTensor loads one matrix, factors it as pe says and encodes the
+// parts. stats may be nil when the method needs none; when present they
+// are also used to measure the activation error.
+func factorTensor(ctx context.Context, d *TensorDesc, pe PlanEntry, stats *lowrank.Stats, lopts lowrank.Options, workers int) (format.Tensor, [][]byte, LowRankReport, error) {
+	start := time.Now()
+	rep := LowRankReport{Name: d.Name, Kind: pe.Kind, Method: pe.Method, Rank: pe.Rank, RelActErr: -1, BaseRelFrobenius: -1, BaseRelActErr: -1}
+	m, n, err := matrixShape(d.Shape)
+	if err != nil {
+		return format.Tensor{}, nil, rep, err
+	}
+	k := pe.Rank
+	lorc := pe.Kind == format.KindLoRC
+	if want := 2 + boolInt(lorc); len(pe.Parts) != want || k < 1 {
+		return format.Tensor{}, nil, rep, fmt.Errorf("plan entry for a %s tensor has %d parts and rank %d", pe.Kind, len(pe.Parts), k)
+	}
+	w := make([]float32, m*n)
+	if err := d.Load(ctx, w); err != nil {
+		return format.Tensor{}, nil, rep, err
+	}
+	t := format.Tensor{Name: d.Name, Shape: append([]int64(nil), d.Shape...), Kind: pe.Kind, SourceDType: d.DType}
+	for _, p := range pe.Parts {
+		t.Parts = append(t.Parts, format.Part{Role: p.Role, Shape: append([]int64(nil), p.Shape...), Encoding: p.Encoding})
+	}
+	var data [][]byte
+	var base []float32 // lorc: the decoded quantized matrix
+	target := w
+	if lorc {
+		wp := pe.Parts[0]
+		qb := make([]byte, wp.Bytes)
+		if err := quant.EncodeParallel(ctx, wp.Encoding, qb, w, m, n, workers); err != nil {
+			return t, nil, rep, fmt.Errorf("part w: %w", err)
+		}
+		base = make([]float32, m*n)
+		if err := quant.Decode(wp.Encoding, base, qb, m, n); err != nil {
+			return t, nil, rep, fmt.Errorf("part w: %w", err)
+		}
+		data = append(data, qb)
+		target = lowrank.Residual(w, base)
+		lopts.LoRCWhiten = pe.Whiten
+		rep.BaseRelFrobenius = quant.Compare(w, base).RelFrobenius
+		if stats != nil {
+			rep.BaseRelActErr = activationError(w, base, m, n, stats)
+		}
+	}
+	f, err := lowrank.Factorize(ctx, target, m, n, pe.Method, stats, lowrank.RankSpec{Rank: k}, lopts)
+	if err != nil {
+		return t, nil, rep, err
+	}
+	if f.K != k {
+		return t, nil, rep, fmt.Errorf("factorisation has rank %d, the plan %d", f.K, k)
+	}
+	rep.Route, rep.Whitening = f.Route, f.Whitening
+	ap, bp := pe.Parts[len(pe.Parts)-2], pe.Parts[len(pe.Parts)-1]
+	a, ab, err := encodeDecoded(ctx, ap, f.A, m, k, workers)
+	if err != nil {
+		return t, nil, rep, err
+	}
+	b, bb, err := encodeDecoded(ctx, bp, f.B, k, n, workers)
+	if err != nil {
+		return t, nil, rep, err
+	}
+	data = append(data, ab, bb)
+	recon := reconstruct(a, b, base, m, n, k)
+	t.Metrics = toFormatMetrics(quant.Compare(w, recon))
+	rep.RelFrobenius = t.Metrics.RelFrobenius
+	if stats != nil {
+		rep.RelActErr = activationError(w, recon, m, n, stats)
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return t, data, rep, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// encodeDecoded encodes a factor as its part says and returns what the
+// runtime will read back (the decoded values) along with the bytes.
+func encodeDecoded(ctx context.Context, p PlanPart, v []float32, rows, cols, workers int) ([]float32, []byte, error) {
+	buf := make([]byte, p.Bytes)
+	if err := quant.EncodeParallel(ctx, p.Encoding, buf, v, rows, cols, workers); err != nil {
+		return nil, nil, fmt.Errorf("part %s: %w", p.Role, err)
+	}
+	back := make([]float32, rows*cols)
+	if err := quant.Decode(p.Encoding, back, buf, rows, cols); err != nil {
+		return nil, nil, fmt.Errorf("part %s: %w", p.Role, err)
+	}
+	return back, buf, nil
+}
+
+// reconBlock is the rows reconstructed per float64 product, which bounds
+// the float64 scratch to reconBlock·n values.
+const reconBlock = 64
+
+// reconstruct returns base + a·b (base may be nil) as float32, with the
+// product and the sum in float64. a is m×k, b k×n, row-major.
+func reconstruct(a, b, base []float32, m, n, k int) []float32 {
+	out := make([]float32, m*n)
+	b64 := widen64(b)
+	blk := min(reconBlock, m)
+	a64 := make([]float64, blk*k)
+	c64 := make([]float64, blk*n)
+	for r0 := 0; r0 < m; r0 += blk {
+		r := min(blk, m-r0)
+		for i, v := range a[r0*k : (r0+r)*k] {
+			a64[i] = float64(v)
+		}
+		blas64.Gemm(blas.NoTrans, blas.NoTrans, 1,
+			blas64.General{Rows: r, Cols: k, Stride: k, Data: a64[:r*k]},
+			blas64.General{Rows: k, Cols: n, Stride: n, Data: b64},
+			0, blas64.General{Rows: r, Cols: n, Stride: n, Data: c64[:r*n]})
+		o := out[r0*n : (r0+r)*n]
+		for i, v := range c64[:r*n] {
+			if base != nil {
+				v += float64(base[r0*n+i])
+			}
+			o[i] = float32(v)
+		}
+	}
+	return out
+}
+
+// activationError is ||(W − Ŵ)X||_F / ||W X||_F for the inputs X the
+// statistics summarise, through C = X Xᵀ: ||E X||² = Σ_rows e C eᵀ. The
+// count normalisation cancels in the ratio. Returns -1 when undefined.
+func activationError(w, got []float32, m, n int, st *lowrank.Stats) float64 {
+	if st == nil || st.N != n || st.Count == 0 {
+		return -1
+	}
+	c := st.Covariance()
+	blk := min(reconBlock, m)
+	e64 := make([]float64, 2*blk*n) // rows of E, then the same rows of W
+	g64 := make([]float64, 2*blk*n)
+	var num, den float64
+	for r0 := 0; r0 < m; r0 += blk {
+		r := min(blk, m-r0)
+		for i := range r * n {
+			wv := float64(w[r0*n+i])
+			e64[i] = wv - float64(got[r0*n+i])
+			e64[r*n+i] = wv
+		}
+		blas64.Gemm(blas.NoTrans, blas.NoTrans, 1,
+			blas64.General{Rows: 2 * r, Cols: n, Stride: n, Data: e64[:2*r*n]},
+			blas64.General{Rows: n, Cols: n, Stride: n, Data: c},
+			0, blas64.General{Rows: 2 * r, Cols: n, Stride: n, Data: g64[:2*r*n]})
+		for i := range r * n {
+			num += g64[i] * e64[i]
+			den += g64[r*n+i] * e64[r*n+i]
+		}
+	}
+	if math.IsNaN(num) || math.IsInf(num, 0) {
+		return -1
+	}
+	return relErr(math.Max(num, 0), den)
+}
+
+func widen64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
