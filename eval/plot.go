@@ -42,8 +42,12 @@ type chart struct {
 	ylabel string
 	y, err func(SweepPoint) float64 // value and its ± uncertainty (nil: none)
 	logY   bool
-	unity  bool // draw the "no change" line at y = 1
-	front  bool // draw the Pareto front (it is a front only against KLD)
+	// label, when set, prints the value after a point's name: points that
+	// crowd around one value (every near-lossless encoding at PPL ratio
+	// ≈ 1 beside low-rank points at 1.2) stay readable from the labels.
+	label string
+	unity bool // draw the "no change" line at y = 1
+	front bool // draw the Pareto front (it is a front only against KLD)
 }
 
 // Plot draws bits per weight against mean KLD (log scale) and against the
@@ -58,7 +62,7 @@ func (s *Sweep) Plot(dir string) error {
 		{file: "bpw_vs_ppl_ratio", title: "size vs perplexity",
 			ylabel: "PPL(compressed) / PPL(f32 reference), ± 1 s.e.",
 			y:      func(p SweepPoint) float64 { return p.Summary.PPLRatio.Value },
-			err:    func(p SweepPoint) float64 { return p.Summary.PPLRatio.Err }, unity: true},
+			err:    func(p SweepPoint) float64 { return p.Summary.PPLRatio.Err }, label: " (%.4f)", unity: true},
 	}
 	fonts, err := plotFonts()
 	if err != nil {
@@ -219,6 +223,9 @@ func (s *Sweep) chartData(c chart) chartData {
 				p.y = math.NaN()
 			}
 		}
+		if c.label != "" && isFinite(v) {
+			p.label += fmt.Sprintf(c.label, v)
+		}
 		if c.err != nil {
 			if e := c.err(pt); e > 0 && !math.IsInf(e, 0) {
 				p.lo, p.hi = p.y-e, p.y+e
@@ -256,16 +263,26 @@ func cmpFloat(a, b float64) int {
 	return 0
 }
 
-// seriesLegend explains the one series name that is not self-explanatory.
+// seriesLegend explains a series name in the legend.
 func seriesLegend(name string) string {
-	if name == "dense" {
+	switch name {
+	case "dense":
 		return "dense: one encoding for all projections"
+	case "svd":
+		return "svd: truncated SVD"
+	case "whiten":
+		return "whiten: SVD of whitened weights (SVD-LLM)"
+	case "asvd":
+		return "asvd: activation-scaled SVD"
+	case "lorc":
+		return "lorc: quantized + low-rank error correction"
+	case "lorc-whiten":
+		return "lorc-whiten: lorc with whitened correction"
 	}
 	return name
 }
 
-// Colours (a colour-blind-safe set) and shapes cycle independently, so
-// that series stay distinct beyond the number of either.
+// seriesColor is a colour of a colour-blind-safe set.
 func seriesColor(i int) color.RGBA {
 	cols := [...]color.RGBA{
 		{R: 0, G: 114, B: 178, A: 255},   // blue
@@ -286,10 +303,39 @@ const (
 	shapeTriangle
 	shapeSquare
 	shapeDiamond
+	shapeTriangleDown
 	numMarkerShapes
 )
 
-func seriesShape(i int) markerShape { return markerShape(i % int(numMarkerShapes)) }
+// knownSeries fixes the colour and glyph of the series a sweep makes, so
+// that a method looks the same in every chart and every sweep and no two
+// of them look alike.
+func knownSeries(name string) (int, bool) {
+	i := slices.Index([]string{"dense", "svd", "whiten", "asvd", "lorc", "lorc-whiten"}, name)
+	return i, i >= 0
+}
+
+// seriesStyle is the colour and glyph of series name; other is its place
+// among the chart's series that knownSeries does not know. Those take the
+// colours after the known ones and shapes in order; the two cycle
+// independently, so that they stay distinct beyond the number of either.
+func seriesStyle(name string, other int) (color.RGBA, markerShape) {
+	if k, ok := knownSeries(name); ok {
+		return seriesColor(k), markerShape(k % int(numMarkerShapes))
+	}
+	return seriesColor(other + 6), markerShape(other % int(numMarkerShapes))
+}
+
+// style is the colour and glyph of the chart's i-th series.
+func (d *chartData) style(i int) (color.RGBA, markerShape) {
+	other := 0
+	for _, n := range d.series[:i] {
+		if _, ok := knownSeries(n); !ok {
+			other++
+		}
+	}
+	return seriesStyle(d.series[i], other)
+}
 
 const glyphRadius = 4.5 // points
 
@@ -302,11 +348,15 @@ func drawMarker(c draw.Canvas, sh markerShape, col color.Color, filled bool, pt 
 	case shapeCircle:
 		p.Move(vg.Point{X: pt.X + r, Y: pt.Y})
 		p.Arc(pt, r, 0, 2*math.Pi)
-	case shapeTriangle:
+	case shapeTriangle, shapeTriangleDown:
 		r *= 1.2 // the same visual weight as the circle
+		up := vg.Length(1)
+		if sh == shapeTriangleDown {
+			up = -1
+		}
 		for k := range 3 {
 			a := math.Pi/2 + float64(k)*2*math.Pi/3
-			q := vg.Point{X: pt.X + r*vg.Length(math.Cos(a)), Y: pt.Y + r*vg.Length(math.Sin(a)) - r*0.15}
+			q := vg.Point{X: pt.X + r*vg.Length(math.Cos(a)), Y: pt.Y + up*(r*vg.Length(math.Sin(a))-r*0.15)}
 			if k == 0 {
 				p.Move(q)
 			} else {
@@ -516,9 +566,8 @@ func (d *chartData) dataRange() (xmin, xmax, ymin, ymax float64) {
 	return
 }
 
-// axes frames the data with some room around it; headroom extends the
-// y axis upwards by that fraction of its span (to make room for the legend).
-func (d *chartData) axes(headroom float64) (x, y axis) {
+// axes frames the data with some room around it.
+func (d *chartData) axes() (x, y axis) {
 	xmin, xmax, ymin, ymax := d.dataRange()
 	xs := xmax - xmin
 	if xs <= 0 {
@@ -533,7 +582,6 @@ func (d *chartData) axes(headroom float64) (x, y axis) {
 		if math.Floor(y.hi)-math.Ceil(y.lo) < 1 {
 			y.lo, y.hi = min(y.lo, math.Floor(ymin)), max(y.hi, math.Ceil(ymax))
 		}
-		y.hi += headroom * (y.hi - y.lo)
 		y.ticks = decadeTicks{floor: d.floor, hasFloor: !math.IsNaN(d.floor)}.Ticks(y.lo, y.hi)
 		return x, y
 	}
@@ -542,7 +590,6 @@ func (d *chartData) axes(headroom float64) (x, y axis) {
 		ys = max(math.Abs(ymin)*1e-3, 1e-6)
 	}
 	y = axis{lo: ymin - 0.1*ys, hi: ymax + 0.1*ys}
-	y.hi += headroom * (y.hi - y.lo)
 	y.ticks = niceTicks{}.Ticks(y.lo, y.hi)
 	return x, y
 }
@@ -584,7 +631,7 @@ type legendEntry struct {
 func (d *chartData) legendEntries() []legendEntry {
 	var es []legendEntry
 	for i, name := range d.series {
-		sh, col := seriesShape(i), seriesColor(i)
+		col, sh := d.style(i)
 		es = append(es, legendEntry{seriesLegend(name), func(c draw.Canvas, mid vg.Point, _ vg.Length) {
 			drawMarker(c, sh, col, true, mid, vg.Points(glyphRadius))
 		}})
@@ -613,11 +660,15 @@ func (d *chartData) legendEntries() []legendEntry {
 
 // layout is where everything of one chart goes on the canvas.
 type layout struct {
-	area   vg.Rectangle // the plot area
-	x, y   axis
-	pos    []vg.Point // of d.points
-	legend vg.Rectangle
-	labels []placement // of d.points
+	area vg.Rectangle // the plot area
+	x, y axis
+	pos  []vg.Point // of d.points
+	// legend is the strip above the plot area; legendX and legendRow
+	// place each entry in it (see legendFlow).
+	legend    vg.Rectangle
+	legendX   []vg.Length
+	legendRow []int
+	labels    []placement // of d.points
 }
 
 func (l *layout) px(v float64) vg.Length { return l.x.at(v, l.area.Min.X, l.area.Max.X) }
@@ -631,102 +682,90 @@ const (
 
 // legend geometry, in points.
 const (
-	legendPad   = 6
-	legendThumb = 22
-	legendGap   = 6
+	legendThumb = 22 // width of an entry's glyph or line sample
+	legendGap   = 5  // between the sample and its text
+	legendColSp = 16 // between entries of a row
 	legendRowSp = 3
+	legendBelow = 8 // between the legend and the plot area
 )
 
-func (d *chartData) legendSize(st plotStyles, es []legendEntry) (w, h vg.Length) {
+// legendFlow lays the legend out as a strip of rows across width w, so that
+// it never hides data however many series a sweep has: for each entry its
+// x offset from the strip's left edge and its row, and the strip's height.
+// Each row is centred.
+func legendFlow(st plotStyles, es []legendEntry, w vg.Length) (xs []vg.Length, rows []int, h vg.Length) {
 	if len(es) == 0 {
-		return 0, 0
+		return nil, nil, 0
 	}
-	var tw vg.Length
-	for _, e := range es {
-		tw = max(tw, measure(st.legend, e.label).w)
+	widths := make([]vg.Length, len(es))
+	for i, e := range es {
+		widths[i] = legendThumb + legendGap + measure(st.legend, e.label).w
 	}
-	row := measure(st.legend, "Ag").h()
-	return 2*legendPad + legendThumb + legendGap + tw, 2*legendPad + vg.Length(len(es))*row + vg.Length(len(es)-1)*legendRowSp
+	xs, rows = make([]vg.Length, len(es)), make([]int, len(es))
+	var rowW []vg.Length
+	var x vg.Length
+	row := 0
+	for i := range es {
+		if x > 0 && x+legendColSp+widths[i] > w {
+			rowW = append(rowW, x)
+			x, row = 0, row+1
+		}
+		if x > 0 {
+			x += legendColSp
+		}
+		xs[i], rows[i] = x, row
+		x += widths[i]
+	}
+	rowW = append(rowW, x)
+	for i := range xs {
+		xs[i] += max(0, (w-rowW[rows[i]])/2)
+	}
+	rh := measure(st.legend, "Ag").h()
+	return xs, rows, vg.Length(row+1)*rh + vg.Length(row)*legendRowSp
 }
 
 // plan lays the chart out on a canvas of the given bounds: margins from
-// the text it must hold, the legend in the corner of the plot area that
-// hides the least (growing the y axis when every corner is taken), then
-// the point labels.
+// the text it must hold, the legend as a strip between the titles and the
+// plot area, then the point labels.
 func (d *chartData) plan(bounds vg.Rectangle, st plotStyles) layout {
 	title, sub := measure(st.title, d.title), measure(st.subtitle, d.subtitle)
 	axl, tk := measure(st.axisLabel, d.xlabel), measure(st.tick, "0")
-	es := d.legendEntries()
-	lw, lh := d.legendSize(st, es)
 
 	var l layout
-	for attempt, headroom := 0, 0.0; ; attempt++ {
-		l.x, l.y = d.axes(headroom)
-		var tickW vg.Length
-		for _, t := range l.y.ticks {
-			if t.Label != "" {
-				tickW = max(tickW, measure(st.tick, t.Label).w)
-			}
+	l.x, l.y = d.axes()
+	var tickW vg.Length
+	for _, t := range l.y.ticks {
+		if t.Label != "" {
+			tickW = max(tickW, measure(st.tick, t.Label).w)
 		}
-		l.area = vg.Rectangle{
-			Min: vg.Point{
-				X: bounds.Min.X + pad + axl.h() + 8 + tickW + 4 + tickLen,
-				Y: bounds.Min.Y + pad + axl.h() + 6 + tk.h() + 3 + tickLen,
-			},
-			Max: vg.Point{
-				X: bounds.Max.X - pad - 8,
-				Y: bounds.Max.Y - pad - title.h() - 2 - sub.h() - 10,
-			},
-		}
-		l.pos = make([]vg.Point, len(d.points))
-		for i, p := range d.points {
-			l.pos[i] = vg.Point{X: l.px(p.x), Y: l.py(p.y)}
-		}
-		if lw == 0 {
-			break
-		}
-		// What the legend must not cover: markers with room for a label
-		// beside them, error bars, and the lines.
-		obst := d.obstacles(&l, true)
-		for i, p := range d.points {
-			lb := measure(st.point, p.label)
-			r := vg.Points(glyphRadius) + 3
-			obst = append(obst, vg.Rectangle{
-				Min: vg.Point{X: l.pos[i].X - r - lb.w/2, Y: l.pos[i].Y - r - lb.h()/2},
-				Max: vg.Point{X: l.pos[i].X + r + lb.w/2, Y: l.pos[i].Y + r + lb.h()/2},
-			})
-		}
-		inset := vg.Points(6)
-		corners := []vg.Rectangle{
-			{Min: vg.Point{X: l.area.Max.X - inset - lw, Y: l.area.Max.Y - inset - lh}, Max: vg.Point{X: l.area.Max.X - inset, Y: l.area.Max.Y - inset}},
-			{Min: vg.Point{X: l.area.Min.X + inset, Y: l.area.Max.Y - inset - lh}, Max: vg.Point{X: l.area.Min.X + inset + lw, Y: l.area.Max.Y - inset}},
-			{Min: vg.Point{X: l.area.Max.X - inset - lw, Y: l.area.Min.Y + inset}, Max: vg.Point{X: l.area.Max.X - inset, Y: l.area.Min.Y + inset + lh}},
-			{Min: vg.Point{X: l.area.Min.X + inset, Y: l.area.Min.Y + inset}, Max: vg.Point{X: l.area.Min.X + inset + lw, Y: l.area.Min.Y + inset + lh}},
-		}
-		best, bestCover := 0, vg.Length(math.Inf(1))
-		for i, r := range corners {
-			if cover := overlapArea(r, obst); cover < bestCover {
-				best, bestCover = i, cover
-			}
-		}
-		l.legend = corners[best]
-		if bestCover == 0 || attempt == 3 {
-			break
-		}
-		// Every corner hides something: make room above the data.
-		headroom += float64((lh + 2*inset) / (l.area.Max.Y - l.area.Min.Y))
 	}
-
-	obst := d.obstacles(&l, false)
-	if lw > 0 {
-		obst = append(obst, l.legend)
+	l.area = vg.Rectangle{
+		Min: vg.Point{
+			X: bounds.Min.X + pad + axl.h() + 8 + tickW + 4 + tickLen,
+			Y: bounds.Min.Y + pad + axl.h() + 6 + tk.h() + 3 + tickLen,
+		},
+		Max: vg.Point{
+			X: bounds.Max.X - pad - 8,
+			Y: bounds.Max.Y - pad - title.h() - 2 - sub.h() - 10,
+		},
+	}
+	es := d.legendEntries()
+	xs, rows, lh := legendFlow(st, es, l.area.Max.X-l.area.Min.X)
+	if lh > 0 {
+		l.legend = vg.Rectangle{Min: vg.Point{X: l.area.Min.X, Y: l.area.Max.Y - lh}, Max: l.area.Max}
+		l.legendX, l.legendRow = xs, rows
+		l.area.Max.Y -= lh + legendBelow
+	}
+	l.pos = make([]vg.Point, len(d.points))
+	for i, p := range d.points {
+		l.pos[i] = vg.Point{X: l.px(p.x), Y: l.py(p.y)}
 	}
 	specs := make([]labelSpec, len(d.points))
 	for i, p := range d.points {
 		lb := measure(st.point, p.label)
 		specs[i] = labelSpec{at: l.pos[i], radius: vg.Points(glyphRadius), w: lb.w, h: lb.h()}
 	}
-	l.labels = placeLabels(specs, l.area, obst)
+	l.labels = placeLabels(specs, l.area, d.obstacles(&l, false))
 	return l
 }
 
@@ -872,7 +911,8 @@ func (d *chartData) render(c draw.Canvas, st plotStyles) {
 	for _, pareto := range []bool{false, true} {
 		for i, p := range d.points {
 			if p.pareto == pareto {
-				drawMarker(c, seriesShape(p.series), seriesColor(p.series), p.pareto, l.pos[i], vg.Points(glyphRadius))
+				col, sh := d.style(p.series)
+				drawMarker(c, sh, col, p.pareto, l.pos[i], vg.Points(glyphRadius))
 			}
 		}
 	}
@@ -892,19 +932,12 @@ func (d *chartData) render(c draw.Canvas, st plotStyles) {
 	}
 
 	// Legend.
-	if es := d.legendEntries(); len(es) > 0 {
-		r := l.legend
-		c.FillPolygon(color.White, []vg.Point{r.Min, {X: r.Max.X, Y: r.Min.Y}, r.Max, {X: r.Min.X, Y: r.Max.Y}})
-		c.StrokeLines(draw.LineStyle{Color: color.Gray{Y: 180}, Width: vg.Points(0.6)},
-			[]vg.Point{r.Min, {X: r.Max.X, Y: r.Min.Y}, r.Max, {X: r.Min.X, Y: r.Max.Y}, r.Min})
-		row := measure(st.legend, "Ag")
-		y := r.Max.Y - legendPad
-		for _, e := range es {
-			mid := vg.Point{X: r.Min.X + legendPad + legendThumb/2, Y: y - row.h()/2}
-			e.thumb(c, mid, legendThumb)
-			fillLine(c, st.legend, e.label, r.Min.X+legendPad+legendThumb+legendGap, y-row.asc, text.XLeft)
-			y -= row.h() + legendRowSp
-		}
+	row := measure(st.legend, "Ag")
+	for i, e := range d.legendEntries() {
+		x := l.legend.Min.X + l.legendX[i]
+		top := l.legend.Max.Y - vg.Length(l.legendRow[i])*(row.h()+legendRowSp)
+		e.thumb(c, vg.Point{X: x + legendThumb/2, Y: top - row.h()/2}, legendThumb)
+		fillLine(c, st.legend, e.label, x+legendThumb+legendGap, top-row.asc, text.XLeft)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 )
 
@@ -46,14 +47,14 @@ func TestPlotWritesFiles(t *testing.T) {
 		"svd r0.5 (5.0e-02)", "svd r0.8 (1.0e-02)", "lorc r16 (1.0e-04)"}
 	var names []string
 	for _, p := range s.Points {
-		names = append(names, p.Name)
+		names = append(names, p.Name+" ("+strconv.FormatFloat(p.Summary.PPLRatio.Value, 'f', 4, 64)+")")
 	}
 	for _, tc := range []struct {
 		base   string
 		labels []string
 	}{
 		{"bpw_vs_kld", append([]string{"mean KLD from the f32 reference (nats/token, log scale)", "0",
-			"Pareto front (bits vs KLD)", "svd", "lorc"}, kldLabels...)},
+			"Pareto front (bits vs KLD)", "svd: truncated SVD", "lorc: quantized + low-rank error correction"}, kldLabels...)},
 		{"bpw_vs_ppl_ratio", append([]string{"PPL(compressed) / PPL(f32 reference), ± 1 s.e.", "no change (ratio 1)"}, names...)},
 	} {
 		t.Run(tc.base, func(t *testing.T) {
@@ -141,7 +142,7 @@ func TestChartDataZeroSitsOnFloor(t *testing.T) {
 	if zero.label != "f32 (KLD 0, exact)" || zero.y != d.floor {
 		t.Errorf("zero KLD drawn as %+v, want at y = %v", zero, d.floor)
 	}
-	_, y := d.axes(0)
+	_, y := d.axes()
 	if !(y.lo < d.floor && y.hi > math.Log10(0.05)) {
 		t.Errorf("y axis [%v, %v] does not hold the floor and the largest KLD", y.lo, y.hi)
 	}
@@ -297,5 +298,57 @@ func TestPlaceLabels(t *testing.T) {
 	block := vg.Rectangle{Min: vg.Point{X: 305, Y: 180}, Max: vg.Point{X: 400, Y: 220}}
 	if pl := placeLabels([]labelSpec{spec}, area, []vg.Rectangle{block})[0]; overlapArea(pl.rect, []vg.Rectangle{block}) > 0 {
 		t.Errorf("label %v overlaps the obstacle %v", pl.rect, block)
+	}
+}
+
+// TestSeriesStyles: the series a sweep makes never share a colour, the
+// first five never share a glyph, and the legend is a strip above the plot
+// area however many series there are.
+func TestSeriesStyles(t *testing.T) {
+	names := []string{"dense", "svd", "whiten", "asvd", "lorc", "lorc-whiten", "other"}
+	colors := map[[4]uint8]string{}
+	shapes := map[markerShape]string{}
+	for i, n := range names {
+		c, sh := seriesStyle(n, max(0, i-6))
+		if o, ok := colors[[4]uint8{c.R, c.G, c.B, c.A}]; ok {
+			t.Errorf("%s and %s share colour %v", n, o, c)
+		}
+		colors[[4]uint8{c.R, c.G, c.B, c.A}] = n
+		if i < int(numMarkerShapes) {
+			if o, ok := shapes[sh]; ok {
+				t.Errorf("%s and %s share glyph %d", n, o, sh)
+			}
+			shapes[sh] = n
+		}
+	}
+	// The same series looks the same whatever its place in the chart.
+	if c1, s1 := seriesStyle("whiten", 0); true {
+		if c2, s2 := seriesStyle("whiten", 5); c1 != c2 || s1 != s2 {
+			t.Errorf("whiten drawn differently by position")
+		}
+	}
+
+	s := plotTestSweep()
+	for i, n := range names {
+		s.Points = append(s.Points, SweepPoint{Name: n + " x", Series: n, BitsPerWeight: 10 + float64(i),
+			Summary: Summary{KLD: ValueErr{Value: 0.01 * float64(i+1)}, PPLRatio: ValueErr{Value: 1 + 0.05*float64(i)}}})
+	}
+	s.MarkPareto()
+	fonts, err := plotFonts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newPlotStyles(text.Plain{Fonts: fonts})
+	bounds := vg.Rectangle{Max: vg.Point{X: plotWidth, Y: plotHeight}}
+	d := s.chartData(chart{y: func(p SweepPoint) float64 { return p.Summary.PPLRatio.Value }, unity: true})
+	l := d.plan(bounds, st)
+	if len(d.series) != len(names) || len(l.legendX) != len(d.legendEntries()) {
+		t.Fatalf("%d series, %d legend entries placed", len(d.series), len(l.legendX))
+	}
+	if !(l.legend.Min.Y > l.area.Max.Y && l.legend.Max.Y < bounds.Max.Y && l.legend.Min.X >= l.area.Min.X && l.legend.Max.X <= l.area.Max.X) {
+		t.Errorf("legend %v not a strip above the plot area %v", l.legend, l.area)
+	}
+	if l.legendRow[len(l.legendRow)-1] == 0 {
+		t.Errorf("%d legend entries fit one row of %v points", len(l.legendX), l.area.Max.X-l.area.Min.X)
 	}
 }

@@ -6,15 +6,19 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
 // SweepPoint is one compressed variant of the model and what it cost.
 type SweepPoint struct {
-	Name          string  `json:"name"`   // e.g. "q8", "whiten r0.8 + q8"
-	Series        string  `json:"series"` // plot series: "dense", "svd", "whiten", "asvd", "lorc"
-	Quant         string  `json:"quant"`
-	RankRatio     float64 `json:"rank_ratio,omitempty"`
+	Name      string  `json:"name"`   // e.g. "q8", "whiten r0.8 + q8"
+	Series    string  `json:"series"` // plot series: "dense", "svd", "whiten", "asvd", "lorc"
+	Quant     string  `json:"quant"`
+	RankRatio float64 `json:"rank_ratio,omitempty"` // svd, whiten, asvd
+	Rank      int     `json:"rank,omitempty"`       // lorc
+	// Factors is the encoding of a low-rank point's factors.
+	Factors       string  `json:"factors,omitempty"`
 	FileBytes     int64   `json:"file_bytes"`
 	BitsPerWeight float64 `json:"bits_per_weight"` // tensor bytes·8 / parameters of the original model
 	Summary       Summary `json:"summary"`
@@ -27,17 +31,38 @@ type SweepPoint struct {
 // Sweep is the whole grid.
 type Sweep struct {
 	Command string `json:"command,omitempty"` // how it was made
-	Model   string `json:"model"`
-	Text    string `json:"text"`
-	Ctx     int    `json:"ctx"`
-	Chunks  int    `json:"chunks"`
+	// Note is the author's remark on the run (why it was limited, what
+	// else was going on), printed under the command.
+	Note   string `json:"note,omitempty"`
+	Model  string `json:"model"`
+	Text   string `json:"text"`
+	Ctx    int    `json:"ctx"`
+	Chunks int    `json:"chunks"`
 	// AvailableChunks is how many chunks the text holds (more than Chunks
 	// when the sweep was limited).
-	AvailableChunks int          `json:"available_chunks,omitempty"`
-	Tokens          int          `json:"scored_tokens"`
-	Convention      Convention   `json:"convention"`
-	RefPPL          ValueErr     `json:"ref_ppl"`
-	Points          []SweepPoint `json:"points"`
+	AvailableChunks int `json:"available_chunks,omitempty"`
+	Tokens          int `json:"scored_tokens"`
+	// EvalDocs is the range of the text's documents evaluated ("" = all),
+	// Documents how many that is, and ScoredDocs the documents the scored
+	// chunks reach into (fewer when Chunks limited the sweep).
+	EvalDocs    string            `json:"eval_docs,omitempty"`
+	Documents   int               `json:"documents,omitempty"`
+	ScoredDocs  string            `json:"scored_docs,omitempty"`
+	Calibration *SweepCalibration `json:"calibration,omitempty"`
+	Convention  Convention        `json:"convention"`
+	RefPPL      ValueErr          `json:"ref_ppl"`
+	Points      []SweepPoint      `json:"points"`
+}
+
+// SweepCalibration records the activation statistics the whitened and
+// activation-aware points share: one calibration run of the uncompressed
+// model.
+type SweepCalibration struct {
+	Text   string `json:"text"`
+	Docs   string `json:"docs"`   // documents actually run, e.g. "501-581"
+	Tokens int    `json:"tokens"` // tokens run
+	// UsedBy lists the series that read the statistics.
+	UsedBy []string `json:"used_by"`
 }
 
 // MarkPareto flags the points no other point beats on both size and KLD.
@@ -67,12 +92,34 @@ func (s *Sweep) Markdown() string {
 	if s.Command != "" {
 		fmt.Fprintf(&b, "`%s`\n\n", s.Command)
 	}
+	if s.Note != "" {
+		fmt.Fprintf(&b, "%s\n\n", s.Note)
+	}
 	of := ""
 	if s.AvailableChunks > s.Chunks {
 		of = fmt.Sprintf(" (the first %d of the text's %d)", s.Chunks, s.AvailableChunks)
 	}
-	fmt.Fprintf(&b, "Model `%s`, text `%s`: %d chunks of %d tokens%s, %d scored predictions, convention %q. Reference (f32) PPL %.4f ± %.4f.\n\n",
-		s.Model, s.Text, s.Chunks, s.Ctx, of, s.Tokens, s.Convention, s.RefPPL.Value, s.RefPPL.Err)
+	docs := ""
+	if s.Documents > 0 {
+		which := "all " + strconv.Itoa(s.Documents) + " documents"
+		if s.EvalDocs != "" {
+			which = fmt.Sprintf("documents %s, %d in all", s.EvalDocs, s.Documents)
+		}
+		docs = " (" + which + ")"
+	}
+	fmt.Fprintf(&b, "Model `%s`, evaluation text `%s`%s: %d chunks of %d tokens%s, %d scored predictions, convention %q. Reference (f32) PPL %.4f ± %.4f.\n\n",
+		s.Model, s.Text, docs, s.Chunks, s.Ctx, of, s.Tokens, s.Convention, s.RefPPL.Value, s.RefPPL.Err)
+	if s.ScoredDocs != "" {
+		fmt.Fprintf(&b, "Evaluated documents: the scored chunks cover documents %s of `%s`.\n\n", s.ScoredDocs, filepath.Base(s.Text))
+	}
+	if c := s.Calibration; c != nil {
+		fmt.Fprintf(&b, "Calibrated documents: %d tokens of documents %s of `%s`, run once through the uncompressed model; its activation statistics serve every %s point.",
+			c.Tokens, c.Docs, c.Text, strings.Join(c.UsedBy, ", "))
+		if filepath.Clean(c.Text) == filepath.Clean(s.Text) {
+			b.WriteString(" Calibration and evaluation share the file but not a document.")
+		}
+		b.WriteString("\n\n")
+	}
 	b.WriteString("| variant | bits/weight | file | PPL | PPL ratio | mean KLD | 99% KLD | same top | tokens/s | Pareto |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |\n")
 	for _, p := range pts {

@@ -1,75 +1,31 @@
 package eval
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
+
+	"github.com/shrink-llm/shrink/internal/textdata"
 )
 
 // DefaultDocSep is the separator line between documents in the corpora we
-// ship with (TinyStories).
-const DefaultDocSep = "<|endoftext|>"
-
-// SplitDocuments cuts text at lines that equal sep (after trimming spaces) and
-// trims each document; empty documents are dropped. An empty sep keeps the
-// whole text as one document.
-func SplitDocuments(text, sep string) []string {
-	if sep == "" {
-		if d := strings.TrimSpace(text); d != "" {
-			return []string{d}
-		}
-		return nil
-	}
-	var docs []string
-	var cur strings.Builder
-	flush := func() {
-		if d := strings.TrimSpace(cur.String()); d != "" {
-			docs = append(docs, d)
-		}
-		cur.Reset()
-	}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<30)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.TrimSpace(line) == sep {
-			flush()
-			continue
-		}
-		cur.WriteString(line)
-		cur.WriteByte('\n')
-	}
-	flush()
-	return docs
-}
+// ship with (TinyStories); see textdata.DefaultDocSep.
+const DefaultDocSep = textdata.DefaultDocSep
 
 // Encoder is the part of a tokenizer that framing needs.
-type Encoder interface {
-	Encode(text string, addSpecial bool) ([]int, error)
-	EOS() int
-}
+type Encoder = textdata.Encoder
 
-// Frame tokenizes every document the way its tokenizer's configuration
-// frames a sequence (its post-processor: BOS for the Llama family) and ends
-// each with EOS (</s>, or <|endoftext|> for GPT-2), then concatenates them
-// into one stream. This is how ../shared's reference eval.ids were made.
-func Frame(tok Encoder, docs []string) ([]int, error) {
-	var out []int
-	for i, d := range docs {
-		ids, err := tok.Encode(d, true)
-		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", i+1, err)
-		}
-		out = append(out, ids...)
-		if e := tok.EOS(); e >= 0 {
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
+// SplitDocuments is textdata.SplitDocuments, kept for the CLI's demo and the
+// end-to-end tests, which frame text the way eval does.
+func SplitDocuments(text, sep string) []string { return textdata.SplitDocuments(text, sep) }
+
+// Frame is textdata.Frame (BOS + document + EOS, concatenated), the framing
+// of ../shared's reference eval.ids.
+func Frame(tok Encoder, docs []string) ([]int, error) { return textdata.Frame(tok, docs) }
 
 // LoadTokens reads a pre-tokenized stream from "FILE.safetensors:NAME": a
 // 1-D I32 or I64 tensor.
@@ -134,32 +90,79 @@ func LoadTokens(spec string) ([]int, error) {
 
 // Input is the token stream an evaluation runs on and where it came from.
 type Input struct {
-	Source    string `json:"source"`              // text file, or FILE.safetensors:NAME
-	Documents int    `json:"documents,omitempty"` // documents found in a text file
+	Source string `json:"source"` // text file, or FILE.safetensors:NAME
+	// Documents is how many documents of a text file were read: those of
+	// DocRange, or all the file holds.
+	Documents int `json:"documents,omitempty"`
+	// DocRange is the range of the file's documents that was read, as
+	// textdata.ParseDocRange reads it; empty for all of them.
+	DocRange  string `json:"doc_range,omitempty"`
 	Tokens    []int  `json:"-"`
 	NumTokens int    `json:"tokens"`
+
+	firstDoc int   // file number (1-based) of the first document read
+	docEnds  []int // token offset just past each document read
 }
 
 // ReadText splits the text file at path into documents at separator lines
-// (see SplitDocuments) and frames them with tok (see Frame) into one stream.
-// tok may be nil only to report that the model has no tokenizer.
+// (see textdata.SplitDocuments) and frames them with tok (see
+// textdata.Frame) into one stream. tok may be nil only to report that the
+// model has no tokenizer.
 func ReadText(path, sep string, tok Encoder) (*Input, error) {
+	return ReadTextRange(path, sep, textdata.DocRange{}, tok)
+}
+
+// ReadTextRange is ReadText for the documents of r only (1-based, as the
+// file counts them), so that evaluation can keep off the documents a
+// calibration read.
+func ReadTextRange(path, sep string, r textdata.DocRange, tok Encoder) (*Input, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	docs := SplitDocuments(string(b), sep)
+	docs := textdata.SplitDocuments(string(b), sep)
 	if len(docs) == 0 {
 		return nil, fmt.Errorf("%s: no text to evaluate (the file is empty or holds only separator lines)", path)
+	}
+	if docs, err = r.Select(docs); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if tok == nil {
 		return nil, fmt.Errorf("%s: the model has no tokenizer to read text with; use --tokens", path)
 	}
-	ids, err := Frame(tok, docs)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	in := &Input{Source: path, Documents: len(docs), firstDoc: max(r.First, 1)}
+	if r != (textdata.DocRange{}) {
+		in.DocRange = r.String()
 	}
-	return &Input{Source: path, Documents: len(docs), Tokens: ids, NumTokens: len(ids)}, nil
+	// Framed one document at a time to know where each ends; the stream is
+	// the same as framing them all at once.
+	for i := range docs {
+		ids, err := textdata.Frame(tok, docs[i:i+1])
+		if err != nil {
+			if inner := errors.Unwrap(err); inner != nil {
+				err = inner
+			}
+			return nil, fmt.Errorf("%s: document %d: %w", path, in.firstDoc+i, err)
+		}
+		in.Tokens = append(in.Tokens, ids...)
+		in.docEnds = append(in.docEnds, len(in.Tokens))
+	}
+	in.NumTokens = len(in.Tokens)
+	return in, nil
+}
+
+// DocsReached is the range of documents (numbered as in the file) that the
+// first n tokens of a text input touch, for saying which documents a limited
+// evaluation actually scored; ok is false for a token-stream input.
+func (in *Input) DocsReached(n int) (r textdata.DocRange, ok bool) {
+	if len(in.docEnds) == 0 || n <= 0 {
+		return r, false
+	}
+	// Document i holds tokens [docEnds[i-1], docEnds[i]); the last one
+	// touched is the first whose end is at or past n.
+	last := sort.SearchInts(in.docEnds, n)
+	last = min(last, len(in.docEnds)-1)
+	return textdata.DocRange{First: in.firstDoc, Last: in.firstDoc + last}, true
 }
 
 // ReadTokens loads a pre-tokenized stream (see LoadTokens).

@@ -223,14 +223,8 @@ func TestSweepWritesEverything(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, f := range []string{"sweep.json", "sweep.md", "bpw_vs_kld.png", "bpw_vs_kld.svg", "bpw_vs_ppl_ratio.png", "bpw_vs_ppl_ratio.svg"} {
-		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
-			t.Errorf("%s: %v", f, err)
-		}
-	}
-	var sw eval.Sweep
-	b, _ := os.ReadFile(filepath.Join(out, "sweep.json"))
-	if err := json.Unmarshal(b, &sw); err != nil || len(sw.Points) != 2 {
+	sw, err := readSweep(t, out)
+	if err != nil || len(sw.Points) != 2 {
 		t.Fatalf("sweep.json: %v, %d points", err, len(sw.Points))
 	}
 	if p := sw.Points[0]; p.Name != "f32" || p.Summary.KLD.Value != 0 || p.Summary.PPLRatio.Value != 1 || p.BitsPerWeight != 32 || !p.Pareto {
@@ -244,8 +238,11 @@ func TestSweepWritesEverything(t *testing.T) {
 	}
 	// --replot redraws from sweep.json alone.
 	os.Remove(filepath.Join(out, "bpw_vs_kld.png"))
-	if code, _, stderr := shrink(t, "sweep", "--replot", "--out", out); code != 0 {
+	if code, _, stderr := shrink(t, "sweep", "--replot", "--out", out, "--note", "Redrawn."); code != 0 {
 		t.Fatalf("replot: exit %d: %s", code, stderr)
+	}
+	if md, _ := os.ReadFile(filepath.Join(out, "sweep.md")); !strings.Contains(string(md), "`\n\nRedrawn.\n\n") {
+		t.Errorf("replot --note not in sweep.md:\n%s", md)
 	}
 	if _, err := os.Stat(filepath.Join(out, "bpw_vs_kld.png")); err != nil {
 		t.Errorf("replot: %v", err)
