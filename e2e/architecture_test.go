@@ -24,7 +24,7 @@ var allowedImports = map[string][]string{
 	"runtime":             {"format", "quant", "runtime/simd", "runtime/tokenizer"},
 	"internal/textdata":   {},
 	"internal/membw":      {"runtime/simd"},
-	"internal/testshared": {},
+	"internal/testshared": {"quant"},
 	"convert":             {"format", "quant", "lowrank", "runtime", "internal/textdata"},
 	"eval":                {"convert", "format", "quant", "runtime", "internal/textdata"},
 }

@@ -50,7 +50,7 @@ func expectedLlama(src map[string]stTensor, canon string) ([]float32, bool) {
 		if !ok {
 			return nil, false
 		}
-		return s.floats(), true
+		return s.Floats(), true
 	}
 	m := blkRe.FindStringSubmatch(canon)
 	if m == nil {
@@ -65,7 +65,7 @@ func expectedLlama(src map[string]stTensor, canon string) ([]float32, bool) {
 	if !ok {
 		return nil, false
 	}
-	return s.floats(), true
+	return s.Floats(), true
 }
 
 // expectedGPT2 maps canonical names onto GPT-2's Conv1D ([in, out]) tensors,
@@ -80,7 +80,7 @@ func expectedGPT2(src map[string]stTensor, canon string) ([]float32, bool) {
 		if !ok {
 			return nil, false
 		}
-		return s.floats(), true
+		return s.Floats(), true
 	}
 	m := blkRe.FindStringSubmatch(canon)
 	if m == nil {
@@ -92,11 +92,11 @@ func expectedGPT2(src map[string]stTensor, canon string) ([]float32, bool) {
 		if !ok {
 			return nil, false
 		}
-		v := s.floats()
+		v := s.Floats()
 		if m[3] == "bias" {
 			return v[c0:c1], true
 		}
-		in, out := s.shape[0], s.shape[1]
+		in, out := int64(s.Shape[0]), int64(s.Shape[1])
 		res := make([]float32, 0, (c1-c0)*in)
 		for c := c0; c < c1; c++ {
 			for r := int64(0); r < in; r++ {
@@ -110,7 +110,7 @@ func expectedGPT2(src map[string]stTensor, canon string) ([]float32, bool) {
 		if !ok {
 			return nil, false
 		}
-		return transposed(name, 0, s.shape[len(s.shape)-1])
+		return transposed(name, 0, int64(s.Shape[len(s.Shape)-1]))
 	}
 	switch m[2] {
 	case "attn_norm", "ffn_norm":
@@ -118,13 +118,13 @@ func expectedGPT2(src map[string]stTensor, canon string) ([]float32, bool) {
 		if !ok {
 			return nil, false
 		}
-		return s.floats(), true
+		return s.Floats(), true
 	case "attn_q", "attn_k", "attn_v":
 		s, ok := src[p+"attn.c_attn.weight"]
 		if !ok {
 			return nil, false
 		}
-		h := s.shape[1] / 3
+		h := int64(s.Shape[1] / 3)
 		i := int64(strings.Index("qkv", m[2][len(m[2])-1:]))
 		return transposed(p+"attn.c_attn."+m[3], i*h, (i+1)*h)
 	case "attn_output":

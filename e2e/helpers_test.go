@@ -2,11 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
-	"fmt"
-	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,66 +50,12 @@ func convertTo(t testing.TB, src string, enc quant.Encoding) string {
 	return out
 }
 
-// stTensor is a tensor read from a safetensors file by the test's own
-// minimal reader, independent of convert/.
-type stTensor struct {
-	dtype string
-	shape []int64
-	data  []byte
-}
+// stTensor is a tensor read by the tests' own minimal safetensors reader,
+// independent of convert/.
+type stTensor = testshared.Tensor
 
 func readSafetensors(t testing.TB, path string) map[string]stTensor {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := binary.LittleEndian.Uint64(b)
-	var hdr map[string]json.RawMessage
-	if err := json.Unmarshal(b[8:8+n], &hdr); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	out := map[string]stTensor{}
-	for name, raw := range hdr {
-		if name == "__metadata__" {
-			continue
-		}
-		var e struct {
-			DType   string   `json:"dtype"`
-			Shape   []int64  `json:"shape"`
-			Offsets [2]int64 `json:"data_offsets"`
-		}
-		if err := json.Unmarshal(raw, &e); err != nil {
-			t.Fatalf("%s: %s: %v", path, name, err)
-		}
-		out[name] = stTensor{e.DType, e.Shape, b[8+int64(n)+e.Offsets[0] : 8+int64(n)+e.Offsets[1]]}
-	}
-	return out
-}
-
-// floats widens a safetensors tensor exactly.
-func (s stTensor) floats() []float32 {
-	switch s.dtype {
-	case "F32":
-		v := make([]float32, len(s.data)/4)
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(s.data[4*i:]))
-		}
-		return v
-	case "F16", "BF16":
-		h := make([]uint16, len(s.data)/2)
-		for i := range h {
-			h[i] = binary.LittleEndian.Uint16(s.data[2*i:])
-		}
-		v := make([]float32, len(h))
-		if s.dtype == "F16" {
-			quant.F16ToF32(v, h)
-		} else {
-			quant.BF16ToF32(v, h)
-		}
-		return v
-	}
-	panic(fmt.Sprintf("dtype %s", s.dtype))
+	return testshared.ReadSafetensors(t, path)
 }
 
 func modelPath(t testing.TB, rel string) string {

@@ -375,7 +375,7 @@ func loadQwen2Ref(t *testing.T, dir string) *qwen2Ref {
 	t.Helper()
 	r := &qwen2Ref{w: map[string][]float64{}, memo: map[string][][]float64{}}
 	for name, st := range readSafetensors(t, filepath.Join(dir, "model.safetensors")) {
-		f := st.floats()
+		f := st.Floats()
 		v := make([]float64, len(f))
 		for i, x := range f {
 			v[i] = float64(x)

@@ -32,18 +32,18 @@ func (r reference) ids(name string) []int {
 	if !ok {
 		return nil
 	}
-	out := make([]int, len(s.data)/4)
+	out := make([]int, len(s.Data)/4)
 	for i := range out {
-		out[i] = int(int32(binary.LittleEndian.Uint32(s.data[4*i:])))
+		out[i] = int(int32(binary.LittleEndian.Uint32(s.Data[4*i:])))
 	}
 	return out
 }
 
 func (r reference) f64(name string) []float64 {
 	s := r.t[name]
-	out := make([]float64, len(s.data)/8)
+	out := make([]float64, len(s.Data)/8)
 	for i := range out {
-		out[i] = math.Float64frombits(binary.LittleEndian.Uint64(s.data[8*i:]))
+		out[i] = math.Float64frombits(binary.LittleEndian.Uint64(s.Data[8*i:]))
 	}
 	return out
 }
@@ -95,7 +95,7 @@ func TestLogitsMatchTransformers(t *testing.T) {
 						}
 						break
 					}
-					want := ref.t[fmt.Sprintf("prompt.%d.logits", i)].floats()
+					want := ref.t[fmt.Sprintf("prompt.%d.logits", i)].Floats()
 					s, err := m.NewSession(len(ids) + 48)
 					if err != nil {
 						t.Fatal(err)

@@ -108,14 +108,15 @@ func describeModel(m *ModelInfo) string {
 	if m.Converted {
 		kind += " checkpoint"
 	}
-	s := fmt.Sprintf("%s (%s, %s params, %s, %.2f bits/weight", m.Path, kind, humanParams(m.Params), humanBytesIEC(m.FileBytes), m.BitsPerWeight)
+	s := fmt.Sprintf("%s (%s, %s params, %s, %.2f bits/weight", m.Path, kind, HumanCount(m.Params), HumanBytes(m.FileBytes), m.BitsPerWeight)
 	if m.Converted {
 		s += "; run as float32"
 	}
 	return s + ")"
 }
 
-func humanParams(n int64) string {
+// HumanCount prints a parameter count the way model cards do (12.59M).
+func HumanCount(n int64) string {
 	switch {
 	case n >= 1e9:
 		return fmt.Sprintf("%.2fB", float64(n)/1e9)
@@ -127,8 +128,11 @@ func humanParams(n int64) string {
 	return fmt.Sprint(n)
 }
 
-func humanBytesIEC(n int64) string {
+// HumanBytes prints a size in binary units, as ls -h and llama.cpp do.
+func HumanBytes(n int64) string {
 	switch {
+	case n >= 1<<40:
+		return fmt.Sprintf("%.2f TiB", float64(n)/(1<<40))
 	case n >= 1<<30:
 		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
 	case n >= 1<<20:
@@ -145,7 +149,7 @@ func (r *TensorReport) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "tensor errors of %s against %s\n", r.Model.Path, r.Ref)
 	fmt.Fprintf(&b, "%d tensors, %s params, %s of tensor data, %.2f bits/weight\n",
-		len(r.Worst), humanParams(r.Model.Params), humanBytesIEC(r.Model.TensorBytes), r.Model.BitsPerWeight)
+		len(r.Worst), HumanCount(r.Model.Params), HumanBytes(r.Model.TensorBytes), r.Model.BitsPerWeight)
 	act := r.Calib != nil
 	if act {
 		fmt.Fprintf(&b, "activation-weighted error ‖(W−Ŵ)X‖/‖WX‖ on %d tokens of %s (reference float32 activations)\n", r.Calib.Tokens, r.Calib.Source)
@@ -187,7 +191,7 @@ func (r *TensorReport) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintln(tw, head)
 		for _, g := range gs {
-			fmt.Fprintf(tw, "%-*s\t%d\t%s\t%.2f\t%s\t%s\t%s\t", w, g.Name, g.Tensors, humanParams(g.Params), g.BitsPerWeight,
+			fmt.Fprintf(tw, "%-*s\t%d\t%s\t%.2f\t%s\t%s\t%s\t", w, g.Name, g.Tensors, HumanCount(g.Params), g.BitsPerWeight,
 				fmtRel(g.RelFrobenius), fmtSNR(g.SNRdB), fmtCos(g.Cosine))
 			if act {
 				fmt.Fprintf(tw, "%s\t", fmtAct(g.ActRelErr))

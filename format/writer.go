@@ -302,6 +302,11 @@ func (w *Writer) Commit(h Header) error {
 	if err := w.tmp.Close(); err != nil {
 		return fail(nil, "close", err)
 	}
+	// CreateTemp made the file private (0600); the result is an ordinary
+	// output file, readable like any other the user writes.
+	if err := os.Chmod(w.tmpName, 0o644); err != nil {
+		return fail(nil, "chmod "+w.tmpName, err)
+	}
 	if err := os.Rename(w.tmpName, w.path); err != nil {
 		return fail(nil, "rename into place", err)
 	}

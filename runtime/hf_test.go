@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -22,71 +21,10 @@ import (
 // to the canonical scheme themselves: the real converter lives in convert/,
 // which runtime may not import; e2e/ covers the converted path.
 
-type stTensor struct {
-	dtype string
-	shape []int
-	data  []byte
-}
+type stTensor = testshared.Tensor
 
 func readSafetensors(tb testing.TB, path string) map[string]stTensor {
-	tb.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n := binary.LittleEndian.Uint64(b)
-	var hdr map[string]json.RawMessage
-	if err := json.Unmarshal(b[8:8+n], &hdr); err != nil {
-		tb.Fatal(err)
-	}
-	out := map[string]stTensor{}
-	for name, raw := range hdr {
-		if name == "__metadata__" {
-			continue
-		}
-		var e struct {
-			DType   string `json:"dtype"`
-			Shape   []int  `json:"shape"`
-			Offsets [2]int `json:"data_offsets"`
-		}
-		if err := json.Unmarshal(raw, &e); err != nil {
-			tb.Fatal(err)
-		}
-		out[name] = stTensor{e.DType, e.Shape, b[8+int(n)+e.Offsets[0] : 8+int(n)+e.Offsets[1]]}
-	}
-	return out
-}
-
-func (t stTensor) floats() []float32 {
-	switch t.dtype {
-	case "F32":
-		out := make([]float32, len(t.data)/4)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.data[4*i:]))
-		}
-		return out
-	case "F16":
-		out := make([]float32, len(t.data)/2)
-		for i := range out {
-			out[i] = quant.HalfToFloat(binary.LittleEndian.Uint16(t.data[2*i:]))
-		}
-		return out
-	case "BF16":
-		out := make([]float32, len(t.data)/2)
-		for i := range out {
-			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(t.data[2*i:])) << 16)
-		}
-		return out
-	}
-	panic("dtype " + t.dtype)
-}
-
-func (t stTensor) ints() []int {
-	out := make([]int, len(t.data)/4)
-	for i := range out {
-		out[i] = int(int32(binary.LittleEndian.Uint32(t.data[4*i:])))
-	}
-	return out
+	return testshared.ReadSafetensors(tb, path)
 }
 
 // addF32 stores a float32 tensor in encoding enc (1-D tensors stay f32).
@@ -153,7 +91,7 @@ func hfLlama(tb testing.TB, dir string, enc quant.Encoding) *MemSource {
 		"self_attn.o_proj", "attn_output", "mlp.gate_proj", "ffn_gate", "mlp.up_proj", "ffn_up",
 		"mlp.down_proj", "ffn_down")
 	for name, t := range st {
-		addF32(tb, src, ren.Replace(name), t.floats(), t.shape, enc)
+		addF32(tb, src, ren.Replace(name), t.Floats(), t.Shape, enc)
 	}
 	// tinystories-656k is tied but stores the shared matrix as lm_head only.
 	if _, ok := src.Weights["token_embd.weight"]; !ok && hc.Tied {
@@ -196,30 +134,30 @@ func hfGPT2(tb testing.TB, dir string, enc quant.Encoding) *MemSource {
 		}
 		return t
 	}
-	addF32(tb, src, "token_embd.weight", get("transformer.wte.weight").floats(), []int{hc.Vocab, h}, enc)
-	addF32(tb, src, "position_embd.weight", get("transformer.wpe.weight").floats(), []int{hc.Ctx, h}, enc)
-	addF32(tb, src, "output_norm.weight", get("transformer.ln_f.weight").floats(), []int{h}, enc)
-	addF32(tb, src, "output_norm.bias", get("transformer.ln_f.bias").floats(), []int{h}, enc)
+	addF32(tb, src, "token_embd.weight", get("transformer.wte.weight").Floats(), []int{hc.Vocab, h}, enc)
+	addF32(tb, src, "position_embd.weight", get("transformer.wpe.weight").Floats(), []int{hc.Ctx, h}, enc)
+	addF32(tb, src, "output_norm.weight", get("transformer.ln_f.weight").Floats(), []int{h}, enc)
+	addF32(tb, src, "output_norm.bias", get("transformer.ln_f.bias").Floats(), []int{h}, enc)
 	for l := range hc.Layers {
 		hp, p := fmt.Sprintf("transformer.h.%d.", l), fmt.Sprintf("blk.%d.", l)
 		for _, nm := range [][2]string{{"ln_1", "attn_norm"}, {"ln_2", "ffn_norm"}} {
-			addF32(tb, src, p+nm[1]+".weight", get(hp+nm[0]+".weight").floats(), []int{h}, enc)
-			addF32(tb, src, p+nm[1]+".bias", get(hp+nm[0]+".bias").floats(), []int{h}, enc)
+			addF32(tb, src, p+nm[1]+".weight", get(hp+nm[0]+".weight").Floats(), []int{h}, enc)
+			addF32(tb, src, p+nm[1]+".bias", get(hp+nm[0]+".bias").Floats(), []int{h}, enc)
 		}
 		// Conv1D weights are [in, out]: transpose to [out, in]; c_attn's
 		// output is q, k, v stacked.
-		qkv := transpose(get(hp+"attn.c_attn.weight").floats(), h, 3*h)
-		qkvb := get(hp + "attn.c_attn.bias").floats()
+		qkv := transpose(get(hp+"attn.c_attn.weight").Floats(), h, 3*h)
+		qkvb := get(hp + "attn.c_attn.bias").Floats()
 		for i, nm := range []string{"attn_q", "attn_k", "attn_v"} {
 			addF32(tb, src, p+nm+".weight", qkv[i*h*h:(i+1)*h*h], []int{h, h}, enc)
 			addF32(tb, src, p+nm+".bias", qkvb[i*h:(i+1)*h], []int{h}, enc)
 		}
-		addF32(tb, src, p+"attn_output.weight", transpose(get(hp+"attn.c_proj.weight").floats(), h, h), []int{h, h}, enc)
-		addF32(tb, src, p+"attn_output.bias", get(hp+"attn.c_proj.bias").floats(), []int{h}, enc)
-		addF32(tb, src, p+"ffn_up.weight", transpose(get(hp+"mlp.c_fc.weight").floats(), h, 4*h), []int{4 * h, h}, enc)
-		addF32(tb, src, p+"ffn_up.bias", get(hp+"mlp.c_fc.bias").floats(), []int{4 * h}, enc)
-		addF32(tb, src, p+"ffn_down.weight", transpose(get(hp+"mlp.c_proj.weight").floats(), 4*h, h), []int{h, 4 * h}, enc)
-		addF32(tb, src, p+"ffn_down.bias", get(hp+"mlp.c_proj.bias").floats(), []int{h}, enc)
+		addF32(tb, src, p+"attn_output.weight", transpose(get(hp+"attn.c_proj.weight").Floats(), h, h), []int{h, h}, enc)
+		addF32(tb, src, p+"attn_output.bias", get(hp+"attn.c_proj.bias").Floats(), []int{h}, enc)
+		addF32(tb, src, p+"ffn_up.weight", transpose(get(hp+"mlp.c_fc.weight").Floats(), h, 4*h), []int{4 * h, h}, enc)
+		addF32(tb, src, p+"ffn_up.bias", get(hp+"mlp.c_fc.bias").Floats(), []int{4 * h}, enc)
+		addF32(tb, src, p+"ffn_down.weight", transpose(get(hp+"mlp.c_proj.weight").Floats(), 4*h, h), []int{h, 4 * h}, enc)
+		addF32(tb, src, p+"ffn_down.bias", get(hp+"mlp.c_proj.bias").Floats(), []int{h}, enc)
 	}
 	return src
 }
@@ -246,8 +184,8 @@ func TestHFReferenceLogits(t *testing.T) {
 				if !ok {
 					break
 				}
-				want := ref[fmt.Sprintf("prompt.%d.logits", i)].floats()
-				got := prefillT(t, m, ids.ints())
+				want := ref[fmt.Sprintf("prompt.%d.logits", i)].Floats()
+				got := prefillT(t, m, ids.Ints())
 				v := src.Cfg.VocabSize
 				for p := range got {
 					for j := range v {
@@ -259,9 +197,9 @@ func TestHFReferenceLogits(t *testing.T) {
 				if !ok {
 					continue
 				}
-				wantIDs := g.ints()
+				wantIDs := g.Ints()
 				var gen []int
-				_, err := m.Generate(context.Background(), ids.ints(), len(wantIDs), SamplerConfig{TopP: 1},
+				_, err := m.Generate(context.Background(), ids.Ints(), len(wantIDs), SamplerConfig{TopP: 1},
 					func(id int) error { gen = append(gen, id); return nil })
 				if err != nil {
 					t.Fatal(err)

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"fmt"
+	"github.com/shrink-llm/shrink/eval"
 	"io"
 	"os"
 	"time"
@@ -11,32 +11,10 @@ import (
 	"golang.org/x/term"
 )
 
-// humanBytes prints a size in binary units, as ls -h and llama.cpp do.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.2f %ciB", float64(n)/float64(div), "KMGTP"[exp])
-}
-
-// humanCount prints a parameter count (12.6M).
-func humanCount(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", float64(n)/1e3)
-	}
-	return fmt.Sprint(n)
-}
+// humanBytes and humanCount format sizes the same way everywhere shrink
+// prints them.
+func humanBytes(n int64) string { return eval.HumanBytes(n) }
+func humanCount(n int64) string { return eval.HumanCount(n) }
 
 // progress is a bar with ETA on a terminal, drawn by mpb. Every method is a
 // no-op on a nil *progress, which is what the constructors return when the

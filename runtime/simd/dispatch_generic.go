@@ -2,45 +2,83 @@
 
 package simd
 
-// features is empty where no assembly is built: every primitive is its
-// pure-Go reference.
-type features struct{}
+// features selects between the pure-Go references (the zero value, used by
+// the differential tests) and the portable kernels every call uses.
+type features struct{ portable bool }
 
-var cpuFeatures features
+var cpuFeatures = features{portable: true}
 
-func dotF32(a, b []float32) float32           { return dotF32Go(a, b) }
-func dotF16(w []uint16, x []float32) float32  { return dotF16Go(w, x) }
-func dotBF16(w []uint16, x []float32) float32 { return dotBF16Go(w, x) }
+func dotF32(a, b []float32) float32           { return dotF32Portable(a, b) }
+func dotF16(w []uint16, x []float32) float32  { return dotF16Portable(w, x) }
+func dotBF16(w []uint16, x []float32) float32 { return dotBF16Portable(w, x) }
 func dotQ8(wq []int8, ws []uint16, xq []int8, xs []float32, g int) float32 {
-	return dotQ8Go(wq, ws, xq, xs, g)
+	return dotQ8Portable(wq, ws, xq, xs, g)
 }
 func quantizeQ8(xq []int8, xs []float32, x []float32, g int) { quantizeQ8Go(xq, xs, x, g) }
 
-func dotF32x4(dst *[4]float32, w []float32, stride int, x []float32) { dotF32x4Go(dst, w, stride, x) }
-func dotF16x4(dst *[4]float32, w []uint16, stride int, x []float32)  { dotF16x4Go(dst, w, stride, x) }
+func dotF32x4(dst *[4]float32, w []float32, stride int, x []float32) {
+	dotF32x4Portable(dst, w, stride, x)
+}
+func dotF16x4(dst *[4]float32, w []uint16, stride int, x []float32) {
+	dotF16x4Portable(dst, w, stride, x)
+}
 func dotBF16x4(dst *[4]float32, w []uint16, stride int, x []float32) {
-	dotBF16x4Go(dst, w, stride, x)
+	dotBF16x4Portable(dst, w, stride, x)
 }
 func dotQ8x4(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int) {
-	dotQ8x4Go(dst, wq, ws, stride, sstride, xq, xs, g)
+	dotQ8x4Portable(dst, wq, ws, stride, sstride, xq, xs, g)
 }
 
-func dotF32With(_ features, a, b []float32) float32           { return dotF32Go(a, b) }
-func dotF16With(_ features, w []uint16, x []float32) float32  { return dotF16Go(w, x) }
-func dotBF16With(_ features, w []uint16, x []float32) float32 { return dotBF16Go(w, x) }
-func dotQ8With(_ features, wq []int8, ws []uint16, xq []int8, xs []float32, g int) float32 {
+func dotF32With(f features, a, b []float32) float32 {
+	if f.portable {
+		return dotF32Portable(a, b)
+	}
+	return dotF32Go(a, b)
+}
+func dotF16With(f features, w []uint16, x []float32) float32 {
+	if f.portable {
+		return dotF16Portable(w, x)
+	}
+	return dotF16Go(w, x)
+}
+func dotBF16With(f features, w []uint16, x []float32) float32 {
+	if f.portable {
+		return dotBF16Portable(w, x)
+	}
+	return dotBF16Go(w, x)
+}
+func dotQ8With(f features, wq []int8, ws []uint16, xq []int8, xs []float32, g int) float32 {
+	if f.portable {
+		return dotQ8Portable(wq, ws, xq, xs, g)
+	}
 	return dotQ8Go(wq, ws, xq, xs, g)
 }
-func dotF32x4With(_ features, dst *[4]float32, w []float32, stride int, x []float32) {
+func dotF32x4With(f features, dst *[4]float32, w []float32, stride int, x []float32) {
+	if f.portable {
+		dotF32x4Portable(dst, w, stride, x)
+		return
+	}
 	dotF32x4Go(dst, w, stride, x)
 }
-func dotF16x4With(_ features, dst *[4]float32, w []uint16, stride int, x []float32) {
+func dotF16x4With(f features, dst *[4]float32, w []uint16, stride int, x []float32) {
+	if f.portable {
+		dotF16x4Portable(dst, w, stride, x)
+		return
+	}
 	dotF16x4Go(dst, w, stride, x)
 }
-func dotBF16x4With(_ features, dst *[4]float32, w []uint16, stride int, x []float32) {
+func dotBF16x4With(f features, dst *[4]float32, w []uint16, stride int, x []float32) {
+	if f.portable {
+		dotBF16x4Portable(dst, w, stride, x)
+		return
+	}
 	dotBF16x4Go(dst, w, stride, x)
 }
-func dotQ8x4With(_ features, dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int) {
+func dotQ8x4With(f features, dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int) {
+	if f.portable {
+		dotQ8x4Portable(dst, wq, ws, stride, sstride, xq, xs, g)
+		return
+	}
 	dotQ8x4Go(dst, wq, ws, stride, sstride, xq, xs, g)
 }
 

@@ -2,4 +2,6 @@
 
 package simd
 
-func testFeatureSets() []namedFeatures { return []namedFeatures{{"go", features{}}} }
+func testFeatureSets() []namedFeatures {
+	return []namedFeatures{{"go", features{}}, {"portable", features{portable: true}}}
+}
