@@ -19,12 +19,14 @@ type reference struct {
 	t map[string]stTensor
 }
 
-func loadReference(t *testing.T, dir string) reference {
+func loadReference(t *testing.T, dir string) reference { return loadReferenceTB(t, dir) }
+
+func loadReferenceTB(tb testing.TB, dir string) reference {
 	p := filepath.Join(dir, "reference.safetensors")
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("skipping: %s not found", p)
+		tb.Skipf("skipping: %s not found", p)
 	}
-	return reference{readSafetensors(t, p)}
+	return reference{readSafetensors(tb, p)}
 }
 
 func (r reference) ids(name string) []int {
@@ -254,5 +256,60 @@ func TestQ8GreedyAgreesWithF32(t *testing.T) {
 	t.Logf("%d of %d prompts agree on all 16 tokens", agree, total)
 	if total == 0 || agree < total-1 {
 		t.Errorf("%d of %d prompts agree with f32 on the first 16 greedy tokens, want at least %d", agree, total, total-1)
+	}
+}
+
+// BenchmarkPerplexityAllChunks scores the whole reference eval stream of
+// every shared model (f32) at ctx 128 and 256 in both conventions and
+// reports how far the total NLL is from transformers' (the test above checks
+// the first 8 chunks chunk by chunk):
+//
+//	go test -run '^$' -bench PerplexityAllChunks -benchtime 1x -v ./e2e
+func BenchmarkPerplexityAllChunks(b *testing.B) {
+	for _, rm := range refModels {
+		if rm.name == "stories260K-bin" || rm.name == "stories260K-hf" {
+			continue
+		}
+		b.Run(rm.name, func(b *testing.B) {
+			ref := loadReferenceTB(b, modelPath(b, rm.ref))
+			tokens := ref.ids("eval.ids")
+			m, err := runtime.Open(convertTo(b, modelPath(b, rm.open), quant.F32), runtime.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			for range b.N {
+				for _, ctxLen := range []int{128, 256} {
+					for _, conv := range []eval.Convention{eval.ScoreAll, eval.ScoreHalf} {
+						name := map[eval.Convention]string{eval.ScoreAll: "all", eval.ScoreHalf: "half"}[conv]
+						want := ref.f64(fmt.Sprintf("ppl.ctx%d.chunk_nll_%s", ctxLen, name))
+						got, err := eval.Perplexity(context.Background(), m, tokens, eval.Options{Ctx: ctxLen, Convention: conv})
+						if err != nil {
+							b.Fatal(err)
+						}
+						if len(got) != len(want) {
+							b.Fatalf("ctx %d %s: %d chunks, reference %d", ctxLen, name, len(got), len(want))
+						}
+						var sg, sw, worst float64
+						for c := range got {
+							sg += got[c]
+							sw += want[c]
+							worst = max(worst, math.Abs(got[c]-want[c])/want[c])
+						}
+						n := float64(len(got))
+						scored := float64(ctxLen - 1)
+						if conv == eval.ScoreHalf {
+							scored = float64(ctxLen / 2)
+						}
+						b.Logf("%s ctx %d %s: %d chunks, total NLL %.4f (reference %.4f, rel %.2e, worst chunk rel %.2e), PPL %.4f (reference %.4f)",
+							rm.name, ctxLen, name, len(got), sg, sw, math.Abs(sg-sw)/sw, worst,
+							math.Exp(sg/(n*scored)), math.Exp(sw/(n*scored)))
+						if math.Abs(sg-sw)/sw > 1e-4 {
+							b.Errorf("ctx %d %s: total NLL %.6f, reference %.6f", ctxLen, name, sg, sw)
+						}
+					}
+				}
+			}
+		})
 	}
 }

@@ -18,6 +18,9 @@ const (
 	// Products below this many multiply-adds run on the calling thread only:
 	// waking workers costs more than the work.
 	inlineWork = 1 << 15
+	// decodeBlocks is about how many row blocks per thread a
+	// matrix-vector product is split into.
+	decodeBlocks = 8
 )
 
 // dense is one encoded matrix, held as typed views of its bytes (never a
@@ -334,6 +337,33 @@ func (e *exec) mul(m *Matrix, Y, X []float32, T int, add bool) {
 	e.mulSame(m, Y, X, T, add)
 }
 
+// mulShared computes Ys[i] = X msᵢᵀ for up to maxParts matrices that read
+// the same X (q, k and v; gate and up). Plain dense matrices of one encoding
+// run as a single pool dispatch; anything else falls back to one product
+// after another.
+func (e *exec) mulShared(ms []*Matrix, Ys [][]float32, X []float32, T int) {
+	e.qsrc = nil
+	fuse := len(ms) <= maxParts
+	var ds [maxParts]*dense
+	for i, m := range ms {
+		if !fuse {
+			break
+		}
+		d := m.w
+		fuse = m.a == nil && d != nil && d.cols == ms[0].w.cols &&
+			d.enc.Kind == ms[0].w.enc.Kind && d.enc.Group == ms[0].w.enc.Group
+		ds[i] = d
+	}
+	if !fuse {
+		for i, m := range ms {
+			e.mulSame(m, Ys[i], X, T, false)
+		}
+		return
+	}
+	e.reserve(T, ms...)
+	e.denseN(ds[:len(ms)], Ys, X, T, false)
+}
+
 // mulSame is mul for a caller that guarantees X has not changed since the
 // previous mul/mulSame call that read it: a q8 weight then reuses the
 // activation quantization left in the scratch when it was of this very X
@@ -358,50 +388,101 @@ func (e *exec) mulSame(m *Matrix, Y, X []float32, T int, add bool) {
 
 // dense runs one encoded matrix over the pool.
 func (e *exec) dense(d *dense, Y, X []float32, T int, add bool) {
+	e.denseN([]*dense{d}, [][]float32{Y}, X, T, add)
+}
+
+// quantize fills the q8 activation scratch with the quantization of X for
+// group g unless it already holds it.
+func (e *exec) quantize(X []float32, T, cols, ng, g int) {
+	src := X[:T*cols]
+	if len(e.qsrc) == len(src) && &e.qsrc[0] == &src[0] && e.qgroup == g {
+		return
+	}
+	for t := 0; t < T; t++ {
+		simd.QuantizeQ8(e.xq[t*cols:(t+1)*cols], e.xs[t*ng:(t+1)*ng], X[t*cols:(t+1)*cols], g)
+	}
+	e.qsrc, e.qgroup = src, g
+}
+
+// denseN runs encoded matrices that share the input X (same cols, same
+// encoding) as one pool dispatch: the row blocks of all of them form one
+// list of work items, so the threads join once instead of once per matrix.
+// ds holds at most maxParts matrices.
+func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool) {
 	j := &e.j
-	*j = matJob{d: d, Y: Y, ldy: d.rows, T: T, add: add}
-	j.a.x = X[:T*d.cols]
-	if d.enc.Kind == quant.KindQ8 && !e.exactQ8 {
+	d0 := ds[0]
+	j.np = len(ds)
+	j.T, j.add = T, add
+	j.a = acts{x: X[:T*d0.cols]}
+	if d0.enc.Kind == quant.KindQ8 && !e.exactQ8 {
+		e.quantize(X, T, d0.cols, d0.ng, d0.enc.Group)
 		j.a.useQ8 = true
-		j.a.xq = e.xq[:T*d.cols]
-		j.a.xs = e.xs[:T*d.ng]
-		src := X[:T*d.cols]
-		if len(e.qsrc) != len(src) || &e.qsrc[0] != &src[0] || e.qgroup != d.enc.Group {
-			for t := 0; t < T; t++ {
-				simd.QuantizeQ8(j.a.xq[t*d.cols:(t+1)*d.cols], j.a.xs[t*d.ng:(t+1)*d.ng], X[t*d.cols:(t+1)*d.cols], d.enc.Group)
-			}
-			e.qsrc, e.qgroup = src, d.enc.Group
+		j.a.xq = e.xq[:T*d0.cols]
+		j.a.xs = e.xs[:T*d0.ng]
+	}
+	j.nrb = 0
+	work := 0
+	for i, d := range ds {
+		rows := rowBlock
+		if T == 1 {
+			// A matrix-vector product has no activation reuse to keep in
+			// cache, so hand out longer contiguous runs of rows (fewer
+			// claims, longer prefetch streams), still about decodeBlocks
+			// per thread for balance.
+			rows = max(rowBlock, (d.rows/(decodeBlocks*e.p.threads)+3)&^3)
 		}
+		nrb := (d.rows + rows - 1) / rows
+		j.parts[i] = matPart{d: d, Y: Ys[i], rb0: j.nrb, rows: rows}
+		j.nrb += nrb
+		work += d.rows * d.cols * T
 	}
 	j.tb = min(T, tokBlock)
-	j.nrb = (d.rows + rowBlock - 1) / rowBlock
 	n := j.nrb * ((T + j.tb - 1) / j.tb)
-	if e.p.threads == 1 || d.rows*d.cols*T < inlineWork {
+	if e.p.threads == 1 || work < inlineWork {
 		for b := 0; b < n; b++ {
 			j.run(b, e.p.threads-1)
 		}
 	} else {
 		e.p.run(&e.t, j, n)
 	}
-	j.d, j.Y, j.a = nil, nil, acts{}
+	for i := range j.np {
+		j.parts[i] = matPart{}
+	}
+	j.a = acts{}
 }
 
-// matJob is one product split into row-block × token-block tiles.
+// maxParts is the most matrices one fused dispatch covers (q, k and v).
+const maxParts = 3
+
+// matPart is one matrix of a matJob; its row blocks are numbered from rb0.
+type matPart struct {
+	d    *dense
+	Y    []float32
+	rb0  int
+	rows int // rows per block
+}
+
+// matJob is one or more products with the same input, split into
+// row-block × token-block tiles.
 type matJob struct {
-	d      *dense
-	Y      []float32
-	ldy, T int
-	a      acts
-	add    bool
-	tb     int // tokens per tile
-	nrb    int // row blocks
+	parts [maxParts]matPart
+	np    int
+	T     int
+	a     acts
+	add   bool
+	tb    int // tokens per tile
+	nrb   int // row blocks of all parts
 }
 
 func (j *matJob) run(block, _ int) {
 	rb, tb := block%j.nrb, block/j.nrb
-	r0 := rb * rowBlock
-	r1 := min(r0+rowBlock, j.d.rows)
+	p := &j.parts[0]
+	for i := 1; i < j.np && rb >= j.parts[i].rb0; i++ {
+		p = &j.parts[i]
+	}
+	r0 := (rb - p.rb0) * p.rows
+	r1 := min(r0+p.rows, p.d.rows)
 	t0 := tb * j.tb
 	t1 := min(t0+j.tb, j.T)
-	j.d.tile(j.Y, j.ldy, &j.a, r0, r1, t0, t1, j.add)
+	p.d.tile(p.Y, p.d.rows, &j.a, r0, r1, t0, t1, j.add)
 }

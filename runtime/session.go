@@ -240,9 +240,7 @@ func (s *Session) forward(ctx context.Context, tokens []int, logits []float32, a
 		q := s.q[:T*m.qDim]
 		k := s.kc[l][p0*m.kvDim : (p0+T)*m.kvDim]
 		v := s.v[:T*m.kvDim]
-		s.e.mul(L.q, q, xn, T, false)
-		s.e.mulSame(L.k, k, xn, T, false)
-		s.e.mulSame(L.v, v, xn, T, false)
+		s.e.mulShared([]*Matrix{L.q, L.k, L.v}, [][]float32{q, k, v}, xn, T)
 		addBias(q, L.qb, T)
 		addBias(k, L.kb, T)
 		addBias(v, L.vb, T)
@@ -276,8 +274,7 @@ func (s *Session) forward(ctx context.Context, tokens []int, logits []float32, a
 		g := s.g[:T*m.ffn]
 		if m.glu {
 			u := s.u[:T*m.ffn]
-			s.e.mul(L.gate, g, xn, T, false)
-			s.e.mulSame(L.up, u, xn, T, false)
+			s.e.mulShared([]*Matrix{L.gate, L.up}, [][]float32{g, u}, xn, T)
 			addBias(u, L.upb, T)
 			for i, gv := range g {
 				g[i] = silu(gv) * u[i]
