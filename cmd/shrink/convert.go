@@ -24,7 +24,7 @@ func convertCommand() *cli.Command {
 		Name:      "convert",
 		Usage:     "convert a checkpoint (Hugging Face folder or llama2.c .bin) into a .shrink file",
 		ArgsUsage: "MODEL_DIR|MODEL.bin",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `FILE` (.shrink)"},
 			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128"},
 			&cli.IntFlag{Name: "group", Usage: "q8 group `SIZE` (32, 64, 128) for --quant q8; same as --quant q8gSIZE"},
@@ -43,10 +43,7 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "factor-encoding", Usage: "low-rank: `ENC` of the factors (default: --quant for svd/whiten/asvd, f16 for lorc)"},
 			&cli.StringFlag{Name: "lowrank-include", Usage: "low-rank: factor only projections whose canonical name matches `REGEX`"},
 			&cli.BoolFlag{Name: "lorc-whiten", Usage: "lorc: whiten the residual's factorisation (needs --calib)"},
-			&cli.StringFlag{Name: "calib", Usage: "calibration text `FILE` (documents separated by <|endoftext|> lines)"},
-			&cli.IntFlag{Name: "calib-tokens", Value: 8192, Usage: "calibration: `N` tokens run through the uncompressed model"},
-			&cli.StringFlag{Name: "calib-docs", Usage: "calibration: documents `A-B` of the text (1-based, inclusive; default all)"},
-		},
+		}, calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "one model path"); err != nil {
 				return err
@@ -406,4 +403,14 @@ func numel(shape []int64) int64 {
 		n *= d
 	}
 	return n
+}
+
+// calibFlags are the calibration-text flags convert and sweep share; the
+// file's usage line and what --calib-docs counts in differ between them.
+func calibFlags(fileUsage, docsOf string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "calib", Usage: fileUsage},
+		&cli.IntFlag{Name: "calib-tokens", Value: 8192, Usage: "calibration: `N` tokens run through the uncompressed model"},
+		&cli.StringFlag{Name: "calib-docs", Usage: "calibration: documents `A-B` of " + docsOf + " (1-based, inclusive; default all)"},
+	}
 }

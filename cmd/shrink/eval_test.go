@@ -106,12 +106,7 @@ func TestEvalBadInput(t *testing.T) {
 	short := writeText(t, "short.txt", "Once upon a time.")
 	story := writeText(t, "story.txt", evalStory)
 	q8 := convertDemo(t, demoModel, "q8")
-	type tc struct {
-		name    string
-		args    []string
-		code    int
-		wantErr string
-	}
+	type tc = cliCase
 	tests := []tc{
 		{"empty text", []string{"eval", "--ref", demoModel, "--model", q8, "--text", empty}, exitFail, "no text to evaluate"},
 		{"too short", []string{"eval", "--ref", demoModel, "--model", q8, "--text", short, "--ctx", "64"}, exitFail, "fewer than one chunk of 64"},
@@ -137,17 +132,7 @@ func TestEvalBadInput(t *testing.T) {
 			tc{"tensors of another model", []string{"eval", "--ref", demoModel, "--tensors", gpt2}, exitFail, "architectures differ"},
 		)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := shrink(t, tt.args...)
-			if code != tt.code || !strings.Contains(stderr, tt.wantErr) {
-				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.code, tt.wantErr)
-			}
-			if n := strings.Count(strings.TrimSpace(stderr), "\n"); tt.code == exitFail && n != 0 {
-				t.Errorf("error is %d lines, want one: %q", n+1, stderr)
-			}
-		})
-	}
+	checkCLIErrors(t, tests)
 }
 
 // TestEvalTokensInput evaluates a pre-tokenized stream from ../shared.

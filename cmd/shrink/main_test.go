@@ -20,6 +20,31 @@ func shrink(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// cliCase is one invocation that must fail with the given exit code and a
+// one-line error containing wantErr.
+type cliCase struct {
+	name    string
+	args    []string
+	code    int
+	wantErr string
+}
+
+// checkCLIErrors runs every case as a subtest.
+func checkCLIErrors(t *testing.T, cases []cliCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := shrink(t, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.wantErr) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.code, tt.wantErr)
+			}
+			if n := strings.Count(strings.TrimSpace(stderr), "\n"); n != 0 {
+				t.Errorf("error is %d lines, want one: %q", n+1, stderr)
+			}
+		})
+	}
+}
+
 // copyDir makes a writable copy of a model folder for corruption tests.
 func copyDir(t *testing.T, src string) string {
 	t.Helper()
@@ -86,12 +111,7 @@ func TestBadInput(t *testing.T) {
 	st, _ := os.Stat(filepath.Join(truncated, "model.safetensors"))
 	os.Truncate(filepath.Join(truncated, "model.safetensors"), st.Size()-100)
 
-	tests := []struct {
-		name    string
-		args    []string
-		code    int
-		wantErr string
-	}{
+	tests := []cliCase{
 		{"no args", []string{"convert"}, exitUsage, "want one model path"},
 		{"no output", []string{"convert", demoModel}, exitUsage, "-o FILE"},
 		{"bad quant", []string{"convert", demoModel, "-o", filepath.Join(dir, "a.shrink"), "--quant", "q3"}, exitUsage, "unknown encoding"},
@@ -102,17 +122,7 @@ func TestBadInput(t *testing.T) {
 		{"truncated safetensors", []string{"convert", truncated, "-o", filepath.Join(dir, "e.shrink")}, exitFail, "model.safetensors"},
 		{"inspect missing", []string{"inspect", filepath.Join(dir, "nope.shrink")}, exitFail, "nope.shrink"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := shrink(t, tt.args...)
-			if code != tt.code || !strings.Contains(stderr, tt.wantErr) {
-				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.code, tt.wantErr)
-			}
-			if n := strings.Count(strings.TrimSpace(stderr), "\n"); tt.code == exitFail && n != 0 {
-				t.Errorf("error is %d lines, want one: %q", n+1, stderr)
-			}
-		})
-	}
+	checkCLIErrors(t, tests)
 	// No output (and no temp file) may be left behind by a failed conversion.
 	left, _ := filepath.Glob(filepath.Join(dir, "*"))
 	if len(left) != 0 {

@@ -76,12 +76,7 @@ func TestRunBadInput(t *testing.T) {
 	badEnc := rewriteHeader(t, f, func(h []byte) []byte {
 		return bytes.Replace(h, []byte(`"encoding":"q8"`), []byte(`"encoding":"q4"`), 1)
 	})
-	tests := []struct {
-		name string
-		args []string
-		code int
-		want string
-	}{
+	checkCLIErrors(t, []cliCase{
 		{"top-p 2", []string{"run", f, "-p", "hi", "--top-p", "2"}, exitFail, "--top-p"},
 		{"negative temperature", []string{"run", f, "-p", "hi", "--temp", "-1"}, exitFail, "temperature"},
 		{"id outside vocabulary", []string{"run", f, "--ids", "1,5000"}, exitFail, "outside the vocabulary"},
@@ -92,16 +87,5 @@ func TestRunBadInput(t *testing.T) {
 		{"unknown encoding", []string{"run", badEnc, "-p", "hi"}, exitFail, "q4"},
 		{"no prompt", []string{"run", f}, exitUsage, "-p TEXT"},
 		{"missing file", []string{"run", filepath.Join(t.TempDir(), "x.shrink"), "-p", "hi"}, exitFail, "x.shrink"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := shrink(t, tt.args...)
-			if code != tt.code || !strings.Contains(stderr, tt.want) {
-				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.code, tt.want)
-			}
-			if lines := strings.Count(strings.TrimSpace(stderr), "\n") + 1; lines != 1 {
-				t.Errorf("want a one-line error, got %d lines: %q", lines, stderr)
-			}
-		})
-	}
+	})
 }

@@ -38,11 +38,9 @@ func sweepCommand() *cli.Command {
 		&cli.StringFlag{Name: "rank-ratio", Usage: "comma-separated `RATIOS` in (0,1] for svd, whiten and asvd: fraction of each matrix's parameters kept"},
 		&cli.StringFlag{Name: "rank", Usage: "comma-separated `RANKS` for lorc and lorc-whiten corrections"},
 		&cli.StringFlag{Name: "factor-encoding", Usage: "`ENC` of every low-rank point's factors (default: the point's --quant for svd/whiten/asvd, f16 for lorc)"},
-		&cli.StringFlag{Name: "calib", Usage: "calibration text `FILE` for whiten, asvd and lorc-whiten (documents separated by <|endoftext|> lines)"},
-		&cli.IntFlag{Name: "calib-tokens", Value: 8192, Usage: "calibration: `N` tokens run through the uncompressed model"},
-		&cli.StringFlag{Name: "calib-docs", Usage: "calibration: documents `A-B` of --calib (1-based, inclusive; default all)"},
 		&cli.StringFlag{Name: "eval-docs", Usage: "evaluate documents `A-B` of --text only (1-based, inclusive; default all)"},
 	}
+	flags = append(flags, calibFlags("calibration text `FILE` for whiten, asvd and lorc-whiten (documents separated by <|endoftext|> lines)", "--calib")...)
 	flags = append(flags, inputFlags()...)
 	return &cli.Command{
 		Name:  "sweep",
