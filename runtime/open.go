@@ -37,7 +37,7 @@ func Open(path string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := loadTokenizer(f)
+	tok, err := LoadTokenizer(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: tokenizer: %w", path, err)
@@ -51,9 +51,9 @@ func Open(path string, opts Options) (*Model, error) {
 	return m, nil
 }
 
-// loadTokenizer builds the tokenizer the header names from the file's blobs.
+// LoadTokenizer builds the tokenizer the header names from the file's blobs.
 // A file without a tokenizer kind gives a nil tokenizer (token ids only).
-func loadTokenizer(f *format.File) (*tokenizer.Tokenizer, error) {
+func LoadTokenizer(f *format.File) (*tokenizer.Tokenizer, error) {
 	optional := func(name string) ([]byte, error) {
 		if !f.HasBlob(name) {
 			return nil, nil

@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/shrink-llm/shrink/format"
-	"github.com/shrink-llm/shrink/runtime/tokenizer"
+	"github.com/shrink-llm/shrink/runtime"
 	"github.com/urfave/cli/v2"
 )
 
@@ -83,42 +83,15 @@ func makeInspectReport(f *format.File, verified bool) *inspectReport {
 	return rep
 }
 
-// loadTokenizer builds the tokenizer stored in a .shrink file.
-func loadTokenizer(f *format.File) (*tokenizer.Tokenizer, error) {
-	h := f.Header()
-	switch h.TokenizerKind {
-	case "hf":
-		tj, err := f.Blob("tokenizer.json")
-		if err != nil {
-			return nil, err
-		}
-		var tc, stm []byte
-		if f.HasBlob("tokenizer_config.json") {
-			if tc, err = f.Blob("tokenizer_config.json"); err != nil {
-				return nil, err
-			}
-		}
-		if f.HasBlob("special_tokens_map.json") {
-			if stm, err = f.Blob("special_tokens_map.json"); err != nil {
-				return nil, err
-			}
-		}
-		return tokenizer.FromHF(tj, tc, stm)
-	case "llama2c":
-		b, err := f.Blob("tokenizer.bin")
-		if err != nil {
-			return nil, err
-		}
-		return tokenizer.FromLlama2C(b, h.Config.VocabSize)
-	}
-	return nil, fmt.Errorf("%s: unknown tokenizer kind %q", f.Path(), h.TokenizerKind)
-}
-
 func summarizeTokenizer(f *format.File) tokSummary {
 	s := tokSummary{Kind: f.Header().TokenizerKind}
-	tok, err := loadTokenizer(f)
+	tok, err := runtime.LoadTokenizer(f)
 	if err != nil {
 		s.Error = err.Error()
+		return s
+	}
+	if tok == nil {
+		s.Error = "the file carries no tokenizer (token ids only)"
 		return s
 	}
 	s.Vocab = tok.VocabSize()
