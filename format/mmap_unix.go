@@ -35,6 +35,7 @@ func mapFile(path string) ([]byte, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	adviseHuge(data)
 	return data, func() error { return unix.Munmap(data) }, nil
 }
 

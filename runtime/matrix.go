@@ -67,50 +67,29 @@ type acts struct {
 }
 
 // tile computes Y[t, r] (+)= W[r,:]·X[t,:] for r in [r0, r1), t in [t0, t1).
-// Rows go four at a time through the simd x4 kernels (one activation read
-// serves four rows); the remainder uses the single-row kernels.
+// Each token's row range goes through one simd Rows call, which streams the
+// rows four at a time (one activation read serves four rows).
 func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool) {
 	c := d.cols
 	for t := t0; t < t1; t++ {
-		y := Y[t*ldy : t*ldy+r1]
+		y := Y[t*ldy+r0 : t*ldy+r1]
 		x := a.x[t*c : (t+1)*c]
-		r := r0
 		switch d.enc.Kind {
 		case quant.KindF32:
-			for ; r+4 <= r1; r += 4 {
-				store4(y[r:r+4], simd.DotF32x4(d.f32[r*c:], c, x), add)
-			}
-			for ; r < r1; r++ {
-				store1(y, r, simd.DotF32(d.f32[r*c:(r+1)*c], x), add)
-			}
+			simd.DotF32Rows(y, d.f32[r0*c:r1*c], c, x, add)
 		case quant.KindF16:
-			for ; r+4 <= r1; r += 4 {
-				store4(y[r:r+4], simd.DotF16x4(d.u16[r*c:], c, x), add)
-			}
-			for ; r < r1; r++ {
-				store1(y, r, simd.DotF16(d.u16[r*c:(r+1)*c], x), add)
-			}
+			simd.DotF16Rows(y, d.u16[r0*c:r1*c], c, x, add)
 		case quant.KindBF16:
-			for ; r+4 <= r1; r += 4 {
-				store4(y[r:r+4], simd.DotBF16x4(d.u16[r*c:], c, x), add)
-			}
-			for ; r < r1; r++ {
-				store1(y, r, simd.DotBF16(d.u16[r*c:(r+1)*c], x), add)
-			}
+			simd.DotBF16Rows(y, d.u16[r0*c:r1*c], c, x, add)
 		case quant.KindQ8:
 			g, ng := d.enc.Group, d.ng
 			if a.useQ8 {
 				xq := a.xq[t*c : (t+1)*c]
 				xs := a.xs[t*ng : (t+1)*ng]
-				for ; r+4 <= r1; r += 4 {
-					store4(y[r:r+4], simd.DotQ8x4(d.q[r*c:], d.s[r*ng:], c, ng, xq, xs, g), add)
-				}
-				for ; r < r1; r++ {
-					store1(y, r, simd.DotQ8(d.q[r*c:(r+1)*c], d.s[r*ng:(r+1)*ng], xq, xs, g), add)
-				}
+				simd.DotQ8Rows(y, d.q[r0*c:r1*c], d.s[r0*ng:r1*ng], c, ng, xq, xs, g, add)
 			} else {
-				for ; r < r1; r++ {
-					store1(y, r, dotQ8F32(d.q[r*c:(r+1)*c], d.s[r*ng:(r+1)*ng], x, g), add)
+				for r := r0; r < r1; r++ {
+					store1(y, r-r0, dotQ8F32(d.q[r*c:(r+1)*c], d.s[r*ng:(r+1)*ng], x, g), add)
 				}
 			}
 		}
@@ -122,16 +101,6 @@ func store1(y []float32, r int, v float32, add bool) {
 		v += y[r]
 	}
 	y[r] = v
-}
-
-func store4(y []float32, v [4]float32, add bool) {
-	if add {
-		v[0] += y[0]
-		v[1] += y[1]
-		v[2] += y[2]
-		v[3] += y[3]
-	}
-	y[0], y[1], y[2], y[3] = v[0], v[1], v[2], v[3]
 }
 
 // dotQ8F32 is the q8 product against unrounded float32 activations:

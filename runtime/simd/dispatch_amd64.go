@@ -36,13 +36,13 @@ func dotF16AVX2(w []uint16, x []float32) float32
 func dotBF16AVX2(w []uint16, x []float32) float32
 
 //go:noescape
-func dotF32x4AVX2(dst *[4]float32, w []float32, stride int, x []float32)
+func dotF32RowsAVX2(y []float32, w []float32, stride int, x []float32, add int)
 
 //go:noescape
-func dotF16x4AVX2(dst *[4]float32, w []uint16, stride int, x []float32)
+func dotF16RowsAVX2(y []float32, w []uint16, stride int, x []float32, add int)
 
 //go:noescape
-func dotBF16x4AVX2(dst *[4]float32, w []uint16, stride int, x []float32)
+func dotBF16RowsAVX2(y []float32, w []uint16, stride int, x []float32, add int)
 
 //go:noescape
 func dotQ8AVX2(wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32
@@ -60,7 +60,7 @@ func dotQ8x4VNNI512(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int
 func dotQ8VNNI32(wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32
 
 //go:noescape
-func dotQ8x4VNNI32(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int)
+func dotQ8RowsVNNI32(y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, add int)
 
 //go:noescape
 func dotQ8x4AVX2(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int)
@@ -73,6 +73,18 @@ func dotF16(w []uint16, x []float32) float32  { return dotF16With(cpuFeatures, w
 func dotBF16(w []uint16, x []float32) float32 { return dotBF16With(cpuFeatures, w, x) }
 func dotQ8(wq []int8, ws []uint16, xq []int8, xs []float32, g int) float32 {
 	return dotQ8With(cpuFeatures, wq, ws, xq, xs, g)
+}
+func dotQ8Rows(y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int, add bool) {
+	dotQ8RowsWith(cpuFeatures, y, wq, ws, stride, sstride, xq, xs, g, add)
+}
+func dotF32Rows(y []float32, w []float32, stride int, x []float32, add bool) {
+	dotF32RowsWith(cpuFeatures, y, w, stride, x, add)
+}
+func dotF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
+	dotF16RowsWith(cpuFeatures, y, w, stride, x, add)
+}
+func dotBF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
+	dotBF16RowsWith(cpuFeatures, y, w, stride, x, add)
 }
 func quantizeQ8(xq []int8, xs []float32, x []float32, g int) { quantizeQ8Go(xq, xs, x, g) }
 
@@ -127,7 +139,7 @@ func dotF32x4With(f features, dst *[4]float32, w []float32, stride int, x []floa
 		dotF32x4Go(dst, w, stride, x)
 		return
 	}
-	dotF32x4AVX2(dst, w, stride, x[:n])
+	dotF32RowsAVX2(dst[:], w, stride, x[:n], 0)
 	for r := range dst {
 		dst[r] += dotF32Go(w[r*stride+n:r*stride+len(x)], x[n:])
 	}
@@ -139,7 +151,7 @@ func dotF16x4With(f features, dst *[4]float32, w []uint16, stride int, x []float
 		dotF16x4Go(dst, w, stride, x)
 		return
 	}
-	dotF16x4AVX2(dst, w, stride, x[:n])
+	dotF16RowsAVX2(dst[:], w, stride, x[:n], 0)
 	for r := range dst {
 		dst[r] += dotF16Go(w[r*stride+n:r*stride+len(x)], x[n:])
 	}
@@ -151,7 +163,7 @@ func dotBF16x4With(f features, dst *[4]float32, w []uint16, stride int, x []floa
 		dotBF16x4Go(dst, w, stride, x)
 		return
 	}
-	dotBF16x4AVX2(dst, w, stride, x[:n])
+	dotBF16RowsAVX2(dst[:], w, stride, x[:n], 0)
 	for r := range dst {
 		dst[r] += dotBF16Go(w[r*stride+n:r*stride+len(x)], x[n:])
 	}
@@ -189,7 +201,7 @@ func dotQ8x4With(f features, dst *[4]float32, wq []int8, ws []uint16, stride, ss
 	}
 	switch {
 	case f.vnni && group == 32:
-		dotQ8x4VNNI32(dst, wq, ws, stride, sstride, xq[:n], xs[:full], group)
+		dotQ8RowsVNNI32(dst[:], wq, ws, stride, sstride, xq[:n], xs[:full], 0)
 	case f.vnni && group%64 == 0:
 		dotQ8x4VNNI512(dst, wq, ws, stride, sstride, xq[:n], xs[:full], group)
 	case f.vnni:
@@ -202,6 +214,72 @@ func dotQ8x4With(f features, dst *[4]float32, wq []int8, ws []uint16, stride, ss
 			dst[r] += dotQ8Go(wq[r*stride+n:r*stride+len(xq)], ws[r*sstride+full:], xq[n:], xs[full:], group)
 		}
 	}
+}
+
+func dotQ8RowsWith(f features, y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int, add bool) {
+	r := 0
+	if n := len(xq); f.vnni && group == 32 && n > 0 && n%32 == 0 {
+		r = len(y) &^ 3
+		if r > 0 {
+			dotQ8RowsVNNI32(y[:r], wq, ws, stride, sstride, xq, xs[:n/32], b2i(add))
+		}
+	}
+	dotQ8RowsFrom(f, r, y, wq, ws, stride, sstride, xq, xs, group, add)
+}
+
+func dotF32RowsWith(f features, y []float32, w []float32, stride int, x []float32, add bool) {
+	r := 0
+	if n := len(x) &^ 7; f.avx2 && n > 0 {
+		r = len(y) &^ 3
+		if r > 0 {
+			dotF32RowsAVX2(y[:r], w, stride, x[:n], b2i(add))
+			for i := 0; n < len(x) && i < r; i++ {
+				y[i] += dotF32Go(w[i*stride+n:i*stride+len(x)], x[n:])
+			}
+		}
+	}
+	rowsFrom(r, y, add,
+		func(r int) (o [4]float32) { dotF32x4With(f, &o, w[r*stride:], stride, x); return o },
+		func(r int) float32 { return dotF32With(f, w[r*stride:r*stride+len(x)], x) })
+}
+
+func dotF16RowsWith(f features, y []float32, w []uint16, stride int, x []float32, add bool) {
+	r := 0
+	if n := len(x) &^ 7; f.avx2 && n > 0 {
+		r = len(y) &^ 3
+		if r > 0 {
+			dotF16RowsAVX2(y[:r], w, stride, x[:n], b2i(add))
+			for i := 0; n < len(x) && i < r; i++ {
+				y[i] += dotF16Go(w[i*stride+n:i*stride+len(x)], x[n:])
+			}
+		}
+	}
+	rowsFrom(r, y, add,
+		func(r int) (o [4]float32) { dotF16x4With(f, &o, w[r*stride:], stride, x); return o },
+		func(r int) float32 { return dotF16With(f, w[r*stride:r*stride+len(x)], x) })
+}
+
+func dotBF16RowsWith(f features, y []float32, w []uint16, stride int, x []float32, add bool) {
+	r := 0
+	if n := len(x) &^ 7; f.avx2 && n > 0 {
+		r = len(y) &^ 3
+		if r > 0 {
+			dotBF16RowsAVX2(y[:r], w, stride, x[:n], b2i(add))
+			for i := 0; n < len(x) && i < r; i++ {
+				y[i] += dotBF16Go(w[i*stride+n:i*stride+len(x)], x[n:])
+			}
+		}
+	}
+	rowsFrom(r, y, add,
+		func(r int) (o [4]float32) { dotBF16x4With(f, &o, w[r*stride:], stride, x); return o },
+		func(r int) float32 { return dotBF16With(f, w[r*stride:r*stride+len(x)], x) })
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Accelerated reports whether this build and CPU run the assembly kernels.

@@ -14,6 +14,36 @@ func dotBF16(w []uint16, x []float32) float32 { return dotBF16Portable(w, x) }
 func dotQ8(wq []int8, ws []uint16, xq []int8, xs []float32, g int) float32 {
 	return dotQ8Portable(wq, ws, xq, xs, g)
 }
+func dotQ8Rows(y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int, add bool) {
+	dotQ8RowsFrom(cpuFeatures, 0, y, wq, ws, stride, sstride, xq, xs, g, add)
+}
+func dotQ8RowsWith(f features, y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int, add bool) {
+	dotQ8RowsFrom(f, 0, y, wq, ws, stride, sstride, xq, xs, g, add)
+}
+func dotF32Rows(y []float32, w []float32, stride int, x []float32, add bool) {
+	dotF32RowsWith(cpuFeatures, y, w, stride, x, add)
+}
+func dotF32RowsWith(f features, y []float32, w []float32, stride int, x []float32, add bool) {
+	rowsFrom(0, y, add,
+		func(r int) (o [4]float32) { dotF32x4With(f, &o, w[r*stride:], stride, x); return o },
+		func(r int) float32 { return dotF32With(f, w[r*stride:r*stride+len(x)], x) })
+}
+func dotF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
+	dotF16RowsWith(cpuFeatures, y, w, stride, x, add)
+}
+func dotF16RowsWith(f features, y []float32, w []uint16, stride int, x []float32, add bool) {
+	rowsFrom(0, y, add,
+		func(r int) (o [4]float32) { dotF16x4With(f, &o, w[r*stride:], stride, x); return o },
+		func(r int) float32 { return dotF16With(f, w[r*stride:r*stride+len(x)], x) })
+}
+func dotBF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
+	dotBF16RowsWith(cpuFeatures, y, w, stride, x, add)
+}
+func dotBF16RowsWith(f features, y []float32, w []uint16, stride int, x []float32, add bool) {
+	rowsFrom(0, y, add,
+		func(r int) (o [4]float32) { dotBF16x4With(f, &o, w[r*stride:], stride, x); return o },
+		func(r int) float32 { return dotBF16With(f, w[r*stride:r*stride+len(x)], x) })
+}
 func quantizeQ8(xq []int8, xs []float32, x []float32, g int) { quantizeQ8Go(xq, xs, x, g) }
 
 func dotF32x4(dst *[4]float32, w []float32, stride int, x []float32) {

@@ -166,23 +166,34 @@ reduce:
 	MOVSS  X0, ret+48(FP)
 	RET
 
-// The x4 float kernels keep two accumulators per row (Y0..Y3 for the first
+// The row kernels compute len(y)/4 blocks of four rows, stride elements
+// apart, in one call (decode streams a whole row range; one call per four
+// rows cost about an eighth of the streaming rate). They keep two
+// accumulators per row (Y0..Y3 for the first
 // eight elements of each 16-element step, Y4..Y7 for the second) so that the
 // four FMA chains per half never wait on each other.
 
-// func dotF32x4AVX2(dst *[4]float32, w []float32, stride int, x []float32)
-TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-64
-	MOVQ   w_base+8(FP), R8
-	MOVQ   stride+32(FP), R12
+// func dotF32RowsAVX2(y []float32, w []float32, stride int, x []float32, add int)
+TEXT ·dotF32RowsAVX2(SB), NOSPLIT, $16-88
+	MOVQ   y_len+8(FP), AX
+	SHRQ   $2, AX
+	JZ     ret
+	MOVQ   AX, 8(SP)
+	MOVQ   y_base+0(FP), AX
+	MOVQ   AX, 0(SP)
+	MOVQ   w_base+24(FP), R8
+	MOVQ   stride+48(FP), R12
 	SHLQ   $2, R12
-	ROWS4(R12)
 	LEAQ   (R12*4), R13
-	LEAQ   (R8)(R13*1), R14
-	LEAQ   (R9)(R13*1), R15
-	LEAQ   (R10)(R13*1), BX
-	LEAQ   (R11)(R13*1), SI
-	MOVQ   x_base+40(FP), DI
-	MOVQ   x_len+48(FP), CX
+
+rowblk:
+	ROWS4(R12)
+	LEAQ   512(R8)(R13*1), R14
+	LEAQ   512(R9)(R13*1), R15
+	LEAQ   512(R10)(R13*1), BX
+	LEAQ   512(R11)(R13*1), SI
+	MOVQ   x_base+56(FP), DI
+	MOVQ   x_len+64(FP), CX
 	XORQ   AX, AX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -197,8 +208,9 @@ TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-64
 	JZ     tail
 
 loop:
-	// Prefetch the same columns of the next four rows (the caller's next
-	// x4 step) so that one thread keeps enough reads in flight to stream.
+	// Prefetch the next block's rows 512 bytes ahead of these columns
+	// (R14..SI) so that one thread keeps enough reads in flight to
+	// stream; 512 measured best (f16 +6 % over no offset).
 	PREFETCHT0  (R14)(AX*4)
 	PREFETCHT0  (R15)(AX*4)
 	PREFETCHT0  (BX)(AX*4)
@@ -240,24 +252,45 @@ reduce:
 	VADDPS  Y6, Y2, Y2
 	VADDPS  Y7, Y3, Y3
 	HSUM4_Y0_Y3
-	MOVQ    dst+0(FP), R8
-	VMOVUPS X0, (R8)
+	MOVQ    0(SP), DX
+	MOVQ    add+80(FP), CX
+	TESTQ   CX, CX
+	JZ      store
+	VADDPS  (DX), X0, X0
+
+store:
+	VMOVUPS X0, (DX)
+	ADDQ    $16, DX
+	MOVQ    DX, 0(SP)
+	ADDQ    R13, R8
+	DECQ    8(SP)
+	JNZ     rowblk
 	VZEROUPPER
+
+ret:
 	RET
 
-// func dotF16x4AVX2(dst *[4]float32, w []uint16, stride int, x []float32)
-TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-64
-	MOVQ   w_base+8(FP), R8
-	MOVQ   stride+32(FP), R12
+// func dotF16RowsAVX2(y []float32, w []uint16, stride int, x []float32, add int)
+TEXT ·dotF16RowsAVX2(SB), NOSPLIT, $16-88
+	MOVQ   y_len+8(FP), AX
+	SHRQ   $2, AX
+	JZ     ret
+	MOVQ   AX, 8(SP)
+	MOVQ   y_base+0(FP), AX
+	MOVQ   AX, 0(SP)
+	MOVQ   w_base+24(FP), R8
+	MOVQ   stride+48(FP), R12
 	SHLQ   $1, R12
-	ROWS4(R12)
 	LEAQ   (R12*4), R13
-	LEAQ   (R8)(R13*1), R14
-	LEAQ   (R9)(R13*1), R15
-	LEAQ   (R10)(R13*1), BX
-	LEAQ   (R11)(R13*1), SI
-	MOVQ   x_base+40(FP), DI
-	MOVQ   x_len+48(FP), CX
+
+rowblk:
+	ROWS4(R12)
+	LEAQ   512(R8)(R13*1), R14
+	LEAQ   512(R9)(R13*1), R15
+	LEAQ   512(R10)(R13*1), BX
+	LEAQ   512(R11)(R13*1), SI
+	MOVQ   x_base+56(FP), DI
+	MOVQ   x_len+64(FP), CX
 	XORQ   AX, AX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -272,8 +305,9 @@ TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-64
 	JZ     tail
 
 loop:
-	// Prefetch the same columns of the next four rows (the caller's next
-	// x4 step) so that one thread keeps enough reads in flight to stream.
+	// Prefetch the next block's rows 512 bytes ahead of these columns
+	// (R14..SI) so that one thread keeps enough reads in flight to
+	// stream; 512 measured best (f16 +6 % over no offset).
 	PREFETCHT0  (R14)(AX*2)
 	PREFETCHT0  (R15)(AX*2)
 	PREFETCHT0  (BX)(AX*2)
@@ -319,24 +353,45 @@ reduce:
 	VADDPS  Y6, Y2, Y2
 	VADDPS  Y7, Y3, Y3
 	HSUM4_Y0_Y3
-	MOVQ    dst+0(FP), R8
-	VMOVUPS X0, (R8)
+	MOVQ    0(SP), DX
+	MOVQ    add+80(FP), CX
+	TESTQ   CX, CX
+	JZ      store
+	VADDPS  (DX), X0, X0
+
+store:
+	VMOVUPS X0, (DX)
+	ADDQ    $16, DX
+	MOVQ    DX, 0(SP)
+	ADDQ    R13, R8
+	DECQ    8(SP)
+	JNZ     rowblk
 	VZEROUPPER
+
+ret:
 	RET
 
-// func dotBF16x4AVX2(dst *[4]float32, w []uint16, stride int, x []float32)
-TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-64
-	MOVQ   w_base+8(FP), R8
-	MOVQ   stride+32(FP), R12
+// func dotBF16RowsAVX2(y []float32, w []uint16, stride int, x []float32, add int)
+TEXT ·dotBF16RowsAVX2(SB), NOSPLIT, $16-88
+	MOVQ   y_len+8(FP), AX
+	SHRQ   $2, AX
+	JZ     ret
+	MOVQ   AX, 8(SP)
+	MOVQ   y_base+0(FP), AX
+	MOVQ   AX, 0(SP)
+	MOVQ   w_base+24(FP), R8
+	MOVQ   stride+48(FP), R12
 	SHLQ   $1, R12
-	ROWS4(R12)
 	LEAQ   (R12*4), R13
-	LEAQ   (R8)(R13*1), R14
-	LEAQ   (R9)(R13*1), R15
-	LEAQ   (R10)(R13*1), BX
-	LEAQ   (R11)(R13*1), SI
-	MOVQ   x_base+40(FP), DI
-	MOVQ   x_len+48(FP), CX
+
+rowblk:
+	ROWS4(R12)
+	LEAQ   512(R8)(R13*1), R14
+	LEAQ   512(R9)(R13*1), R15
+	LEAQ   512(R10)(R13*1), BX
+	LEAQ   512(R11)(R13*1), SI
+	MOVQ   x_base+56(FP), DI
+	MOVQ   x_len+64(FP), CX
 	XORQ   AX, AX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -351,8 +406,9 @@ TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-64
 	JZ     tail
 
 loop:
-	// Prefetch the same columns of the next four rows (the caller's next
-	// x4 step) so that one thread keeps enough reads in flight to stream.
+	// Prefetch the next block's rows 512 bytes ahead of these columns
+	// (R14..SI) so that one thread keeps enough reads in flight to
+	// stream; 512 measured best (f16 +6 % over no offset).
 	PREFETCHT0  (R14)(AX*2)
 	PREFETCHT0  (R15)(AX*2)
 	PREFETCHT0  (BX)(AX*2)
@@ -410,7 +466,20 @@ reduce:
 	VADDPS  Y6, Y2, Y2
 	VADDPS  Y7, Y3, Y3
 	HSUM4_Y0_Y3
-	MOVQ    dst+0(FP), R8
-	VMOVUPS X0, (R8)
+	MOVQ    0(SP), DX
+	MOVQ    add+80(FP), CX
+	TESTQ   CX, CX
+	JZ      store
+	VADDPS  (DX), X0, X0
+
+store:
+	VMOVUPS X0, (DX)
+	ADDQ    $16, DX
+	MOVQ    DX, 0(SP)
+	ADDQ    R13, R8
+	DECQ    8(SP)
+	JNZ     rowblk
 	VZEROUPPER
+
+ret:
 	RET

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/x448/float16"
 )
 
 type namedFeatures struct {
@@ -375,6 +377,91 @@ func TestDotQ8x4Differential(t *testing.T) {
 	}
 }
 
+// The Rows tests run the row-range kernels over row counts that are not
+// multiples of four, padded strides, and with and without add, checking
+// every row against the exact value.
+
+var testRowCounts = []int{1, 3, 4, 5, 8, 13}
+
+// checkRowsResult compares y (computed from y0) with the exact row values.
+func checkRowsResult(t *testing.T, what string, y, y0 []float32, add bool, n int, exact func(row int) (float64, float64)) {
+	t.Helper()
+	for row := range y {
+		want, abs := exact(row)
+		if add {
+			want += float64(y0[row])
+			abs += math.Abs(float64(y0[row]))
+		}
+		if !withinSumError(y[row], want, abs, n+4) {
+			t.Errorf("%s add=%v row %d: got %v exact %v", what, add, row, y[row], want)
+		}
+	}
+}
+
+func TestDotRowsDifferential(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, fs := range testFeatureSets() {
+		for _, n := range []int{1, 7, 8, 9, 16, 24, 33, 100, 256, 1000} {
+			for _, rows := range testRowCounts {
+				for _, pad := range []int{0, 5} {
+					for _, add := range []bool{false, true} {
+						stride := n + pad
+						a := offsetCopy(randF32(r, (rows-1)*stride+n), pad)
+						h := offsetCopy(randF16(r, (rows-1)*stride+n), pad)
+						b := randBF16(r, (rows-1)*stride+n)
+						x := offsetCopy(randF32(r, n), 1)
+						y0 := randF32(r, rows)
+						what := fmt.Sprintf("%s n=%d rows=%d stride=%d", fs.name, n, rows, stride)
+						y := append([]float32(nil), y0...)
+						dotF32RowsWith(fs.f, y, a, stride, x, add)
+						checkRowsResult(t, "DotF32Rows "+what, y, y0, add, n, func(row int) (float64, float64) {
+							return exactDot(a[row*stride:row*stride+n], x, f32w)
+						})
+						y = append(y[:0], y0...)
+						dotF16RowsWith(fs.f, y, h, stride, x, add)
+						checkRowsResult(t, "DotF16Rows "+what, y, y0, add, n, func(row int) (float64, float64) {
+							return exactDot(h[row*stride:row*stride+n], x, f16w)
+						})
+						y = append(y[:0], y0...)
+						dotBF16RowsWith(fs.f, y, b, stride, x, add)
+						checkRowsResult(t, "DotBF16Rows "+what, y, y0, add, n, func(row int) (float64, float64) {
+							return exactDot(b[row*stride:row*stride+n], x, bf16w)
+						})
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDotQ8RowsDifferential(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, fs := range testFeatureSets() {
+		for _, group := range []int{32, 64, 48} {
+			for _, n := range []int{1, 31, 32, 33, 64, 96, 224, 256, 288, 1000, 2048} {
+				ng := (n + group - 1) / group
+				for _, rows := range testRowCounts {
+					for _, pad := range []int{0, 3} {
+						for _, add := range []bool{false, true} {
+							stride, sstride := n+pad*16, ng+pad
+							wq := offsetCopy(randQ8(r, (rows-1)*stride+n, -128), rows%3)
+							ws := randF16(r, (rows-1)*sstride+ng)
+							xq, xs := offsetCopy(randQ8(r, n, -127), 1), randF32(r, ng)
+							y0 := randF32(r, rows)
+							y := append([]float32(nil), y0...)
+							dotQ8RowsWith(fs.f, y, wq, ws, stride, sstride, xq, xs, group, add)
+							what := fmt.Sprintf("%s DotQ8Rows g=%d n=%d rows=%d pad=%d", fs.name, group, n, rows, pad)
+							checkRowsResult(t, what, y, y0, add, ng*8, func(row int) (float64, float64) {
+								return exactQ8(wq[row*stride:row*stride+n], ws[row*sstride:], xq, xs, group)
+							})
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestPublicAPI checks that the exported functions route to a path that
 // agrees with the references and enforce their length contracts.
 func TestPublicAPI(t *testing.T) {
@@ -418,6 +505,10 @@ func TestPublicAPI(t *testing.T) {
 		{"DotQ8 zero group", func() { DotQ8(wq[:n], ws, xq, xs, 0) }},
 		{"DotQ8 short scales", func() { DotQ8(wq[:n], ws[:1], xq, xs, group) }},
 		{"DotQ8x4 short scales", func() { DotQ8x4(wq, ws[:4*len(xs)-1], n, len(xs), xq, xs, group) }},
+		{"DotQ8Rows short quants", func() { DotQ8Rows(make([]float32, 4), wq[:4*n-1], ws, n, len(xs), xq, xs, group, false) }},
+		{"DotQ8Rows short scales", func() { DotQ8Rows(make([]float32, 4), wq, ws[:4*len(xs)-1], n, len(xs), xq, xs, group, false) }},
+		{"DotF16Rows short w", func() { DotF16Rows(make([]float32, 4), h[:4*n-1], n, x[:n], false) }},
+		{"DotF32Rows negative stride", func() { DotF32Rows(make([]float32, 2), a, -1, x[:n], false) }},
 	}
 	for _, p := range panics {
 		func() {
@@ -515,6 +606,19 @@ func FuzzDotQ8(f *testing.F) {
 			if got := dotQ8With(fs.f, wq, ws, xq, xs, group); !withinSumError(got, want, abs, ng*8) {
 				t.Fatalf("%s DotQ8 g=%d n=%d: got %v, exact %v", fs.name, group, n, got, want)
 			}
+			// Up to nine overlapping rows through the row-range kernel
+			// (the kernels only read).
+			rows := 1 + int(seed%9)
+			rs := n / (rows + 1)
+			m := n - (rows-1)*rs
+			y := make([]float32, rows)
+			dotQ8RowsWith(fs.f, y, wq, ws, rs, 0, xq[:m], xs, group, false)
+			for row := range rows {
+				wr, ar := exactQ8(wq[row*rs:row*rs+m], ws, xq, xs, group)
+				if !withinSumError(y[row], wr, ar, ng*8) {
+					t.Fatalf("%s DotQ8Rows g=%d n=%d rows=%d row %d: got %v, exact %v", fs.name, group, m, rows, row, y[row], wr)
+				}
+			}
 			var got4 [4]float32
 			stride := n / 4 // four overlapping rows; the kernels only read
 			dotQ8x4With(fs.f, &got4, wq, ws, stride, 0, xq[:n-3*stride], xs, group)
@@ -535,9 +639,37 @@ func FuzzDotF32(f *testing.F) {
 		a := offsetCopy(randF32(r, int(n%5000)), int(off%8))
 		x := randF32(r, len(a))
 		want, abs := exactDot(a, x, f32w)
+		rows := 1 + int(seed%9)
+		rs := len(a) / (rows + 1) // overlapping rows for the row-range kernels
+		m := len(a) - (rows-1)*rs
+		h, b := make([]uint16, len(a)), make([]uint16, len(a))
+		for i, v := range a {
+			h[i] = float16.Fromfloat32(v).Bits()
+			b[i] = uint16(math.Float32bits(v) >> 16)
+		}
+		y := make([]float32, rows)
 		for _, fs := range testFeatureSets() {
 			if got := dotF32With(fs.f, a, x); !withinSumError(got, want, abs, len(a)) {
 				t.Fatalf("%s DotF32 n=%d: got %v, exact %v", fs.name, len(a), got, want)
+			}
+			for _, k := range []struct {
+				name  string
+				run   func()
+				exact func(row int) (float64, float64)
+			}{
+				{"DotF32Rows", func() { dotF32RowsWith(fs.f, y, a, rs, x[:m], false) },
+					func(row int) (float64, float64) { return exactDot(a[row*rs:row*rs+m], x, f32w) }},
+				{"DotF16Rows", func() { dotF16RowsWith(fs.f, y, h, rs, x[:m], false) },
+					func(row int) (float64, float64) { return exactDot(h[row*rs:row*rs+m], x, f16w) }},
+				{"DotBF16Rows", func() { dotBF16RowsWith(fs.f, y, b, rs, x[:m], false) },
+					func(row int) (float64, float64) { return exactDot(b[row*rs:row*rs+m], x, bf16w) }},
+			} {
+				k.run()
+				for row := range rows {
+					if wr, ar := k.exact(row); !withinSumError(y[row], wr, ar, m) {
+						t.Fatalf("%s %s n=%d rows=%d row %d: got %v, exact %v", fs.name, k.name, m, rows, row, y[row], wr)
+					}
+				}
 			}
 		}
 	})

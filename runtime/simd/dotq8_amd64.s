@@ -716,23 +716,64 @@ done:
 	VCVTDQ2PS        ACC, ACC; \
 	VFMADD231PS.BCST OFF(SP)(R14*1), ACC, FACC
 
-// func dotQ8x4VNNI32(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int)
-TEXT ·dotQ8x4VNNI32(SB), NOSPLIT, $144-128
-	Q8X4_SETUP
-	MOVQ   stride+56(FP), AX
+// func dotQ8RowsVNNI32(y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, add int)
+//
+// y[r] (+)= row r times x for len(y) rows, a multiple of 4: row r's quants
+// start at wq[r·stride], its scales at ws[r·sstride]; a row has len(xq) =
+// 32·len(xs) quants. The quants of the next block and, at every step of
+// eight groups, the scales of the next block are prefetched: the scale
+// stream is too thin for the hardware prefetcher to pick up, and without
+// it decode streams about 30 % slower.
+TEXT ·dotQ8RowsVNNI32(SB), NOSPLIT, $184-144
+	MOVQ   y_len+8(FP), AX
+	SHRQ   $2, AX
+	JZ     ret
+	MOVQ   AX, 152(SP)
+	MOVQ   y_base+0(FP), AX
+	MOVQ   AX, 144(SP)
+	MOVQ   wq_base+24(FP), R8
+	MOVQ   R8, 168(SP)
+	MOVQ   ws_base+48(FP), R12
+	MOVQ   R12, 176(SP)
+	// Quants are prefetched one block (four rows) and 512 bytes ahead,
+	// the best of the distances measured.
+	MOVQ   stride+72(FP), AX
 	SHLQ   $2, AX
+	ADDQ   $512, AX
 	MOVQ   AX, 136(SP)
-	MOVQ   CX, R15
+	MOVQ   sstride+80(FP), AX
+	SHLQ   $3, AX
+	MOVQ   AX, 160(SP)
 	C80_Z14
 	Q8PAIR_CONST
+
+rowblk:
+	MOVQ   stride+72(FP), AX
+	ROWS4(AX)
+	MOVQ   sstride+80(FP), AX
+	SHLQ   $1, AX
+	LEAQ   (R12)(AX*1), R13
+	LEAQ   (R13)(AX*1), BX
+	LEAQ   (BX)(AX*1), SI
+	MOVQ   xq_base+88(FP), DI
+	MOVQ   xs_base+112(FP), DX
+	MOVQ   xs_len+120(FP), CX
+	MOVQ   CX, R15
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
 	VPXORD Z28, Z28, Z28
 	VPXORD Z29, Z29, Z29
 	VPXORD Z30, Z30, Z30
 	VPXORD Z31, Z31, Z31
-	TESTQ  R15, R15
-	JZ     done
 
 block:
+	MOVQ       160(SP), AX
+	PREFETCHT0 (R12)(AX*1)
+	PREFETCHT0 (R13)(AX*1)
+	PREFETCHT0 (BX)(AX*1)
+	PREFETCHT0 (SI)(AX*1)
 	Q8VNNI_BLOCK
 	VMOVUPS.Z (DX), K1, Y13
 	Q8X4_ROWSCALE(R12, Y20)
@@ -751,9 +792,6 @@ block:
 	MOVQ      136(SP), AX
 
 pair:
-	// Fetch the same line of the next four rows (the caller's next x4
-	// step): the rows are 4·stride bytes apart, and a single thread's
-	// demand misses alone cannot keep enough reads in flight to stream.
 	PREFETCHT0 (R8)(AX*1)
 	PREFETCHT0 (R9)(AX*1)
 	PREFETCHT0 (R10)(AX*1)
@@ -802,7 +840,6 @@ next:
 	SUBQ CX, R15
 	JNZ  block
 
-done:
 	VADDPS        Z28, Z4, Z4
 	VADDPS        Z29, Z5, Z5
 	VADDPS        Z30, Z6, Z6
@@ -820,7 +857,32 @@ done:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $1, Y0, X1
 	VADDPS        X1, X0, X0
-	MOVQ          dst+0(FP), R8
-	VMOVUPS       X0, (R8)
+	MOVQ          144(SP), AX
+	MOVQ          add+136(FP), CX
+	TESTQ         CX, CX
+	JZ            store
+	VADDPS        (AX), X0, X0
+
+store:
+	VMOVUPS X0, (AX)
+	ADDQ    $16, AX
+	MOVQ    AX, 144(SP)
+
+	// Next block: four rows further.
+	MOVQ    stride+72(FP), AX
+	SHLQ    $2, AX
+	ADDQ    168(SP), AX
+	MOVQ    AX, 168(SP)
+	MOVQ    AX, R8
+	MOVQ    160(SP), AX
+	ADDQ    176(SP), AX
+	MOVQ    AX, 176(SP)
+	MOVQ    AX, R12
+	DECQ    152(SP)
+	JNZ     rowblk
 	VZEROUPPER
+
+ret:
 	RET
+
+
