@@ -67,30 +67,34 @@ type acts struct {
 }
 
 // tile computes Y[t, r] (+)= W[r,:]·X[t,:] for r in [r0, r1), t in [t0, t1).
-// Each token's row range goes through one simd Rows call, which streams the
-// rows four at a time (one activation read serves four rows).
+// Float weights go through the simd Mat kernels (register tiles of four
+// rows × four tokens); q8 weights through one Rows call per token, which
+// streams the rows four at a time (one activation read serves four rows).
 func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool) {
 	c := d.cols
-	for t := t0; t < t1; t++ {
-		y := Y[t*ldy+r0 : t*ldy+r1]
-		x := a.x[t*c : (t+1)*c]
-		switch d.enc.Kind {
-		case quant.KindF32:
-			simd.DotF32Rows(y, d.f32[r0*c:r1*c], c, x, add)
-		case quant.KindF16:
-			simd.DotF16Rows(y, d.u16[r0*c:r1*c], c, x, add)
-		case quant.KindBF16:
-			simd.DotBF16Rows(y, d.u16[r0*c:r1*c], c, x, add)
-		case quant.KindQ8:
-			g, ng := d.enc.Group, d.ng
+	rows, toks := r1-r0, t1-t0
+	y := Y[t0*ldy+r0:]
+	x := a.x[t0*c : t1*c]
+	switch d.enc.Kind {
+	case quant.KindF32:
+		simd.MatF32(y, ldy, d.f32[r0*c:r1*c], c, x, c, rows, toks, c, add)
+	case quant.KindF16:
+		simd.MatF16(y, ldy, d.u16[r0*c:r1*c], c, x, c, rows, toks, c, add)
+	case quant.KindBF16:
+		simd.MatBF16(y, ldy, d.u16[r0*c:r1*c], c, x, c, rows, toks, c, add)
+	case quant.KindQ8:
+		g, ng := d.enc.Group, d.ng
+		for t := t0; t < t1; t++ {
+			y := Y[t*ldy+r0 : t*ldy+r1]
 			if a.useQ8 {
 				xq := a.xq[t*c : (t+1)*c]
 				xs := a.xs[t*ng : (t+1)*ng]
 				simd.DotQ8Rows(y, d.q[r0*c:r1*c], d.s[r0*ng:r1*ng], c, ng, xq, xs, g, add)
-			} else {
-				for r := r0; r < r1; r++ {
-					store1(y, r-r0, dotQ8F32(d.q[r*c:(r+1)*c], d.s[r*ng:(r+1)*ng], x, g), add)
-				}
+				continue
+			}
+			x := a.x[t*c : (t+1)*c]
+			for r := r0; r < r1; r++ {
+				store1(y, r-r0, dotQ8F32(d.q[r*c:(r+1)*c], d.s[r*ng:(r+1)*ng], x, g), add)
 			}
 		}
 	}

@@ -9,8 +9,9 @@ import "golang.org/x/sys/cpu"
 // values (down to the zero value, the pure-Go path) to the *With functions to
 // check every kernel this CPU can execute against the references.
 type features struct {
-	avx2 bool // AVX2 + FMA + F16C: float kernels and the VPMADDUBSW q8 kernels
-	vnni bool // AVX-512 F/BW/VL + VNNI: the VPDPBUSD q8 kernels (512-bit when group%64 == 0)
+	avx2   bool // AVX2 + FMA + F16C: float kernels and the VPMADDUBSW q8 kernels
+	avx512 bool // AVX-512 F/VL: the register-tiled matrix-matrix float kernels
+	vnni   bool // AVX-512 F/BW/VL + VNNI: the VPDPBUSD q8 kernels (512-bit when group%64 == 0)
 }
 
 var cpuFeatures = detectFeatures()
@@ -18,7 +19,8 @@ var cpuFeatures = detectFeatures()
 func detectFeatures() features {
 	x := &cpu.X86
 	f := features{avx2: x.HasAVX && x.HasAVX2 && x.HasFMA && x.HasF16C}
-	f.vnni = f.avx2 && x.HasAVX512F && x.HasAVX512BW && x.HasAVX512VL && x.HasAVX512VNNI
+	f.avx512 = f.avx2 && x.HasAVX512F && x.HasAVX512VL
+	f.vnni = f.avx512 && x.HasAVX512BW && x.HasAVX512VNNI
 	return f
 }
 
@@ -68,6 +70,15 @@ func dotQ8x4AVX2(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, x
 //go:noescape
 func dotQ8x4VNNI(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int)
 
+//go:noescape
+func tileF32AVX512(y []float32, ldy int, w []float32, wstride int, x []float32, xstride int, n int, add int)
+
+//go:noescape
+func tileF16AVX512(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride int, n int, add int)
+
+//go:noescape
+func tileBF16AVX512(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride int, n int, add int)
+
 func dotF32(a, b []float32) float32           { return dotF32With(cpuFeatures, a, b) }
 func dotF16(w []uint16, x []float32) float32  { return dotF16With(cpuFeatures, w, x) }
 func dotBF16(w []uint16, x []float32) float32 { return dotBF16With(cpuFeatures, w, x) }
@@ -85,6 +96,15 @@ func dotF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
 }
 func dotBF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
 	dotBF16RowsWith(cpuFeatures, y, w, stride, x, add)
+}
+func matF32(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	matF32With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
+}
+func matF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	matF16With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
+}
+func matBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	matBF16With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
 func quantizeQ8(xq []int8, xs []float32, x []float32, g int) { quantizeQ8Go(xq, xs, x, g) }
 
@@ -273,6 +293,75 @@ func dotBF16RowsWith(f features, y []float32, w []uint16, stride int, x []float3
 	rowsFrom(r, y, add,
 		func(r int) (o [4]float32) { dotBF16x4With(f, &o, w[r*stride:], stride, x); return o },
 		func(r int) float32 { return dotBF16With(f, w[r*stride:r*stride+len(x)], x) })
+}
+
+func matF32With(f features, y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	var tile func(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, n int, add bool)
+	if f.avx512 && n >= 16 {
+		tile = tileF32
+	}
+	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, tile, dotF32RowsWith)
+}
+
+// tileF32 runs the 4×4 kernel over the largest multiple of 16 and adds the
+// rest of each of the sixteen dot products here.
+func tileF32(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, n int, add bool) {
+	n16 := n &^ 15
+	tileF32AVX512(y, ldy, w, wstride, x, xstride, n16, b2i(add))
+	if n16 == n {
+		return
+	}
+	for t := range 4 {
+		for r := range 4 {
+			y[t*ldy+r] += dotF32Go(w[r*wstride+n16:r*wstride+n], x[t*xstride+n16:t*xstride+n])
+		}
+	}
+}
+
+func matF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	var tile func(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool)
+	if f.avx512 && n >= 16 {
+		tile = tileF16
+	}
+	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, tile, dotF16RowsWith)
+}
+
+// tileF16 runs the 4×4 kernel over the largest multiple of 16 and adds the
+// rest of each of the sixteen dot products here.
+func tileF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool) {
+	n16 := n &^ 15
+	tileF16AVX512(y, ldy, w, wstride, x, xstride, n16, b2i(add))
+	if n16 == n {
+		return
+	}
+	for t := range 4 {
+		for r := range 4 {
+			y[t*ldy+r] += dotF16Go(w[r*wstride+n16:r*wstride+n], x[t*xstride+n16:t*xstride+n])
+		}
+	}
+}
+
+func matBF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	var tile func(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool)
+	if f.avx512 && n >= 16 {
+		tile = tileBF16
+	}
+	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, tile, dotBF16RowsWith)
+}
+
+// tileBF16 runs the 4×4 kernel over the largest multiple of 16 and adds the
+// rest of each of the sixteen dot products here.
+func tileBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool) {
+	n16 := n &^ 15
+	tileBF16AVX512(y, ldy, w, wstride, x, xstride, n16, b2i(add))
+	if n16 == n {
+		return
+	}
+	for t := range 4 {
+		for r := range 4 {
+			y[t*ldy+r] += dotBF16Go(w[r*wstride+n16:r*wstride+n], x[t*xstride+n16:t*xstride+n])
+		}
+	}
 }
 
 func b2i(b bool) int {

@@ -9,8 +9,11 @@ func testFeatureSets() []namedFeatures {
 	if cpuFeatures.avx2 {
 		sets = append(sets, namedFeatures{"avx2", features{avx2: true}})
 	}
+	if cpuFeatures.avx512 {
+		sets = append(sets, namedFeatures{"avx512", features{avx2: true, avx512: true}})
+	}
 	if cpuFeatures.vnni {
-		sets = append(sets, namedFeatures{"avx512vnni", features{avx2: true, vnni: true}})
+		sets = append(sets, namedFeatures{"avx512vnni", features{avx2: true, avx512: true, vnni: true}})
 	}
 	return sets
 }

@@ -44,6 +44,24 @@ func dotBF16RowsWith(f features, y []float32, w []uint16, stride int, x []float3
 		func(r int) (o [4]float32) { dotBF16x4With(f, &o, w[r*stride:], stride, x); return o },
 		func(r int) float32 { return dotBF16With(f, w[r*stride:r*stride+len(x)], x) })
 }
+func matF32(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	matF32With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
+}
+func matF32With(f features, y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, nil, dotF32RowsWith)
+}
+func matF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	matF16With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
+}
+func matF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, nil, dotF16RowsWith)
+}
+func matBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	matBF16With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
+}
+func matBF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, nil, dotBF16RowsWith)
+}
 func quantizeQ8(xq []int8, xs []float32, x []float32, g int) { quantizeQ8Go(xq, xs, x, g) }
 
 func dotF32x4(dst *[4]float32, w []float32, stride int, x []float32) {

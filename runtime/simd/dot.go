@@ -100,6 +100,69 @@ func DotBF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
 	dotBF16Rows(y, w, stride, x, add)
 }
 
+// The Mat functions compute a block of a matrix-matrix product, as prefill
+// and evaluation need it: y[t·ldy + r] = Σ_{i<n} w[r·wstride+i]·x[t·xstride+i]
+// for rows r < rows and tokens t < tokens (y[…] += … when add). Where the CPU
+// allows, four rows × four tokens go through one register-tiled kernel, so
+// each weight vector loaded serves four tokens; leftover rows and tokens
+// use the Rows kernels. Results agree with the Rows functions up to
+// summation order.
+
+// MatF32 is the Mat variant of DotF32Rows.
+func MatF32(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	checkMat(len(y), ldy, len(w), wstride, len(x), xstride, rows, tokens, n)
+	matF32(y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
+}
+
+// MatF16 is the Mat variant of DotF16Rows.
+func MatF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	checkMat(len(y), ldy, len(w), wstride, len(x), xstride, rows, tokens, n)
+	matF16(y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
+}
+
+// MatBF16 is the Mat variant of DotBF16Rows.
+func MatBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	checkMat(len(y), ldy, len(w), wstride, len(x), xstride, rows, tokens, n)
+	matBF16(y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
+}
+
+// checkMat panics unless the operands of a Mat call fit their slices.
+func checkMat(ly, ldy, lw, wstride, lx, xstride, rows, tokens, n int) {
+	if rows < 0 || tokens < 0 || n < 0 {
+		panic("simd: negative matrix dimension")
+	}
+	if rows == 0 || tokens == 0 {
+		return
+	}
+	checkRows(rows, lw, wstride, n)
+	checkRows(tokens, lx, xstride, n)
+	checkRows(tokens, ly, ldy, rows)
+}
+
+// matFrom walks a Mat call: 4×4 tiles with tile (nil: none), then the
+// leftover rows of those tokens and the leftover tokens with the Rows
+// kernel. Tokens are the outer loop: four activation rows stay in L1 while
+// the weight rows stream past them.
+func matFrom[T any](f features, y []float32, ldy int, w []T, wstride int, x []float32, xstride, rows, tokens, n int, add bool,
+	tile func(y []float32, ldy int, w []T, wstride int, x []float32, xstride, n int, add bool),
+	rowsK func(f features, y []float32, w []T, stride int, x []float32, add bool)) {
+	t := 0
+	if tile != nil {
+		for ; t+4 <= tokens; t += 4 {
+			r := 0
+			for ; r+4 <= rows; r += 4 {
+				tile(y[t*ldy+r:], ldy, w[r*wstride:], wstride, x[t*xstride:], xstride, n, add)
+			}
+			for u := t; u < t+4 && r < rows; u++ {
+				rowsK(f, y[u*ldy+r:u*ldy+rows], w[r*wstride:], wstride, x[u*xstride:u*xstride+n], add)
+			}
+		}
+	}
+	for ; t < tokens; t++ {
+		rowsK(f, y[t*ldy:t*ldy+rows], w, wstride, x[t*xstride:t*xstride+n], add)
+	}
+}
+
 // DotQ8Rows is the Rows variant of DotQ8 (see DotQ8x4 for the layout): row
 // r's quants start at wq[r·stride] and its scales at ws[r·sstride].
 func DotQ8Rows(y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int, add bool) {

@@ -434,6 +434,73 @@ func TestDotRowsDifferential(t *testing.T) {
 	}
 }
 
+// TestMatDifferential checks the matrix-matrix functions (4×4 tiles plus
+// leftover rows and tokens) against exact values, with padded strides and
+// sizes around the tile and vector widths.
+func TestMatDifferential(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, fs := range testFeatureSets() {
+		for _, n := range []int{1, 15, 16, 17, 40, 64, 100, 257} {
+			for _, rows := range []int{1, 4, 7, 9} {
+				for _, tokens := range []int{1, 3, 4, 5, 8, 11} {
+					for _, add := range []bool{false, true} {
+						ws, xs, ldy := n+3, n+1, rows+2
+						a := randF32(r, (rows-1)*ws+n)
+						h := randF16(r, (rows-1)*ws+n)
+						b := randBF16(r, (rows-1)*ws+n)
+						x := randF32(r, (tokens-1)*xs+n)
+						y0 := randF32(r, (tokens-1)*ldy+rows)
+						what := fmt.Sprintf("%s n=%d rows=%d tokens=%d add=%v", fs.name, n, rows, tokens, add)
+						for _, k := range []struct {
+							name  string
+							run   func(y []float32)
+							exact func(row, tok int) (float64, float64)
+						}{
+							{"MatF32", func(y []float32) { matF32With(fs.f, y, ldy, a, ws, x, xs, rows, tokens, n, add) },
+								func(row, tok int) (float64, float64) {
+									return exactDot(a[row*ws:row*ws+n], x[tok*xs:], f32w)
+								}},
+							{"MatF16", func(y []float32) { matF16With(fs.f, y, ldy, h, ws, x, xs, rows, tokens, n, add) },
+								func(row, tok int) (float64, float64) {
+									return exactDot(h[row*ws:row*ws+n], x[tok*xs:], f16w)
+								}},
+							{"MatBF16", func(y []float32) { matBF16With(fs.f, y, ldy, b, ws, x, xs, rows, tokens, n, add) },
+								func(row, tok int) (float64, float64) {
+									return exactDot(b[row*ws:row*ws+n], x[tok*xs:], bf16w)
+								}},
+						} {
+							y := append([]float32(nil), y0...)
+							k.run(y)
+							for tok := range tokens {
+								for row := range ldy {
+									i := tok*ldy + row
+									if i >= len(y) {
+										break
+									}
+									if row >= rows { // padding between tokens: untouched
+										if y[i] != y0[i] {
+											t.Errorf("%s %s: wrote padding y[%d]", k.name, what, i)
+										}
+										continue
+									}
+									want, abs := k.exact(row, tok)
+									if add {
+										want += float64(y0[i])
+										abs += math.Abs(float64(y0[i]))
+									}
+									if !withinSumError(y[i], want, abs, n+4) {
+										t.Errorf("%s %s row %d token %d: got %v exact %v", k.name, what, row, tok, y[i], want)
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestDotQ8RowsDifferential(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, fs := range testFeatureSets() {
@@ -509,6 +576,8 @@ func TestPublicAPI(t *testing.T) {
 		{"DotQ8Rows short scales", func() { DotQ8Rows(make([]float32, 4), wq, ws[:4*len(xs)-1], n, len(xs), xq, xs, group, false) }},
 		{"DotF16Rows short w", func() { DotF16Rows(make([]float32, 4), h[:4*n-1], n, x[:n], false) }},
 		{"DotF32Rows negative stride", func() { DotF32Rows(make([]float32, 2), a, -1, x[:n], false) }},
+		{"MatF16 short y", func() { MatF16(make([]float32, 2*n+3), n, h, n, x, 0, 4, 3, n, false) }},
+		{"MatF32 short x", func() { MatF32(make([]float32, 16), 4, a, n, x[:n], n, 4, 2, n, false) }},
 	}
 	for _, p := range panics {
 		func() {
