@@ -26,7 +26,7 @@ type Session struct {
 	cap                    int // tokens the scratch below is sized for
 	x, xn, q, v, att, g, u []float32
 	cos, sin               []float32
-	scores                 []float32 // [threads, max]
+	scores                 []float32 // [threads, attnTokBlock, max]
 	logits                 []float32 // decode logits, [vocab]
 	rowScr                 []float32
 	aj                     attnJob
@@ -55,7 +55,7 @@ func (m *Model) NewSession(maxTokens int) (*Session, error) {
 		s.kc[l] = make([]float32, maxTokens*m.kvDim)
 		s.vc[l] = make([]float32, maxTokens*m.kvDim)
 	}
-	s.scores = make([]float32, m.pool.threads*maxTokens)
+	s.scores = make([]float32, m.pool.threads*attnTokBlock*maxTokens)
 	s.logits = make([]float32, m.cfg.VocabSize)
 	s.rowScr = make([]float32, m.embdScratch)
 	s.aj.s = s
@@ -417,29 +417,35 @@ func (j *attnJob) run(block, worker int) {
 	kvh := head / (c.NumHeads / c.NumKVHeads)
 	kc, vc := s.kc[j.l], s.vc[j.l]
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	sc := s.scores[worker*s.max : (worker+1)*s.max]
-	for t := tb * attnTokBlock; t < min((tb+1)*attnTokBlock, j.T); t++ {
-		q := s.q[t*m.qDim+head*hd : t*m.qDim+(head+1)*hd]
+	t0, t1 := tb*attnTokBlock, min((tb+1)*attnTokBlock, j.T)
+	// The block's queries against every position the last of them sees,
+	// as one matrix product: scores[t, p] = q_t·k_p (positions past a
+	// token's own are computed, then given zero weight).
+	np := j.p0 + t1
+	sc := s.scores[worker*attnTokBlock*s.max:][:(t1-t0)*np]
+	simd.MatF32(sc, np, kc[kvh*hd:], m.kvDim, s.q[t0*m.qDim+head*hd:], m.qDim, np, t1-t0, hd, false)
+	for t := t0; t < t1; t++ {
+		w := sc[(t-t0)*np : (t-t0+1)*np]
 		npos := j.p0 + t + 1
 		mx := float32(math.Inf(-1))
 		for p := range npos {
-			k := kc[p*m.kvDim+kvh*hd : p*m.kvDim+(kvh+1)*hd]
-			v := simd.DotF32(q, k) * scale
-			sc[p] = v
-			mx = max(mx, v)
+			w[p] *= scale
+			mx = max(mx, w[p])
 		}
 		var sum float64
 		for p := range npos {
-			e := float32(math.Exp(float64(sc[p] - mx)))
-			sc[p] = e
+			e := float32(math.Exp(float64(w[p] - mx)))
+			w[p] = e
 			sum += float64(e)
 		}
 		inv := float32(1 / sum)
-		out := s.att[t*m.qDim+head*hd : t*m.qDim+(head+1)*hd]
-		w := sc[:npos]
-		for i := range out {
-			row := (kvh*hd + i) * s.max
-			out[i] = simd.DotF32(w, vc[row:row+npos]) * inv
+		for p := range npos {
+			w[p] *= inv
 		}
+		clear(w[npos:])
 	}
+	// out[t, i] = Σ_p w[t, p]·v[p, i]; the value cache is stored
+	// transposed (row kvh·hd+i holds v[·, i]), so this is again a matrix
+	// product with the cache rows as weights.
+	simd.MatF32(s.att[t0*m.qDim+head*hd:], m.qDim, vc[kvh*hd*s.max:], s.max, sc, np, hd, t1-t0, np, false)
 }

@@ -65,6 +65,9 @@ func dotQ8VNNI32(wq []int8, ws []uint16, xq []int8, xs []float32, group int) flo
 func dotQ8RowsVNNI32(y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, add int)
 
 //go:noescape
+func quantizeQ8AVX512(xq []int8, xs []float32, x []float32)
+
+//go:noescape
 func dotQ8x4AVX2(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int)
 
 //go:noescape
@@ -106,7 +109,9 @@ func matF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride,
 func matBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	matBF16With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
-func quantizeQ8(xq []int8, xs []float32, x []float32, g int) { quantizeQ8Go(xq, xs, x, g) }
+func quantizeQ8(xq []int8, xs []float32, x []float32, g int) {
+	quantizeQ8With(cpuFeatures, xq, xs, x, g)
+}
 
 func dotF32x4(dst *[4]float32, w []float32, stride int, x []float32) {
 	dotF32x4With(cpuFeatures, dst, w, stride, x)
@@ -361,6 +366,20 @@ func tileBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstrid
 		for r := range 4 {
 			y[t*ldy+r] += dotBF16Go(w[r*wstride+n16:r*wstride+n], x[t*xstride+n16:t*xstride+n])
 		}
+	}
+}
+
+// quantizeQ8With runs the AVX-512 quantizer over the whole groups of 32 and
+// the reference over a shorter last group (and every other group size).
+func quantizeQ8With(f features, xq []int8, xs []float32, x []float32, group int) {
+	full := len(x) / 32
+	if !f.avx512 || group != 32 || full == 0 {
+		quantizeQ8Go(xq, xs, x, group)
+		return
+	}
+	quantizeQ8AVX512(xq[:full*32], xs[:full], x[:full*32])
+	if n := full * 32; n < len(x) {
+		quantizeQ8Go(xq[n:], xs[full:], x[n:], group)
 	}
 }
 

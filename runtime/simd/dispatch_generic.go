@@ -63,6 +63,9 @@ func matBF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []
 	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, nil, dotBF16RowsWith)
 }
 func quantizeQ8(xq []int8, xs []float32, x []float32, g int) { quantizeQ8Go(xq, xs, x, g) }
+func quantizeQ8With(_ features, xq []int8, xs []float32, x []float32, g int) {
+	quantizeQ8Go(xq, xs, x, g)
+}
 
 func dotF32x4(dst *[4]float32, w []float32, stride int, x []float32) {
 	dotF32x4Portable(dst, w, stride, x)

@@ -327,6 +327,11 @@ func quantizeQ8Go(xq []int8, xs []float32, x []float32, group int) {
 		for _, v := range x[lo:hi] {
 			amax = max(amax, float32(math.Abs(float64(v))))
 		}
+		if amax < 0x1p-120 {
+			// 1/(amax/127) would overflow: a group this small (far
+			// below any activation that matters) quantizes to zeros.
+			amax = 0
+		}
 		d := amax / 127
 		xs[g] = d
 		var inv float32

@@ -591,6 +591,50 @@ func TestPublicAPI(t *testing.T) {
 	}
 }
 
+// checkQuantizeQ8 compares every path's quantization of x with the reference
+// bit for bit.
+func checkQuantizeQ8(t *testing.T, x []float32, group int) {
+	t.Helper()
+	ng := (len(x) + group - 1) / group
+	wq, ws := make([]int8, len(x)), make([]float32, ng)
+	quantizeQ8Go(wq, ws, x, group)
+	for _, fs := range testFeatureSets() {
+		gq, gs := make([]int8, len(x)), make([]float32, ng)
+		quantizeQ8With(fs.f, gq, gs, x, group)
+		for g := range ng {
+			if math.Float32bits(gs[g]) != math.Float32bits(ws[g]) {
+				t.Fatalf("%s g=%d n=%d: scale %d is %v, reference %v", fs.name, group, len(x), g, gs[g], ws[g])
+			}
+		}
+		for i := range x {
+			if gq[i] != wq[i] {
+				t.Fatalf("%s g=%d n=%d: x[%d]=%v quantized to %d, reference %d", fs.name, group, len(x), i, x[i], gq[i], wq[i])
+			}
+		}
+	}
+}
+
+// TestQuantizeQ8Differential: the assembly quantizer equals the reference
+// exactly, including ties (x·inv = k + ½, which must round away from zero)
+// and groups of zeros.
+func TestQuantizeQ8Differential(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, group := range []int{32, 64} {
+		for _, n := range []int{0, 1, 31, 32, 33, 64, 100, 1000, 4096} {
+			x := randF32(r, n)
+			checkQuantizeQ8(t, x, group)
+		}
+	}
+	// amax 127 gives scale 1 and inv 1: x itself is rounded.
+	ties := make([]float32, 64)
+	for i := range ties {
+		ties[i] = float32(i%16)/2 - 3.75 + 0.25*float32(i%2)
+	}
+	ties[0], ties[40] = 127, -127
+	checkQuantizeQ8(t, ties, 32)
+	checkQuantizeQ8(t, make([]float32, 96), 32)
+}
+
 func TestQuantizeQ8(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
 	for _, group := range []int{32, 64, 128} {
@@ -698,6 +742,22 @@ func FuzzDotQ8(f *testing.F) {
 				}
 			}
 		}
+	})
+}
+
+func FuzzQuantizeQ8(f *testing.F) {
+	f.Add(make([]byte, 128))
+	f.Add([]byte{0, 0, 0x20, 0x40, 0, 0, 0xfe, 0x42, 0, 0, 0x20, 0xc0})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		x := make([]float32, len(raw)/4)
+		for i := range x {
+			v := math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
+			if v != v || math.IsInf(float64(v), 0) {
+				v = 0 // activations are finite
+			}
+			x[i] = v
+		}
+		checkQuantizeQ8(t, x, 32)
 	})
 }
 

@@ -886,3 +886,91 @@ ret:
 	RET
 
 
+
+// func quantizeQ8AVX512(xq []int8, xs []float32, x []float32)
+//
+// quantizeQ8Go for len(xs) whole groups of 32: xs[g] = max|x|/127, and
+// xq = round(x·(1/xs[g])) rounded half away from zero, as math.Round does
+// (VCVTPS2DQ would round half to even): t = trunc(v), then t moves one away
+// from zero where |v − t| ≥ 0.5. Every step is exact for |v| ≤ 127, so the
+// result equals the Go reference bit for bit (NaN inputs excepted). A group
+// whose max|x| is below 2^-120 is a zero group, as in the reference.
+TEXT ·quantizeQ8AVX512(SB), NOSPLIT, $0-72
+	MOVQ         xq_base+0(FP), DI
+	MOVQ         xs_base+24(FP), DX
+	MOVQ         xs_len+32(FP), CX
+	MOVQ         x_base+48(FP), SI
+	TESTQ        CX, CX
+	JZ           qdone
+	MOVL         $0x7fffffff, AX
+	VPBROADCASTD AX, Z31                // |·| mask
+	MOVL         $0x80000000, AX
+	VPBROADCASTD AX, Z30                // sign mask
+	MOVL         $0x3f000000, AX
+	VPBROADCASTD AX, Z29                // 0.5
+	MOVL         $0x3f800000, AX
+	VPBROADCASTD AX, Z28                // 1.0
+	MOVL         $0x42fe0000, AX
+	VMOVD        AX, X27                // 127.0
+	MOVL         $0x3f800000, AX
+	VMOVD        AX, X26                // 1.0
+	MOVL         $0x03800000, AX
+	VMOVD        AX, X25                // 2^-120
+
+qloop:
+	VMOVUPS       (SI), Z0
+	VMOVUPS       64(SI), Z1
+	VANDPS        Z31, Z0, Z2
+	VANDPS        Z31, Z1, Z3
+	VMAXPS        Z3, Z2, Z2
+	VEXTRACTF64X4 $1, Z2, Y3
+	VMAXPS        Y3, Y2, Y2
+	VEXTRACTF128  $1, Y2, X3
+	VMAXPS        X3, X2, X2
+	VMOVHLPS      X2, X2, X3
+	VMAXPS        X3, X2, X2
+	VMOVSHDUP     X2, X3
+	VMAXSS        X3, X2, X2            // amax
+	VUCOMISS      X25, X2
+	JCC           qnorm
+	VXORPS        X2, X2, X2            // too small to invert: a zero group
+
+qnorm:
+	VDIVSS        X27, X2, X2           // d = amax/127
+	VMOVSS        X2, (DX)
+	VXORPS        X4, X4, X4
+	VUCOMISS      X4, X2
+	JEQ           qzero
+	VDIVSS        X2, X26, X4           // inv = 1/d
+
+qzero:
+	VBROADCASTSS  X4, Z4
+	VMULPS        Z4, Z0, Z0            // v = x·inv
+	VMULPS        Z4, Z1, Z1
+	VRNDSCALEPS   $0x0b, Z0, Z2         // t = trunc(v)
+	VRNDSCALEPS   $0x0b, Z1, Z3
+	VSUBPS        Z2, Z0, Z5            // v − t
+	VSUBPS        Z3, Z1, Z6
+	VANDPS        Z31, Z5, Z5
+	VANDPS        Z31, Z6, Z6
+	VCMPPS        $0x1d, Z29, Z5, K1    // |v − t| ≥ 0.5
+	VCMPPS        $0x1d, Z29, Z6, K2
+	VANDPS        Z30, Z0, Z5           // ±1 with v's sign
+	VANDPS        Z30, Z1, Z6
+	VORPS         Z28, Z5, Z5
+	VORPS         Z28, Z6, Z6
+	VADDPS        Z5, Z2, K1, Z2
+	VADDPS        Z6, Z3, K2, Z3
+	VCVTTPS2DQ    Z2, Z2
+	VCVTTPS2DQ    Z3, Z3
+	VPMOVSDB      Z2, (DI)
+	VPMOVSDB      Z3, 16(DI)
+	ADDQ          $128, SI
+	ADDQ          $32, DI
+	ADDQ          $4, DX
+	DECQ          CX
+	JNZ           qloop
+	VZEROUPPER
+
+qdone:
+	RET
