@@ -67,9 +67,9 @@ type acts struct {
 }
 
 // tile computes Y[t, r] (+)= W[r,:]·X[t,:] for r in [r0, r1), t in [t0, t1).
-// Float weights go through the simd Mat kernels (register tiles of four
-// rows × four tokens); q8 weights through one Rows call per token, which
-// streams the rows four at a time (one activation read serves four rows).
+// Everything goes through the simd Mat kernels: register tiles of four rows
+// × four tokens (float) or × two tokens (q8), the Rows kernels for the rest
+// and for decode (one token), which stream the rows four at a time.
 func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool) {
 	c := d.cols
 	rows, toks := r1-r0, t1-t0
@@ -84,14 +84,12 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 		simd.MatBF16(y, ldy, d.u16[r0*c:r1*c], c, x, c, rows, toks, c, add)
 	case quant.KindQ8:
 		g, ng := d.enc.Group, d.ng
+		if a.useQ8 {
+			simd.MatQ8(y, ldy, d.q[r0*c:r1*c], d.s[r0*ng:r1*ng], c, ng, a.xq[t0*c:t1*c], a.xs[t0*ng:t1*ng], c, ng, rows, toks, c, g, add)
+			return
+		}
 		for t := t0; t < t1; t++ {
 			y := Y[t*ldy+r0 : t*ldy+r1]
-			if a.useQ8 {
-				xq := a.xq[t*c : (t+1)*c]
-				xs := a.xs[t*ng : (t+1)*ng]
-				simd.DotQ8Rows(y, d.q[r0*c:r1*c], d.s[r0*ng:r1*ng], c, ng, xq, xs, g, add)
-				continue
-			}
 			x := a.x[t*c : (t+1)*c]
 			for r := r0; r < r1; r++ {
 				store1(y, r-r0, dotQ8F32(d.q[r*c:(r+1)*c], d.s[r*ng:(r+1)*ng], x, g), add)

@@ -65,6 +65,9 @@ func dotQ8VNNI32(wq []int8, ws []uint16, xq []int8, xs []float32, group int) flo
 func dotQ8RowsVNNI32(y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, add int)
 
 //go:noescape
+func tileQ8x2VNNI(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, ng, add int)
+
+//go:noescape
 func quantizeQ8AVX512(xq []int8, xs []float32, x []float32)
 
 //go:noescape
@@ -249,7 +252,9 @@ func dotQ8RowsWith(f features, y []float32, wq []int8, ws []uint16, stride, sstr
 			dotQ8RowsVNNI32(y[:r], wq, ws, stride, sstride, xq, xs[:n/32], b2i(add))
 		}
 	}
-	dotQ8RowsFrom(f, r, y, wq, ws, stride, sstride, xq, xs, group, add)
+	if r < len(y) {
+		dotQ8RowsFrom(f, r, y, wq, ws, stride, sstride, xq, xs, group, add)
+	}
 }
 
 func dotF32RowsWith(f features, y []float32, w []float32, stride int, x []float32, add bool) {
@@ -380,6 +385,32 @@ func quantizeQ8With(f features, xq []int8, xs []float32, x []float32, group int)
 	quantizeQ8AVX512(xq[:full*32], xs[:full], x[:full*32])
 	if n := full * 32; n < len(x) {
 		quantizeQ8Go(xq[n:], xs[full:], x[n:], group)
+	}
+}
+
+func matQ8(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
+	matQ8With(cpuFeatures, y, ldy, wq, ws, stride, sstride, xq, xs, xstride, xsstride, rows, tokens, n, group, add)
+}
+
+// matQ8With runs 4×2 tiles where the kernel applies (VNNI, groups of 32, an
+// even number of groups) and the Rows kernels for everything else.
+func matQ8With(f features, y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
+	ng := (n + group - 1) / group
+	t := 0
+	if f.vnni && group == 32 && n > 0 && n%64 == 0 {
+		a := b2i(add)
+		for ; t+2 <= tokens; t += 2 {
+			r := 0
+			for ; r+4 <= rows; r += 4 {
+				tileQ8x2VNNI(y[t*ldy+r:], ldy, wq[r*stride:], ws[r*sstride:], stride, sstride, xq[t*xstride:], xs[t*xsstride:], xstride, xsstride, ng, a)
+			}
+			for u := t; u < t+2 && r < rows; u++ {
+				dotQ8RowsWith(f, y[u*ldy+r:u*ldy+rows], wq[r*stride:], ws[r*sstride:], stride, sstride, xq[u*xstride:u*xstride+n], xs[u*xsstride:u*xsstride+ng], group, add)
+			}
+		}
+	}
+	for ; t < tokens; t++ {
+		dotQ8RowsWith(f, y[t*ldy:t*ldy+rows], wq, ws, stride, sstride, xq[t*xstride:t*xstride+n], xs[t*xsstride:t*xsstride+ng], group, add)
 	}
 }
 

@@ -62,6 +62,15 @@ func matBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride
 func matBF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, nil, dotBF16RowsWith)
 }
+func matQ8(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
+	matQ8With(cpuFeatures, y, ldy, wq, ws, stride, sstride, xq, xs, xstride, xsstride, rows, tokens, n, group, add)
+}
+func matQ8With(f features, y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
+	ng := (n + group - 1) / group
+	for t := range tokens {
+		dotQ8RowsWith(f, y[t*ldy:t*ldy+rows], wq, ws, stride, sstride, xq[t*xstride:t*xstride+n], xs[t*xsstride:t*xsstride+ng], group, add)
+	}
+}
 func quantizeQ8(xq []int8, xs []float32, x []float32, g int) { quantizeQ8Go(xq, xs, x, g) }
 func quantizeQ8With(_ features, xq []int8, xs []float32, x []float32, g int) {
 	quantizeQ8Go(xq, xs, x, g)

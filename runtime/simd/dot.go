@@ -126,6 +126,21 @@ func MatBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride
 	matBF16(y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
 
+// MatQ8 is the Mat variant of DotQ8Rows: row r's quants and scales start at
+// wq[r·stride] and ws[r·sstride], token t's at xq[t·xstride] and
+// xs[t·xsstride]; n = quants per row. With VNNI and groups of 32 four rows
+// × two tokens share one kernel call (each weight vector serves two
+// tokens, each activation vector four rows).
+func MatQ8(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
+	ng := checkGroup(n, group)
+	checkMat(len(y), ldy, len(wq), stride, len(xq), xstride, rows, tokens, n)
+	if rows > 0 && tokens > 0 {
+		checkRows(rows, len(ws), sstride, ng)
+		checkRows(tokens, len(xs), xsstride, ng)
+	}
+	matQ8(y, ldy, wq, ws, stride, sstride, xq, xs, xstride, xsstride, rows, tokens, n, group, add)
+}
+
 // checkMat panics unless the operands of a Mat call fit their slices.
 func checkMat(ly, ldy, lw, wstride, lx, xstride, rows, tokens, n int) {
 	if rows < 0 || tokens < 0 || n < 0 {

@@ -501,6 +501,53 @@ func TestMatDifferential(t *testing.T) {
 	}
 }
 
+func TestMatQ8Differential(t *testing.T) {
+	r := rand.New(rand.NewPCG(29, 30))
+	for _, fs := range testFeatureSets() {
+		for _, group := range []int{32, 64} {
+			for _, n := range []int{32, 64, 128, 200, 256, 320, 576, 2048} {
+				ng := (n + group - 1) / group
+				for _, rows := range []int{1, 4, 7, 12} {
+					for _, tokens := range []int{1, 2, 3, 5} {
+						for _, add := range []bool{false, true} {
+							stride, sstride, xstride, xsstride, ldy := n+64, ng+3, n+32, ng+1, rows+1
+							wq := randQ8(r, (rows-1)*stride+n, -128)
+							ws := randF16(r, (rows-1)*sstride+ng)
+							xq := randQ8(r, (tokens-1)*xstride+n, -127)
+							xs := randF32(r, (tokens-1)*xsstride+ng)
+							y0 := randF32(r, (tokens-1)*ldy+rows)
+							y := append([]float32(nil), y0...)
+							matQ8With(fs.f, y, ldy, wq, ws, stride, sstride, xq, xs, xstride, xsstride, rows, tokens, n, group, add)
+							for tok := range tokens {
+								for row := range ldy {
+									i := tok*ldy + row
+									if i >= len(y) {
+										break
+									}
+									if row >= rows {
+										if y[i] != y0[i] {
+											t.Errorf("%s MatQ8: wrote padding y[%d]", fs.name, i)
+										}
+										continue
+									}
+									want, abs := exactQ8(wq[row*stride:row*stride+n], ws[row*sstride:], xq[tok*xstride:tok*xstride+n], xs[tok*xsstride:], group)
+									if add {
+										want += float64(y0[i])
+										abs += math.Abs(float64(y0[i]))
+									}
+									if !withinSumError(y[i], want, abs, ng*8+4) {
+										t.Errorf("%s MatQ8 g=%d n=%d rows=%d tokens=%d add=%v row %d token %d: got %v exact %v", fs.name, group, n, rows, tokens, add, row, tok, y[i], want)
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestDotQ8RowsDifferential(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, fs := range testFeatureSets() {

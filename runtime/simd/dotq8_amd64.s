@@ -974,3 +974,195 @@ qzero:
 
 qdone:
 	RET
+
+// func tileQ8x2VNNI(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, ng, add int)
+//
+// The q8 matrix-matrix kernel: four weight rows × two tokens, over ng groups
+// of 32 (ng even). Row r's quants are at wq[r·stride], its scales at
+// ws[r·sstride]; token t's quants at xq[t·xstride], its scales at
+// xs[t·xsstride]; the result for (r, t) goes to (add: is added to)
+// y[t·ldy + r]. Each pair step loads four weight vectors and two activation
+// vectors for eight VPDPBUSD; an int32 group sum is seeded with −128·Σx (so
+// w XOR 0x80 can be the unsigned operand, as in the row kernels), converted,
+// scaled by the row's weight scale and accumulated with the token's scale.
+// acc[r][t] = Z(2r+t).
+TEXT ·tileQ8x2VNNI(SB), NOSPLIT, $16-176
+	MOVQ   wq_base+32(FP), R8
+	MOVQ   stride+80(FP), AX
+	LEAQ   (R8)(AX*1), R9
+	LEAQ   (R9)(AX*1), R10
+	LEAQ   (R10)(AX*1), R11
+	MOVQ   ws_base+56(FP), R12
+	MOVQ   sstride+88(FP), AX
+	SHLQ   $1, AX
+	LEAQ   (R12)(AX*1), R13
+	LEAQ   (R13)(AX*1), BX
+	LEAQ   (BX)(AX*1), SI
+	MOVQ   xq_base+96(FP), DI
+	MOVQ   xstride+144(FP), R15
+	MOVQ   xs_base+120(FP), DX
+	MOVQ   xsstride+152(FP), AX
+	SHLQ   $2, AX
+	MOVQ   AX, 8(SP)
+	MOVQ   ng+160(FP), AX
+	MOVQ   AX, 0(SP)
+	C80_Z14
+	Q8PAIR_CONST
+	VPXORD Z19, Z19, Z19
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	TESTQ  AX, AX
+	JZ     tdone
+
+tblock:
+	// Up to eight groups: mask K1, CX = count.
+	MOVQ        0(SP), CX
+	CMPQ        CX, $8
+	JLE         2(PC)
+	MOVQ        $8, CX
+	MOVL        $1, AX
+	SHLL        CX, AX
+	DECL        AX
+	KMOVW       AX, K1
+	VMOVDQU16.Z (R12), K1, X24
+	VCVTPH2PS   X24, Y24
+	VMOVDQU16.Z (R13), K1, X25
+	VCVTPH2PS   X25, Y25
+	VMOVDQU16.Z (BX), K1, X26
+	VCVTPH2PS   X26, Y26
+	VMOVDQU16.Z (SI), K1, X27
+	VCVTPH2PS   X27, Y27
+	MOVQ        8(SP), AX
+	VMOVUPS.Z   (DX), K1, Y28
+	VMOVUPS.Z   (DX)(AX*1), K1, Y29
+	VMOVDQA32   Z18, Z16
+	MOVQ        CX, R14
+	SHRQ        $1, R14
+
+tpair:
+	VPXORD      (R8), Z14, Z8
+	VPXORD      (R9), Z14, Z9
+	VPXORD      (R10), Z14, Z10
+	VPXORD      (R11), Z14, Z11
+	VPERMPS     Z24, Z16, Z20
+	VPERMPS     Z25, Z16, Z21
+	VPERMPS     Z26, Z16, Z22
+	VPERMPS     Z27, Z16, Z23
+	VMOVDQU64   (DI), Z12
+	VPXORD      Z13, Z13, Z13
+	VPDPBUSD    Z12, Z14, Z13
+	VPSUBD      Z13, Z19, Z13
+	VPERMPS     Z28, Z16, Z30
+	VMOVDQA32   Z13, Z15
+	VPDPBUSD    Z12, Z8, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS      Z20, Z15, Z15
+	VFMADD231PS Z30, Z15, Z0
+	VMOVDQA32   Z13, Z15
+	VPDPBUSD    Z12, Z9, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS      Z21, Z15, Z15
+	VFMADD231PS Z30, Z15, Z2
+	VMOVDQA32   Z13, Z15
+	VPDPBUSD    Z12, Z10, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS      Z22, Z15, Z15
+	VFMADD231PS Z30, Z15, Z4
+	VMOVDQA32   Z13, Z15
+	VPDPBUSD    Z12, Z11, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS      Z23, Z15, Z15
+	VFMADD231PS Z30, Z15, Z6
+	VMOVDQU64   (DI)(R15*1), Z12
+	VPXORD      Z13, Z13, Z13
+	VPDPBUSD    Z12, Z14, Z13
+	VPSUBD      Z13, Z19, Z13
+	VPERMPS     Z29, Z16, Z30
+	VMOVDQA32   Z13, Z15
+	VPDPBUSD    Z12, Z8, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS      Z20, Z15, Z15
+	VFMADD231PS Z30, Z15, Z1
+	VMOVDQA32   Z13, Z15
+	VPDPBUSD    Z12, Z9, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS      Z21, Z15, Z15
+	VFMADD231PS Z30, Z15, Z3
+	VMOVDQA32   Z13, Z15
+	VPDPBUSD    Z12, Z10, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS      Z22, Z15, Z15
+	VFMADD231PS Z30, Z15, Z5
+	VMOVDQA32   Z13, Z15
+	VPDPBUSD    Z12, Z11, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS      Z23, Z15, Z15
+	VFMADD231PS Z30, Z15, Z7
+	VPADDD      Z17, Z16, Z16
+	ADDQ        $64, R8
+	ADDQ        $64, R9
+	ADDQ        $64, R10
+	ADDQ        $64, R11
+	ADDQ        $64, DI
+	DECQ        R14
+	JNZ         tpair
+
+	SUBQ CX, 0(SP)
+	SHLQ $1, CX
+	ADDQ CX, R12
+	ADDQ CX, R13
+	ADDQ CX, BX
+	ADDQ CX, SI
+	SHLQ $1, CX
+	ADDQ CX, DX
+	CMPQ 0(SP), $0
+	JNE  tblock
+
+tdone:
+	VEXTRACTF64X4 $1, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF64X4 $1, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF64X4 $1, Z2, Y8
+	VADDPS        Y8, Y2, Y2
+	VEXTRACTF64X4 $1, Z3, Y8
+	VADDPS        Y8, Y3, Y3
+	VEXTRACTF64X4 $1, Z4, Y8
+	VADDPS        Y8, Y4, Y4
+	VEXTRACTF64X4 $1, Z5, Y8
+	VADDPS        Y8, Y5, Y5
+	VEXTRACTF64X4 $1, Z6, Y8
+	VADDPS        Y8, Y6, Y6
+	VEXTRACTF64X4 $1, Z7, Y8
+	VADDPS        Y8, Y7, Y7
+	MOVQ y_base+0(FP), DI
+	MOVQ ldy+24(FP), BX
+	SHLQ $2, BX
+	MOVQ add+168(FP), DX
+	VHADDPS      Y2, Y0, Y0
+	VHADDPS      Y6, Y4, Y4
+	VHADDPS      Y4, Y0, Y0
+	VEXTRACTF128 $1, Y0, X2
+	VADDPS       X2, X0, X0
+	TESTQ        DX, DX
+	JZ           2(PC)
+	VADDPS       (DI), X0, X0
+	VMOVUPS      X0, (DI)
+	ADDQ         BX, DI
+	VHADDPS      Y3, Y1, Y1
+	VHADDPS      Y7, Y5, Y5
+	VHADDPS      Y5, Y1, Y1
+	VEXTRACTF128 $1, Y1, X3
+	VADDPS       X3, X1, X1
+	TESTQ        DX, DX
+	JZ           2(PC)
+	VADDPS       (DI), X1, X1
+	VMOVUPS      X1, (DI)
+	VZEROUPPER
+	RET
