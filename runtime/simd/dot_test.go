@@ -779,6 +779,23 @@ func FuzzDotQ8(f *testing.F) {
 					t.Fatalf("%s DotQ8Rows g=%d n=%d rows=%d row %d: got %v, exact %v", fs.name, group, m, rows, row, y[row], wr)
 				}
 			}
+			// The matrix-matrix kernel: tokens overlapping in xq like rows
+			// in wq, with their scales shared (stride 0).
+			toks := min(rows, 1+int(seed/9%4))
+			mq := m &^ (group - 1) // whole groups only for the token strides
+			if mq > 0 && group&(group-1) == 0 {
+				ngm := mq / group
+				ym := make([]float32, toks*rows)
+				matQ8With(fs.f, ym, rows, wq, ws, rs, 0, xq, xs, rs, 0, rows, toks, mq, group, false)
+				for tok := range toks {
+					for row := range rows {
+						want, abs := exactQ8(wq[row*rs:row*rs+mq], ws, xq[tok*rs:tok*rs+mq], xs, group)
+						if got := ym[tok*rows+row]; !withinSumError(got, want, abs, ngm*8) {
+							t.Fatalf("%s MatQ8 g=%d n=%d rows=%d tokens=%d row %d token %d: got %v, exact %v", fs.name, group, mq, rows, toks, row, tok, got, want)
+						}
+					}
+				}
+			}
 			var got4 [4]float32
 			stride := n / 4 // four overlapping rows; the kernels only read
 			dotQ8x4With(fs.f, &got4, wq, ws, stride, 0, xq[:n-3*stride], xs, group)
@@ -844,6 +861,37 @@ func FuzzDotF32(f *testing.F) {
 				for row := range rows {
 					if wr, ar := k.exact(row); !withinSumError(y[row], wr, ar, m) {
 						t.Fatalf("%s %s n=%d rows=%d row %d: got %v, exact %v", fs.name, k.name, m, rows, row, y[row], wr)
+					}
+				}
+			}
+			// The matrix-matrix kernels, with tokens taken from x the way
+			// rows are taken from a (overlapping, stride rs).
+			toks := min(rows, 1+int(seed/9%6))
+			ym := make([]float32, toks*rows)
+			for _, k := range []struct {
+				name string
+				run  func()
+			}{
+				{"MatF32", func() { matF32With(fs.f, ym, rows, a, rs, x, rs, rows, toks, m, false) }},
+				{"MatF16", func() { matF16With(fs.f, ym, rows, h, rs, x, rs, rows, toks, m, false) }},
+				{"MatBF16", func() { matBF16With(fs.f, ym, rows, b, rs, x, rs, rows, toks, m, false) }},
+			} {
+				k.run()
+				for tok := range toks {
+					xt := x[tok*rs : tok*rs+m]
+					for row := range rows {
+						var want, abs float64
+						switch k.name {
+						case "MatF32":
+							want, abs = exactDot(a[row*rs:row*rs+m], xt, f32w)
+						case "MatF16":
+							want, abs = exactDot(h[row*rs:row*rs+m], xt, f16w)
+						default:
+							want, abs = exactDot(b[row*rs:row*rs+m], xt, bf16w)
+						}
+						if got := ym[tok*rows+row]; !withinSumError(got, want, abs, m) {
+							t.Fatalf("%s %s n=%d rows=%d tokens=%d row %d token %d: got %v, exact %v", fs.name, k.name, m, rows, toks, row, tok, got, want)
+						}
 					}
 				}
 			}
