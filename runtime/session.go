@@ -276,9 +276,7 @@ func (s *Session) forward(ctx context.Context, tokens []int, logits []float32, a
 			u := s.u[:T*m.ffn]
 			s.e.mulShared([]*Matrix{L.gate, L.up}, [][]float32{g, u}, xn, T)
 			addBias(u, L.upb, T)
-			for i, gv := range g {
-				g[i] = silu(gv) * u[i]
-			}
+			simd.SiLUMul(g, u)
 		} else {
 			s.e.mul(L.up, g, xn, T, false)
 			addBias(g, L.upb, T)
@@ -369,10 +367,6 @@ func addBias(x, b []float32, T int) {
 			r[i] += v
 		}
 	}
-}
-
-func silu(x float32) float32 {
-	return float32(float64(x) / (1 + math.Exp(-float64(x))))
 }
 
 // geluTanh is GPT-2's gelu_new: 0.5x(1+tanh(√(2/π)(x+0.044715x³))).

@@ -68,6 +68,9 @@ func dotQ8RowsVNNI32(y []float32, wq []int8, ws []uint16, stride, sstride int, x
 func tileQ8x2VNNI(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, ng, add int)
 
 //go:noescape
+func siluMulAVX512(g, u []float32)
+
+//go:noescape
 func quantizeQ8AVX512(xq []int8, xs []float32, x []float32)
 
 //go:noescape
@@ -412,6 +415,17 @@ func matQ8With(f features, y []float32, ldy int, wq []int8, ws []uint16, stride,
 	for ; t < tokens; t++ {
 		dotQ8RowsWith(f, y[t*ldy:t*ldy+rows], wq, ws, stride, sstride, xq[t*xstride:t*xstride+n], xs[t*xsstride:t*xsstride+ng], group, add)
 	}
+}
+
+func siluMul(g, u []float32) { siluMulWith(cpuFeatures, g, u) }
+
+func siluMulWith(f features, g, u []float32) {
+	n := 0
+	if f.avx512 {
+		n = len(g) &^ 15
+		siluMulAVX512(g[:n], u[:n])
+	}
+	siluMulGo(g[n:], u[n:])
 }
 
 func b2i(b bool) int {

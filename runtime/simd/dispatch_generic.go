@@ -71,6 +71,8 @@ func matQ8With(f features, y []float32, ldy int, wq []int8, ws []uint16, stride,
 		dotQ8RowsWith(f, y[t*ldy:t*ldy+rows], wq, ws, stride, sstride, xq[t*xstride:t*xstride+n], xs[t*xsstride:t*xsstride+ng], group, add)
 	}
 }
+func siluMul(g, u []float32)                                 { siluMulGo(g, u) }
+func siluMulWith(_ features, g, u []float32)                 { siluMulGo(g, u) }
 func quantizeQ8(xq []int8, xs []float32, x []float32, g int) { quantizeQ8Go(xq, xs, x, g) }
 func quantizeQ8With(_ features, xq []int8, xs []float32, x []float32, g int) {
 	quantizeQ8Go(xq, xs, x, g)

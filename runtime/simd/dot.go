@@ -214,6 +214,18 @@ func store4(y []float32, v *[4]float32, add bool) {
 	y[0], y[1], y[2], y[3] = v[0], v[1], v[2], v[3]
 }
 
+// SiLUMul sets g[i] = silu(g[i])·u[i] = g·u/(1+exp(−g)), the gated
+// activation of Llama-style MLPs, for i < len(g); u must be at least as
+// long. The vector path evaluates exp in float32 (Cephes' expf), within a few
+// units in the last place of the float64 reference.
+func SiLUMul(g, u []float32) { siluMul(g, prefix(u, len(g))) }
+
+func siluMulGo(g, u []float32) {
+	for i, v := range g {
+		g[i] = float32(float64(v)/(1+math.Exp(-float64(v)))) * u[i]
+	}
+}
+
 // prefix returns s[:n], panicking when len(s) < n (plain s[:n] would
 // silently read into spare capacity).
 func prefix[T any](s []T, n int) []T {

@@ -682,6 +682,34 @@ func TestQuantizeQ8Differential(t *testing.T) {
 	checkQuantizeQ8(t, make([]float32, 96), 32)
 }
 
+// TestSiLUMul compares the vector SiLU·u with a float64 evaluation over the
+// whole useful range, including where exp under- and overflows (there the
+// result is below 1e-30 either way: float32 evaluation, as in transformers,
+// gives 0).
+func TestSiLUMul(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, fs := range testFeatureSets() {
+		for _, n := range []int{0, 1, 15, 16, 17, 100, 1000} {
+			g := randF32(r, n)
+			for i := range g {
+				g[i] *= float32([]float64{1, 4, 30, 120}[i%4])
+			}
+			if n > 20 {
+				g[0], g[1], g[2], g[3] = 0, -0, 200, -200
+			}
+			u := randF32(r, n)
+			got := append([]float32(nil), g...)
+			siluMulWith(fs.f, got, u)
+			for i, x := range g {
+				want := float64(x) / (1 + math.Exp(-float64(x))) * float64(u[i])
+				if d := math.Abs(float64(got[i]) - want); d > 4*unitRoundoff*math.Abs(want)+1e-30 {
+					t.Fatalf("%s n=%d: silu(%v)·%v = %v, want %v", fs.name, n, x, u[i], got[i], want)
+				}
+			}
+		}
+	}
+}
+
 func TestQuantizeQ8(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
 	for _, group := range []int{32, 64, 128} {
