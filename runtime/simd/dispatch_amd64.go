@@ -65,7 +65,7 @@ func dotQ8VNNI32(wq []int8, ws []uint16, xq []int8, xs []float32, group int) flo
 func dotQ8RowsVNNI32(y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, add int)
 
 //go:noescape
-func tileQ8x2VNNI(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, ng, add int)
+func tileQ8x2VNNI(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, ng, rows, add int)
 
 //go:noescape
 func siluMulAVX512(g, u []float32)
@@ -402,11 +402,9 @@ func matQ8With(f features, y []float32, ldy int, wq []int8, ws []uint16, stride,
 	t := 0
 	if f.vnni && group == 32 && n > 0 && n%64 == 0 {
 		a := b2i(add)
+		r := rows &^ 3
 		for ; t+2 <= tokens; t += 2 {
-			r := 0
-			for ; r+4 <= rows; r += 4 {
-				tileQ8x2VNNI(y[t*ldy+r:], ldy, wq[r*stride:], ws[r*sstride:], stride, sstride, xq[t*xstride:], xs[t*xsstride:], xstride, xsstride, ng, a)
-			}
+			tileQ8x2VNNI(y[t*ldy:], ldy, wq, ws, stride, sstride, xq[t*xstride:], xs[t*xsstride:], xstride, xsstride, ng, r, a)
 			for u := t; u < t+2 && r < rows; u++ {
 				dotQ8RowsWith(f, y[u*ldy+r:u*ldy+rows], wq[r*stride:], ws[r*sstride:], stride, sstride, xq[u*xstride:u*xstride+n], xs[u*xsstride:u*xsstride+ng], group, add)
 			}

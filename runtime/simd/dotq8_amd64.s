@@ -975,10 +975,10 @@ qzero:
 qdone:
 	RET
 
-// func tileQ8x2VNNI(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, ng, add int)
+// func tileQ8x2VNNI(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, ng, rows, add int)
 //
-// The q8 matrix-matrix kernel: four weight rows × two tokens, over ng groups
-// of 32 (ng even). Row r's quants are at wq[r·stride], its scales at
+// The q8 matrix-matrix kernel: tiles of four weight rows × two tokens, over
+// ng groups of 32 (ng even), for rows/4 consecutive tiles down the rows. Row r's quants are at wq[r·stride], its scales at
 // ws[r·sstride]; token t's quants at xq[t·xstride], its scales at
 // xs[t·xsstride]; the result for (r, t) goes to (add: is added to)
 // y[t·ldy + r]. Each pair step loads four weight vectors and two activation
@@ -986,29 +986,41 @@ qdone:
 // w XOR 0x80 can be the unsigned operand, as in the row kernels), converted,
 // scaled by the row's weight scale and accumulated with the token's scale.
 // acc[r][t] = Z(2r+t).
-TEXT ·tileQ8x2VNNI(SB), NOSPLIT, $16-176
-	MOVQ   wq_base+32(FP), R8
+TEXT ·tileQ8x2VNNI(SB), NOSPLIT, $48-184
+	MOVQ   wq_base+32(FP), AX
+	MOVQ   AX, 16(SP)
+	MOVQ   ws_base+56(FP), AX
+	MOVQ   AX, 24(SP)
+	MOVQ   y_base+0(FP), AX
+	MOVQ   AX, 32(SP)
+	MOVQ   rows+168(FP), AX
+	SHRQ   $2, AX
+	JZ     tret
+	MOVQ   AX, 40(SP)
+	MOVQ   xstride+144(FP), R15
+	MOVQ   xsstride+152(FP), AX
+	SHLQ   $2, AX
+	MOVQ   AX, 8(SP)
+	C80_Z14
+	Q8PAIR_CONST
+	VPXORD Z19, Z19, Z19
+
+trowblk:
+	MOVQ   16(SP), R8
 	MOVQ   stride+80(FP), AX
 	LEAQ   (R8)(AX*1), R9
 	LEAQ   (R9)(AX*1), R10
 	LEAQ   (R10)(AX*1), R11
-	MOVQ   ws_base+56(FP), R12
+	MOVQ   24(SP), R12
 	MOVQ   sstride+88(FP), AX
 	SHLQ   $1, AX
 	LEAQ   (R12)(AX*1), R13
 	LEAQ   (R13)(AX*1), BX
 	LEAQ   (BX)(AX*1), SI
 	MOVQ   xq_base+96(FP), DI
-	MOVQ   xstride+144(FP), R15
 	MOVQ   xs_base+120(FP), DX
-	MOVQ   xsstride+152(FP), AX
-	SHLQ   $2, AX
-	MOVQ   AX, 8(SP)
 	MOVQ   ng+160(FP), AX
 	MOVQ   AX, 0(SP)
-	C80_Z14
-	Q8PAIR_CONST
-	VPXORD Z19, Z19, Z19
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -1141,10 +1153,10 @@ tdone:
 	VADDPS        Y8, Y6, Y6
 	VEXTRACTF64X4 $1, Z7, Y8
 	VADDPS        Y8, Y7, Y7
-	MOVQ y_base+0(FP), DI
+	MOVQ 32(SP), DI
 	MOVQ ldy+24(FP), BX
 	SHLQ $2, BX
-	MOVQ add+168(FP), DX
+	MOVQ add+176(FP), DX
 	VHADDPS      Y2, Y0, Y0
 	VHADDPS      Y6, Y4, Y4
 	VHADDPS      Y4, Y0, Y0
@@ -1164,5 +1176,19 @@ tdone:
 	JZ           2(PC)
 	VADDPS       (DI), X1, X1
 	VMOVUPS      X1, (DI)
+	// Next four rows.
+	MOVQ 32(SP), AX
+	ADDQ $16, AX
+	MOVQ AX, 32(SP)
+	MOVQ stride+80(FP), AX
+	SHLQ $2, AX
+	ADDQ AX, 16(SP)
+	MOVQ sstride+88(FP), AX
+	SHLQ $3, AX
+	ADDQ AX, 24(SP)
+	DECQ 40(SP)
+	JNZ  trowblk
 	VZEROUPPER
+
+tret:
 	RET
