@@ -421,21 +421,7 @@ func (j *attnJob) run(block, worker int) {
 	for t := t0; t < t1; t++ {
 		w := sc[(t-t0)*np : (t-t0+1)*np]
 		npos := j.p0 + t + 1
-		mx := float32(math.Inf(-1))
-		for p := range npos {
-			w[p] *= scale
-			mx = max(mx, w[p])
-		}
-		var sum float64
-		for p := range npos {
-			e := float32(math.Exp(float64(w[p] - mx)))
-			w[p] = e
-			sum += float64(e)
-		}
-		inv := float32(1 / sum)
-		for p := range npos {
-			w[p] *= inv
-		}
+		simd.Softmax(w[:npos], scale)
 		clear(w[npos:])
 	}
 	// out[t, i] = Σ_p w[t, p]·v[p, i]; the value cache is stored

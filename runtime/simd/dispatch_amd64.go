@@ -71,6 +71,9 @@ func tileQ8x2VNNI(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride 
 func siluMulAVX512(g, u []float32)
 
 //go:noescape
+func softmaxAVX512(w []float32, scale float32)
+
+//go:noescape
 func quantizeQ8AVX512(xq []int8, xs []float32, x []float32)
 
 //go:noescape
@@ -424,6 +427,16 @@ func siluMulWith(f features, g, u []float32) {
 		siluMulAVX512(g[:n], u[:n])
 	}
 	siluMulGo(g[n:], u[n:])
+}
+
+func softmax(w []float32, scale float32) { softmaxWith(cpuFeatures, w, scale) }
+
+func softmaxWith(f features, w []float32, scale float32) {
+	if f.avx512 && len(w) > 0 {
+		softmaxAVX512(w, scale)
+		return
+	}
+	softmaxGo(w, scale)
 }
 
 func b2i(b bool) int {

@@ -73,6 +73,8 @@ func matQ8With(f features, y []float32, ldy int, wq []int8, ws []uint16, stride,
 }
 func siluMul(g, u []float32)                                 { siluMulGo(g, u) }
 func siluMulWith(_ features, g, u []float32)                 { siluMulGo(g, u) }
+func softmax(w []float32, scale float32)                     { softmaxGo(w, scale) }
+func softmaxWith(_ features, w []float32, scale float32)     { softmaxGo(w, scale) }
 func quantizeQ8(xq []int8, xs []float32, x []float32, g int) { quantizeQ8Go(xq, xs, x, g) }
 func quantizeQ8With(_ features, xq []int8, xs []float32, x []float32, g int) {
 	quantizeQ8Go(xq, xs, x, g)

@@ -226,6 +226,34 @@ func siluMulGo(g, u []float32) {
 	}
 }
 
+// Softmax sets w to softmax(scale·w): w[i] = exp(scale·w[i] − m)/Σ with m
+// the largest scale·w[i]; scale must be positive. The vector path evaluates
+// exp and Σ in float32 (as transformers does), the reference in float64.
+func Softmax(w []float32, scale float32) {
+	if !(scale > 0) {
+		panic("simd: Softmax scale must be positive")
+	}
+	softmax(w, scale)
+}
+
+func softmaxGo(w []float32, scale float32) {
+	mx := float32(math.Inf(-1))
+	for i, v := range w {
+		w[i] = v * scale
+		mx = max(mx, w[i])
+	}
+	var sum float64
+	for i, v := range w {
+		e := float32(math.Exp(float64(v - mx)))
+		w[i] = e
+		sum += float64(e)
+	}
+	inv := float32(1 / sum)
+	for i := range w {
+		w[i] *= inv
+	}
+}
+
 // prefix returns s[:n], panicking when len(s) < n (plain s[:n] would
 // silently read into spare capacity).
 func prefix[T any](s []T, n int) []T {

@@ -710,6 +710,50 @@ func TestSiLUMul(t *testing.T) {
 	}
 }
 
+// TestSoftmax compares every path with a float64 softmax, over lengths
+// around the vector width and score ranges where most weights underflow.
+func TestSoftmax(t *testing.T) {
+	r := rand.New(rand.NewPCG(33, 34))
+	for _, fs := range testFeatureSets() {
+		for _, n := range []int{1, 2, 15, 16, 17, 31, 33, 100, 2049} {
+			for _, spread := range []float64{0.1, 3, 40} {
+				w := randF32(r, n)
+				for i := range w {
+					w[i] *= float32(spread)
+				}
+				const scale = 0.125
+				want := make([]float64, n)
+				mx := math.Inf(-1)
+				for _, v := range w {
+					mx = max(mx, float64(v)*scale)
+				}
+				var sum float64
+				for i, v := range w {
+					want[i] = math.Exp(float64(v)*scale - mx)
+					sum += want[i]
+				}
+				got := append([]float32(nil), w...)
+				softmaxWith(fs.f, got, scale)
+				var gotSum float64
+				for i := range got {
+					want[i] /= sum
+					gotSum += float64(got[i])
+					// float32 differences scale·w − m carry an absolute
+					// error of u·|scale·w − m| into exp's argument; allow
+					// that plus the float32 sum's.
+					tol := (8+math.Abs(float64(w[i])*scale-mx)+float64(n)/16)*unitRoundoff*want[i] + 1e-30
+					if d := math.Abs(float64(got[i]) - want[i]); d > tol {
+						t.Fatalf("%s n=%d spread=%v: w[%d] = %v, want %v", fs.name, n, spread, i, got[i], want[i])
+					}
+				}
+				if math.Abs(gotSum-1) > 1e-5 {
+					t.Fatalf("%s n=%d: weights sum to %v", fs.name, n, gotSum)
+				}
+			}
+		}
+	}
+}
+
 func TestQuantizeQ8(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
 	for _, group := range []int{32, 64, 128} {
@@ -850,6 +894,53 @@ func FuzzQuantizeQ8(f *testing.F) {
 			x[i] = v
 		}
 		checkQuantizeQ8(t, x, 32)
+	})
+}
+
+// FuzzActivations checks the vector SiLU·u and softmax against float64 on
+// arbitrary finite inputs of any length.
+func FuzzActivations(f *testing.F) {
+	f.Add(make([]byte, 64), uint8(3))
+	f.Add([]byte{0, 0, 0xc8, 0x42, 0, 0, 0xc8, 0xc2, 1, 2, 3, 4}, uint8(0))
+	f.Fuzz(func(t *testing.T, raw []byte, sc uint8) {
+		x := make([]float32, len(raw)/4)
+		for i := range x {
+			v := math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
+			if v != v || math.Abs(float64(v)) > 1e6 {
+				v = 1 // activations and scores are finite and moderate
+			}
+			x[i] = v
+		}
+		u := make([]float32, len(x))
+		for i := range u {
+			u[i] = float32(i%7) - 3
+		}
+		scale := float32(sc%16+1) / 16
+		for _, fs := range testFeatureSets() {
+			g := append([]float32(nil), x...)
+			siluMulWith(fs.f, g, u)
+			for i, v := range x {
+				want := float64(v) / (1 + math.Exp(-float64(v))) * float64(u[i])
+				if d := math.Abs(float64(g[i]) - want); d > 4*unitRoundoff*math.Abs(want)+1e-30 {
+					t.Fatalf("%s SiLUMul: silu(%v)·%v = %v, want %v", fs.name, v, u[i], g[i], want)
+				}
+			}
+			if len(x) == 0 {
+				continue
+			}
+			w := append([]float32(nil), x...)
+			softmaxWith(fs.f, w, scale)
+			var sum float64
+			for _, v := range w {
+				if !(v >= 0 && v <= 1) {
+					t.Fatalf("%s Softmax: weight %v outside [0, 1]", fs.name, v)
+				}
+				sum += float64(v)
+			}
+			if math.Abs(sum-1) > 1e-5*(1+float64(len(w))/64) {
+				t.Fatalf("%s Softmax of %d scores sums to %v", fs.name, len(w), sum)
+			}
+		}
 	})
 }
 
