@@ -1,30 +1,45 @@
-// Package simd holds the innermost loops of the runtime: dot products of one
-// encoded weight row (or four rows, the *x4 variants) with an activation
-// vector, one per encoding, plus the on-the-fly activation quantizer that q8
-// products need.
+// Package simd holds the innermost loops of the runtime, one family per
+// encoding (f32, f16, bf16, q8):
+//
+//   - Dot*: one encoded weight row with an activation vector; Dot*x4: four
+//     rows sharing one activation read.
+//   - Dot*Rows: a whole range of rows in one call, the shape of decode (a
+//     matrix times one vector). Per-call and per-block overheads are paid
+//     once per range, and the kernels prefetch the next block of rows (and,
+//     for q8, its scales, a stream too thin for the hardware prefetcher).
+//   - Mat*: a block of a matrix-matrix product, the shape of prefill and
+//     evaluation, in register tiles (four rows × four tokens for the float
+//     encodings, four rows × two tokens for q8) so that each weight vector
+//     loaded serves several tokens.
+//   - QuantizeQ8 (activations to int8 per group, for the q8 products),
+//     SiLUMul (the gated MLP activation) and Softmax (attention weights).
 //
 // Every primitive has a pure-Go reference (the *Go functions) that defines its
-// result; platform assembly may replace the dispatch but must agree with the
-// reference to within float32 summation-order error. The package is separate
-// from runtime/ so that assembly, its build tags and its differential tests
-// stay in one small place.
+// result; assembly may replace it but must agree with the reference to within
+// float32 summation-order error (QuantizeQ8: bit for bit; SiLUMul and
+// Softmax: a few units in the last place, their exp being float32). The
+// package is separate from runtime/ so that assembly, its build tags and its
+// differential tests and fuzz targets stay in one small place.
 //
 // On amd64 (unless built with -tags noasm) the CPU is probed once at package
 // initialisation (cpuFeatures, never modified afterwards) and each call picks
 // a kernel from it:
 //
-//   - f32, f16, bf16: AVX2+FMA (f16 widened with F16C VCVTPH2PS, bf16 by
+//   - f32, f16, bf16 rows: AVX2+FMA (f16 widened with F16C VCVTPH2PS, bf16 by
 //     VPMOVZXWD and a 16-bit shift, so activations stay float32 and the
-//     products are exact before accumulation); four accumulators, eight in
-//     the x4 kernels.
+//     products are exact before accumulation); eight accumulators per four
+//     rows.
+//   - f32, f16, bf16 tiles, SiLUMul, Softmax, QuantizeQ8: AVX-512 F/VL.
 //   - q8 with AVX-512 VNNI (+BW, VL): VPDPBUSD on (w XOR 0x80)·x with the
 //     excess 128·Σx subtracted per group, exact for every int8 pair;
-//     512-bit kernels for group 32 (two groups per vector) and multiples of
-//     64, a 256-bit kernel for other multiples of 32.
+//     512-bit kernels for group 32 (two groups per vector; rows and tiles)
+//     and multiples of 64, a 256-bit kernel for other multiples of 32.
 //   - q8 with AVX2 only: VPMADDUBSW on |w|·sign(w)·x, exact for x ≠ −128.
 //
-// Kernels take the block-aligned prefix of a row; the wrappers finish the
-// remaining elements (fewer than 8, or one partial q8 group) in Go. Other
-// platforms, -tags noasm, group sizes that are not multiples of 32, and CPUs
-// without AVX2/FMA/F16C use the references.
+// Kernels take the block-aligned part of their input; the wrappers finish
+// the rest (the last elements of a row, one partial q8 group, leftover rows
+// and tokens) with the next kernel down. Other platforms and -tags noasm
+// use the portable Go kernels (portable.go), checked against the references
+// in the same way; amd64 CPUs without AVX2/FMA/F16C, and q8 group sizes that
+// are not multiples of 32, use the references themselves.
 package simd
