@@ -23,7 +23,12 @@
 // weights W ≈ A·B (y = A(Bx)) and for LoRC weights W ≈ Q + A·B. Work is cut
 // into tiles of rows × tokens and run on a persistent pool of
 // Options.Threads threads (the caller included) started once per Model; the
-// innermost loops are the simd package's four-row dot products.
+// innermost loops are the simd package's kernels: one call per row range for
+// a single token (decode), register tiles of rows × tokens for a batch
+// (prefill, evaluation). Attention is two such products per head and block
+// of queries (scores against the key cache, then weights against the value
+// cache, stored transposed); SiLU·up and the softmax are vector kernels too,
+// since between parallel products they run on one thread.
 //
 // q8 weights by default also quantize the activations, per group of the
 // weight's group size (scale amax/127, round to nearest), and multiply int8 by
@@ -38,8 +43,8 @@
 // statistics accumulated in float64), rotary embeddings use the rotate-half
 // convention with frequencies and angles rounded through float32 as
 // transformers does, with Llama 3 frequency scaling when configured;
-// attention is grouped-query with a 1/sqrt(head_dim) scale and a softmax
-// whose denominator is summed in float64. qwen2's sliding-window attention
+// attention is grouped-query with a 1/sqrt(head_dim) scale and a float32
+// softmax (float64 exp and sum in the pure-Go build). qwen2's sliding-window attention
 // is not implemented: the runtime always attends to the whole cache, which
 // is what transformers does for the usual use_sliding_window=false
 // configurations (with the window enabled, results differ once a sequence

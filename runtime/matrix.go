@@ -10,8 +10,10 @@ import (
 
 // Tile sizes of the matrix kernels. A row block is the unit of work handed to
 // a thread for matrix-vector products; for matrix-matrix products a tile is a
-// row block × a token block, walked token by token so that one activation row
-// stays in L1 while the block's weight rows (≤ 32 × 4·cols bytes) stay in L2.
+// row block × a token block, which the simd Mat kernels walk in register
+// tiles (four tokens at a time for float weights, two for q8) so that a few
+// activation rows stay in L1 while the block's weight rows (≤ 32 × 4·cols
+// bytes) stay in L2.
 const (
 	rowBlock = 32
 	tokBlock = 16
