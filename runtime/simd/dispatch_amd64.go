@@ -313,71 +313,38 @@ func dotBF16RowsWith(f features, y []float32, w []uint16, stride int, x []float3
 
 func matF32With(f features, y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	var tile func(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, n int, add bool)
-	if f.avx512 && n >= 16 {
+	if f.avx512 && n > 0 {
 		tile = tileF32
 	}
 	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, tile, dotF32RowsWith)
 }
 
-// tileF32 runs the 4×4 kernel over the largest multiple of 16 and adds the
-// rest of each of the sixteen dot products here.
 func tileF32(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, n int, add bool) {
-	n16 := n &^ 15
-	tileF32AVX512(y, ldy, w, wstride, x, xstride, n16, b2i(add))
-	if n16 == n {
-		return
-	}
-	for t := range 4 {
-		for r := range 4 {
-			y[t*ldy+r] += dotF32Go(w[r*wstride+n16:r*wstride+n], x[t*xstride+n16:t*xstride+n])
-		}
-	}
+	tileF32AVX512(y, ldy, w, wstride, x, xstride, n, b2i(add))
 }
 
 func matF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	var tile func(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool)
-	if f.avx512 && n >= 16 {
+	if f.avx512 && n > 0 {
 		tile = tileF16
 	}
 	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, tile, dotF16RowsWith)
 }
 
-// tileF16 runs the 4×4 kernel over the largest multiple of 16 and adds the
-// rest of each of the sixteen dot products here.
 func tileF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool) {
-	n16 := n &^ 15
-	tileF16AVX512(y, ldy, w, wstride, x, xstride, n16, b2i(add))
-	if n16 == n {
-		return
-	}
-	for t := range 4 {
-		for r := range 4 {
-			y[t*ldy+r] += dotF16Go(w[r*wstride+n16:r*wstride+n], x[t*xstride+n16:t*xstride+n])
-		}
-	}
+	tileF16AVX512(y, ldy, w, wstride, x, xstride, n, b2i(add))
 }
 
 func matBF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	var tile func(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool)
-	if f.avx512 && n >= 16 {
+	if f.avx512 && n > 0 {
 		tile = tileBF16
 	}
 	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, tile, dotBF16RowsWith)
 }
 
-// tileBF16 runs the 4×4 kernel over the largest multiple of 16 and adds the
-// rest of each of the sixteen dot products here.
 func tileBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool) {
-	n16 := n &^ 15
-	tileBF16AVX512(y, ldy, w, wstride, x, xstride, n16, b2i(add))
-	if n16 == n {
-		return
-	}
-	for t := range 4 {
-		for r := range 4 {
-			y[t*ldy+r] += dotBF16Go(w[r*wstride+n16:r*wstride+n], x[t*xstride+n16:t*xstride+n])
-		}
-	}
+	tileBF16AVX512(y, ldy, w, wstride, x, xstride, n, b2i(add))
 }
 
 // quantizeQ8With runs the AVX-512 quantizer over the whole groups of 32 and

@@ -3,13 +3,14 @@
 #include "textflag.h"
 
 // Register-tiled matrix-matrix kernels for prefill: four weight rows × four
-// tokens per call, accumulated over n (a multiple of 16) in sixteen 512-bit
-// registers, acc[r][t] = Z(4r+t). Each step loads four weight vectors and
-// four activation vectors for sixteen FMAs, where the row kernels load one
-// weight vector per FMA; the products become FMA-bound instead of
-// load-bound. Weight row r is at w + r·wstride elements, token t's
-// activations at x + t·xstride, and the result for (r, t) is written to (or,
-// with add, added to) y[t·ldy + r].
+// tokens per call, accumulated over n elements in sixteen 512-bit registers,
+// acc[r][t] = Z(4r+t). Each step loads four weight vectors and four
+// activation vectors for sixteen FMAs, where the row kernels load one weight
+// vector per FMA; the products become FMA-bound instead of load-bound. The
+// last (n mod 16) elements go through one masked step (masked loads read
+// nothing past the mask), so any n works. Weight row r is at w + r·wstride
+// elements, token t's activations at x + t·xstride, and the result for
+// (r, t) is written to (or, with add, added to) y[t·ldy + r].
 
 #define TILE_ZERO \
 	VPXORD Z0, Z0, Z0; \
@@ -52,6 +53,12 @@
 	VMOVUPS (R13)(AX*4), Z21; \
 	VMOVUPS (R14)(AX*4), Z22; \
 	VMOVUPS (R15)(AX*4), Z23
+
+#define TILE_LOADX_MASKED \
+	VMOVUPS.Z (R12)(AX*4), K1, Z20; \
+	VMOVUPS.Z (R13)(AX*4), K1, Z21; \
+	VMOVUPS.Z (R14)(AX*4), K1, Z22; \
+	VMOVUPS.Z (R15)(AX*4), K1, Z23
 
 // TILE_FOLD adds the high half of every accumulator to its low half, so that
 // the VEX-only horizontal adds can finish in Y0..Y15.
@@ -104,10 +111,12 @@ TEXT ·tileF32AVX512(SB), NOSPLIT, $0-112
 	LEAQ (R13)(BX*1), R14
 	LEAQ (R14)(BX*1), R15
 	MOVQ n+96(FP), CX
+	MOVQ CX, DX
+	ANDQ $-16, DX
 	XORQ AX, AX
 	TILE_ZERO
-	TESTQ CX, CX
-	JZ    reduce
+	TESTQ DX, DX
+	JZ    tail
 
 loop:
 	VMOVUPS   (R8)(AX*4), Z16
@@ -117,8 +126,22 @@ loop:
 	TILE_LOADX
 	TILE_FMA
 	ADDQ $16, AX
-	CMPQ AX, CX
+	CMPQ AX, DX
 	JLT  loop
+
+tail:
+	ANDQ  $15, CX
+	JZ    reduce
+	MOVL  $1, DX
+	SHLL  CX, DX
+	DECL  DX
+	KMOVW DX, K1
+	VMOVUPS.Z (R8)(AX*4), K1, Z16
+	VMOVUPS.Z (R9)(AX*4), K1, Z17
+	VMOVUPS.Z (R10)(AX*4), K1, Z18
+	VMOVUPS.Z (R11)(AX*4), K1, Z19
+	TILE_LOADX_MASKED
+	TILE_FMA
 
 reduce:
 	TILE_FOLD
@@ -186,10 +209,12 @@ TEXT ·tileF16AVX512(SB), NOSPLIT, $0-112
 	LEAQ (R13)(BX*1), R14
 	LEAQ (R14)(BX*1), R15
 	MOVQ n+96(FP), CX
+	MOVQ CX, DX
+	ANDQ $-16, DX
 	XORQ AX, AX
 	TILE_ZERO
-	TESTQ CX, CX
-	JZ    reduce
+	TESTQ DX, DX
+	JZ    tail
 
 loop:
 	VCVTPH2PS (R8)(AX*2), Z16
@@ -199,8 +224,26 @@ loop:
 	TILE_LOADX
 	TILE_FMA
 	ADDQ $16, AX
-	CMPQ AX, CX
+	CMPQ AX, DX
 	JLT  loop
+
+tail:
+	ANDQ  $15, CX
+	JZ    reduce
+	MOVL  $1, DX
+	SHLL  CX, DX
+	DECL  DX
+	KMOVW DX, K1
+	VMOVDQU16.Z (R8)(AX*2), K1, Y16
+	VMOVDQU16.Z (R9)(AX*2), K1, Y17
+	VMOVDQU16.Z (R10)(AX*2), K1, Y18
+	VMOVDQU16.Z (R11)(AX*2), K1, Y19
+	VCVTPH2PS   Y16, Z16
+	VCVTPH2PS   Y17, Z17
+	VCVTPH2PS   Y18, Z18
+	VCVTPH2PS   Y19, Z19
+	TILE_LOADX_MASKED
+	TILE_FMA
 
 reduce:
 	TILE_FOLD
@@ -268,10 +311,12 @@ TEXT ·tileBF16AVX512(SB), NOSPLIT, $0-112
 	LEAQ (R13)(BX*1), R14
 	LEAQ (R14)(BX*1), R15
 	MOVQ n+96(FP), CX
+	MOVQ CX, DX
+	ANDQ $-16, DX
 	XORQ AX, AX
 	TILE_ZERO
-	TESTQ CX, CX
-	JZ    reduce
+	TESTQ DX, DX
+	JZ    tail
 
 loop:
 	VPMOVZXWD (R8)(AX*2), Z16
@@ -285,8 +330,30 @@ loop:
 	TILE_LOADX
 	TILE_FMA
 	ADDQ $16, AX
-	CMPQ AX, CX
+	CMPQ AX, DX
 	JLT  loop
+
+tail:
+	ANDQ  $15, CX
+	JZ    reduce
+	MOVL  $1, DX
+	SHLL  CX, DX
+	DECL  DX
+	KMOVW DX, K1
+	VMOVDQU16.Z (R8)(AX*2), K1, Y16
+	VMOVDQU16.Z (R9)(AX*2), K1, Y17
+	VMOVDQU16.Z (R10)(AX*2), K1, Y18
+	VMOVDQU16.Z (R11)(AX*2), K1, Y19
+	VPMOVZXWD   Y16, Z16
+	VPMOVZXWD   Y17, Z17
+	VPMOVZXWD   Y18, Z18
+	VPMOVZXWD   Y19, Z19
+	VPSLLD      $16, Z16, Z16
+	VPSLLD      $16, Z17, Z17
+	VPSLLD      $16, Z18, Z18
+	VPSLLD      $16, Z19, Z19
+	TILE_LOADX_MASKED
+	TILE_FMA
 
 reduce:
 	TILE_FOLD
