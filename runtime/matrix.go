@@ -36,6 +36,11 @@ type dense struct {
 	q          []int8    // KindQ8 quants, rows·cols
 	s          []uint16  // KindQ8 f16 scales, rows·ng
 	ng         int
+	// cq and ngq are the per-token width of the quantized activations and
+	// their scales for KindQ8: cols and ng rounded up to whole blocks of
+	// max(64, group) quants, zero-padded, so that every row but the last
+	// can go through the whole-group VNNI kernels (see tile).
+	cq, ngq int
 }
 
 func newDense(p *WeightPart) (*dense, error) {
@@ -55,12 +60,16 @@ func newDense(p *WeightPart) (*dense, error) {
 			return nil, fmt.Errorf("part %q: %w", p.Role, err)
 		}
 		d.ng = p.Encoding.Groups(cols)
+		blk := max(64, p.Encoding.Group)
+		d.cq = (cols + blk - 1) / blk * blk
+		d.ngq = d.cq / p.Encoding.Group
 	}
 	return d, nil
 }
 
 // acts are the activations of one product: T rows of cols floats, plus their
-// q8 quantization when the q8 fast path is used.
+// q8 quantization when the q8 fast path is used (T rows of dense.cq quants
+// and dense.ngq scales, zero beyond cols and ng).
 type acts struct {
 	x     []float32
 	xq    []int8
@@ -87,7 +96,7 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 	case quant.KindQ8:
 		g, ng := d.enc.Group, d.ng
 		if a.useQ8 {
-			simd.MatQ8(y, ldy, d.q[r0*c:r1*c], d.s[r0*ng:r1*ng], c, ng, a.xq[t0*c:t1*c], a.xs[t0*ng:t1*ng], c, ng, rows, toks, c, g, add)
+			d.tileQ8(y, ldy, a, r0, r1, t0, t1, add)
 			return
 		}
 		for t := t0; t < t1; t++ {
@@ -97,6 +106,38 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 				store1(y, r-r0, dotQ8F32(d.q[r*c:(r+1)*c], d.s[r*ng:(r+1)*ng], x, g), add)
 			}
 		}
+	}
+}
+
+// tileQ8 is tile for q8 weights with quantized activations. When a row
+// is not whole blocks of quants (cq > cols: a low-rank factor's rank, say),
+// the activations are zero-padded to cq and each row is read cq quants
+// long, running into the next row's first quants and scales: they meet
+// zero activations, so the sums are exact, and the kernels see whole
+// groups. The last rows, which would run past the end of the matrix (one
+// row, or more when cols is much shorter than cq), take the exact-length
+// path.
+func (d *dense) tileQ8(y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool) {
+	c, ng, g := d.cols, d.ng, d.enc.Group
+	cq, ngq := d.cq, d.ngq
+	toks := t1 - t0
+	xq, xs := a.xq[t0*cq:t1*cq], a.xs[t0*ngq:t1*ngq]
+	if cq == c {
+		simd.MatQ8(y, ldy, d.q[r0*c:r1*c], d.s[r0*ng:r1*ng], c, ng, xq, xs, cq, ngq, r1-r0, toks, c, g, add)
+		return
+	}
+	// Rows r < rp can be read cq quants and ngq scales long without
+	// leaving the matrix.
+	rp := min(r1, (len(d.q)-cq)/c+1, (len(d.s)-ngq)/ng+1)
+	if len(d.q) < cq || len(d.s) < ngq {
+		rp = r0
+	}
+	rp = max(rp, r0)
+	if rp > r0 {
+		simd.MatQ8(y, ldy, d.q[r0*c:(rp-1)*c+cq], d.s[r0*ng:(rp-1)*ng+ngq], c, ng, xq, xs, cq, ngq, rp-r0, toks, cq, g, add)
+	}
+	if rp < r1 {
+		simd.MatQ8(y[rp-r0:], ldy, d.q[rp*c:r1*c], d.s[rp*ng:r1*ng], c, ng, xq, xs, cq, ngq, r1-rp, toks, c, g, add)
 	}
 }
 
@@ -268,6 +309,7 @@ type exec struct {
 	// unknown), for group size qgroup.
 	qsrc   []float32
 	qgroup int
+	qwidth int
 }
 
 func newExec(p *pool, exactQ8 bool) *exec {
@@ -285,11 +327,11 @@ func (e *exec) reserve(T int, ms ...*Matrix) {
 			if d == nil {
 				continue
 			}
-			if cap(e.xq) < T*d.cols || cap(e.xs) < T*max(d.ng, 1) {
+			if cap(e.xq) < T*d.cq || cap(e.xs) < T*max(d.ngq, 1) {
 				e.qsrc = nil // the quantization cache lives in these buffers
 			}
-			e.xq = grow(e.xq, T*d.cols)
-			e.xs = grow(e.xs, T*max(d.ng, 1))
+			e.xq = grow(e.xq, T*d.cq)
+			e.xs = grow(e.xs, T*max(d.ngq, 1))
 		}
 		if m.a != nil {
 			e.tmp = grow(e.tmp, T*m.rank)
@@ -365,16 +407,21 @@ func (e *exec) dense(d *dense, Y, X []float32, T int, add bool) {
 }
 
 // quantize fills the q8 activation scratch with the quantization of X for
-// group g unless it already holds it.
-func (e *exec) quantize(X []float32, T, cols, ng, g int) {
+// d's group size, each token zero-padded to d.cq quants and d.ngq scales,
+// unless it already holds it.
+func (e *exec) quantize(X []float32, T int, d *dense) {
+	cols, ng, g, cq, ngq := d.cols, d.ng, d.enc.Group, d.cq, d.ngq
 	src := X[:T*cols]
-	if len(e.qsrc) == len(src) && &e.qsrc[0] == &src[0] && e.qgroup == g {
+	if len(e.qsrc) == len(src) && &e.qsrc[0] == &src[0] && e.qgroup == g && e.qwidth == cq {
 		return
 	}
 	for t := 0; t < T; t++ {
-		simd.QuantizeQ8(e.xq[t*cols:(t+1)*cols], e.xs[t*ng:(t+1)*ng], X[t*cols:(t+1)*cols], g)
+		xq, xs := e.xq[t*cq:(t+1)*cq], e.xs[t*ngq:(t+1)*ngq]
+		simd.QuantizeQ8(xq[:cols], xs[:ng], X[t*cols:(t+1)*cols], g)
+		clear(xq[cols:])
+		clear(xs[ng:])
 	}
-	e.qsrc, e.qgroup = src, g
+	e.qsrc, e.qgroup, e.qwidth = src, g, cq
 }
 
 // denseN runs encoded matrices that share the input X (same cols, same
@@ -388,10 +435,10 @@ func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool)
 	j.T, j.add = T, add
 	j.a = acts{x: X[:T*d0.cols]}
 	if d0.enc.Kind == quant.KindQ8 && !e.exactQ8 {
-		e.quantize(X, T, d0.cols, d0.ng, d0.enc.Group)
+		e.quantize(X, T, d0)
 		j.a.useQ8 = true
-		j.a.xq = e.xq[:T*d0.cols]
-		j.a.xs = e.xs[:T*d0.ng]
+		j.a.xq = e.xq[:T*d0.cq]
+		j.a.xs = e.xs[:T*d0.ngq]
 	}
 	j.nrb = 0
 	work := 0
