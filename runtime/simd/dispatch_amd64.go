@@ -263,88 +263,85 @@ func dotQ8RowsWith(f features, y []float32, wq []int8, ws []uint16, stride, sstr
 	}
 }
 
+// floatKernels are one float encoding's kernels, for the generic walks
+// below: asm is the row-range kernel (whole multiples of 8 elements), ref
+// the reference for the remaining elements, x4 and one the kernels that
+// finish leftover rows, tile the 4×4 matrix-matrix kernel.
+type floatKernels[T any] struct {
+	asm  func(y []float32, w []T, stride int, x []float32, add int)
+	ref  func(w []T, x []float32) float32
+	x4   func(f features, w []T, stride int, x []float32) [4]float32
+	one  func(f features, w []T, x []float32) float32
+	tile func(y []float32, ldy int, w []T, wstride int, x []float32, xstride int, n int, add int)
+}
+
+var (
+	f32Kernels  = floatKernels[float32]{dotF32RowsAVX2, dotF32Go, x4F32, dotF32With, tileF32AVX512}
+	f16Kernels  = floatKernels[uint16]{dotF16RowsAVX2, dotF16Go, x4F16, dotF16With, tileF16AVX512}
+	bf16Kernels = floatKernels[uint16]{dotBF16RowsAVX2, dotBF16Go, x4BF16, dotBF16With, tileBF16AVX512}
+)
+
+// The x4 adapters return by value, so that the caller's array stays on the
+// stack (a pointer passed to a function value escapes).
+func x4F32(f features, w []float32, stride int, x []float32) (o [4]float32) {
+	dotF32x4With(f, &o, w, stride, x)
+	return o
+}
+func x4F16(f features, w []uint16, stride int, x []float32) (o [4]float32) {
+	dotF16x4With(f, &o, w, stride, x)
+	return o
+}
+func x4BF16(f features, w []uint16, stride int, x []float32) (o [4]float32) {
+	dotBF16x4With(f, &o, w, stride, x)
+	return o
+}
+
+func rowsWith[T any](k *floatKernels[T], f features, y []float32, w []T, stride int, x []float32, add bool) {
+	r := 0
+	if n := len(x) &^ 7; f.avx2 && n > 0 {
+		r = len(y) &^ 3
+		if r > 0 {
+			k.asm(y[:r], w, stride, x[:n], b2i(add))
+			for i := 0; n < len(x) && i < r; i++ {
+				y[i] += k.ref(w[i*stride+n:i*stride+len(x)], x[n:])
+			}
+		}
+	}
+	rowsFrom(r, y, add,
+		func(r int) [4]float32 { return k.x4(f, w[r*stride:], stride, x) },
+		func(r int) float32 { return k.one(f, w[r*stride:r*stride+len(x)], x) })
+}
+
+func matWith[T any](k *floatKernels[T], f features, y []float32, ldy int, w []T, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
+	var tile func(y []float32, ldy int, w []T, wstride int, x []float32, xstride, n int, add bool)
+	if f.avx512 && n > 0 {
+		tile = func(y []float32, ldy int, w []T, wstride int, x []float32, xstride, n int, add bool) {
+			k.tile(y, ldy, w, wstride, x, xstride, n, b2i(add))
+		}
+	}
+	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, tile,
+		func(f features, y []float32, w []T, stride int, x []float32, add bool) {
+			rowsWith(k, f, y, w, stride, x, add)
+		})
+}
+
 func dotF32RowsWith(f features, y []float32, w []float32, stride int, x []float32, add bool) {
-	r := 0
-	if n := len(x) &^ 7; f.avx2 && n > 0 {
-		r = len(y) &^ 3
-		if r > 0 {
-			dotF32RowsAVX2(y[:r], w, stride, x[:n], b2i(add))
-			for i := 0; n < len(x) && i < r; i++ {
-				y[i] += dotF32Go(w[i*stride+n:i*stride+len(x)], x[n:])
-			}
-		}
-	}
-	rowsFrom(r, y, add,
-		func(r int) (o [4]float32) { dotF32x4With(f, &o, w[r*stride:], stride, x); return o },
-		func(r int) float32 { return dotF32With(f, w[r*stride:r*stride+len(x)], x) })
+	rowsWith(&f32Kernels, f, y, w, stride, x, add)
 }
-
 func dotF16RowsWith(f features, y []float32, w []uint16, stride int, x []float32, add bool) {
-	r := 0
-	if n := len(x) &^ 7; f.avx2 && n > 0 {
-		r = len(y) &^ 3
-		if r > 0 {
-			dotF16RowsAVX2(y[:r], w, stride, x[:n], b2i(add))
-			for i := 0; n < len(x) && i < r; i++ {
-				y[i] += dotF16Go(w[i*stride+n:i*stride+len(x)], x[n:])
-			}
-		}
-	}
-	rowsFrom(r, y, add,
-		func(r int) (o [4]float32) { dotF16x4With(f, &o, w[r*stride:], stride, x); return o },
-		func(r int) float32 { return dotF16With(f, w[r*stride:r*stride+len(x)], x) })
+	rowsWith(&f16Kernels, f, y, w, stride, x, add)
 }
-
 func dotBF16RowsWith(f features, y []float32, w []uint16, stride int, x []float32, add bool) {
-	r := 0
-	if n := len(x) &^ 7; f.avx2 && n > 0 {
-		r = len(y) &^ 3
-		if r > 0 {
-			dotBF16RowsAVX2(y[:r], w, stride, x[:n], b2i(add))
-			for i := 0; n < len(x) && i < r; i++ {
-				y[i] += dotBF16Go(w[i*stride+n:i*stride+len(x)], x[n:])
-			}
-		}
-	}
-	rowsFrom(r, y, add,
-		func(r int) (o [4]float32) { dotBF16x4With(f, &o, w[r*stride:], stride, x); return o },
-		func(r int) float32 { return dotBF16With(f, w[r*stride:r*stride+len(x)], x) })
+	rowsWith(&bf16Kernels, f, y, w, stride, x, add)
 }
-
 func matF32With(f features, y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	var tile func(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, n int, add bool)
-	if f.avx512 && n > 0 {
-		tile = tileF32
-	}
-	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, tile, dotF32RowsWith)
+	matWith(&f32Kernels, f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
-
-func tileF32(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, n int, add bool) {
-	tileF32AVX512(y, ldy, w, wstride, x, xstride, n, b2i(add))
-}
-
 func matF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	var tile func(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool)
-	if f.avx512 && n > 0 {
-		tile = tileF16
-	}
-	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, tile, dotF16RowsWith)
+	matWith(&f16Kernels, f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
-
-func tileF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool) {
-	tileF16AVX512(y, ldy, w, wstride, x, xstride, n, b2i(add))
-}
-
 func matBF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	var tile func(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool)
-	if f.avx512 && n > 0 {
-		tile = tileBF16
-	}
-	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, tile, dotBF16RowsWith)
-}
-
-func tileBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, n int, add bool) {
-	tileBF16AVX512(y, ldy, w, wstride, x, xstride, n, b2i(add))
+	matWith(&bf16Kernels, f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
 
 // quantizeQ8With runs the AVX-512 quantizer over the whole groups of 32 and
