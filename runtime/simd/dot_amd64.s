@@ -29,6 +29,63 @@
 	LEAQ (R9)(REG*1), R10; \
 	LEAQ (R10)(REG*1), R11
 
+// The row kernels share their frame: 0(SP) = the next y, 8(SP) = 4-row
+// blocks left, R8 = the block's first row, R12 = the row stride in bytes
+// (set by each kernel from stride+48(FP)), R13 = four strides.
+
+// ROWS_ARGS loads y and w; no rows: straight to ret.
+#define ROWS_ARGS \
+	MOVQ   y_len+8(FP), AX; \
+	SHRQ   $2, AX; \
+	JZ     ret; \
+	MOVQ   AX, 8(SP); \
+	MOVQ   y_base+0(FP), AX; \
+	MOVQ   AX, 0(SP); \
+	MOVQ   w_base+24(FP), R8; \
+	MOVQ   stride+48(FP), R12
+
+// ROWS_BLOCK starts a block: rows R8..R11, prefetch pointers R14..SI into
+// the next block 512 bytes ahead, x in DI, CX = len(x), AX = 0, DX = len(x)
+// rounded down to 16, accumulators cleared.
+#define ROWS_BLOCK \
+	ROWS4(R12); \
+	LEAQ   512(R8)(R13*1), R14; \
+	LEAQ   512(R9)(R13*1), R15; \
+	LEAQ   512(R10)(R13*1), BX; \
+	LEAQ   512(R11)(R13*1), SI; \
+	MOVQ   x_base+56(FP), DI; \
+	MOVQ   x_len+64(FP), CX; \
+	XORQ   AX, AX; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; \
+	VXORPS Y5, Y5, Y5; \
+	VXORPS Y6, Y6, Y6; \
+	VXORPS Y7, Y7, Y7; \
+	MOVQ   CX, DX; \
+	ANDQ   $-16, DX
+
+// ROWS_STORE reduces the block's four sums, writes (or, with add, adds)
+// them to y and moves to the next block; the caller loops while 8(SP) > 0.
+#define ROWS_STORE \
+	VADDPS  Y4, Y0, Y0; \
+	VADDPS  Y5, Y1, Y1; \
+	VADDPS  Y6, Y2, Y2; \
+	VADDPS  Y7, Y3, Y3; \
+	HSUM4_Y0_Y3; \
+	MOVQ    0(SP), DX; \
+	MOVQ    add+80(FP), CX; \
+	TESTQ   CX, CX; \
+	JZ      2(PC); \
+	VADDPS  (DX), X0, X0; \
+	VMOVUPS X0, (DX); \
+	ADDQ    $16, DX; \
+	MOVQ    DX, 0(SP); \
+	ADDQ    R13, R8; \
+	DECQ    8(SP)
+
 // func dotF32AVX2(a, b []float32) float32
 TEXT ·dotF32AVX2(SB), NOSPLIT, $0-52
 	MOVQ   a_base+0(FP), SI
@@ -175,36 +232,12 @@ reduce:
 
 // func dotF32RowsAVX2(y []float32, w []float32, stride int, x []float32, add int)
 TEXT ·dotF32RowsAVX2(SB), NOSPLIT, $16-88
-	MOVQ   y_len+8(FP), AX
-	SHRQ   $2, AX
-	JZ     ret
-	MOVQ   AX, 8(SP)
-	MOVQ   y_base+0(FP), AX
-	MOVQ   AX, 0(SP)
-	MOVQ   w_base+24(FP), R8
-	MOVQ   stride+48(FP), R12
+	ROWS_ARGS
 	SHLQ   $2, R12
 	LEAQ   (R12*4), R13
 
 rowblk:
-	ROWS4(R12)
-	LEAQ   512(R8)(R13*1), R14
-	LEAQ   512(R9)(R13*1), R15
-	LEAQ   512(R10)(R13*1), BX
-	LEAQ   512(R11)(R13*1), SI
-	MOVQ   x_base+56(FP), DI
-	MOVQ   x_len+64(FP), CX
-	XORQ   AX, AX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	MOVQ   CX, DX
-	ANDQ   $-16, DX
+	ROWS_BLOCK
 	JZ     tail
 
 loop:
@@ -247,23 +280,7 @@ tail:
 	VFMADD231PS (R11)(AX*4), Y8, Y3
 
 reduce:
-	VADDPS  Y4, Y0, Y0
-	VADDPS  Y5, Y1, Y1
-	VADDPS  Y6, Y2, Y2
-	VADDPS  Y7, Y3, Y3
-	HSUM4_Y0_Y3
-	MOVQ    0(SP), DX
-	MOVQ    add+80(FP), CX
-	TESTQ   CX, CX
-	JZ      store
-	VADDPS  (DX), X0, X0
-
-store:
-	VMOVUPS X0, (DX)
-	ADDQ    $16, DX
-	MOVQ    DX, 0(SP)
-	ADDQ    R13, R8
-	DECQ    8(SP)
+	ROWS_STORE
 	JNZ     rowblk
 	VZEROUPPER
 
@@ -272,36 +289,12 @@ ret:
 
 // func dotF16RowsAVX2(y []float32, w []uint16, stride int, x []float32, add int)
 TEXT ·dotF16RowsAVX2(SB), NOSPLIT, $16-88
-	MOVQ   y_len+8(FP), AX
-	SHRQ   $2, AX
-	JZ     ret
-	MOVQ   AX, 8(SP)
-	MOVQ   y_base+0(FP), AX
-	MOVQ   AX, 0(SP)
-	MOVQ   w_base+24(FP), R8
-	MOVQ   stride+48(FP), R12
+	ROWS_ARGS
 	SHLQ   $1, R12
 	LEAQ   (R12*4), R13
 
 rowblk:
-	ROWS4(R12)
-	LEAQ   512(R8)(R13*1), R14
-	LEAQ   512(R9)(R13*1), R15
-	LEAQ   512(R10)(R13*1), BX
-	LEAQ   512(R11)(R13*1), SI
-	MOVQ   x_base+56(FP), DI
-	MOVQ   x_len+64(FP), CX
-	XORQ   AX, AX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	MOVQ   CX, DX
-	ANDQ   $-16, DX
+	ROWS_BLOCK
 	JZ     tail
 
 loop:
@@ -348,23 +341,7 @@ tail:
 	VFMADD231PS Y8, Y13, Y3
 
 reduce:
-	VADDPS  Y4, Y0, Y0
-	VADDPS  Y5, Y1, Y1
-	VADDPS  Y6, Y2, Y2
-	VADDPS  Y7, Y3, Y3
-	HSUM4_Y0_Y3
-	MOVQ    0(SP), DX
-	MOVQ    add+80(FP), CX
-	TESTQ   CX, CX
-	JZ      store
-	VADDPS  (DX), X0, X0
-
-store:
-	VMOVUPS X0, (DX)
-	ADDQ    $16, DX
-	MOVQ    DX, 0(SP)
-	ADDQ    R13, R8
-	DECQ    8(SP)
+	ROWS_STORE
 	JNZ     rowblk
 	VZEROUPPER
 
@@ -373,36 +350,12 @@ ret:
 
 // func dotBF16RowsAVX2(y []float32, w []uint16, stride int, x []float32, add int)
 TEXT ·dotBF16RowsAVX2(SB), NOSPLIT, $16-88
-	MOVQ   y_len+8(FP), AX
-	SHRQ   $2, AX
-	JZ     ret
-	MOVQ   AX, 8(SP)
-	MOVQ   y_base+0(FP), AX
-	MOVQ   AX, 0(SP)
-	MOVQ   w_base+24(FP), R8
-	MOVQ   stride+48(FP), R12
+	ROWS_ARGS
 	SHLQ   $1, R12
 	LEAQ   (R12*4), R13
 
 rowblk:
-	ROWS4(R12)
-	LEAQ   512(R8)(R13*1), R14
-	LEAQ   512(R9)(R13*1), R15
-	LEAQ   512(R10)(R13*1), BX
-	LEAQ   512(R11)(R13*1), SI
-	MOVQ   x_base+56(FP), DI
-	MOVQ   x_len+64(FP), CX
-	XORQ   AX, AX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	MOVQ   CX, DX
-	ANDQ   $-16, DX
+	ROWS_BLOCK
 	JZ     tail
 
 loop:
@@ -461,23 +414,7 @@ tail:
 	VFMADD231PS Y8, Y13, Y3
 
 reduce:
-	VADDPS  Y4, Y0, Y0
-	VADDPS  Y5, Y1, Y1
-	VADDPS  Y6, Y2, Y2
-	VADDPS  Y7, Y3, Y3
-	HSUM4_Y0_Y3
-	MOVQ    0(SP), DX
-	MOVQ    add+80(FP), CX
-	TESTQ   CX, CX
-	JZ      store
-	VADDPS  (DX), X0, X0
-
-store:
-	VMOVUPS X0, (DX)
-	ADDQ    $16, DX
-	MOVQ    DX, 0(SP)
-	ADDQ    R13, R8
-	DECQ    8(SP)
+	ROWS_STORE
 	JNZ     rowblk
 	VZEROUPPER
 

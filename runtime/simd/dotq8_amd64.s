@@ -74,6 +74,13 @@
 	LEAQ (R9)(REG*1), R10; \
 	LEAQ (R10)(REG*1), R11
 
+// SROWS4 sets R13, BX, SI to the scale row R12 plus one, two, three times
+// REG.
+#define SROWS4(REG) \
+	LEAQ (R12)(REG*1), R13; \
+	LEAQ (R13)(REG*1), BX; \
+	LEAQ (BX)(REG*1), SI
+
 // Q8X4_SETUP loads the x4 arguments: quant rows R8..R11, x DI, scale rows
 // R12, R13, BX, SI, xs DX, group count CX; clears Y4..Y7.
 #define Q8X4_SETUP \
@@ -83,9 +90,7 @@
 	MOVQ   ws_base+32(FP), R12; \
 	MOVQ   sstride+64(FP), AX; \
 	SHLQ   $1, AX; \
-	LEAQ   (R12)(AX*1), R13; \
-	LEAQ   (R13)(AX*1), BX; \
-	LEAQ   (BX)(AX*1), SI; \
+	SROWS4(AX); \
 	MOVQ   xq_base+72(FP), DI; \
 	MOVQ   xs_base+96(FP), DX; \
 	MOVQ   xs_len+104(FP), CX; \
@@ -752,9 +757,7 @@ rowblk:
 	ROWS4(AX)
 	MOVQ   sstride+80(FP), AX
 	SHLQ   $1, AX
-	LEAQ   (R12)(AX*1), R13
-	LEAQ   (R13)(AX*1), BX
-	LEAQ   (BX)(AX*1), SI
+	SROWS4(AX)
 	MOVQ   xq_base+88(FP), DI
 	MOVQ   xs_base+112(FP), DX
 	MOVQ   xs_len+120(FP), CX
@@ -1008,15 +1011,11 @@ TEXT ·tileQ8x2VNNI(SB), NOSPLIT, $48-184
 trowblk:
 	MOVQ   16(SP), R8
 	MOVQ   stride+80(FP), AX
-	LEAQ   (R8)(AX*1), R9
-	LEAQ   (R9)(AX*1), R10
-	LEAQ   (R10)(AX*1), R11
+	ROWS4(AX)
 	MOVQ   24(SP), R12
 	MOVQ   sstride+88(FP), AX
 	SHLQ   $1, AX
-	LEAQ   (R12)(AX*1), R13
-	LEAQ   (R13)(AX*1), BX
-	LEAQ   (BX)(AX*1), SI
+	SROWS4(AX)
 	MOVQ   xq_base+96(FP), DI
 	MOVQ   xs_base+120(FP), DX
 	MOVQ   ng+160(FP), AX

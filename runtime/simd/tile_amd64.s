@@ -96,25 +96,89 @@
 	VEXTRACTF64X4 $1, Z15, Y16; \
 	VADDPS Y16, Y15, Y15
 
+// TILE_SETUP takes w (BX = its row stride in bytes) and x: rows R8..R11,
+// tokens R12..R15, CX = n, DX = n rounded down to 16, AX = 0, accumulators
+// cleared.
+#define TILE_SETUP \
+	MOVQ w_base+32(FP), R8; \
+	LEAQ (R8)(BX*1), R9; \
+	LEAQ (R9)(BX*1), R10; \
+	LEAQ (R10)(BX*1), R11; \
+	MOVQ xstride+88(FP), BX; \
+	SHLQ $2, BX; \
+	MOVQ x_base+64(FP), R12; \
+	LEAQ (R12)(BX*1), R13; \
+	LEAQ (R13)(BX*1), R14; \
+	LEAQ (R14)(BX*1), R15; \
+	MOVQ n+96(FP), CX; \
+	MOVQ CX, DX; \
+	ANDQ $-16, DX; \
+	XORQ AX, AX; \
+	TILE_ZERO
+
+// TILE_TAILMASK sets K1 to the low CX (1..15) lanes.
+#define TILE_TAILMASK \
+	MOVL  $1, DX; \
+	SHLL  CX, DX; \
+	DECL  DX; \
+	KMOVW DX, K1
+
+// TILE_STORE reduces the accumulators and writes (or, with add, adds) the
+// sixteen results to y.
+#define TILE_STORE \
+	TILE_FOLD; \
+	MOVQ y_base+0(FP), DI; \
+	MOVQ ldy+24(FP), BX; \
+	SHLQ $2, BX; \
+	MOVQ add+104(FP), DX; \
+	VHADDPS      Y4, Y0, Y0; \
+	VHADDPS      Y12, Y8, Y8; \
+	VHADDPS      Y8, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X4; \
+	VADDPS       X4, X0, X0; \
+	TESTQ        DX, DX; \
+	JZ           2(PC); \
+	VADDPS       (DI), X0, X0; \
+	VMOVUPS      X0, (DI); \
+	ADDQ         BX, DI; \
+; \
+	VHADDPS      Y5, Y1, Y1; \
+	VHADDPS      Y13, Y9, Y9; \
+	VHADDPS      Y9, Y1, Y1; \
+	VEXTRACTF128 $1, Y1, X5; \
+	VADDPS       X5, X1, X1; \
+	TESTQ        DX, DX; \
+	JZ           2(PC); \
+	VADDPS       (DI), X1, X1; \
+	VMOVUPS      X1, (DI); \
+	ADDQ         BX, DI; \
+; \
+	VHADDPS      Y6, Y2, Y2; \
+	VHADDPS      Y14, Y10, Y10; \
+	VHADDPS      Y10, Y2, Y2; \
+	VEXTRACTF128 $1, Y2, X6; \
+	VADDPS       X6, X2, X2; \
+	TESTQ        DX, DX; \
+	JZ           2(PC); \
+	VADDPS       (DI), X2, X2; \
+	VMOVUPS      X2, (DI); \
+	ADDQ         BX, DI; \
+; \
+	VHADDPS      Y7, Y3, Y3; \
+	VHADDPS      Y15, Y11, Y11; \
+	VHADDPS      Y11, Y3, Y3; \
+	VEXTRACTF128 $1, Y3, X7; \
+	VADDPS       X7, X3, X3; \
+	TESTQ        DX, DX; \
+	JZ           2(PC); \
+	VADDPS       (DI), X3, X3; \
+	VMOVUPS      X3, (DI)
+
 // func tileF32AVX512(y []float32, ldy int, w []float32, wstride int, x []float32, xstride int, n int, add int)
 TEXT ·tileF32AVX512(SB), NOSPLIT, $0-112
 	MOVQ wstride+56(FP), BX
 	SHLQ $2, BX
-	MOVQ w_base+32(FP), R8
-	LEAQ (R8)(BX*1), R9
-	LEAQ (R9)(BX*1), R10
-	LEAQ (R10)(BX*1), R11
-	MOVQ xstride+88(FP), BX
-	SHLQ $2, BX
-	MOVQ x_base+64(FP), R12
-	LEAQ (R12)(BX*1), R13
-	LEAQ (R13)(BX*1), R14
-	LEAQ (R14)(BX*1), R15
-	MOVQ n+96(FP), CX
-	MOVQ CX, DX
-	ANDQ $-16, DX
-	XORQ AX, AX
-	TILE_ZERO
+	TILE_SETUP
 	TESTQ DX, DX
 	JZ    tail
 
@@ -132,10 +196,7 @@ loop:
 tail:
 	ANDQ  $15, CX
 	JZ    reduce
-	MOVL  $1, DX
-	SHLL  CX, DX
-	DECL  DX
-	KMOVW DX, K1
+	TILE_TAILMASK
 	VMOVUPS.Z (R8)(AX*4), K1, Z16
 	VMOVUPS.Z (R9)(AX*4), K1, Z17
 	VMOVUPS.Z (R10)(AX*4), K1, Z18
@@ -144,53 +205,7 @@ tail:
 	TILE_FMA
 
 reduce:
-	TILE_FOLD
-	MOVQ y_base+0(FP), DI
-	MOVQ ldy+24(FP), BX
-	SHLQ $2, BX
-	MOVQ add+104(FP), DX
-	VHADDPS      Y4, Y0, Y0
-	VHADDPS      Y12, Y8, Y8
-	VHADDPS      Y8, Y0, Y0
-	VEXTRACTF128 $1, Y0, X4
-	VADDPS       X4, X0, X0
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X0, X0
-	VMOVUPS      X0, (DI)
-	ADDQ         BX, DI
-
-	VHADDPS      Y5, Y1, Y1
-	VHADDPS      Y13, Y9, Y9
-	VHADDPS      Y9, Y1, Y1
-	VEXTRACTF128 $1, Y1, X5
-	VADDPS       X5, X1, X1
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X1, X1
-	VMOVUPS      X1, (DI)
-	ADDQ         BX, DI
-
-	VHADDPS      Y6, Y2, Y2
-	VHADDPS      Y14, Y10, Y10
-	VHADDPS      Y10, Y2, Y2
-	VEXTRACTF128 $1, Y2, X6
-	VADDPS       X6, X2, X2
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X2, X2
-	VMOVUPS      X2, (DI)
-	ADDQ         BX, DI
-
-	VHADDPS      Y7, Y3, Y3
-	VHADDPS      Y15, Y11, Y11
-	VHADDPS      Y11, Y3, Y3
-	VEXTRACTF128 $1, Y3, X7
-	VADDPS       X7, X3, X3
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X3, X3
-	VMOVUPS      X3, (DI)
+	TILE_STORE
 	VZEROUPPER
 	RET
 
@@ -198,21 +213,7 @@ reduce:
 TEXT ·tileF16AVX512(SB), NOSPLIT, $0-112
 	MOVQ wstride+56(FP), BX
 	SHLQ $1, BX
-	MOVQ w_base+32(FP), R8
-	LEAQ (R8)(BX*1), R9
-	LEAQ (R9)(BX*1), R10
-	LEAQ (R10)(BX*1), R11
-	MOVQ xstride+88(FP), BX
-	SHLQ $2, BX
-	MOVQ x_base+64(FP), R12
-	LEAQ (R12)(BX*1), R13
-	LEAQ (R13)(BX*1), R14
-	LEAQ (R14)(BX*1), R15
-	MOVQ n+96(FP), CX
-	MOVQ CX, DX
-	ANDQ $-16, DX
-	XORQ AX, AX
-	TILE_ZERO
+	TILE_SETUP
 	TESTQ DX, DX
 	JZ    tail
 
@@ -230,10 +231,7 @@ loop:
 tail:
 	ANDQ  $15, CX
 	JZ    reduce
-	MOVL  $1, DX
-	SHLL  CX, DX
-	DECL  DX
-	KMOVW DX, K1
+	TILE_TAILMASK
 	VMOVDQU16.Z (R8)(AX*2), K1, Y16
 	VMOVDQU16.Z (R9)(AX*2), K1, Y17
 	VMOVDQU16.Z (R10)(AX*2), K1, Y18
@@ -246,53 +244,7 @@ tail:
 	TILE_FMA
 
 reduce:
-	TILE_FOLD
-	MOVQ y_base+0(FP), DI
-	MOVQ ldy+24(FP), BX
-	SHLQ $2, BX
-	MOVQ add+104(FP), DX
-	VHADDPS      Y4, Y0, Y0
-	VHADDPS      Y12, Y8, Y8
-	VHADDPS      Y8, Y0, Y0
-	VEXTRACTF128 $1, Y0, X4
-	VADDPS       X4, X0, X0
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X0, X0
-	VMOVUPS      X0, (DI)
-	ADDQ         BX, DI
-
-	VHADDPS      Y5, Y1, Y1
-	VHADDPS      Y13, Y9, Y9
-	VHADDPS      Y9, Y1, Y1
-	VEXTRACTF128 $1, Y1, X5
-	VADDPS       X5, X1, X1
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X1, X1
-	VMOVUPS      X1, (DI)
-	ADDQ         BX, DI
-
-	VHADDPS      Y6, Y2, Y2
-	VHADDPS      Y14, Y10, Y10
-	VHADDPS      Y10, Y2, Y2
-	VEXTRACTF128 $1, Y2, X6
-	VADDPS       X6, X2, X2
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X2, X2
-	VMOVUPS      X2, (DI)
-	ADDQ         BX, DI
-
-	VHADDPS      Y7, Y3, Y3
-	VHADDPS      Y15, Y11, Y11
-	VHADDPS      Y11, Y3, Y3
-	VEXTRACTF128 $1, Y3, X7
-	VADDPS       X7, X3, X3
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X3, X3
-	VMOVUPS      X3, (DI)
+	TILE_STORE
 	VZEROUPPER
 	RET
 
@@ -300,21 +252,7 @@ reduce:
 TEXT ·tileBF16AVX512(SB), NOSPLIT, $0-112
 	MOVQ wstride+56(FP), BX
 	SHLQ $1, BX
-	MOVQ w_base+32(FP), R8
-	LEAQ (R8)(BX*1), R9
-	LEAQ (R9)(BX*1), R10
-	LEAQ (R10)(BX*1), R11
-	MOVQ xstride+88(FP), BX
-	SHLQ $2, BX
-	MOVQ x_base+64(FP), R12
-	LEAQ (R12)(BX*1), R13
-	LEAQ (R13)(BX*1), R14
-	LEAQ (R14)(BX*1), R15
-	MOVQ n+96(FP), CX
-	MOVQ CX, DX
-	ANDQ $-16, DX
-	XORQ AX, AX
-	TILE_ZERO
+	TILE_SETUP
 	TESTQ DX, DX
 	JZ    tail
 
@@ -336,10 +274,7 @@ loop:
 tail:
 	ANDQ  $15, CX
 	JZ    reduce
-	MOVL  $1, DX
-	SHLL  CX, DX
-	DECL  DX
-	KMOVW DX, K1
+	TILE_TAILMASK
 	VMOVDQU16.Z (R8)(AX*2), K1, Y16
 	VMOVDQU16.Z (R9)(AX*2), K1, Y17
 	VMOVDQU16.Z (R10)(AX*2), K1, Y18
@@ -356,53 +291,7 @@ tail:
 	TILE_FMA
 
 reduce:
-	TILE_FOLD
-	MOVQ y_base+0(FP), DI
-	MOVQ ldy+24(FP), BX
-	SHLQ $2, BX
-	MOVQ add+104(FP), DX
-	VHADDPS      Y4, Y0, Y0
-	VHADDPS      Y12, Y8, Y8
-	VHADDPS      Y8, Y0, Y0
-	VEXTRACTF128 $1, Y0, X4
-	VADDPS       X4, X0, X0
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X0, X0
-	VMOVUPS      X0, (DI)
-	ADDQ         BX, DI
-
-	VHADDPS      Y5, Y1, Y1
-	VHADDPS      Y13, Y9, Y9
-	VHADDPS      Y9, Y1, Y1
-	VEXTRACTF128 $1, Y1, X5
-	VADDPS       X5, X1, X1
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X1, X1
-	VMOVUPS      X1, (DI)
-	ADDQ         BX, DI
-
-	VHADDPS      Y6, Y2, Y2
-	VHADDPS      Y14, Y10, Y10
-	VHADDPS      Y10, Y2, Y2
-	VEXTRACTF128 $1, Y2, X6
-	VADDPS       X6, X2, X2
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X2, X2
-	VMOVUPS      X2, (DI)
-	ADDQ         BX, DI
-
-	VHADDPS      Y7, Y3, Y3
-	VHADDPS      Y15, Y11, Y11
-	VHADDPS      Y11, Y3, Y3
-	VEXTRACTF128 $1, Y3, X7
-	VADDPS       X7, X3, X3
-	TESTQ        DX, DX
-	JZ           2(PC)
-	VADDPS       (DI), X3, X3
-	VMOVUPS      X3, (DI)
+	TILE_STORE
 	VZEROUPPER
 	RET
 
