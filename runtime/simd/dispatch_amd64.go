@@ -313,16 +313,18 @@ func rowsWith[T any](k *floatKernels[T], f features, y []float32, w []T, stride 
 }
 
 func matWith[T any](k *floatKernels[T], f features, y []float32, ldy int, w []T, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	var tile func(y []float32, ldy int, w []T, wstride int, x []float32, xstride, n int, add bool)
+	var tile func(t, r4 int)
 	if f.avx512 && n > 0 {
-		tile = func(y []float32, ldy int, w []T, wstride int, x []float32, xstride, n int, add bool) {
-			k.tile(y, ldy, w, wstride, x, xstride, n, b2i(add))
+		a := b2i(add)
+		tile = func(t, r4 int) {
+			for r := 0; r < r4; r += 4 {
+				k.tile(y[t*ldy+r:], ldy, w[r*wstride:], wstride, x[t*xstride:], xstride, n, a)
+			}
 		}
 	}
-	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, tile,
-		func(f features, y []float32, w []T, stride int, x []float32, add bool) {
-			rowsWith(k, f, y, w, stride, x, add)
-		})
+	matWalk(rows, tokens, 4, tile, func(u, r0 int) {
+		rowsWith(k, f, y[u*ldy+r0:u*ldy+rows], w[r0*wstride:], wstride, x[u*xstride:u*xstride+n], add)
+	})
 }
 
 func dotF32RowsWith(f features, y []float32, w []float32, stride int, x []float32, add bool) {
@@ -366,20 +368,16 @@ func matQ8(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq
 // even number of groups) and the Rows kernels for everything else.
 func matQ8With(f features, y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
 	ng := (n + group - 1) / group
-	t := 0
+	var tile func(t, r4 int)
 	if f.vnni && group == 32 && n > 0 && n%64 == 0 {
 		a := b2i(add)
-		r := rows &^ 3
-		for ; t+2 <= tokens; t += 2 {
-			tileQ8x2VNNI(y[t*ldy:], ldy, wq, ws, stride, sstride, xq[t*xstride:], xs[t*xsstride:], xstride, xsstride, ng, r, a)
-			for u := t; u < t+2 && r < rows; u++ {
-				dotQ8RowsWith(f, y[u*ldy+r:u*ldy+rows], wq[r*stride:], ws[r*sstride:], stride, sstride, xq[u*xstride:u*xstride+n], xs[u*xsstride:u*xsstride+ng], group, add)
-			}
+		tile = func(t, r4 int) {
+			tileQ8x2VNNI(y[t*ldy:], ldy, wq, ws, stride, sstride, xq[t*xstride:], xs[t*xsstride:], xstride, xsstride, ng, r4, a)
 		}
 	}
-	for ; t < tokens; t++ {
-		dotQ8RowsWith(f, y[t*ldy:t*ldy+rows], wq, ws, stride, sstride, xq[t*xstride:t*xstride+n], xs[t*xsstride:t*xsstride+ng], group, add)
-	}
+	matWalk(rows, tokens, 2, tile, func(u, r0 int) {
+		dotQ8RowsWith(f, y[u*ldy+r0:u*ldy+rows], wq[r0*stride:], ws[r0*sstride:], stride, sstride, xq[u*xstride:u*xstride+n], xs[u*xsstride:u*xsstride+ng], group, add)
+	})
 }
 
 func siluMul(g, u []float32) { siluMulWith(cpuFeatures, g, u) }

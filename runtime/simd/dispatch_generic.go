@@ -48,28 +48,34 @@ func matF32(y []float32, ldy int, w []float32, wstride int, x []float32, xstride
 	matF32With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
 func matF32With(f features, y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, nil, dotF32RowsWith)
+	matWalk(rows, tokens, 1, nil, func(u, _ int) {
+		dotF32RowsWith(f, y[u*ldy:u*ldy+rows], w, wstride, x[u*xstride:u*xstride+n], add)
+	})
 }
 func matF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	matF16With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
 func matF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, nil, dotF16RowsWith)
+	matWalk(rows, tokens, 1, nil, func(u, _ int) {
+		dotF16RowsWith(f, y[u*ldy:u*ldy+rows], w, wstride, x[u*xstride:u*xstride+n], add)
+	})
 }
 func matBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	matBF16With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
 func matBF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matFrom(f, y, ldy, w, wstride, x, xstride, rows, tokens, n, add, nil, dotBF16RowsWith)
+	matWalk(rows, tokens, 1, nil, func(u, _ int) {
+		dotBF16RowsWith(f, y[u*ldy:u*ldy+rows], w, wstride, x[u*xstride:u*xstride+n], add)
+	})
 }
 func matQ8(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
 	matQ8With(cpuFeatures, y, ldy, wq, ws, stride, sstride, xq, xs, xstride, xsstride, rows, tokens, n, group, add)
 }
 func matQ8With(f features, y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
 	ng := (n + group - 1) / group
-	for t := range tokens {
-		dotQ8RowsWith(f, y[t*ldy:t*ldy+rows], wq, ws, stride, sstride, xq[t*xstride:t*xstride+n], xs[t*xsstride:t*xsstride+ng], group, add)
-	}
+	matWalk(rows, tokens, 1, nil, func(u, _ int) {
+		dotQ8RowsWith(f, y[u*ldy:u*ldy+rows], wq, ws, stride, sstride, xq[u*xstride:u*xstride+n], xs[u*xsstride:u*xsstride+ng], group, add)
+	})
 }
 func siluMul(g, u []float32)                                 { siluMulGo(g, u) }
 func siluMulWith(_ features, g, u []float32)                 { siluMulGo(g, u) }

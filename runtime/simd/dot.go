@@ -154,27 +154,27 @@ func checkMat(ly, ldy, lw, wstride, lx, xstride, rows, tokens, n int) {
 	checkRows(tokens, ly, ldy, rows)
 }
 
-// matFrom walks a Mat call: 4×4 tiles with tile (nil: none), then the
-// leftover rows of those tokens and the leftover tokens with the Rows
-// kernel. Tokens are the outer loop: four activation rows stay in L1 while
-// the weight rows stream past them.
-func matFrom[T any](f features, y []float32, ldy int, w []T, wstride int, x []float32, xstride, rows, tokens, n int, add bool,
-	tile func(y []float32, ldy int, w []T, wstride int, x []float32, xstride, n int, add bool),
-	rowsK func(f features, y []float32, w []T, stride int, x []float32, add bool)) {
+// matWalk walks a Mat call of rows × tokens: for each group of step tokens,
+// tile(t, r4) covers those tokens' rows [0, r4), r4 being rows rounded down
+// to 4, and rowsK(u, r4) the rest of each; every token left over goes
+// through rowsK(u, 0). With tile nil, every token goes through rowsK.
+// Tokens are the outer loop: a few activation rows stay in L1 while the
+// weight rows stream past them.
+func matWalk(rows, tokens, step int, tile func(t, r4 int), rowsK func(u, r0 int)) {
 	t := 0
 	if tile != nil {
-		for ; t+4 <= tokens; t += 4 {
-			r := 0
-			for ; r+4 <= rows; r += 4 {
-				tile(y[t*ldy+r:], ldy, w[r*wstride:], wstride, x[t*xstride:], xstride, n, add)
+		r4 := rows &^ 3
+		for ; t+step <= tokens; t += step {
+			if r4 > 0 {
+				tile(t, r4)
 			}
-			for u := t; u < t+4 && r < rows; u++ {
-				rowsK(f, y[u*ldy+r:u*ldy+rows], w[r*wstride:], wstride, x[u*xstride:u*xstride+n], add)
+			for u := t; u < t+step && r4 < rows; u++ {
+				rowsK(u, r4)
 			}
 		}
 	}
 	for ; t < tokens; t++ {
-		rowsK(f, y[t*ldy:t*ldy+rows], w, wstride, x[t*xstride:t*xstride+n], add)
+		rowsK(t, 0)
 	}
 }
 
