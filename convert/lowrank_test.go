@@ -19,7 +19,7 @@ import (
 	"github.com/shrink-llm/shrink/runtime"
 )
 
-const demoModel = "../testdata/demo/llama-stories-tiny"
+const demoModel = "../internal/demo/llama-stories-tiny"
 
 // calibText returns TinyStories text: ../shared's corpus when present, else
 // a small synthetic corpus of sentences the demo tokenizer knows.

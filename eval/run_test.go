@@ -3,7 +3,6 @@ package eval
 import (
 	"bytes"
 	"context"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,7 +13,7 @@ import (
 	"github.com/shrink-llm/shrink/runtime"
 )
 
-const demoModel = "../testdata/demo/llama-stories-tiny"
+const demoModel = "../internal/demo/llama-stories-tiny"
 
 // testStory is enough text for a few short chunks without ../shared.
 const testStory = `Once upon a time, there was a little girl named Lily. She loved to play in the park with her red ball.
@@ -230,29 +229,5 @@ func TestSweepWriteAndPareto(t *testing.T) {
 	md, _ := os.ReadFile(filepath.Join(dir, "sweep.md"))
 	if !strings.Contains(string(md), "| q8g64 | 10.20 |") || strings.Index(string(md), "q8g64") > strings.Index(string(md), "| f32") {
 		t.Errorf("table not sorted by size:\n%s", md)
-	}
-}
-
-func TestNiceAndDecadeTicks(t *testing.T) {
-	var labels []string
-	for _, tk := range (niceTicks{}).Ticks(0.9985, 1.0021) {
-		if tk.Label != "" {
-			labels = append(labels, tk.Label)
-		}
-	}
-	if want := []string{"0.999", "1.000", "1.001", "1.002"}; !slices.Equal(labels, want) {
-		t.Errorf("nice ticks %v, want %v", labels, want)
-	}
-	labels = labels[:0]
-	for _, tk := range (decadeTicks{floor: -8, hasFloor: true}).Ticks(-8.2, -2.5) {
-		if tk.Label != "" {
-			labels = append(labels, tk.Label)
-		}
-		if math.IsNaN(tk.Value) {
-			t.Fatal("NaN tick")
-		}
-	}
-	if want := []string{"0", "1e-7", "1e-6", "1e-5", "1e-4", "1e-3"}; !slices.Equal(labels, want) {
-		t.Errorf("decade ticks %v, want %v", labels, want)
 	}
 }

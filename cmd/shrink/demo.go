@@ -12,9 +12,9 @@ import (
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/eval"
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/demo"
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/runtime"
-	"github.com/shrink-llm/shrink/testdata/demo"
 	"github.com/urfave/cli/v2"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-const demoModel = "../../testdata/demo/llama-stories-tiny"
+const demoModel = "../../internal/demo/llama-stories-tiny"
 
 // shrink runs the CLI in-process and returns exit code, stdout and stderr.
 func shrink(t *testing.T, args ...string) (int, string, string) {

@@ -1,4 +1,4 @@
-package eval
+package chart
 
 import (
 	"encoding/xml"
@@ -20,20 +20,18 @@ import (
 // plotTestSweep has three series, a KLD of exactly 0, two coincident
 // points and an error bar on every PPL ratio.
 func plotTestSweep() *Sweep {
-	mk := func(name, series string, bpw, kld, ratio float64) SweepPoint {
-		return SweepPoint{Name: name, Series: series, BitsPerWeight: bpw,
-			Summary: Summary{KLD: ValueErr{Value: kld}, PPLRatio: ValueErr{Value: ratio, Err: 2e-4}}}
+	mk := func(name, series string, bpw, kld, ratio float64, pareto bool) Point {
+		return Point{Name: name, Series: series, BitsPerWeight: bpw, KLD: kld, PPLRatio: ratio, PPLRatioErr: 2e-4, Pareto: pareto}
 	}
-	s := &Sweep{Model: "toy", Text: "/x/valid.txt", Ctx: 64, Chunks: 3, Tokens: 189, Points: []SweepPoint{
-		mk("f32", "dense", 32, 0, 1),
-		mk("f16", "dense", 16, 3e-9, 1.00001),
-		mk("bf16", "dense", 16, 3e-9, 1.00001), // coincident with f16
-		mk("q8", "dense", 8.5, 2e-4, 1.002),
-		mk("svd r0.5", "svd", 6, 0.05, 1.2),
-		mk("svd r0.8", "svd", 9, 0.01, 1.05),
-		mk("lorc r16", "lorc", 9.2, 1e-4, 1.001),
+	s := &Sweep{Model: "toy", Text: "/x/valid.txt", Ctx: 64, Chunks: 3, Tokens: 189, Points: []Point{
+		mk("f32", "dense", 32, 0, 1, true),
+		mk("f16", "dense", 16, 3e-9, 1.00001, true),
+		mk("bf16", "dense", 16, 3e-9, 1.00001, true), // coincident with f16
+		mk("q8", "dense", 8.5, 2e-4, 1.002, true),
+		mk("svd r0.5", "svd", 6, 0.05, 1.2, true),
+		mk("svd r0.8", "svd", 9, 0.01, 1.05, false), // q8 is smaller and closer
+		mk("lorc r16", "lorc", 9.2, 1e-4, 1.001, true),
 	}}
-	s.MarkPareto()
 	return s
 }
 
@@ -47,7 +45,7 @@ func TestPlotWritesFiles(t *testing.T) {
 		"svd r0.5 (5.0e-02)", "svd r0.8 (1.0e-02)", "lorc r16 (1.0e-04)"}
 	var names []string
 	for _, p := range s.Points {
-		names = append(names, p.Name+" ("+strconv.FormatFloat(p.Summary.PPLRatio.Value, 'f', 4, 64)+")")
+		names = append(names, p.Name+" ("+strconv.FormatFloat(p.PPLRatio, 'f', 4, 64)+")")
 	}
 	for _, tc := range []struct {
 		base   string
@@ -130,7 +128,7 @@ func svgTexts(t *testing.T, raw []byte) []string {
 
 func TestChartDataZeroSitsOnFloor(t *testing.T) {
 	s := plotTestSweep()
-	d := s.chartData(chart{logY: true, front: true, y: func(p SweepPoint) float64 { return p.Summary.KLD.Value }})
+	d := s.chartData(chart{logY: true, front: true, y: func(p Point) float64 { return p.KLD }})
 	if len(d.points) != len(s.Points) {
 		t.Fatalf("%d of %d points kept", len(d.points), len(s.Points))
 	}
@@ -162,7 +160,7 @@ func TestChartDataZeroSitsOnFloor(t *testing.T) {
 	if len(d.front) < 2 || !slices.IsSortedFunc(d.front, func(a, b plotPoint) int { return cmpFloat(a.x, b.x) }) {
 		t.Errorf("front %+v: want the Pareto points sorted by x", d.front)
 	}
-	if d2 := s.chartData(chart{y: func(p SweepPoint) float64 { return p.Summary.PPLRatio.Value }}); len(d2.front) != 0 || !math.IsNaN(d2.floor) {
+	if d2 := s.chartData(chart{y: func(p Point) float64 { return p.PPLRatio }}); len(d2.front) != 0 || !math.IsNaN(d2.floor) {
 		t.Errorf("linear chart: front %v, floor %v", d2.front, d2.floor)
 	}
 }
@@ -330,17 +328,16 @@ func TestSeriesStyles(t *testing.T) {
 
 	s := plotTestSweep()
 	for i, n := range names {
-		s.Points = append(s.Points, SweepPoint{Name: n + " x", Series: n, BitsPerWeight: 10 + float64(i),
-			Summary: Summary{KLD: ValueErr{Value: 0.01 * float64(i+1)}, PPLRatio: ValueErr{Value: 1 + 0.05*float64(i)}}})
+		s.Points = append(s.Points, Point{Name: n + " x", Series: n, BitsPerWeight: 10 + float64(i),
+			KLD: 0.01 * float64(i+1), PPLRatio: 1 + 0.05*float64(i)}) // dominated by q8
 	}
-	s.MarkPareto()
 	fonts, err := plotFonts()
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := newPlotStyles(text.Plain{Fonts: fonts})
 	bounds := vg.Rectangle{Max: vg.Point{X: plotWidth, Y: plotHeight}}
-	d := s.chartData(chart{y: func(p SweepPoint) float64 { return p.Summary.PPLRatio.Value }, unity: true})
+	d := s.chartData(chart{y: func(p Point) float64 { return p.PPLRatio }, unity: true})
 	l := d.plan(bounds, st)
 	if len(d.series) != len(names) || len(l.legendX) != len(d.legendEntries()) {
 		t.Fatalf("%d series, %d legend entries placed", len(d.series), len(l.legendX))
@@ -350,5 +347,29 @@ func TestSeriesStyles(t *testing.T) {
 	}
 	if l.legendRow[len(l.legendRow)-1] == 0 {
 		t.Errorf("%d legend entries fit one row of %v points", len(l.legendX), l.area.Max.X-l.area.Min.X)
+	}
+}
+
+func TestNiceAndDecadeTicks(t *testing.T) {
+	var labels []string
+	for _, tk := range (niceTicks{}).Ticks(0.9985, 1.0021) {
+		if tk.Label != "" {
+			labels = append(labels, tk.Label)
+		}
+	}
+	if want := []string{"0.999", "1.000", "1.001", "1.002"}; !slices.Equal(labels, want) {
+		t.Errorf("nice ticks %v, want %v", labels, want)
+	}
+	labels = labels[:0]
+	for _, tk := range (decadeTicks{floor: -8, hasFloor: true}).Ticks(-8.2, -2.5) {
+		if tk.Label != "" {
+			labels = append(labels, tk.Label)
+		}
+		if math.IsNaN(tk.Value) {
+			t.Fatal("NaN tick")
+		}
+	}
+	if want := []string{"0", "1e-7", "1e-6", "1e-5", "1e-4", "1e-3"}; !slices.Equal(labels, want) {
+		t.Errorf("decade ticks %v, want %v", labels, want)
 	}
 }

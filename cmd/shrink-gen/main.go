@@ -1,9 +1,9 @@
-// Command gen writes synthetic Hugging Face Llama checkpoints with random
+// Command shrink-gen writes synthetic Hugging Face Llama checkpoints with random
 // weights ~N(0, 0.02) in the shapes the benchmarks use, so that anyone can
 // reproduce BENCHMARKS.md without downloading a model:
 //
-//	go run ./testdata/gen -shape tinyllama-1.1b -dtype bf16 -o /tmp/tinyllama-synth
-//	go run ./testdata/gen -shape llama-110m -dtype f32 -o /tmp/llama110m
+//	go run ./cmd/shrink-gen -shape tinyllama-1.1b -dtype bf16 -o /tmp/tinyllama-synth
+//	go run ./cmd/shrink-gen -shape llama-110m -dtype f32 -o /tmp/llama110m
 //
 // The output is a folder with config.json, sharded model-*.safetensors with
 // model.safetensors.index.json, and a tokenizer.json (Llama-2 style BPE with
@@ -30,6 +30,9 @@ type shape struct {
 var shapes = map[string]shape{
 	"tinyllama-1.1b": {hidden: 2048, inter: 5632, layers: 22, heads: 32, kvHeads: 4, vocab: 32000, ctx: 2048},
 	"llama-110m":     {hidden: 768, inter: 2048, layers: 12, heads: 12, kvHeads: 12, vocab: 32000, ctx: 1024},
+	// tiny is for tests: every tensor kind of the large shapes, grouped
+	// query attention included, in a few hundred kilobytes.
+	"tiny": {hidden: 64, inter: 160, layers: 2, heads: 4, kvHeads: 2, vocab: 300, ctx: 64},
 }
 
 type tensor struct {
@@ -38,14 +41,14 @@ type tensor struct {
 }
 
 func main() {
-	shapeName := flag.String("shape", "tinyllama-1.1b", "tinyllama-1.1b or llama-110m")
+	shapeName := flag.String("shape", "tinyllama-1.1b", "tinyllama-1.1b, llama-110m or tiny")
 	dtype := flag.String("dtype", "bf16", "f32, f16 or bf16")
 	out := flag.String("o", "", "output folder")
 	shardBytes := flag.Int64("shard", 1<<30, "approximate bytes per safetensors shard")
 	seed := flag.Uint64("seed", 1, "random seed")
 	flag.Parse()
 	if err := run(*shapeName, *dtype, *out, *shardBytes, *seed); err != nil {
-		fmt.Fprintln(os.Stderr, "gen:", err)
+		fmt.Fprintln(os.Stderr, "shrink-gen:", err)
 		os.Exit(1)
 	}
 }
