@@ -284,17 +284,9 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	if err != nil {
 		return nil, fmt.Errorf("--calib: %w", err)
 	}
-	cands, err := convert.LowRankCandidates(m.Tensors, a.policy.LowRank)
+	list, err := convert.StatsKeys(m.Tensors, a.policy.LowRank)
 	if err != nil {
 		return nil, usagef("%v", err)
-	}
-	keys := map[string]bool{}
-	var list []string
-	for _, c := range cands {
-		if !keys[c.StatsKey] {
-			keys[c.StatsKey] = true
-			list = append(list, c.StatsKey)
-		}
 	}
 	dir := os.TempDir()
 	if a.out != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -11,21 +12,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/eval"
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
-	"github.com/shrink-llm/shrink/runtime"
 )
-
-// methodLoRCWhiten is the sweep's name for lorc with a whitened residual
-// (convert's --lowrank lorc --lorc-whiten), so that both can be one grid.
-const methodLoRCWhiten = "lorc-whiten"
 
 func sweepCommand() *cli.Command {
 	flags := []cli.Flag{
@@ -134,7 +128,7 @@ type sweepArgs struct {
 	encs     []quant.Encoding
 	input    inputArgs
 	// The low-rank grid.
-	methods []string
+	methods []lowrank.Method
 	ratios  []float64
 	ranks   []int
 	factors *quant.Encoding
@@ -149,13 +143,13 @@ type sweepArgs struct {
 func gridFromFlags(c *cli.Context, a *sweepArgs) error {
 	var err error
 	for _, m := range splitList(c.String("lowrank")) {
-		switch lowrank.Method(m) {
-		case lowrank.MethodSVD, lowrank.MethodWhiten, lowrank.MethodASVD, lowrank.MethodLoRC, methodLoRCWhiten:
+		switch lm := lowrank.Method(m); lm {
+		case lowrank.MethodSVD, lowrank.MethodWhiten, lowrank.MethodASVD, lowrank.MethodLoRC, eval.MethodLoRCWhiten:
+			if !slices.Contains(a.methods, lm) {
+				a.methods = append(a.methods, lm)
+			}
 		default:
 			return usagef("--lowrank %q: want a comma list of svd, whiten, asvd, lorc, lorc-whiten", m)
-		}
-		if !slices.Contains(a.methods, m) {
-			a.methods = append(a.methods, m)
 		}
 	}
 	if a.ratios, err = parseNumList("rank-ratio", c.String("rank-ratio"), func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }); err != nil {
@@ -169,8 +163,8 @@ func gridFromFlags(c *cli.Context, a *sweepArgs) error {
 			return usagef("--rank-ratio %v: want fractions in (0, 1]", r)
 		}
 	}
-	truncating := slices.ContainsFunc(a.methods, func(m string) bool { return !isLoRC(m) })
-	correcting := slices.ContainsFunc(a.methods, isLoRC)
+	truncating := slices.ContainsFunc(a.methods, func(m lowrank.Method) bool { return !eval.IsLoRC(m) })
+	correcting := slices.ContainsFunc(a.methods, eval.IsLoRC)
 	switch {
 	case len(a.methods) == 0:
 		for _, f := range []string{"rank-ratio", "rank", "factor-encoding", "calib"} {
@@ -208,18 +202,11 @@ func gridFromFlags(c *cli.Context, a *sweepArgs) error {
 	return checkDisjoint(a)
 }
 
-func isLoRC(m string) bool { return m == string(lowrank.MethodLoRC) || m == methodLoRCWhiten }
-
-// needsStats reports whether a grid method reads calibration statistics.
-func needsStats(m string) bool {
-	return m == string(lowrank.MethodWhiten) || m == string(lowrank.MethodASVD) || m == methodLoRCWhiten
-}
-
 func calibGridFromFlags(c *cli.Context, a *sweepArgs) error {
 	var users []string
 	for _, m := range a.methods {
-		if needsStats(m) {
-			users = append(users, m)
+		if eval.NeedsStats(m) {
+			users = append(users, string(m))
 		}
 	}
 	file := c.String("calib")
@@ -306,7 +293,7 @@ func (a sweepArgs) command() string {
 		s += fmt.Sprintf(" --doc-sep %q", a.input.docSep)
 	}
 	if len(a.methods) > 0 {
-		s += " --lowrank " + strings.Join(a.methods, ",")
+		s += " --lowrank " + join(len(a.methods), func(i int) string { return string(a.methods[i]) })
 	}
 	if len(a.ratios) > 0 {
 		s += " --rank-ratio " + join(len(a.ratios), func(i int) string { return strconv.FormatFloat(a.ratios[i], 'g', -1, 64) })
@@ -326,192 +313,49 @@ func (a sweepArgs) command() string {
 	return s
 }
 
-// gridPoint is one setting of the sweep before it is converted.
-type gridPoint struct {
-	eval.SweepPoint
-	policy convert.Policy
-}
-
-// grid lists the settings: every encoding dense, then each method's points
-// in flag order.
-func (a sweepArgs) grid() []gridPoint {
-	var pts []gridPoint
-	for _, e := range a.encs {
-		pts = append(pts, gridPoint{SweepPoint: eval.SweepPoint{Name: e.String(), Series: "dense", Quant: e.String()},
-			policy: convert.Policy{Quant: e}})
-	}
-	for _, m := range a.methods {
-		if isLoRC(m) {
-			for _, k := range a.ranks {
-				for _, e := range a.encs {
-					if e.IsFloat() {
-						continue
-					}
-					lr := convert.LowRank{Method: lowrank.MethodLoRC, Spec: lowrank.RankSpec{Rank: k},
-						FactorEncoding: a.factors, LoRCWhiten: m == methodLoRCWhiten}
-					fe := quant.F16
-					if a.factors != nil {
-						fe = *a.factors
-					}
-					what := "lorc"
-					if lr.LoRCWhiten {
-						what = "whitened lorc"
-					}
-					pts = append(pts, gridPoint{SweepPoint: eval.SweepPoint{
-						Name: fmt.Sprintf("%v + %s k%d (%v factors)", e, what, k, fe), Series: m, Quant: e.String(),
-						Rank: k, Factors: fe.String()}, policy: convert.Policy{Quant: e, LowRank: lr}})
-				}
-			}
-			continue
-		}
-		for _, r := range a.ratios {
-			for _, e := range a.encs {
-				fe := e
-				if a.factors != nil {
-					fe = *a.factors
-				}
-				lr := convert.LowRank{Method: lowrank.Method(m), Spec: lowrank.RankSpec{Ratio: r}, FactorEncoding: a.factors}
-				pts = append(pts, gridPoint{SweepPoint: eval.SweepPoint{
-					Name: fmt.Sprintf("%s r%g + %v factors", m, r, fe), Series: m, Quant: e.String(),
-					RankRatio: r, Factors: fe.String()}, policy: convert.Policy{Quant: e, LowRank: lr}})
-			}
-		}
-	}
-	return pts
-}
-
 func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
-	if eval.IsShrinkFile(a.ref) {
-		return fmt.Errorf("%s: sweep converts from the original checkpoint; give its folder or llama2.c .bin, not a .shrink file", a.ref)
+	o := eval.SweepOptions{
+		Ref:     a.ref,
+		Grid:    eval.SweepGrid{Quants: a.encs, Methods: a.methods, Ratios: a.ratios, Ranks: a.ranks, Factors: a.factors},
+		Input:   eval.SweepInput{Text: a.input.text, Tokens: a.input.tokens, DocSep: a.input.docSep, Docs: a.evalDocs},
+		Eval:    a.input.opts,
+		Threads: a.input.threads,
+		Command: a.command(),
+		Note:    a.note,
 	}
-	grid := a.grid()
-	for _, g := range grid {
-		if err := g.policy.LowRank.Validate(); err != nil {
-			return usagef("%s: %v", g.Name, err)
+	if c := a.calib; c != nil {
+		o.Calibration = &eval.SweepCalibrationText{File: c.file, Tokens: c.tokens, Docs: c.docs}
+	}
+	var bar *progress
+	o.Progress = func(p eval.SweepProgress) {
+		switch p.Stage {
+		case eval.SweepCalibrated:
+			cal := p.Calibration
+			fmt.Fprintf(stderr, "calibrated on %d tokens of %s (documents %s) in %.1fs\n", cal.Tokens, filepath.Base(a.calib.file), cal.Docs, p.Elapsed.Seconds())
+		case eval.SweepConverted:
+			fmt.Fprintf(stderr, "converted %s: %s, %.2f bits/weight, in %.1fs\n", p.Point.Name, humanBytes(p.Point.FileBytes), p.Point.BitsPerWeight, p.Elapsed.Seconds())
+		case eval.SweepEvaluating:
+			if p.Total == 0 {
+				bar = newCountProgress(stderr, fmt.Sprintf("evaluating %d settings", p.Points))
+			} else {
+				bar.update(p.Done, p.Total)
+			}
 		}
 	}
-	src, err := convert.Open(a.ref, convert.OpenOptions{})
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	ropts := runtime.Options{Threads: a.input.threads}
-	ref, err := eval.OpenModel(ctx, a.ref, ropts)
-	if err != nil {
-		return fmt.Errorf("reference: %w", err)
-	}
-	defer ref.Close()
-	in, err := readSweepInput(a, ref.Model)
-	if err != nil {
-		return err
-	}
-	cal, calRec, err := sweepCalibration(ctx, stderr, src, a)
-	if err != nil {
-		return err
-	}
-
-	dir, err := os.MkdirTemp("", "shrink-sweep-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	points := make([]eval.SweepPoint, len(grid))
-	cands := make([]*runtime.Model, len(grid))
-	for i, g := range grid {
-		start := time.Now()
-		plan, err := convert.MakePlan(src.Config, src.Tensors, g.policy)
-		if err != nil {
-			return fmt.Errorf("%s at %s: %w", a.ref, g.Name, err)
-		}
-		path := filepath.Join(dir, fmt.Sprintf("%03d.shrink", i))
-		opts := convert.Options{Workers: a.input.threads}
-		if g.policy.LowRank.NeedsStats() {
-			opts.Calibration = cal
-		}
-		res, err := convert.Convert(ctx, src, plan, path, opts)
-		if err != nil {
-			return fmt.Errorf("converting %s to %s: %w", a.ref, g.Name, err)
-		}
-		m, err := eval.OpenModel(ctx, path, ropts)
-		if err != nil {
-			return err
-		}
-		defer m.Close()
-		cands[i] = m.Model
-		points[i] = g.SweepPoint
-		points[i].FileBytes = res.Bytes
-		points[i].BitsPerWeight = float64(plan.TotalBytes) * 8 / float64(max(plan.Params, 1))
-		fmt.Fprintf(stderr, "converted %s: %s, %.2f bits/weight, in %.1fs\n", g.Name, humanBytes(res.Bytes), points[i].BitsPerWeight, time.Since(start).Seconds())
-	}
-
-	opts := a.input.opts
-	bar := newCountProgress(stderr, fmt.Sprintf("evaluating %d settings", len(cands)))
-	if bar != nil {
-		opts.Progress = bar.update
-	}
-	reps, err := eval.RunMany(ctx, ref.Model, cands, in.Tokens, opts)
+	sw, err := eval.RunSweep(ctx, o)
 	bar.finish()
+	if errors.Is(err, eval.ErrBadSetting) {
+		return usagef("%v", strings.TrimPrefix(err.Error(), eval.ErrBadSetting.Error()+": "))
+	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", in.Source, err)
+		return err
 	}
-	r0 := reps[0]
-	sw := &eval.Sweep{
-		Model: filepath.Base(filepath.Clean(a.ref)), Text: in.Source, Ctx: r0.Ctx, Chunks: r0.Chunks,
-		AvailableChunks: r0.AvailableChunks, Tokens: r0.Summary.Tokens, Convention: r0.Convention,
-		RefPPL: r0.Summary.PPLRef, Command: a.command(), EvalDocs: in.DocRange, Documents: in.Documents,
-		Calibration: calRec, Note: a.note,
-	}
-	if r, ok := in.DocsReached(r0.Chunks * r0.Ctx); ok {
-		sw.ScoredDocs = r.String()
-	}
-	for i, r := range reps {
-		points[i].Summary = r.Summary
-		points[i].ModelTokensPerSecond = r.ModelTokensPerSecond
-		sw.Points = append(sw.Points, points[i])
-	}
-	sw.MarkPareto()
 	if err := sw.Write(a.out); err != nil {
 		return fmt.Errorf("writing the sweep to %s: %w", a.out, err)
 	}
 	fmt.Fprint(stdout, sw.Markdown())
 	fmt.Fprintf(stdout, "\nwrote %s: sweep.json, sweep.md, bpw_vs_kld.png/.svg, bpw_vs_ppl_ratio.png/.svg\n", a.out)
 	return nil
-}
-
-// readSweepInput reads the evaluation tokens: --eval-docs of --text, or the
-// --tokens stream.
-func readSweepInput(a sweepArgs, ref *runtime.Model) (*eval.Input, error) {
-	if a.input.text == "" {
-		return readInput(a.input, ref)
-	}
-	var tok eval.Encoder
-	if t := ref.Tokenizer(); t != nil {
-		tok = t
-	}
-	return eval.ReadTextRange(a.input.text, a.input.docSep, a.evalDocs, tok)
-}
-
-// sweepCalibration runs the calibration once for every point that reads
-// statistics. Every grid method factors all projections, so one set of
-// statistics (every layer's inputs) serves them all.
-func sweepCalibration(ctx context.Context, stderr io.Writer, src *convert.Model, a sweepArgs) (*convert.Calibration, *eval.SweepCalibration, error) {
-	if a.calib == nil {
-		return nil, nil, nil
-	}
-	var users []string
-	for _, m := range a.methods {
-		if needsStats(m) {
-			users = append(users, m)
-		}
-	}
-	// Any method that reads statistics selects the same matrices, so
-	// whiten stands in for all of them when choosing what to collect.
-	cal, err := calibrateLowRank(ctx, stderr, src, convertArgs{calib: a.calib, threads: a.input.threads,
-		policy: convert.Policy{LowRank: convert.LowRank{Method: lowrank.MethodWhiten, Spec: lowrank.RankSpec{Ratio: 1}}}})
-	if err != nil {
-		return nil, nil, err
-	}
-	return cal, &eval.SweepCalibration{Text: a.calib.file, Docs: cal.Docs.String(), Tokens: cal.Tokens, UsedBy: users}, nil
 }
 
 // replot redraws a finished sweep from its sweep.json, for instance after
