@@ -24,7 +24,7 @@ const demoModel = "../internal/demo/llama-stories-tiny"
 // calibText returns TinyStories text: ../shared's corpus when present, else
 // a small synthetic corpus of sentences the demo tokenizer knows.
 func calibText(t testing.TB) string {
-	if root := testshared.Root(); root != "" {
+	if root := testshared.OptionalRoot(t); root != "" {
 		if b, err := os.ReadFile(filepath.Join(root, "corpus", "tinystories-valid-1000.txt")); err == nil {
 			return string(b)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/eval"
+	"github.com/shrink-llm/shrink/internal/testshared"
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/runtime"
 )
@@ -24,7 +25,7 @@ func loadReference(t *testing.T, dir string) reference { return loadReferenceTB(
 func loadReferenceTB(tb testing.TB, dir string) reference {
 	p := filepath.Join(dir, "reference.safetensors")
 	if _, err := os.Stat(p); err != nil {
-		tb.Skipf("skipping: %s not found", p)
+		testshared.Absent(tb, p+" not found")
 	}
 	return reference{readSafetensors(tb, p)}
 }
@@ -183,7 +184,7 @@ func TestPerplexityMatchesTransformers(t *testing.T) {
 			ref := loadReference(t, modelPath(t, rm.ref))
 			want := ref.ids("eval.ids")
 			if want == nil {
-				t.Skip("no eval.ids")
+				testshared.Absent(t, "no eval.ids in "+rm.ref+"/reference.safetensors")
 			}
 			m := openRuntime(t, convertTo(t, modelPath(t, rm.open), quant.F32))
 			got, err := eval.Frame(m.Tokenizer(), eval.SplitDocuments(corpus(t), eval.DefaultDocSep))

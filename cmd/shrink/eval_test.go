@@ -123,7 +123,7 @@ func TestEvalBadInput(t *testing.T) {
 		{"sweep bad quant", []string{"sweep", "--ref", demoModel, "--text", story, "--out", dir, "--quant", "f16,q3"}, exitUsage, "unknown encoding"},
 		{"sweep from shrink", []string{"sweep", "--ref", q8, "--text", story, "--out", dir}, exitFail, "not a .shrink file"},
 	}
-	if testshared.Root() != "" {
+	if testshared.OptionalRoot(t) != "" {
 		other := convertDemo(t, testshared.Path(t, "models", "tinystories-656k"), "f32")
 		gpt2 := convertDemo(t, testshared.Path(t, "models", "gpt2-stories-4m"), "f16")
 		tests = append(tests,

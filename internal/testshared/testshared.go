@@ -1,7 +1,8 @@
 // Package testshared finds the read-only test assets in ../shared (models,
 // tokenizers, corpus) relative to the module root, and skips the calling
 // test with a clear message when they are absent, so that `go test ./...`
-// passes in a fresh clone without them.
+// passes in a fresh clone without them. Under CI (the environment variable
+// CI=true) absence fails the test instead: CI must not pass by skipping.
 package testshared
 
 import (
@@ -33,17 +34,42 @@ func Root() string {
 	}
 }
 
-// Path joins rel onto ../shared and skips tb when that file or folder does
-// not exist.
+// InCI reports whether the tests run under CI (CI=true), where missing
+// shared assets are failures.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Absent stops tb because an asset it needs is missing: a skip with msg, or
+// under CI a failure.
+func Absent(tb testing.TB, msg string) {
+	tb.Helper()
+	if InCI() {
+		tb.Fatal("CI=true and a shared test asset is missing: " + msg)
+	}
+	tb.Skip("skipping: " + msg)
+}
+
+// Path joins rel onto ../shared and skips tb (fails it under CI) when that
+// file or folder does not exist.
 func Path(tb testing.TB, rel ...string) string {
 	tb.Helper()
 	root := Root()
 	if root == "" {
-		tb.Skip("skipping: ../shared (test models and references) not found beside the module root")
+		Absent(tb, "../shared (test models and references) not found beside the module root")
 	}
 	p := filepath.Join(append([]string{root}, rel...)...)
 	if _, err := os.Stat(p); err != nil {
-		tb.Skipf("skipping: %s not found in ../shared", filepath.Join(rel...))
+		Absent(tb, filepath.Join(rel...)+" not found in ../shared")
 	}
 	return p
+}
+
+// OptionalRoot is Root for tests that only add cases when ../shared is
+// there: "" when it is absent, except under CI, where absence fails tb.
+func OptionalRoot(tb testing.TB) string {
+	tb.Helper()
+	root := Root()
+	if root == "" && InCI() {
+		tb.Fatal("CI=true and ../shared (test models and references) is not beside the module root")
+	}
+	return root
 }

@@ -16,7 +16,7 @@ func FuzzFromHF(f *testing.F) {
 	f.Add([]byte(`{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]}}`))
 	f.Add([]byte(`{"added_tokens":[{"id":3,"content":"<s>","special":true,"normalized":true}],"normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"▁"},{"type":"Replace","pattern":{"String":" "},"content":"▁"}]},"model":{"type":"BPE","vocab":{"▁":0,"a":1,"▁a":2,"<s>":3,"<0x41>":4},"merges":[["▁","a"]],"byte_fallback":true,"unk_token":"<s>"},"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<s>"}},{"Sequence":{"id":"A"}}],"special_tokens":{"<s>":{"ids":[3]}}},"decoder":{"type":"Sequence","decoders":[{"type":"Replace","pattern":{"String":"▁"},"content":" "},{"type":"ByteFallback"},{"type":"Fuse"},{"type":"Strip","content":" ","start":1,"stop":0}]}}`))
 	f.Add([]byte(`{"pre_tokenizer":{"type":"Split","pattern":{"Regex":"[a-z]+"},"behavior":"MergedWithNext","invert":true},"model":{"type":"BPE","vocab":{"a":0},"merges":[]}}`))
-	if root := testshared.Root(); root != "" {
+	if root := testshared.OptionalRoot(f); root != "" {
 		for _, dir := range []string{"bytelevel-bpe-4096", "llama-bpe-4096", "llama3-style-4096"} {
 			if b, err := os.ReadFile(filepath.Join(root, "tokenizers", dir, "tokenizer.json")); err == nil {
 				f.Add(b)
