@@ -9,8 +9,8 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 )
 
-// Blocked float64 matrix product. gonum's Dgemm reaches ~3–5 GFLOP/s per
-// core on this work, and its Dsyrk, Dtrmm and Dtrsm are single-threaded;
+// Blocked float64 matrix product. gonum's Dgemm is not register-blocked
+// for this work, and its Dsyrk, Dtrmm and Dtrsm are single-threaded;
 // the matrix products of one TinyLlama layer are ~5e11 flops, so they need
 // a packed, register-blocked kernel (AVX2/FMA on amd64, plain Go elsewhere)
 // running on every core.

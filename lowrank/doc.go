@@ -35,7 +35,7 @@
 //
 //   - gram: eigendecomposition of the smaller Gram matrix, M·Mᵀ = W·C·Wᵀ
 //     (m ≤ n) or Mᵀ·M (m > n, then B = V_kᵀ·T⁻¹). gonum's symmetric
-//     eigensolver with vectors is as slow as its SVD (~80 s at 2048), so the
+//     eigensolver with vectors is as slow as its SVD, so the
 //     package runs its own blocked Householder tridiagonalisation (parallel
 //     symmetric matrix–vector products, rank-2·nb updates as packed
 //     products), gonum's eigenvalue stage, inverse iteration on the
@@ -52,8 +52,8 @@
 // All arithmetic is float64. Large products run on a packed,
 // register-blocked GEMM (dgemm.go: AVX-512 or AVX2/FMA micro-kernels on
 // amd64, plain Go elsewhere) whose tiles are shared by all cores, with
-// variants for symmetric results and triangular factors; gonum's Dgemm is
-// ~6× slower on this work. A TinyLlama-1.1B layer takes ~25 s on 2 shared
-// cores (BENCHMARK.md). Long operations take a context and stop between
-// stages.
+// variants for symmetric results and triangular factors, because gonum's
+// Dgemm is several times slower on this work (BENCHMARKS.md and
+// BENCHMARK.md have the figures). Long operations take a context and stop
+// between stages.
 package lowrank
