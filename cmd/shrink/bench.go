@@ -5,18 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"math/rand/v2"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/bench"
 	"github.com/shrink-llm/shrink/internal/membw"
-	"github.com/shrink-llm/shrink/runtime"
 	"github.com/urfave/cli/v2"
 )
 
@@ -97,80 +91,21 @@ type benchArgs struct {
 }
 
 // benchResult is one row of the table (and one JSON record).
-type benchResult struct {
-	Model   string    `json:"model"`
-	Size    int64     `json:"size_bytes"`
-	Params  int64     `json:"params"`
-	Type    string    `json:"type"`
-	Threads int       `json:"threads"`
-	Test    string    `json:"test"`
-	Tokens  int       `json:"tokens"`
-	TokS    float64   `json:"tok_s"`   // median
-	StdDev  float64   `json:"stddev"`  // of the per-repetition tok/s
-	Samples []float64 `json:"samples"` // tok/s of each repetition
-	// Decode only: weight bytes read per token, the bandwidth with the same
-	// thread count (the larger of two measurements, right before and right
-	// after the test), and t/s × bytes / bw.
-	BytesPerToken int64   `json:"bytes_per_token,omitempty"`
-	Bandwidth     float64 `json:"bandwidth_bytes_s,omitempty"`
-	Roofline      float64 `json:"roofline,omitempty"`
-}
+type benchResult = bench.Result
 
 func doBench(ctx context.Context, stdout, stderr io.Writer, a benchArgs) error {
-	f, err := format.Open(a.path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	cfg := f.Config()
-	var params int64
-	for _, t := range f.Tensors() {
-		params += numel(t.Shape)
-	}
-	info := benchResult{
-		Model:  fmt.Sprintf("%s %s", cfg.Arch, humanCount(params)),
-		Size:   tensorBytes(f),
-		Params: params,
-		Type:   weightType(f),
-	}
-	// Positions the cache must hold; a small model may not fit the defaults.
-	need := max(a.pp, a.tg)
-	if need > cfg.ContextLength {
-		return fmt.Errorf("bench: --pp %d / --tg %d exceed the model context of %d tokens", a.pp, a.tg, cfg.ContextLength)
-	}
-	r := rand.New(rand.NewPCG(a.seed, a.seed^0x5bd1e995))
-	prompt := make([]int, a.pp)
-	for i := range prompt {
-		prompt[i] = r.IntN(cfg.VocabSize)
-	}
-	gen := make([]int, a.tg)
-	for i := range gen {
-		gen[i] = r.IntN(cfg.VocabSize)
-	}
-	var probe *membw.Probe
-	if a.tg > 0 && a.bwBytes > 0 {
-		if probe, err = membw.New(a.bwBytes); err != nil {
-			return err
-		}
-	}
-	var results []benchResult
-	for _, th := range a.threads {
-		m, err := runtime.New(runtime.FileSource{F: f}, nil, runtime.Options{Threads: th})
-		if err != nil {
-			return fmt.Errorf("%s: %w", a.path, err)
-		}
-		rs, err := benchModel(ctx, m, info, a, prompt, gen, probe)
-		m.Close()
-		if err != nil {
-			return err
-		}
-		results = append(results, rs...)
-		if !a.json {
-			// Rows appear as they are measured; the final table repeats them.
+	o := bench.Options{Threads: a.threads, PP: a.pp, TG: a.tg, Reps: a.reps, BandwidthBytes: a.bwBytes, Seed: a.seed}
+	if !a.json {
+		// Rows appear as they are measured; the final table repeats them.
+		o.Progress = func(rs []bench.Result) {
 			for _, r := range rs {
 				fmt.Fprintf(stderr, "%s threads=%d: %.2f t/s\n", r.Test, r.Threads, r.TokS)
 			}
 		}
+	}
+	results, err := bench.Run(ctx, a.path, o)
+	if err != nil {
+		return err
 	}
 	if a.json {
 		enc := json.NewEncoder(stdout)
@@ -179,111 +114,6 @@ func doBench(ctx context.Context, stdout, stderr io.Writer, a benchArgs) error {
 	}
 	printBench(stdout, results)
 	return nil
-}
-
-func benchModel(ctx context.Context, m *runtime.Model, info benchResult, a benchArgs, prompt, gen []int, probe *membw.Probe) ([]benchResult, error) {
-	s, err := m.NewSession(max(a.pp, a.tg))
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	info.Threads = m.Threads()
-	var out []benchResult
-	if a.pp > 0 {
-		samples, err := repeat(ctx, a.reps, a.pp, func() error {
-			s.Reset()
-			_, err := s.Prefill(ctx, prompt, false)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("bench pp%d: %w", a.pp, err)
-		}
-		r := info
-		r.Test, r.Tokens = fmt.Sprintf("pp%d", a.pp), a.pp
-		r.setStats(samples)
-		out = append(out, r)
-	}
-	if a.tg > 0 {
-		r := info
-		r.Test, r.Tokens = fmt.Sprintf("tg%d", a.tg), a.tg
-		r.BytesPerToken = m.DecodeBytes()
-		if probe != nil {
-			if r.Bandwidth, err = probe.Measure(ctx, m.Threads(), 5); err != nil {
-				return nil, err
-			}
-		}
-		samples, err := repeat(ctx, a.reps, a.tg, func() error {
-			s.Reset()
-			for _, t := range gen {
-				if _, err := s.Decode(ctx, t); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("bench tg%d: %w", a.tg, err)
-		}
-		r.setStats(samples)
-		if probe != nil {
-			// Memory bandwidth drifts from minute to minute on shared
-			// machines (the 2-thread figure most); the roofline uses the
-			// larger of the measurements taken right before and right
-			// after the decode test.
-			after, err := probe.Measure(ctx, m.Threads(), 5)
-			if err != nil {
-				return nil, err
-			}
-			r.Bandwidth = max(r.Bandwidth, after)
-			r.Roofline = r.TokS * float64(r.BytesPerToken) / r.Bandwidth
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-// repeat runs f once untimed, then reps timed times, and returns tokens/s of
-// each timed run.
-func repeat(ctx context.Context, reps, tokens int, f func() error) ([]float64, error) {
-	if err := f(); err != nil {
-		return nil, err
-	}
-	samples := make([]float64, 0, reps)
-	for range reps {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		if err := f(); err != nil {
-			return nil, err
-		}
-		samples = append(samples, float64(tokens)/time.Since(start).Seconds())
-	}
-	return samples, nil
-}
-
-func (r *benchResult) setStats(samples []float64) {
-	r.Samples = samples
-	s := slices.Clone(samples)
-	sort.Float64s(s)
-	n := len(s)
-	if n%2 == 1 {
-		r.TokS = s[n/2]
-	} else {
-		r.TokS = (s[n/2-1] + s[n/2]) / 2
-	}
-	if n < 2 {
-		return
-	}
-	var mean, ss float64
-	for _, v := range s {
-		mean += v
-	}
-	mean /= float64(n)
-	for _, v := range s {
-		ss += (v - mean) * (v - mean)
-	}
-	r.StdDev = math.Sqrt(ss / float64(n-1))
 }
 
 func printBench(w io.Writer, results []benchResult) {
@@ -302,41 +132,4 @@ func printBench(w io.Writer, results []benchResult) {
 			r.Model, humanBytes(r.Size), humanCount(r.Params), r.Type, r.Threads, r.Test, r.TokS, r.StdDev, bpt, bw, roof)
 	}
 	tw.Flush()
-}
-
-// tensorBytes is the size of all tensor data in the file.
-func tensorBytes(f *format.File) int64 {
-	var n int64
-	for _, t := range f.Tensors() {
-		for i := range t.Parts {
-			n += int64(len(f.PartData(&t.Parts[i])))
-		}
-	}
-	return n
-}
-
-// weightType names the encodings of the 2-D tensors, largest share first
-// ("q8", or "q8+f16" when the embeddings are kept at f16).
-func weightType(f *format.File) string {
-	bytes := map[string]int64{}
-	for _, t := range f.Tensors() {
-		if len(t.Shape) != 2 {
-			continue
-		}
-		for i := range t.Parts {
-			p := &t.Parts[i]
-			bytes[p.Encoding.String()] += int64(len(f.PartData(p)))
-		}
-	}
-	names := make([]string, 0, len(bytes))
-	for n := range bytes {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if bytes[names[i]] != bytes[names[j]] {
-			return bytes[names[i]] > bytes[names[j]]
-		}
-		return names[i] < names[j]
-	})
-	return strings.Join(names, "+")
 }
