@@ -67,12 +67,7 @@ func siluMulAVX512(g *gen) {
 	g.VMOVUPS(Z0, m(RDI, 0))
 	g.ADDQ(U8(64), RDI)
 	g.ADDQ(U8(64), RSI)
-	g.DECQ(RCX)
-	g.JNZ(LabelRef("sloop"))
-	g.VZEROUPPER()
-
-	g.Label("sdone")
-	g.RET()
+	g.closeLoop(RCX, "sloop", "sdone")
 }
 
 // softmaxAVX512: w[i] = exp(scale·(w[i] − max w)) / Σ, for len(w) ≥ 1,

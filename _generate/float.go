@@ -64,15 +64,7 @@ func dotFloat(g *gen, e floatEnc) {
 	g.MOVQ(g.base(0), RSI)
 	g.MOVQ(g.length(0), RCX)
 	g.MOVQ(g.base(1), RDI)
-	g.XORQ(RAX, RAX)
-	for i := range 4 {
-		g.VXORPS(y(i), y(i), y(i))
-	}
-	g.MOVQ(RCX, RDX)
-	g.ANDQ(I8(-32), RDX)
-	g.JZ(LabelRef("tail"))
-
-	g.Label("loop")
+	g.startLoop(4, 32)
 	for i := range 4 {
 		e.widen(g, mi(RSI, RAX, e.size, i*8*int(e.size)), y(4+i))
 	}
@@ -132,15 +124,7 @@ func rowsFloat(g *gen, e floatEnc) {
 	}
 	g.MOVQ(g.base(3), RDI)
 	g.MOVQ(g.length(3), RCX)
-	g.XORQ(RAX, RAX)
-	for i := range 8 {
-		g.VXORPS(y(i), y(i), y(i))
-	}
-	g.MOVQ(RCX, RDX)
-	g.ANDQ(I8(-16), RDX)
-	g.JZ(LabelRef("tail"))
-
-	g.Label("loop")
+	g.startLoop(8, 16)
 	// Prefetching the next block's rows 512 bytes ahead of these columns
 	// lets one thread keep enough reads in flight to stream.
 	for _, r := range []GPPhysical{R14, R15, RBX, RSI} {
@@ -194,12 +178,7 @@ func rowsFloat(g *gen, e floatEnc) {
 	g.ADDQ(U8(16), RDX)
 	g.MOVQ(RDX, sp(0))
 	g.ADDQ(R13, R8)
-	g.DECQ(sp(8))
-	g.JNZ(LabelRef("rowblk"))
-	g.VZEROUPPER()
-
-	g.Label("ret")
-	g.RET()
+	g.closeLoop(sp(8), "rowblk", "ret")
 }
 
 func emitFloatTiles(g *gen) {

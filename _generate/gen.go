@@ -192,3 +192,28 @@ func (g *gen) leaIndex(index GPPhysical, scale uint8, dst GPPhysical) {
 		Outputs:  []Op{dst},
 	})
 }
+
+// closeLoop ends a kernel's outer loop and the kernel: DECQ counter, back
+// to loop while it is non-zero, then VZEROUPPER and RET at exit (where the
+// kernel jumps when it has nothing to do).
+func (g *gen) closeLoop(counter Op, loop, exit string) {
+	g.DECQ(counter)
+	g.JNZ(LabelRef(loop))
+	g.VZEROUPPER()
+	g.Label(exit)
+	g.RET()
+}
+
+// startLoop clears the accumulators y(0)..y(accs-1), sets AX = 0 and DX =
+// CX rounded down to a multiple of step, and opens the label loop (to tail
+// when DX is 0).
+func (g *gen) startLoop(accs, step int) {
+	g.XORQ(RAX, RAX)
+	for i := range accs {
+		g.VXORPS(y(i), y(i), y(i))
+	}
+	g.MOVQ(RCX, RDX)
+	g.ANDQ(I8(-step), RDX)
+	g.JZ(LabelRef("tail"))
+	g.Label("loop")
+}

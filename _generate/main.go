@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 
 	"github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/ir"
 	"github.com/mmcloughlin/avo/pass"
 	"github.com/mmcloughlin/avo/printer"
 )
@@ -80,18 +81,22 @@ func generate(root string, t target) error {
 // memory operand without a base register: the row kernels compute four
 // strides as LEAQ (R12*4), R13. Every register here is physical, so the
 // allocation passes only check that.
-var compile = pass.Concat(
-	pass.FunctionPass(pass.PruneJumpToFollowingLabel),
-	pass.FunctionPass(pass.PruneDanglingLabels),
-	pass.FunctionPass(pass.LabelTarget),
-	pass.FunctionPass(pass.CFG),
-	pass.InstructionPass(pass.ZeroExtend32BitOutputs),
-	pass.FunctionPass(pass.Liveness),
-	pass.FunctionPass(pass.AllocateRegisters),
-	pass.FunctionPass(pass.BindRegisters),
-	pass.FunctionPass(pass.VerifyAllocation),
-	pass.FunctionPass(pass.EnsureBasePointerCalleeSaved),
-	pass.Func(pass.IncludeTextFlagHeader),
-	pass.FunctionPass(pass.PruneSelfMoves),
-	pass.FunctionPass(pass.RequiredISAExtensions),
-)
+var compile = func() pass.Interface {
+	steps := []pass.Interface{}
+	for _, f := range []func(*ir.Function) error{
+		pass.PruneJumpToFollowingLabel, pass.PruneDanglingLabels, pass.LabelTarget, pass.CFG,
+	} {
+		steps = append(steps, pass.FunctionPass(f))
+	}
+	steps = append(steps, pass.InstructionPass(pass.ZeroExtend32BitOutputs))
+	for _, f := range []func(*ir.Function) error{
+		pass.Liveness, pass.AllocateRegisters, pass.BindRegisters, pass.VerifyAllocation, pass.EnsureBasePointerCalleeSaved,
+	} {
+		steps = append(steps, pass.FunctionPass(f))
+	}
+	steps = append(steps, pass.Func(pass.IncludeTextFlagHeader))
+	for _, f := range []func(*ir.Function) error{pass.PruneSelfMoves, pass.RequiredISAExtensions} {
+		steps = append(steps, pass.FunctionPass(f))
+	}
+	return pass.Concat(steps...)
+}()

@@ -640,12 +640,7 @@ func dotQ8RowsVNNI32(g *gen) {
 	g.ADDQ(sp(176), RAX)
 	g.MOVQ(RAX, sp(176))
 	g.MOVQ(RAX, R12)
-	g.DECQ(sp(152))
-	g.JNZ(LabelRef("rowblk"))
-	g.VZEROUPPER()
-
-	g.Label("ret")
-	g.RET()
+	g.closeLoop(sp(152), "rowblk", "ret")
 }
 
 // quantizeQ8AVX512 is quantizeQ8Go for len(xs) whole groups of 32: xs[g] =
@@ -726,12 +721,7 @@ func quantizeQ8AVX512(g *gen) {
 	g.ADDQ(U32(128), RSI)
 	g.ADDQ(U8(32), RDI)
 	g.ADDQ(U8(4), RDX)
-	g.DECQ(RCX)
-	g.JNZ(LabelRef("qloop"))
-	g.VZEROUPPER()
-
-	g.Label("qdone")
-	g.RET()
+	g.closeLoop(RCX, "qloop", "qdone")
 }
 
 // tileQ8x2VNNI is the q8 matrix-matrix kernel: tiles of four weight rows ×
@@ -862,10 +852,5 @@ func tileQ8x2VNNI(g *gen) {
 	g.MOVQ(f("sstride", ""), RAX)
 	g.SHLQ(U8(3), RAX)
 	g.ADDQ(RAX, sp(24))
-	g.DECQ(sp(40))
-	g.JNZ(LabelRef("trowblk"))
-	g.VZEROUPPER()
-
-	g.Label("tret")
-	g.RET()
+	g.closeLoop(sp(40), "trowblk", "tret")
 }
