@@ -1,7 +1,6 @@
 package lowrank
 
 import (
-	"runtime"
 	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
@@ -46,7 +45,8 @@ const gemmSmall = 1 << 21
 // gonumSerial reports whether gonum's Dgemm keeps an m×n product on the
 // calling goroutine: it splits C into 64×64 blocks and fans out to
 // GOMAXPROCS goroutines from 4 blocks on, which a smaller thread budget
-// must not do.
+// must not do. Choosing by shape only (not by budget) keeps the rounding,
+// and so the output, independent of the budget.
 func gonumSerial(m, n int) bool { return ((m+63)/64)*((n+63)/64) < 4 }
 
 // gemm computes c = alpha·op(a)·op(b) + beta·c for row-major float64
@@ -63,7 +63,7 @@ func gemmEx(th int, o gemmOpts, tA, tB bool, m, n, k int, alpha float64, a []flo
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	if m*n*k < gemmSmall && !o.lowerB && (th >= runtime.GOMAXPROCS(0) || gonumSerial(m, n)) {
+	if m*n*k < gemmSmall && !o.lowerB && gonumSerial(m, n) {
 		ta, tb := blas.NoTrans, blas.NoTrans
 		if tA {
 			ta = blas.Trans

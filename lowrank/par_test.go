@@ -2,7 +2,7 @@ package lowrank
 
 import (
 	"fmt"
-	"math"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -27,7 +27,7 @@ func peakGoroutines(f func()) int {
 // TestThreadsBudget factors matrices on every route with Threads 1, 2 and
 // 3 and checks that no more goroutines than the budget ever run at once
 // (with 1, none are started: the caller's goroutine does the work), and
-// that the results agree across budgets.
+// that the results are identical across budgets.
 func TestThreadsBudget(t *testing.T) {
 	r := newRand(5)
 	_, st := activations(r, 300, 900, func(j int) float64 { return 1 + float64(j%7) })
@@ -67,10 +67,9 @@ func TestThreadsBudget(t *testing.T) {
 					ref = f
 					return
 				}
-				for i := range ref.Sigma[:c.rank] {
-					if e := math.Abs(f.Sigma[i]-ref.Sigma[i]) / ref.Sigma[0]; e > 1e-9 {
-						t.Fatalf("σ%d = %v with %d threads, %v with 1", i, f.Sigma[i], th, ref.Sigma[i])
-					}
+				// The budget changes who computes what, never the rounding.
+				if !slices.Equal(f.A, ref.A) || !slices.Equal(f.B, ref.B) || !slices.Equal(f.Sigma, ref.Sigma) {
+					t.Fatalf("factors with %d threads differ from those with 1", th)
 				}
 			})
 		}

@@ -110,15 +110,22 @@ func latrdLower(m, nb int, a []float64, lda int, e, tau, w []float64, ldw int, s
 }
 
 // parSymv computes y = A·x for a symmetric matrix given by its lower
-// triangle, rows split across cores with equal triangle area; each worker
-// accumulates into its own y and the parts are summed.
+// triangle, rows split into symvParts ranges of equal triangle area, each
+// accumulated into its own y and the parts then summed in order. The split
+// does not depend on the thread budget, so neither does the rounding: a
+// conversion gives the same bytes whatever --threads is.
 type parSymv struct {
+	th    int
 	parts [][]float64
 }
 
+// symvParts is the number of row ranges: enough to keep a few cores busy
+// with uneven progress, few enough that summing the parts (symvParts·n)
+// stays negligible next to the n²/2 product.
+const symvParts = 8
+
 func newParSymv(th, n int) *parSymv {
-	p := max(1, th)
-	s := &parSymv{parts: make([][]float64, p)}
+	s := &parSymv{th: th, parts: make([][]float64, symvParts)}
 	for i := range s.parts {
 		s.parts[i] = make([]float64, n)
 	}
@@ -136,7 +143,7 @@ func (s *parSymv) mul(n int, a []float64, lda int, x, y []float64) {
 		bounds[t] = int(float64(n) * math.Sqrt(float64(t)/float64(p)))
 	}
 	bounds[p] = n
-	parallel(p, p, func(t int) {
+	parallel(s.th, p, func(t int) {
 		yt := s.parts[t][:n]
 		clear(yt)
 		symvRowsLower(a, lda, x, yt, bounds[t], bounds[t+1])
