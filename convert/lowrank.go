@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -147,31 +146,15 @@ func (l LowRank) factorEncoding(dense quant.Encoding) quant.Encoding {
 	return dense
 }
 
-var projectionName = regexp.MustCompile(`^blk\.(\d+)\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)\.weight$`)
-
 // projection maps a canonical projection weight to its layer and the
 // runtime hook point that sees its input: q, k and v share "attn_in", gate
 // and up share "ffn_in", so they share statistics.
 func projection(name string) (layer int, point string, ok bool) {
-	sm := projectionName.FindStringSubmatch(name)
-	if sm == nil {
+	layer, stem, suffix, ok := format.ParseName(name)
+	if !ok || layer < 0 || suffix != format.Weight || !stem.Projection() {
 		return 0, "", false
 	}
-	layer, err := strconv.Atoi(sm[1])
-	if err != nil {
-		return 0, "", false
-	}
-	switch sm[2] {
-	case "attn_q", "attn_k", "attn_v":
-		point = runtime.HookAttnIn
-	case "attn_output":
-		point = runtime.HookAttnOutIn
-	case "ffn_gate", "ffn_up":
-		point = runtime.HookFFNIn
-	default:
-		point = runtime.HookFFNDownIn
-	}
-	return layer, point, true
+	return layer, runtime.ProjectionInput(stem), true
 }
 
 // StatsKey names the statistics of one (layer, hook point) input.
@@ -304,8 +287,8 @@ func (p *lowRankPlanner) plan(e *PlanEntry, t *TensorDesc) error {
 			return fmt.Errorf("tensor %q: %w", t.Name, err)
 		}
 	}
-	a := PlanPart{Role: "a", Shape: []int64{int64(m), int64(k)}, Encoding: fe, Bytes: mustSize(fe, m, k)}
-	b := PlanPart{Role: "b", Shape: []int64{int64(k), int64(n)}, Encoding: fe, Bytes: mustSize(fe, k, n)}
+	a := PlanPart{Role: format.RoleA, Shape: []int64{int64(m), int64(k)}, Encoding: fe, Bytes: mustSize(fe, m, k)}
+	b := PlanPart{Role: format.RoleB, Shape: []int64{int64(k), int64(n)}, Encoding: fe, Bytes: mustSize(fe, k, n)}
 	e.Method, e.Rank, e.StatsKey = p.l.Method, k, c.StatsKey
 	stored := int64(k) * int64(m+n)
 	if p.l.Method == lowrank.MethodLoRC {

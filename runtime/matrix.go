@@ -186,7 +186,7 @@ func (d *dense) row(dst []float32, r int) {
 // float32-activation path, which has only the weight error.
 type Matrix struct {
 	rows, cols int
-	kind       string
+	kind       format.Kind
 	w, a, b    *dense // w for dense/lorc; a [rows,k], b [k,cols] for lowrank/lorc
 	rank       int
 }
@@ -202,7 +202,7 @@ func NewMatrix(w *Weight) (*Matrix, error) {
 	if m.rows <= 0 || m.cols <= 0 {
 		return nil, fmt.Errorf("tensor %s: empty shape %v", w.Name, w.Shape)
 	}
-	get := func(role string, rows, cols int) (*dense, error) {
+	get := func(role format.Role, rows, cols int) (*dense, error) {
 		p, ok := w.part(role)
 		if !ok {
 			return nil, fmt.Errorf("tensor %s (%s): missing part %q", w.Name, w.Kind, role)
@@ -220,18 +220,18 @@ func NewMatrix(w *Weight) (*Matrix, error) {
 	switch w.Kind {
 	case format.KindDense, "":
 		m.kind = format.KindDense
-		m.w, err = get("w", m.rows, m.cols)
+		m.w, err = get(format.RoleW, m.rows, m.cols)
 	case format.KindLowRank, format.KindLoRC:
 		if w.Kind == format.KindLoRC {
-			if m.w, err = get("w", m.rows, m.cols); err != nil {
+			if m.w, err = get(format.RoleW, m.rows, m.cols); err != nil {
 				return nil, err
 			}
 		}
-		if m.a, err = get("a", m.rows, -1); err != nil {
+		if m.a, err = get(format.RoleA, m.rows, -1); err != nil {
 			return nil, err
 		}
 		m.rank = m.a.cols
-		m.b, err = get("b", m.rank, m.cols)
+		m.b, err = get(format.RoleB, m.rank, m.cols)
 	default:
 		err = fmt.Errorf("tensor %s: unknown kind %q", w.Name, w.Kind)
 	}

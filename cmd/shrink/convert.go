@@ -390,7 +390,7 @@ func partsString(e convert.PlanEntry) string {
 			parts = append(parts, strings.Join(roles, ",")+":"+last.String())
 			roles = nil
 		}
-		roles = append(roles, p.Role)
+		roles = append(roles, string(p.Role))
 		last = p.Encoding
 	}
 	parts = append(parts, strings.Join(roles, ",")+":"+last.String())
