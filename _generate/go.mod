@@ -6,10 +6,9 @@ require github.com/mmcloughlin/avo v0.6.0
 
 require (
 	golang.org/x/mod v0.36.0 // indirect
-	golang.org/x/sync v0.20.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/tools v0.45.0 // indirect
-	gonum.org/v1/gonum v0.17.0 // indirect
 )
 
 require github.com/shrink-llm/shrink v0.0.0

@@ -30,17 +30,22 @@ import (
 // target is one generated file: its package, path below the repository root
 // and the function that emits its kernels.
 type target struct {
-	pkgPath string // import path, loaded for the Go declarations of the kernels
-	file    string // relative to the repository root
-	emit    func(g *gen)
+	pkgPath string // import path
+	// load says to read the package's Go declarations (needed for kernels
+	// whose argument is a pointer to one of its structs). Loading resolves
+	// the package's imports in this module, so only runtime/simd, whose only
+	// outside import is x/sys, is loaded.
+	load bool
+	file string // relative to the repository root
+	emit func(g *gen)
 }
 
 var targets = []target{
-	{"github.com/shrink-llm/shrink/runtime/simd", "runtime/simd/dot_amd64.s", emitFloatKernels},
-	{"github.com/shrink-llm/shrink/runtime/simd", "runtime/simd/tile_amd64.s", emitFloatTiles},
-	{"github.com/shrink-llm/shrink/runtime/simd", "runtime/simd/dotq8_amd64.s", emitQ8Kernels},
-	{"github.com/shrink-llm/shrink/runtime/simd", "runtime/simd/act_amd64.s", emitActivations},
-	{"github.com/shrink-llm/shrink/lowrank", "lowrank/dgemm_amd64.s", emitDGEMM},
+	{"github.com/shrink-llm/shrink/runtime/simd", false, "runtime/simd/dot_amd64.s", emitFloatKernels},
+	{"github.com/shrink-llm/shrink/runtime/simd", false, "runtime/simd/tile_amd64.s", emitFloatTiles},
+	{"github.com/shrink-llm/shrink/runtime/simd", true, "runtime/simd/dotq8_amd64.s", emitQ8Kernels},
+	{"github.com/shrink-llm/shrink/runtime/simd", false, "runtime/simd/act_amd64.s", emitActivations},
+	{"github.com/shrink-llm/shrink/lowrank", false, "lowrank/dgemm_amd64.s", emitDGEMM},
 }
 
 func main() {
@@ -55,7 +60,9 @@ func main() {
 
 func generate(root string, t target) error {
 	g := &gen{Context: build.NewContext()}
-	g.Package(t.pkgPath)
+	if t.load {
+		g.Package(t.pkgPath)
+	}
 	g.ConstraintExpr("!noasm,gc")
 	t.emit(g)
 	out, err := os.Create(filepath.Join(root, t.file))

@@ -153,9 +153,12 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 			return nil, err
 		}
 	}
-	tokBytes, err := readLlama2cTokenizer(tok, vocab)
+	tokKind, tokFiles, err := readTokenizerFile(tok, vocab, true)
 	if err != nil {
 		return nil, err
+	}
+	if tokKind == format.TokenizerHF {
+		return nil, fmt.Errorf("convert: tokenizer %s: a tokenizer.json cannot be used with a llama2.c checkpoint", tok)
 	}
 
 	dim, hid, kvDim := int64(h.Dim), int64(h.Hidden), int64(hd)*int64(h.KVHeads)
@@ -166,7 +169,7 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 		for _, s := range shape {
 			n *= s
 		}
-		return &SourceTensor{Name: name, DType: "F32", Shape: shape, File: path,
+		return &SourceTensor{Name: name, DType: DTypeF32, Shape: shape, File: path,
 			r: f, off: base + int64(layer)*n*4, size: n * 4}
 	}
 	var ts []*TensorDesc
@@ -192,7 +195,7 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 	}
 	return &Model{
 		Path: path, Config: cfg, Tensors: ts,
-		TokenizerKind: "llama2c", TokenizerFiles: map[string][]byte{"tokenizer.bin": tokBytes},
+		TokenizerKind: tokKind, TokenizerFiles: tokFiles,
 		SourceBytes: st.Size(), files: []*os.File{f},
 	}, nil
 }
