@@ -154,16 +154,6 @@ func unpackPlane(g *gen, w packedWidth, p, shl int, base GPPhysical, tabs []Mem,
 	}
 }
 
-// hsum4i reduces the int32 vectors y(a), y(b), y(c), y(d) into x(a) =
-// [Σ y(a), Σ y(b), Σ y(c), Σ y(d)], x(b) scratch.
-func (g *gen) hsum4i(a, b, c, d int) {
-	g.VPHADDD(y(b), y(a), y(a))
-	g.VPHADDD(y(d), y(c), y(c))
-	g.VPHADDD(y(c), y(a), y(a))
-	g.VEXTRACTI128(U8(1), y(a), x(b))
-	g.VPADDD(x(b), x(a), x(a))
-}
-
 // packedSums: registers: DI the chunk's sums, SI its lo bytes, BX its hi
 // bytes, DX token 0's activations for it, CX chunks left; per token R12
 // (activations), R13 (sums), R11 tokens left; R8 = xstride, R9 = ldi in
@@ -230,7 +220,7 @@ func packedSums(g *gen, w packedWidth, lo, hi int) {
 			g.VPMADDWD(Y15, y(4+i), y(4+i))
 		}
 	}
-	g.hsum4i(4, 5, 6, 7)
+	g.hsum4Of(true, 4, 5, 6, 7)
 	g.VMOVDQU(X4, m(R13, 0))
 	g.ADDQ(R8, R12)
 	g.ADDQ(R9, R13)

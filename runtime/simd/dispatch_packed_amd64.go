@@ -158,13 +158,12 @@ func packedMatWith(f features, y []float32, ldy int, w *Packed, xq []int8, xs []
 					}
 				}
 			}
-			for t := range nt {
-				i := (t0+t)*ldy + r
-				v := acc[t]
-				if add {
-					v += y[i]
+			for t, v := range acc[:nt] {
+				if i := (t0+t)*ldy + r; add {
+					y[i] += v
+				} else {
+					y[i] = v
 				}
-				y[i] = v
 			}
 		}
 	}
