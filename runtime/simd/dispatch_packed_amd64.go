@@ -126,6 +126,7 @@ func packedMatWith(f features, y []float32, ldy int, w *Packed, xq []int8, xs []
 		nt := min(packedMaxTok, tokens-t0)
 		for r := range rows {
 			clear(acc[:nt])
+			par := newPackedParams(w, r)
 			lo := w.Lo[r*w.LoRow : (r+1)*w.LoRow]
 			hi := w.Hi[r*w.HiRow : (r+1)*w.HiRow]
 			// The blocks in order, each token's term written as in the
@@ -138,7 +139,7 @@ func packedMatWith(f features, y []float32, ldy int, w *Packed, xq []int8, xs []
 				})
 				for b := range 4 * nc {
 					blk := 4*c0 + b
-					a, m := w.groupParams(r, blk*32/w.Group)
+					a, m := par.at(blk)
 					for t := range nt {
 						u := t0 + t
 						acc[t] += xs[u*xsstride+blk] * (float32(a*float32(isum[t*ldi+b])) - float32(m*float32(xsum[u*xsstride+blk])))
@@ -150,7 +151,7 @@ func packedMatWith(f features, y []float32, ldy int, w *Packed, xq []int8, xs []
 				unpackChunk(q[:h], lo[c0*w.LoBits/8:], hi, c0, w.LoBits, w.HiBits)
 				for b := range h / 32 {
 					blk := c0/32 + b
-					a, m := w.groupParams(r, blk*32/w.Group)
+					a, m := par.at(blk)
 					for t := range nt {
 						u := t0 + t
 						isum := dot32(q[32*b:32*b+32], xq[u*xstride+c0+32*b:u*xstride+c0+32*b+32])
@@ -167,4 +168,46 @@ func packedMatWith(f features, y []float32, ldy int, w *Packed, xq []int8, xs []
 			}
 		}
 	}
+}
+
+// packedParams gives a row's group parameters as groupParams does (the same
+// float32 operations, so the same values), decoding each group once and
+// each super-block's (d, dmin) once, for blocks visited in order.
+type packedParams struct {
+	w       *Packed
+	sup     []uint16
+	sub     []byte
+	g, sb   int
+	a, m    float32
+	d, dmin float32
+}
+
+func newPackedParams(w *Packed, r int) packedParams {
+	return packedParams{
+		w: w, g: -1, sb: -1,
+		sup: w.Sup[r*w.SupRow : (r+1)*w.SupRow],
+		sub: w.Sub[r*w.SubRow : (r+1)*w.SubRow],
+	}
+}
+
+// at returns (a, m) of the group holding block blk.
+func (p *packedParams) at(blk int) (a, m float32) {
+	g := blk * 32 / p.w.Group
+	if g == p.g {
+		return p.a, p.m
+	}
+	p.g = g
+	if p.w.Sym {
+		d := F16ToF32(p.sup[g])
+		p.a, p.m = d, 8*d
+		return p.a, p.m
+	}
+	if sb := g * p.w.Group / 256; sb != p.sb {
+		p.sb = sb
+		p.d, p.dmin = F16ToF32(p.sup[2*sb]), F16ToF32(p.sup[2*sb+1])
+	}
+	b := p.sub[3*(g/2):]
+	v := (uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16) >> (12 * (g & 1))
+	p.a, p.m = p.d*float32(v&63), p.dmin*float32(v>>6&63)
+	return p.a, p.m
 }

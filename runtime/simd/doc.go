@@ -36,6 +36,11 @@
 //     512-bit kernels for group 32 (two groups per vector; rows and tiles)
 //     and multiples of 64, a 256-bit kernel for other multiples of 32.
 //   - q8 with AVX2 only: VPMADDUBSW on |w|·sign(w)·x, exact for x ≠ −128.
+//   - packed low-bit encodings (Packed): the exact int32 block sums of each
+//     row's whole 128-weight chunks, unpacked once per chunk for up to eight
+//     tokens, by VPDPBUSD (AVX-512 VNNI) or VPMADDUBSW (AVX2); the Go
+//     wrapper scales them in the definition's order, so the result is
+//     dotPackedRowRef's bit for bit.
 //
 // The assembly is generated, never edited: _generate (its own module, run
 // with `cd _generate && go run .`) writes dot_amd64.s, tile_amd64.s,
