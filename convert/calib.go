@@ -18,7 +18,11 @@ type CalibOptions struct {
 	// Text is the corpus; it is cut into documents at DocSep lines
 	// (default textdata.DefaultDocSep; "-" keeps the text whole).
 	Text   string
-	DocSep string
+	// Documents, when set, replaces Text: the documents of the range Docs,
+	// already split (the CLI streams them from the file; see
+	// textdata.ScanDocuments).
+	Documents []string
+	DocSep    string
 	// Docs selects documents (1-based, inclusive), so that calibration and
 	// evaluation text need not overlap.
 	Docs textdata.DocRange
@@ -74,9 +78,12 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 	} else if opts.DocSep == "-" {
 		opts.DocSep = ""
 	}
-	docs, err := opts.Docs.Select(textdata.SplitDocuments(opts.Text, opts.DocSep))
-	if err != nil {
-		return nil, fmt.Errorf("calibration text: %w", err)
+	docs := opts.Documents
+	if docs == nil {
+		var err error
+		if docs, err = opts.Docs.Select(textdata.SplitDocuments(opts.Text, opts.DocSep)); err != nil {
+			return nil, fmt.Errorf("calibration text: %w", err)
+		}
 	}
 	dir, err := os.MkdirTemp(opts.TempDir, ".shrink-calib-*")
 	if err != nil {

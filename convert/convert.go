@@ -31,6 +31,10 @@ type Options struct {
 	// Factorize tunes the factorisations (route, seed); LoRCWhiten is taken
 	// from the plan.
 	Factorize lowrank.Options
+	// AllowNonFinite keeps NaN and ±Inf weights in the float encodings
+	// (f32, f16, bf16) instead of refusing the tensor; q8 and factored
+	// matrices cannot represent them and refuse them regardless.
+	AllowNonFinite bool
 }
 
 // Progress reports one finished tensor.
@@ -121,7 +125,7 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 
 	fz := startFactoring(ctx, m, plan, opts)
 	defer fz.stop()
-	enc := &encoder{workers: opts.Workers}
+	enc := &encoder{workers: opts.Workers, allowNonFinite: opts.AllowNonFinite}
 	res := &Result{Path: out, Plan: plan}
 	var done int64
 	encErr := func() error {
@@ -190,8 +194,9 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 // encoder owns the buffers reused from tensor to tensor, so that a run
 // allocates about one largest-tensor working set in total.
 type encoder struct {
-	workers int
-	f32     []float32
+	workers        int
+	allowNonFinite bool
+	f32            []float32
 }
 
 func grow[T any](s []T, n int) []T {
@@ -223,6 +228,11 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 			if _, err := io.ReadFull(sr, out); err != nil {
 				return t, nil, fmt.Errorf("reading: %w", err)
 			}
+			if !e.allowNonFinite {
+				if err := nonFiniteBytes(out, d.DType, cols); err != nil {
+					return t, nil, err
+				}
+			}
 			t.Metrics = &format.Metrics{SNRdB: snrExact, Cosine: 1}
 			return t, out, nil
 		}
@@ -231,6 +241,11 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	e.f32 = grow(e.f32, n)
 	if err := d.Load(ctx, e.f32); err != nil {
 		return t, nil, err
+	}
+	if !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 {
+		if err := nonFiniteError(e.f32, cols); err != nil {
+			return t, nil, err
+		}
 	}
 	if pe.Encoding == quant.F32 {
 		// Widening is exact, so there is nothing to measure.
@@ -273,6 +288,14 @@ func toFormatMetrics(m quant.Metrics) *format.Metrics {
 	}
 	if math.IsNaN(fm.Cosine) {
 		fm.Cosine = 0
+	}
+	// Only with --allow-nonfinite: NaN weights leave the error unmeasurable,
+	// stored as -1 (undefined) rather than a NaN the format refuses.
+	if math.IsNaN(fm.SNRdB) || math.IsInf(fm.SNRdB, 0) {
+		fm.SNRdB = -1
+	}
+	if math.IsNaN(fm.MaxAbs) || math.IsInf(fm.MaxAbs, 0) {
+		fm.MaxAbs = -1
 	}
 	return fm
 }

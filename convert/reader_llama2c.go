@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // llama2cMagic starts llama2.c's versioned exports (version ≥ 1); the legacy
@@ -96,7 +97,7 @@ func (h llama2cHeader) layout() (llama2cLayout, error) {
 
 // openLlama2c opens a llama2.c v0 .bin checkpoint.
 func openLlama2c(path string, opts OpenOptions) (*Model, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
@@ -147,15 +148,22 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 		TiedEmbeddings: l.shared, BOS: 1, EOS: []int{2},
 	}
 
-	tok := opts.Tokenizer
-	if tok == "" {
-		if tok, err = findLlama2cTokenizer(path); err != nil {
+	tokKind, tokFiles := "", map[string][]byte(nil)
+	if !opts.NoTokenizer {
+		tok := opts.Tokenizer
+		if tok == "" {
+			if tok, err = findLlama2cTokenizer(path); err != nil {
+				return nil, err
+			}
+		}
+		tokBytes, err := readLlama2cTokenizer(tok, vocab)
+		if err != nil {
 			return nil, err
 		}
-	}
-	tokBytes, err := readLlama2cTokenizer(tok, vocab)
-	if err != nil {
-		return nil, err
+		tokKind, tokFiles = "llama2c", map[string][]byte{"tokenizer.bin": tokBytes}
+		if err := checkTokenizer(tok, tokKind, tokFiles, cfg); err != nil {
+			return nil, err
+		}
 	}
 
 	dim, hid, kvDim := int64(h.Dim), int64(h.Hidden), int64(hd)*int64(h.KVHeads)
@@ -192,7 +200,7 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 	}
 	return &Model{
 		Path: path, Config: cfg, Tensors: ts,
-		TokenizerKind: "llama2c", TokenizerFiles: map[string][]byte{"tokenizer.bin": tokBytes},
+		TokenizerKind: tokKind, TokenizerFiles: tokFiles,
 		SourceBytes: st.Size(), files: []*os.File{f},
 	}, nil
 }

@@ -340,6 +340,9 @@ type OpenOptions struct {
 	// supplies a llama2.c tokenizer.bin (any other name), which helps for
 	// folders without tokenizer.json.
 	Tokenizer string
+	// NoTokenizer makes a weights-only file: no tokenizer is read, checked
+	// or carried, and the output runs on token ids only.
+	NoTokenizer bool
 }
 
 // Open reads a checkpoint's headers: a directory with config.json is a
@@ -531,11 +534,22 @@ func openHF(dir string, opts OpenOptions) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Path: dir, Config: cfg, SourceBytes: set.bytes, files: set.files}
+	if err := checkDeclared(hf.Path, &cfg, len(set.tensors)); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("convert: %w", err)
+	}
 	if m.Tensors, err = fam.Tensors(cfg, set.tensors); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("convert: %s: %w", dir, err)
 	}
+	if opts.NoTokenizer {
+		return m, nil
+	}
 	if m.TokenizerKind, m.TokenizerFiles, err = readHFTokenizer(dir, opts.Tokenizer, cfg.VocabSize); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := checkTokenizer(dir, m.TokenizerKind, m.TokenizerFiles, cfg); err != nil {
 		m.Close()
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // readHFTokenizer collects the tokenizer files of dir. override, when set,
@@ -28,7 +30,7 @@ func readHFTokenizer(dir, override string, vocab int) (string, map[string][]byte
 		if name == "tokenizer.json" && override != "" {
 			p = override
 		}
-		b, err := os.ReadFile(p)
+		b, err := safeio.ReadFile(p, maxTokenizerBytes, "a "+name)
 		if errors.Is(err, os.ErrNotExist) {
 			if name == "tokenizer.json" {
 				return "", nil, fmt.Errorf("convert: %s: no tokenizer.json (slow tokenizers such as tokenizer.model are not supported; pass --tokenizer with a tokenizer.json or a llama2.c tokenizer.bin)", dir)
@@ -69,7 +71,7 @@ func findLlama2cTokenizer(ckpt string) (string, error) {
 // holds exactly vocab entries: int32 max_token_length, then per token
 // float32 score, int32 length, bytes.
 func readLlama2cTokenizer(path string, vocab int) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, maxTokenizerBytes, "a llama2.c tokenizer")
 	if err != nil {
 		return nil, fmt.Errorf("convert: tokenizer: %w", err)
 	}

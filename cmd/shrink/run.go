@@ -34,7 +34,7 @@ func runCommand() *cli.Command {
 				return err
 			}
 			if p := c.Float64("top-p"); !(p > 0 && p <= 1) {
-				return fmt.Errorf("--top-p %v: want a probability mass in (0, 1]", p)
+				return usagef("--top-p %v: want a probability mass in (0, 1]", p)
 			}
 			if (c.String("prompt") == "") == (c.String("ids") == "") {
 				return usagef("run: give exactly one of -p TEXT or --ids IDS")
