@@ -17,7 +17,7 @@ import (
 type CalibOptions struct {
 	// Text is the corpus; it is cut into documents at DocSep lines
 	// (default textdata.DefaultDocSep; "-" keeps the text whole).
-	Text   string
+	Text string
 	// Documents, when set, replaces Text: the documents of the range Docs,
 	// already split (the CLI streams them from the file; see
 	// textdata.ScanDocuments).
