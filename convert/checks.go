@@ -65,6 +65,10 @@ func checkTokenizer(src, kind string, files map[string][]byte, cfg format.ModelC
 	if err != nil {
 		return fmt.Errorf("convert: %s: the tokenizer fails on a test sentence: %w", src, err)
 	}
+	// Every id the tokenizer can produce indexes the embedding table.
+	if n := tok.VocabSize(); n > cfg.VocabSize {
+		return fmt.Errorf("convert: %s: the tokenizer has ids up to %d, past the model's vocabulary of %d", src, n-1, cfg.VocabSize)
+	}
 	for _, id := range append(ids, tok.BOS(), tok.EOS()) {
 		if id >= cfg.VocabSize || id < -1 {
 			return fmt.Errorf("convert: %s: the tokenizer produces token id %d, outside the model's vocabulary of %d", src, id, cfg.VocabSize)

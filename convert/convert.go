@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -258,6 +259,13 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	mt, err := quant.EncodeMeasured(ctx, pe.Encoding, out, e.f32, rows, cols, e.workers)
 	if err != nil {
 		return t, nil, err
+	}
+	if !e.allowNonFinite && (pe.Encoding == quant.F16 || pe.Encoding == quant.BF16) {
+		// The input was finite, so an infinity here is a weight beyond
+		// the encoding's range (65504 for f16).
+		if err := nonFiniteBytes(out, strings.ToUpper(pe.Encoding.String()), cols); err != nil {
+			return t, nil, fmt.Errorf("overflows %v: %w", pe.Encoding, err)
+		}
 	}
 	t.Metrics = toFormatMetrics(mt)
 	return t, out, nil
