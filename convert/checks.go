@@ -7,8 +7,29 @@ import (
 	"math"
 
 	"github.com/shrink-llm/shrink/format"
-	"github.com/shrink-llm/shrink/runtime/tokenizer"
+	"github.com/shrink-llm/shrink/runtime"
 )
+
+// tokenizerFiles presents the tokenizer files of a checkpoint as the blobs
+// of a .shrink file, for runtime.LoadTokenizer.
+type tokenizerFiles struct {
+	kind  string
+	files map[string][]byte
+	cfg   format.ModelConfig
+}
+
+func (t tokenizerFiles) Header() *format.Header {
+	return &format.Header{TokenizerKind: t.kind, Config: t.cfg}
+}
+func (t tokenizerFiles) Config() format.ModelConfig { return t.cfg }
+func (t tokenizerFiles) HasBlob(name string) bool   { _, ok := t.files[name]; return ok }
+func (t tokenizerFiles) Blob(name string) ([]byte, error) {
+	b, ok := t.files[name]
+	if !ok {
+		return nil, fmt.Errorf("no %s", name)
+	}
+	return b, nil
+}
 
 // checkDeclared holds a config's declared sizes against the checkpoint's
 // tensors before a family walks its layers: config.json is just text, and a
@@ -48,15 +69,9 @@ func checkTokenizer(src, kind string, files map[string][]byte, cfg format.ModelC
 			}
 		}
 	}
-	var tok *tokenizer.Tokenizer
-	var err error
-	switch kind {
-	case "hf":
-		tok, err = tokenizer.FromHF(files["tokenizer.json"], files["tokenizer_config.json"], files["special_tokens_map.json"])
-	case "llama2c":
-		tok, err = tokenizer.FromLlama2C(files["tokenizer.bin"], cfg.VocabSize)
-	default:
-		return fmt.Errorf("convert: %s: unknown tokenizer kind %q", src, kind)
+	tok, err := runtime.LoadTokenizer(tokenizerFiles{kind: kind, files: files, cfg: cfg})
+	if err == nil && tok == nil {
+		err = fmt.Errorf("no tokenizer kind")
 	}
 	if err != nil {
 		return fmt.Errorf("convert: %s: the tokenizer cannot be loaded (pass --no-tokenizer for a weights-only file): %w", src, err)
