@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"encoding/binary"
 	"encoding/json"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/runtime"
 )
 
 // editHeader rewrites a .shrink file's JSON header through edit (any
@@ -282,5 +285,24 @@ func TestNonFiniteConvert(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "m.shrink")
 	if code, _, stderr := shrink(t, "convert", dir, "-o", out, "--quant", "f32", "--allow-nonfinite"); code != 0 {
 		t.Fatalf("--allow-nonfinite: %s", stderr)
+	}
+}
+
+// TestTruncatedWhileMapped: a model file cut short in place while a model
+// has it mapped (cp over it does this) makes generation fail with an error
+// instead of killing the process with SIGBUS.
+func TestTruncatedWhileMapped(t *testing.T) {
+	f := demoShrink(t, "f32")
+	m, err := runtime.Open(f, runtime.Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := os.Truncate(f, 4096); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Generate(context.Background(), []int{1, 2, 3}, 4, runtime.SamplerConfig{}, nil)
+	if !errors.Is(err, runtime.ErrFileChanged) {
+		t.Fatalf("generate on a truncated file: %v, want ErrFileChanged", err)
 	}
 }
