@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
@@ -85,7 +86,9 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 			return nil, fmt.Errorf("calibration text: %w", err)
 		}
 	}
-	dir, err := os.MkdirTemp(opts.TempDir, ".shrink-calib-*")
+	// Named with the pid, so the next conversion into the folder removes it
+	// should this process be killed before its deferred removal runs.
+	dir, err := format.MkdirTemp(opts.TempDir, "shrink-calib")
 	if err != nil {
 		return nil, fmt.Errorf("calibration: %w", err)
 	}

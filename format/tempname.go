@@ -37,15 +37,19 @@ func tempName(base string, pid int, rnd string) string {
 	return "." + base + suffix
 }
 
+func randomSuffix() string {
+	const letters = "0123456789abcdefghijklmnopqrstuvwxyz"
+	b := make([]byte, 8)
+	for i := range b {
+		b[i] = letters[rand.IntN(len(letters))]
+	}
+	return string(b)
+}
+
 // createTemp creates a new temporary file for path in its directory.
 func createTemp(dir, base string) (*os.File, error) {
-	const letters = "0123456789abcdefghijklmnopqrstuvwxyz"
 	for range 100 {
-		b := make([]byte, 8)
-		for i := range b {
-			b[i] = letters[rand.IntN(len(letters))]
-		}
-		name := filepath.Join(dir, tempName(base, os.Getpid(), string(b)))
+		name := filepath.Join(dir, tempName(base, os.Getpid(), randomSuffix()))
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, os.ErrExist) {
 			continue
@@ -53,6 +57,27 @@ func createTemp(dir, base string) (*os.File, error) {
 		return f, err
 	}
 	return nil, errors.New("no unused temporary file name")
+}
+
+// MkdirTemp creates a scratch directory in dir named like the writer's
+// temporary files (".BASE.tmp-PID-RAND"), after removing the leftovers of
+// dead processes there, so that a scratch directory of a killed process is
+// cleaned up by the next one just as a temporary file is. The caller
+// removes it when done.
+func MkdirTemp(dir, base string) (string, error) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	removeStale(dir)
+	for range 100 {
+		name := filepath.Join(dir, tempName(base, os.Getpid(), randomSuffix()))
+		err := os.Mkdir(name, 0o700)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		return name, err
+	}
+	return "", errors.New("no unused temporary directory name")
 }
 
 // removeStale deletes the temporary files in dir left by processes that no
@@ -65,13 +90,13 @@ func removeStale(dir string) {
 	self := os.Getpid()
 	for _, e := range entries {
 		m := tempRe.FindStringSubmatch(e.Name())
-		if m == nil || !e.Type().IsRegular() {
+		if m == nil || !(e.Type().IsRegular() || e.IsDir()) {
 			continue
 		}
 		pid, err := strconv.Atoi(m[1])
 		if err != nil || pid == self || pid <= 0 || processAlive(pid) {
 			continue
 		}
-		_ = os.Remove(filepath.Join(dir, e.Name()))
+		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
 	}
 }
