@@ -78,6 +78,19 @@ func TestCraftedHeaderSizes(t *testing.T) {
 	}
 }
 
+// TestVerifyLoadsTokenizer: inspect --verify refuses a file whose
+// tokenizer `run` cannot load (it used to report "all checksums verified").
+func TestVerifyLoadsTokenizer(t *testing.T) {
+	f := demoShrink(t, "q8")
+	for _, kind := range []string{"llama2c", "frobnicate"} {
+		p := editHeader(t, f, func(h map[string]any) { h["tokenizer_kind"] = kind })
+		checkCLIErrors(t, []cliCase{
+			{kind + "/verify", []string{"inspect", "--verify", p}, exitFail, "tokenizer"},
+			{kind + "/run", []string{"run", p, "-p", "hi"}, exitFail, "tokenizer"},
+		})
+	}
+}
+
 // TestCraftedEncodedValues: NaN or Inf q8 scales and NaN norms, with valid
 // checksums, are caught when the model loads, by run and inspect --verify
 // (run used to print nothing and succeed).
@@ -164,6 +177,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"eval --ctx 0", []string{"eval", "--ref", f, "--model", f, "--text", "x", "--ctx", "0"}, exitUsage, "--ctx"},
 		{"convert --threads huge", []string{"convert", demoModel, "-o", filepath.Join(t.TempDir(), "o.shrink"), "--threads", "2147483647"}, exitUsage, "--threads"},
 		{"bad flag value", []string{"run", f, "-p", "hi", "-n", "many"}, exitUsage, "many"},
+		{"bench --threads huge", []string{"bench", f, "--threads", "1,100000"}, exitUsage, "--threads"},
 	})
 }
 
