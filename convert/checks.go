@@ -98,15 +98,15 @@ func checkTokenizer(src, kind string, files map[string][]byte, cfg format.ModelC
 // nonFiniteBytes is nonFiniteError over the raw little-endian bytes of a
 // source tensor of dtype F32, F16 or BF16 (those copied byte for byte): a
 // value is NaN or ±Inf exactly when its exponent bits are all ones.
-func nonFiniteBytes(b []byte, dtype string, cols int) error {
+func nonFiniteBytes(b []byte, dtype DType, cols int) error {
 	var size int
 	var mask uint32
 	switch dtype {
-	case "F32":
+	case DTypeF32:
 		size, mask = 4, 0x7f800000
-	case "F16":
+	case DTypeF16:
 		size, mask = 2, 0x7c00
-	case "BF16":
+	case DTypeBF16:
 		size, mask = 2, 0x7f80
 	default:
 		return nil

@@ -148,7 +148,8 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 		TiedEmbeddings: l.shared, BOS: 1, EOS: []int{2},
 	}
 
-	tokKind, tokFiles := "", map[string][]byte(nil)
+	var tokKind string
+	var tokFiles map[string][]byte
 	if !opts.NoTokenizer {
 		tok := opts.Tokenizer
 		if tok == "" {
@@ -156,11 +157,12 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 				return nil, err
 			}
 		}
-		tokBytes, err := readLlama2cTokenizer(tok, vocab)
-		if err != nil {
+		if tokKind, tokFiles, err = readTokenizerFile(tok, vocab, true); err != nil {
 			return nil, err
 		}
-		tokKind, tokFiles = "llama2c", map[string][]byte{"tokenizer.bin": tokBytes}
+		if tokKind == format.TokenizerHF {
+			return nil, fmt.Errorf("convert: tokenizer %s: a tokenizer.json cannot be used with a llama2.c checkpoint", tok)
+		}
 		if err := checkTokenizer(tok, tokKind, tokFiles, cfg); err != nil {
 			return nil, err
 		}
@@ -174,7 +176,7 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 		for _, s := range shape {
 			n *= s
 		}
-		return &SourceTensor{Name: name, DType: "F32", Shape: shape, File: path,
+		return &SourceTensor{Name: name, DType: DTypeF32, Shape: shape, File: path,
 			r: f, off: base + int64(layer)*n*4, size: n * 4}
 	}
 	var ts []*TensorDesc
