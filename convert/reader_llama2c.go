@@ -153,9 +153,12 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 			return nil, err
 		}
 	}
-	tokBytes, err := readLlama2cTokenizer(tok, vocab)
+	tokKind, tokFiles, err := readTokenizerFile(tok, vocab, true)
 	if err != nil {
 		return nil, err
+	}
+	if tokKind == format.TokenizerHF {
+		return nil, fmt.Errorf("convert: tokenizer %s: a tokenizer.json cannot be used with a llama2.c checkpoint", tok)
 	}
 
 	dim, hid, kvDim := int64(h.Dim), int64(h.Hidden), int64(hd)*int64(h.KVHeads)
@@ -191,7 +194,7 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 	}
 	return &Model{
 		Path: path, Config: cfg, Tensors: ts,
-		TokenizerKind: "llama2c", TokenizerFiles: map[string][]byte{"tokenizer.bin": tokBytes},
+		TokenizerKind: tokKind, TokenizerFiles: tokFiles,
 		SourceBytes: st.Size(), files: []*os.File{f},
 	}, nil
 }

@@ -272,8 +272,8 @@ type Model struct {
 	Path           string
 	Config         format.ModelConfig
 	Tensors        []*TensorDesc     // canonical order: token_embd, position_embd, blk.0.* (attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down; weights then biases), ..., output_norm, output
-	TokenizerKind  string            // "hf" or "llama2c"
-	TokenizerFiles map[string][]byte // "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" (those present) or "tokenizer.bin"
+	TokenizerKind  string            // format.TokenizerHF, TokenizerLlama2c, TokenizerSPM or TokenizerGGUF
+	TokenizerFiles map[string][]byte // the kind's blobs (format/SPEC.md §5.1), those present
 	SourceBytes    int64             // total size of the weight files
 
 	files  []*os.File
@@ -311,12 +311,12 @@ func (m *Model) index() error {
 
 // OpenOptions tunes Open.
 type OpenOptions struct {
-	// Tokenizer is a tokenizer file to carry into the output. For llama2.c
-	// checkpoints it is the tokenizer.bin; when empty, "tokenizer.bin" or the
-	// single "tok*.bin" beside the checkpoint is used. For Hugging Face
-	// folders it overrides tokenizer.json (a path ending in .json) or
-	// supplies a llama2.c tokenizer.bin (any other name), which helps for
-	// folders without tokenizer.json.
+	// Tokenizer is a tokenizer file to carry into the output, recognised
+	// from its bytes: a tokenizer.json, a SentencePiece tokenizer.model, a
+	// llama2.c tokenizer.bin or a GGUF file (its tokenizer.ggml.* metadata).
+	// For llama2.c checkpoints, when empty, "tokenizer.bin" or the single
+	// "tok*.bin" beside the checkpoint is used. For Hugging Face folders it
+	// replaces tokenizer.json and tokenizer.model.
 	Tokenizer string
 }
 

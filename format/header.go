@@ -81,7 +81,7 @@ type Blob struct {
 type Header struct {
 	Version       int               `json:"version"`
 	Config        ModelConfig       `json:"config"`
-	TokenizerKind string            `json:"tokenizer_kind"` // "hf" (tokenizer.json) or "llama2c" (tokenizer.bin)
+	TokenizerKind string            `json:"tokenizer_kind"` // TokenizerHF, TokenizerLlama2c, TokenizerSPM, TokenizerGGUF or TokenizerNone
 	Metadata      map[string]string `json:"metadata,omitempty"`
 	Blobs         []Blob            `json:"blobs"`
 	Tensors       []Tensor          `json:"tensors"`

@@ -272,8 +272,16 @@ func validateHeader(h *Header, dataEnd uint64) *Error {
 		if !blobs[BlobTokenizerBin] {
 			return problem(ErrCorrupt, fmt.Sprintf("tokenizer_kind %q needs blob %q", h.TokenizerKind, BlobTokenizerBin))
 		}
+	case TokenizerSPM:
+		if !blobs[BlobTokenizerModel] {
+			return problem(ErrCorrupt, fmt.Sprintf("tokenizer_kind %q needs blob %q", h.TokenizerKind, BlobTokenizerModel))
+		}
+	case TokenizerGGUF:
+		if !blobs[BlobGGUFVocab] {
+			return problem(ErrCorrupt, fmt.Sprintf("tokenizer_kind %q needs blob %q", h.TokenizerKind, BlobGGUFVocab))
+		}
 	default:
-		return problem(ErrUnsupported, fmt.Sprintf("unknown tokenizer_kind %q (this reader knows hf, llama2c)", h.TokenizerKind))
+		return problem(ErrUnsupported, fmt.Sprintf("unknown tokenizer_kind %q (this reader knows hf, llama2c, spm, gguf)", h.TokenizerKind))
 	}
 
 	names := make(map[string]bool, len(h.Tensors))

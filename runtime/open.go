@@ -83,6 +83,22 @@ func LoadTokenizer(f *format.File) (*tokenizer.Tokenizer, error) {
 			return nil, err
 		}
 		return tokenizer.FromLlama2C(bin, f.Config().VocabSize)
+	case format.TokenizerSPM:
+		model, err := f.Blob(format.BlobTokenizerModel)
+		if err != nil {
+			return nil, err
+		}
+		tc, err := optional(format.BlobTokenizerConfig)
+		if err != nil {
+			return nil, err
+		}
+		return tokenizer.FromSentencePiece(model, tc)
+	case format.TokenizerGGUF:
+		blob, err := f.Blob(format.BlobGGUFVocab)
+		if err != nil {
+			return nil, err
+		}
+		return tokenizer.FromGGUFVocabBlob(blob)
 	default:
 		return nil, fmt.Errorf("unknown tokenizer kind %q", kind)
 	}

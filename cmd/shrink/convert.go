@@ -31,7 +31,7 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "embed", Usage: "`ENC` for token/position embeddings (default: --quant for float encodings, f16 for q8)"},
 			&cli.StringFlag{Name: "output", Usage: "`ENC` for the untied output head (default as --embed)"},
 			&cli.StringSliceFlag{Name: "tensor-type", Usage: "`REGEX=ENC` override per tensor (canonical names, first match wins; repeatable)"},
-			&cli.StringFlag{Name: "tokenizer", Usage: "llama2.c tokenizer.bin `PATH` (default: beside the checkpoint)"},
+			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer `PATH` to carry: tokenizer.json, tokenizer.model, llama2.c tokenizer.bin or a GGUF (default: the checkpoint's own)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and write nothing"},
 			&cli.BoolFlag{Name: "json", Usage: "with --dry-run: print the plan as JSON"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "use at most `N` cores: dense encoding, factorisations and calibration share them"},

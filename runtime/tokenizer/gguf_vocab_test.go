@@ -1,0 +1,104 @@
+package tokenizer
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shrink-llm/shrink/gguf"
+	"github.com/shrink-llm/shrink/internal/testshared"
+)
+
+// ggufVocabFiles are llama.cpp's vocab-only GGUFs that come with test
+// inputs (.inp) and the ids llama.cpp gives them (.out).
+var ggufVocabFiles = []string{"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf"}
+
+// llamaCppVectors reads a .inp/.out pair as llama.cpp's test-tokenizer-0
+// does: inputs separated by "\n__ggml_vocab_test__\n", one line of ids per
+// input.
+func llamaCppVectors(tb testing.TB, gguf string) ([]string, [][]int) {
+	tb.Helper()
+	inp := string(readFile(tb, testshared.Path(tb, "tokenizers", "gguf-vocab", gguf+".inp")))
+	out := string(readFile(tb, testshared.Path(tb, "tokenizers", "gguf-vocab", gguf+".out")))
+	const sep = "\n__ggml_vocab_test__\n"
+	var inputs []string
+	for pos := 0; pos < len(inp); {
+		k := strings.Index(inp[pos:], sep)
+		if k < 0 {
+			inputs = append(inputs, inp[pos:])
+			break
+		}
+		inputs = append(inputs, inp[pos:pos+k])
+		pos += k + len(sep)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(inputs) != len(lines) || len(inputs) == 0 {
+		tb.Fatalf("%s: %d inputs but %d output lines", gguf, len(inputs), len(lines))
+	}
+	want := make([][]int, len(lines))
+	for i, l := range lines {
+		want[i] = []int{}
+		for _, f := range strings.Fields(l) {
+			id, err := strconv.Atoi(f)
+			if err != nil {
+				tb.Fatalf("%s.out line %d: %v", gguf, i+1, err)
+			}
+			want[i] = append(want[i], id)
+		}
+	}
+	return inputs, want
+}
+
+func loadGGUFVocab(tb testing.TB, name string) *GGUFVocab {
+	tb.Helper()
+	f, err := gguf.Open(testshared.Path(tb, "tokenizers", "gguf-vocab", name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	v, err := VocabFromGGUF(f)
+	if err != nil {
+		tb.Fatalf("%s: %v", name, err)
+	}
+	return v
+}
+
+// TestGGUFVocabLlamaCppVectors runs every llama.cpp test vector of every
+// shared vocab-only GGUF, through the tokenizer built from the metadata and
+// through the one rebuilt from its .shrink blob.
+func TestGGUFVocabLlamaCppVectors(t *testing.T) {
+	for _, name := range ggufVocabFiles {
+		t.Run(name, func(t *testing.T) {
+			v := loadGGUFVocab(t, name)
+			direct, err := FromGGUFVocab(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob, err := v.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			viaBlob, err := FromGGUFVocabBlob(blob)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs, want := llamaCppVectors(t, name)
+			ok := 0
+			for i, in := range inputs {
+				for _, tok := range []*Tokenizer{direct, viaBlob} {
+					got, err := tok.Encode(in, false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !slices.Equal(got, want[i]) {
+						t.Errorf("input %d %q:\n got %v\nwant %v", i, clip(in), got, want[i])
+					} else if tok == direct {
+						ok++
+					}
+				}
+			}
+			t.Logf("%s: %d/%d llama.cpp vectors match (blob %d bytes)", name, ok, len(inputs), len(blob))
+		})
+	}
+}
