@@ -142,7 +142,7 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 	if elemOff < 0 || (elemOff+n)*es > src.size {
 		return fmt.Errorf("element range [%d, %d) outside the %d-byte tensor", elemOff, elemOff+n, src.size)
 	}
-	le := hostLittleEndian()
+	le := quant.HostLittleEndian
 	base := src.off + elemOff*es
 	if src.DType == DTypeF32 && le {
 		// The file bytes are the float32 values: read straight into dst.
@@ -206,11 +206,6 @@ func decodeLE(dst []float32, b []byte, dtype DType) {
 			dst[i] = quant.HalfToFloat(binary.LittleEndian.Uint16(b[2*i:]))
 		}
 	}
-}
-
-func hostLittleEndian() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
 }
 
 func float32Bytes(f []float32) []byte {

@@ -42,4 +42,8 @@
 // use the portable Go kernels (portable.go), checked against the references
 // in the same way; amd64 CPUs without AVX2/FMA/F16C, and q8 group sizes that
 // are not multiples of 32, use the references themselves.
+//
+// The package imports nothing of this module but the leaf internal/half,
+// the binary16 widening it shares with quant, so that the two cannot drift
+// apart.
 package simd
