@@ -201,7 +201,7 @@ func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
 		Shape:       append([]int64(nil), t.Shape...),
 		SourceDType: t.DType,
 		Kind:        format.KindDense,
-		SourceBytes: t.NumElements() * dtypeSize(t.DType),
+		SourceBytes: t.sourceBytes(),
 	}
 	is1D := len(t.Shape) == 1
 	switch {

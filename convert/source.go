@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/gguf"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -29,6 +30,24 @@ type SourceTensor struct {
 	r    io.ReaderAt
 	off  int64 // absolute offset of the first byte in r
 	size int64 // byte length
+
+	// GGUF tensors: DType is the ggml type name; block-quantized types
+	// (Q8_0, Q4_K, ...) are dequantized by Load.
+	fromGGUF bool
+	ggml     gguf.TensorType
+}
+
+// blockQuant reports whether the source holds a ggml block-quantized type.
+func (s *SourceTensor) blockQuant() bool { return s.fromGGUF && !floatDType(s.DType) }
+
+// bytesOf is the source size of n elements (a multiple of the block size
+// for block-quantized types).
+func (s *SourceTensor) bytesOf(n int64) int64 {
+	if s.blockQuant() {
+		b, _ := s.ggml.RowBytes(n)
+		return b
+	}
+	return n * stDTypeSize(s.DType)
 }
 
 // NumElements is the product of Shape (1 for a scalar).
@@ -89,7 +108,7 @@ func (d *TensorDesc) NumElements() int64 {
 // the source tensor byte for byte (no transform), for a byte-copy fast path.
 // A contiguous element range of a source tensor also qualifies.
 func (d *TensorDesc) Raw() (*io.SectionReader, bool) {
-	if d.xf != xfSlice {
+	if d.xf != xfSlice || d.src.blockQuant() {
 		return nil, false
 	}
 	es := stDTypeSize(d.DType)
@@ -133,6 +152,9 @@ const loadChunkBytes = 1 << 20
 // readWidened reads len(dst) elements of src starting at element elemOff and
 // widens them to float32.
 func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []float32) error {
+	if src.blockQuant() {
+		return readDequantized(ctx, src, elemOff, dst)
+	}
 	es := stDTypeSize(src.DType)
 	if es == 0 || !floatDType(src.DType) {
 		return fmt.Errorf("unsupported dtype %s", src.DType)
@@ -359,7 +381,11 @@ func Open(path string, opts OpenOptions) (*Model, error) {
 		if ext := strings.ToLower(filepath.Ext(path)); ext == ".safetensors" || ext == ".json" {
 			return nil, fmt.Errorf("convert: %s: pass the Hugging Face checkpoint folder (with config.json), not one of its files", path)
 		}
-		m, err = openLlama2c(path, opts)
+		if isGGUF(path) {
+			m, err = openGGUF(path, opts)
+		} else {
+			m, err = openLlama2c(path, opts)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -430,7 +456,7 @@ func (p *tensorPicker) take(name string, shape ...int64) (*SourceTensor, error) 
 		return nil, fmt.Errorf("missing tensor %s", name)
 	}
 	p.used[name] = true
-	if !floatDType(s.DType) {
+	if !floatDType(s.DType) && !s.blockQuant() {
 		return nil, fmt.Errorf("%s: tensor %s has dtype %s; supported: F32, F16, BF16", s.File, name, s.DType)
 	}
 	if !equalShape(s.Shape, shape) {
