@@ -243,3 +243,115 @@ func loadTok(t *testing.T, f *format.File) *tokenizer.Tokenizer {
 	}
 	return tok
 }
+
+// TestExportMatchesLlamaCppConverter exports stories260K converted from
+// its llama2.c .bin and compares with stories260K.gguf, which llama.cpp's
+// own converter wrote from the same weights: every tensor's bytes (q and k
+// in llama.cpp's rotary order) and the vocabulary (tokens, scores, token
+// types) must be the same.
+func TestExportMatchesLlamaCppConverter(t *testing.T) {
+	dir := testshared.Path(t, "models", "stories260K")
+	first := convertFile(t, filepath.Join(dir, "stories260K.bin"), OpenOptions{}, Policy{Quant: quant.F32})
+	g, _ := exportFile(t, first, ExportOptions{Exact: true})
+	ours, err := gguf.Open(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	ref, err := gguf.Open(filepath.Join(dir, "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	for _, rt := range ref.Tensors {
+		if rt.Name == "output.weight" {
+			continue // llama.cpp writes the tied head as a copy; shrink ties it
+		}
+		ot, ok := ours.Tensor(rt.Name)
+		if !ok {
+			t.Fatalf("%s missing", rt.Name)
+		}
+		a, _ := ref.ReadTensor(&rt)
+		b, err := ours.ReadTensor(ot)
+		if err != nil || ot.Type != rt.Type || !slices.Equal(ot.Dims, rt.Dims) || !bytes.Equal(a, b) {
+			t.Fatalf("%s: ours %v %v, llama.cpp's %v %v, same bytes %v", rt.Name, ot.Type, ot.Dims, rt.Type, rt.Dims, bytes.Equal(a, b))
+		}
+	}
+	strs := func(f *gguf.File, k string) []string { s, _ := f.Strings(k); return s }
+	if a, b := strs(ref, "tokenizer.ggml.tokens"), strs(ours, "tokenizer.ggml.tokens"); len(a) == 0 || !slices.Equal(a, b) {
+		t.Fatalf("tokens differ: %q vs %q", a[:min(len(a), 8)], b[:min(len(b), 8)])
+	}
+	sa, _ := ref.Floats("tokenizer.ggml.scores")
+	sb, _ := ours.Floats("tokenizer.ggml.scores")
+	if !slices.Equal(sa, sb) {
+		t.Fatal("scores differ")
+	}
+	ta, _ := ref.Ints("tokenizer.ggml.token_type")
+	tb, _ := ours.Ints("tokenizer.ggml.token_type")
+	if !slices.Equal(ta, tb) {
+		t.Fatalf("token types differ: %v vs %v", ta[:8], tb[:8])
+	}
+	for _, k := range []string{"llama.embedding_length", "llama.block_count", "llama.feed_forward_length", "llama.attention.head_count",
+		"llama.attention.head_count_kv", "llama.rope.dimension_count", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id"} {
+		a, err1 := ref.Uint(k)
+		b, err2 := ours.Uint(k)
+		if err1 != nil || err2 != nil || a != b {
+			t.Errorf("%s: llama.cpp %d (%v), ours %d (%v)", k, a, err1, b, err2)
+		}
+	}
+}
+
+// TestExportRoundTripOtherFamilies: GPT-2 (q/k/v fused into attn_qkv and
+// split again, biases, learned positions) and a tied Llama go HF → .shrink
+// → GGUF → .shrink with the same tensors; the GGUF tokenizer gives the
+// original ids.
+func TestExportRoundTripOtherFamilies(t *testing.T) {
+	for _, c := range []struct {
+		model string
+		enc   quant.Encoding
+	}{{"gpt2-stories-4m", quant.F16}, {"tinystories-656k", quant.F32}, {"llama-stories-tiny", quant.BF16}} {
+		t.Run(c.model, func(t *testing.T) {
+			src := testshared.Path(t, "models", c.model)
+			first := convertFile(t, src, OpenOptions{}, Policy{Quant: c.enc})
+			g, res := exportFile(t, first, ExportOptions{Exact: true})
+			if len(res.Notes) != 0 {
+				t.Fatalf("notes: %v", res.Notes)
+			}
+			back := convertFile(t, g, OpenOptions{}, Policy{Quant: c.enc})
+			sameTensors(t, first, back)
+			gf, err := gguf.Open(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gf.Close()
+			orig, err := format.Open(first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer orig.Close()
+			want := loadTok(t, orig)
+			v, err := tokenizer.VocabFromGGUF(gf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tokenizer.FromGGUFVocab(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			corpus, err := os.ReadFile(testshared.Path(t, "corpus", "tinystories-valid-1000.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := 0
+			for _, s := range strings.SplitN(string(corpus), "\n", 200)[:199] {
+				a, err1 := want.Encode(s, true)
+				b, err2 := got.Encode(s, true)
+				if err1 != nil || err2 != nil || !slices.Equal(a, b) {
+					if bad++; bad <= 3 {
+						t.Errorf("%q: tokenizer.json %v (%v), GGUF vocab %v (%v)", s, a, err1, b, err2)
+					}
+				}
+			}
+		})
+	}
+}
