@@ -87,9 +87,9 @@ func readGGUF(fh *os.File, path string, opts OpenOptions) (*Model, error) {
 	src := make(map[string]*SourceTensor, len(gf.Tensors))
 	for i := range gf.Tensors {
 		t := &gf.Tensors[i]
-		s := &SourceTensor{Name: t.Name, DType: t.Type.String(), Shape: t.Shape(), File: path,
+		s := &SourceTensor{Name: t.Name, DType: DType(t.Type.String()), Shape: t.Shape(), File: path,
 			r: fh, off: gf.DataOffset + t.Offset, size: t.Size, fromGGUF: true, ggml: t.Type}
-		if !floatDType(s.DType) && !gguf.CanDequantize(t.Type) {
+		if !s.DType.Float() && !gguf.CanDequantize(t.Type) {
 			return nil, fail("tensor %q has type %s, which shrink cannot dequantize (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K)", t.Name, t.Type)
 		}
 		src[t.Name] = s
@@ -449,7 +449,7 @@ func (d *TensorDesc) sourceBytes() int64 {
 	if d.src != nil {
 		return d.src.bytesOf(d.NumElements())
 	}
-	return d.NumElements() * dtypeSize(d.DType)
+	return d.NumElements() * d.DType.Size()
 }
 
 // readDequantized decodes len(dst) elements of a block-quantized source

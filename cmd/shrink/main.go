@@ -67,6 +67,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			sweepCommand(),
 			demoCommand(),
 			benchCommand(),
+			tokenizeCommand(),
 		},
 		OnUsageError:   onUsage,
 		ExitErrHandler: func(*cli.Context, error) {}, // run() decides the exit code

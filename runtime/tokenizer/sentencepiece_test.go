@@ -182,3 +182,37 @@ func spProto(pieces []string, modelType int) []byte {
 	out = varint(out, uint64(len(ns)))
 	return append(out, ns...)
 }
+
+// TestSentencePieceByteFallbackRoundTrip checks, on a model with every byte
+// piece, that text outside the pieces falls back to bytes and decodes back,
+// and that the pieces merge by score.
+func TestSentencePieceByteFallbackRoundTrip(t *testing.T) {
+	tok, err := FromSentencePiece(spByteModel(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		text string
+		want []string
+	}{
+		{"ab", []string{"▁ab"}},
+		{"ba", []string{"▁", "b", "a"}},
+		{"é", []string{"▁", "<0xC3>", "<0xA9>"}},
+		{"a\xffb", []string{"▁a", "<0xEF>", "<0xBF>", "<0xBD>", "b"}}, // malformed byte → U+FFFD
+	} {
+		ids, err := tok.Encode(tc.text, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, id := range ids {
+			got = append(got, tok.Token(id))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%q: %q, want %q", tc.text, got, tc.want)
+		}
+		if dec, _ := tok.Decode(ids, false); dec != strings.ToValidUTF8(tc.text, "\uFFFD") {
+			t.Errorf("%q decodes to %q", tc.text, dec)
+		}
+	}
+}
