@@ -102,3 +102,58 @@ func TestGGUFVocabLlamaCppVectors(t *testing.T) {
 		})
 	}
 }
+
+// sameVocab compares two vocabularies field by field (scores by value, so
+// -0 equals 0).
+func sameVocab(t *testing.T, name string, got, want *GGUFVocab) {
+	t.Helper()
+	if got.Model != want.Model || got.Pre != want.Pre || got.BOS != want.BOS || got.EOS != want.EOS || got.UNK != want.UNK ||
+		got.PAD != want.PAD || got.AddBOS != want.AddBOS || got.AddEOS != want.AddEOS || got.AddSpacePrefix != want.AddSpacePrefix {
+		t.Errorf("%s: header\n got %s %q bos %d eos %d unk %d pad %d add %v/%v/%v\nwant %s %q bos %d eos %d unk %d pad %d add %v/%v/%v", name,
+			got.Model, got.Pre, got.BOS, got.EOS, got.UNK, got.PAD, got.AddBOS, got.AddEOS, got.AddSpacePrefix,
+			want.Model, want.Pre, want.BOS, want.EOS, want.UNK, want.PAD, want.AddBOS, want.AddEOS, want.AddSpacePrefix)
+	}
+	if !slices.Equal(got.Tokens, want.Tokens) || !slices.Equal(got.Types, want.Types) || !slices.Equal(got.Merges, want.Merges) {
+		t.Errorf("%s: tokens, types or merges differ", name)
+	}
+	if len(got.Scores) != len(want.Scores) {
+		t.Fatalf("%s: %d scores, want %d", name, len(got.Scores), len(want.Scores))
+	}
+	for i := range got.Scores {
+		if got.Scores[i] != want.Scores[i] {
+			t.Fatalf("%s: score %d = %v, want %v", name, i, got.Scores[i], want.Scores[i])
+		}
+	}
+}
+
+// TestVocabForExport checks the GGUF vocabularies made from a
+// tokenizer.model and a llama2.c tokenizer.bin against the ones llama.cpp's
+// converters wrote for the same tokenizers.
+func TestVocabForExport(t *testing.T) {
+	fromModel := func(rel ...string) *GGUFVocab {
+		v, err := VocabFromSentencePiece(readFile(t, testshared.Path(t, rel...)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	stories := func() *GGUFVocab {
+		f, err := gguf.Open(testshared.Path(t, "models", "stories260K", "stories260K.gguf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		v, err := VocabFromGGUF(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}()
+	sameVocab(t, "llama2 tokenizer.model", fromModel("tokenizers", "llama2", "tokenizer.model"), loadGGUFVocab(t, "ggml-vocab-llama-spm.gguf"))
+	sameVocab(t, "tok512.model", fromModel("models", "stories260K", "tok512.model"), stories)
+	l2c, err := VocabFromLlama2C(readFile(t, testshared.Path(t, "models", "stories260K", "tok512.bin")), 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameVocab(t, "tok512.bin", l2c, stories)
+}
