@@ -96,6 +96,16 @@ func TestGGUFVocabLlamaCppVectors(t *testing.T) {
 					} else if tok == direct {
 						ok++
 					}
+					// Decoding gives the text back (these inputs are valid
+					// UTF-8 and hold no special-token text), in one go and
+					// streamed.
+					dec, err := tok.Decode(got, false)
+					if err != nil || dec != in {
+						t.Errorf("input %d: Decode = %q, %v", i, clip(dec), err)
+					}
+					if st, err := streamDecode(tok, got); err != nil || st != dec {
+						t.Errorf("input %d: stream decode = %q, %v; Decode = %q", i, clip(st), err, clip(dec))
+					}
 				}
 			}
 			t.Logf("%s: %d/%d llama.cpp vectors match (blob %d bytes)", name, ok, len(inputs), len(blob))
@@ -156,4 +166,51 @@ func TestVocabForExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameVocab(t, "tok512.bin", l2c, stories)
+}
+
+// TestGGUFVocabSpecialTokens checks the two modes of Encode: without
+// addSpecial, control tokens written in the text are plain text (llama.cpp's
+// parse_special off); with it, they become their ids and BOS is added.
+func TestGGUFVocabSpecialTokens(t *testing.T) {
+	spm, err := FromGGUFVocab(loadGGUFVocab(t, "ggml-vocab-llama-spm.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpt2, err := FromGGUFVocab(loadGGUFVocab(t, "ggml-vocab-gpt-2.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		tok     *Tokenizer
+		text    string
+		special bool
+		want    []int
+	}{
+		{spm, "<s>Hello", true, []int{1, 1, 15043}},
+		{spm, "Hello</s>", true, []int{1, 15043, 2}},
+		{spm, "Hello world", true, []int{1, 15043, 3186}},
+		{spm, "", true, []int{1}},
+		{spm, "", false, []int{}},
+		{gpt2, "a<|endoftext|>b", true, []int{64, 50256, 65}},
+		{gpt2, "Hello", true, []int{15496}}, // gpt-2 adds no BOS
+	}
+	for _, tc := range tests {
+		got, err := tc.tok.Encode(tc.text, tc.special)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
+			t.Errorf("Encode(%q, %v) = %v, want %v", tc.text, tc.special, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		tok  *Tokenizer
+		text string
+		id   int
+	}{{spm, "<s>Hello</s>", 1}, {spm, "<s>Hello</s>", 2}, {gpt2, "a<|endoftext|>b", 50256}} {
+		got, _ := tc.tok.Encode(tc.text, false)
+		if slices.Contains(got, tc.id) {
+			t.Errorf("Encode(%q, false) = %v parses special token %d", tc.text, got, tc.id)
+		}
+	}
 }
