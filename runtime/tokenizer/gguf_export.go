@@ -28,7 +28,7 @@ func VocabFromSentencePiece(model, tokenizerConfig []byte) (*GGUFVocab, error) {
 		return nil, fmt.Errorf("tokenizer.model: model type %d is not BPE", p.modelType)
 	}
 	v := &GGUFVocab{Model: GGUFModelLlama, Tokens: p.pieces, Scores: p.scores, Types: make([]int32, len(p.types)),
-		AddBOS: true, AddSpacePrefix: p.addDummyPrefix}
+		AddBOS: true, AddSpacePrefix: p.addDummyPrefix, SEP: -1}
 	for i, t := range p.types {
 		v.Types[i] = int32(t)
 	}
@@ -69,7 +69,7 @@ func VocabFromLlama2C(tokenizerBin []byte, vocabSize int) (*GGUFVocab, error) {
 	}
 	n := len(l.pieces)
 	v := &GGUFVocab{Model: GGUFModelLlama, Tokens: make([]string, n), Scores: l.scores, Types: make([]int32, n),
-		BOS: 1, EOS: 2, UNK: 0, PAD: -1, AddBOS: true, AddSpacePrefix: true}
+		BOS: 1, EOS: 2, UNK: 0, PAD: -1, SEP: -1, AddBOS: true, AddSpacePrefix: true}
 	for i, s := range l.pieces {
 		switch {
 		case i == 0:
