@@ -197,13 +197,8 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 func losslessEncoding(ts []*TensorDesc) quant.Encoding {
 	enc := quant.Encoding{}
 	for _, t := range ts {
-		var e quant.Encoding
-		switch t.DType {
-		case "F16":
-			e = quant.F16
-		case "BF16":
-			e = quant.BF16
-		default:
+		e, ok := t.DType.Encoding()
+		if !ok || e == quant.F32 {
 			return quant.F32
 		}
 		if enc != (quant.Encoding{}) && e != enc {

@@ -79,9 +79,9 @@ func (p Policy) defaultHead() quant.Encoding {
 type PlanEntry struct {
 	Name        string  `json:"name"`
 	Shape       []int64 `json:"shape"`
-	SourceDType string  `json:"source_dtype"`
+	SourceDType DType   `json:"source_dtype"`
 	// Kind is format.KindDense, KindLowRank or KindLoRC.
-	Kind string `json:"kind"`
+	Kind format.Kind `json:"kind"`
 	// Encoding is the encoding of the dense matrix (dense), of the factors
 	// (lowrank) or of the quantized base w (lorc); Parts has every part's.
 	Encoding    quant.Encoding `json:"encoding"`
@@ -103,7 +103,7 @@ type PlanEntry struct {
 // PlanPart is one stored matrix of a tensor, in the order format fixes for
 // its kind (dense: w; lowrank: a, b; lorc: w, a, b).
 type PlanPart struct {
-	Role     string         `json:"role"`
+	Role     format.Role    `json:"role"`
 	Shape    []int64        `json:"shape"`
 	Encoding quant.Encoding `json:"encoding"`
 	Bytes    int64          `json:"bytes"`
@@ -133,17 +133,6 @@ func (p Policy) String() string {
 		fmt.Fprintf(&b, " %s", p.LowRank)
 	}
 	return b.String()
-}
-
-// dtypeSize is the element size of a source dtype.
-func dtypeSize(dt string) int64 {
-	switch dt {
-	case "F32":
-		return 4
-	case "F16", "BF16":
-		return 2
-	}
-	return 0
 }
 
 // MakePlan decides the encoding of every tensor of a model. It fails at
@@ -201,7 +190,7 @@ func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
 		Shape:       append([]int64(nil), t.Shape...),
 		SourceDType: t.DType,
 		Kind:        format.KindDense,
-		SourceBytes: t.NumElements() * dtypeSize(t.DType),
+		SourceBytes: t.NumElements() * t.DType.Size(),
 	}
 	is1D := len(t.Shape) == 1
 	switch {
@@ -234,7 +223,7 @@ func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
 	if err != nil {
 		return PlanEntry{}, fmt.Errorf("tensor %q: %w", t.Name, err)
 	}
-	e.Parts = []PlanPart{{Role: "w", Shape: append([]int64(nil), t.Shape...), Encoding: e.Encoding, Bytes: e.Bytes}}
+	e.Parts = []PlanPart{{Role: format.RoleW, Shape: append([]int64(nil), t.Shape...), Encoding: e.Encoding, Bytes: e.Bytes}}
 	return e, nil
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/shrink-llm/shrink/quant"
 )
 
-func desc(name, dtype string, shape ...int64) *TensorDesc {
+func desc(name string, dtype DType, shape ...int64) *TensorDesc {
 	return &TensorDesc{Name: name, DType: dtype, Shape: shape}
 }
 

@@ -169,7 +169,7 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 		for _, s := range shape {
 			n *= s
 		}
-		return &SourceTensor{Name: name, DType: "F32", Shape: shape, File: path,
+		return &SourceTensor{Name: name, DType: DTypeF32, Shape: shape, File: path,
 			r: f, off: base + int64(layer)*n*4, size: n * 4}
 	}
 	var ts []*TensorDesc

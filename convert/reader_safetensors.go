@@ -21,7 +21,7 @@ const maxSafetensorsHeader = 100 << 20
 
 // stEntry is one tensor entry of a safetensors header, as declared.
 type stEntry struct {
-	DType       string   `json:"dtype"`
+	DType       DType    `json:"dtype"`
 	Shape       []int64  `json:"shape"`
 	DataOffsets []uint64 `json:"data_offsets"`
 }
@@ -97,7 +97,7 @@ func readSafetensors(r io.ReaderAt, size int64, file string) ([]*SourceTensor, m
 // byteSize validates dtype and shape and returns product(shape)·dtype size
 // with every multiplication checked for overflow.
 func (e *stEntry) byteSize() (uint64, error) {
-	es := stDTypeSize(e.DType)
+	es := e.DType.Size()
 	if es == 0 {
 		return 0, fmt.Errorf("unknown dtype %q", e.DType)
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unsafe"
@@ -22,7 +23,7 @@ import (
 // canonical TensorDesc values.
 type SourceTensor struct {
 	Name  string  // name in the source file
-	DType string  // safetensors dtype string, e.g. "F32", "BF16", "I64"
+	DType DType   // element type as stored, e.g. DTypeBF16
 	Shape []int64 // shape as stored
 	File  string  // path of the file holding the bytes
 
@@ -63,7 +64,7 @@ const (
 type TensorDesc struct {
 	Name       string  // canonical name, e.g. "blk.0.attn_q.weight"
 	Shape      []int64 // canonical shape: [out, in] for matrices, [n] for vectors
-	DType      string  // source dtype: "F32", "F16" or "BF16"
+	DType      DType   // source dtype: DTypeF32, DTypeF16 or DTypeBF16
 	File       string  // source file path, for error messages
 	SourceName string  // name in the source file (e.g. "model.layers.0.self_attn.q_proj.weight")
 
@@ -92,7 +93,7 @@ func (d *TensorDesc) Raw() (*io.SectionReader, bool) {
 	if d.xf != xfSlice {
 		return nil, false
 	}
-	es := stDTypeSize(d.DType)
+	es := d.DType.Size()
 	return io.NewSectionReader(d.src.r, d.src.off+d.elemOff*es, d.NumElements()*es), true
 }
 
@@ -133,8 +134,8 @@ const loadChunkBytes = 1 << 20
 // readWidened reads len(dst) elements of src starting at element elemOff and
 // widens them to float32.
 func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []float32) error {
-	es := stDTypeSize(src.DType)
-	if es == 0 || !floatDType(src.DType) {
+	es := src.DType.Size()
+	if !src.DType.Float() {
 		return fmt.Errorf("unsupported dtype %s", src.DType)
 	}
 	n := int64(len(dst))
@@ -143,7 +144,7 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 	}
 	le := hostLittleEndian()
 	base := src.off + elemOff*es
-	if src.DType == "F32" && le {
+	if src.DType == DTypeF32 && le {
 		// The file bytes are the float32 values: read straight into dst.
 		b := float32Bytes(dst)
 		for start := 0; start < len(b); start += loadChunkBytes * 4 {
@@ -177,7 +178,7 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 		}
 		out := dst[i : i+m]
 		switch {
-		case u16 != nil && src.DType == "BF16":
+		case u16 != nil && src.DType == DTypeBF16:
 			quant.BF16ToF32(out, u16[:m])
 		case u16 != nil:
 			quant.F16ToF32(out, u16[:m])
@@ -190,17 +191,17 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 
 // decodeLE is the portable reference decoder: little-endian bytes of dtype
 // into float32, one element at a time.
-func decodeLE(dst []float32, b []byte, dtype string) {
+func decodeLE(dst []float32, b []byte, dtype DType) {
 	switch dtype {
-	case "F32":
+	case DTypeF32:
 		for i := range dst {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
-	case "BF16":
+	case DTypeBF16:
 		for i := range dst {
 			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
 		}
-	case "F16":
+	case DTypeF16:
 		for i := range dst {
 			dst[i] = quant.HalfToFloat(binary.LittleEndian.Uint16(b[2*i:]))
 		}
@@ -269,24 +270,6 @@ func rotaryToHalf(dst, src []float32, rows, cols, hd int) {
 		}
 	}
 }
-
-// stDTypeSize is the element size of a safetensors dtype, 0 when unknown.
-func stDTypeSize(dt string) int64 {
-	switch dt {
-	case "F64", "I64", "U64":
-		return 8
-	case "F32", "I32", "U32":
-		return 4
-	case "F16", "BF16", "I16", "U16":
-		return 2
-	case "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2":
-		return 1
-	}
-	return 0
-}
-
-// floatDType reports whether Load can decode dt.
-func floatDType(dt string) bool { return dt == "F32" || dt == "F16" || dt == "BF16" }
 
 // Model is an opened checkpoint: its canonical config, lazy tensor
 // descriptors and tokenizer files. Close releases the open weight files.
@@ -430,10 +413,10 @@ func (p *tensorPicker) take(name string, shape ...int64) (*SourceTensor, error) 
 		return nil, fmt.Errorf("missing tensor %s", name)
 	}
 	p.used[name] = true
-	if !floatDType(s.DType) {
+	if !s.DType.Float() {
 		return nil, fmt.Errorf("%s: tensor %s has dtype %s; supported: F32, F16, BF16", s.File, name, s.DType)
 	}
-	if !equalShape(s.Shape, shape) {
+	if !slices.Equal(s.Shape, shape) {
 		return nil, fmt.Errorf("%s: tensor %s has shape %v, want %v", s.File, name, s.Shape, shape)
 	}
 	return s, nil
@@ -475,18 +458,6 @@ func (p *tensorPicker) leftovers(arch string) error {
 		left = left[:20]
 	}
 	return fmt.Errorf("%s: %d source tensors not used by the %s mapping: %s%s", arch, len(left), arch, strings.Join(left, ", "), more)
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // whole describes the canonical tensor name as source s unchanged.

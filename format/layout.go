@@ -56,13 +56,6 @@ const (
 	CompressionZstd = "zstd"
 )
 
-// Part roles.
-const (
-	RoleW = "w"
-	RoleA = "a"
-	RoleB = "b"
-)
-
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Checksum is the CRC-32C (Castagnoli) used for the header, parts and blobs.

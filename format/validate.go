@@ -99,11 +99,20 @@ func rowsCols(shape []int64) (rows, cols int) {
 	return int(shape[0]), int(shape[1])
 }
 
-// kindRoles is the part list each kind must have, in order.
-var kindRoles = map[string][]string{
-	KindDense:   {RoleW},
-	KindLowRank: {RoleA, RoleB},
-	KindLoRC:    {RoleW, RoleA, RoleB},
+// kindRoles is the part list each kind a file may carry must have, in
+// order (the empty Kind, dense in memory, is not valid in a file).
+var kindRoles = map[Kind][]Role{
+	KindDense:   KindDense.Roles(),
+	KindLowRank: KindLowRank.Roles(),
+	KindLoRC:    KindLoRC.Roles(),
+}
+
+func joinRoles(rs []Role) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
 }
 
 // checkTensorLayout validates everything about a tensor that does not
@@ -113,7 +122,7 @@ func checkTensorLayout(t *Tensor) ([]uint64, *Error) {
 	if msg := checkName(t.Name); msg != "" {
 		return nil, problem(ErrCorrupt, "tensor: "+msg)
 	}
-	bad := func(class error, part, format string, args ...any) *Error {
+	bad := func(class error, part Role, format string, args ...any) *Error {
 		return tensorProblem(class, t.Name, part, fmt.Sprintf(format, args...))
 	}
 	roles, ok := kindRoles[t.Kind]
@@ -127,11 +136,11 @@ func checkTensorLayout(t *Tensor) ([]uint64, *Error) {
 		return nil, bad(ErrCorrupt, "", "kind %s needs a 2-D shape, got %v", t.Kind, t.Shape)
 	}
 	if len(t.Parts) != len(roles) {
-		return nil, bad(ErrCorrupt, "", "kind %s has %d parts, want %d (%s)", t.Kind, len(t.Parts), len(roles), strings.Join(roles, ", "))
+		return nil, bad(ErrCorrupt, "", "kind %s has %d parts, want %d (%s)", t.Kind, len(t.Parts), len(roles), joinRoles(roles))
 	}
 	for i := range t.Parts {
 		if r := t.Parts[i].Role; r != roles[i] {
-			return nil, bad(ErrCorrupt, "", "part %d has role %q, want %q (kind %s has parts %s in this order)", i, r, roles[i], t.Kind, strings.Join(roles, ", "))
+			return nil, bad(ErrCorrupt, "", "part %d has role %q, want %q (kind %s has parts %s in this order)", i, r, roles[i], t.Kind, joinRoles(roles))
 		}
 	}
 	sizes := make([]uint64, len(t.Parts))
@@ -195,7 +204,7 @@ func checkPlacement(off, length, dataEnd uint64) string {
 type item struct {
 	off, end uint64
 	tensor   string
-	part     string
+	part     Role
 	blob     string
 }
 

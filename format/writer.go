@@ -211,7 +211,7 @@ func (w *Writer) WriteTensor(t Tensor, data ...[]byte) error {
 		}
 		return &e
 	}
-	invalid := func(part, msg string) error {
+	invalid := func(part Role, msg string) error {
 		return &Error{Path: w.path, Tensor: t.Name, Part: part, Class: ErrInvalid, Msg: msg}
 	}
 	if w.names[t.Name] {

@@ -11,9 +11,10 @@ import (
 	"sort"
 )
 
-// maxAlignment bounds general.alignment so that padding arithmetic cannot
-// overflow; llama.cpp files use 32.
-const maxAlignment = 1 << 30
+// maxAlignment bounds general.alignment: llama.cpp writes 32, nothing
+// plausible needs more than a page, and a huge value would make a rewrite
+// of a tiny file pad it to gigabytes.
+const maxAlignment = 1 << 16
 
 // File is an opened GGUF file: metadata and tensor descriptors, parsed and
 // validated; tensor data stays in the file.
@@ -109,7 +110,7 @@ var errTruncated = errors.New("truncated")
 
 func (c *cursor) need(n int64) error {
 	if n < 0 || n > c.size-c.pos {
-		return fmt.Errorf("needs %d bytes at offset %d, file has %d", n, c.pos, c.size)
+		return fmt.Errorf("%d bytes at offset %d run past the end of the file (%d bytes)", n, c.pos, c.size)
 	}
 	return nil
 }
@@ -253,12 +254,12 @@ func (f *File) parse() error {
 
 	f.Alignment = DefaultAlignment
 	if v, ok := f.Lookup(KeyAlignment); ok {
-		a, err := v.AsUint()
-		if err != nil {
-			return fmt.Errorf("%s %w", KeyAlignment, err)
+		if v.Type() != TypeUint32 {
+			return fmt.Errorf("%s is %s, want uint32", KeyAlignment, v.typeName())
 		}
+		a, _ := v.AsUint()
 		if a == 0 || a&(a-1) != 0 || a > maxAlignment {
-			return fmt.Errorf("%s is %d, not a power of two up to 2^30", KeyAlignment, a)
+			return fmt.Errorf("%s is %d, not a power of two up to 65536", KeyAlignment, a)
 		}
 		f.Alignment = int64(a)
 	}

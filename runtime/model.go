@@ -28,6 +28,23 @@ const (
 	HookFFNDownIn = "ffn_down_in"
 )
 
+// ProjectionInput is the hook point whose activation multiplies the
+// projection s ("" when s is not a projection): q, k and v share
+// HookAttnIn, gate and up share HookFFNIn, so they share statistics.
+func ProjectionInput(s format.Stem) string {
+	switch s {
+	case format.AttnQ, format.AttnK, format.AttnV:
+		return HookAttnIn
+	case format.AttnOutput:
+		return HookAttnOutIn
+	case format.FFNGate, format.FFNUp:
+		return HookFFNIn
+	case format.FFNDown:
+		return HookFFNDownIn
+	}
+	return ""
+}
+
 // PrefillChunk is the most prompt tokens pushed through the graph as one
 // matrix; longer prompts go through in consecutive chunks (same result, as
 // later chunks attend to the earlier ones through the KV cache), which
@@ -206,7 +223,7 @@ func (m *Model) load(src WeightSource) error {
 			}
 			return nil, nil
 		}
-		if len(w.Parts) != 1 || (w.Kind != format.KindDense && w.Kind != "") {
+		if len(w.Parts) != 1 || !w.Kind.Dense() {
 			return nil, fmt.Errorf("tensor %s: 1-D tensor must be dense with one part", name)
 		}
 		p := &w.Parts[0]

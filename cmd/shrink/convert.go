@@ -34,7 +34,7 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer `PATH` to carry: tokenizer.json, tokenizer.model, llama2.c tokenizer.bin or a GGUF (default: the checkpoint's own)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and write nothing"},
 			&cli.BoolFlag{Name: "json", Usage: "with --dry-run: print the plan as JSON"},
-			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "encoding `N` threads (and concurrent factorisations)"},
+			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "use at most `N` cores: dense encoding, factorisations and calibration share them"},
 			&cli.StringFlag{Name: "lowrank", Usage: "factor the projections: `METHOD` svd, whiten (SVD-LLM, needs --calib), asvd (needs --calib) or lorc (low-rank correction of --quant's error)"},
 			&cli.IntFlag{Name: "rank", Usage: "low-rank: rank `K` of every factored matrix"},
 			&cli.Float64Flag{Name: "rank-ratio", Usage: "low-rank: fraction `R` in (0,1] of each matrix's parameters kept, k = floor(R·m·n/(m+n))"},
@@ -65,6 +65,12 @@ func convertCommand() *cli.Command {
 			}
 			if c.Int("threads") < 1 {
 				return usagef("--threads %d: want at least 1", c.Int("threads"))
+			}
+			// Our own parallel work takes the budget from convert.Options;
+			// the Go runtime's GC and gonum's BLAS (inside the SVD and
+			// eigenvalue routines) size theirs from GOMAXPROCS.
+			if t := c.Int("threads"); t < runtime.GOMAXPROCS(0) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 			}
 			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, convertArgs{
 				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
@@ -390,7 +396,7 @@ func partsString(e convert.PlanEntry) string {
 			parts = append(parts, strings.Join(roles, ",")+":"+last.String())
 			roles = nil
 		}
-		roles = append(roles, p.Role)
+		roles = append(roles, string(p.Role))
 		last = p.Encoding
 	}
 	parts = append(parts, strings.Join(roles, ",")+":"+last.String())

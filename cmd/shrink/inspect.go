@@ -150,7 +150,7 @@ func printInspect(w io.Writer, r *inspectReport) {
 			encs += p.Encoding.String()
 		}
 		if tn.Kind != format.KindDense {
-			encs = tn.Kind + ":" + encs
+			encs = string(tn.Kind) + ":" + encs
 		}
 		rel, snr, cos := "-", "-", "-"
 		if m := tn.Metrics; m != nil {
