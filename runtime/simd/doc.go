@@ -57,4 +57,8 @@
 // and -tags noasm use the portable Go kernels (portable.go), checked against
 // the references in the same way; amd64 CPUs without AVX2/FMA/F16C, and q8
 // group sizes that are not multiples of 32, use the references themselves.
+//
+// The package imports nothing of this module but two leaves: internal/half,
+// the binary16 widening it shares with quant, so that the two cannot drift
+// apart, and internal/cpu, the feature levels it dispatches on.
 package simd
