@@ -17,12 +17,13 @@ const module = "github.com/shrink-llm/shrink/"
 // packages each package's production code may import.
 var allowedImports = map[string][]string{
 	"quant":               {},
-	"lowrank":             {"quant"},
+	"lowrank":             {"quant", "internal/cpu"},
 	"format":              {"quant"},
-	"runtime/simd":        {},
+	"runtime/simd":        {"internal/half", "internal/cpu"},
 	"runtime/tokenizer":   {},
 	"runtime":             {"format", "quant", "runtime/simd", "runtime/tokenizer"},
 	"internal/textdata":   {},
+	"internal/cpu":        {},
 	"internal/membw":      {"runtime/simd"},
 	"internal/testshared": {"quant"},
 	"convert":             {"format", "quant", "lowrank", "runtime", "internal/textdata"},
