@@ -156,15 +156,7 @@ func rowsFloat(g *gen, e floatEnc) {
 		g.VADDPS(y(4+i), y(i), y(i))
 	}
 	g.hsum4(0, 1, 2, 3)
-	g.MOVQ(sp(0), RDX)
-	g.MOVQ(g.arg(4), RCX)
-	g.TESTQ(RCX, RCX)
-	g.JZ(LabelRef("store"))
-	g.VADDPS(m(RDX, 0), X0, X0)
-	g.Label("store")
-	g.VMOVUPS(X0, m(RDX, 0))
-	g.ADDQ(U8(16), RDX)
-	g.MOVQ(RDX, sp(0))
+	g.storeSums4(RDX, sp(0), func() { g.MOVQ(g.arg(4), RCX) })
 	g.ADDQ(R13, R8)
 	g.closeLoop(sp(8), "rowblk", "ret")
 }

@@ -217,6 +217,21 @@ func (g *gen) leaIndex(index GPPhysical, scale uint8, dst GPPhysical) {
 	})
 }
 
+// storeSums4 writes (with add, adds) the four row sums in X0 to y at the
+// pointer kept in slot, through ptr, and moves the pointer on; loadAdd sets
+// CX to the add argument.
+func (g *gen) storeSums4(ptr GPPhysical, slot Mem, loadAdd func()) {
+	g.MOVQ(slot, ptr)
+	loadAdd()
+	g.TESTQ(RCX, RCX)
+	g.JZ(LabelRef("store"))
+	g.VADDPS(m(ptr, 0), X0, X0)
+	g.Label("store")
+	g.VMOVUPS(X0, m(ptr, 0))
+	g.ADDQ(U8(16), ptr)
+	g.MOVQ(ptr, slot)
+}
+
 // closeLoop ends a kernel's outer loop and the kernel: DECQ counter, back
 // to loop while it is non-zero, then VZEROUPPER and RET at exit (where the
 // kernel jumps when it has nothing to do).

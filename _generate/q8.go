@@ -617,17 +617,10 @@ func dotQ8RowsVNNI32(g *gen) {
 		g.VADDPS(z(28+i), z(4+i), z(4+i))
 	}
 	g.reduce4Z()
-	g.MOVQ(sp(144), RAX)
-	g.MOVQ(g.arg(0), R15)
-	g.MOVQ(f(R15, "add", ""), RCX)
-	g.TESTQ(RCX, RCX)
-	g.JZ(LabelRef("store"))
-	g.VADDPS(m(RAX, 0), X0, X0)
-
-	g.Label("store")
-	g.VMOVUPS(X0, m(RAX, 0))
-	g.ADDQ(U8(16), RAX)
-	g.MOVQ(RAX, sp(144))
+	g.storeSums4(RAX, sp(144), func() {
+		g.MOVQ(g.arg(0), R15)
+		g.MOVQ(f(R15, "add", ""), RCX)
+	})
 	// Next block: four rows further.
 	g.MOVQ(f(R15, "stride", ""), RAX)
 	g.SHLQ(U8(2), RAX)
