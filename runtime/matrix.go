@@ -41,6 +41,34 @@ type dense struct {
 	// max(64, group) quants, zero-padded, so that every row but the last
 	// can go through the whole-group VNNI kernels (see tile).
 	cq, ngq int
+	// pk views a packed low-bit matrix (quant KindQK, KindQ4S); its
+	// activations are int8 in blocks of 32, cq = 32·pk.Blocks wide.
+	pk *simd.Packed
+}
+
+// packedView builds the simd view of a packed part's planes.
+func packedView(p *WeightPart, rows, cols int) (*simd.Packed, error) {
+	lo, hi, sub, sup, l, err := quant.PackedPlanes(p.Encoding, p.Data, rows, cols)
+	if err != nil {
+		return nil, fmt.Errorf("part %q: %w", p.Role, err)
+	}
+	return &simd.Packed{
+		Lo: lo, Hi: hi, Sub: sub, Sup: sup,
+		LoRow: l.LoRow, HiRow: l.HiRow, SubRow: l.SubRow, SupRow: l.SupRow / 2,
+		LoBits: l.LoBits, HiBits: l.HiBits, Group: p.Encoding.Group,
+		Sym: p.Encoding.Kind == quant.KindQ4S, Blocks: l.PaddedCols / quant.PackBlock,
+	}, nil
+}
+
+// quantized reports whether d's products use int8 activations.
+func (d *dense) quantized() bool { return d.enc.Kind == quant.KindQ8 || d.pk != nil }
+
+// actGroup is the activation quantization group of a quantized matrix.
+func (d *dense) actGroup() int {
+	if d.pk != nil {
+		return quant.PackBlock
+	}
+	return d.enc.Group
 }
 
 func newDense(p *WeightPart) (*dense, error) {
@@ -63,6 +91,12 @@ func newDense(p *WeightPart) (*dense, error) {
 		blk := max(64, p.Encoding.Group)
 		d.cq = (cols + blk - 1) / blk * blk
 		d.ngq = d.cq / p.Encoding.Group
+	case quant.KindQK, quant.KindQ4S:
+		if d.pk, err = packedView(p, rows, cols); err != nil {
+			return nil, err
+		}
+		d.ng = (cols + quant.PackBlock - 1) / quant.PackBlock
+		d.cq, d.ngq = quant.PackBlock*d.pk.Blocks, d.pk.Blocks
 	}
 	return d, nil
 }
@@ -74,6 +108,7 @@ type acts struct {
 	x     []float32
 	xq    []int8
 	xs    []float32
+	xsum  []int32 // packed weights: the sum of each block of 32 quants
 	useQ8 bool
 }
 
@@ -93,6 +128,18 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 		simd.MatF16(y, ldy, d.u16[r0*c:r1*c], c, x, c, rows, toks, c, add)
 	case quant.KindBF16:
 		simd.MatBF16(y, ldy, d.u16[r0*c:r1*c], c, x, c, rows, toks, c, add)
+	case quant.KindQK, quant.KindQ4S:
+		if a.useQ8 {
+			v := d.pk.Rows(r0, r1)
+			simd.MatPacked(y, ldy, &v, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, rows, toks, add)
+			return
+		}
+		// Exact path: the decoded rows times float32 activations.
+		w := make([]float32, rows*c)
+		for r := r0; r < r1; r++ {
+			d.row(w[(r-r0)*c:(r-r0+1)*c], r)
+		}
+		simd.MatF32(y, ldy, w, c, x, c, rows, toks, c, add)
 	case quant.KindQ8:
 		g, ng := d.enc.Group, d.ng
 		if a.useQ8 {
@@ -304,12 +351,14 @@ type exec struct {
 	exactQ8 bool
 	xq      []int8
 	xs      []float32
+	xsum    []int32
 	tmp     []float32
 	// qsrc is the activation slice whose quantization xq/xs hold (nil when
 	// unknown), for group size qgroup.
 	qsrc   []float32
 	qgroup int
 	qwidth int
+	qsums  bool // xsum holds the block sums too
 }
 
 func newExec(p *pool, exactQ8 bool) *exec {
@@ -332,6 +381,12 @@ func (e *exec) reserve(T int, ms ...*Matrix) {
 			}
 			e.xq = grow(e.xq, T*d.cq)
 			e.xs = grow(e.xs, T*max(d.ngq, 1))
+			if d.pk != nil {
+				if cap(e.xsum) < T*d.ngq {
+					e.qsrc = nil
+				}
+				e.xsum = grow(e.xsum, T*d.ngq)
+			}
 		}
 		if m.a != nil {
 			e.tmp = grow(e.tmp, T*m.rank)
@@ -365,8 +420,11 @@ func (e *exec) mulShared(ms []*Matrix, Ys [][]float32, X []float32, T int) {
 			break
 		}
 		d := m.w
+		// Packed matrices of different bit widths share one activation
+		// quantization (blocks of 32), so they fuse too.
 		fuse = m.a == nil && d != nil && d.cols == ms[0].w.cols &&
-			d.enc.Kind == ms[0].w.enc.Kind && d.enc.Group == ms[0].w.enc.Group
+			(d.enc.Kind == ms[0].w.enc.Kind && d.enc.Group == ms[0].w.enc.Group ||
+				d.pk != nil && ms[0].w.pk != nil)
 		ds[i] = d
 	}
 	if !fuse {
@@ -410,9 +468,10 @@ func (e *exec) dense(d *dense, Y, X []float32, T int, add bool) {
 // d's group size, each token zero-padded to d.cq quants and d.ngq scales,
 // unless it already holds it.
 func (e *exec) quantize(X []float32, T int, d *dense) {
-	cols, ng, g, cq, ngq := d.cols, d.ng, d.enc.Group, d.cq, d.ngq
+	cols, ng, g, cq, ngq := d.cols, d.ng, d.actGroup(), d.cq, d.ngq
 	src := X[:T*cols]
-	if len(e.qsrc) == len(src) && &e.qsrc[0] == &src[0] && e.qgroup == g && e.qwidth == cq {
+	sums := d.pk != nil
+	if len(e.qsrc) == len(src) && &e.qsrc[0] == &src[0] && e.qgroup == g && e.qwidth == cq && (!sums || e.qsums) {
 		return
 	}
 	for t := 0; t < T; t++ {
@@ -420,8 +479,11 @@ func (e *exec) quantize(X []float32, T int, d *dense) {
 		simd.QuantizeQ8(xq[:cols], xs[:ng], X[t*cols:(t+1)*cols], g)
 		clear(xq[cols:])
 		clear(xs[ng:])
+		if sums {
+			simd.SumQ8Blocks(e.xsum[t*ngq:(t+1)*ngq], xq)
+		}
 	}
-	e.qsrc, e.qgroup, e.qwidth = src, g, cq
+	e.qsrc, e.qgroup, e.qwidth, e.qsums = src, g, cq, sums
 }
 
 // denseN runs encoded matrices that share the input X (same cols, same
@@ -434,11 +496,14 @@ func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool)
 	j.np = len(ds)
 	j.T, j.add = T, add
 	j.a = acts{x: X[:T*d0.cols]}
-	if d0.enc.Kind == quant.KindQ8 && !e.exactQ8 {
+	if d0.quantized() && !e.exactQ8 {
 		e.quantize(X, T, d0)
 		j.a.useQ8 = true
 		j.a.xq = e.xq[:T*d0.cq]
 		j.a.xs = e.xs[:T*d0.ngq]
+		if d0.pk != nil {
+			j.a.xsum = e.xsum[:T*d0.ngq]
+		}
 	}
 	j.nrb = 0
 	work := 0

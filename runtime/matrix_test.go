@@ -46,6 +46,9 @@ func quantizedActs(X []float32, T, cols, group int) []float64 {
 	return out
 }
 
+// intActs reports whether enc's products quantize the activations to int8.
+func intActs(enc quant.Encoding) bool { return enc.Kind == quant.KindQ8 || enc.IsPacked() }
+
 func TestMatrixKernelsMatchReference(t *testing.T) {
 	sizes := [][2]int{{1, 1}, {7, 33}, {65, 129}, {130, 257}}
 	kinds := []string{"dense", "lowrank", "lorc"}
@@ -75,8 +78,8 @@ func TestMatrixKernelsMatchReference(t *testing.T) {
 					}
 					for _, threads := range []int{1, 3} {
 						for _, exact := range []bool{true, false} {
-							if exact && enc.Kind != quant.KindQ8 {
-								continue // only q8 has two paths
+							if exact && !intActs(enc) {
+								continue // only q8 and the packed encodings have two paths
 							}
 							name := fmt.Sprintf("%v/%dx%d/%s/T%d/th%d/exact=%v", enc, rows, cols, kind, T, threads, exact)
 							checkMul(t, name, mat, w, W, X, X64, T, threads, exact, enc)
@@ -99,9 +102,13 @@ func checkMul(t *testing.T, name string, mat *Matrix, w *Weight, W []float64, X 
 	// rounded as well, so compare those against the exact reference with a
 	// bound instead.
 	refX := X64
-	fast := enc.Kind == quant.KindQ8 && !exact
+	fast := intActs(enc) && !exact
+	group := enc.Group
+	if enc.IsPacked() {
+		group = quant.PackBlock // packed weights pair with blocks of 32 activations
+	}
 	if fast && w.Kind == "dense" {
-		refX = quantizedActs(X, T, cols, enc.Group)
+		refX = quantizedActs(X, T, cols, group)
 	}
 	want, mag := refMul(W, rows, cols, refX, T)
 	for _, add := range []bool{false, true} {
@@ -134,8 +141,8 @@ func checkMul(t *testing.T, name string, mat *Matrix, w *Weight, W []float64, X 
 		for tt := range T {
 			for r := range rows {
 				var bound float64
-				for g := 0; g*enc.Group < cols; g++ {
-					lo, hi := g*enc.Group, min((g+1)*enc.Group, cols)
+				for g := 0; g*group < cols; g++ {
+					lo, hi := g*group, min((g+1)*group, cols)
 					var amax, sw float64
 					for i := lo; i < hi; i++ {
 						amax = max(amax, math.Abs(X64[tt*cols+i]))
@@ -263,40 +270,42 @@ func TestMulSameReusesOnlyValidQuantization(t *testing.T) {
 		}
 		return m
 	}
-	target := mk(quant.Q8Group(32), "dense")
 	firsts := []*Matrix{
 		mk(quant.Q8Group(32), "dense"), mk(quant.Q8Group(64), "dense"), mk(quant.F16, "dense"),
 		mk(quant.Q8Group(32), "lowrank"), mk(quant.Q8Group(32), "lorc"), mk(quant.Q8Group(128), "lorc"),
+		mk(quant.Q4, "dense"), mk(quant.QK(3, 64), "lorc"),
 	}
-	X := randn(rng, T*cols, 1)
-	orig := append([]float32(nil), X...)
-	p := newPool(2)
-	defer p.close()
-	want := make([]float32, T*rows)
-	newExec(p, false).mul(target, want, X, T, false)
-	for i, first := range firsts {
-		e := newExec(p, false)
-		tmp := make([]float32, T*rows)
-		e.mul(first, tmp, X, T, false)
-		got := make([]float32, T*rows)
-		e.mulSame(target, got, X, T, false)
-		for j := range got {
-			if got[j] != want[j] {
-				t.Fatalf("case %d: Y[%d] = %v after reuse, fresh %v", i, j, got[j], want[j])
+	for _, target := range []*Matrix{mk(quant.Q8Group(32), "dense"), mk(quant.Q4, "dense"), mk(quant.QK(5, 32), "dense")} {
+		X := randn(rng, T*cols, 1)
+		orig := append([]float32(nil), X...)
+		p := newPool(2)
+		defer p.close()
+		want := make([]float32, T*rows)
+		newExec(p, false).mul(target, want, X, T, false)
+		for i, first := range firsts {
+			e := newExec(p, false)
+			tmp := make([]float32, T*rows)
+			e.mul(first, tmp, X, T, false)
+			got := make([]float32, T*rows)
+			e.mulSame(target, got, X, T, false)
+			for j := range got {
+				if got[j] != want[j] {
+					t.Fatalf("case %d: Y[%d] = %v after reuse, fresh %v", i, j, got[j], want[j])
+				}
 			}
-		}
-		// A different input with the same address must not reuse: mul resets.
-		X2 := append([]float32(nil), X...)
-		X2[0] += 1
-		copy(X, X2)
-		e.mul(target, got, X, T, false)
-		fresh := make([]float32, T*rows)
-		newExec(p, false).mul(target, fresh, X, T, false)
-		for j := range got {
-			if got[j] != fresh[j] {
-				t.Fatalf("case %d: stale quantization after input change", i)
+			// A different input with the same address must not reuse: mul resets.
+			X2 := append([]float32(nil), X...)
+			X2[0] += 1
+			copy(X, X2)
+			e.mul(target, got, X, T, false)
+			fresh := make([]float32, T*rows)
+			newExec(p, false).mul(target, fresh, X, T, false)
+			for j := range got {
+				if got[j] != fresh[j] {
+					t.Fatalf("case %d: stale quantization after input change", i)
+				}
 			}
+			copy(X, orig)
 		}
-		copy(X, orig)
 	}
 }
