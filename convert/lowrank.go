@@ -317,7 +317,7 @@ func (p *lowRankPlanner) plan(e *PlanEntry, t *TensorDesc) error {
 	} else {
 		e.Kind = format.KindLowRank
 		e.Encoding = fe
-		e.ShortGroup = fe.Kind == quant.KindQ8 && (k%fe.Group != 0 || n%fe.Group != 0)
+		e.ShortGroup = (fe.Kind == quant.KindQ8 || fe.IsPacked()) && (k%fe.Group != 0 || n%fe.Group != 0)
 		e.Parts = []PlanPart{a, b}
 		e.Rule += fmt.Sprintf("; %s rank %d (%s) in %v", p.l.Method, k, p.l.specString(), fe)
 	}

@@ -26,8 +26,9 @@ func convertCommand() *cli.Command {
 		ArgsUsage: "MODEL_DIR|MODEL.bin",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `FILE` (.shrink)"},
-			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128"},
-			&cli.IntFlag{Name: "group", Usage: "q8 group `SIZE` (32, 64, 128) for --quant q8; same as --quant q8gSIZE"},
+			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4 (4.5 bits), q3, q2, q4g64, q4g128, q4s (plain symmetric int4)"},
+			&cli.IntFlag{Name: "group", Usage: "group `SIZE` (32, 64, 128) for an integer --quant; --quant q8 --group 64 = q8g64"},
+			&cli.StringFlag{Name: "preset", Usage: "`MIX` of encodings like llama.cpp's types (more bits for attn_v, ffn_down, output): " + convert.PresetNames()},
 			&cli.StringFlag{Name: "embed", Usage: "`ENC` for token/position embeddings (default: --quant for float encodings, f16 for q8)"},
 			&cli.StringFlag{Name: "output", Usage: "`ENC` for the untied output head (default as --embed)"},
 			&cli.StringSliceFlag{Name: "tensor-type", Usage: "`REGEX=ENC` override per tensor (canonical names, first match wins; repeatable)"},
@@ -81,13 +82,23 @@ func policyFromFlags(c *cli.Context) (convert.Policy, error) {
 		return pol, usagef("--quant: %v", err)
 	}
 	if g := c.Int("group"); g != 0 {
-		if q.Kind != quant.KindQ8 {
+		if q.Kind != quant.KindQ8 && !q.IsPacked() {
 			return pol, usagef("--group goes with an integer --quant, not %v", q)
 		}
-		q = quant.Q8Group(g)
+		q.Group = g
 		if err := q.Validate(); err != nil {
 			return pol, usagef("--group: %v", err)
 		}
+	}
+	if name := c.String("preset"); name != "" {
+		if c.IsSet("quant") || c.IsSet("group") {
+			return pol, usagef("--preset %s chooses the encodings itself; drop --quant/--group (use --tensor-type to change single tensors)", name)
+		}
+		p, err := convert.LookupPreset(name)
+		if err != nil {
+			return pol, usagef("--preset: %v", err)
+		}
+		pol.Preset, q = &p, p.Base
 	}
 	pol.Quant = q
 	for _, f := range []struct {
@@ -157,7 +168,7 @@ func lowRankFromFlags(c *cli.Context, q quant.Encoding) (convert.LowRank, error)
 		return lr, usagef("%v", err)
 	}
 	if lr.Method == lowrank.MethodLoRC && q.IsFloat() {
-		return lr, usagef("--lowrank lorc corrects the error of an integer --quant (q8...), and %v has none worth correcting", q)
+		return lr, usagef("--lowrank lorc corrects the error of an integer --quant (q8, q4...), and %v has none worth correcting", q)
 	}
 	if lr.NeedsStats() && c.String("calib") == "" {
 		what := "--lowrank " + method
