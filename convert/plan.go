@@ -273,3 +273,24 @@ func matrixShape(shape []int64) (rows, cols int, err error) {
 
 // JSON renders the plan for --dry-run --json.
 func (p *Plan) JSON() ([]byte, error) { return json.MarshalIndent(p, "", "  ") }
+
+// ProjectionBits is the storage cost per weight of the 2-D projections
+// (attn_*, ffn_* of every layer) alone, all parts included.
+func (p *Plan) ProjectionBits() float64 {
+	var bytes, params int64
+	for _, e := range p.Entries {
+		if _, _, ok := projection(e.Name); !ok {
+			continue
+		}
+		n := int64(1)
+		for _, d := range e.Shape {
+			n *= d
+		}
+		bytes += e.Bytes
+		params += n
+	}
+	if params == 0 {
+		return 0
+	}
+	return float64(bytes) * 8 / float64(params)
+}
