@@ -24,8 +24,8 @@ type SweepPoint struct {
 	// ProjectionBits is bytes·8 / parameters over the 2-D projections
 	// (attn_*, ffn_*) alone, without embeddings, output head and vectors.
 	ProjectionBits float64 `json:"projection_bits_per_weight,omitempty"`
-	Summary       Summary `json:"summary"`
-	Pareto        bool    `json:"pareto"` // on the bits-vs-KLD Pareto front
+	Summary        Summary `json:"summary"`
+	Pareto         bool    `json:"pareto"` // on the bits-vs-KLD Pareto front
 	// ModelTokensPerSecond is the candidate's forward-pass throughput
 	// during the sweep (a busy machine makes it noisy).
 	ModelTokensPerSecond float64 `json:"model_tokens_per_second,omitempty"`
