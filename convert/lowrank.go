@@ -174,6 +174,23 @@ func projection(name string) (layer int, point string, ok bool) {
 	return layer, point, true
 }
 
+// ProjectionStatsKeys lists the statistics keys of every projection's
+// input, in model order without repeats: what calibration collects for the
+// packed encoders' weighted scale search.
+func ProjectionStatsKeys(tensors []*TensorDesc) []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, t := range tensors {
+		if layer, point, ok := projection(t.Name); ok && len(t.Shape) == 2 {
+			if k := StatsKey(layer, point); !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
+}
+
 // StatsKey names the statistics of one (layer, hook point) input.
 func StatsKey(layer int, point string) string { return fmt.Sprintf("%d/%s", layer, point) }
 

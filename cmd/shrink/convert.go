@@ -60,7 +60,7 @@ func convertCommand() *cli.Command {
 			if c.Bool("json") && !dry {
 				return usagef("convert: --json goes with --dry-run")
 			}
-			cal, err := calibFromFlags(c, pol.LowRank)
+			cal, err := calibFromFlags(c, pol.LowRank, pol.Quant.IsPacked())
 			if err != nil {
 				return err
 			}
@@ -187,7 +187,10 @@ type calibSettings struct {
 	docs   textdata.DocRange
 }
 
-func calibFromFlags(c *cli.Context, lr convert.LowRank) (*calibSettings, error) {
+// calibFromFlags reads the calibration flags; weighted says the packed
+// encoders will read the statistics (their scale search), which also makes
+// --calib meaningful without --lowrank.
+func calibFromFlags(c *cli.Context, lr convert.LowRank, weighted bool) (*calibSettings, error) {
 	file := c.String("calib")
 	if file == "" {
 		for _, f := range []string{"calib-tokens", "calib-docs"} {
@@ -197,8 +200,8 @@ func calibFromFlags(c *cli.Context, lr convert.LowRank) (*calibSettings, error) 
 		}
 		return nil, nil
 	}
-	if !lr.NeedsStats() {
-		return nil, usagef("--calib is read only by --lowrank whiten, asvd and --lorc-whiten, not by %s", orNone(string(lr.Method)))
+	if !lr.NeedsStats() && !weighted {
+		return nil, usagef("--calib is read only by --lowrank whiten, asvd, --lorc-whiten and the packed encodings (q2…q6, q4s), not by %s", orNone(string(lr.Method)))
 	}
 	cs := &calibSettings{file: file, tokens: c.Int("calib-tokens")}
 	if cs.tokens < 1 {
@@ -301,6 +304,14 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	}
 	keys := map[string]bool{}
 	var list []string
+	if a.policy.Quant.IsPacked() {
+		// The packed encoders weight their scale search by every
+		// projection input's activation energy.
+		for _, k := range convert.ProjectionStatsKeys(m.Tensors) {
+			keys[k] = true
+			list = append(list, k)
+		}
+	}
 	for _, c := range cands {
 		if !keys[c.StatsKey] {
 			keys[c.StatsKey] = true
