@@ -18,7 +18,7 @@ import (
 // stored (the encoded factors decoded back, plus the decoded base for lorc).
 type LowRankReport struct {
 	Name   string         `json:"name"`
-	Kind   string         `json:"kind"`
+	Kind   format.Kind    `json:"kind"`
 	Method lowrank.Method `json:"method"`
 	Rank   int            `json:"rank"`
 	Route  lowrank.Route  `json:"route"`
@@ -55,7 +55,11 @@ func factorTensor(ctx context.Context, d *TensorDesc, pe PlanEntry, stats *lowra
 	if err := d.Load(ctx, w); err != nil {
 		return format.Tensor{}, nil, rep, err
 	}
-	t := format.Tensor{Name: d.Name, Shape: append([]int64(nil), d.Shape...), Kind: pe.Kind, SourceDType: d.DType}
+	// A factorisation of a matrix holding NaN or Inf is NaN throughout.
+	if err := nonFiniteError(w, n); err != nil {
+		return format.Tensor{}, nil, rep, err
+	}
+	t := format.Tensor{Name: d.Name, Shape: append([]int64(nil), d.Shape...), Kind: pe.Kind, SourceDType: string(d.DType)}
 	for _, p := range pe.Parts {
 		t.Parts = append(t.Parts, format.Part{Role: p.Role, Shape: append([]int64(nil), p.Shape...), Encoding: p.Encoding})
 	}

@@ -83,9 +83,9 @@ func (p Policy) defaultHead() quant.Encoding {
 type PlanEntry struct {
 	Name        string  `json:"name"`
 	Shape       []int64 `json:"shape"`
-	SourceDType string  `json:"source_dtype"`
+	SourceDType DType   `json:"source_dtype"`
 	// Kind is format.KindDense, KindLowRank or KindLoRC.
-	Kind string `json:"kind"`
+	Kind format.Kind `json:"kind"`
 	// Encoding is the encoding of the dense matrix (dense), of the factors
 	// (lowrank) or of the quantized base w (lorc); Parts has every part's.
 	Encoding    quant.Encoding `json:"encoding"`
@@ -107,7 +107,7 @@ type PlanEntry struct {
 // PlanPart is one stored matrix of a tensor, in the order format fixes for
 // its kind (dense: w; lowrank: a, b; lorc: w, a, b).
 type PlanPart struct {
-	Role     string         `json:"role"`
+	Role     format.Role    `json:"role"`
 	Shape    []int64        `json:"shape"`
 	Encoding quant.Encoding `json:"encoding"`
 	Bytes    int64          `json:"bytes"`
@@ -140,17 +140,6 @@ func (p Policy) String() string {
 		fmt.Fprintf(&b, " %s", p.LowRank)
 	}
 	return b.String()
-}
-
-// dtypeSize is the element size of a source dtype.
-func dtypeSize(dt string) int64 {
-	switch dt {
-	case "F32":
-		return 4
-	case "F16", "BF16":
-		return 2
-	}
-	return 0
 }
 
 // MakePlan decides the encoding of every tensor of a model. It fails at
@@ -208,18 +197,20 @@ func planOne(t *TensorDesc, pol Policy, used []bool, layers int) (PlanEntry, err
 		Shape:       append([]int64(nil), t.Shape...),
 		SourceDType: t.DType,
 		Kind:        format.KindDense,
-		SourceBytes: t.NumElements() * dtypeSize(t.DType),
+		SourceBytes: t.sourceBytes(),
 	}
 	is1D := len(t.Shape) == 1
+	layer, stem, _, _ := format.ParseName(t.Name)
+	global := layer < 0
 	switch {
 	case is1D:
 		e.Encoding, e.Rule = quant.F32, "vector (norm/bias) stays f32"
-	case strings.HasPrefix(t.Name, "token_embd.") || strings.HasPrefix(t.Name, "position_embd."):
+	case global && (stem == format.TokenEmbd || stem == format.PositionEmbd):
 		e.Encoding, e.Rule = pol.EmbedEncoding(), "embedding (--embed)"
 		if pol.Preset != nil && pol.Embed == nil {
 			e.Encoding, e.Rule = pol.Preset.encodingFor(t.Name, "embedding", layers)
 		}
-	case strings.HasPrefix(t.Name, "output."):
+	case global && stem == format.Output:
 		e.Encoding, e.Rule = pol.OutputEncoding(), "output head (--output)"
 		if pol.Preset != nil && pol.Output == nil {
 			e.Encoding, e.Rule = pol.Preset.encodingFor(t.Name, "output", layers)
@@ -250,7 +241,7 @@ func planOne(t *TensorDesc, pol Policy, used []bool, layers int) (PlanEntry, err
 	if err != nil {
 		return PlanEntry{}, fmt.Errorf("tensor %q: %w", t.Name, err)
 	}
-	e.Parts = []PlanPart{{Role: "w", Shape: append([]int64(nil), t.Shape...), Encoding: e.Encoding, Bytes: e.Bytes}}
+	e.Parts = []PlanPart{{Role: format.RoleW, Shape: append([]int64(nil), t.Shape...), Encoding: e.Encoding, Bytes: e.Bytes}}
 	return e, nil
 }
 

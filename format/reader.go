@@ -138,7 +138,7 @@ func locateEncodingError(b []byte) *Error {
 		Tensors []struct {
 			Name  string `json:"name"`
 			Parts []struct {
-				Role     string `json:"role"`
+				Role     Role   `json:"role"`
 				Encoding string `json:"encoding"`
 			} `json:"parts"`
 		} `json:"tensors"`

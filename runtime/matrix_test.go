@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/shrink-llm/shrink/quant"
@@ -250,11 +251,15 @@ func (j *countJob) run(b, w int) {
 	}
 }
 
-// TestMulSameReusesOnlyValidQuantization: a product that reuses the
-// activation quantization of the previous one gives exactly the result of a
-// fresh product, whatever ran before (other group sizes, low-rank parts
-// whose intermediate also went through the quantization scratch).
-func TestMulSameReusesOnlyValidQuantization(t *testing.T) {
+// TestQ8HandleReuse: the activation quantization is reused only through a
+// valid q8Acts handle. A handle made by quantizing X skips the next
+// quantization (shown by writing X in place and still getting X's old
+// product), and stops working as soon as anything else has gone through
+// the scratch (other group sizes, low-rank parts whose intermediate is
+// quantized too, a larger reservation); products without a handle, such
+// as a new graph step writing new values into the same buffer, always see
+// the new values.
+func TestQ8HandleReuse(t *testing.T) {
 	rng := newRand(8)
 	const rows, cols, T = 40, 96, 3
 	mk := func(enc quant.Encoding, kind string) *Matrix {
@@ -270,42 +275,81 @@ func TestMulSameReusesOnlyValidQuantization(t *testing.T) {
 		}
 		return m
 	}
-	firsts := []*Matrix{
-		mk(quant.Q8Group(32), "dense"), mk(quant.Q8Group(64), "dense"), mk(quant.F16, "dense"),
-		mk(quant.Q8Group(32), "lowrank"), mk(quant.Q8Group(32), "lorc"), mk(quant.Q8Group(128), "lorc"),
-		mk(quant.Q4, "dense"), mk(quant.QK(3, 64), "lorc"),
-	}
-	for _, target := range []*Matrix{mk(quant.Q8Group(32), "dense"), mk(quant.Q4, "dense"), mk(quant.QK(5, 32), "dense")} {
+	// The same for q8, packed and mixed neighbours (packed weights need the
+	// block sums a q8 quantization does not make).
+	for _, target := range []*Matrix{mk(quant.Q8Group(32), "dense"), mk(quant.Q4, "dense"), mk(quant.QK(6, 32), "dense")} {
 		X := randn(rng, T*cols, 1)
-		orig := append([]float32(nil), X...)
+		X2 := randn(rng, T*cols, 1) // the next step's values
 		p := newPool(2)
 		defer p.close()
-		want := make([]float32, T*rows)
-		newExec(p, false).mul(target, want, X, T, false)
-		for i, first := range firsts {
+		fresh := func(X []float32) []float32 {
+			y := make([]float32, T*rows)
+			newExec(p, false).mul(target, y, X, T, false)
+			return y
+		}
+		want, want2 := fresh(X), fresh(X2)
+		same := func(name string, got, want []float32) {
+			t.Helper()
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s: product differs from a fresh one", name)
+			}
+		}
+		got := make([]float32, T*rows)
+
+		// A valid handle is used: X is overwritten, yet the product is X's.
+		e := newExec(p, false)
+		var h q8Acts
+		buf := slices.Clone(X)
+		e.mulWith(target, got, buf, T, false, &h)
+		same("first product", got, want)
+		copy(buf, X2)
+		e.mulWith(target, got, buf, T, false, &h)
+		same("valid handle", got, want)
+		// Without the handle (mul, a new step) the new values are seen.
+		e.mul(target, got, buf, T, false)
+		same("new step", got, want2)
+
+		// Anything quantized in between invalidates the handle.
+		for i, other := range []*Matrix{
+			mk(quant.Q8Group(32), "dense"), mk(quant.Q8Group(64), "dense"),
+			mk(quant.Q8Group(32), "lowrank"), mk(quant.Q8Group(32), "lorc"), mk(quant.Q8Group(128), "lorc"),
+			mk(quant.Q4, "dense"), mk(quant.QK(3, 64), "lorc"), mk(quant.QK(5, 32), "lowrank"),
+		} {
 			e := newExec(p, false)
+			var h q8Acts
+			buf := slices.Clone(X)
+			e.mulWith(target, got, buf, T, false, &h)
 			tmp := make([]float32, T*rows)
-			e.mul(first, tmp, X, T, false)
-			got := make([]float32, T*rows)
-			e.mulSame(target, got, X, T, false)
-			for j := range got {
-				if got[j] != want[j] {
-					t.Fatalf("case %d: Y[%d] = %v after reuse, fresh %v", i, j, got[j], want[j])
-				}
+			e.mul(other, tmp, randn(rng, T*cols, 1), T, false)
+			copy(buf, X2)
+			e.mulWith(target, got, buf, T, false, &h)
+			same(fmt.Sprintf("case %d: stale handle", i), got, want2)
+		}
+		// So does growing the scratch.
+		e = newExec(p, false)
+		h = q8Acts{}
+		buf = slices.Clone(X)
+		e.mulWith(target, got, buf, T, false, &h)
+		e.reserve(4*T, target)
+		copy(buf, X2)
+		e.mulWith(target, got, buf, T, false, &h)
+		same("after reserve", got, want2)
+
+		// mulShared on non-fusable matrices shares one quantization and gives
+		// what separate products give; the next step's values are then seen.
+		ms := []*Matrix{mk(quant.Q8Group(32), "lorc"), target, mk(quant.Q8Group(32), "lowrank"), mk(quant.Q4, "lorc")}
+		for _, step := range [][]float32{X, X2} {
+			copy(buf, step)
+			Ys := make([][]float32, len(ms))
+			for i := range Ys {
+				Ys[i] = make([]float32, T*rows)
 			}
-			// A different input with the same address must not reuse: mul resets.
-			X2 := append([]float32(nil), X...)
-			X2[0] += 1
-			copy(X, X2)
-			e.mul(target, got, X, T, false)
-			fresh := make([]float32, T*rows)
-			newExec(p, false).mul(target, fresh, X, T, false)
-			for j := range got {
-				if got[j] != fresh[j] {
-					t.Fatalf("case %d: stale quantization after input change", i)
-				}
+			e.mulShared(ms, Ys, buf, T)
+			for i, m := range ms {
+				y := make([]float32, T*rows)
+				newExec(p, false).mul(m, y, step, T, false)
+				same(fmt.Sprintf("mulShared part %d", i), Ys[i], y)
 			}
-			copy(X, orig)
 		}
 	}
 }

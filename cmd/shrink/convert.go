@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
@@ -22,8 +23,8 @@ import (
 func convertCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "convert",
-		Usage:     "convert a checkpoint (Hugging Face folder or llama2.c .bin) into a .shrink file",
-		ArgsUsage: "MODEL_DIR|MODEL.bin",
+		Usage:     "convert a checkpoint (Hugging Face folder, llama2.c .bin or GGUF file) into a .shrink file",
+		ArgsUsage: "MODEL_DIR|MODEL.bin|MODEL.gguf",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `FILE` (.shrink)"},
 			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4 (4.5 bits), q3, q2, q4g64, q4g128, q4s (plain symmetric int4)"},
@@ -32,10 +33,10 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "embed", Usage: "`ENC` for token/position embeddings (default: --quant for float encodings, f16 for q8)"},
 			&cli.StringFlag{Name: "output", Usage: "`ENC` for the untied output head (default as --embed)"},
 			&cli.StringSliceFlag{Name: "tensor-type", Usage: "`REGEX=ENC` override per tensor (canonical names, first match wins; repeatable)"},
-			&cli.StringFlag{Name: "tokenizer", Usage: "llama2.c tokenizer.bin `PATH` (default: beside the checkpoint)"},
+			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer `PATH` to carry: tokenizer.json, tokenizer.model, llama2.c tokenizer.bin or a GGUF (default: the checkpoint's own)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and write nothing"},
 			&cli.BoolFlag{Name: "json", Usage: "with --dry-run: print the plan as JSON"},
-			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "encoding `N` threads (and concurrent factorisations)"},
+			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "use at most `N` cores: dense encoding, factorisations and calibration share them"},
 			&cli.StringFlag{Name: "lowrank", Usage: "factor the projections: `METHOD` svd, whiten (SVD-LLM, needs --calib), asvd (needs --calib) or lorc (low-rank correction of --quant's error)"},
 			&cli.IntFlag{Name: "rank", Usage: "low-rank: rank `K` of every factored matrix"},
 			&cli.Float64Flag{Name: "rank-ratio", Usage: "low-rank: fraction `R` in (0,1] of each matrix's parameters kept, k = floor(R·m·n/(m+n))"},
@@ -44,6 +45,8 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "factor-encoding", Usage: "low-rank: `ENC` of the factors (default: --quant for svd/whiten/asvd, f16 for lorc)"},
 			&cli.StringFlag{Name: "lowrank-include", Usage: "low-rank: factor only projections whose canonical name matches `REGEX`"},
 			&cli.BoolFlag{Name: "lorc-whiten", Usage: "lorc: whiten the residual's factorisation (needs --calib)"},
+			&cli.BoolFlag{Name: "no-tokenizer", Usage: "write a weights-only file: no tokenizer is read or embedded (run it with --ids)"},
+			&cli.BoolFlag{Name: "allow-nonfinite", Usage: "keep NaN/Inf weights in float encodings instead of refusing them"},
 		}, calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "one model path"); err != nil {
@@ -67,9 +70,16 @@ func convertCommand() *cli.Command {
 			if c.Int("threads") < 1 {
 				return usagef("--threads %d: want at least 1", c.Int("threads"))
 			}
+			// Our own parallel work takes the budget from convert.Options;
+			// the Go runtime's GC and gonum's BLAS (inside the SVD and
+			// eigenvalue routines) size theirs from GOMAXPROCS.
+			if t := c.Int("threads"); t < runtime.GOMAXPROCS(0) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
+			}
 			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, convertArgs{
 				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
+				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"),
 			})
 		},
 	}
@@ -228,10 +238,15 @@ type convertArgs struct {
 	dry, json           bool
 	threads             int
 	calib               *calibSettings
+	noTokenizer         bool
+	allowNonFinite      bool
 }
 
 func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) error {
-	m, err := convert.Open(a.src, convert.OpenOptions{Tokenizer: a.tokenizer})
+	if a.noTokenizer && a.tokenizer != "" {
+		return usagef("convert: --tokenizer and --no-tokenizer exclude each other")
+	}
+	m, err := convert.Open(a.src, convert.OpenOptions{Tokenizer: a.tokenizer, NoTokenizer: a.noTokenizer})
 	if err != nil {
 		return err
 	}
@@ -266,7 +281,7 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		return nil
 	}
 	bar := newProgress(stderr, plan.SourceBytes, "converting")
-	opts := convert.Options{Workers: a.threads, Calibration: cal}
+	opts := convert.Options{Workers: a.threads, Calibration: cal, AllowNonFinite: a.allowNonFinite}
 	if bar != nil {
 		opts.Progress = func(p convert.Progress) { _ = bar.Set64(p.DoneBytes) }
 	}
@@ -281,6 +296,9 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		res.Path, len(res.Tensors), humanBytes(res.Bytes), humanCount(plan.Params),
 		float64(plan.TotalBytes)*8/float64(max(plan.Params, 1)),
 		float64(res.Bytes)/float64(max(plan.SourceBytes, 1)), humanBytes(plan.SourceBytes), res.Duration.Seconds())
+	if m.TokenizerKind == format.TokenizerNone {
+		fmt.Fprintf(stderr, "note: %s carries no tokenizer: %s holds the weights only (add one with --tokenizer)\n", a.src, res.Path)
+	}
 	if s := plan.LowRank; s != nil {
 		fmt.Fprintf(stdout, "low-rank %s %s: %d of %d projections factored, storing %.1f%% of their parameters and %.1f%% of their dense bytes; %s\n",
 			s.Method, s.Spec, s.Factored, s.Matrices, 100*float64(s.StoredParams)/float64(max(s.Params, 1)),
@@ -294,7 +312,7 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	if a.calib == nil {
 		return nil, nil
 	}
-	text, err := os.ReadFile(a.calib.file)
+	docs, err := readCalibDocs(a.calib.file, a.calib.docs, a.calib.tokens)
 	if err != nil {
 		return nil, fmt.Errorf("--calib: %w", err)
 	}
@@ -324,7 +342,7 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	}
 	start := time.Now()
 	cal, err := convert.Calibrate(ctx, m, convert.CalibOptions{
-		Text: string(text), Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
+		Documents: docs, Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.calib.file, err)
@@ -412,7 +430,7 @@ func partsString(e convert.PlanEntry) string {
 			parts = append(parts, strings.Join(roles, ",")+":"+last.String())
 			roles = nil
 		}
-		roles = append(roles, p.Role)
+		roles = append(roles, string(p.Role))
 		last = p.Encoding
 	}
 	parts = append(parts, strings.Join(roles, ",")+":"+last.String())
