@@ -103,6 +103,13 @@ func newDense(p *WeightPart) (*dense, error) {
 		if d.pk, err = packedView(p, rows, cols); err != nil {
 			return nil, err
 		}
+		// As for q8: a non-finite float16 scale would silently turn the
+		// products into NaN.
+		for i, b := range d.pk.Sup {
+			if b&0x7c00 == 0x7c00 {
+				return nil, fmt.Errorf("part %q: %v scale %d of row %d is not finite (0x%04x)", p.Role, p.Encoding, i%d.pk.SupRow, i/d.pk.SupRow, b)
+			}
+		}
 		d.ng = (cols + quant.PackBlock - 1) / quant.PackBlock
 		d.cq, d.ngq = quant.PackBlock*d.pk.Blocks, d.pk.Blocks
 	}
