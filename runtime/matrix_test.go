@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/shrink-llm/shrink/quant"
@@ -349,6 +350,24 @@ func TestQ8HandleReuse(t *testing.T) {
 				y := make([]float32, T*rows)
 				newExec(p, false).mul(m, y, step, T, false)
 				same(fmt.Sprintf("mulShared part %d", i), Ys[i], y)
+			}
+		}
+	}
+}
+
+// TestPackedRejectsNonFiniteScales: a crafted packed part with an Inf or
+// NaN float16 scale (checksums can be valid) is refused at load, naming it.
+func TestPackedRejectsNonFiniteScales(t *testing.T) {
+	rng := newRand(11)
+	for _, enc := range []quant.Encoding{quant.Q4, quant.QK(5, 64), quant.Q4S(32)} {
+		for _, bad := range []uint16{0x7c00, 0xfe00} {
+			w := denseT(t, rng, "w", enc, 5, 300, 0.1)
+			l := enc.Layout(5, 300)
+			at := int(l.SupAt) + 3*l.SupRow + 2 // row 3, second scale
+			w.Parts[0].Data[at], w.Parts[0].Data[at+1] = byte(bad), byte(bad>>8)
+			_, err := NewMatrix(w)
+			if err == nil || !strings.Contains(err.Error(), "row 3 is not finite") {
+				t.Errorf("%v with scale %#x: %v", enc, bad, err)
 			}
 		}
 	}
