@@ -240,6 +240,10 @@ func exportTypeOne(t *format.Tensor, cols int, exact bool) (gguf.TensorType, str
 		default:
 			return gguf.TypeQ8_0, fmt.Sprintf("%v requantized as Q8_0 (blocks of 32)", enc), nil
 		}
+	case quant.KindQK, quant.KindQ4S:
+		// The packed planes are not llama.cpp's block layouts; the decoded
+		// values are exact in F32.
+		return gguf.TypeF32, fmt.Sprintf("%v has no llama.cpp type with the same layout; written as F32 (the same numbers)", enc), nil
 	}
 	return 0, "", fmt.Errorf("encoding %v has no GGUF equivalent", enc)
 }
