@@ -16,10 +16,11 @@ const module = "github.com/shrink-llm/shrink/"
 // allowedImports is the dependency rule of docs/DESIGN.md: which of our
 // packages each package's production code may import.
 var allowedImports = map[string][]string{
-	"quant":               {},
+	"quant":               {"internal/half"},
+	"internal/half":       {},
 	"lowrank":             {"quant"},
 	"format":              {"quant"},
-	"runtime/simd":        {},
+	"runtime/simd":        {"internal/half"},
 	"runtime/tokenizer":   {},
 	"runtime":             {"format", "quant", "runtime/simd", "runtime/tokenizer"},
 	"internal/textdata":   {},
