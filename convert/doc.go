@@ -38,6 +38,15 @@
 // canonical names, tensor kinds and part roles are format's (format.Stem,
 // format.Kind, format.Role, format.BlockName).
 //
+// Nothing from a checkpoint is trusted before it is checked against the
+// data: declared sizes are bounded by the format's limits and by the
+// tensors present (checks.go) before a family walks its layers; side files
+// are read through internal/safeio (regular files only, size-capped); the
+// tokenizer to embed is loaded with runtime.LoadTokenizer, the loader `run`
+// uses, and made to encode a probe; non-finite weights are refused, naming
+// tensor, row and column, unless Options.AllowNonFinite. Metrics are merged
+// in a fixed order, so a file's bytes do not depend on the worker count.
+//
 // Readers are lazy: Open parses headers only and returns TensorDesc
 // descriptors; weight bytes are read when a descriptor's Load is called, so
 // the pipeline can stream one tensor at a time through memory.

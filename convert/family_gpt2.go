@@ -165,7 +165,7 @@ func (f gpt2Family) Tensors(cfg format.ModelConfig, src map[string]*SourceTensor
 	})
 	p.ignore("lm_head.weight")
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("gpt2: %s", strings.Join(errs, "; "))
+		return nil, fmt.Errorf("gpt2: %s", firstErrors(errs))
 	}
 	if err := p.leftovers("gpt2"); err != nil {
 		return nil, err

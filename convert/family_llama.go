@@ -163,7 +163,7 @@ func (f llamaFamily) Tensors(cfg format.ModelConfig, src map[string]*SourceTenso
 	// from rope_theta, so it carries no information.
 	p.ignoreMatching(func(n string) bool { return strings.HasSuffix(n, "rotary_emb.inv_freq") })
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s: %s", f.Arch(), strings.Join(errs, "; "))
+		return nil, fmt.Errorf("%s: %s", f.Arch(), firstErrors(errs))
 	}
 	if err := p.leftovers(f.Arch()); err != nil {
 		return nil, err

@@ -190,7 +190,7 @@ func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
 		Shape:       append([]int64(nil), t.Shape...),
 		SourceDType: t.DType,
 		Kind:        format.KindDense,
-		SourceBytes: t.NumElements() * t.DType.Size(),
+		SourceBytes: t.sourceBytes(),
 	}
 	is1D := len(t.Shape) == 1
 	layer, stem, _, _ := format.ParseName(t.Name)

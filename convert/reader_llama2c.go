@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // llama2cMagic starts llama2.c's versioned exports (version ≥ 1); the legacy
@@ -96,7 +97,7 @@ func (h llama2cHeader) layout() (llama2cLayout, error) {
 
 // openLlama2c opens a llama2.c v0 .bin checkpoint.
 func openLlama2c(path string, opts OpenOptions) (*Model, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
@@ -147,18 +148,24 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 		TiedEmbeddings: l.shared, BOS: 1, EOS: []int{2},
 	}
 
-	tok := opts.Tokenizer
-	if tok == "" {
-		if tok, err = findLlama2cTokenizer(path); err != nil {
+	var tokKind string
+	var tokFiles map[string][]byte
+	if !opts.NoTokenizer {
+		tok := opts.Tokenizer
+		if tok == "" {
+			if tok, err = findLlama2cTokenizer(path); err != nil {
+				return nil, err
+			}
+		}
+		if tokKind, tokFiles, err = readTokenizerFile(tok, vocab, true); err != nil {
 			return nil, err
 		}
-	}
-	tokKind, tokFiles, err := readTokenizerFile(tok, vocab, true)
-	if err != nil {
-		return nil, err
-	}
-	if tokKind == format.TokenizerHF {
-		return nil, fmt.Errorf("convert: tokenizer %s: a tokenizer.json cannot be used with a llama2.c checkpoint", tok)
+		if tokKind == format.TokenizerHF {
+			return nil, fmt.Errorf("convert: tokenizer %s: a tokenizer.json cannot be used with a llama2.c checkpoint", tok)
+		}
+		if err := checkTokenizer(tok, tokKind, tokFiles, cfg); err != nil {
+			return nil, err
+		}
 	}
 
 	dim, hid, kvDim := int64(h.Dim), int64(h.Hidden), int64(hd)*int64(h.KVHeads)

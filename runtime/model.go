@@ -63,6 +63,17 @@ type Options struct {
 	ExactQ8 bool
 }
 
+// MaxThreads is the most threads a model computes with: each thread has
+// its own scratch and attention buffers, so an absurd count is refused
+// before anything is allocated by it.
+const MaxThreads = 1024
+
+// The declared sizes of a model are bounded by the format's hard limits.
+const (
+	maxDim     = format.MaxDim
+	maxContext = format.MaxContext
+)
+
 // layer holds one transformer block. Vectors (norms, biases) are decoded to
 // float32; they are tiny. Absent biases are nil.
 type layer struct {
@@ -110,7 +121,10 @@ var ErrClosed = errors.New("runtime: model is closed")
 func New(src WeightSource, tok *tokenizer.Tokenizer, opts Options) (*Model, error) {
 	cfg := src.Config()
 	m := &Model{cfg: cfg, tok: tok, opts: opts}
-	if err := m.setup(); err != nil {
+	if opts.Threads < 0 || opts.Threads > MaxThreads {
+		return nil, fmt.Errorf("threads %d: want 0 (all cores) to %d", opts.Threads, MaxThreads)
+	}
+	if err := m.setup(src); err != nil {
 		return nil, err
 	}
 	if err := m.load(src); err != nil {
@@ -125,8 +139,10 @@ func New(src WeightSource, tok *tokenizer.Tokenizer, opts Options) (*Model, erro
 	return m, nil
 }
 
-// setup validates the configuration and fills the derived settings.
-func (m *Model) setup() error {
+// setup validates the configuration against the tensors of src and fills
+// the derived settings. Nothing is allocated by a declared size before it
+// has been checked against a hard limit or a tensor's real shape.
+func (m *Model) setup(src WeightSource) error {
 	c := &m.cfg
 	switch c.Arch {
 	case "llama", "qwen2":
@@ -178,11 +194,35 @@ func (m *Model) setup() error {
 	if c.ContextLength <= 0 {
 		return fmt.Errorf("model config: context_length %d must be positive", c.ContextLength)
 	}
-	if c.NormEps < 0 || math.IsNaN(c.NormEps) {
+	if c.NormEps < 0 || math.IsNaN(c.NormEps) || math.IsInf(c.NormEps, 0) {
 		return fmt.Errorf("model config: invalid norm_eps %v", c.NormEps)
+	}
+	for _, d := range []struct {
+		name  string
+		v, mx int
+	}{
+		{"hidden_size", c.HiddenSize, maxDim}, {"num_heads", c.NumHeads, maxDim}, {"num_kv_heads", c.NumKVHeads, maxDim},
+		{"head_dim", c.HeadDim, maxDim}, {"vocab_size", c.VocabSize, maxDim}, {"intermediate_size", c.IntermediateSize, maxDim},
+		{"context_length", c.ContextLength, maxContext},
+	} {
+		if d.v > d.mx {
+			return fmt.Errorf("model config: %s %d exceeds the limit of %d", d.name, d.v, d.mx)
+		}
 	}
 	m.qDim = c.NumHeads * c.HeadDim
 	m.kvDim = c.NumKVHeads * c.HeadDim
+	// The declared layer count and head geometry must match tensors that
+	// exist before anything is sized by them: the last layer must be there
+	// (earlier ones are checked as they load), and the first query
+	// projection must have heads × head_dim rows.
+	last := fmt.Sprintf("blk.%d.attn_q.weight", c.NumLayers-1)
+	if _, ok := src.Weight(last); !ok {
+		return fmt.Errorf("model config: num_layers %d, but tensor %s is missing", c.NumLayers, last)
+	}
+	if w, ok := src.Weight("blk.0.attn_q.weight"); ok && len(w.Shape) == 2 && w.Shape[0] != int64(m.qDim) {
+		return fmt.Errorf("model config: num_heads %d × head_dim %d = %d, but blk.0.attn_q.weight has %d rows",
+			c.NumHeads, c.HeadDim, m.qDim, w.Shape[0])
+	}
 	if m.rope {
 		if c.RopeTheta == 0 {
 			c.RopeTheta = 10000
@@ -238,6 +278,13 @@ func (m *Model) load(src WeightSource) error {
 		for r := range rows {
 			decodeRow(out[r*cols:(r+1)*cols], p.Data, p.Encoding, rows, cols, r)
 		}
+		// Norms and biases scale every activation: one NaN silences the
+		// model (it then prints nothing and succeeds), so refuse it here.
+		for i, x := range out {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return nil, fmt.Errorf("tensor %s: value %d is %v", name, i, x)
+			}
+		}
 		m.weightBytes += int64(4 * n)
 		return out, nil
 	}
@@ -254,8 +301,12 @@ func (m *Model) load(src WeightSource) error {
 		}
 	}
 	m.embdScratch = embScratch(m.embd, m.posEmbd)
-	m.layers = make([]layer, c.NumLayers)
-	for i := range m.layers {
+	// Grown as layers load rather than sized by the declared count, so a
+	// file that declares more layers than it holds fails at the first
+	// missing one.
+	m.layers = make([]layer, 0, min(c.NumLayers, 1024))
+	for i := range c.NumLayers {
+		m.layers = append(m.layers, layer{})
 		L := &m.layers[i]
 		if L.attnNorm, err = vec(format.BlockName(i, format.AttnNorm, format.Weight), h, true); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
@@ -22,8 +23,8 @@ import (
 func convertCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "convert",
-		Usage:     "convert a checkpoint (Hugging Face folder or llama2.c .bin) into a .shrink file",
-		ArgsUsage: "MODEL_DIR|MODEL.bin",
+		Usage:     "convert a checkpoint (Hugging Face folder, llama2.c .bin or GGUF file) into a .shrink file",
+		ArgsUsage: "MODEL_DIR|MODEL.bin|MODEL.gguf",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `FILE` (.shrink)"},
 			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128"},
@@ -43,6 +44,8 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "factor-encoding", Usage: "low-rank: `ENC` of the factors (default: --quant for svd/whiten/asvd, f16 for lorc)"},
 			&cli.StringFlag{Name: "lowrank-include", Usage: "low-rank: factor only projections whose canonical name matches `REGEX`"},
 			&cli.BoolFlag{Name: "lorc-whiten", Usage: "lorc: whiten the residual's factorisation (needs --calib)"},
+			&cli.BoolFlag{Name: "no-tokenizer", Usage: "write a weights-only file: no tokenizer is read or embedded (run it with --ids)"},
+			&cli.BoolFlag{Name: "allow-nonfinite", Usage: "keep NaN/Inf weights in float encodings instead of refusing them"},
 		}, calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "one model path"); err != nil {
@@ -75,6 +78,7 @@ func convertCommand() *cli.Command {
 			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, convertArgs{
 				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
+				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"),
 			})
 		},
 	}
@@ -220,10 +224,15 @@ type convertArgs struct {
 	dry, json           bool
 	threads             int
 	calib               *calibSettings
+	noTokenizer         bool
+	allowNonFinite      bool
 }
 
 func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) error {
-	m, err := convert.Open(a.src, convert.OpenOptions{Tokenizer: a.tokenizer})
+	if a.noTokenizer && a.tokenizer != "" {
+		return usagef("convert: --tokenizer and --no-tokenizer exclude each other")
+	}
+	m, err := convert.Open(a.src, convert.OpenOptions{Tokenizer: a.tokenizer, NoTokenizer: a.noTokenizer})
 	if err != nil {
 		return err
 	}
@@ -258,7 +267,7 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		return nil
 	}
 	bar := newProgress(stderr, plan.SourceBytes, "converting")
-	opts := convert.Options{Workers: a.threads, Calibration: cal}
+	opts := convert.Options{Workers: a.threads, Calibration: cal, AllowNonFinite: a.allowNonFinite}
 	if bar != nil {
 		opts.Progress = func(p convert.Progress) { _ = bar.Set64(p.DoneBytes) }
 	}
@@ -273,6 +282,9 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		res.Path, len(res.Tensors), humanBytes(res.Bytes), humanCount(plan.Params),
 		float64(plan.TotalBytes)*8/float64(max(plan.Params, 1)),
 		float64(res.Bytes)/float64(max(plan.SourceBytes, 1)), humanBytes(plan.SourceBytes), res.Duration.Seconds())
+	if m.TokenizerKind == format.TokenizerNone {
+		fmt.Fprintf(stderr, "note: %s carries no tokenizer: %s holds the weights only (add one with --tokenizer)\n", a.src, res.Path)
+	}
 	if s := plan.LowRank; s != nil {
 		fmt.Fprintf(stdout, "low-rank %s %s: %d of %d projections factored, storing %.1f%% of their parameters and %.1f%% of their dense bytes; %s\n",
 			s.Method, s.Spec, s.Factored, s.Matrices, 100*float64(s.StoredParams)/float64(max(s.Params, 1)),
@@ -286,7 +298,7 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	if a.calib == nil {
 		return nil, nil
 	}
-	text, err := os.ReadFile(a.calib.file)
+	docs, err := readCalibDocs(a.calib.file, a.calib.docs, a.calib.tokens)
 	if err != nil {
 		return nil, fmt.Errorf("--calib: %w", err)
 	}
@@ -308,7 +320,7 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	}
 	start := time.Now()
 	cal, err := convert.Calibrate(ctx, m, convert.CalibOptions{
-		Text: string(text), Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
+		Documents: docs, Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.calib.file, err)
