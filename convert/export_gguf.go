@@ -372,11 +372,11 @@ func denseValues(f *format.File, t *format.Tensor, rows, cols int) ([]float32, e
 			return nil, err
 		}
 		switch p.Role {
-		case "w":
+		case format.RoleW:
 			w = x
-		case "a":
+		case format.RoleA:
 			a, k = x, c
-		case "b":
+		case format.RoleB:
 			b = x
 		}
 	}
