@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/format"
@@ -39,10 +38,10 @@ func exportCommand() *cli.Command {
 				fmt.Fprintf(c.App.ErrWriter, "note: %s\n", n)
 			}
 			exact := "every tensor carried with the same numbers"
-			if len(res.Notes) > 0 {
-				exact = fmt.Sprintf("%d tensor(s) re-encoded (see the notes)", len(res.Notes))
+			if res.Reencoded > 0 {
+				exact = fmt.Sprintf("%d of them re-encoded (see the notes)", res.Reencoded)
 			}
-			fmt.Fprintf(c.App.Writer, "wrote %s: GGUF v3, %d tensors, %s; %s\n", res.Path, res.Tensors, humanBytes(res.Bytes), strings.TrimSpace(exact))
+			fmt.Fprintf(c.App.Writer, "wrote %s: GGUF v3, %d tensors, %s; %s\n", res.Path, res.Tensors, humanBytes(res.Bytes), exact)
 			return nil
 		},
 	}

@@ -115,7 +115,7 @@ func TestExportCLI(t *testing.T) {
 		t.Error("a refused export left its output")
 	}
 	code, stdout, stderr = shrink(t, "export", lr, "-o", filepath.Join(dir, "lr.gguf"))
-	if code != 0 || !strings.Contains(stderr, "note: blk.0.attn_q.weight: lowrank factors multiplied out and re-encoded as F16") {
+	if code != 0 || !strings.Contains(stderr, "(blk.0.attn_q.weight ... blk.3.ffn_down.weight): lowrank factors multiplied out and re-encoded as F16") {
 		t.Fatalf("low-rank export: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
