@@ -186,6 +186,11 @@ func ggufConfig(gf *gguf.File, arch string, src map[string]*SourceTensor) (forma
 			return cfg, err
 		}
 	}
+	// Every layer needs its own tensors: a block count beyond the tensor
+	// count is a lie that would only make the mapping loop for nothing.
+	if cfg.NumLayers > len(src) {
+		return cfg, fmt.Errorf("%s = %d, but the file has only %d tensors", key(ggufKeyBlocks), cfg.NumLayers, len(src))
+	}
 	if cfg.NumHeads%cfg.NumKVHeads != 0 {
 		return cfg, fmt.Errorf("%s %d must divide %s %d", key(ggufKeyKVHeads), cfg.NumKVHeads, key(ggufKeyHeads), cfg.NumHeads)
 	}
@@ -406,6 +411,9 @@ func ggufTensors(cfg format.ModelConfig, src map[string]*SourceTensor) ([]*Tenso
 	}
 	if err := p.leftovers(cfg.Arch); err != nil {
 		errs = append(errs, err.Error())
+	}
+	if len(errs) > 3 {
+		errs = append(errs[:3], fmt.Sprintf("and %d more problems", len(errs)-3))
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))

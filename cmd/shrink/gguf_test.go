@@ -67,7 +67,12 @@ func TestGGUFHostileFiles(t *testing.T) {
 	noBlocks := filepath.Join(dir, "no-blocks.gguf")
 	writeGGUF(t, noBlocks, map[string]gguf.Value{"general.architecture": gguf.StringValue("llama"), "llama.context_length": gguf.Uint32Value(8),
 		"llama.embedding_length": gguf.Uint32Value(8)})
+	hugeBlocks := filepath.Join(dir, "huge-blocks.gguf")
+	writeGGUF(t, hugeBlocks, map[string]gguf.Value{"general.architecture": gguf.StringValue("llama"), "llama.context_length": gguf.Uint32Value(8),
+		"llama.embedding_length": gguf.Uint32Value(8), "llama.block_count": gguf.Uint32Value(1 << 31), "llama.feed_forward_length": gguf.Uint32Value(8),
+		"llama.attention.head_count": gguf.Uint32Value(2), "llama.attention.layer_norm_rms_epsilon": gguf.Float32Value(1e-5)})
 	cases = append(cases,
+		cliCase{"block count beyond the tensors", []string{"convert", hugeBlocks, "-o", filepath.Join(outDir, "h.shrink")}, exitFail, "llama.block_count = 2147483648, but the file has only 1 tensors"},
 		cliCase{"unsupported architecture", []string{"convert", falcon, "-o", filepath.Join(outDir, "f.shrink")}, exitFail, `architecture "falcon" is not supported`},
 		cliCase{"missing metadata key", []string{"convert", noBlocks, "-o", filepath.Join(outDir, "n.shrink")}, exitFail, `"llama.block_count": key not found`},
 	)
