@@ -258,7 +258,8 @@ func exportTypeOne(t *format.Tensor, cols int, exact bool) (gguf.TensorType, str
 			return gguf.TypeQ8_0, fmt.Sprintf("%v requantized as Q8_0 (blocks of 32)", enc), nil
 		}
 	}
-	return 0, "", fmt.Errorf("encoding %v has no GGUF equivalent", enc)
+	// Any other encoding decodes to float32 values F32 holds exactly.
+	return gguf.TypeF32, fmt.Sprintf("%v has no llama.cpp type; written as F32 (the same numbers)", enc), nil
 }
 
 // exportBytes produces the GGUF bytes of one planned tensor.
