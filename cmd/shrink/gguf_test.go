@@ -108,6 +108,35 @@ func TestExportCLI(t *testing.T) {
 		t.Fatal(stderr)
 	}
 
+	direct := filepath.Join(dir, "direct.gguf")
+	code, stdout, stderr = shrink(t, "convert", demoModel, "-o", direct, "--quant", "q8", "--format", "gguf")
+	if code != 0 || !strings.Contains(stdout, "wrote "+direct+": GGUF v3") {
+		t.Fatalf("convert --format gguf: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	ga, err := gguf.Open(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ga.Close()
+	gb, err := gguf.Open(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gb.Close()
+	if len(ga.Tensors) != len(gb.Tensors) || len(ga.KV) != len(gb.KV) {
+		t.Fatalf("convert --format gguf: %d tensors %d keys, convert + export: %d and %d", len(gb.Tensors), len(gb.KV), len(ga.Tensors), len(ga.KV))
+	}
+	for i := range ga.Tensors {
+		x, _ := ga.ReadTensor(&ga.Tensors[i])
+		y, _ := gb.ReadTensor(&gb.Tensors[i])
+		if ga.Tensors[i].Name != gb.Tensors[i].Name || !bytes.Equal(x, y) {
+			t.Fatalf("tensor %d (%s) differs between convert --format gguf and convert + export", i, ga.Tensors[i].Name)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".shrink-convert-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+
 	lr := filepath.Join(dir, "lr.shrink")
 	if code, _, stderr := shrink(t, "convert", demoModel, "-o", lr, "--lowrank", "svd", "--rank-ratio", "0.5"); code != 0 {
 		t.Fatal(stderr)
@@ -115,6 +144,7 @@ func TestExportCLI(t *testing.T) {
 	checkCLIErrors(t, []cliCase{
 		{"exact refuses low-rank", []string{"export", lr, "-o", filepath.Join(dir, "lr-exact.gguf"), "--exact"}, exitFail, "lowrank tensor cannot be exported exactly"},
 		{"export needs -o", []string{"export", lr}, exitUsage, "-o FILE"},
+		{"unknown format", []string{"convert", demoModel, "-o", filepath.Join(dir, "x"), "--format", "ggml"}, exitUsage, `--format "ggml"`},
 	})
 	if _, err := os.Stat(filepath.Join(dir, "lr-exact.gguf")); err == nil {
 		t.Error("a refused export left its output")
