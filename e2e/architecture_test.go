@@ -17,6 +17,7 @@ const module = "github.com/shrink-llm/shrink/"
 // packages each package's production code may import.
 var allowedImports = map[string][]string{
 	"quant":               {},
+	"gguf":                {"quant"},
 	"lowrank":             {"quant"},
 	"format":              {"quant"},
 	"runtime/simd":        {},
@@ -25,7 +26,8 @@ var allowedImports = map[string][]string{
 	"internal/textdata":   {},
 	"internal/membw":      {"runtime/simd"},
 	"internal/testshared": {"quant"},
-	"convert":             {"format", "quant", "lowrank", "runtime", "internal/textdata"},
+	"internal/ggufcraft":  {},
+	"convert":             {"format", "quant", "lowrank", "gguf", "runtime", "runtime/tokenizer", "internal/textdata"},
 	"eval":                {"convert", "format", "quant", "runtime", "internal/textdata"},
 }
 
