@@ -35,6 +35,10 @@ type Options struct {
 	// Factorize tunes the factorisations (route, seed); LoRCWhiten is taken
 	// from the plan.
 	Factorize lowrank.Options
+	// AllowNonFinite keeps NaN and ±Inf weights in the float encodings
+	// (f32, f16, bf16) instead of refusing the tensor; q8 and factored
+	// matrices cannot represent them and refuse them regardless.
+	AllowNonFinite bool
 }
 
 // Progress reports one finished tensor.
@@ -145,7 +149,7 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 	})
 	cpu := semaphore.NewWeighted(int64(opts.Workers))
 	fz := startFactoring(gctx, g, cpu, m, plan, stats, opts)
-	enc := &encoder{}
+	enc := &encoder{allowNonFinite: opts.AllowNonFinite}
 	res := &Result{Path: out, Plan: plan}
 	g.Go(func() error {
 		defer close(jobs)
@@ -222,7 +226,8 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 // encoder owns the buffers reused from tensor to tensor, so that a run
 // allocates about one largest-tensor working set in total.
 type encoder struct {
-	f32 []float32
+	allowNonFinite bool
+	f32            []float32
 }
 
 func grow[T any](s []T, n int) []T {
@@ -254,6 +259,11 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 			if _, err := io.ReadFull(sr, out); err != nil {
 				return t, nil, fmt.Errorf("reading: %w", err)
 			}
+			if !e.allowNonFinite {
+				if err := nonFiniteBytes(out, d.DType, cols); err != nil {
+					return t, nil, err
+				}
+			}
 			t.Metrics = &format.Metrics{SNRdB: snrExact, Cosine: 1}
 			return t, out, nil
 		}
@@ -272,6 +282,11 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	if err := d.Load(ctx, e.f32); err != nil {
 		return t, nil, err
 	}
+	if !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 {
+		if err := nonFiniteError(e.f32, cols); err != nil {
+			return t, nil, err
+		}
+	}
 	if pe.Encoding == quant.F32 {
 		// Widening is exact, so there is nothing to measure.
 		if err := quant.EncodeParallel(ctx, pe.Encoding, out, e.f32, rows, cols, workers); err != nil {
@@ -283,6 +298,13 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	mt, err := quant.EncodeMeasured(ctx, pe.Encoding, out, e.f32, rows, cols, workers)
 	if err != nil {
 		return t, nil, err
+	}
+	if dt := map[quant.Encoding]DType{quant.F16: DTypeF16, quant.BF16: DTypeBF16}[pe.Encoding]; dt != "" && !e.allowNonFinite {
+		// The input was finite, so an infinity here is a weight beyond
+		// the encoding's range (65504 for f16).
+		if err := nonFiniteBytes(out, dt, cols); err != nil {
+			return t, nil, fmt.Errorf("overflows %v: %w", pe.Encoding, err)
+		}
 	}
 	t.Metrics = toFormatMetrics(mt)
 	return t, out, nil
@@ -306,6 +328,14 @@ func toFormatMetrics(m quant.Metrics) *format.Metrics {
 	}
 	if math.IsNaN(fm.Cosine) {
 		fm.Cosine = 0
+	}
+	// Only with --allow-nonfinite: NaN weights leave the error unmeasurable,
+	// stored as -1 (undefined) rather than a NaN the format refuses.
+	if math.IsNaN(fm.SNRdB) || math.IsInf(fm.SNRdB, 0) {
+		fm.SNRdB = -1
+	}
+	if math.IsNaN(fm.MaxAbs) || math.IsInf(fm.MaxAbs, 0) {
+		fm.MaxAbs = -1
 	}
 	return fm
 }

@@ -55,6 +55,10 @@ func factorTensor(ctx context.Context, d *TensorDesc, pe PlanEntry, stats *lowra
 	if err := d.Load(ctx, w); err != nil {
 		return format.Tensor{}, nil, rep, err
 	}
+	// A factorisation of a matrix holding NaN or Inf is NaN throughout.
+	if err := nonFiniteError(w, n); err != nil {
+		return format.Tensor{}, nil, rep, err
+	}
 	t := format.Tensor{Name: d.Name, Shape: append([]int64(nil), d.Shape...), Kind: pe.Kind, SourceDType: string(d.DType)}
 	for _, p := range pe.Parts {
 		t.Parts = append(t.Parts, format.Part{Role: p.Role, Shape: append([]int64(nil), p.Shape...), Encoding: p.Encoding})

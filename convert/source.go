@@ -164,7 +164,7 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 	if elemOff < 0 || (elemOff+n)*es > src.size {
 		return fmt.Errorf("element range [%d, %d) outside the %d-byte tensor", elemOff, elemOff+n, src.size)
 	}
-	le := hostLittleEndian()
+	le := quant.HostLittleEndian
 	base := src.off + elemOff*es
 	if src.DType == DTypeF32 && le {
 		// The file bytes are the float32 values: read straight into dst.
@@ -228,11 +228,6 @@ func decodeLE(dst []float32, b []byte, dtype DType) {
 			dst[i] = quant.HalfToFloat(binary.LittleEndian.Uint16(b[2*i:]))
 		}
 	}
-}
-
-func hostLittleEndian() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
 }
 
 func float32Bytes(f []float32) []byte {
@@ -345,6 +340,9 @@ type OpenOptions struct {
 	// "tok*.bin" beside the checkpoint is used. For Hugging Face folders it
 	// replaces tokenizer.json and tokenizer.model.
 	Tokenizer string
+	// NoTokenizer makes a weights-only file: no tokenizer is read, checked
+	// or carried, and the output runs on token ids only.
+	NoTokenizer bool
 }
 
 // Open reads a checkpoint's headers: a directory with config.json is a
@@ -528,11 +526,22 @@ func openHF(dir string, opts OpenOptions) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Path: dir, Config: cfg, SourceBytes: set.bytes, files: set.files}
+	if err := checkDeclared(hf.Path, &cfg, len(set.tensors)); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("convert: %w", err)
+	}
 	if m.Tensors, err = fam.Tensors(cfg, set.tensors); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("convert: %s: %w", dir, err)
 	}
+	if opts.NoTokenizer {
+		return m, nil
+	}
 	if m.TokenizerKind, m.TokenizerFiles, err = readHFTokenizer(dir, opts.Tokenizer, cfg.VocabSize); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := checkTokenizer(dir, m.TokenizerKind, m.TokenizerFiles, cfg); err != nil {
 		m.Close()
 		return nil, err
 	}

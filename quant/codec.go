@@ -118,8 +118,14 @@ func encodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, 
 		next++
 		return r0, min(r0+rowsPer, rows), true
 	}
-	accs := make([]ErrorAccumulator, workers)
-	for w := range workers {
+	// One accumulator per chunk, merged in chunk order below: which worker
+	// takes which chunk varies from run to run, and float sums depend on
+	// their order, so per-worker sums made the stored metrics differ in
+	// the last bit between runs (1 vs 0.9999999999999999). Per-chunk sums
+	// merged in order give the same bits whatever the thread count, and the
+	// same as the single-threaded loop, which adds one chunk at a time.
+	accs := make([]ErrorAccumulator, nchunks)
+	for range workers {
 		wg.Go(func() {
 			var buf []float32
 			if measure && !fused {
@@ -130,7 +136,7 @@ func encodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, 
 				if !ok {
 					return
 				}
-				if err := encodeChunk(&accs[w], buf, r0, r1); err != nil {
+				if err := encodeChunk(&accs[r0/rowsPer], buf, r0, r1); err != nil {
 					bad := r0
 					if re := (*rowError)(nil); errors.As(err, &re) {
 						bad = re.row
@@ -278,7 +284,7 @@ func decodeRowsInto(e Encoding, dst []float32, src []byte, rows, cols, r0, r1 in
 }
 
 func encodeF32(dst []byte, src []float32) {
-	if hostLittleEndian {
+	if HostLittleEndian {
 		copy(dst, f32Bytes(src))
 		return
 	}
@@ -292,7 +298,7 @@ func encodeF32Portable(dst []byte, src []float32) {
 }
 
 func decodeF32(dst []float32, src []byte) {
-	if hostLittleEndian {
+	if HostLittleEndian {
 		copy(f32Bytes(dst), src)
 		return
 	}

@@ -60,6 +60,14 @@ func newDense(p *WeightPart) (*dense, error) {
 			return nil, fmt.Errorf("part %q: %w", p.Role, err)
 		}
 		d.ng = p.Encoding.Groups(cols)
+		// A crafted file can hold NaN or Inf scales with valid checksums;
+		// they would turn every product into NaN without a word. The scales
+		// are a small fraction of the data, so checking them costs little.
+		for i, b := range d.s {
+			if b&0x7c00 == 0x7c00 {
+				return nil, fmt.Errorf("part %q: q8 scale of row %d, group %d is not finite (0x%04x)", p.Role, i/d.ng, i%d.ng, b)
+			}
+		}
 		blk := max(64, p.Encoding.Group)
 		d.cq = (cols + blk - 1) / blk * blk
 		d.ngq = d.cq / p.Encoding.Group

@@ -45,6 +45,8 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "factor-encoding", Usage: "low-rank: `ENC` of the factors (default: --quant for svd/whiten/asvd, f16 for lorc)"},
 			&cli.StringFlag{Name: "lowrank-include", Usage: "low-rank: factor only projections whose canonical name matches `REGEX`"},
 			&cli.BoolFlag{Name: "lorc-whiten", Usage: "lorc: whiten the residual's factorisation (needs --calib)"},
+			&cli.BoolFlag{Name: "no-tokenizer", Usage: "write a weights-only file: no tokenizer is read or embedded (run it with --ids)"},
+			&cli.BoolFlag{Name: "allow-nonfinite", Usage: "keep NaN/Inf weights in float encodings instead of refusing them"},
 		}, calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "one model path"); err != nil {
@@ -77,6 +79,7 @@ func convertCommand() *cli.Command {
 			args := convertArgs{
 				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
+				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"),
 			}
 			switch c.String("format") {
 			case "shrink":
@@ -233,10 +236,15 @@ type convertArgs struct {
 	dry, json           bool
 	threads             int
 	calib               *calibSettings
+	noTokenizer         bool
+	allowNonFinite      bool
 }
 
 func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) error {
-	m, err := convert.Open(a.src, convert.OpenOptions{Tokenizer: a.tokenizer})
+	if a.noTokenizer && a.tokenizer != "" {
+		return usagef("convert: --tokenizer and --no-tokenizer exclude each other")
+	}
+	m, err := convert.Open(a.src, convert.OpenOptions{Tokenizer: a.tokenizer, NoTokenizer: a.noTokenizer})
 	if err != nil {
 		return err
 	}
@@ -271,7 +279,7 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		return nil
 	}
 	bar := newProgress(stderr, plan.SourceBytes, "converting")
-	opts := convert.Options{Workers: a.threads, Calibration: cal}
+	opts := convert.Options{Workers: a.threads, Calibration: cal, AllowNonFinite: a.allowNonFinite}
 	if bar != nil {
 		opts.Progress = func(p convert.Progress) { _ = bar.Set64(p.DoneBytes) }
 	}
@@ -302,7 +310,7 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	if a.calib == nil {
 		return nil, nil
 	}
-	text, err := os.ReadFile(a.calib.file)
+	docs, err := readCalibDocs(a.calib.file, a.calib.docs, a.calib.tokens)
 	if err != nil {
 		return nil, fmt.Errorf("--calib: %w", err)
 	}
@@ -324,7 +332,7 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	}
 	start := time.Now()
 	cal, err := convert.Calibrate(ctx, m, convert.CalibOptions{
-		Text: string(text), Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
+		Documents: docs, Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.calib.file, err)

@@ -33,6 +33,11 @@ func inspectCommand() *cli.Command {
 				return err
 			}
 			defer f.Close()
+			if c.Bool("verify") {
+				if err := verifyModel(f); err != nil {
+					return err
+				}
+			}
 			rep := makeInspectReport(f, c.Bool("verify"))
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
