@@ -120,6 +120,9 @@ func readGGUF(fh *os.File, path string, opts OpenOptions) (*Model, error) {
 		return nil, fail("a GPT-2 output.weight different from token_embd.weight is not supported (GPT-2 ties them)")
 	}
 
+	if err := checkDeclared(path, &cfg, len(src)); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
 	ts, err := ggufTensors(cfg, src)
 	if err != nil {
 		return nil, fail("%v", err)
@@ -127,6 +130,7 @@ func readGGUF(fh *os.File, path string, opts OpenOptions) (*Model, error) {
 
 	kind, files := format.TokenizerNone, map[string][]byte(nil)
 	switch {
+	case opts.NoTokenizer:
 	case opts.Tokenizer != "":
 		if kind, files, err = readTokenizerFile(opts.Tokenizer, cfg.VocabSize, false); err != nil {
 			return nil, err
@@ -141,6 +145,11 @@ func readGGUF(fh *os.File, path string, opts OpenOptions) (*Model, error) {
 		// included), so generation stops where llama.cpp's does.
 		if cfg.BOS, cfg.EOS, err = ggufSpecialIDs(gf, cfg); err != nil {
 			return nil, fail("%v", err)
+		}
+	}
+	if kind != format.TokenizerNone {
+		if err := checkTokenizer(path, kind, files, cfg); err != nil {
+			return nil, err
 		}
 	}
 	return &Model{
