@@ -505,6 +505,29 @@ func (g *gen) shrinkCases() {
 	} {
 		both("shrink-values-"+p.name, patchPart(b, hdr, p.tensor, p.edit), "")
 	}
+	// The model path itself as something other than a regular file.
+	for _, kind := range []string{"fifo", "devzero", "dir"} {
+		for _, cmd := range [][]string{{"inspect", "--verify"}, {"run", "-p", "Once", "-n", "4"}, {"eval", "--model"}} {
+			cname := "shrink-path-" + kind + "-" + cmd[0]
+			dir, out := g.caseDir(cname)
+			p := filepath.Join(dir, "m.shrink")
+			switch kind {
+			case "fifo":
+				g.check(syscall.Mkfifo(p, 0o644))
+			case "devzero":
+				g.check(os.Symlink("/dev/zero", p))
+			case "dir":
+				g.check(os.Mkdir(p, 0o755))
+			}
+			args := []string{cmd[0], p}
+			if cmd[0] == "eval" {
+				args = []string{"eval", "--ref", p, "--model", g.q8, "--text", filepath.Join(g.base, "config.json")}
+			} else {
+				args = append(args, cmd[1:]...)
+			}
+			g.add(Case{Name: cname, Category: "shrink", Args: args, OutDir: out})
+		}
+	}
 	// Padding between items is outside every checksum by design (SPEC §2).
 	last := hdr.Tensors[len(hdr.Tensors)-1].Parts[0]
 	if end := last.Offset + last.Length; end < hoff {
