@@ -678,9 +678,27 @@ func (g *gen) flagCases() {
 		{"convert-no-output", []string{"convert", g.base}},
 		{"convert-tokenizer-conflict", []string{"convert", g.base, "-o", o, "--tokenizer", "t.json", "--no-tokenizer"}},
 		{"convert-group-bad", []string{"convert", g.base, "-o", o, "--quant", "q8", "--group", "48"}},
+		{"bench-reps-huge", []string{"bench", g.q8, "--reps", "1000000000000"}},
+		{"bench-threads-huge", []string{"bench", g.q8, "--threads", "1,1000000"}},
 	} {
 		g.add(Case{Name: "flag-" + f.name, Category: "flags", Args: f.args, Usage: true, OutDir: out})
 	}
+	for _, f := range []struct {
+		name string
+		args []string
+	}{
+		{"eval-ctx-maxint", []string{"eval", "--ref", g.q8, "--model", g.q8, "--text", filepath.Join(g.base, "config.json"), "--ctx", "2147483647", "--chunks", "1"}},
+		{"bench-pp-huge", []string{"bench", g.q8, "--pp", "1000000000", "--tg", "1", "--reps", "1"}},
+		{"bench-tg-huge", []string{"bench", g.q8, "--pp", "8", "--tg", "1000000000000", "--reps", "1"}},
+	} {
+		g.add(Case{Name: "flag-" + f.name, Category: "flags", Args: f.args, OutDir: out})
+	}
+	calib := filepath.Join(g.dir, "base", "stories.txt")
+	g.check(os.WriteFile(calib, []byte(demo.Stories), 0o644))
+	_, cout := g.caseDir("flag-calib-tokens-maxint")
+	g.add(Case{Name: "flag-calib-tokens-maxint", Category: "flags", OutDir: cout, Outputs: []string{"o.shrink"},
+		Accept: "--calib-tokens is an upper bound: calibration uses the text there is",
+		Args:   []string{"convert", g.base, "-o", filepath.Join(cout, "o.shrink"), "--lowrank", "whiten", "--rank", "8", "--calib", calib, "--calib-tokens", "9223372036854775807"}})
 	// A huge -n is not a usage error: it is valid until compared with the
 	// model's context.
 	g.add(Case{Name: "flag-run-n-maxint", Category: "flags", Args: []string{"run", g.q8, "-p", "hi", "-n", "9223372036854775807"}, OutDir: out})
