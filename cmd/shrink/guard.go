@@ -59,7 +59,12 @@ func unknownCommand(app *cli.App, args []string) error {
 		return nil
 	}
 	name := args[1]
-	if strings.HasPrefix(name, "-") || app.Command(name) != nil || name == "help" || name == "h" {
+	if (name == "help" || name == "h") && len(args) > 2 {
+		name = args[2] // "shrink help NAME" must name a command too
+	} else if strings.HasPrefix(name, "-") || name == "help" || name == "h" {
+		return nil
+	}
+	if app.Command(name) != nil {
 		return nil
 	}
 	return usagef("unknown command %q (see shrink help)", clip(name))
