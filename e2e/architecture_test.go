@@ -18,15 +18,16 @@ const module = "github.com/shrink-llm/shrink/"
 var allowedImports = map[string][]string{
 	"quant":               {},
 	"lowrank":             {"quant"},
-	"format":              {"quant"},
+	"format":              {"quant", "internal/safeio"},
 	"runtime/simd":        {},
 	"runtime/tokenizer":   {},
 	"runtime":             {"format", "quant", "runtime/simd", "runtime/tokenizer"},
 	"internal/textdata":   {},
+	"internal/safeio":     {},
 	"internal/membw":      {"runtime/simd"},
 	"internal/testshared": {"quant"},
-	"convert":             {"format", "quant", "lowrank", "runtime", "internal/textdata"},
-	"eval":                {"convert", "format", "quant", "runtime", "internal/textdata"},
+	"convert":             {"format", "quant", "lowrank", "runtime", "runtime/tokenizer", "gguf", "internal/textdata", "internal/safeio"},
+	"eval":                {"convert", "format", "quant", "runtime", "internal/textdata", "internal/safeio"},
 }
 
 // TestArchitecture parses every production file of each package and fails
