@@ -268,6 +268,15 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 			return t, out, nil
 		}
 	}
+	if pe.Encoding == quant.Q8 {
+		// A GGUF Q8_0 tensor is already q8 with group 32: repack it.
+		if ok, err := d.carryQ8(out, rows, cols); err != nil {
+			return t, nil, err
+		} else if ok {
+			t.Metrics = &format.Metrics{SNRdB: snrExact, Cosine: 1}
+			return t, out, nil
+		}
+	}
 	n := rows * cols
 	e.f32 = grow(e.f32, n)
 	if err := d.Load(ctx, e.f32); err != nil {

@@ -24,10 +24,19 @@
 // table (LowRank.Ranks) computed beforehand by SpectrumRanks. So every plan,
 // low-rank or not, is data that --dry-run prints and tests check.
 //
-// Factored matrices are computed ahead of the encoder, up to
-// Options.Workers at once, and written in plan order; each reports its
-// weight error and, given calibration statistics, its activation error
-// ||(W−Ŵ)X||/||WX|| (Result.LowRank).
+// Factored matrices are computed ahead of the encoder and written in plan
+// order; each reports its weight error and, given calibration statistics,
+// its activation error ||(W−Ŵ)X||/||WX|| (Result.LowRank). Options.Workers
+// is one thread budget for the whole run: F = min(Workers, factored
+// matrices) factorisations at once with Workers/F threads each
+// (lowrank.Options.Threads), and a weighted semaphore so that they and the
+// dense encodings together never compute on more than Workers goroutines.
+// The writer, the encoder and the factorisations share an errgroup: the
+// first write, encode or factorisation error cancels the rest.
+//
+// Source element types are DType values (one size table, dtype.go);
+// canonical names, tensor kinds and part roles are format's (format.Stem,
+// format.Kind, format.Role, format.BlockName).
 //
 // Nothing from a checkpoint is trusted before it is checked against the
 // data: declared sizes are bounded by the format's limits and by the

@@ -190,15 +190,17 @@ func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
 		Shape:       append([]int64(nil), t.Shape...),
 		SourceDType: t.DType,
 		Kind:        format.KindDense,
-		SourceBytes: t.NumElements() * t.DType.Size(),
+		SourceBytes: t.sourceBytes(),
 	}
 	is1D := len(t.Shape) == 1
+	layer, stem, _, _ := format.ParseName(t.Name)
+	global := layer < 0
 	switch {
 	case is1D:
 		e.Encoding, e.Rule = quant.F32, "vector (norm/bias) stays f32"
-	case strings.HasPrefix(t.Name, "token_embd.") || strings.HasPrefix(t.Name, "position_embd."):
+	case global && (stem == format.TokenEmbd || stem == format.PositionEmbd):
 		e.Encoding, e.Rule = pol.EmbedEncoding(), "embedding (--embed)"
-	case strings.HasPrefix(t.Name, "output."):
+	case global && stem == format.Output:
 		e.Encoding, e.Rule = pol.OutputEncoding(), "output head (--output)"
 	default:
 		e.Encoding, e.Rule = pol.Quant, "projection (--quant)"

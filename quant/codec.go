@@ -284,7 +284,7 @@ func decodeRowsInto(e Encoding, dst []float32, src []byte, rows, cols, r0, r1 in
 }
 
 func encodeF32(dst []byte, src []float32) {
-	if hostLittleEndian {
+	if HostLittleEndian {
 		copy(dst, f32Bytes(src))
 		return
 	}
@@ -298,7 +298,7 @@ func encodeF32Portable(dst []byte, src []float32) {
 }
 
 func decodeF32(dst []float32, src []byte) {
-	if hostLittleEndian {
+	if HostLittleEndian {
 		copy(f32Bytes(dst), src)
 		return
 	}

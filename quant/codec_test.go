@@ -486,7 +486,7 @@ func TestViews(t *testing.T) {
 			}
 		}
 	}
-	if hostLittleEndian {
+	if HostLittleEndian {
 		b := buf[4 : 4+4*len(x)]
 		if v := F32View(b); &v[0] != (*float32)(unsafe.Pointer(&b[0])) {
 			t.Error("F32View copied an aligned buffer on a little-endian host")

@@ -289,11 +289,11 @@ func (m *Model) load(src WeightSource) error {
 		return out, nil
 	}
 	var err error
-	if m.embd, err = mat("token_embd.weight", c.VocabSize, h); err != nil {
+	if m.embd, err = mat(format.Name(format.TokenEmbd, format.Weight), c.VocabSize, h); err != nil {
 		return err
 	}
 	if !m.rope {
-		if m.posEmbd, err = mat("position_embd.weight", -1, h); err != nil {
+		if m.posEmbd, err = mat(format.Name(format.PositionEmbd, format.Weight), -1, h); err != nil {
 			return err
 		}
 		if m.posEmbd.rows < c.ContextLength {
@@ -308,78 +308,77 @@ func (m *Model) load(src WeightSource) error {
 	for i := range c.NumLayers {
 		m.layers = append(m.layers, layer{})
 		L := &m.layers[i]
-		p := fmt.Sprintf("blk.%d.", i)
-		if L.attnNorm, err = vec(p+"attn_norm.weight", h, true); err != nil {
+		if L.attnNorm, err = vec(format.BlockName(i, format.AttnNorm, format.Weight), h, true); err != nil {
 			return err
 		}
-		if L.attnNormB, err = vec(p+"attn_norm.bias", h, false); err != nil {
+		if L.attnNormB, err = vec(format.BlockName(i, format.AttnNorm, format.Bias), h, false); err != nil {
 			return err
 		}
-		if L.ffnNorm, err = vec(p+"ffn_norm.weight", h, true); err != nil {
+		if L.ffnNorm, err = vec(format.BlockName(i, format.FFNNorm, format.Weight), h, true); err != nil {
 			return err
 		}
-		if L.ffnNormB, err = vec(p+"ffn_norm.bias", h, false); err != nil {
+		if L.ffnNormB, err = vec(format.BlockName(i, format.FFNNorm, format.Bias), h, false); err != nil {
 			return err
 		}
-		if L.q, err = mat(p+"attn_q.weight", m.qDim, h); err != nil {
+		if L.q, err = mat(format.BlockName(i, format.AttnQ, format.Weight), m.qDim, h); err != nil {
 			return err
 		}
-		if L.k, err = mat(p+"attn_k.weight", m.kvDim, h); err != nil {
+		if L.k, err = mat(format.BlockName(i, format.AttnK, format.Weight), m.kvDim, h); err != nil {
 			return err
 		}
-		if L.v, err = mat(p+"attn_v.weight", m.kvDim, h); err != nil {
+		if L.v, err = mat(format.BlockName(i, format.AttnV, format.Weight), m.kvDim, h); err != nil {
 			return err
 		}
-		if L.o, err = mat(p+"attn_output.weight", h, m.qDim); err != nil {
+		if L.o, err = mat(format.BlockName(i, format.AttnOutput, format.Weight), h, m.qDim); err != nil {
 			return err
 		}
 		need := c.AttnBias
-		if L.qb, err = vec(p+"attn_q.bias", m.qDim, need); err != nil {
+		if L.qb, err = vec(format.BlockName(i, format.AttnQ, format.Bias), m.qDim, need); err != nil {
 			return err
 		}
-		if L.kb, err = vec(p+"attn_k.bias", m.kvDim, need); err != nil {
+		if L.kb, err = vec(format.BlockName(i, format.AttnK, format.Bias), m.kvDim, need); err != nil {
 			return err
 		}
-		if L.vb, err = vec(p+"attn_v.bias", m.kvDim, need); err != nil {
+		if L.vb, err = vec(format.BlockName(i, format.AttnV, format.Bias), m.kvDim, need); err != nil {
 			return err
 		}
-		if L.ob, err = vec(p+"attn_output.bias", h, false); err != nil {
+		if L.ob, err = vec(format.BlockName(i, format.AttnOutput, format.Bias), h, false); err != nil {
 			return err
 		}
-		if L.up, err = mat(p+"ffn_up.weight", -1, h); err != nil {
+		if L.up, err = mat(format.BlockName(i, format.FFNUp, format.Weight), -1, h); err != nil {
 			return err
 		}
 		if m.ffn == 0 {
 			m.ffn = L.up.rows
 			if c.IntermediateSize != 0 && c.IntermediateSize != m.ffn {
-				return fmt.Errorf("tensor %sffn_up.weight: %d rows, config intermediate_size is %d", p, m.ffn, c.IntermediateSize)
+				return fmt.Errorf("tensor %s: %d rows, config intermediate_size is %d", format.BlockName(i, format.FFNUp, format.Weight), m.ffn, c.IntermediateSize)
 			}
 		} else if L.up.rows != m.ffn {
-			return fmt.Errorf("tensor %sffn_up.weight: %d rows, earlier layers have %d", p, L.up.rows, m.ffn)
+			return fmt.Errorf("tensor %s: %d rows, earlier layers have %d", format.BlockName(i, format.FFNUp, format.Weight), L.up.rows, m.ffn)
 		}
 		if m.glu {
-			if L.gate, err = mat(p+"ffn_gate.weight", m.ffn, h); err != nil {
+			if L.gate, err = mat(format.BlockName(i, format.FFNGate, format.Weight), m.ffn, h); err != nil {
 				return err
 			}
 		}
-		if L.down, err = mat(p+"ffn_down.weight", h, m.ffn); err != nil {
+		if L.down, err = mat(format.BlockName(i, format.FFNDown, format.Weight), h, m.ffn); err != nil {
 			return err
 		}
-		if L.upb, err = vec(p+"ffn_up.bias", m.ffn, false); err != nil {
+		if L.upb, err = vec(format.BlockName(i, format.FFNUp, format.Bias), m.ffn, false); err != nil {
 			return err
 		}
-		if L.downb, err = vec(p+"ffn_down.bias", h, false); err != nil {
+		if L.downb, err = vec(format.BlockName(i, format.FFNDown, format.Bias), h, false); err != nil {
 			return err
 		}
 	}
-	if m.outNorm, err = vec("output_norm.weight", h, true); err != nil {
+	if m.outNorm, err = vec(format.Name(format.OutputNorm, format.Weight), h, true); err != nil {
 		return err
 	}
-	if m.outNormB, err = vec("output_norm.bias", h, false); err != nil {
+	if m.outNormB, err = vec(format.Name(format.OutputNorm, format.Bias), h, false); err != nil {
 		return err
 	}
-	if _, ok := src.Weight("output.weight"); ok && !c.TiedEmbeddings {
-		if m.output, err = mat("output.weight", c.VocabSize, h); err != nil {
+	if _, ok := src.Weight(format.Name(format.Output, format.Weight)); ok && !c.TiedEmbeddings {
+		if m.output, err = mat(format.Name(format.Output, format.Weight), c.VocabSize, h); err != nil {
 			return err
 		}
 	} else if c.TiedEmbeddings {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
@@ -22,8 +23,8 @@ import (
 func convertCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "convert",
-		Usage:     "convert a checkpoint (Hugging Face folder or llama2.c .bin) into a .shrink file",
-		ArgsUsage: "MODEL_DIR|MODEL.bin",
+		Usage:     "convert a checkpoint (Hugging Face folder, llama2.c .bin or GGUF file) into a .shrink file",
+		ArgsUsage: "MODEL_DIR|MODEL.bin|MODEL.gguf",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `FILE` (.shrink)"},
 			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128"},
@@ -281,6 +282,9 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		res.Path, len(res.Tensors), humanBytes(res.Bytes), humanCount(plan.Params),
 		float64(plan.TotalBytes)*8/float64(max(plan.Params, 1)),
 		float64(res.Bytes)/float64(max(plan.SourceBytes, 1)), humanBytes(plan.SourceBytes), res.Duration.Seconds())
+	if m.TokenizerKind == format.TokenizerNone {
+		fmt.Fprintf(stderr, "note: %s carries no tokenizer: %s holds the weights only (add one with --tokenizer)\n", a.src, res.Path)
+	}
 	if s := plan.LowRank; s != nil {
 		fmt.Fprintf(stdout, "low-rank %s %s: %d of %d projections factored, storing %.1f%% of their parameters and %.1f%% of their dense bytes; %s\n",
 			s.Method, s.Spec, s.Factored, s.Matrices, 100*float64(s.StoredParams)/float64(max(s.Params, 1)),

@@ -11,9 +11,17 @@ import (
 
 // readVectors reads a llama.cpp .inp/.out pair: inputs separated by
 // "\n__ggml_vocab_test__\n", one line of space-separated ids per input.
+//
+// ggml-vocab-bert-bge.gguf has only its .out: llama.cpp writes the same
+// inputs for every vocabulary (the shared .inp files are identical), so the
+// llama-spm inputs stand in.
 func readVectors(t *testing.T, base string) ([]string, []string) {
 	t.Helper()
-	inp := string(readFileT(t, base+".inp"))
+	inpPath := base + ".inp"
+	if filepath.Base(base) == "ggml-vocab-bert-bge.gguf" {
+		inpPath = filepath.Join(filepath.Dir(base), "ggml-vocab-llama-spm.gguf.inp")
+	}
+	inp := string(readFileT(t, inpPath))
 	const sep = "\n__ggml_vocab_test__\n"
 	var inputs []string
 	for pos := 0; pos < len(inp); {
@@ -37,7 +45,7 @@ func readVectors(t *testing.T, base string) ([]string, []string) {
 // does (no BOS, special tokens not parsed).
 func TestTokenizeGGUFVectors(t *testing.T) {
 	dir := testshared.Path(t, "tokenizers", "gguf-vocab")
-	for _, name := range []string{"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf"} {
+	for _, name := range []string{"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf", "ggml-vocab-bert-bge.gguf"} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, name)
 			inputs, want := readVectors(t, path)

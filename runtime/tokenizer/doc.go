@@ -25,8 +25,10 @@
 //     llama.cpp's llama-vocab.cpp does: special-token partition, the SPM
 //     session ("llama": merges by score) or the byte-level BPE session
 //     ("gpt2": merges by rank, words split by the rule that
-//     tokenizer.ggml.pre names). GGUFVocab.MarshalBinary is the gguf-vocab
-//     blob a .shrink stores (format/SPEC.md §5.2).
+//     tokenizer.ggml.pre names) or the WordPiece session ("bert").
+//     GGUFVocab.MarshalBinary is the gguf-vocab blob a .shrink stores
+//     (format/SPEC.md §5.2); VocabFromSentencePiece and VocabFromLlama2C
+//     give the same description of the other formats, for GGUF export.
 //
 // The split rules of GPT-2 and Llama-3 (whose regular expressions use
 // lookahead, which Go's regexp lacks) are implemented as hand-written rune

@@ -147,6 +147,8 @@ func FuzzGGUFVocab(f *testing.F) {
 			Types: []int32{2, 3, 3, 1, 1, 1, 6}, BOS: 1, EOS: 2, UNK: 0, PAD: -1, AddBOS: true, AddSpacePrefix: true},
 		{Model: GGUFModelGPT2, Pre: "gpt-2", Tokens: []string{"a", "b", "ab", "Ġ", "Ġab", "<|endoftext|>"},
 			Types: []int32{1, 1, 1, 1, 1, 3}, Merges: []string{"a b", "Ġ ab"}, BOS: 5, EOS: 5, UNK: -1, PAD: -1},
+		{Model: GGUFModelBERT, Tokens: []string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "▁a", "b", "▁ab", "▁!"}, Types: []int32{3, 2, 3, 3, 1, 1, 1, 1},
+			BOS: 2, EOS: -1, UNK: 1, PAD: 0, SEP: 3, AddBOS: true, Lowercase: true, StripAccents: true},
 		{Model: GGUFModelGPT2, Pre: "llama-bpe", Tokens: []string{"1", "2", "12", "x"}, Merges: []string{"1 2"}, BOS: 3, EOS: 3, UNK: -1, PAD: -1, AddBOS: true},
 	} {
 		b, err := v.MarshalBinary()

@@ -12,11 +12,12 @@ import (
 // bytes.
 //
 //	magic      8 bytes  "SHRKVOC1"
-//	model      string   "llama" or "gpt2"
-//	pre        string   gpt2: pre-tokenizer name; llama: empty
+//	model      string   "llama", "gpt2" or "bert"
+//	pre        string   gpt2: pre-tokenizer name; others: empty
 //	flags      uint32   bit 0 add_bos, bit 1 add_eos, bit 2 add_space_prefix,
-//	                    bit 3 scores present; other bits zero
-//	bos, eos, unk, pad  int32 each, -1 for none
+//	                    bit 3 scores present, bit 4 lowercase, bit 5
+//	                    strip_accents; other bits zero
+//	bos, eos, unk, pad, sep  int32 each, -1 for none
 //	n_tokens   uint32
 //	n_tokens × { text string, score float32 (only with bit 3), type int32 }
 //	n_merges   uint32
@@ -30,16 +31,20 @@ const (
 	vocabFlagAddEOS
 	vocabFlagAddSpacePrefix
 	vocabFlagScores
-	vocabFlagsKnown = vocabFlagAddBOS | vocabFlagAddEOS | vocabFlagAddSpacePrefix | vocabFlagScores
+	vocabFlagLowercase
+	vocabFlagStripAccents
+	vocabFlagsKnown = vocabFlagAddBOS | vocabFlagAddEOS | vocabFlagAddSpacePrefix | vocabFlagScores |
+		vocabFlagLowercase | vocabFlagStripAccents
 )
 
 // MarshalBinary encodes the vocabulary as a gguf-vocab blob. The same
 // vocabulary always gives the same bytes.
 func (v *GGUFVocab) MarshalBinary() ([]byte, error) {
+	v = v.normalized()
 	if err := v.check(); err != nil {
 		return nil, fmt.Errorf("gguf vocab: %w", err)
 	}
-	size := len(ggufVocabMagic) + 8 + len(v.Model) + len(v.Pre) + 4 + 16 + 8
+	size := len(ggufVocabMagic) + 8 + len(v.Model) + len(v.Pre) + 4 + 20 + 8
 	for _, s := range v.Tokens {
 		size += 12 + len(s)
 	}
@@ -64,11 +69,17 @@ func (v *GGUFVocab) MarshalBinary() ([]byte, error) {
 	if v.Scores != nil {
 		flags |= vocabFlagScores
 	}
+	if v.Lowercase {
+		flags |= vocabFlagLowercase
+	}
+	if v.StripAccents {
+		flags |= vocabFlagStripAccents
+	}
 	b = append(b, ggufVocabMagic...)
 	str(v.Model)
 	str(v.Pre)
 	b = binary.LittleEndian.AppendUint32(b, flags)
-	for _, id := range []int{v.BOS, v.EOS, v.UNK, v.PAD} {
+	for _, id := range []int{v.BOS, v.EOS, v.UNK, v.PAD, v.SEP} {
 		b = binary.LittleEndian.AppendUint32(b, uint32(int32(id)))
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(v.Tokens)))
@@ -160,11 +171,13 @@ func ParseGGUFVocab(blob []byte) (*GGUFVocab, error) {
 	v.AddBOS = flags&vocabFlagAddBOS != 0
 	v.AddEOS = flags&vocabFlagAddEOS != 0
 	v.AddSpacePrefix = flags&vocabFlagAddSpacePrefix != 0
-	ids := [4]int{}
+	v.Lowercase = flags&vocabFlagLowercase != 0
+	v.StripAccents = flags&vocabFlagStripAccents != 0
+	ids := [5]int{}
 	for i := range ids {
 		ids[i] = int(int32(r.u32("special id")))
 	}
-	v.BOS, v.EOS, v.UNK, v.PAD = ids[0], ids[1], ids[2], ids[3]
+	v.BOS, v.EOS, v.UNK, v.PAD, v.SEP = ids[0], ids[1], ids[2], ids[3], ids[4]
 	per := 8
 	if flags&vocabFlagScores != 0 {
 		per = 12

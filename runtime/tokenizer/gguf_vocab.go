@@ -13,6 +13,7 @@ import (
 const (
 	GGUFModelLlama = "llama" // SentencePiece-style BPE over scores, byte fallback
 	GGUFModelGPT2  = "gpt2"  // byte-level BPE over merges, split by a pre-tokenizer
+	GGUFModelBERT  = "bert"  // WordPiece, longest match first
 )
 
 // GGUF metadata keys of the tokenizer.
@@ -30,6 +31,10 @@ const (
 	ggufKeyAddBOS         = "tokenizer.ggml.add_bos_token"
 	ggufKeyAddEOS         = "tokenizer.ggml.add_eos_token"
 	ggufKeyAddSpacePrefix = "tokenizer.ggml.add_space_prefix"
+	ggufKeySEP            = "tokenizer.ggml.seperator_token_id" // sic
+	ggufKeyAddSEP         = "tokenizer.ggml.add_sep_token"
+	ggufKeyLowercase      = "tokenizer.ggml.normalizer.lowercase"
+	ggufKeyStripAccents   = "tokenizer.ggml.normalizer.strip_accents"
 )
 
 // GGUFVocab is a tokenizer as GGUF metadata describes it, with llama.cpp's
@@ -47,6 +52,11 @@ type GGUFVocab struct {
 	BOS, EOS, UNK, PAD int // -1: none
 	AddBOS, AddEOS     bool
 	AddSpacePrefix     bool // llama: prepend a space to text that follows BOS or a special token
+
+	// bert only: the separator appended by Encode(…, true), and BERT's
+	// normalizer options.
+	SEP                     int // -1: none
+	Lowercase, StripAccents bool
 }
 
 // GGUFMetadata is the part of a GGUF reader VocabFromGGUF needs: typed
@@ -108,11 +118,27 @@ func VocabFromGGUF(m GGUFMetadata) (*GGUFVocab, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &GGUFVocab{Model: model, BOS: -1, EOS: -1, UNK: -1, PAD: -1}
+	v := &GGUFVocab{Model: model, BOS: -1, EOS: -1, UNK: -1, PAD: -1, SEP: -1}
 	switch model {
 	case GGUFModelLlama:
 		v.BOS, v.EOS, v.UNK = 1, 2, 0
 		v.AddBOS, v.AddSpacePrefix = true, true
+	case GGUFModelBERT:
+		// llama.cpp's defaults: [CLS] 101 as BOS, [UNK] 100, [SEP] 102,
+		// [PAD] 0, lowercase with accents stripped.
+		v.BOS, v.UNK, v.SEP, v.PAD = 101, 100, 102, 0
+		v.AddBOS, v.Lowercase = true, true
+		if m.Has(ggufKeyLowercase) {
+			if v.Lowercase, err = m.Bool(ggufKeyLowercase); err != nil {
+				return nil, err
+			}
+		}
+		v.StripAccents = v.Lowercase
+		if m.Has(ggufKeyStripAccents) {
+			if v.StripAccents, err = m.Bool(ggufKeyStripAccents); err != nil {
+				return nil, err
+			}
+		}
 	case GGUFModelGPT2:
 		v.BOS, v.EOS = 11, 11
 		if !m.Has(ggufKeyPre) {
@@ -130,7 +156,7 @@ func VocabFromGGUF(m GGUFMetadata) (*GGUFVocab, error) {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("%s %q is not supported (only %q and %q)", ggufKeyModel, model, GGUFModelLlama, GGUFModelGPT2)
+		return nil, fmt.Errorf("%s %q is not supported (only %q, %q and %q)", ggufKeyModel, model, GGUFModelLlama, GGUFModelGPT2, GGUFModelBERT)
 	}
 	if v.Tokens, err = m.Strings(ggufKeyTokens); err != nil {
 		return nil, err
@@ -175,7 +201,7 @@ func VocabFromGGUF(m GGUFMetadata) (*GGUFVocab, error) {
 	for _, sp := range []struct {
 		key string
 		id  *int
-	}{{ggufKeyBOS, &v.BOS}, {ggufKeyEOS, &v.EOS}, {ggufKeyUNK, &v.UNK}, {ggufKeyPAD, &v.PAD}} {
+	}{{ggufKeyBOS, &v.BOS}, {ggufKeyEOS, &v.EOS}, {ggufKeyUNK, &v.UNK}, {ggufKeyPAD, &v.PAD}, {ggufKeySEP, &v.SEP}} {
 		if *sp.id >= n {
 			*sp.id = -1 // a default outside the vocab is disabled
 		}
@@ -201,13 +227,27 @@ func VocabFromGGUF(m GGUFMetadata) (*GGUFVocab, error) {
 			return nil, err
 		}
 	}
-	if model == GGUFModelGPT2 {
+	if model != GGUFModelLlama {
 		v.AddSpacePrefix = false
+	}
+	if model != GGUFModelBERT {
+		v.SEP = -1
 	}
 	if err := v.check(); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// normalized returns v with SEP set to -1 unless the model is bert, so that
+// callers may leave SEP at its zero value for the other models.
+func (v *GGUFVocab) normalized() *GGUFVocab {
+	if v.Model == GGUFModelBERT || v.SEP == -1 {
+		return v
+	}
+	c := *v
+	c.SEP = -1
+	return &c
 }
 
 // check validates a vocabulary read from metadata or from a blob.
@@ -217,9 +257,12 @@ func (v *GGUFVocab) check() error {
 		return fmt.Errorf("%d tokens", n)
 	}
 	switch v.Model {
-	case GGUFModelLlama:
+	case GGUFModelLlama, GGUFModelBERT:
 		if v.Pre != "" || len(v.Merges) != 0 {
 			return fmt.Errorf("model %q has a pre-tokenizer or merges", v.Model)
+		}
+		if v.Model == GGUFModelBERT && (v.AddSpacePrefix || v.AddBOS && v.SEP < 0) {
+			return errors.New("a bert vocabulary adds no space prefix and needs a separator")
 		}
 	case GGUFModelGPT2:
 		if _, ok := ggufPreTokenizers[v.Pre]; !ok {
@@ -229,7 +272,10 @@ func (v *GGUFVocab) check() error {
 			return errors.New("a gpt2 vocabulary cannot add a space prefix")
 		}
 	default:
-		return fmt.Errorf("tokenizer model %q is not supported (only %q and %q)", v.Model, GGUFModelLlama, GGUFModelGPT2)
+		return fmt.Errorf("tokenizer model %q is not supported (only %q, %q and %q)", v.Model, GGUFModelLlama, GGUFModelGPT2, GGUFModelBERT)
+	}
+	if v.Model != GGUFModelBERT && (v.SEP != -1 || v.Lowercase || v.StripAccents) {
+		return fmt.Errorf("model %q has bert settings", v.Model)
 	}
 	if v.Scores != nil && len(v.Scores) != n || v.Types != nil && len(v.Types) != n {
 		return fmt.Errorf("%d tokens but %d scores and %d types", n, len(v.Scores), len(v.Types))
@@ -247,7 +293,7 @@ func (v *GGUFVocab) check() error {
 	for _, sp := range []struct {
 		name string
 		id   int
-	}{{"bos", v.BOS}, {"eos", v.EOS}, {"unk", v.UNK}, {"pad", v.PAD}} {
+	}{{"bos", v.BOS}, {"eos", v.EOS}, {"unk", v.UNK}, {"pad", v.PAD}, {"sep", v.SEP}} {
 		if sp.id < -1 || sp.id >= n {
 			return fmt.Errorf("%s id %d is outside the %d tokens", sp.name, sp.id, n)
 		}
@@ -320,6 +366,7 @@ type ggufTokenizer struct {
 	special []int // partition order: CONTROL, USER_DEFINED or UNKNOWN tokens, longest text first
 	spm     *spmModel
 	bpe     *ggufBPE
+	wpm     *ggufWPM
 }
 
 // FromGGUFVocab builds a tokenizer that encodes as llama.cpp does for the
@@ -328,6 +375,7 @@ type ggufTokenizer struct {
 // turns both on: BOS/EOS as the vocabulary says, and control tokens written
 // in the text become their ids. User-defined tokens are matched either way.
 func FromGGUFVocab(v *GGUFVocab) (*Tokenizer, error) {
+	v = v.normalized()
 	if err := v.check(); err != nil {
 		return nil, fmt.Errorf("gguf vocab: %w", err)
 	}
@@ -399,6 +447,9 @@ func FromGGUFVocab(v *GGUFVocab) (*Tokenizer, error) {
 		}
 		g.bpe = b
 		t.decode = decodeByteLevel
+	case GGUFModelBERT:
+		g.wpm = newGGUFWPM(v, lookup)
+		t.decode = spmDecoder(true) // word-initial U+2581 become spaces; the first is dropped
 	}
 	t.encode = g.encode
 	return t, nil
@@ -495,14 +546,19 @@ func (g *ggufTokenizer) encode(text string, addSpecial bool) ([]int, error) {
 					s = " " + s
 				}
 				out = g.spm.encode(escapeSpaces(s), out)
-			} else {
+			} else if g.bpe != nil {
 				out = g.bpe.encode(f.text, out)
+			} else {
+				out = g.wpm.encode(f.text, out)
 			}
 			prevSpecial = false
 		}
 	}
 	if addSpecial && v.AddEOS {
 		out = append(out, v.EOS)
+	}
+	if addSpecial && v.Model == GGUFModelBERT && v.AddBOS {
+		out = append(out, v.SEP) // [CLS] … [SEP]
 	}
 	return out, nil
 }
