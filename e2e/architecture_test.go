@@ -16,10 +16,10 @@ const module = "github.com/shrink-llm/shrink/"
 // allowedImports is the dependency rule of docs/DESIGN.md: which of our
 // packages each package's production code may import.
 var allowedImports = map[string][]string{
-	"quant":               {},
-	"lowrank":             {"quant"},
+	"quant":               {"internal/half"},
+	"lowrank":             {"quant", "internal/cpu"},
 	"format":              {"quant", "internal/safeio"},
-	"runtime/simd":        {},
+	"runtime/simd":        {"internal/half", "internal/cpu"},
 	"runtime/tokenizer":   {},
 	"runtime":             {"format", "quant", "runtime/simd", "runtime/tokenizer"},
 	"internal/textdata":   {},
