@@ -104,9 +104,13 @@ func init() {
 	}
 }
 
-// packedSegChunks is how many chunks one kernel call covers, so that the
-// block sums of packedMaxTok tokens stay in a small stack array.
-const packedSegChunks = 16
+// packedAsmTok is how many tokens one kernel call serves from each chunk it
+// unpacks; packedSegChunks is how many chunks it covers, so that the block
+// sums stay in a small stack array.
+const (
+	packedAsmTok    = 8
+	packedSegChunks = 16
+)
 
 // packedMatWith is MatPacked (and, with one token, DotPackedRows) on the
 // kernels of levels f.
@@ -117,13 +121,13 @@ func packedMatWith(f features, y []float32, ldy int, w *Packed, xq []int8, xs []
 		return
 	}
 	const ldi = 4 * packedSegChunks
-	var isum [packedMaxTok * ldi]int32
-	var acc [packedMaxTok]float32
+	var isum [packedAsmTok * ldi]int32
+	var acc [packedAsmTok]float32
 	var q [128]int8
 	n := 32 * w.Blocks
 	full := n / 128
-	for t0 := 0; t0 < tokens; t0 += packedMaxTok {
-		nt := min(packedMaxTok, tokens-t0)
+	for t0 := 0; t0 < tokens; t0 += packedAsmTok {
+		nt := min(packedAsmTok, tokens-t0)
 		for r := range rows {
 			clear(acc[:nt])
 			par := newPackedParams(w, r)
