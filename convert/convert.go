@@ -33,7 +33,7 @@ type Options struct {
 	// reports its activation error.
 	Calibration *Calibration
 	// Factorize tunes the factorisations (route, seed); LoRCWhiten is taken
-	// from the plan.
+	// from the plan and Threads from Workers.
 	Factorize lowrank.Options
 	// AllowNonFinite keeps NaN and ±Inf weights in the float encodings
 	// (f32, f16, bf16) instead of refusing the tensor; q8 and factored

@@ -34,6 +34,7 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Usage: "`ENC` for the untied output head (default as --embed)"},
 			&cli.StringSliceFlag{Name: "tensor-type", Usage: "`REGEX=ENC` override per tensor (canonical names, first match wins; repeatable)"},
 			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer `PATH` to carry: tokenizer.json, tokenizer.model, llama2.c tokenizer.bin or a GGUF (default: the checkpoint's own)"},
+			&cli.StringFlag{Name: "format", Value: "shrink", Usage: "output `FORMAT`: shrink, or gguf (converted, then exported as by shrink export)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and write nothing"},
 			&cli.BoolFlag{Name: "json", Usage: "with --dry-run: print the plan as JSON"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "use at most `N` cores: dense encoding, factorisations and calibration share them"},
@@ -76,11 +77,22 @@ func convertCommand() *cli.Command {
 			if t := c.Int("threads"); t < runtime.GOMAXPROCS(0) {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 			}
-			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, convertArgs{
+			args := convertArgs{
 				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
 				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"),
-			})
+			}
+			switch c.String("format") {
+			case "shrink":
+			case "gguf":
+				if dry {
+					return usagef("convert: --dry-run plans a .shrink; drop --format gguf")
+				}
+				return convertToGGUF(c.Context, c.App.Writer, c.App.ErrWriter, args)
+			default:
+				return usagef("convert: --format %q: want shrink or gguf", c.String("format"))
+			}
+			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, args)
 		},
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"syscall"
@@ -58,7 +59,12 @@ func unknownCommand(app *cli.App, args []string) error {
 		return nil
 	}
 	name := args[1]
-	if strings.HasPrefix(name, "-") || app.Command(name) != nil || name == "help" || name == "h" {
+	if (name == "help" || name == "h") && len(args) > 2 {
+		name = args[2] // "shrink help NAME" must name a command too
+	} else if strings.HasPrefix(name, "-") || name == "help" || name == "h" {
+		return nil
+	}
+	if app.Command(name) != nil {
 		return nil
 	}
 	return usagef("unknown command %q (see shrink help)", clip(name))
@@ -77,6 +83,9 @@ func clip(s string) string {
 	return cut + fmt.Sprintf("…(%d bytes)", len(s))
 }
 
+// maxReps bounds bench's repetitions.
+const maxReps = 10000
+
 // checkSharedFlags is every command's Before hook: the flags several
 // commands share are range-checked here, once, as usage errors.
 func checkSharedFlags(c *cli.Context) error {
@@ -94,6 +103,12 @@ func checkSharedFlags(c *cli.Context) error {
 		case "n":
 			if v < 0 {
 				return usagef("-n %d: want a non-negative number of tokens", v)
+			}
+		case "reps":
+			// Each repetition keeps its timing: bounded like any count
+			// that sizes memory.
+			if v < 1 || v > maxReps {
+				return usagef("--reps %d: want 1 to %d", v, maxReps)
 			}
 		}
 	}
@@ -141,7 +156,10 @@ func readCalibDocs(path string, rng textdata.DocRange, tokens int) ([]string, er
 	}
 	defer f.Close()
 	first := max(rng.First, 1)
-	budget := int64(tokens) * calibBytesPerToken
+	budget := int64(math.MaxInt64) // saturated: the file ends first
+	if int64(tokens) < math.MaxInt64/calibBytesPerToken {
+		budget = int64(tokens) * calibBytesPerToken
+	}
 	var docs []string
 	var held int64
 	n := 0

@@ -168,6 +168,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 	f := demoShrink(t, "q8")
 	checkCLIErrors(t, []cliCase{
 		{"unknown command", []string{"frobnicate"}, exitUsage, "frobnicate"},
+		{"help on an unknown command", []string{"help", "frobnicate"}, exitUsage, "frobnicate"},
 		{"unknown command, long", []string{strings.Repeat("x", 100000)}, exitUsage, "unknown command"},
 		{"run -n -1", []string{"run", f, "-p", "hi", "-n", "-1"}, exitUsage, "-n -1"},
 		{"run --threads -1", []string{"run", f, "-p", "hi", "--threads", "-1"}, exitUsage, "--threads"},

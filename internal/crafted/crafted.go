@@ -505,6 +505,29 @@ func (g *gen) shrinkCases() {
 	} {
 		both("shrink-values-"+p.name, patchPart(b, hdr, p.tensor, p.edit), "")
 	}
+	// The model path itself as something other than a regular file.
+	for _, kind := range []string{"fifo", "devzero", "dir"} {
+		for _, cmd := range [][]string{{"inspect", "--verify"}, {"run", "-p", "Once", "-n", "4"}, {"eval", "--model"}} {
+			cname := "shrink-path-" + kind + "-" + cmd[0]
+			dir, out := g.caseDir(cname)
+			p := filepath.Join(dir, "m.shrink")
+			switch kind {
+			case "fifo":
+				g.check(syscall.Mkfifo(p, 0o644))
+			case "devzero":
+				g.check(os.Symlink("/dev/zero", p))
+			case "dir":
+				g.check(os.Mkdir(p, 0o755))
+			}
+			args := []string{cmd[0], p}
+			if cmd[0] == "eval" {
+				args = []string{"eval", "--ref", p, "--model", g.q8, "--text", filepath.Join(g.base, "config.json")}
+			} else {
+				args = append(args, cmd[1:]...)
+			}
+			g.add(Case{Name: cname, Category: "shrink", Args: args, OutDir: out})
+		}
+	}
 	// Padding between items is outside every checksum by design (SPEC §2).
 	last := hdr.Tensors[len(hdr.Tensors)-1].Parts[0]
 	if end := last.Offset + last.Length; end < hoff {
@@ -655,9 +678,27 @@ func (g *gen) flagCases() {
 		{"convert-no-output", []string{"convert", g.base}},
 		{"convert-tokenizer-conflict", []string{"convert", g.base, "-o", o, "--tokenizer", "t.json", "--no-tokenizer"}},
 		{"convert-group-bad", []string{"convert", g.base, "-o", o, "--quant", "q8", "--group", "48"}},
+		{"bench-reps-huge", []string{"bench", g.q8, "--reps", "1000000000000"}},
+		{"bench-threads-huge", []string{"bench", g.q8, "--threads", "1,1000000"}},
 	} {
 		g.add(Case{Name: "flag-" + f.name, Category: "flags", Args: f.args, Usage: true, OutDir: out})
 	}
+	for _, f := range []struct {
+		name string
+		args []string
+	}{
+		{"eval-ctx-maxint", []string{"eval", "--ref", g.q8, "--model", g.q8, "--text", filepath.Join(g.base, "config.json"), "--ctx", "2147483647", "--chunks", "1"}},
+		{"bench-pp-huge", []string{"bench", g.q8, "--pp", "1000000000", "--tg", "1", "--reps", "1"}},
+		{"bench-tg-huge", []string{"bench", g.q8, "--pp", "8", "--tg", "1000000000000", "--reps", "1"}},
+	} {
+		g.add(Case{Name: "flag-" + f.name, Category: "flags", Args: f.args, OutDir: out})
+	}
+	calib := filepath.Join(g.dir, "base", "stories.txt")
+	g.check(os.WriteFile(calib, []byte(demo.Stories), 0o644))
+	_, cout := g.caseDir("flag-calib-tokens-maxint")
+	g.add(Case{Name: "flag-calib-tokens-maxint", Category: "flags", OutDir: cout, Outputs: []string{"o.shrink"},
+		Accept: "--calib-tokens is an upper bound: calibration uses the text there is",
+		Args:   []string{"convert", g.base, "-o", filepath.Join(cout, "o.shrink"), "--lowrank", "whiten", "--rank", "8", "--calib", calib, "--calib-tokens", "9223372036854775807"}})
 	// A huge -n is not a usage error: it is valid until compared with the
 	// model's context.
 	g.add(Case{Name: "flag-run-n-maxint", Category: "flags", Args: []string{"run", g.q8, "-p", "hi", "-n", "9223372036854775807"}, OutDir: out})
