@@ -2,6 +2,7 @@ package convert
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -257,10 +258,17 @@ func exportTypeOne(t *format.Tensor, cols int, exact bool) (gguf.TensorType, str
 		default:
 			return gguf.TypeQ8_0, fmt.Sprintf("%v requantized as Q8_0 (blocks of 32)", enc), nil
 		}
-	case quant.KindQK, quant.KindQ4S:
-		// The packed planes are not llama.cpp's block layouts; the decoded
-		// values are exact in F32.
-		return gguf.TypeF32, fmt.Sprintf("%v has no llama.cpp type with the same layout; written as F32 (the same numbers)", enc), nil
+	case quant.KindQ4S:
+		// q4s with groups of 32 has Q4_0's numbers, d·(q−8) with d float16:
+		// repacked from the planes into Q4_0 blocks.
+		if enc.Group == 32 && cols%32 == 0 {
+			return gguf.TypeQ4_0, "", nil
+		}
+	}
+	// The other packed encodings (q2…q6) and q4s with larger groups have no
+	// ggml type with the same numbers.
+	if !exact && cols%32 == 0 {
+		return gguf.TypeQ8_0, fmt.Sprintf("%v has no llama.cpp type with the same numbers; requantized as Q8_0", enc), nil
 	}
 	// Any other encoding decodes to float32 values F32 holds exactly.
 	return gguf.TypeF32, fmt.Sprintf("%v has no llama.cpp type; written as F32 (the same numbers)", enc), nil
@@ -318,6 +326,8 @@ func tensorBytesAs(f *format.File, t *format.Tensor, typ gguf.TensorType) ([]byt
 			return append([]byte(nil), data...), nil
 		case typ == gguf.TypeQ8_0 && p.Encoding == quant.Q8 && cols%32 == 0:
 			return q8ToQ8_0(data, rows, cols)
+		case typ == gguf.TypeQ4_0 && p.Encoding == quant.Q4S(32) && cols%32 == 0:
+			return q4sToQ4_0(data, rows, cols)
 		}
 	}
 	x, err := denseValues(f, t, rows, cols)
@@ -360,6 +370,31 @@ func q8ToQ8_0(data []byte, rows, cols int) ([]byte, error) {
 			copy(blk[:2], data[qp+2*(r*nb+g):])
 			for k := 0; k < 32; k++ {
 				blk[2+k] = byte(quants[r*cols+g*32+k])
+			}
+		}
+	}
+	return out, nil
+}
+
+// q4sToQ4_0 repacks shrink's q4s (group 32) into Q4_0 blocks: the same
+// float16 scale and 4-bit quants per 32 weights, the quant of weight j in
+// the low nibble of byte j and that of weight j+16 in its high nibble.
+func q4sToQ4_0(data []byte, rows, cols int) ([]byte, error) {
+	lo, _, _, sup, l, err := quant.PackedPlanes(quant.Q4S(32), data, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	nb := cols / 32
+	out := make([]byte, rows*nb*18)
+	q := make([]uint8, l.PaddedCols)
+	for r := 0; r < rows; r++ {
+		clear(q)
+		quant.UnpackPlane(q, lo[r*l.LoRow:(r+1)*l.LoRow], 0, 4)
+		for g := 0; g < nb; g++ {
+			blk := out[(r*nb+g)*18:]
+			binary.LittleEndian.PutUint16(blk, sup[r*l.Groups+g])
+			for j := 0; j < 16; j++ {
+				blk[2+j] = q[g*32+j]&15 | q[g*32+j+16]<<4
 			}
 		}
 	}

@@ -381,3 +381,50 @@ func TestExportQ8GroupsWithoutLlamaCppType(t *testing.T) {
 		gf.Close()
 	}
 }
+
+// TestQ4SAndQ4_0 checks both directions of q4s (group 32) ⇄ Q4_0, which
+// hold the same numbers: q4_0.gguf converted at q4s decodes to gguf-py's
+// values bit for bit, and a q4s model exported (Q4_0 blocks repacked from
+// the planes) and converted back is the same .shrink.
+func TestQ4SAndQ4_0(t *testing.T) {
+	dir := testshared.Path(t, "models", "gguf-quants")
+	q4s := quant.Q4S(32)
+	pol := Policy{Quant: q4s, Embed: &q4s, Output: &q4s}
+	first := convertFile(t, filepath.Join(dir, "q4_0.gguf"), OpenOptions{}, pol)
+	f, err := format.Open(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ref := testshared.ReadSafetensors(t, filepath.Join(dir, "q4_0.dequant.safetensors"))
+	for _, st := range f.Tensors() {
+		if len(st.Shape) != 2 {
+			continue
+		}
+		if st.Parts[0].Encoding != q4s || st.Metrics == nil || st.Metrics.SNRdB != snrExact {
+			t.Fatalf("%s: %v, metrics %+v; want q4s reported exact", st.Name, st.Parts[0].Encoding, st.Metrics)
+		}
+		rows, cols, _ := matrixShape(st.Shape)
+		got := make([]float32, rows*cols)
+		if err := quant.Decode(q4s, got, f.PartData(&st.Parts[0]), rows, cols); err != nil {
+			t.Fatal(err)
+		}
+		if want := canonicalRef(t, ref, st.Name, f.Config().HeadDim); !slices.Equal(got, want) {
+			t.Fatalf("%s: q4s values differ from Q4_0's", st.Name)
+		}
+	}
+	g, res := exportFile(t, first, ExportOptions{Exact: true})
+	if len(res.Notes) != 0 {
+		t.Fatalf("notes: %v", res.Notes)
+	}
+	gf, err := gguf.Open(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gf.Close()
+	if tn, _ := gf.Tensor("blk.0.ffn_up.weight"); tn == nil || tn.Type != gguf.TypeQ4_0 {
+		t.Fatalf("blk.0.ffn_up.weight exported as %+v, want Q4_0", tn)
+	}
+	checkGGUFValues(t, first, gf)
+	sameTensors(t, first, convertFile(t, g, OpenOptions{}, pol))
+}
