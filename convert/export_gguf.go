@@ -264,8 +264,14 @@ func exportTypeOne(t *format.Tensor, cols int, exact bool) (gguf.TensorType, str
 		if enc.Group == 32 && cols%32 == 0 {
 			return gguf.TypeQ4_0, "", nil
 		}
+	case quant.KindQK:
+		// q4 with groups of 32 has Q4_K's numbers, (d·sc)·q − dmin·mn with
+		// 6-bit sc, mn per 32 weights and float16 d, dmin per 256.
+		if enc.Bits == 4 && enc.Group == 32 && cols%256 == 0 {
+			return gguf.TypeQ4_K, "", nil
+		}
 	}
-	// The other packed encodings (q2…q6) and q4s with larger groups have no
+	// The other packed encodings (q2, q3, q5, q6, larger groups) have no
 	// ggml type with the same numbers.
 	if !exact && cols%32 == 0 {
 		return gguf.TypeQ8_0, fmt.Sprintf("%v has no llama.cpp type with the same numbers; requantized as Q8_0", enc), nil
@@ -328,6 +334,8 @@ func tensorBytesAs(f *format.File, t *format.Tensor, typ gguf.TensorType) ([]byt
 			return q8ToQ8_0(data, rows, cols)
 		case typ == gguf.TypeQ4_0 && p.Encoding == quant.Q4S(32) && cols%32 == 0:
 			return q4sToQ4_0(data, rows, cols)
+		case typ == gguf.TypeQ4_K && p.Encoding == quant.QK(4, 32) && cols%256 == 0:
+			return q4ToQ4_K(data, rows, cols)
 		}
 	}
 	x, err := denseValues(f, t, rows, cols)
@@ -395,6 +403,53 @@ func q4sToQ4_0(data []byte, rows, cols int) ([]byte, error) {
 			binary.LittleEndian.PutUint16(blk, sup[r*l.Groups+g])
 			for j := 0; j < 16; j++ {
 				blk[2+j] = q[g*32+j]&15 | q[g*32+j+16]<<4
+			}
+		}
+	}
+	return out, nil
+}
+
+// q4ToQ4_K repacks shrink's q4 (group 32) into Q4_K super-blocks of 256:
+// float16 d and dmin, the eight 6-bit scales and mins packed in 12 bytes as
+// ggml's get_scale_min_k4 reads them, then the nibbles, 64 weights per 32
+// bytes (weight l of the first group of a pair in the low nibble of byte l,
+// weight l of the second in its high nibble).
+func q4ToQ4_K(data []byte, rows, cols int) ([]byte, error) {
+	e := quant.QK(4, 32)
+	lo, _, sub, sup, l, err := quant.PackedPlanes(e, data, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	nsb := cols / 256
+	out := make([]byte, rows*nsb*144)
+	q := make([]uint8, l.PaddedCols)
+	for r := 0; r < rows; r++ {
+		clear(q)
+		quant.UnpackPlane(q, lo[r*l.LoRow:(r+1)*l.LoRow], 0, 4)
+		subRow := sub[r*l.SubRow : (r+1)*l.SubRow]
+		supRow := sup[r*l.SupRow/2:]
+		for b := 0; b < nsb; b++ {
+			blk := out[(r*nsb+b)*144 : (r*nsb+b+1)*144]
+			binary.LittleEndian.PutUint16(blk[0:], supRow[2*b])
+			binary.LittleEndian.PutUint16(blk[2:], supRow[2*b+1])
+			sc := blk[4:16]
+			for j := 0; j < 8; j++ {
+				s, m := quant.SubScales(subRow, b*8+j)
+				if j < 4 {
+					sc[j] |= s & 63
+					sc[j+4] |= m & 63
+				} else {
+					sc[j+4] = s&0x0f | (m&0x0f)<<4
+					sc[j-4] |= (s >> 4) << 6
+					sc[j] |= (m >> 4) << 6
+				}
+			}
+			qs := blk[16:]
+			w := q[b*256:]
+			for c := 0; c < 4; c++ {
+				for i := 0; i < 32; i++ {
+					qs[c*32+i] = w[c*64+i]&15 | w[c*64+32+i]<<4
+				}
 			}
 		}
 	}

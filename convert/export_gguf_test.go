@@ -428,3 +428,52 @@ func TestQ4SAndQ4_0(t *testing.T) {
 	checkGGUFValues(t, first, gf)
 	sameTensors(t, first, convertFile(t, g, OpenOptions{}, pol))
 }
+
+// TestQ4AndQ4_K: q4 (group 32) and Q4_K hold the same numbers. q4_k.gguf
+// converted at q4 and exported again gives llama-quantize's numbers in
+// every Q4_K tensor (mostly its very bytes; q and k rows back in its
+// order), and converting that GGUF gives the same .shrink.
+func TestQ4AndQ4_K(t *testing.T) {
+	dir := testshared.Path(t, "models", "gguf-quants")
+	q4 := quant.QK(4, 32)
+	pol := Policy{Quant: q4, Embed: &q4, Output: &q4}
+	first := convertFile(t, filepath.Join(dir, "q4_k.gguf"), OpenOptions{}, pol)
+	g, res := exportFile(t, first, ExportOptions{Exact: true})
+	if len(res.Notes) != 0 {
+		t.Fatalf("notes: %v", res.Notes)
+	}
+	ours, err := gguf.Open(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	orig, err := gguf.Open(filepath.Join(dir, "q4_k.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	identical := 0
+	for _, ot := range orig.Tensors {
+		nt, ok := ours.Tensor(ot.Name)
+		if !ok {
+			t.Fatalf("%s missing", ot.Name)
+		}
+		a, _ := orig.ReadTensor(&ot)
+		b, _ := ours.ReadTensor(nt)
+		if nt.Type != ot.Type {
+			t.Fatalf("%s: exported %v, llama-quantize %v", ot.Name, nt.Type, ot.Type)
+		}
+		if bytes.Equal(a, b) {
+			identical++
+			continue
+		}
+		// A group can have several (scale, min) codes for the same numbers.
+		x, y := make([]float32, ot.Elements()), make([]float32, ot.Elements())
+		if gguf.Dequantize(ot.Type, x, a) != nil || gguf.Dequantize(nt.Type, y, b) != nil || !slices.Equal(x, y) {
+			t.Fatalf("%s: exported values differ from llama-quantize's", ot.Name)
+		}
+	}
+	t.Logf("%d of %d tensors byte-identical to llama-quantize's, the rest the same values", identical, len(orig.Tensors))
+	checkGGUFValues(t, first, ours)
+	sameTensors(t, first, convertFile(t, g, OpenOptions{}, pol))
+}
