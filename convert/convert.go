@@ -295,8 +295,13 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 			return t, out, nil
 		}
 	}
-	// GGUF Q8_0 is q8 with group 32, and Q4_K is q4: repack, not re-fit.
-	carry := map[quant.Encoding]func([]byte, int, int) (bool, error){quant.Q8: d.carryQ8, quant.QK(4, 32): d.carryQ4K}[pe.Encoding]
+	// GGUF Q8_0 is q8 with group 32, Q4_K is q4 and Q5_K q5: repack, not
+	// re-fit.
+	carry := map[quant.Encoding]func([]byte, int, int) (bool, error){
+		quant.Q8:        d.carryQ8,
+		quant.QK(4, 32): func(b []byte, r, c int) (bool, error) { return d.carryQK(b, r, c, 4) },
+		quant.QK(5, 32): func(b []byte, r, c int) (bool, error) { return d.carryQK(b, r, c, 5) },
+	}[pe.Encoding]
 	if carry != nil {
 		if ok, err := carry(out, rows, cols); err != nil {
 			return t, nil, err

@@ -265,10 +265,11 @@ func exportTypeOne(t *format.Tensor, cols int, exact bool) (gguf.TensorType, str
 			return gguf.TypeQ4_0, "", nil
 		}
 	case quant.KindQK:
-		// q4 with groups of 32 has Q4_K's numbers, (d·sc)·q − dmin·mn with
-		// 6-bit sc, mn per 32 weights and float16 d, dmin per 256.
-		if enc.Bits == 4 && enc.Group == 32 && cols%256 == 0 {
-			return gguf.TypeQ4_K, "", nil
+		// q4 and q5 with groups of 32 have Q4_K's and Q5_K's numbers,
+		// (d·sc)·q − dmin·mn with 6-bit sc, mn per 32 weights and float16
+		// d, dmin per 256.
+		if enc.Group == 32 && cols%256 == 0 && (enc.Bits == 4 || enc.Bits == 5) {
+			return map[int]gguf.TensorType{4: gguf.TypeQ4_K, 5: gguf.TypeQ5_K}[enc.Bits], "", nil
 		}
 	}
 	// The other packed encodings (q2, q3, q5, q6, larger groups) have no
@@ -335,7 +336,9 @@ func tensorBytesAs(f *format.File, t *format.Tensor, typ gguf.TensorType) ([]byt
 		case typ == gguf.TypeQ4_0 && p.Encoding == quant.Q4S(32) && cols%32 == 0:
 			return q4sToQ4_0(data, rows, cols)
 		case typ == gguf.TypeQ4_K && p.Encoding == quant.QK(4, 32) && cols%256 == 0:
-			return q4ToQ4_K(data, rows, cols)
+			return qkToK(data, rows, cols, 4)
+		case typ == gguf.TypeQ5_K && p.Encoding == quant.QK(5, 32) && cols%256 == 0:
+			return qkToK(data, rows, cols, 5)
 		}
 	}
 	x, err := denseValues(f, t, rows, cols)
@@ -409,27 +412,35 @@ func q4sToQ4_0(data []byte, rows, cols int) ([]byte, error) {
 	return out, nil
 }
 
-// q4ToQ4_K repacks shrink's q4 (group 32) into Q4_K super-blocks of 256:
-// float16 d and dmin, the eight 6-bit scales and mins packed in 12 bytes as
-// ggml's get_scale_min_k4 reads them, then the nibbles, 64 weights per 32
-// bytes (weight l of the first group of a pair in the low nibble of byte l,
-// weight l of the second in its high nibble).
-func q4ToQ4_K(data []byte, rows, cols int) ([]byte, error) {
-	e := quant.QK(4, 32)
-	lo, _, sub, sup, l, err := quant.PackedPlanes(e, data, rows, cols)
+// qkToK repacks shrink's q4 or q5 (group 32) into Q4_K or Q5_K
+// super-blocks of 256: float16 d and dmin, the eight 6-bit scales and mins
+// packed in 12 bytes as ggml's get_scale_min_k4 reads them, for Q5_K the
+// 32 bytes of fifth bits, then the nibbles, 64 weights per 32 bytes (weight
+// i of the first group of a pair in the low nibble of byte i, weight i of
+// the second in its high nibble).
+func qkToK(data []byte, rows, cols, bits int) ([]byte, error) {
+	e := quant.QK(bits, 32)
+	lo, hi, sub, sup, l, err := quant.PackedPlanes(e, data, rows, cols)
 	if err != nil {
 		return nil, err
 	}
+	bb := 144
+	if bits == 5 {
+		bb = 176
+	}
 	nsb := cols / 256
-	out := make([]byte, rows*nsb*144)
+	out := make([]byte, rows*nsb*bb)
 	q := make([]uint8, l.PaddedCols)
 	for r := 0; r < rows; r++ {
 		clear(q)
 		quant.UnpackPlane(q, lo[r*l.LoRow:(r+1)*l.LoRow], 0, 4)
+		if bits == 5 {
+			quant.UnpackPlane(q, hi[r*l.HiRow:(r+1)*l.HiRow], 4, 1)
+		}
 		subRow := sub[r*l.SubRow : (r+1)*l.SubRow]
 		supRow := sup[r*l.SupRow/2:]
 		for b := 0; b < nsb; b++ {
-			blk := out[(r*nsb+b)*144 : (r*nsb+b+1)*144]
+			blk := out[(r*nsb+b)*bb : (r*nsb+b+1)*bb]
 			binary.LittleEndian.PutUint16(blk[0:], supRow[2*b])
 			binary.LittleEndian.PutUint16(blk[2:], supRow[2*b+1])
 			sc := blk[4:16]
@@ -444,11 +455,17 @@ func q4ToQ4_K(data []byte, rows, cols int) ([]byte, error) {
 					sc[j] |= (m >> 4) << 6
 				}
 			}
-			qs := blk[16:]
+			qs, qh := blk[16:], []byte(nil)
+			if bits == 5 {
+				qh, qs = blk[16:48], blk[48:]
+			}
 			w := q[b*256:]
 			for c := 0; c < 4; c++ {
 				for i := 0; i < 32; i++ {
-					qs[c*32+i] = w[c*64+i]&15 | w[c*64+32+i]<<4
+					qs[c*32+i] = w[c*64+i]&15 | (w[c*64+32+i]&15)<<4
+					if qh != nil {
+						qh[i] |= (w[c*64+i]>>4&1)<<(2*c) | (w[c*64+32+i]>>4&1)<<(2*c+1)
+					}
 				}
 			}
 		}

@@ -429,15 +429,23 @@ func TestQ4SAndQ4_0(t *testing.T) {
 	sameTensors(t, first, convertFile(t, g, OpenOptions{}, pol))
 }
 
-// TestQ4AndQ4_K: q4 (group 32) and Q4_K hold the same numbers. q4_k.gguf
-// converted at q4 and exported again gives llama-quantize's numbers in
+// TestQ4AndQ4_K: q4 and q5 (group 32) hold the numbers of Q4_K and Q5_K.
+// q4_k.gguf converted at q4 (q5_k.gguf at q5) and exported again gives llama-quantize's numbers in
 // every Q4_K tensor (mostly its very bytes; q and k rows back in its
 // order), and converting that GGUF gives the same .shrink.
 func TestQ4AndQ4_K(t *testing.T) {
+	for _, c := range []struct {
+		stem string
+		enc  quant.Encoding
+	}{{"q4_k", quant.QK(4, 32)}, {"q5_k", quant.QK(5, 32)}} {
+		t.Run(c.stem, func(t *testing.T) { testKQuantRoundTrip(t, c.stem, c.enc) })
+	}
+}
+
+func testKQuantRoundTrip(t *testing.T, stem string, enc quant.Encoding) {
 	dir := testshared.Path(t, "models", "gguf-quants")
-	q4 := quant.QK(4, 32)
-	pol := Policy{Quant: q4, Embed: &q4, Output: &q4}
-	first := convertFile(t, filepath.Join(dir, "q4_k.gguf"), OpenOptions{}, pol)
+	pol := Policy{Quant: enc, Embed: &enc, Output: &enc}
+	first := convertFile(t, filepath.Join(dir, stem+".gguf"), OpenOptions{}, pol)
 	g, res := exportFile(t, first, ExportOptions{Exact: true})
 	if len(res.Notes) != 0 {
 		t.Fatalf("notes: %v", res.Notes)
@@ -447,7 +455,7 @@ func TestQ4AndQ4_K(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ours.Close()
-	orig, err := gguf.Open(filepath.Join(dir, "q4_k.gguf"))
+	orig, err := gguf.Open(filepath.Join(dir, stem+".gguf"))
 	if err != nil {
 		t.Fatal(err)
 	}
