@@ -25,7 +25,8 @@ var allowedImports = map[string][]string{
 	"internal/textdata":   {},
 	"internal/membw":      {"runtime/simd"},
 	"internal/testshared": {"quant"},
-	"convert":             {"format", "quant", "lowrank", "runtime", "internal/textdata"},
+	"gguf":                {"quant"},
+	"convert":             {"format", "quant", "lowrank", "runtime", "internal/textdata", "gguf", "runtime/tokenizer"},
 	"eval":                {"convert", "format", "quant", "runtime", "internal/textdata"},
 }
 
