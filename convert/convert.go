@@ -33,8 +33,12 @@ type Options struct {
 	// reports its activation error.
 	Calibration *Calibration
 	// Factorize tunes the factorisations (route, seed); LoRCWhiten is taken
-	// from the plan.
+	// from the plan and Threads from Workers.
 	Factorize lowrank.Options
+	// AllowNonFinite keeps NaN and ±Inf weights in the float encodings
+	// (f32, f16, bf16) instead of refusing the tensor; q8 and factored
+	// matrices cannot represent them and refuse them regardless.
+	AllowNonFinite bool
 }
 
 // Progress reports one finished tensor.
@@ -145,7 +149,7 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 	})
 	cpu := semaphore.NewWeighted(int64(opts.Workers))
 	fz := startFactoring(gctx, g, cpu, m, plan, stats, opts)
-	enc := &encoder{}
+	enc := &encoder{allowNonFinite: opts.AllowNonFinite, cal: opts.Calibration}
 	res := &Result{Path: out, Plan: plan}
 	g.Go(func() error {
 		defer close(jobs)
@@ -222,7 +226,35 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 // encoder owns the buffers reused from tensor to tensor, so that a run
 // allocates about one largest-tensor working set in total.
 type encoder struct {
-	f32 []float32
+	allowNonFinite bool
+	f32            []float32
+	// cal, when set, weights the packed encoders' scale search by each
+	// input column's mean squared activation.
+	cal *Calibration
+}
+
+// importance is the per-column weight of the packed encoders' scale search
+// for tensor name: the mean squared calibration activation of each input,
+// or nil without statistics for it.
+func (e *encoder) importance(name string, cols int) []float32 {
+	if e.cal == nil {
+		return nil
+	}
+	layer, point, ok := projection(name)
+	if !ok {
+		return nil
+	}
+	st := e.cal.Stats[StatsKey(layer, point)]
+	if st == nil || st.N != cols || st.Count == 0 {
+		return nil
+	}
+	imp := make([]float32, cols)
+	for c := range imp {
+		// A column no calibration token ever used still counts a little,
+		// so its weights are not left to chance.
+		imp[c] = float32(st.XXt[c*cols+c]/float64(st.Count)) + 1e-8
+	}
+	return imp
 }
 
 func grow[T any](s []T, n int) []T {
@@ -254,6 +286,20 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 			if _, err := io.ReadFull(sr, out); err != nil {
 				return t, nil, fmt.Errorf("reading: %w", err)
 			}
+			if !e.allowNonFinite {
+				if err := nonFiniteBytes(out, d.DType, cols); err != nil {
+					return t, nil, err
+				}
+			}
+			t.Metrics = &format.Metrics{SNRdB: snrExact, Cosine: 1}
+			return t, out, nil
+		}
+	}
+	if pe.Encoding == quant.Q8 {
+		// A GGUF Q8_0 tensor is already q8 with group 32: repack it.
+		if ok, err := d.carryQ8(out, rows, cols); err != nil {
+			return t, nil, err
+		} else if ok {
 			t.Metrics = &format.Metrics{SNRdB: snrExact, Cosine: 1}
 			return t, out, nil
 		}
@@ -263,6 +309,11 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	if err := d.Load(ctx, e.f32); err != nil {
 		return t, nil, err
 	}
+	if !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 || pe.Encoding.IsPacked() {
+		if err := nonFiniteError(e.f32, cols); err != nil {
+			return t, nil, err
+		}
+	}
 	if pe.Encoding == quant.F32 {
 		// Widening is exact, so there is nothing to measure.
 		if err := quant.EncodeParallel(ctx, pe.Encoding, out, e.f32, rows, cols, workers); err != nil {
@@ -271,9 +322,20 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 		t.Metrics = &format.Metrics{SNRdB: snrExact, Cosine: 1}
 		return t, out, nil
 	}
-	mt, err := quant.EncodeMeasured(ctx, pe.Encoding, out, e.f32, rows, cols, workers)
+	var imp []float32
+	if pe.Encoding.IsPacked() {
+		imp = e.importance(d.Name, cols)
+	}
+	mt, err := quant.EncodeWeighted(ctx, pe.Encoding, out, e.f32, rows, cols, workers, imp)
 	if err != nil {
 		return t, nil, err
+	}
+	if dt := map[quant.Encoding]DType{quant.F16: DTypeF16, quant.BF16: DTypeBF16}[pe.Encoding]; dt != "" && !e.allowNonFinite {
+		// The input was finite, so an infinity here is a weight beyond
+		// the encoding's range (65504 for f16).
+		if err := nonFiniteBytes(out, dt, cols); err != nil {
+			return t, nil, fmt.Errorf("overflows %v: %w", pe.Encoding, err)
+		}
 	}
 	t.Metrics = toFormatMetrics(mt)
 	return t, out, nil
@@ -297,6 +359,14 @@ func toFormatMetrics(m quant.Metrics) *format.Metrics {
 	}
 	if math.IsNaN(fm.Cosine) {
 		fm.Cosine = 0
+	}
+	// Only with --allow-nonfinite: NaN weights leave the error unmeasurable,
+	// stored as -1 (undefined) rather than a NaN the format refuses.
+	if math.IsNaN(fm.SNRdB) || math.IsInf(fm.SNRdB, 0) {
+		fm.SNRdB = -1
+	}
+	if math.IsNaN(fm.MaxAbs) || math.IsInf(fm.MaxAbs, 0) {
+		fm.MaxAbs = -1
 	}
 	return fm
 }

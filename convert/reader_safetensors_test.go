@@ -156,7 +156,7 @@ func TestShardedErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeJSON(t, filepath.Join(dir, "config.json"), cfg)
-			writeFile(t, filepath.Join(dir, "tokenizer.json"), []byte(`{}`))
+			writeFile(t, filepath.Join(dir, "tokenizer.json"), []byte(`{"model":{"type":"BPE"}}`))
 			tc.setup(dir)
 			m, err := Open(dir, OpenOptions{})
 			if err == nil {
@@ -172,7 +172,7 @@ func TestShardedOpen(t *testing.T) {
 	cfg, ts := tinyLlamaCkpt(rng)
 	dir := t.TempDir()
 	writeJSON(t, filepath.Join(dir, "config.json"), cfg)
-	writeFile(t, filepath.Join(dir, "tokenizer.json"), []byte(`{}`))
+	writeFile(t, filepath.Join(dir, "tokenizer.json"), []byte(`{"model":{"type":"BPE"}}`))
 	wm := map[string]string{}
 	shards := [][]testTensor{ts[:5], ts[5:]}
 	var total int64

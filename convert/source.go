@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/gguf"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -30,6 +31,24 @@ type SourceTensor struct {
 	r    io.ReaderAt
 	off  int64 // absolute offset of the first byte in r
 	size int64 // byte length
+
+	// GGUF tensors: DType is the ggml type name; block-quantized types
+	// (Q8_0, Q4_K, ...) are dequantized by Load.
+	fromGGUF bool
+	ggml     gguf.TensorType
+}
+
+// blockQuant reports whether the source holds a ggml block-quantized type.
+func (s *SourceTensor) blockQuant() bool { return s.fromGGUF && !s.DType.Float() }
+
+// bytesOf is the source size of n elements (a multiple of the block size
+// for block-quantized types).
+func (s *SourceTensor) bytesOf(n int64) int64 {
+	if s.blockQuant() {
+		b, _ := s.ggml.RowBytes(n)
+		return b
+	}
+	return n * s.DType.Size()
 }
 
 // NumElements is the product of Shape (1 for a scalar).
@@ -90,7 +109,7 @@ func (d *TensorDesc) NumElements() int64 {
 // the source tensor byte for byte (no transform), for a byte-copy fast path.
 // A contiguous element range of a source tensor also qualifies.
 func (d *TensorDesc) Raw() (*io.SectionReader, bool) {
-	if d.xf != xfSlice {
+	if d.xf != xfSlice || d.src.blockQuant() {
 		return nil, false
 	}
 	es := d.DType.Size()
@@ -134,6 +153,9 @@ const loadChunkBytes = 1 << 20
 // readWidened reads len(dst) elements of src starting at element elemOff and
 // widens them to float32.
 func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []float32) error {
+	if src.blockQuant() {
+		return readDequantized(ctx, src, elemOff, dst)
+	}
 	es := src.DType.Size()
 	if !src.DType.Float() {
 		return fmt.Errorf("unsupported dtype %s", src.DType)
@@ -142,7 +164,7 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 	if elemOff < 0 || (elemOff+n)*es > src.size {
 		return fmt.Errorf("element range [%d, %d) outside the %d-byte tensor", elemOff, elemOff+n, src.size)
 	}
-	le := hostLittleEndian()
+	le := quant.HostLittleEndian
 	base := src.off + elemOff*es
 	if src.DType == DTypeF32 && le {
 		// The file bytes are the float32 values: read straight into dst.
@@ -206,11 +228,6 @@ func decodeLE(dst []float32, b []byte, dtype DType) {
 			dst[i] = quant.HalfToFloat(binary.LittleEndian.Uint16(b[2*i:]))
 		}
 	}
-}
-
-func hostLittleEndian() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
 }
 
 func float32Bytes(f []float32) []byte {
@@ -323,6 +340,9 @@ type OpenOptions struct {
 	// "tok*.bin" beside the checkpoint is used. For Hugging Face folders it
 	// replaces tokenizer.json and tokenizer.model.
 	Tokenizer string
+	// NoTokenizer makes a weights-only file: no tokenizer is read, checked
+	// or carried, and the output runs on token ids only.
+	NoTokenizer bool
 }
 
 // Open reads a checkpoint's headers: a directory with config.json is a
@@ -342,7 +362,11 @@ func Open(path string, opts OpenOptions) (*Model, error) {
 		if ext := strings.ToLower(filepath.Ext(path)); ext == ".safetensors" || ext == ".json" {
 			return nil, fmt.Errorf("convert: %s: pass the Hugging Face checkpoint folder (with config.json), not one of its files", path)
 		}
-		m, err = openLlama2c(path, opts)
+		if isGGUF(path) {
+			m, err = openGGUF(path, opts)
+		} else {
+			m, err = openLlama2c(path, opts)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -413,7 +437,7 @@ func (p *tensorPicker) take(name string, shape ...int64) (*SourceTensor, error) 
 		return nil, fmt.Errorf("missing tensor %s", name)
 	}
 	p.used[name] = true
-	if !s.DType.Float() {
+	if !s.DType.Float() && !s.blockQuant() {
 		return nil, fmt.Errorf("%s: tensor %s has dtype %s; supported: F32, F16, BF16", s.File, name, s.DType)
 	}
 	if !slices.Equal(s.Shape, shape) {
@@ -502,11 +526,22 @@ func openHF(dir string, opts OpenOptions) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Path: dir, Config: cfg, SourceBytes: set.bytes, files: set.files}
+	if err := checkDeclared(hf.Path, &cfg, len(set.tensors)); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("convert: %w", err)
+	}
 	if m.Tensors, err = fam.Tensors(cfg, set.tensors); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("convert: %s: %w", dir, err)
 	}
+	if opts.NoTokenizer {
+		return m, nil
+	}
 	if m.TokenizerKind, m.TokenizerFiles, err = readHFTokenizer(dir, opts.Tokenizer, cfg.VocabSize); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := checkTokenizer(dir, m.TokenizerKind, m.TokenizerFiles, cfg); err != nil {
 		m.Close()
 		return nil, err
 	}

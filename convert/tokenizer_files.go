@@ -14,6 +14,7 @@ import (
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/gguf"
+	"github.com/shrink-llm/shrink/internal/safeio"
 	"github.com/shrink-llm/shrink/runtime/tokenizer"
 )
 
@@ -37,7 +38,7 @@ func readHFTokenizer(dir, override string, vocab int) (string, map[string][]byte
 		kind, files = k, f
 	} else {
 		files = make(map[string][]byte)
-		b, err := os.ReadFile(filepath.Join(dir, format.BlobTokenizerJSON))
+		b, err := safeio.ReadFile(filepath.Join(dir, format.BlobTokenizerJSON), maxTokenizerBytes, "a tokenizer.json")
 		switch {
 		case err == nil:
 			files[format.BlobTokenizerJSON] = b
@@ -59,7 +60,7 @@ func readHFTokenizer(dir, override string, vocab int) (string, map[string][]byte
 		optional = optional[:1]
 	}
 	for _, name := range optional {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := safeio.ReadFile(filepath.Join(dir, name), maxTokenizerBytes, "a "+name)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -83,7 +84,7 @@ func readHFTokenizer(dir, override string, vocab int) (string, map[string][]byte
 // embedding must have a row for every token: exactly vocab tokens when
 // exact is set (llama2.c checkpoints), at most vocab otherwise.
 func readTokenizerFile(path string, vocab int, exact bool) (string, map[string][]byte, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return "", nil, fmt.Errorf("convert: tokenizer: %w", err)
 	}
@@ -98,7 +99,7 @@ func readTokenizerFile(path string, vocab int, exact bool) (string, map[string][
 		defer g.Close()
 		return ggufTokenizerFiles(path, g, vocab, exact)
 	}
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, maxTokenizerBytes, "a tokenizer")
 	if err != nil {
 		return "", nil, fmt.Errorf("convert: tokenizer: %w", err)
 	}

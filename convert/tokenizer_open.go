@@ -12,6 +12,8 @@ import (
 	"github.com/shrink-llm/shrink/gguf"
 	"github.com/shrink-llm/shrink/runtime"
 	"github.com/shrink-llm/shrink/runtime/tokenizer"
+
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // OpenTokenizer builds the tokenizer of path, which may be a .shrink file
@@ -29,7 +31,7 @@ func OpenTokenizer(path string) (tok *tokenizer.Tokenizer, kind string, err erro
 	if st.IsDir() {
 		return openTokenizerDir(path)
 	}
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, "", err
 	}
@@ -69,7 +71,7 @@ func OpenTokenizer(path string) (tok *tokenizer.Tokenizer, kind string, err erro
 		}
 		return tok, format.TokenizerGGUF, nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, maxTokenizerBytes, "a tokenizer")
 	if err != nil {
 		return nil, "", err
 	}
@@ -101,7 +103,7 @@ func OpenTokenizer(path string) (tok *tokenizer.Tokenizer, kind string, err erro
 // openTokenizerDir reads a Hugging Face folder's tokenizer files.
 func openTokenizerDir(dir string) (*tokenizer.Tokenizer, string, error) {
 	read := func(name string) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := safeio.ReadFile(filepath.Join(dir, name), maxTokenizerBytes, "a "+name)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}

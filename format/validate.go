@@ -24,6 +24,26 @@ func checkName(name string) string {
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
+// Hard limits on a model's declared sizes: far above any real model, and
+// low enough that buffers sized by them (rotary tables, per-layer arrays,
+// a KV cache for a short session) cannot exhaust memory before the tensors
+// have been checked against them.
+const (
+	MaxDim     = 1 << 24 // vocabulary, hidden and FFN sizes, heads, head_dim
+	MaxLayers  = 1 << 16 // transformer blocks
+	MaxContext = 1 << 24 // context length in tokens
+)
+
+// Validate checks c as a file header's config is checked: sizes positive
+// and within the hard limits, consistent heads, finite floats, special ids
+// inside the vocabulary. Converters call it before writing anything.
+func (c *ModelConfig) Validate() error {
+	if err := validateConfig(c); err != nil {
+		return err
+	}
+	return nil
+}
+
 // validateConfig keeps to checks every graph needs; family-specific rules
 // (known arch, norm and activation names) belong to the runtime.
 func validateConfig(c *ModelConfig) *Error {
@@ -36,18 +56,22 @@ func validateConfig(c *ModelConfig) *Error {
 	for _, f := range []struct {
 		name string
 		v    int
+		max  int
 	}{
-		{"vocab_size", c.VocabSize},
-		{"hidden_size", c.HiddenSize},
-		{"intermediate_size", c.IntermediateSize},
-		{"num_layers", c.NumLayers},
-		{"num_heads", c.NumHeads},
-		{"num_kv_heads", c.NumKVHeads},
-		{"head_dim", c.HeadDim},
-		{"context_length", c.ContextLength},
+		{"vocab_size", c.VocabSize, MaxDim},
+		{"hidden_size", c.HiddenSize, MaxDim},
+		{"intermediate_size", c.IntermediateSize, MaxDim},
+		{"num_layers", c.NumLayers, MaxLayers},
+		{"num_heads", c.NumHeads, MaxDim},
+		{"num_kv_heads", c.NumKVHeads, MaxDim},
+		{"head_dim", c.HeadDim, MaxDim},
+		{"context_length", c.ContextLength, MaxContext},
 	} {
 		if f.v <= 0 {
 			return bad("%s is %d, want > 0", f.name, f.v)
+		}
+		if f.v > f.max {
+			return bad("%s is %d, over the limit of %d", f.name, f.v, f.max)
 		}
 	}
 	if c.NumHeads%c.NumKVHeads != 0 {

@@ -59,3 +59,36 @@ func intShape(s []int64) []int {
 	}
 	return out
 }
+
+func TestQuantizeQ8_0RoundTrip(t *testing.T) {
+	src := make([]float32, 96)
+	for i := range src {
+		src[i] = float32(i%17-8) * 0.37
+	}
+	src[40] = 0 // a block with zeros elsewhere keeps working
+	b := make([]byte, 3*34)
+	if err := QuantizeQ8_0(b, src); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, len(src))
+	if err := Dequantize(TypeQ8_0, got, b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range src {
+		// |error| ≤ d/2 with d = amax/127 (amax ≤ 8·0.37), plus 127·(f16 rounding of d) ≤ d/16.
+		if math.Abs(float64(got[i]-src[i])) > 8*0.37/127*(0.5+1.0/16) {
+			t.Fatalf("element %d: %g → %g", i, src[i], got[i])
+		}
+	}
+	// Re-quantizing dequantized Q8_0 values gives the same bytes.
+	again := make([]byte, len(b))
+	if err := QuantizeQ8_0(again, got); err != nil {
+		t.Fatal(err)
+	}
+	if string(again) != string(b) {
+		t.Fatal("re-quantizing Q8_0 values changed the bytes")
+	}
+	if err := QuantizeQ8_0(make([]byte, 34), make([]float32, 31)); err == nil {
+		t.Fatal("31 values accepted")
+	}
+}

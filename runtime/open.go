@@ -51,9 +51,19 @@ func Open(path string, opts Options) (*Model, error) {
 	return m, nil
 }
 
+// TokenizerBlobs is where LoadTokenizer finds the tokenizer: an open
+// *format.File, or the files a converter is about to embed (so that it can
+// check them with exactly the loader `run` will use).
+type TokenizerBlobs interface {
+	Header() *format.Header
+	Config() format.ModelConfig
+	HasBlob(name string) bool
+	Blob(name string) ([]byte, error)
+}
+
 // LoadTokenizer builds the tokenizer the header names from the file's blobs.
 // A file without a tokenizer kind gives a nil tokenizer (token ids only).
-func LoadTokenizer(f *format.File) (*tokenizer.Tokenizer, error) {
+func LoadTokenizer(f TokenizerBlobs) (*tokenizer.Tokenizer, error) {
 	optional := func(name string) ([]byte, error) {
 		if !f.HasBlob(name) {
 			return nil, nil

@@ -3,12 +3,13 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/urfave/cli/v2"
+
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 func tokenizeCommand() *cli.Command {
@@ -31,7 +32,7 @@ func tokenizeCommand() *cli.Command {
 			case c.IsSet("prompt") && c.IsSet("file"):
 				return usagef("tokenize: give the text with -p or -f, not both")
 			case c.IsSet("file"):
-				b, err := os.ReadFile(c.String("file"))
+				b, err := safeio.ReadFile(c.String("file"), 256<<20, "text to tokenize")
 				if err != nil {
 					return err
 				}
