@@ -14,6 +14,8 @@ import (
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/gguf"
 	"github.com/shrink-llm/shrink/quant"
+
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // GGUF metadata keys read for the model config; {arch} is
@@ -38,7 +40,7 @@ const (
 
 // isGGUF reports whether the file at path starts with the GGUF magic.
 func isGGUF(path string) bool {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path) // a pipe or device is not one, and must not block
 	if err != nil {
 		return false
 	}
@@ -50,7 +52,7 @@ func isGGUF(path string) bool {
 
 // openGGUF opens a GGUF model file (llama, qwen2 or gpt2 architecture).
 func openGGUF(path string, opts OpenOptions) (*Model, error) {
-	fh, err := os.Open(path)
+	fh, err := safeio.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
