@@ -33,7 +33,7 @@ type Options struct {
 	// reports its activation error.
 	Calibration *Calibration
 	// Factorize tunes the factorisations (route, seed); LoRCWhiten is taken
-	// from the plan.
+	// from the plan and Threads from Workers.
 	Factorize lowrank.Options
 	// AllowNonFinite keeps NaN and ±Inf weights in the float encodings
 	// (f32, f16, bf16) instead of refusing the tensor; q8 and factored
@@ -149,7 +149,7 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 	})
 	cpu := semaphore.NewWeighted(int64(opts.Workers))
 	fz := startFactoring(gctx, g, cpu, m, plan, stats, opts)
-	enc := &encoder{allowNonFinite: opts.AllowNonFinite}
+	enc := &encoder{allowNonFinite: opts.AllowNonFinite, cal: opts.Calibration}
 	res := &Result{Path: out, Plan: plan}
 	g.Go(func() error {
 		defer close(jobs)
@@ -228,6 +228,33 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 type encoder struct {
 	allowNonFinite bool
 	f32            []float32
+	// cal, when set, weights the packed encoders' scale search by each
+	// input column's mean squared activation.
+	cal *Calibration
+}
+
+// importance is the per-column weight of the packed encoders' scale search
+// for tensor name: the mean squared calibration activation of each input,
+// or nil without statistics for it.
+func (e *encoder) importance(name string, cols int) []float32 {
+	if e.cal == nil {
+		return nil
+	}
+	layer, point, ok := projection(name)
+	if !ok {
+		return nil
+	}
+	st := e.cal.Stats[StatsKey(layer, point)]
+	if st == nil || st.N != cols || st.Count == 0 {
+		return nil
+	}
+	imp := make([]float32, cols)
+	for c := range imp {
+		// A column no calibration token ever used still counts a little,
+		// so its weights are not left to chance.
+		imp[c] = float32(st.XXt[c*cols+c]/float64(st.Count)) + 1e-8
+	}
+	return imp
 }
 
 func grow[T any](s []T, n int) []T {
@@ -282,7 +309,7 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	if err := d.Load(ctx, e.f32); err != nil {
 		return t, nil, err
 	}
-	if !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 {
+	if !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 || pe.Encoding.IsPacked() {
 		if err := nonFiniteError(e.f32, cols); err != nil {
 			return t, nil, err
 		}
@@ -295,7 +322,11 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 		t.Metrics = &format.Metrics{SNRdB: snrExact, Cosine: 1}
 		return t, out, nil
 	}
-	mt, err := quant.EncodeMeasured(ctx, pe.Encoding, out, e.f32, rows, cols, workers)
+	var imp []float32
+	if pe.Encoding.IsPacked() {
+		imp = e.importance(d.Name, cols)
+	}
+	mt, err := quant.EncodeWeighted(ctx, pe.Encoding, out, e.f32, rows, cols, workers, imp)
 	if err != nil {
 		return t, nil, err
 	}

@@ -50,4 +50,13 @@
 // Readers are lazy: Open parses headers only and returns TensorDesc
 // descriptors; weight bytes are read when a descriptor's Load is called, so
 // the pipeline can stream one tensor at a time through memory.
+//
+// GGUF files (llama, qwen2, gpt2) are a third input. Their tensors keep
+// their ggml type as DType; block-quantized ones (Q8_0, Q4_0..Q5_1,
+// Q2_K..Q6_K) are dequantized by Load with llama.cpp's formulas, bit for
+// bit. A Q8_0 tensor planned as q8 (group 32) is not requantized: its blocks
+// are the q8 groups, so the int8 quants and float16 scales are repacked as
+// they are (carryQ8). ExportGGUF goes the other way, from a .shrink file to
+// a GGUF llama.cpp loads; this is why convert imports gguf/ and, for the
+// tokenizer's metadata, runtime/tokenizer.
 package convert

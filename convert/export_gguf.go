@@ -33,8 +33,10 @@ type ExportResult struct {
 	Path    string
 	Tensors int
 	Bytes   int64
-	// Notes say what was not carried as it is (one line each).
+	// Notes say what was not carried as it is (one line per reason).
 	Notes []string
+	// Reencoded counts the tensors whose numbers or type changed.
+	Reencoded int
 }
 
 // GGUF general.file_type values (llama.cpp's llama_ftype) for the
@@ -85,6 +87,8 @@ func ExportGGUF(ctx context.Context, f *format.File, out string, opts ExportOpti
 
 	var plan []exportTensor
 	fused := map[string]bool{}
+	noted := map[string][]string{} // note → tensors it applies to
+	var noteOrder []string
 	for i := range f.Tensors() {
 		t := &f.Tensors()[i]
 		if fused[t.Name] {
@@ -123,9 +127,22 @@ func ExportGGUF(ctx context.Context, f *format.File, out string, opts ExportOpti
 		}
 		et.typ = typ
 		if note != "" {
-			res.Notes = append(res.Notes, fmt.Sprintf("%s: %s", et.name, note))
+			if _, ok := noted[note]; !ok {
+				noteOrder = append(noteOrder, note)
+			}
+			noted[note] = append(noted[note], et.name)
 		}
 		plan = append(plan, et)
+	}
+
+	for _, n := range noteOrder {
+		names := noted[n]
+		who := names[0]
+		if len(names) > 1 {
+			who = fmt.Sprintf("%d tensors (%s ... %s)", len(names), names[0], names[len(names)-1])
+		}
+		res.Notes = append(res.Notes, fmt.Sprintf("%s: %s", who, n))
+		res.Reencoded += len(names)
 	}
 
 	w := gguf.NewWriter()
@@ -240,8 +257,13 @@ func exportTypeOne(t *format.Tensor, cols int, exact bool) (gguf.TensorType, str
 		default:
 			return gguf.TypeQ8_0, fmt.Sprintf("%v requantized as Q8_0 (blocks of 32)", enc), nil
 		}
+	case quant.KindQK, quant.KindQ4S:
+		// The packed planes are not llama.cpp's block layouts; the decoded
+		// values are exact in F32.
+		return gguf.TypeF32, fmt.Sprintf("%v has no llama.cpp type with the same layout; written as F32 (the same numbers)", enc), nil
 	}
-	return 0, "", fmt.Errorf("encoding %v has no GGUF equivalent", enc)
+	// Any other encoding decodes to float32 values F32 holds exactly.
+	return gguf.TypeF32, fmt.Sprintf("%v has no llama.cpp type; written as F32 (the same numbers)", enc), nil
 }
 
 // exportBytes produces the GGUF bytes of one planned tensor.
@@ -368,11 +390,11 @@ func denseValues(f *format.File, t *format.Tensor, rows, cols int) ([]float32, e
 			return nil, err
 		}
 		switch p.Role {
-		case "w":
+		case format.RoleW:
 			w = x
-		case "a":
+		case format.RoleA:
 			a, k = x, c
-		case "b":
+		case format.RoleB:
 			b = x
 		}
 	}

@@ -355,3 +355,29 @@ func TestExportRoundTripOtherFamilies(t *testing.T) {
 		})
 	}
 }
+
+// TestExportQ8GroupsWithoutLlamaCppType: q8g64 has no ggml type. Without
+// --exact it is requantized as Q8_0 (noted); with --exact it is written as
+// F32 holding exactly the q8g64 values (noted too).
+func TestExportQ8GroupsWithoutLlamaCppType(t *testing.T) {
+	src := convertFile(t, "../testdata/demo/llama-stories-tiny", OpenOptions{}, Policy{Quant: quant.Q8Group(64)})
+	for _, exact := range []bool{false, true} {
+		g, res := exportFile(t, src, ExportOptions{Exact: exact})
+		want := map[bool]string{false: "q8g64 requantized as Q8_0", true: "written as F32 (the same numbers)"}[exact]
+		if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], want) || res.Reencoded != 28 {
+			t.Fatalf("exact=%v: notes %q (%d re-encoded), want one containing %q for the 28 projections", exact, res.Notes, res.Reencoded, want)
+		}
+		gf, err := gguf.Open(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantType := map[bool]gguf.TensorType{false: gguf.TypeQ8_0, true: gguf.TypeF32}[exact]
+		if tn, _ := gf.Tensor("blk.1.ffn_down.weight"); tn == nil || tn.Type != wantType {
+			t.Fatalf("exact=%v: blk.1.ffn_down.weight %+v, want %v", exact, tn, wantType)
+		}
+		if exact {
+			checkGGUFValues(t, src, gf)
+		}
+		gf.Close()
+	}
+}

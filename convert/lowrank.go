@@ -158,6 +158,23 @@ func projection(name string) (layer int, point string, ok bool) {
 	return layer, runtime.ProjectionInput(stem), true
 }
 
+// ProjectionStatsKeys lists the statistics keys of every projection's
+// input, in model order without repeats: what calibration collects for the
+// packed encoders' weighted scale search.
+func ProjectionStatsKeys(tensors []*TensorDesc) []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, t := range tensors {
+		if layer, point, ok := projection(t.Name); ok && len(t.Shape) == 2 {
+			if k := StatsKey(layer, point); !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
+}
+
 // StatsKey names the statistics of one (layer, hook point) input.
 func StatsKey(layer int, point string) string { return fmt.Sprintf("%d/%s", layer, point) }
 
@@ -301,7 +318,7 @@ func (p *lowRankPlanner) plan(e *PlanEntry, t *TensorDesc) error {
 	} else {
 		e.Kind = format.KindLowRank
 		e.Encoding = fe
-		e.ShortGroup = fe.Kind == quant.KindQ8 && (k%fe.Group != 0 || n%fe.Group != 0)
+		e.ShortGroup = (fe.Kind == quant.KindQ8 || fe.IsPacked()) && (k%fe.Group != 0 || n%fe.Group != 0)
 		e.Parts = []PlanPart{a, b}
 		e.Rule += fmt.Sprintf("; %s rank %d (%s) in %v", p.l.Method, k, p.l.specString(), fe)
 	}

@@ -47,6 +47,10 @@ type Policy struct {
 	Embed     *quant.Encoding // token_embd and position_embd; nil = default
 	Output    *quant.Encoding // output (untied lm_head); nil = default
 	Overrides []Override
+	// Preset, when set, chooses per tensor as llama.cpp's mixes do (see
+	// Preset); Quant should then be its Base. Explicit Embed and Output
+	// still win over the preset, and Overrides over both.
+	Preset *Preset
 	// LowRank, when its Method is set, factors the 2-D projections (see
 	// LowRank and lowrank.go).
 	LowRank LowRank
@@ -125,6 +129,9 @@ type Plan struct {
 // String summarizes the policy the way a user typed it.
 func (p Policy) String() string {
 	var b strings.Builder
+	if p.Preset != nil {
+		fmt.Fprintf(&b, "preset=%s ", p.Preset.Name)
+	}
 	fmt.Fprintf(&b, "quant=%v embed=%v output=%v", p.Quant, p.EmbedEncoding(), p.OutputEncoding())
 	for _, o := range p.Overrides {
 		fmt.Fprintf(&b, " %s=%v", o.Pattern, o.Encoding)
@@ -155,7 +162,7 @@ func MakePlan(cfg format.ModelConfig, tensors []*TensorDesc, pol Policy) (*Plan,
 	used := make([]bool, len(pol.Overrides))
 	lr := newLowRankPlanner(pol.LowRank)
 	for _, t := range tensors {
-		e, err := planOne(t, pol, used)
+		e, err := planOne(t, pol, used, cfg.NumLayers)
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +187,7 @@ func MakePlan(cfg format.ModelConfig, tensors []*TensorDesc, pol Policy) (*Plan,
 	return plan, nil
 }
 
-func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
+func planOne(t *TensorDesc, pol Policy, used []bool, layers int) (PlanEntry, error) {
 	rows, cols, err := matrixShape(t.Shape)
 	if err != nil {
 		return PlanEntry{}, fmt.Errorf("tensor %q: %w", t.Name, err)
@@ -200,10 +207,19 @@ func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
 		e.Encoding, e.Rule = quant.F32, "vector (norm/bias) stays f32"
 	case global && (stem == format.TokenEmbd || stem == format.PositionEmbd):
 		e.Encoding, e.Rule = pol.EmbedEncoding(), "embedding (--embed)"
+		if pol.Preset != nil && pol.Embed == nil {
+			e.Encoding, e.Rule = pol.Preset.encodingFor(t.Name, "embedding", layers)
+		}
 	case global && stem == format.Output:
 		e.Encoding, e.Rule = pol.OutputEncoding(), "output head (--output)"
+		if pol.Preset != nil && pol.Output == nil {
+			e.Encoding, e.Rule = pol.Preset.encodingFor(t.Name, "output", layers)
+		}
 	default:
 		e.Encoding, e.Rule = pol.Quant, "projection (--quant)"
+		if pol.Preset != nil {
+			e.Encoding, e.Rule = pol.Preset.encodingFor(t.Name, "projection", layers)
+		}
 	}
 	for i, o := range pol.Overrides {
 		if o.Pattern.MatchString(t.Name) {
@@ -218,7 +234,7 @@ func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
 			break
 		}
 	}
-	if e.Encoding.Kind == quant.KindQ8 && cols%e.Encoding.Group != 0 {
+	if (e.Encoding.Kind == quant.KindQ8 || e.Encoding.IsPacked()) && cols%e.Encoding.Group != 0 {
 		e.ShortGroup = true
 	}
 	e.Bytes, err = e.Encoding.Size(rows, cols)
@@ -248,3 +264,24 @@ func matrixShape(shape []int64) (rows, cols int, err error) {
 
 // JSON renders the plan for --dry-run --json.
 func (p *Plan) JSON() ([]byte, error) { return json.MarshalIndent(p, "", "  ") }
+
+// ProjectionBits is the storage cost per weight of the 2-D projections
+// (attn_*, ffn_* of every layer) alone, all parts included.
+func (p *Plan) ProjectionBits() float64 {
+	var bytes, params int64
+	for _, e := range p.Entries {
+		if _, _, ok := projection(e.Name); !ok {
+			continue
+		}
+		n := int64(1)
+		for _, d := range e.Shape {
+			n *= d
+		}
+		bytes += e.Bytes
+		params += n
+	}
+	if params == 0 {
+		return 0
+	}
+	return float64(bytes) * 8 / float64(params)
+}

@@ -149,7 +149,7 @@ func TestMakePlanErrors(t *testing.T) {
 }
 
 func TestParseOverride(t *testing.T) {
-	for _, s := range []string{"", "=f16", "ffn=", "ffn=q3", "(=f16"} {
+	for _, s := range []string{"", "=f16", "ffn=", "ffn=q7", "(=f16"} {
 		if _, err := ParseOverride(s); err == nil {
 			t.Errorf("ParseOverride(%q) accepted", s)
 		}

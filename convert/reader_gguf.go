@@ -122,6 +122,9 @@ func readGGUF(fh *os.File, path string, opts OpenOptions) (*Model, error) {
 		return nil, fail("a GPT-2 output.weight different from token_embd.weight is not supported (GPT-2 ties them)")
 	}
 
+	if err := checkDeclared(path, &cfg, len(src)); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
 	ts, err := ggufTensors(cfg, src)
 	if err != nil {
 		return nil, fail("%v", err)
@@ -129,6 +132,7 @@ func readGGUF(fh *os.File, path string, opts OpenOptions) (*Model, error) {
 
 	kind, files := format.TokenizerNone, map[string][]byte(nil)
 	switch {
+	case opts.NoTokenizer:
 	case opts.Tokenizer != "":
 		if kind, files, err = readTokenizerFile(opts.Tokenizer, cfg.VocabSize, false); err != nil {
 			return nil, err
@@ -143,6 +147,11 @@ func readGGUF(fh *os.File, path string, opts OpenOptions) (*Model, error) {
 		// included), so generation stops where llama.cpp's does.
 		if cfg.BOS, cfg.EOS, err = ggufSpecialIDs(gf, cfg); err != nil {
 			return nil, fail("%v", err)
+		}
+	}
+	if kind != format.TokenizerNone {
+		if err := checkTokenizer(path, kind, files, cfg); err != nil {
+			return nil, err
 		}
 	}
 	return &Model{
@@ -187,6 +196,11 @@ func ggufConfig(gf *gguf.File, arch string, src map[string]*SourceTensor) (forma
 		if err := positive(ggufKeyKVHeads, &cfg.NumKVHeads); err != nil {
 			return cfg, err
 		}
+	}
+	// Every layer needs its own tensors: a block count beyond the tensor
+	// count is a lie that would only make the mapping loop for nothing.
+	if cfg.NumLayers > len(src) {
+		return cfg, fmt.Errorf("%s = %d, but the file has only %d tensors", key(ggufKeyBlocks), cfg.NumLayers, len(src))
 	}
 	if cfg.NumHeads%cfg.NumKVHeads != 0 {
 		return cfg, fmt.Errorf("%s %d must divide %s %d", key(ggufKeyKVHeads), cfg.NumKVHeads, key(ggufKeyHeads), cfg.NumHeads)
@@ -408,6 +422,9 @@ func ggufTensors(cfg format.ModelConfig, src map[string]*SourceTensor) ([]*Tenso
 	}
 	if err := p.leftovers(cfg.Arch); err != nil {
 		errs = append(errs, err.Error())
+	}
+	if len(errs) > 3 {
+		errs = append(errs[:3], fmt.Sprintf("and %d more problems", len(errs)-3))
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))

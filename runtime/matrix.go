@@ -41,6 +41,34 @@ type dense struct {
 	// max(64, group) quants, zero-padded, so that every row but the last
 	// can go through the whole-group VNNI kernels (see tile).
 	cq, ngq int
+	// pk views a packed low-bit matrix (quant KindQK, KindQ4S); its
+	// activations are int8 in blocks of 32, cq = 32·pk.Blocks wide.
+	pk *simd.Packed
+}
+
+// packedView builds the simd view of a packed part's planes.
+func packedView(p *WeightPart, rows, cols int) (*simd.Packed, error) {
+	lo, hi, sub, sup, l, err := quant.PackedPlanes(p.Encoding, p.Data, rows, cols)
+	if err != nil {
+		return nil, fmt.Errorf("part %q: %w", p.Role, err)
+	}
+	return &simd.Packed{
+		Lo: lo, Hi: hi, Sub: sub, Sup: sup,
+		LoRow: l.LoRow, HiRow: l.HiRow, SubRow: l.SubRow, SupRow: l.SupRow / 2,
+		LoBits: l.LoBits, HiBits: l.HiBits, Group: p.Encoding.Group,
+		Sym: p.Encoding.Kind == quant.KindQ4S, Blocks: l.PaddedCols / quant.PackBlock,
+	}, nil
+}
+
+// quantized reports whether d's products use int8 activations.
+func (d *dense) quantized() bool { return d.enc.Kind == quant.KindQ8 || d.pk != nil }
+
+// actGroup is the activation quantization group of a quantized matrix.
+func (d *dense) actGroup() int {
+	if d.pk != nil {
+		return quant.PackBlock
+	}
+	return d.enc.Group
 }
 
 func newDense(p *WeightPart) (*dense, error) {
@@ -71,6 +99,19 @@ func newDense(p *WeightPart) (*dense, error) {
 		blk := max(64, p.Encoding.Group)
 		d.cq = (cols + blk - 1) / blk * blk
 		d.ngq = d.cq / p.Encoding.Group
+	case quant.KindQK, quant.KindQ4S:
+		if d.pk, err = packedView(p, rows, cols); err != nil {
+			return nil, err
+		}
+		// As for q8: a non-finite float16 scale would silently turn the
+		// products into NaN.
+		for i, b := range d.pk.Sup {
+			if b&0x7c00 == 0x7c00 {
+				return nil, fmt.Errorf("part %q: %v scale %d of row %d is not finite (0x%04x)", p.Role, p.Encoding, i%d.pk.SupRow, i/d.pk.SupRow, b)
+			}
+		}
+		d.ng = (cols + quant.PackBlock - 1) / quant.PackBlock
+		d.cq, d.ngq = quant.PackBlock*d.pk.Blocks, d.pk.Blocks
 	}
 	return d, nil
 }
@@ -82,6 +123,7 @@ type acts struct {
 	x     []float32
 	xq    []int8
 	xs    []float32
+	xsum  []int32 // packed weights: the sum of each block of 32 quants
 	useQ8 bool
 }
 
@@ -101,6 +143,18 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 		simd.MatF16(y, ldy, d.u16[r0*c:r1*c], c, x, c, rows, toks, c, add)
 	case quant.KindBF16:
 		simd.MatBF16(y, ldy, d.u16[r0*c:r1*c], c, x, c, rows, toks, c, add)
+	case quant.KindQK, quant.KindQ4S:
+		if a.useQ8 {
+			v := d.pk.Rows(r0, r1)
+			simd.MatPacked(y, ldy, &v, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, rows, toks, add)
+			return
+		}
+		// Exact path: the decoded rows times float32 activations.
+		w := make([]float32, rows*c)
+		for r := r0; r < r1; r++ {
+			d.row(w[(r-r0)*c:(r-r0+1)*c], r)
+		}
+		simd.MatF32(y, ldy, w, c, x, c, rows, toks, c, add)
 	case quant.KindQ8:
 		g, ng := d.enc.Group, d.ng
 		if a.useQ8 {
@@ -312,6 +366,7 @@ type exec struct {
 	exactQ8 bool
 	xq      []int8
 	xs      []float32
+	xsum    []int32
 	tmp     []float32
 	// gen counts the writes of xq/xs (quantizations and reallocations); a
 	// q8Acts handle is valid only while gen is what it was when made.
@@ -331,6 +386,7 @@ type exec struct {
 type q8Acts struct {
 	gen             uint64 // exec.gen when made; 0: holds nothing
 	T, group, width int
+	sums            bool // xsum holds the block sums too (packed weights)
 }
 
 func newExec(p *pool, exactQ8 bool) *exec {
@@ -348,11 +404,14 @@ func (e *exec) reserve(T int, ms ...*Matrix) {
 			if d == nil {
 				continue
 			}
-			if cap(e.xq) < T*d.cq || cap(e.xs) < T*max(d.ngq, 1) {
+			if cap(e.xq) < T*d.cq || cap(e.xs) < T*max(d.ngq, 1) || d.pk != nil && cap(e.xsum) < T*d.ngq {
 				e.gen++ // new buffers: no handle's quantization survives
 			}
 			e.xq = grow(e.xq, T*d.cq)
 			e.xs = grow(e.xs, T*max(d.ngq, 1))
+			if d.pk != nil {
+				e.xsum = grow(e.xsum, T*d.ngq)
+			}
 		}
 		if m.a != nil {
 			e.tmp = grow(e.tmp, T*m.rank)
@@ -386,8 +445,11 @@ func (e *exec) mulShared(ms []*Matrix, Ys [][]float32, X []float32, T int) {
 			break
 		}
 		d := m.w
+		// Packed matrices of different bit widths share one activation
+		// quantization (blocks of 32), so they fuse too.
 		fuse = m.a == nil && d != nil && d.cols == ms[0].w.cols &&
-			d.enc.Kind == ms[0].w.enc.Kind && d.enc.Group == ms[0].w.enc.Group
+			(d.enc.Kind == ms[0].w.enc.Kind && d.enc.Group == ms[0].w.enc.Group ||
+				d.pk != nil && ms[0].w.pk != nil)
 		ds[i] = d
 	}
 	if !fuse {
@@ -422,8 +484,9 @@ func (e *exec) mulWith(m *Matrix, Y, X []float32, T int, add bool, h *q8Acts) {
 // unless h is a valid handle on that very quantization. h (may be nil)
 // receives the handle of what the scratch holds afterwards.
 func (e *exec) quantize(X []float32, T int, d *dense, h *q8Acts) {
-	cols, ng, g, cq, ngq := d.cols, d.ng, d.enc.Group, d.cq, d.ngq
-	want := q8Acts{gen: e.gen, T: T, group: g, width: cq}
+	cols, ng, g, cq, ngq := d.cols, d.ng, d.actGroup(), d.cq, d.ngq
+	sums := d.pk != nil
+	want := q8Acts{gen: e.gen, T: T, group: g, width: cq, sums: sums}
 	if h != nil && h.gen != 0 && *h == want {
 		return
 	}
@@ -432,10 +495,13 @@ func (e *exec) quantize(X []float32, T int, d *dense, h *q8Acts) {
 		simd.QuantizeQ8(xq[:cols], xs[:ng], X[t*cols:(t+1)*cols], g)
 		clear(xq[cols:])
 		clear(xs[ng:])
+		if sums {
+			simd.SumQ8Blocks(e.xsum[t*ngq:(t+1)*ngq], xq)
+		}
 	}
 	e.gen++
 	if h != nil {
-		*h = q8Acts{gen: e.gen, T: T, group: g, width: cq}
+		*h = q8Acts{gen: e.gen, T: T, group: g, width: cq, sums: sums}
 	}
 }
 
@@ -451,11 +517,14 @@ func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool,
 	j.np = len(ds)
 	j.T, j.add = T, add
 	j.a = acts{x: X[:T*d0.cols]}
-	if d0.enc.Kind == quant.KindQ8 && !e.exactQ8 {
+	if d0.quantized() && !e.exactQ8 {
 		e.quantize(X, T, d0, h)
 		j.a.useQ8 = true
 		j.a.xq = e.xq[:T*d0.cq]
 		j.a.xs = e.xs[:T*d0.ngq]
+		if d0.pk != nil {
+			j.a.xsum = e.xsum[:T*d0.ngq]
+		}
 	}
 	j.nrb = 0
 	work := 0

@@ -27,12 +27,14 @@ func convertCommand() *cli.Command {
 		ArgsUsage: "MODEL_DIR|MODEL.bin|MODEL.gguf",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `FILE` (.shrink)"},
-			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128"},
-			&cli.IntFlag{Name: "group", Usage: "q8 group `SIZE` (32, 64, 128) for --quant q8; same as --quant q8gSIZE"},
+			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4 (4.5 bits), q3, q2, q4g64, q4g128, q4s (plain symmetric int4)"},
+			&cli.IntFlag{Name: "group", Usage: "group `SIZE` (32, 64, 128) for an integer --quant; --quant q8 --group 64 = q8g64"},
+			&cli.StringFlag{Name: "preset", Usage: "`MIX` of encodings like llama.cpp's types (more bits for attn_v, ffn_down, output): " + convert.PresetNames()},
 			&cli.StringFlag{Name: "embed", Usage: "`ENC` for token/position embeddings (default: --quant for float encodings, f16 for q8)"},
 			&cli.StringFlag{Name: "output", Usage: "`ENC` for the untied output head (default as --embed)"},
 			&cli.StringSliceFlag{Name: "tensor-type", Usage: "`REGEX=ENC` override per tensor (canonical names, first match wins; repeatable)"},
 			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer `PATH` to carry: tokenizer.json, tokenizer.model, llama2.c tokenizer.bin or a GGUF (default: the checkpoint's own)"},
+			&cli.StringFlag{Name: "format", Value: "shrink", Usage: "output `FORMAT`: shrink, or gguf (converted, then exported as by shrink export)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and write nothing"},
 			&cli.BoolFlag{Name: "json", Usage: "with --dry-run: print the plan as JSON"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "use at most `N` cores: dense encoding, factorisations and calibration share them"},
@@ -62,7 +64,7 @@ func convertCommand() *cli.Command {
 			if c.Bool("json") && !dry {
 				return usagef("convert: --json goes with --dry-run")
 			}
-			cal, err := calibFromFlags(c, pol.LowRank)
+			cal, err := calibFromFlags(c, pol.LowRank, pol.Quant.IsPacked())
 			if err != nil {
 				return err
 			}
@@ -75,11 +77,22 @@ func convertCommand() *cli.Command {
 			if t := c.Int("threads"); t < runtime.GOMAXPROCS(0) {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 			}
-			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, convertArgs{
+			args := convertArgs{
 				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
 				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"),
-			})
+			}
+			switch c.String("format") {
+			case "shrink":
+			case "gguf":
+				if dry {
+					return usagef("convert: --dry-run plans a .shrink; drop --format gguf")
+				}
+				return convertToGGUF(c.Context, c.App.Writer, c.App.ErrWriter, args)
+			default:
+				return usagef("convert: --format %q: want shrink or gguf", c.String("format"))
+			}
+			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, args)
 		},
 	}
 }
@@ -91,13 +104,23 @@ func policyFromFlags(c *cli.Context) (convert.Policy, error) {
 		return pol, usagef("--quant: %v", err)
 	}
 	if g := c.Int("group"); g != 0 {
-		if q.Kind != quant.KindQ8 {
+		if q.Kind != quant.KindQ8 && !q.IsPacked() {
 			return pol, usagef("--group goes with an integer --quant, not %v", q)
 		}
-		q = quant.Q8Group(g)
+		q.Group = g
 		if err := q.Validate(); err != nil {
 			return pol, usagef("--group: %v", err)
 		}
+	}
+	if name := c.String("preset"); name != "" {
+		if c.IsSet("quant") || c.IsSet("group") {
+			return pol, usagef("--preset %s chooses the encodings itself; drop --quant/--group (use --tensor-type to change single tensors)", name)
+		}
+		p, err := convert.LookupPreset(name)
+		if err != nil {
+			return pol, usagef("--preset: %v", err)
+		}
+		pol.Preset, q = &p, p.Base
 	}
 	pol.Quant = q
 	for _, f := range []struct {
@@ -167,7 +190,7 @@ func lowRankFromFlags(c *cli.Context, q quant.Encoding) (convert.LowRank, error)
 		return lr, usagef("%v", err)
 	}
 	if lr.Method == lowrank.MethodLoRC && q.IsFloat() {
-		return lr, usagef("--lowrank lorc corrects the error of an integer --quant (q8...), and %v has none worth correcting", q)
+		return lr, usagef("--lowrank lorc corrects the error of an integer --quant (q8, q4...), and %v has none worth correcting", q)
 	}
 	if lr.NeedsStats() && c.String("calib") == "" {
 		what := "--lowrank " + method
@@ -186,7 +209,10 @@ type calibSettings struct {
 	docs   textdata.DocRange
 }
 
-func calibFromFlags(c *cli.Context, lr convert.LowRank) (*calibSettings, error) {
+// calibFromFlags reads the calibration flags; weighted says the packed
+// encoders will read the statistics (their scale search), which also makes
+// --calib meaningful without --lowrank.
+func calibFromFlags(c *cli.Context, lr convert.LowRank, weighted bool) (*calibSettings, error) {
 	file := c.String("calib")
 	if file == "" {
 		for _, f := range []string{"calib-tokens", "calib-docs"} {
@@ -196,8 +222,8 @@ func calibFromFlags(c *cli.Context, lr convert.LowRank) (*calibSettings, error) 
 		}
 		return nil, nil
 	}
-	if !lr.NeedsStats() {
-		return nil, usagef("--calib is read only by --lowrank whiten, asvd and --lorc-whiten, not by %s", orNone(string(lr.Method)))
+	if !lr.NeedsStats() && !weighted {
+		return nil, usagef("--calib is read only by --lowrank whiten, asvd, --lorc-whiten and the packed encodings (q2…q6, q4s), not by %s", orNone(string(lr.Method)))
 	}
 	cs := &calibSettings{file: file, tokens: c.Int("calib-tokens")}
 	if cs.tokens < 1 {
@@ -308,6 +334,14 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	}
 	keys := map[string]bool{}
 	var list []string
+	if a.policy.Quant.IsPacked() {
+		// The packed encoders weight their scale search by every
+		// projection input's activation energy.
+		for _, k := range convert.ProjectionStatsKeys(m.Tensors) {
+			keys[k] = true
+			list = append(list, k)
+		}
+	}
 	for _, c := range cands {
 		if !keys[c.StatsKey] {
 			keys[c.StatsKey] = true

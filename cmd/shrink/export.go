@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/shrink-llm/shrink/convert"
@@ -26,24 +30,46 @@ func exportCommand() *cli.Command {
 			if c.String("out") == "" {
 				return usagef("export: -o FILE is required")
 			}
-			f, err := format.Open(c.Args().First())
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			res, err := convert.ExportGGUF(c.Context, f, c.String("out"), convert.ExportOptions{Exact: c.Bool("exact"), Name: c.String("name")})
-			if err != nil {
-				return err
-			}
-			for _, n := range res.Notes {
-				fmt.Fprintf(c.App.ErrWriter, "note: %s\n", n)
-			}
-			exact := "every tensor carried with the same numbers"
-			if len(res.Notes) > 0 {
-				exact = fmt.Sprintf("%d tensor(s) re-encoded (see the notes)", len(res.Notes))
-			}
-			fmt.Fprintf(c.App.Writer, "wrote %s: GGUF v3, %d tensors, %s; %s\n", res.Path, res.Tensors, humanBytes(res.Bytes), strings.TrimSpace(exact))
-			return nil
+			return doExport(c.Context, c.App.Writer, c.App.ErrWriter, c.Args().First(), c.String("out"),
+				convert.ExportOptions{Exact: c.Bool("exact"), Name: c.String("name")})
 		},
 	}
+}
+
+func doExport(ctx context.Context, stdout, stderr io.Writer, in, out string, opts convert.ExportOptions) error {
+	f, err := format.Open(in)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	res, err := convert.ExportGGUF(ctx, f, out, opts)
+	if err != nil {
+		return err
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(stderr, "note: %s\n", n)
+	}
+	exact := "every tensor carried with the same numbers"
+	if res.Reencoded > 0 {
+		exact = fmt.Sprintf("%d of them re-encoded (see the notes)", res.Reencoded)
+	}
+	fmt.Fprintf(stdout, "wrote %s: GGUF v3, %d tensors, %s; %s\n", res.Path, res.Tensors, humanBytes(res.Bytes), exact)
+	return nil
+}
+
+// convertToGGUF is convert --format gguf: a conversion into a temporary
+// .shrink beside the output, then its export. The GGUF name is the source's.
+func convertToGGUF(ctx context.Context, stdout, stderr io.Writer, a convertArgs) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(a.out), ".shrink-convert-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	out := a.out
+	a.out = filepath.Join(tmp, "model.shrink")
+	if err := doConvert(ctx, io.Discard, stderr, a); err != nil {
+		return err
+	}
+	name := strings.TrimSuffix(filepath.Base(filepath.Clean(a.src)), filepath.Ext(a.src))
+	return doExport(ctx, stdout, stderr, a.out, out, convert.ExportOptions{Name: name})
 }

@@ -67,7 +67,12 @@ func TestGGUFHostileFiles(t *testing.T) {
 	noBlocks := filepath.Join(dir, "no-blocks.gguf")
 	writeGGUF(t, noBlocks, map[string]gguf.Value{"general.architecture": gguf.StringValue("llama"), "llama.context_length": gguf.Uint32Value(8),
 		"llama.embedding_length": gguf.Uint32Value(8)})
+	hugeBlocks := filepath.Join(dir, "huge-blocks.gguf")
+	writeGGUF(t, hugeBlocks, map[string]gguf.Value{"general.architecture": gguf.StringValue("llama"), "llama.context_length": gguf.Uint32Value(8),
+		"llama.embedding_length": gguf.Uint32Value(8), "llama.block_count": gguf.Uint32Value(1 << 31), "llama.feed_forward_length": gguf.Uint32Value(8),
+		"llama.attention.head_count": gguf.Uint32Value(2), "llama.attention.layer_norm_rms_epsilon": gguf.Float32Value(1e-5)})
 	cases = append(cases,
+		cliCase{"block count beyond the tensors", []string{"convert", hugeBlocks, "-o", filepath.Join(outDir, "h.shrink")}, exitFail, "llama.block_count = 2147483648, but the file has only 1 tensors"},
 		cliCase{"unsupported architecture", []string{"convert", falcon, "-o", filepath.Join(outDir, "f.shrink")}, exitFail, `architecture "falcon" is not supported`},
 		cliCase{"missing metadata key", []string{"convert", noBlocks, "-o", filepath.Join(outDir, "n.shrink")}, exitFail, `"llama.block_count": key not found`},
 	)
@@ -103,6 +108,35 @@ func TestExportCLI(t *testing.T) {
 		t.Fatal(stderr)
 	}
 
+	direct := filepath.Join(dir, "direct.gguf")
+	code, stdout, stderr = shrink(t, "convert", demoModel, "-o", direct, "--quant", "q8", "--format", "gguf")
+	if code != 0 || !strings.Contains(stdout, "wrote "+direct+": GGUF v3") {
+		t.Fatalf("convert --format gguf: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	ga, err := gguf.Open(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ga.Close()
+	gb, err := gguf.Open(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gb.Close()
+	if len(ga.Tensors) != len(gb.Tensors) || len(ga.KV) != len(gb.KV) {
+		t.Fatalf("convert --format gguf: %d tensors %d keys, convert + export: %d and %d", len(gb.Tensors), len(gb.KV), len(ga.Tensors), len(ga.KV))
+	}
+	for i := range ga.Tensors {
+		x, _ := ga.ReadTensor(&ga.Tensors[i])
+		y, _ := gb.ReadTensor(&gb.Tensors[i])
+		if ga.Tensors[i].Name != gb.Tensors[i].Name || !bytes.Equal(x, y) {
+			t.Fatalf("tensor %d (%s) differs between convert --format gguf and convert + export", i, ga.Tensors[i].Name)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".shrink-convert-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+
 	lr := filepath.Join(dir, "lr.shrink")
 	if code, _, stderr := shrink(t, "convert", demoModel, "-o", lr, "--lowrank", "svd", "--rank-ratio", "0.5"); code != 0 {
 		t.Fatal(stderr)
@@ -110,12 +144,13 @@ func TestExportCLI(t *testing.T) {
 	checkCLIErrors(t, []cliCase{
 		{"exact refuses low-rank", []string{"export", lr, "-o", filepath.Join(dir, "lr-exact.gguf"), "--exact"}, exitFail, "lowrank tensor cannot be exported exactly"},
 		{"export needs -o", []string{"export", lr}, exitUsage, "-o FILE"},
+		{"unknown format", []string{"convert", demoModel, "-o", filepath.Join(dir, "x"), "--format", "ggml"}, exitUsage, `--format "ggml"`},
 	})
 	if _, err := os.Stat(filepath.Join(dir, "lr-exact.gguf")); err == nil {
 		t.Error("a refused export left its output")
 	}
 	code, stdout, stderr = shrink(t, "export", lr, "-o", filepath.Join(dir, "lr.gguf"))
-	if code != 0 || !strings.Contains(stderr, "note: blk.0.attn_q.weight: lowrank factors multiplied out and re-encoded as F16") {
+	if code != 0 || !strings.Contains(stderr, "(blk.0.attn_q.weight ... blk.3.ffn_down.weight): lowrank factors multiplied out and re-encoded as F16") {
 		t.Fatalf("low-rank export: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }

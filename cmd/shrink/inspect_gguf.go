@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/format"
@@ -133,16 +136,27 @@ func printGGUF(w io.Writer, r *ggufReport) {
 	fmt.Fprintf(w, "\nmetadata (%d keys):\n", len(r.Metadata))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, kv := range r.Metadata {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", kv.Key, kv.Type, kv.Value)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", printable(kv.Key), kv.Type, kv.Value)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "tensor\tshape\ttype\tbytes\tbits/w\t")
 	for _, t := range r.Tensors {
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%.2f\t\n", t.Name, t.Shape, t.Type, t.Bytes, float64(t.Bytes)*8/float64(max(numel(t.Shape), 1)))
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%.2f\t\n", printable(t.Name), t.Shape, t.Type, t.Bytes, float64(t.Bytes)*8/float64(max(numel(t.Shape), 1)))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ntotal: %d tensors, %s params, tensor data %s (%.2f bits/weight), file %s\n",
 		len(r.Tensors), humanCount(r.Params), humanBytes(r.TensorBytes), r.BitsPerW, humanBytes(r.FileBytes))
+}
+
+// printable returns s, or s quoted when it holds bytes a terminal would
+// act on (a GGUF file's names are untrusted).
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == utf8.RuneError {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }

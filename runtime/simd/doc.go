@@ -11,6 +11,11 @@
 //     evaluation, in register tiles (four rows × four tokens for the float
 //     encodings, four rows × two tokens for q8) so that each weight vector
 //     loaded serves several tokens.
+//   - DotPackedRows and MatPacked: the same two shapes for the packed
+//     low-bit encodings (q2…q6, q4s), reading the planes as stored; int8
+//     activations in blocks of 32 with their block sums (SumQ8Blocks) pay
+//     for the asymmetric offsets. They run through replaceable hooks
+//     (packed_dispatch.go); today the Go kernels serve every platform.
 //   - QuantizeQ8 (activations to int8 per group, for the q8 products),
 //     SiLUMul (the gated MLP activation) and Softmax (attention weights).
 //

@@ -1,5 +1,7 @@
 package simd
 
+import "sync"
+
 // Packed is a view of consecutive rows of a packed low-bit matrix (quant's
 // KindQK — q2…q6 — and KindQ4S; layout in quant/qk.go and format/SPEC.md),
 // each plane starting at the view's first row. This package imports
@@ -165,27 +167,86 @@ func matPackedRef(y []float32, ldy int, w *Packed, xq []int8, xs []float32, xsum
 	}
 }
 
-// packedMaxTok is how many tokens the Go tile kernel serves from one
-// unpacked chunk of weights.
-const packedMaxTok = 8
-
 // packedRowsGo is the portable row-range kernel: it unpacks each chunk of
-// 128 weights once into int8 and accumulates four independent block sums.
+// 128 weights into int8 and sums each block of 32 with four accumulators.
 func packedRowsGo(y []float32, w *Packed, xq []int8, xs []float32, xsum []int32, add bool) {
-	matPackedGo(y, 0, w, xq, xs, xsum, 0, 0, len(y), 1, add)
+	var q [128]int8
+	n := 32 * w.Blocks
+	for r := range y {
+		var acc float32
+		lo := w.Lo[r*w.LoRow : (r+1)*w.LoRow]
+		var hi []byte
+		if w.HiBits > 0 {
+			hi = w.Hi[r*w.HiRow : (r+1)*w.HiRow]
+		}
+		for c0 := 0; c0 < n; c0 += 128 {
+			h := min(128, n-c0)
+			unpackChunk(q[:h], lo[c0*w.LoBits/8:], hi, c0, w.LoBits, w.HiBits)
+			for b := 0; b < h/32; b++ {
+				blk := c0/32 + b
+				a, m := w.groupParams(r, blk*32/w.Group)
+				isum := dot32(q[32*b:32*b+32], xq[c0+32*b:c0+32*b+32])
+				acc += xs[blk] * (float32(a*float32(isum)) - float32(m*float32(xsum[blk])))
+			}
+		}
+		if add {
+			acc += y[r]
+		}
+		y[r] = acc
+	}
 }
 
-// matPackedGo is the portable tile kernel: per row, each chunk of 128
-// weights is unpacked once and multiplied with up to packedMaxTok tokens,
-// so the unpacking is paid once per chunk and token block.
+// The tile kernel multiplies three tokens at once in one 64-bit integer
+// (SWAR): each weight position holds the three tokens' activations biased
+// to x+128 ∈ [1, 255] in 21-bit lanes, so q·lanes is one multiplication,
+// and a block's 32 products per lane stay below 32·63·255 < 2^21 (no carry
+// between lanes for any bit width up to 6). The bias is removed per block
+// with 128·Σq. Two such words (six tokens) share each unpacked chunk.
+const (
+	swarLane  = 21
+	swarMask  = 1<<swarLane - 1
+	swarToks  = 3
+	swarWords = 2
+)
+
+// packedScratch is the tile kernel's working memory, pooled so that the
+// kernel allocates nothing in steady state.
+type packedScratch struct {
+	xp []uint64
+}
+
+var packedScratchPool = sync.Pool{New: func() any { return new(packedScratch) }}
+
+// matPackedGo is the portable tile kernel (see the SWAR note above); one
+// token alone goes to the row-range kernel.
 func matPackedGo(y []float32, ldy int, w *Packed, xq []int8, xs []float32, xsum []int32, xstride, xsstride, rows, tokens int, add bool) {
-	var q [128]int8
-	var acc [packedMaxTok]float32
+	if tokens == 1 {
+		packedRowsGo(y[:rows], w, xq, xs, xsum, add)
+		return
+	}
+	sc := packedScratchPool.Get().(*packedScratch)
+	defer packedScratchPool.Put(sc)
 	n := 32 * w.Blocks
-	for t0 := 0; t0 < tokens; t0 += packedMaxTok {
-		nt := min(packedMaxTok, tokens-t0)
+	if cap(sc.xp) < swarWords*n {
+		sc.xp = make([]uint64, swarWords*n)
+	}
+	xp := sc.xp[:swarWords*n]
+	var q [128]int8
+	const per = swarToks * swarWords
+	for t0 := 0; t0 < tokens; t0 += per {
+		nt := min(per, tokens-t0)
+		clear(xp)
+		for k := range nt {
+			x := xq[(t0+k)*xstride : (t0+k)*xstride+n]
+			word := xp[(k/swarToks)*n : (k/swarToks+1)*n]
+			sh := uint(k%swarToks) * swarLane
+			for i, v := range x {
+				word[i] |= uint64(uint8(v)^0x80) << sh
+			}
+		}
+		x0, x1 := xp[:n], xp[n:2*n]
 		for r := range rows {
-			clear(acc[:nt])
+			var acc [per]float32
 			lo := w.Lo[r*w.LoRow : (r+1)*w.LoRow]
 			var hi []byte
 			if w.HiBits > 0 {
@@ -197,18 +258,39 @@ func matPackedGo(y []float32, ldy int, w *Packed, xq []int8, xs []float32, xsum 
 				for b := 0; b < h/32; b++ {
 					blk := c0/32 + b
 					a, m := w.groupParams(r, blk*32/w.Group)
-					wq := q[32*b : 32*b+32]
-					for t := range nt {
-						u := t0 + t
-						x := xq[u*xstride+c0+32*b : u*xstride+c0+32*b+32]
-						isum := dot32(wq, x)
-						acc[t] += xs[u*xsstride+blk] * (float32(a*float32(isum)) - float32(m*float32(xsum[u*xsstride+blk])))
+					qb := q[32*b : 32*b+32]
+					p0 := x0[c0+32*b : c0+32*b+32]
+					p1 := x1[c0+32*b : c0+32*b+32]
+					var s0, s1 uint64
+					var qs int32
+					if nt > swarToks {
+						for i, v := range qb {
+							u := uint64(v)
+							s0 += u * p0[i]
+							s1 += u * p1[i]
+							qs += int32(v)
+						}
+					} else {
+						for i, v := range qb {
+							s0 += uint64(v) * p0[i]
+							qs += int32(v)
+						}
+					}
+					bias := 128 * qs
+					for k := range nt {
+						s := s0
+						if k >= swarToks {
+							s = s1
+						}
+						isum := int32(s>>(uint(k%swarToks)*swarLane)&swarMask) - bias
+						u := t0 + k
+						acc[k] += xs[u*xsstride+blk] * (float32(a*float32(isum)) - float32(m*float32(xsum[u*xsstride+blk])))
 					}
 				}
 			}
-			for t := range nt {
-				i := (t0+t)*ldy + r
-				v := acc[t]
+			for k := range nt {
+				i := (t0+k)*ldy + r
+				v := acc[k]
 				if add {
 					v += y[i]
 				}
