@@ -39,7 +39,7 @@ const (
 
 // isGGUF reports whether the file at path starts with the GGUF magic.
 func isGGUF(path string) bool {
-	f, err := safeio.Open(path)
+	f, err := safeio.Open(path) // a pipe or device is not one, and must not block
 	if err != nil {
 		return false
 	}

@@ -18,7 +18,7 @@ import (
 
 // isGGUFFile reports whether path names a file starting with the GGUF magic.
 func isGGUFFile(path string) bool {
-	f, err := safeio.Open(path)
+	f, err := safeio.Open(path) // a pipe or device is not one, and must not block
 	if err != nil {
 		return false
 	}
