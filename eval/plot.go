@@ -278,6 +278,8 @@ func seriesLegend(name string) string {
 		return "lorc: quantized + low-rank error correction"
 	case "lorc-whiten":
 		return "lorc-whiten: lorc with whitened correction"
+	case "preset":
+		return "preset: a mix of encodings per tensor"
 	}
 	return name
 }
@@ -311,7 +313,7 @@ const (
 // that a method looks the same in every chart and every sweep and no two
 // of them look alike.
 func knownSeries(name string) (int, bool) {
-	i := slices.Index([]string{"dense", "svd", "whiten", "asvd", "lorc", "lorc-whiten"}, name)
+	i := slices.Index([]string{"dense", "svd", "whiten", "asvd", "lorc", "lorc-whiten", "preset"}, name)
 	return i, i >= 0
 }
 

@@ -51,9 +51,12 @@
 //
 // All arithmetic is float64. Large products run on a packed,
 // register-blocked GEMM (dgemm.go: AVX-512 or AVX2/FMA micro-kernels on
-// amd64, plain Go elsewhere) whose tiles are shared by all cores, with
+// amd64, plain Go elsewhere) whose tiles are shared by the goroutines of
+// the call's thread budget (Options.Threads, default GOMAXPROCS), with
 // variants for symmetric results and triangular factors; gonum's Dgemm is
 // ~6× slower on this work. A TinyLlama-1.1B layer takes ~25 s on 2 shared
 // cores (BENCHMARK.md). Long operations take a context and stop between
-// stages.
+// stages. Every parallel section goes through one errgroup helper (par.go)
+// bounded by the budget, and the split of the work does not depend on it,
+// so the factors are the same bits whatever Threads is.
 package lowrank

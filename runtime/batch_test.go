@@ -117,7 +117,7 @@ func TestBatchDecodeMatchesGenerate(t *testing.T) {
 							if err != nil {
 								t.Fatal(err)
 							}
-							hist := append(append(slices.Clone(sq.prompt), sq.got...))
+							hist := append(slices.Clone(sq.prompt), sq.got...)
 							if _, err := one.Prefill(ctx, hist[:len(hist)-1], false); err != nil {
 								t.Fatal(err)
 							}

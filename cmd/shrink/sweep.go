@@ -30,7 +30,8 @@ const methodLoRCWhiten = "lorc-whiten"
 func sweepCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "ref", Usage: "checkpoint `MODEL` (Hugging Face folder or llama2.c .bin) to convert and evaluate against"},
-		&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16,bf16,q8", Usage: "comma-separated `ENCS` for the projections: f32, f16, bf16, q8, q8g64, q8g128"},
+		&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16,bf16,q8", Usage: "comma-separated `ENCS` for the projections: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4, q3, q2, q4g64, q4g128, q4s"},
+		&cli.StringFlag{Name: "preset", Usage: "also comma-separated `MIXES` (convert --preset), one point each: " + convert.PresetNames()},
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `DIR` for sweep.json, sweep.md and the plots"},
 		&cli.BoolFlag{Name: "replot", Usage: "only redraw sweep.md and the plots of --out DIR from its sweep.json"},
 		&cli.StringFlag{Name: "note", Usage: "`TEXT` recorded in sweep.json and printed in sweep.md under the command (with --replot: replaces the note)"},
@@ -78,6 +79,13 @@ func sweepCommand() *cli.Command {
 				return err
 			}
 			a := sweepArgs{ref: c.String("ref"), out: c.String("out"), encs: encs, input: in, note: c.String("note")}
+			for _, name := range splitList(c.String("preset")) {
+				p, err := convert.LookupPreset(name)
+				if err != nil {
+					return usagef("--preset: %v", err)
+				}
+				a.presets = append(a.presets, p)
+			}
 			if err := gridFromFlags(c, &a); err != nil {
 				return err
 			}
@@ -132,6 +140,7 @@ func parseNumList[T int | float64](flag, s string, parse func(string) (T, error)
 type sweepArgs struct {
 	ref, out string
 	encs     []quant.Encoding
+	presets  []convert.Preset
 	input    inputArgs
 	// The low-rank grid.
 	methods []string
@@ -293,6 +302,9 @@ func (a sweepArgs) command() string {
 	}
 	s := fmt.Sprintf("shrink sweep --ref %s %s --quant %s --out %s --ctx %d", a.ref, in,
 		join(len(a.encs), func(i int) string { return a.encs[i].String() }), a.out, a.input.opts.Ctx)
+	if len(a.presets) > 0 {
+		s += " --preset " + join(len(a.presets), func(i int) string { return a.presets[i].Name })
+	}
 	if a.evalDocs != (textdata.DocRange{}) {
 		s += " --eval-docs " + a.evalDocs.String()
 	}
@@ -339,6 +351,11 @@ func (a sweepArgs) grid() []gridPoint {
 	for _, e := range a.encs {
 		pts = append(pts, gridPoint{SweepPoint: eval.SweepPoint{Name: e.String(), Series: "dense", Quant: e.String()},
 			policy: convert.Policy{Quant: e}})
+	}
+	for i := range a.presets {
+		p := &a.presets[i]
+		pts = append(pts, gridPoint{SweepPoint: eval.SweepPoint{Name: p.Name, Series: "preset", Quant: p.Base.String()},
+			policy: convert.Policy{Quant: p.Base, Preset: p}})
 	}
 	for _, m := range a.methods {
 		if isLoRC(m) {
@@ -441,6 +458,7 @@ func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 		points[i] = g.SweepPoint
 		points[i].FileBytes = res.Bytes
 		points[i].BitsPerWeight = float64(plan.TotalBytes) * 8 / float64(max(plan.Params, 1))
+		points[i].ProjectionBits = plan.ProjectionBits()
 		fmt.Fprintf(stderr, "converted %s: %s, %.2f bits/weight, in %.1fs\n", g.Name, humanBytes(res.Bytes), points[i].BitsPerWeight, time.Since(start).Seconds())
 	}
 
