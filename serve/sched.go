@@ -56,6 +56,10 @@ type slot struct {
 	emitted  int // bytes of all sent
 	maxStop  int
 	firstTok time.Time
+	// skip is prompt text the decoder still holds after priming (a run of
+	// byte tokens at the prompt's end is held until a later token
+	// completes it); it is not part of the completion.
+	skip int
 }
 
 type scheduler struct {
@@ -159,11 +163,17 @@ func (sc *scheduler) admit(ctx context.Context) bool {
 		// Primed with the prompt so that the first generated token is
 		// decoded as a continuation, exactly as `shrink run` prints it.
 		sl.dec = sc.tok.NewDecoder()
+		primed := 0
 		for _, id := range j.prompt {
-			if _, err := sl.dec.Next(id); err != nil {
+			txt, err := sl.dec.Next(id)
+			if err != nil {
 				sl.dec = nil
 				break
 			}
+			primed += len(txt)
+		}
+		if whole, err := sc.tok.Decode(j.prompt, false); err == nil && sl.dec != nil {
+			sl.skip = max(0, len(whole)-primed)
 		}
 		sc.met.queueWait.Observe(time.Since(j.queued).Seconds())
 		sc.slots = append(sc.slots, sl)
@@ -293,14 +303,21 @@ func (sc *scheduler) text(sl *slot, id int) string {
 	if err != nil {
 		return ""
 	}
-	return txt
+	return sl.dropSkipped(txt)
+}
+
+// dropSkipped removes held prompt text from the front of decoder output.
+func (sl *slot) dropSkipped(txt string) string {
+	n := min(sl.skip, len(txt))
+	sl.skip -= n
+	return txt[n:]
 }
 
 // flushText emits what the stream decoder still holds; true when that
 // completed a stop string (the finish reason is stop then either way).
 func (sc *scheduler) flushText(sl *slot) {
 	if sl.dec != nil {
-		sc.emit(sl, sl.dec.Flush())
+		sc.emit(sl, sl.dropSkipped(sl.dec.Flush()))
 	}
 	sc.emitHeld(sl)
 }

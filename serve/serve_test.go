@@ -510,3 +510,42 @@ func TestShutdown(t *testing.T) {
 		}
 	}
 }
+
+// TestPromptEndingInByteTokens: a prompt whose last characters are byte
+// tokens (held by the stream decoder until a later token completes them)
+// does not leak into the completion: the text is the decoding of prompt
+// and completion minus the decoding of the prompt.
+func TestPromptEndingInByteTokens(t *testing.T) {
+	m := demoModel(t, "")
+	url, _ := testServer(t, m, Config{})
+	tok := m.Tokenizer()
+	text := "Once upon a time there was a dog 🐶"
+	prompt, err := tok.Encode(text, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok.Token(prompt[len(prompt)-1]), "<0x") {
+		t.Skipf("the prompt does not end in byte tokens: %q", tok.Token(prompt[len(prompt)-1]))
+	}
+	var ids []int
+	if _, err := m.Generate(context.Background(), prompt, 12, runtime.SamplerConfig{}, func(id int) error {
+		ids = append(ids, id)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	whole, _ := tok.Decode(append(append([]int{}, prompt...), ids...), false)
+	head, _ := tok.Decode(prompt, false)
+	want := whole[len(head):]
+	resp, out := post(t, url+"/v1/completions", map[string]any{"prompt": text, "max_tokens": 12, "temperature": 0})
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, out)
+	}
+	var r struct{ Choices []struct{ Text string } }
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Choices[0].Text != want {
+		t.Fatalf("completion %q, want %q", r.Choices[0].Text, want)
+	}
+}
