@@ -674,7 +674,7 @@ func (g *gen) flagCases() {
 		{"eval-chunks-negative", []string{"eval", "--ref", g.q8, "--model", g.q8, "--text", "x", "--chunks", "-1"}},
 		{"convert-threads-0", []string{"convert", g.base, "-o", o, "--threads", "0"}},
 		{"convert-threads-maxint", []string{"convert", g.base, "-o", o, "--threads", "2147483647"}},
-		{"convert-quant-unknown", []string{"convert", g.base, "-o", o, "--quant", "q3"}},
+		{"convert-quant-unknown", []string{"convert", g.base, "-o", o, "--quant", "q9x"}},
 		{"convert-no-output", []string{"convert", g.base}},
 		{"convert-tokenizer-conflict", []string{"convert", g.base, "-o", o, "--tokenizer", "t.json", "--no-tokenizer"}},
 		{"convert-group-bad", []string{"convert", g.base, "-o", o, "--quant", "q8", "--group", "48"}},
