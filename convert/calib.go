@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
@@ -17,8 +18,12 @@ import (
 type CalibOptions struct {
 	// Text is the corpus; it is cut into documents at DocSep lines
 	// (default textdata.DefaultDocSep; "-" keeps the text whole).
-	Text   string
-	DocSep string
+	Text string
+	// Documents, when set, replaces Text: the documents of the range Docs,
+	// already split (the CLI streams them from the file; see
+	// textdata.ScanDocuments).
+	Documents []string
+	DocSep    string
 	// Docs selects documents (1-based, inclusive), so that calibration and
 	// evaluation text need not overlap.
 	Docs textdata.DocRange
@@ -74,11 +79,16 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 	} else if opts.DocSep == "-" {
 		opts.DocSep = ""
 	}
-	docs, err := opts.Docs.Select(textdata.SplitDocuments(opts.Text, opts.DocSep))
-	if err != nil {
-		return nil, fmt.Errorf("calibration text: %w", err)
+	docs := opts.Documents
+	if docs == nil {
+		var err error
+		if docs, err = opts.Docs.Select(textdata.SplitDocuments(opts.Text, opts.DocSep)); err != nil {
+			return nil, fmt.Errorf("calibration text: %w", err)
+		}
 	}
-	dir, err := os.MkdirTemp(opts.TempDir, ".shrink-calib-*")
+	// Named with the pid, so the next conversion into the folder removes it
+	// should this process be killed before its deferred removal runs.
+	dir, err := format.MkdirTemp(opts.TempDir, "shrink-calib")
 	if err != nil {
 		return nil, fmt.Errorf("calibration: %w", err)
 	}
@@ -197,13 +207,8 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 func losslessEncoding(ts []*TensorDesc) quant.Encoding {
 	enc := quant.Encoding{}
 	for _, t := range ts {
-		var e quant.Encoding
-		switch t.DType {
-		case "F16":
-			e = quant.F16
-		case "BF16":
-			e = quant.BF16
-		default:
+		e, ok := t.DType.Encoding()
+		if !ok || e == quant.F32 {
 			return quant.F32
 		}
 		if enc != (quant.Encoding{}) && e != enc {

@@ -7,9 +7,41 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
+
+// Size caps of the JSON side files of a checkpoint, read whole: real ones
+// are kilobytes (config.json, index) or a few megabytes (tokenizer.json of
+// a 150k vocabulary is 7 MB).
+const (
+	maxConfigBytes    = 4 << 20
+	maxIndexBytes     = 64 << 20
+	maxTokenizerBytes = 64 << 20
+)
+
+// clip cuts a value from the input that an error message quotes, so a
+// crafted megabyte-long string does not become a megabyte-long message.
+func clip(s string) string {
+	const limit = 200
+	if len(s) <= limit {
+		return s
+	}
+	cut := []rune(s[:limit])
+	return strings.TrimRight(string(cut[:len(cut)-1]), "\ufffd") + fmt.Sprintf("…(%d bytes)", len(s))
+}
+
+// firstErrors joins at most a few messages, saying how many were left out:
+// a config that declares 100000 layers must not list every missing tensor.
+func firstErrors(errs []string) string {
+	const keep = 3
+	if len(errs) <= keep {
+		return strings.Join(errs, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more", strings.Join(errs[:keep], "; "), len(errs)-keep)
+}
 
 // HFConfig is a parsed Hugging Face config.json. Values are kept raw so each
 // family reads exactly the keys it knows, in either transformers 4 or 5
@@ -35,12 +67,13 @@ func parseHFConfig(path string, data []byte) (*HFConfig, error) {
 	if len(c.Architectures) == 0 || c.Architectures[0] == "" {
 		return nil, fmt.Errorf("%s: config.json: no architectures", path)
 	}
+	c.Architectures[0] = clip(c.Architectures[0])
 	return c, nil
 }
 
 func readHFConfig(dir string) (*HFConfig, error) {
 	p := dir + string(os.PathSeparator) + "config.json"
-	data, err := os.ReadFile(p)
+	data, err := safeio.ReadFile(p, maxConfigBytes, "a config.json")
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
@@ -209,10 +242,11 @@ func (c *HFConfig) ropeConfig() (float64, *format.RopeScaling, error) {
 		return theta, nil, nil
 	case "llama3":
 		rs := &format.RopeScaling{Type: "llama3"}
+		var missing []string
 		var errs []error
 		get := func(key string) float64 {
 			if !scaling.Has(key) {
-				errs = append(errs, fmt.Errorf("%s: llama3 rope scaling needs %q", scaling.Path, key))
+				missing = append(missing, key)
 				return 0
 			}
 			v, err := scaling.Float(key, 0)
@@ -223,6 +257,9 @@ func (c *HFConfig) ropeConfig() (float64, *format.RopeScaling, error) {
 		rs.LowFreqFactor = get("low_freq_factor")
 		rs.HighFreqFactor = get("high_freq_factor")
 		rs.OriginalMaxPositionEmbeddings = int(get("original_max_position_embeddings"))
+		if len(missing) > 0 {
+			return 0, nil, fmt.Errorf("%s: llama3 rope scaling needs %s", scaling.Path, strings.Join(missing, ", "))
+		}
 		if err := errors.Join(errs...); err != nil {
 			return 0, nil, err
 		}
@@ -231,5 +268,5 @@ func (c *HFConfig) ropeConfig() (float64, *format.RopeScaling, error) {
 		}
 		return theta, rs, nil
 	}
-	return 0, nil, fmt.Errorf("%s: rope scaling type %q is not supported (supported: default, llama3)", scaling.Path, typ)
+	return 0, nil, fmt.Errorf("%s: rope scaling type %q is not supported (supported: default, llama3)", scaling.Path, clip(typ))
 }

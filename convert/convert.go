@@ -7,8 +7,10 @@ import (
 	"math"
 	"os"
 	"sort"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/lowrank"
@@ -17,8 +19,10 @@ import (
 
 // Options tune a conversion run; the zero value is usable.
 type Options struct {
-	// Workers bounds the goroutines encoding one tensor (default 2, the
-	// machine size we target; more only helps on bigger machines).
+	// Workers is the thread budget of the whole conversion (default 2, the
+	// machine size we target): dense encodings and factorisations
+	// (Factorize.Threads is set from it) together never keep more than
+	// Workers goroutines computing at once.
 	Workers int
 	// Progress, if set, is called after each tensor is written.
 	Progress func(p Progress)
@@ -29,8 +33,12 @@ type Options struct {
 	// reports its activation error.
 	Calibration *Calibration
 	// Factorize tunes the factorisations (route, seed); LoRCWhiten is taken
-	// from the plan.
+	// from the plan and Threads from Workers.
 	Factorize lowrank.Options
+	// AllowNonFinite keeps NaN and ±Inf weights in the float encodings
+	// (f32, f16, bf16) instead of refusing the tensor; q8 and factored
+	// matrices cannot represent them and refuse them regardless.
+	AllowNonFinite bool
 }
 
 // Progress reports one finished tensor.
@@ -62,8 +70,29 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 	if opts.Workers <= 0 {
 		opts.Workers = 2
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("conversion cancelled: %w", err)
+	}
 	if len(plan.Entries) != len(m.Tensors) {
 		return nil, fmt.Errorf("plan has %d tensors, model %d", len(plan.Entries), len(m.Tensors))
+	}
+	// Everything the plan can be checked for is checked before any work
+	// starts, in plan order, so that the error names the first tensor.
+	stats := make([]*lowrank.Stats, len(plan.Entries))
+	for i, pe := range plan.Entries {
+		d := m.Tensors[i]
+		if d.Name != pe.Name {
+			return nil, fmt.Errorf("plan entry %d is %q but the model's tensor is %q", i, pe.Name, d.Name)
+		}
+		if !pe.Kind.Factored() {
+			continue
+		}
+		need := pe.Method == lowrank.MethodWhiten || pe.Method == lowrank.MethodASVD || pe.Kind == format.KindLoRC && pe.Whiten
+		st, err := opts.Calibration.forMethod(pe.Method, need, pe.StatsKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s: tensor %q: %w", d.File, d.Name, err)
+		}
+		stats[i] = st
 	}
 	w, err := format.Create(out)
 	if err != nil {
@@ -92,66 +121,76 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 
 	// Encoding tensor i overlaps with writing tensor i-1: the writer
 	// goroutine owns one output buffer while the encoder fills the other.
-	// Factored tensors take their own buffers (recycle is nil).
+	// Factored tensors take their own buffers (recycle is nil). The
+	// writer, the encoder and the factorisations share one errgroup: the
+	// first error of any of them cancels gctx, which stops the others at
+	// their next check instead of finishing every tensor first.
 	type job struct {
 		t       format.Tensor
 		data    [][]byte
 		recycle []byte
 		dense   bool
 	}
+	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan job, 1)
 	free := make(chan []byte, 2)
 	free <- nil
 	free <- nil
-	writeErr := make(chan error, 1)
-	go func() {
-		var err error
+	g.Go(func() error {
 		for j := range jobs {
-			if err == nil {
-				if e := w.WriteTensor(j.t, j.data...); e != nil {
-					err = fmt.Errorf("%s: writing tensor %q: %w", out, j.t.Name, e)
-				}
+			if err := w.WriteTensor(j.t, j.data...); err != nil {
+				return fmt.Errorf("%s: writing tensor %q: %w", out, j.t.Name, err)
 			}
 			if j.dense {
 				free <- j.recycle
 			}
 		}
-		writeErr <- err
-	}()
-
-	fz := startFactoring(ctx, m, plan, opts)
-	defer fz.stop()
-	enc := &encoder{workers: opts.Workers}
+		return nil
+	})
+	cpu := semaphore.NewWeighted(int64(opts.Workers))
+	fz := startFactoring(gctx, g, cpu, m, plan, stats, opts)
+	enc := &encoder{allowNonFinite: opts.AllowNonFinite, cal: opts.Calibration}
 	res := &Result{Path: out, Plan: plan}
-	var done int64
-	encErr := func() error {
+	g.Go(func() error {
 		defer close(jobs)
+		cancelled := func() error { return fmt.Errorf("conversion cancelled: %w", context.Cause(gctx)) }
+		var done int64
 		for i, pe := range plan.Entries {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("conversion cancelled: %w", err)
+			if gctx.Err() != nil {
+				return cancelled()
 			}
 			d := m.Tensors[i]
-			if d.Name != pe.Name {
-				return fmt.Errorf("plan entry %d is %q but the model's tensor is %q", i, pe.Name, d.Name)
-			}
 			var j job
-			if pe.Kind == format.KindDense || pe.Kind == "" {
-				buf := <-free
-				t, data, err := enc.encode(ctx, d, pe, buf)
+			if !pe.Kind.Factored() {
+				var buf []byte
+				select {
+				case buf = <-free:
+				case <-gctx.Done():
+					return cancelled()
+				}
+				th := encodeThreads(d, opts.Workers)
+				if err := cpu.Acquire(gctx, int64(th)); err != nil {
+					return cancelled()
+				}
+				t, data, err := enc.encode(gctx, d, pe, buf, th)
+				cpu.Release(int64(th))
 				if err != nil {
-					free <- buf
 					return fmt.Errorf("%s: tensor %q: %w", d.File, d.Name, err)
 				}
 				j = job{t: t, data: [][]byte{data}, recycle: data, dense: true}
 			} else {
-				r, err := fz.result(ctx, i)
-				if err != nil {
-					return fmt.Errorf("%s: tensor %q: %w", d.File, d.Name, err)
+				r, ok := fz.result(gctx, i)
+				if !ok {
+					return cancelled()
 				}
 				j = job{t: r.t, data: r.data}
 				res.LowRank = append(res.LowRank, r.rep)
 			}
-			jobs <- j
+			select {
+			case jobs <- j:
+			case <-gctx.Done():
+				return cancelled()
+			}
 			res.Tensors = append(res.Tensors, j.t)
 			done += pe.SourceBytes
 			if opts.Progress != nil {
@@ -159,12 +198,9 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 			}
 		}
 		return nil
-	}()
-	if err := <-writeErr; err != nil {
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
-	}
-	if encErr != nil {
-		return nil, encErr
 	}
 	meta := map[string]string{"source_bytes": fmt.Sprint(plan.SourceBytes), "policy": plan.Policy}
 	if c := opts.Calibration; c != nil && len(res.LowRank) > 0 {
@@ -190,8 +226,35 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 // encoder owns the buffers reused from tensor to tensor, so that a run
 // allocates about one largest-tensor working set in total.
 type encoder struct {
-	workers int
-	f32     []float32
+	allowNonFinite bool
+	f32            []float32
+	// cal, when set, weights the packed encoders' scale search by each
+	// input column's mean squared activation.
+	cal *Calibration
+}
+
+// importance is the per-column weight of the packed encoders' scale search
+// for tensor name: the mean squared calibration activation of each input,
+// or nil without statistics for it.
+func (e *encoder) importance(name string, cols int) []float32 {
+	if e.cal == nil {
+		return nil
+	}
+	layer, point, ok := projection(name)
+	if !ok {
+		return nil
+	}
+	st := e.cal.Stats[StatsKey(layer, point)]
+	if st == nil || st.N != cols || st.Count == 0 {
+		return nil
+	}
+	imp := make([]float32, cols)
+	for c := range imp {
+		// A column no calibration token ever used still counts a little,
+		// so its weights are not left to chance.
+		imp[c] = float32(st.XXt[c*cols+c]/float64(st.Count)) + 1e-8
+	}
+	return imp
 }
 
 func grow[T any](s []T, n int) []T {
@@ -201,7 +264,7 @@ func grow[T any](s []T, n int) []T {
 	return s[:n]
 }
 
-func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out []byte) (format.Tensor, []byte, error) {
+func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out []byte, workers int) (format.Tensor, []byte, error) {
 	rows, cols, err := matrixShape(d.Shape)
 	if err != nil {
 		return format.Tensor{}, nil, err
@@ -210,10 +273,10 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 		Name:        d.Name,
 		Shape:       append([]int64(nil), d.Shape...),
 		Kind:        format.KindDense,
-		SourceDType: d.DType,
-		Parts:       []format.Part{{Role: "w", Shape: append([]int64(nil), d.Shape...), Encoding: pe.Encoding}},
+		SourceDType: string(d.DType),
+		Parts:       []format.Part{{Role: format.RoleW, Shape: append([]int64(nil), d.Shape...), Encoding: pe.Encoding}},
 	}
-	if pe.Kind != "" && pe.Kind != format.KindDense {
+	if !pe.Kind.Dense() {
 		return t, nil, fmt.Errorf("a %s tensor reached the dense encoder", pe.Kind)
 	}
 	out = grow(out, int(pe.Bytes))
@@ -223,6 +286,26 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 			if _, err := io.ReadFull(sr, out); err != nil {
 				return t, nil, fmt.Errorf("reading: %w", err)
 			}
+			if !e.allowNonFinite {
+				if err := nonFiniteBytes(out, d.DType, cols); err != nil {
+					return t, nil, err
+				}
+			}
+			t.Metrics = &format.Metrics{SNRdB: snrExact, Cosine: 1}
+			return t, out, nil
+		}
+	}
+	// GGUF Q8_0 is q8 with group 32, Q4_K is q4 and Q5_K q5: repack, not
+	// re-fit.
+	carry := map[quant.Encoding]func([]byte, int, int) (bool, error){
+		quant.Q8:        d.carryQ8,
+		quant.QK(4, 32): func(b []byte, r, c int) (bool, error) { return d.carryQK(b, r, c, 4) },
+		quant.QK(5, 32): func(b []byte, r, c int) (bool, error) { return d.carryQK(b, r, c, 5) },
+	}[pe.Encoding]
+	if carry != nil {
+		if ok, err := carry(out, rows, cols); err != nil {
+			return t, nil, err
+		} else if ok {
 			t.Metrics = &format.Metrics{SNRdB: snrExact, Cosine: 1}
 			return t, out, nil
 		}
@@ -232,17 +315,33 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	if err := d.Load(ctx, e.f32); err != nil {
 		return t, nil, err
 	}
+	if !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 || pe.Encoding.IsPacked() {
+		if err := nonFiniteError(e.f32, cols); err != nil {
+			return t, nil, err
+		}
+	}
 	if pe.Encoding == quant.F32 {
 		// Widening is exact, so there is nothing to measure.
-		if err := quant.EncodeParallel(ctx, pe.Encoding, out, e.f32, rows, cols, e.workers); err != nil {
+		if err := quant.EncodeParallel(ctx, pe.Encoding, out, e.f32, rows, cols, workers); err != nil {
 			return t, nil, err
 		}
 		t.Metrics = &format.Metrics{SNRdB: snrExact, Cosine: 1}
 		return t, out, nil
 	}
-	mt, err := quant.EncodeMeasured(ctx, pe.Encoding, out, e.f32, rows, cols, e.workers)
+	var imp []float32
+	if pe.Encoding.IsPacked() {
+		imp = e.importance(d.Name, cols)
+	}
+	mt, err := quant.EncodeWeighted(ctx, pe.Encoding, out, e.f32, rows, cols, workers, imp)
 	if err != nil {
 		return t, nil, err
+	}
+	if dt := map[quant.Encoding]DType{quant.F16: DTypeF16, quant.BF16: DTypeBF16}[pe.Encoding]; dt != "" && !e.allowNonFinite {
+		// The input was finite, so an infinity here is a weight beyond
+		// the encoding's range (65504 for f16).
+		if err := nonFiniteBytes(out, dt, cols); err != nil {
+			return t, nil, fmt.Errorf("overflows %v: %w", pe.Encoding, err)
+		}
 	}
 	t.Metrics = toFormatMetrics(mt)
 	return t, out, nil
@@ -251,16 +350,9 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 // snrExact stands for +Inf dB (no error), which JSON cannot carry.
 const snrExact = 999
 
-func sameDType(enc quant.Encoding, dt string) bool {
-	switch dt {
-	case "F32":
-		return enc == quant.F32
-	case "F16":
-		return enc == quant.F16
-	case "BF16":
-		return enc == quant.BF16
-	}
-	return false
+func sameDType(enc quant.Encoding, dt DType) bool {
+	e, ok := dt.Encoding()
+	return ok && e == enc
 }
 
 func toFormatMetrics(m quant.Metrics) *format.Metrics {
@@ -274,41 +366,57 @@ func toFormatMetrics(m quant.Metrics) *format.Metrics {
 	if math.IsNaN(fm.Cosine) {
 		fm.Cosine = 0
 	}
+	// Only with --allow-nonfinite: NaN weights leave the error unmeasurable,
+	// stored as -1 (undefined) rather than a NaN the format refuses.
+	if math.IsNaN(fm.SNRdB) || math.IsInf(fm.SNRdB, 0) {
+		fm.SNRdB = -1
+	}
+	if math.IsNaN(fm.MaxAbs) || math.IsInf(fm.MaxAbs, 0) {
+		fm.MaxAbs = -1
+	}
 	return fm
 }
 
 // factoring runs the factorisations of a plan ahead of the encoder: up to
-// Workers at once, started in plan order, each result held in its entry's
+// F = min(Workers, factored tensors) at once, started in plan order, each
+// with Workers/F threads of the budget, each result held in its entry's
 // slot until the encoder takes it. A slot is freed only when its result is
-// taken, so at most Workers factored tensors are in memory (being computed
-// or waiting), and the encoder, which takes results in plan order, always
-// waits on one that has been started.
+// taken, so at most F factored tensors are in memory (being computed or
+// waiting), and the encoder, which takes results in plan order, always
+// waits on one that has been started. A failed factorisation returns its
+// error to the errgroup at once, which cancels the whole conversion.
 type factoring struct {
 	slots   []chan factorResult
 	running chan struct{}
-	cancel  context.CancelFunc
-	done    chan struct{}
 }
 
 type factorResult struct {
 	t    format.Tensor
 	data [][]byte
 	rep  LowRankReport
-	err  error
 }
 
-func startFactoring(ctx context.Context, m *Model, plan *Plan, opts Options) *factoring {
-	ctx, cancel := context.WithCancel(ctx)
-	f := &factoring{slots: make([]chan factorResult, len(plan.Entries)), running: make(chan struct{}, opts.Workers),
-		cancel: cancel, done: make(chan struct{})}
+func startFactoring(ctx context.Context, g *errgroup.Group, cpu *semaphore.Weighted, m *Model, plan *Plan, stats []*lowrank.Stats, opts Options) *factoring {
+	n := 0
+	for _, pe := range plan.Entries {
+		if pe.Kind.Factored() {
+			n++
+		}
+	}
+	conc := max(1, min(opts.Workers, n))
+	th := max(1, opts.Workers/conc)
+	f := &factoring{slots: make([]chan factorResult, len(plan.Entries)), running: make(chan struct{}, conc)}
 	for i, pe := range plan.Entries {
-		if pe.Kind != "" && pe.Kind != format.KindDense {
+		if pe.Kind.Factored() {
 			f.slots[i] = make(chan factorResult, 1)
 		}
 	}
-	go func() {
-		var wg sync.WaitGroup
-		defer func() { wg.Wait(); close(f.done) }()
+	if n == 0 {
+		return f
+	}
+	lopts := opts.Factorize
+	lopts.Threads = th
+	g.Go(func() error {
 		for i, pe := range plan.Entries {
 			if f.slots[i] == nil {
 				continue
@@ -316,50 +424,47 @@ func startFactoring(ctx context.Context, m *Model, plan *Plan, opts Options) *fa
 			select {
 			case f.running <- struct{}{}:
 			case <-ctx.Done():
-				return
+				return nil // the error that cancelled ctx is already recorded
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var r factorResult
-				defer func() { f.slots[i] <- r }()
+			g.Go(func() error {
+				if err := cpu.Acquire(ctx, int64(th)); err != nil {
+					return nil
+				}
+				defer cpu.Release(int64(th))
 				d := m.Tensors[i]
-				if d.Name != pe.Name {
-					r.err = fmt.Errorf("plan entry %d is %q but the model's tensor is %q", i, pe.Name, d.Name)
-					return
-				}
-				need := pe.Method == lowrank.MethodWhiten || pe.Method == lowrank.MethodASVD || pe.Kind == format.KindLoRC && pe.Whiten
-				st, err := opts.Calibration.forMethod(pe.Method, need, pe.StatsKey)
+				var r factorResult
+				var err error
+				r.t, r.data, r.rep, err = factorTensor(ctx, d, pe, stats[i], lopts, th)
 				if err != nil {
-					r.err = err
-					return
+					if ctx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("%s: tensor %q: %w", d.File, d.Name, err)
 				}
-				r.t, r.data, r.rep, r.err = factorTensor(ctx, d, pe, st, opts.Factorize, opts.Workers)
-			}()
+				f.slots[i] <- r
+				return nil
+			})
 		}
-	}()
+		return nil
+	})
 	return f
 }
 
-// result waits for entry i's factorisation and frees its slot.
-func (f *factoring) result(ctx context.Context, i int) (factorResult, error) {
+// result waits for entry i's factorisation and frees its slot; false when
+// the conversion was cancelled first.
+func (f *factoring) result(ctx context.Context, i int) (factorResult, bool) {
 	select {
 	case r := <-f.slots[i]:
 		<-f.running
-		return r, r.err
+		return r, true
 	case <-ctx.Done():
-		return factorResult{}, fmt.Errorf("conversion cancelled: %w", ctx.Err())
+		return factorResult{}, false
 	}
 }
 
-// stop cancels what is still running and waits for it.
-func (f *factoring) stop() {
-	f.cancel()
-	for {
-		select {
-		case <-f.done:
-			return
-		case <-f.running: // let the dispatcher finish if it waits for a slot
-		}
-	}
+// encodeThreads is the share of the budget a dense tensor's encoding
+// takes: vectors and small matrices are not worth a goroutine.
+func encodeThreads(d *TensorDesc, budget int) int {
+	const perThread = 1 << 16 // elements
+	return max(1, min(budget, int(d.NumElements()/perThread)))
 }

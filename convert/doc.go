@@ -24,12 +24,39 @@
 // table (LowRank.Ranks) computed beforehand by SpectrumRanks. So every plan,
 // low-rank or not, is data that --dry-run prints and tests check.
 //
-// Factored matrices are computed ahead of the encoder, up to
-// Options.Workers at once, and written in plan order; each reports its
-// weight error and, given calibration statistics, its activation error
-// ||(W−Ŵ)X||/||WX|| (Result.LowRank).
+// Factored matrices are computed ahead of the encoder and written in plan
+// order; each reports its weight error and, given calibration statistics,
+// its activation error ||(W−Ŵ)X||/||WX|| (Result.LowRank). Options.Workers
+// is one thread budget for the whole run: F = min(Workers, factored
+// matrices) factorisations at once with Workers/F threads each
+// (lowrank.Options.Threads), and a weighted semaphore so that they and the
+// dense encodings together never compute on more than Workers goroutines.
+// The writer, the encoder and the factorisations share an errgroup: the
+// first write, encode or factorisation error cancels the rest.
+//
+// Source element types are DType values (one size table, dtype.go);
+// canonical names, tensor kinds and part roles are format's (format.Stem,
+// format.Kind, format.Role, format.BlockName).
+//
+// Nothing from a checkpoint is trusted before it is checked against the
+// data: declared sizes are bounded by the format's limits and by the
+// tensors present (checks.go) before a family walks its layers; side files
+// are read through internal/safeio (regular files only, size-capped); the
+// tokenizer to embed is loaded with runtime.LoadTokenizer, the loader `run`
+// uses, and made to encode a probe; non-finite weights are refused, naming
+// tensor, row and column, unless Options.AllowNonFinite. Metrics are merged
+// in a fixed order, so a file's bytes do not depend on the worker count.
 //
 // Readers are lazy: Open parses headers only and returns TensorDesc
 // descriptors; weight bytes are read when a descriptor's Load is called, so
 // the pipeline can stream one tensor at a time through memory.
+//
+// GGUF files (llama, qwen2, gpt2) are a third input. Their tensors keep
+// their ggml type as DType; block-quantized ones (Q8_0, Q4_0..Q5_1,
+// Q2_K..Q6_K) are dequantized by Load with llama.cpp's formulas, bit for
+// bit. A Q8_0 tensor planned as q8 (group 32) is not requantized: its blocks
+// are the q8 groups, so the int8 quants and float16 scales are repacked as
+// they are (carryQ8); Q4_K and Q5_K planned as q4 and q5 likewise (carryQK). ExportGGUF goes the other way, from a .shrink file to
+// a GGUF llama.cpp loads; this is why convert imports gguf/ and, for the
+// tokenizer's metadata, runtime/tokenizer.
 package convert

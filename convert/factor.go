@@ -18,7 +18,7 @@ import (
 // stored (the encoded factors decoded back, plus the decoded base for lorc).
 type LowRankReport struct {
 	Name   string         `json:"name"`
-	Kind   string         `json:"kind"`
+	Kind   format.Kind    `json:"kind"`
 	Method lowrank.Method `json:"method"`
 	Rank   int            `json:"rank"`
 	Route  lowrank.Route  `json:"route"`
@@ -55,7 +55,11 @@ func factorTensor(ctx context.Context, d *TensorDesc, pe PlanEntry, stats *lowra
 	if err := d.Load(ctx, w); err != nil {
 		return format.Tensor{}, nil, rep, err
 	}
-	t := format.Tensor{Name: d.Name, Shape: append([]int64(nil), d.Shape...), Kind: pe.Kind, SourceDType: d.DType}
+	// A factorisation of a matrix holding NaN or Inf is NaN throughout.
+	if err := nonFiniteError(w, n); err != nil {
+		return format.Tensor{}, nil, rep, err
+	}
+	t := format.Tensor{Name: d.Name, Shape: append([]int64(nil), d.Shape...), Kind: pe.Kind, SourceDType: string(d.DType)}
 	for _, p := range pe.Parts {
 		t.Parts = append(t.Parts, format.Part{Role: p.Role, Shape: append([]int64(nil), p.Shape...), Encoding: p.Encoding})
 	}
@@ -133,6 +137,26 @@ func encodeDecoded(ctx context.Context, p PlanPart, v []float32, rows, cols, wor
 // the float64 scratch to reconBlock·n values.
 const reconBlock = 64
 
+// gemmSerial computes c = a·b (a m×k, b k×n, row-major with the given
+// strides) on the calling goroutine. gonum's Dgemm fans out to GOMAXPROCS
+// goroutines once C has 4 or more 64×64 blocks, which would break the
+// conversion's thread budget (a factorisation gets its share of it, often
+// one thread); products of at most 64 rows × 192 columns stay serial, so C
+// is cut into those.
+func gemmSerial(m, n, k int, a []float64, lda int, b []float64, ldb int, c []float64, ldc int) {
+	const rows, cols = 64, 192
+	for i0 := 0; i0 < m; i0 += rows {
+		r := min(rows, m-i0)
+		for j0 := 0; j0 < n; j0 += cols {
+			w := min(cols, n-j0)
+			blas64.Gemm(blas.NoTrans, blas.NoTrans, 1,
+				blas64.General{Rows: r, Cols: k, Stride: lda, Data: a[i0*lda:]},
+				blas64.General{Rows: k, Cols: w, Stride: ldb, Data: b[j0:]},
+				0, blas64.General{Rows: r, Cols: w, Stride: ldc, Data: c[i0*ldc+j0:]})
+		}
+	}
+}
+
 // reconstruct returns base + a·b (base may be nil) as float32, with the
 // product and the sum in float64. a is m×k, b k×n, row-major.
 func reconstruct(a, b, base []float32, m, n, k int) []float32 {
@@ -146,10 +170,7 @@ func reconstruct(a, b, base []float32, m, n, k int) []float32 {
 		for i, v := range a[r0*k : (r0+r)*k] {
 			a64[i] = float64(v)
 		}
-		blas64.Gemm(blas.NoTrans, blas.NoTrans, 1,
-			blas64.General{Rows: r, Cols: k, Stride: k, Data: a64[:r*k]},
-			blas64.General{Rows: k, Cols: n, Stride: n, Data: b64},
-			0, blas64.General{Rows: r, Cols: n, Stride: n, Data: c64[:r*n]})
+		gemmSerial(r, n, k, a64[:r*k], k, b64, n, c64[:r*n], n)
 		o := out[r0*n : (r0+r)*n]
 		for i, v := range c64[:r*n] {
 			if base != nil {
@@ -180,10 +201,7 @@ func activationError(w, got []float32, m, n int, st *lowrank.Stats) float64 {
 			e64[i] = wv - float64(got[r0*n+i])
 			e64[r*n+i] = wv
 		}
-		blas64.Gemm(blas.NoTrans, blas.NoTrans, 1,
-			blas64.General{Rows: 2 * r, Cols: n, Stride: n, Data: e64[:2*r*n]},
-			blas64.General{Rows: n, Cols: n, Stride: n, Data: c},
-			0, blas64.General{Rows: 2 * r, Cols: n, Stride: n, Data: g64[:2*r*n]})
+		gemmSerial(2*r, n, n, e64[:2*r*n], n, c, n, g64[:2*r*n], n)
 		for i := range r * n {
 			num += g64[i] * e64[i]
 			den += g64[r*n+i] * e64[r*n+i]

@@ -105,14 +105,13 @@ func (f gpt2Family) Tensors(cfg format.ModelConfig, src map[string]*SourceTensor
 	h, v, ffn := int64(cfg.HiddenSize), int64(cfg.VocabSize), int64(cfg.IntermediateSize)
 	var out []*TensorDesc
 	if s := take(pre+"wte.weight", v, h); s != nil {
-		out = append(out, whole("token_embd.weight", s))
+		out = append(out, whole(format.Name(format.TokenEmbd, format.Weight), s))
 	}
 	if s := take(pre+"wpe.weight", int64(cfg.ContextLength), h); s != nil {
-		out = append(out, whole("position_embd.weight", s))
+		out = append(out, whole(format.Name(format.PositionEmbd, format.Weight), s))
 	}
 	for i := 0; i < cfg.NumLayers; i++ {
 		lp := fmt.Sprintf("%sh.%d.", pre, i)
-		blk := fmt.Sprintf("blk.%d.", i)
 		var weights, biases []*TensorDesc
 		vec := func(canon, name string, n int64) {
 			if s := take(name, n); s != nil {
@@ -120,44 +119,44 @@ func (f gpt2Family) Tensors(cfg format.ModelConfig, src map[string]*SourceTensor
 			}
 		}
 		if s := take(lp+"ln_1.weight", h); s != nil {
-			weights = append(weights, whole(blk+"attn_norm.weight", s))
+			weights = append(weights, whole(format.BlockName(i, format.AttnNorm, format.Weight), s))
 		}
-		vec(blk+"attn_norm.bias", lp+"ln_1.bias", h)
+		vec(format.BlockName(i, format.AttnNorm, format.Bias), lp+"ln_1.bias", h)
 		if s := take(lp+"attn.c_attn.weight", h, 3*h); s != nil {
 			weights = append(weights,
-				transposed(blk+"attn_q.weight", s, 0, h),
-				transposed(blk+"attn_k.weight", s, h, h),
-				transposed(blk+"attn_v.weight", s, 2*h, h))
+				transposed(format.BlockName(i, format.AttnQ, format.Weight), s, 0, h),
+				transposed(format.BlockName(i, format.AttnK, format.Weight), s, h, h),
+				transposed(format.BlockName(i, format.AttnV, format.Weight), s, 2*h, h))
 		}
 		if s := take(lp+"attn.c_attn.bias", 3*h); s != nil {
 			biases = append(biases,
-				sliceOf(blk+"attn_q.bias", s, 0, h),
-				sliceOf(blk+"attn_k.bias", s, h, h),
-				sliceOf(blk+"attn_v.bias", s, 2*h, h))
+				sliceOf(format.BlockName(i, format.AttnQ, format.Bias), s, 0, h),
+				sliceOf(format.BlockName(i, format.AttnK, format.Bias), s, h, h),
+				sliceOf(format.BlockName(i, format.AttnV, format.Bias), s, 2*h, h))
 		}
 		if s := take(lp+"attn.c_proj.weight", h, h); s != nil {
-			weights = append(weights, transposed(blk+"attn_output.weight", s, 0, h))
+			weights = append(weights, transposed(format.BlockName(i, format.AttnOutput, format.Weight), s, 0, h))
 		}
-		vec(blk+"attn_output.bias", lp+"attn.c_proj.bias", h)
+		vec(format.BlockName(i, format.AttnOutput, format.Bias), lp+"attn.c_proj.bias", h)
 		if s := take(lp+"ln_2.weight", h); s != nil {
-			weights = append(weights, whole(blk+"ffn_norm.weight", s))
+			weights = append(weights, whole(format.BlockName(i, format.FFNNorm, format.Weight), s))
 		}
-		vec(blk+"ffn_norm.bias", lp+"ln_2.bias", h)
+		vec(format.BlockName(i, format.FFNNorm, format.Bias), lp+"ln_2.bias", h)
 		if s := take(lp+"mlp.c_fc.weight", h, ffn); s != nil {
-			weights = append(weights, transposed(blk+"ffn_up.weight", s, 0, ffn))
+			weights = append(weights, transposed(format.BlockName(i, format.FFNUp, format.Weight), s, 0, ffn))
 		}
-		vec(blk+"ffn_up.bias", lp+"mlp.c_fc.bias", ffn)
+		vec(format.BlockName(i, format.FFNUp, format.Bias), lp+"mlp.c_fc.bias", ffn)
 		if s := take(lp+"mlp.c_proj.weight", ffn, h); s != nil {
-			weights = append(weights, transposed(blk+"ffn_down.weight", s, 0, h))
+			weights = append(weights, transposed(format.BlockName(i, format.FFNDown, format.Weight), s, 0, h))
 		}
-		vec(blk+"ffn_down.bias", lp+"mlp.c_proj.bias", h)
+		vec(format.BlockName(i, format.FFNDown, format.Bias), lp+"mlp.c_proj.bias", h)
 		out = append(append(out, weights...), biases...)
 	}
 	if s := take(pre+"ln_f.weight", h); s != nil {
-		out = append(out, whole("output_norm.weight", s))
+		out = append(out, whole(format.Name(format.OutputNorm, format.Weight), s))
 	}
 	if s := take(pre+"ln_f.bias", h); s != nil {
-		out = append(out, whole("output_norm.bias", s))
+		out = append(out, whole(format.Name(format.OutputNorm, format.Bias), s))
 	}
 	// attn.bias / attn.masked_bias are the causal-mask buffers older
 	// exports saved; lm_head is tied to wte.
@@ -166,7 +165,7 @@ func (f gpt2Family) Tensors(cfg format.ModelConfig, src map[string]*SourceTensor
 	})
 	p.ignore("lm_head.weight")
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("gpt2: %s", strings.Join(errs, "; "))
+		return nil, fmt.Errorf("gpt2: %s", firstErrors(errs))
 	}
 	if err := p.leftovers("gpt2"); err != nil {
 		return nil, err

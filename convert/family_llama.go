@@ -129,42 +129,41 @@ func (f llamaFamily) Tensors(cfg format.ModelConfig, src map[string]*SourceTenso
 	// only lm_head.weight (e.g. TinyStories-656K); it is the embedding then.
 	switch {
 	case p.has("model.embed_tokens.weight"):
-		add("token_embd.weight", "model.embed_tokens.weight", v, h)
+		add(format.Name(format.TokenEmbd, format.Weight), "model.embed_tokens.weight", v, h)
 		if cfg.TiedEmbeddings {
 			p.ignore("lm_head.weight")
 		}
 	case cfg.TiedEmbeddings && p.has("lm_head.weight"):
-		add("token_embd.weight", "lm_head.weight", v, h)
+		add(format.Name(format.TokenEmbd, format.Weight), "lm_head.weight", v, h)
 	default:
-		add("token_embd.weight", "model.embed_tokens.weight", v, h)
+		add(format.Name(format.TokenEmbd, format.Weight), "model.embed_tokens.weight", v, h)
 	}
 	for i := 0; i < cfg.NumLayers; i++ {
 		pre := fmt.Sprintf("model.layers.%d.", i)
-		blk := fmt.Sprintf("blk.%d.", i)
-		add(blk+"attn_norm.weight", pre+"input_layernorm.weight", h)
-		add(blk+"attn_q.weight", pre+"self_attn.q_proj.weight", qd, h)
-		add(blk+"attn_k.weight", pre+"self_attn.k_proj.weight", kvd, h)
-		add(blk+"attn_v.weight", pre+"self_attn.v_proj.weight", kvd, h)
-		add(blk+"attn_output.weight", pre+"self_attn.o_proj.weight", h, qd)
-		add(blk+"ffn_norm.weight", pre+"post_attention_layernorm.weight", h)
-		add(blk+"ffn_gate.weight", pre+"mlp.gate_proj.weight", ffn, h)
-		add(blk+"ffn_up.weight", pre+"mlp.up_proj.weight", ffn, h)
-		add(blk+"ffn_down.weight", pre+"mlp.down_proj.weight", h, ffn)
+		add(format.BlockName(i, format.AttnNorm, format.Weight), pre+"input_layernorm.weight", h)
+		add(format.BlockName(i, format.AttnQ, format.Weight), pre+"self_attn.q_proj.weight", qd, h)
+		add(format.BlockName(i, format.AttnK, format.Weight), pre+"self_attn.k_proj.weight", kvd, h)
+		add(format.BlockName(i, format.AttnV, format.Weight), pre+"self_attn.v_proj.weight", kvd, h)
+		add(format.BlockName(i, format.AttnOutput, format.Weight), pre+"self_attn.o_proj.weight", h, qd)
+		add(format.BlockName(i, format.FFNNorm, format.Weight), pre+"post_attention_layernorm.weight", h)
+		add(format.BlockName(i, format.FFNGate, format.Weight), pre+"mlp.gate_proj.weight", ffn, h)
+		add(format.BlockName(i, format.FFNUp, format.Weight), pre+"mlp.up_proj.weight", ffn, h)
+		add(format.BlockName(i, format.FFNDown, format.Weight), pre+"mlp.down_proj.weight", h, ffn)
 		if cfg.AttnBias {
-			add(blk+"attn_q.bias", pre+"self_attn.q_proj.bias", qd)
-			add(blk+"attn_k.bias", pre+"self_attn.k_proj.bias", kvd)
-			add(blk+"attn_v.bias", pre+"self_attn.v_proj.bias", kvd)
+			add(format.BlockName(i, format.AttnQ, format.Bias), pre+"self_attn.q_proj.bias", qd)
+			add(format.BlockName(i, format.AttnK, format.Bias), pre+"self_attn.k_proj.bias", kvd)
+			add(format.BlockName(i, format.AttnV, format.Bias), pre+"self_attn.v_proj.bias", kvd)
 		}
 	}
-	add("output_norm.weight", "model.norm.weight", h)
+	add(format.Name(format.OutputNorm, format.Weight), "model.norm.weight", h)
 	if !cfg.TiedEmbeddings {
-		add("output.weight", "lm_head.weight", v, h)
+		add(format.Name(format.Output, format.Weight), "lm_head.weight", v, h)
 	}
 	// Older exports keep the rotary inverse-frequency buffer; it is derived
 	// from rope_theta, so it carries no information.
 	p.ignoreMatching(func(n string) bool { return strings.HasSuffix(n, "rotary_emb.inv_freq") })
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s: %s", f.Arch(), strings.Join(errs, "; "))
+		return nil, fmt.Errorf("%s: %s", f.Arch(), firstErrors(errs))
 	}
 	if err := p.leftovers(f.Arch()); err != nil {
 		return nil, err

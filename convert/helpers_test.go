@@ -14,7 +14,7 @@ import (
 // testTensor is one tensor for the tiny safetensors writer below.
 type testTensor struct {
 	name  string
-	dtype string
+	dtype DType
 	shape []int64
 	data  []byte
 }

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/lowrank"
@@ -147,31 +147,32 @@ func (l LowRank) factorEncoding(dense quant.Encoding) quant.Encoding {
 	return dense
 }
 
-var projectionName = regexp.MustCompile(`^blk\.(\d+)\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)\.weight$`)
-
 // projection maps a canonical projection weight to its layer and the
 // runtime hook point that sees its input: q, k and v share "attn_in", gate
 // and up share "ffn_in", so they share statistics.
 func projection(name string) (layer int, point string, ok bool) {
-	sm := projectionName.FindStringSubmatch(name)
-	if sm == nil {
+	layer, stem, suffix, ok := format.ParseName(name)
+	if !ok || layer < 0 || suffix != format.Weight || !stem.Projection() {
 		return 0, "", false
 	}
-	layer, err := strconv.Atoi(sm[1])
-	if err != nil {
-		return 0, "", false
+	return layer, runtime.ProjectionInput(stem), true
+}
+
+// ProjectionStatsKeys lists the statistics keys of every projection's
+// input, in model order without repeats: what calibration collects for the
+// packed encoders' weighted scale search.
+func ProjectionStatsKeys(tensors []*TensorDesc) []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, t := range tensors {
+		if layer, point, ok := projection(t.Name); ok && len(t.Shape) == 2 {
+			if k := StatsKey(layer, point); !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
 	}
-	switch sm[2] {
-	case "attn_q", "attn_k", "attn_v":
-		point = runtime.HookAttnIn
-	case "attn_output":
-		point = runtime.HookAttnOutIn
-	case "ffn_gate", "ffn_up":
-		point = runtime.HookFFNIn
-	default:
-		point = runtime.HookFFNDownIn
-	}
-	return layer, point, true
+	return keys
 }
 
 // StatsKey names the statistics of one (layer, hook point) input.
@@ -304,8 +305,8 @@ func (p *lowRankPlanner) plan(e *PlanEntry, t *TensorDesc) error {
 			return fmt.Errorf("tensor %q: %w", t.Name, err)
 		}
 	}
-	a := PlanPart{Role: "a", Shape: []int64{int64(m), int64(k)}, Encoding: fe, Bytes: mustSize(fe, m, k)}
-	b := PlanPart{Role: "b", Shape: []int64{int64(k), int64(n)}, Encoding: fe, Bytes: mustSize(fe, k, n)}
+	a := PlanPart{Role: format.RoleA, Shape: []int64{int64(m), int64(k)}, Encoding: fe, Bytes: mustSize(fe, m, k)}
+	b := PlanPart{Role: format.RoleB, Shape: []int64{int64(k), int64(n)}, Encoding: fe, Bytes: mustSize(fe, k, n)}
 	e.Method, e.Rank, e.StatsKey = p.l.Method, k, c.StatsKey
 	stored := int64(k) * int64(m+n)
 	if p.l.Method == lowrank.MethodLoRC {
@@ -317,7 +318,7 @@ func (p *lowRankPlanner) plan(e *PlanEntry, t *TensorDesc) error {
 	} else {
 		e.Kind = format.KindLowRank
 		e.Encoding = fe
-		e.ShortGroup = fe.Kind == quant.KindQ8 && (k%fe.Group != 0 || n%fe.Group != 0)
+		e.ShortGroup = (fe.Kind == quant.KindQ8 || fe.IsPacked()) && (k%fe.Group != 0 || n%fe.Group != 0)
 		e.Parts = []PlanPart{a, b}
 		e.Rule += fmt.Sprintf("; %s rank %d (%s) in %v", p.l.Method, k, p.l.specString(), fe)
 	}
@@ -375,24 +376,40 @@ func SpectrumRanks(ctx context.Context, m *Model, l LowRank, stats *Calibration,
 		return nil, err
 	}
 	spectra := make([]lowrank.Spectrum, len(cands))
-	err = parallelDo(ctx, len(cands), workers, func(ctx context.Context, i int) error {
-		c := cands[i]
-		w := make([]float32, c.M*c.N)
-		if err := c.desc.Load(ctx, w); err != nil {
-			return err
+	// workers is the thread budget: conc spectra at once, each with its
+	// share of threads.
+	conc := max(1, min(workers, len(cands)))
+	lopts := lowrank.Options{Threads: max(1, workers/conc)}
+	sts := make([]*lowrank.Stats, len(cands))
+	for i, c := range cands {
+		if sts[i], err = stats.forMethod(l.Method, l.NeedsStats(), c.StatsKey); err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", c.Name, err)
 		}
-		st, err := stats.forMethod(l.Method, l.NeedsStats(), c.StatsKey)
-		if err != nil {
-			return fmt.Errorf("tensor %q: %w", c.Name, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	for i, c := range cands {
+		st := sts[i]
+		if gctx.Err() != nil {
+			break // a spectrum failed: g.Wait returns why
 		}
-		sp, err := lowrank.ComputeSpectrum(ctx, w, c.M, c.N, l.Method, st, lowrank.Options{})
-		if err != nil {
-			return fmt.Errorf("tensor %q: spectrum: %w", c.Name, err)
-		}
-		spectra[i] = sp
-		return nil
-	})
-	if err != nil {
+		g.Go(func() error {
+			w := make([]float32, c.M*c.N)
+			if err := c.desc.Load(gctx, w); err != nil {
+				return err
+			}
+			sp, err := lowrank.ComputeSpectrum(gctx, w, c.M, c.N, l.Method, st, lopts)
+			if err != nil {
+				return fmt.Errorf("tensor %q: spectrum: %w", c.Name, err)
+			}
+			spectra[i] = sp
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	ranks := make(map[string]int, len(cands))
@@ -431,43 +448,6 @@ func unitEnergy(in []lowrank.Spectrum) []lowrank.Spectrum {
 		}
 	}
 	return out
-}
-
-// parallelDo runs f(0..n-1) on up to workers goroutines and returns the
-// first error (cancelling the rest).
-func parallelDo(ctx context.Context, n, workers int, f func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	workers = max(1, min(workers, n))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := f(ctx, i); err != nil {
-					once.Do(func() { first = err; cancel() })
-				}
-			}
-		}()
-	}
-feed:
-	for i := range n {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return ctx.Err()
 }
 
 // relErr is sqrt(num/den), 0 for 0/0 and -1 when undefined.

@@ -47,7 +47,7 @@ func TestLowRankPlanRatio(t *testing.T) {
 	p, e := planByName(t, Policy{Quant: quant.F16, LowRank: LowRank{Method: lowrank.MethodWhiten, Spec: lowrank.RankSpec{Ratio: 0.5}}})
 	tests := []struct {
 		name  string
-		kind  string
+		kind  format.Kind
 		rank  int
 		stats string
 	}{
@@ -109,7 +109,7 @@ func TestLowRankPlanSkipsWhenNotWorthIt(t *testing.T) {
 		low      LowRank
 		quant    quant.Encoding
 		tensor   string
-		wantKind string
+		wantKind format.Kind
 		wantRule string
 	}{
 		// k(m+n) = 1.0·m·n/(m+n)·(m+n) = m·n: never smaller.

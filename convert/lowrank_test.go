@@ -353,7 +353,7 @@ func TestSpectrumRanks(t *testing.T) {
 // a plain triple loop, on odd sizes that straddle the row block.
 func TestReconstructMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {65, 33, 9}, {130, 17, 1}} {
+	for _, sz := range [][3]int{{1, 1, 1}, {7, 5, 3}, {65, 33, 9}, {130, 17, 1}, {70, 401, 5}} { // n > 192: column chunks
 		m, n, k := sz[0], sz[1], sz[2]
 		a, b, base := randF32(rng, m*k), randF32(rng, k*n), randF32(rng, m*n)
 		for _, withBase := range []bool{false, true} {
@@ -384,7 +384,7 @@ func TestReconstructMatchesReference(t *testing.T) {
 // ||(W−Ŵ)X||/||WX|| computed from the activations themselves.
 func TestActivationErrorMatchesExplicit(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, sz := range [][3]int{{3, 4, 10}, {67, 13, 50}, {129, 31, 7}} {
+	for _, sz := range [][3]int{{3, 4, 10}, {67, 13, 50}, {129, 31, 7}, {40, 203, 20}} { // n > 192: column chunks
 		m, n, N := sz[0], sz[1], sz[2]
 		w, got, x := randF32(rng, m*n), randF32(rng, m*n), randF32(rng, N*n)
 		st := lowrank.NewStats(n)

@@ -63,7 +63,7 @@ func TestOpenSharedModels(t *testing.T) {
 		opts    OpenOptions
 		want    format.ModelConfig
 		tensors int
-		dtype   string
+		dtype   DType
 		tokKind string
 		tokens  []string
 	}{

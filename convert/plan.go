@@ -47,6 +47,10 @@ type Policy struct {
 	Embed     *quant.Encoding // token_embd and position_embd; nil = default
 	Output    *quant.Encoding // output (untied lm_head); nil = default
 	Overrides []Override
+	// Preset, when set, chooses per tensor as llama.cpp's mixes do (see
+	// Preset); Quant should then be its Base. Explicit Embed and Output
+	// still win over the preset, and Overrides over both.
+	Preset *Preset
 	// LowRank, when its Method is set, factors the 2-D projections (see
 	// LowRank and lowrank.go).
 	LowRank LowRank
@@ -79,9 +83,9 @@ func (p Policy) defaultHead() quant.Encoding {
 type PlanEntry struct {
 	Name        string  `json:"name"`
 	Shape       []int64 `json:"shape"`
-	SourceDType string  `json:"source_dtype"`
+	SourceDType DType   `json:"source_dtype"`
 	// Kind is format.KindDense, KindLowRank or KindLoRC.
-	Kind string `json:"kind"`
+	Kind format.Kind `json:"kind"`
 	// Encoding is the encoding of the dense matrix (dense), of the factors
 	// (lowrank) or of the quantized base w (lorc); Parts has every part's.
 	Encoding    quant.Encoding `json:"encoding"`
@@ -103,7 +107,7 @@ type PlanEntry struct {
 // PlanPart is one stored matrix of a tensor, in the order format fixes for
 // its kind (dense: w; lowrank: a, b; lorc: w, a, b).
 type PlanPart struct {
-	Role     string         `json:"role"`
+	Role     format.Role    `json:"role"`
 	Shape    []int64        `json:"shape"`
 	Encoding quant.Encoding `json:"encoding"`
 	Bytes    int64          `json:"bytes"`
@@ -125,6 +129,9 @@ type Plan struct {
 // String summarizes the policy the way a user typed it.
 func (p Policy) String() string {
 	var b strings.Builder
+	if p.Preset != nil {
+		fmt.Fprintf(&b, "preset=%s ", p.Preset.Name)
+	}
 	fmt.Fprintf(&b, "quant=%v embed=%v output=%v", p.Quant, p.EmbedEncoding(), p.OutputEncoding())
 	for _, o := range p.Overrides {
 		fmt.Fprintf(&b, " %s=%v", o.Pattern, o.Encoding)
@@ -133,17 +140,6 @@ func (p Policy) String() string {
 		fmt.Fprintf(&b, " %s", p.LowRank)
 	}
 	return b.String()
-}
-
-// dtypeSize is the element size of a source dtype.
-func dtypeSize(dt string) int64 {
-	switch dt {
-	case "F32":
-		return 4
-	case "F16", "BF16":
-		return 2
-	}
-	return 0
 }
 
 // MakePlan decides the encoding of every tensor of a model. It fails at
@@ -166,7 +162,7 @@ func MakePlan(cfg format.ModelConfig, tensors []*TensorDesc, pol Policy) (*Plan,
 	used := make([]bool, len(pol.Overrides))
 	lr := newLowRankPlanner(pol.LowRank)
 	for _, t := range tensors {
-		e, err := planOne(t, pol, used)
+		e, err := planOne(t, pol, used, cfg.NumLayers)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +187,7 @@ func MakePlan(cfg format.ModelConfig, tensors []*TensorDesc, pol Policy) (*Plan,
 	return plan, nil
 }
 
-func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
+func planOne(t *TensorDesc, pol Policy, used []bool, layers int) (PlanEntry, error) {
 	rows, cols, err := matrixShape(t.Shape)
 	if err != nil {
 		return PlanEntry{}, fmt.Errorf("tensor %q: %w", t.Name, err)
@@ -201,18 +197,29 @@ func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
 		Shape:       append([]int64(nil), t.Shape...),
 		SourceDType: t.DType,
 		Kind:        format.KindDense,
-		SourceBytes: t.NumElements() * dtypeSize(t.DType),
+		SourceBytes: t.sourceBytes(),
 	}
 	is1D := len(t.Shape) == 1
+	layer, stem, _, _ := format.ParseName(t.Name)
+	global := layer < 0
 	switch {
 	case is1D:
 		e.Encoding, e.Rule = quant.F32, "vector (norm/bias) stays f32"
-	case strings.HasPrefix(t.Name, "token_embd.") || strings.HasPrefix(t.Name, "position_embd."):
+	case global && (stem == format.TokenEmbd || stem == format.PositionEmbd):
 		e.Encoding, e.Rule = pol.EmbedEncoding(), "embedding (--embed)"
-	case strings.HasPrefix(t.Name, "output."):
+		if pol.Preset != nil && pol.Embed == nil {
+			e.Encoding, e.Rule = pol.Preset.encodingFor(t.Name, "embedding", layers)
+		}
+	case global && stem == format.Output:
 		e.Encoding, e.Rule = pol.OutputEncoding(), "output head (--output)"
+		if pol.Preset != nil && pol.Output == nil {
+			e.Encoding, e.Rule = pol.Preset.encodingFor(t.Name, "output", layers)
+		}
 	default:
 		e.Encoding, e.Rule = pol.Quant, "projection (--quant)"
+		if pol.Preset != nil {
+			e.Encoding, e.Rule = pol.Preset.encodingFor(t.Name, "projection", layers)
+		}
 	}
 	for i, o := range pol.Overrides {
 		if o.Pattern.MatchString(t.Name) {
@@ -227,14 +234,14 @@ func planOne(t *TensorDesc, pol Policy, used []bool) (PlanEntry, error) {
 			break
 		}
 	}
-	if e.Encoding.Kind == quant.KindQ8 && cols%e.Encoding.Group != 0 {
+	if (e.Encoding.Kind == quant.KindQ8 || e.Encoding.IsPacked()) && cols%e.Encoding.Group != 0 {
 		e.ShortGroup = true
 	}
 	e.Bytes, err = e.Encoding.Size(rows, cols)
 	if err != nil {
 		return PlanEntry{}, fmt.Errorf("tensor %q: %w", t.Name, err)
 	}
-	e.Parts = []PlanPart{{Role: "w", Shape: append([]int64(nil), t.Shape...), Encoding: e.Encoding, Bytes: e.Bytes}}
+	e.Parts = []PlanPart{{Role: format.RoleW, Shape: append([]int64(nil), t.Shape...), Encoding: e.Encoding, Bytes: e.Bytes}}
 	return e, nil
 }
 
@@ -257,3 +264,24 @@ func matrixShape(shape []int64) (rows, cols int, err error) {
 
 // JSON renders the plan for --dry-run --json.
 func (p *Plan) JSON() ([]byte, error) { return json.MarshalIndent(p, "", "  ") }
+
+// ProjectionBits is the storage cost per weight of the 2-D projections
+// (attn_*, ffn_* of every layer) alone, all parts included.
+func (p *Plan) ProjectionBits() float64 {
+	var bytes, params int64
+	for _, e := range p.Entries {
+		if _, _, ok := projection(e.Name); !ok {
+			continue
+		}
+		n := int64(1)
+		for _, d := range e.Shape {
+			n *= d
+		}
+		bytes += e.Bytes
+		params += n
+	}
+	if params == 0 {
+		return 0
+	}
+	return float64(bytes) * 8 / float64(params)
+}

@@ -9,7 +9,7 @@ import (
 	"github.com/shrink-llm/shrink/quant"
 )
 
-func desc(name, dtype string, shape ...int64) *TensorDesc {
+func desc(name string, dtype DType, shape ...int64) *TensorDesc {
 	return &TensorDesc{Name: name, DType: dtype, Shape: shape}
 }
 
@@ -149,7 +149,7 @@ func TestMakePlanErrors(t *testing.T) {
 }
 
 func TestParseOverride(t *testing.T) {
-	for _, s := range []string{"", "=f16", "ffn=", "ffn=q3", "(=f16"} {
+	for _, s := range []string{"", "=f16", "ffn=", "ffn=q7", "(=f16"} {
 		if _, err := ParseOverride(s); err == nil {
 			t.Errorf("ParseOverride(%q) accepted", s)
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // llama2cMagic starts llama2.c's versioned exports (version ≥ 1); the legacy
@@ -96,7 +97,7 @@ func (h llama2cHeader) layout() (llama2cLayout, error) {
 
 // openLlama2c opens a llama2.c v0 .bin checkpoint.
 func openLlama2c(path string, opts OpenOptions) (*Model, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
@@ -147,15 +148,24 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 		TiedEmbeddings: l.shared, BOS: 1, EOS: []int{2},
 	}
 
-	tok := opts.Tokenizer
-	if tok == "" {
-		if tok, err = findLlama2cTokenizer(path); err != nil {
+	var tokKind string
+	var tokFiles map[string][]byte
+	if !opts.NoTokenizer {
+		tok := opts.Tokenizer
+		if tok == "" {
+			if tok, err = findLlama2cTokenizer(path); err != nil {
+				return nil, err
+			}
+		}
+		if tokKind, tokFiles, err = readTokenizerFile(tok, vocab, true); err != nil {
 			return nil, err
 		}
-	}
-	tokBytes, err := readLlama2cTokenizer(tok, vocab)
-	if err != nil {
-		return nil, err
+		if tokKind == format.TokenizerHF {
+			return nil, fmt.Errorf("convert: tokenizer %s: a tokenizer.json cannot be used with a llama2.c checkpoint", tok)
+		}
+		if err := checkTokenizer(tok, tokKind, tokFiles, cfg); err != nil {
+			return nil, err
+		}
 	}
 
 	dim, hid, kvDim := int64(h.Dim), int64(h.Hidden), int64(hd)*int64(h.KVHeads)
@@ -166,33 +176,32 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 		for _, s := range shape {
 			n *= s
 		}
-		return &SourceTensor{Name: name, DType: "F32", Shape: shape, File: path,
+		return &SourceTensor{Name: name, DType: DTypeF32, Shape: shape, File: path,
 			r: f, off: base + int64(layer)*n*4, size: n * 4}
 	}
 	var ts []*TensorDesc
-	ts = append(ts, whole("token_embd.weight", src("token_embedding_table", l.emb, 0, int64(vocab), dim)))
+	ts = append(ts, whole(format.Name(format.TokenEmbd, format.Weight), src("token_embedding_table", l.emb, 0, int64(vocab), dim)))
 	for i := 0; i < cfg.NumLayers; i++ {
-		blk := fmt.Sprintf("blk.%d.", i)
 		name := func(arr string) string { return fmt.Sprintf("%s[%d]", arr, i) }
 		ts = append(ts,
-			whole(blk+"attn_norm.weight", src(name("rms_att_weight"), l.rmsAtt, i, dim)),
-			rotaryPermuted(blk+"attn_q.weight", src(name("wq"), l.wq, i, dim, dim), int64(hd)),
-			rotaryPermuted(blk+"attn_k.weight", src(name("wk"), l.wk, i, kvDim, dim), int64(hd)),
-			whole(blk+"attn_v.weight", src(name("wv"), l.wv, i, kvDim, dim)),
-			whole(blk+"attn_output.weight", src(name("wo"), l.wo, i, dim, dim)),
-			whole(blk+"ffn_norm.weight", src(name("rms_ffn_weight"), l.rmsFFN, i, dim)),
-			whole(blk+"ffn_gate.weight", src(name("w1"), l.w1, i, hid, dim)),
-			whole(blk+"ffn_up.weight", src(name("w3"), l.w3, i, hid, dim)),
-			whole(blk+"ffn_down.weight", src(name("w2"), l.w2, i, dim, hid)),
+			whole(format.BlockName(i, format.AttnNorm, format.Weight), src(name("rms_att_weight"), l.rmsAtt, i, dim)),
+			rotaryPermuted(format.BlockName(i, format.AttnQ, format.Weight), src(name("wq"), l.wq, i, dim, dim), int64(hd)),
+			rotaryPermuted(format.BlockName(i, format.AttnK, format.Weight), src(name("wk"), l.wk, i, kvDim, dim), int64(hd)),
+			whole(format.BlockName(i, format.AttnV, format.Weight), src(name("wv"), l.wv, i, kvDim, dim)),
+			whole(format.BlockName(i, format.AttnOutput, format.Weight), src(name("wo"), l.wo, i, dim, dim)),
+			whole(format.BlockName(i, format.FFNNorm, format.Weight), src(name("rms_ffn_weight"), l.rmsFFN, i, dim)),
+			whole(format.BlockName(i, format.FFNGate, format.Weight), src(name("w1"), l.w1, i, hid, dim)),
+			whole(format.BlockName(i, format.FFNUp, format.Weight), src(name("w3"), l.w3, i, hid, dim)),
+			whole(format.BlockName(i, format.FFNDown, format.Weight), src(name("w2"), l.w2, i, dim, hid)),
 		)
 	}
-	ts = append(ts, whole("output_norm.weight", src("rms_final_weight", l.rmsFinal, 0, dim)))
+	ts = append(ts, whole(format.Name(format.OutputNorm, format.Weight), src("rms_final_weight", l.rmsFinal, 0, dim)))
 	if !l.shared {
-		ts = append(ts, whole("output.weight", src("wcls", l.wcls, 0, int64(vocab), dim)))
+		ts = append(ts, whole(format.Name(format.Output, format.Weight), src("wcls", l.wcls, 0, int64(vocab), dim)))
 	}
 	return &Model{
 		Path: path, Config: cfg, Tensors: ts,
-		TokenizerKind: "llama2c", TokenizerFiles: map[string][]byte{"tokenizer.bin": tokBytes},
+		TokenizerKind: tokKind, TokenizerFiles: tokFiles,
 		SourceBytes: st.Size(), files: []*os.File{f},
 	}, nil
 }

@@ -3,6 +3,7 @@ package convert
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -37,29 +38,44 @@ func llama2cFile(h llama2cHeader) []byte {
 	return b
 }
 
-// llama2cTokenizerFile is a valid tokenizer.bin with n tokens.
+// llama2cTokenizerFile is a valid tokenizer.bin with n tokens laid out as
+// llama2.c's exporter writes them: unk, BOS, EOS, the 256 byte tokens, a
+// space, then two-letter pieces (n ≥ 260 gives one the runtime can load).
 func llama2cTokenizerFile(n int) []byte {
-	b := binary.LittleEndian.AppendUint32(nil, 3)
+	b := binary.LittleEndian.AppendUint32(nil, 6)
 	for i := 0; i < n; i++ {
+		var tok string
+		switch {
+		case i < 3:
+			tok = []string{"<unk>", "\n<s>\n", "\n</s>\n"}[i]
+		case i < 259:
+			tok = fmt.Sprintf("<0x%02X>", i-3)
+		case i == 259:
+			tok = " "
+		default:
+			tok = string([]byte{'a' + byte(i%26), 'a' + byte(i/26%26)})
+		}
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(-i)))
-		b = binary.LittleEndian.AppendUint32(b, 2)
-		b = append(b, 'a'+byte(i%26), 'b')
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(tok)))
+		b = append(b, tok...)
 	}
 	return b
 }
 
 func TestLlama2cUntiedLayout(t *testing.T) {
-	h := llama2cHeader{Dim: 8, Hidden: 12, Layers: 2, Heads: 2, KVHeads: 1, Vocab: -5, SeqLen: 6}
+	// 300 tokens: the runtime's llama2.c tokenizer needs the 256 byte
+	// tokens, and convert loads the tokenizer it embeds.
+	h := llama2cHeader{Dim: 8, Hidden: 12, Layers: 2, Heads: 2, KVHeads: 1, Vocab: -300, SeqLen: 6}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "model.bin")
 	writeFile(t, path, llama2cFile(h))
-	writeFile(t, filepath.Join(dir, "tokenizer.bin"), llama2cTokenizerFile(5))
+	writeFile(t, filepath.Join(dir, "tokenizer.bin"), llama2cTokenizerFile(300))
 	m, err := Open(path, OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if m.Config.TiedEmbeddings || m.Config.VocabSize != 5 || m.Config.NumKVHeads != 1 || m.Config.HeadDim != 4 {
+	if m.Config.TiedEmbeddings || m.Config.VocabSize != 300 || m.Config.NumKVHeads != 1 || m.Config.HeadDim != 4 {
 		t.Errorf("config %+v", m.Config)
 	}
 	load := func(name string) []float32 {
@@ -172,10 +188,10 @@ func TestLlama2cErrors(t *testing.T) {
 }
 
 func TestLlama2cTokenizerChoice(t *testing.T) {
-	h := llama2cHeader{Dim: 8, Hidden: 12, Layers: 1, Heads: 2, KVHeads: 2, Vocab: 4, SeqLen: 4}
+	h := llama2cHeader{Dim: 8, Hidden: 12, Layers: 1, Heads: 2, KVHeads: 2, Vocab: 300, SeqLen: 4}
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "model.bin"), llama2cFile(h))
-	tok := llama2cTokenizerFile(4)
+	tok := llama2cTokenizerFile(300)
 	alt := slices.Clone(tok)
 	alt[len(alt)-1] = 'z'
 	writeFile(t, filepath.Join(dir, "tokenizer.bin"), tok)

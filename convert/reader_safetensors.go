@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // maxSafetensorsHeader caps the JSON header so a corrupt length cannot make
@@ -21,7 +23,7 @@ const maxSafetensorsHeader = 100 << 20
 
 // stEntry is one tensor entry of a safetensors header, as declared.
 type stEntry struct {
-	DType       string   `json:"dtype"`
+	DType       DType    `json:"dtype"`
 	Shape       []int64  `json:"shape"`
 	DataOffsets []uint64 `json:"data_offsets"`
 }
@@ -97,7 +99,7 @@ func readSafetensors(r io.ReaderAt, size int64, file string) ([]*SourceTensor, m
 // byteSize validates dtype and shape and returns product(shape)·dtype size
 // with every multiplication checked for overflow.
 func (e *stEntry) byteSize() (uint64, error) {
-	es := stDTypeSize(e.DType)
+	es := e.DType.Size()
 	if es == 0 {
 		return 0, fmt.Errorf("unknown dtype %q", e.DType)
 	}
@@ -202,7 +204,7 @@ func (s *safetensorsSet) close() {
 
 // addFile opens, parses and registers one safetensors file.
 func (s *safetensorsSet) addFile(path string) ([]*SourceTensor, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
@@ -238,7 +240,7 @@ func openSafetensorsDir(dir string) (*safetensorsSet, error) {
 		return s, nil
 	}
 	indexPath := filepath.Join(dir, "model.safetensors.index.json")
-	data, err := os.ReadFile(indexPath)
+	data, err := safeio.ReadFile(indexPath, maxIndexBytes, "a safetensors index")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("convert: %s: no model.safetensors or model.safetensors.index.json (only safetensors checkpoints are supported)", dir)
 	}

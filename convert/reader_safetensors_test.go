@@ -75,8 +75,8 @@ func TestSafetensorsHeaderValidation(t *testing.T) {
 // random bit patterns, odd sizes, offsets and sizes crossing chunk borders.
 func TestWidenMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, dt := range []string{"F32", "F16", "BF16"} {
-		es := int(stDTypeSize(dt))
+	for _, dt := range []DType{DTypeF32, DTypeF16, DTypeBF16} {
+		es := int(dt.Size())
 		chunk := loadChunkBytes / es
 		for _, n := range []int{1, 3, 17, 1023, chunk - 1, chunk + 5, 2*chunk + 1} {
 			for _, off := range []int{0, 1, 7} {
@@ -156,7 +156,7 @@ func TestShardedErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeJSON(t, filepath.Join(dir, "config.json"), cfg)
-			writeFile(t, filepath.Join(dir, "tokenizer.json"), []byte(`{}`))
+			writeFile(t, filepath.Join(dir, "tokenizer.json"), []byte(`{"model":{"type":"BPE"}}`))
 			tc.setup(dir)
 			m, err := Open(dir, OpenOptions{})
 			if err == nil {
@@ -172,7 +172,7 @@ func TestShardedOpen(t *testing.T) {
 	cfg, ts := tinyLlamaCkpt(rng)
 	dir := t.TempDir()
 	writeJSON(t, filepath.Join(dir, "config.json"), cfg)
-	writeFile(t, filepath.Join(dir, "tokenizer.json"), []byte(`{}`))
+	writeFile(t, filepath.Join(dir, "tokenizer.json"), []byte(`{"model":{"type":"BPE"}}`))
 	wm := map[string]string{}
 	shards := [][]testTensor{ts[:5], ts[5:]}
 	var total int64
@@ -238,7 +238,7 @@ func FuzzSafetensorsHeader(f *testing.F) {
 		hlen := int64(binary.LittleEndian.Uint64(file))
 		var prevEnd int64
 		for _, s := range ts {
-			n, ok := checkedMul(append(append([]int64(nil), s.Shape...), stDTypeSize(s.DType))...)
+			n, ok := checkedMul(append(append([]int64(nil), s.Shape...), s.DType.Size())...)
 			if !ok || n != s.size {
 				t.Fatalf("%s: size %d does not match %s %v", s.Name, s.size, s.DType, s.Shape)
 			}
@@ -246,7 +246,7 @@ func FuzzSafetensorsHeader(f *testing.F) {
 				t.Fatalf("%s: bytes [%d, %d) out of bounds or overlapping", s.Name, s.off, s.off+s.size)
 			}
 			prevEnd = s.off + s.size
-			if floatDType(s.DType) {
+			if s.DType.Float() {
 				dst := make([]float32, s.NumElements())
 				if err := whole(s.Name, s).Load(context.Background(), dst); err != nil {
 					t.Fatalf("%s: load of a validated tensor failed: %v", s.Name, err)

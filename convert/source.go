@@ -9,11 +9,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unsafe"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/gguf"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -22,13 +24,31 @@ import (
 // canonical TensorDesc values.
 type SourceTensor struct {
 	Name  string  // name in the source file
-	DType string  // safetensors dtype string, e.g. "F32", "BF16", "I64"
+	DType DType   // element type as stored, e.g. DTypeBF16
 	Shape []int64 // shape as stored
 	File  string  // path of the file holding the bytes
 
 	r    io.ReaderAt
 	off  int64 // absolute offset of the first byte in r
 	size int64 // byte length
+
+	// GGUF tensors: DType is the ggml type name; block-quantized types
+	// (Q8_0, Q4_K, ...) are dequantized by Load.
+	fromGGUF bool
+	ggml     gguf.TensorType
+}
+
+// blockQuant reports whether the source holds a ggml block-quantized type.
+func (s *SourceTensor) blockQuant() bool { return s.fromGGUF && !s.DType.Float() }
+
+// bytesOf is the source size of n elements (a multiple of the block size
+// for block-quantized types).
+func (s *SourceTensor) bytesOf(n int64) int64 {
+	if s.blockQuant() {
+		b, _ := s.ggml.RowBytes(n)
+		return b
+	}
+	return n * s.DType.Size()
 }
 
 // NumElements is the product of Shape (1 for a scalar).
@@ -63,7 +83,7 @@ const (
 type TensorDesc struct {
 	Name       string  // canonical name, e.g. "blk.0.attn_q.weight"
 	Shape      []int64 // canonical shape: [out, in] for matrices, [n] for vectors
-	DType      string  // source dtype: "F32", "F16" or "BF16"
+	DType      DType   // source dtype: DTypeF32, DTypeF16 or DTypeBF16
 	File       string  // source file path, for error messages
 	SourceName string  // name in the source file (e.g. "model.layers.0.self_attn.q_proj.weight")
 
@@ -89,10 +109,10 @@ func (d *TensorDesc) NumElements() int64 {
 // the source tensor byte for byte (no transform), for a byte-copy fast path.
 // A contiguous element range of a source tensor also qualifies.
 func (d *TensorDesc) Raw() (*io.SectionReader, bool) {
-	if d.xf != xfSlice {
+	if d.xf != xfSlice || d.src.blockQuant() {
 		return nil, false
 	}
-	es := stDTypeSize(d.DType)
+	es := d.DType.Size()
 	return io.NewSectionReader(d.src.r, d.src.off+d.elemOff*es, d.NumElements()*es), true
 }
 
@@ -133,17 +153,20 @@ const loadChunkBytes = 1 << 20
 // readWidened reads len(dst) elements of src starting at element elemOff and
 // widens them to float32.
 func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []float32) error {
-	es := stDTypeSize(src.DType)
-	if es == 0 || !floatDType(src.DType) {
+	if src.blockQuant() {
+		return readDequantized(ctx, src, elemOff, dst)
+	}
+	es := src.DType.Size()
+	if !src.DType.Float() {
 		return fmt.Errorf("unsupported dtype %s", src.DType)
 	}
 	n := int64(len(dst))
 	if elemOff < 0 || (elemOff+n)*es > src.size {
 		return fmt.Errorf("element range [%d, %d) outside the %d-byte tensor", elemOff, elemOff+n, src.size)
 	}
-	le := hostLittleEndian()
+	le := quant.HostLittleEndian
 	base := src.off + elemOff*es
-	if src.DType == "F32" && le {
+	if src.DType == DTypeF32 && le {
 		// The file bytes are the float32 values: read straight into dst.
 		b := float32Bytes(dst)
 		for start := 0; start < len(b); start += loadChunkBytes * 4 {
@@ -177,7 +200,7 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 		}
 		out := dst[i : i+m]
 		switch {
-		case u16 != nil && src.DType == "BF16":
+		case u16 != nil && src.DType == DTypeBF16:
 			quant.BF16ToF32(out, u16[:m])
 		case u16 != nil:
 			quant.F16ToF32(out, u16[:m])
@@ -190,26 +213,21 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 
 // decodeLE is the portable reference decoder: little-endian bytes of dtype
 // into float32, one element at a time.
-func decodeLE(dst []float32, b []byte, dtype string) {
+func decodeLE(dst []float32, b []byte, dtype DType) {
 	switch dtype {
-	case "F32":
+	case DTypeF32:
 		for i := range dst {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
-	case "BF16":
+	case DTypeBF16:
 		for i := range dst {
 			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
 		}
-	case "F16":
+	case DTypeF16:
 		for i := range dst {
 			dst[i] = quant.HalfToFloat(binary.LittleEndian.Uint16(b[2*i:]))
 		}
 	}
-}
-
-func hostLittleEndian() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
 }
 
 func float32Bytes(f []float32) []byte {
@@ -270,32 +288,14 @@ func rotaryToHalf(dst, src []float32, rows, cols, hd int) {
 	}
 }
 
-// stDTypeSize is the element size of a safetensors dtype, 0 when unknown.
-func stDTypeSize(dt string) int64 {
-	switch dt {
-	case "F64", "I64", "U64":
-		return 8
-	case "F32", "I32", "U32":
-		return 4
-	case "F16", "BF16", "I16", "U16":
-		return 2
-	case "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2":
-		return 1
-	}
-	return 0
-}
-
-// floatDType reports whether Load can decode dt.
-func floatDType(dt string) bool { return dt == "F32" || dt == "F16" || dt == "BF16" }
-
 // Model is an opened checkpoint: its canonical config, lazy tensor
 // descriptors and tokenizer files. Close releases the open weight files.
 type Model struct {
 	Path           string
 	Config         format.ModelConfig
 	Tensors        []*TensorDesc     // canonical order: token_embd, position_embd, blk.0.* (attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down; weights then biases), ..., output_norm, output
-	TokenizerKind  string            // "hf" or "llama2c"
-	TokenizerFiles map[string][]byte // "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" (those present) or "tokenizer.bin"
+	TokenizerKind  string            // format.TokenizerHF, TokenizerLlama2c, TokenizerSPM or TokenizerGGUF
+	TokenizerFiles map[string][]byte // the kind's blobs (format/SPEC.md §5.1), those present
 	SourceBytes    int64             // total size of the weight files
 
 	files  []*os.File
@@ -333,13 +333,16 @@ func (m *Model) index() error {
 
 // OpenOptions tunes Open.
 type OpenOptions struct {
-	// Tokenizer is a tokenizer file to carry into the output. For llama2.c
-	// checkpoints it is the tokenizer.bin; when empty, "tokenizer.bin" or the
-	// single "tok*.bin" beside the checkpoint is used. For Hugging Face
-	// folders it overrides tokenizer.json (a path ending in .json) or
-	// supplies a llama2.c tokenizer.bin (any other name), which helps for
-	// folders without tokenizer.json.
+	// Tokenizer is a tokenizer file to carry into the output, recognised
+	// from its bytes: a tokenizer.json, a SentencePiece tokenizer.model, a
+	// llama2.c tokenizer.bin or a GGUF file (its tokenizer.ggml.* metadata).
+	// For llama2.c checkpoints, when empty, "tokenizer.bin" or the single
+	// "tok*.bin" beside the checkpoint is used. For Hugging Face folders it
+	// replaces tokenizer.json and tokenizer.model.
 	Tokenizer string
+	// NoTokenizer makes a weights-only file: no tokenizer is read, checked
+	// or carried, and the output runs on token ids only.
+	NoTokenizer bool
 }
 
 // Open reads a checkpoint's headers: a directory with config.json is a
@@ -359,7 +362,11 @@ func Open(path string, opts OpenOptions) (*Model, error) {
 		if ext := strings.ToLower(filepath.Ext(path)); ext == ".safetensors" || ext == ".json" {
 			return nil, fmt.Errorf("convert: %s: pass the Hugging Face checkpoint folder (with config.json), not one of its files", path)
 		}
-		m, err = openLlama2c(path, opts)
+		if isGGUF(path) {
+			m, err = openGGUF(path, opts)
+		} else {
+			m, err = openLlama2c(path, opts)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -430,10 +437,10 @@ func (p *tensorPicker) take(name string, shape ...int64) (*SourceTensor, error) 
 		return nil, fmt.Errorf("missing tensor %s", name)
 	}
 	p.used[name] = true
-	if !floatDType(s.DType) {
+	if !s.DType.Float() && !s.blockQuant() {
 		return nil, fmt.Errorf("%s: tensor %s has dtype %s; supported: F32, F16, BF16", s.File, name, s.DType)
 	}
-	if !equalShape(s.Shape, shape) {
+	if !slices.Equal(s.Shape, shape) {
 		return nil, fmt.Errorf("%s: tensor %s has shape %v, want %v", s.File, name, s.Shape, shape)
 	}
 	return s, nil
@@ -475,18 +482,6 @@ func (p *tensorPicker) leftovers(arch string) error {
 		left = left[:20]
 	}
 	return fmt.Errorf("%s: %d source tensors not used by the %s mapping: %s%s", arch, len(left), arch, strings.Join(left, ", "), more)
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // whole describes the canonical tensor name as source s unchanged.
@@ -531,11 +526,22 @@ func openHF(dir string, opts OpenOptions) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Path: dir, Config: cfg, SourceBytes: set.bytes, files: set.files}
+	if err := checkDeclared(hf.Path, &cfg, len(set.tensors)); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("convert: %w", err)
+	}
 	if m.Tensors, err = fam.Tensors(cfg, set.tensors); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("convert: %s: %w", dir, err)
 	}
+	if opts.NoTokenizer {
+		return m, nil
+	}
 	if m.TokenizerKind, m.TokenizerFiles, err = readHFTokenizer(dir, opts.Tokenizer, cfg.VocabSize); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := checkTokenizer(dir, m.TokenizerKind, m.TokenizerFiles, cfg); err != nil {
 		m.Close()
 		return nil, err
 	}

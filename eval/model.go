@@ -12,6 +12,8 @@ import (
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/runtime"
+
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // ModelInfo describes a model that took part in an evaluation.
@@ -50,7 +52,7 @@ func (l *Loaded) Close() error {
 // IsShrinkFile reports whether path is a regular file that starts with the
 // .shrink magic.
 func IsShrinkFile(path string) bool {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path) // a pipe or device is not one (and must not block)
 	if err != nil {
 		return false
 	}

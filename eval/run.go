@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/runtime"
@@ -297,19 +298,18 @@ func compareChunk(dst []Token, ref, cand [][]float32, targets []int, workers int
 		}
 		return dst
 	}
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	per := (n + workers - 1) / workers
 	for lo := 0; lo < n; lo += per {
 		hi := min(lo+per, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			for p := lo; p < hi; p++ {
 				dst[p] = Compare(ref[p], cand[p], targets[p])
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // Compare cannot fail
 	return dst
 }
 

@@ -21,8 +21,11 @@ type SweepPoint struct {
 	Factors       string  `json:"factors,omitempty"`
 	FileBytes     int64   `json:"file_bytes"`
 	BitsPerWeight float64 `json:"bits_per_weight"` // tensor bytes·8 / parameters of the original model
-	Summary       Summary `json:"summary"`
-	Pareto        bool    `json:"pareto"` // on the bits-vs-KLD Pareto front
+	// ProjectionBits is bytes·8 / parameters over the 2-D projections
+	// (attn_*, ffn_*) alone, without embeddings, output head and vectors.
+	ProjectionBits float64 `json:"projection_bits_per_weight,omitempty"`
+	Summary        Summary `json:"summary"`
+	Pareto         bool    `json:"pareto"` // on the bits-vs-KLD Pareto front
 	// ModelTokensPerSecond is the candidate's forward-pass throughput
 	// during the sweep (a busy machine makes it noisy).
 	ModelTokensPerSecond float64 `json:"model_tokens_per_second,omitempty"`
@@ -120,15 +123,19 @@ func (s *Sweep) Markdown() string {
 		}
 		b.WriteString("\n\n")
 	}
-	b.WriteString("| variant | bits/weight | file | PPL | PPL ratio | mean KLD | 99% KLD | same top | tokens/s | Pareto |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |\n")
+	b.WriteString("| variant | bits/weight | projection bits/weight | file | PPL | PPL ratio | mean KLD | 99% KLD | same top | tokens/s | Pareto |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |\n")
 	for _, p := range pts {
 		mark := ""
 		if p.Pareto {
 			mark = "★"
 		}
-		fmt.Fprintf(&b, "| %s | %.2f | %.2f MiB | %.4f | %.5f ± %s | %s ± %s | %s | %.2f ± %.2f %% | %.0f | %s |\n",
-			p.Name, p.BitsPerWeight, float64(p.FileBytes)/(1<<20), p.Summary.PPL.Value,
+		proj := "–"
+		if p.ProjectionBits > 0 {
+			proj = fmt.Sprintf("%.2f", p.ProjectionBits)
+		}
+		fmt.Fprintf(&b, "| %s | %.2f | %s | %.2f MiB | %.4f | %.5f ± %s | %s ± %s | %s | %.2f ± %.2f %% | %.0f | %s |\n",
+			p.Name, p.BitsPerWeight, proj, float64(p.FileBytes)/(1<<20), p.Summary.PPL.Value,
 			p.Summary.PPLRatio.Value, sci(p.Summary.PPLRatio.Err), sci(p.Summary.KLD.Value), sci(p.Summary.KLD.Err),
 			sci(p.Summary.KLDDist.P99), 100*p.Summary.SameTop.Value, 100*p.Summary.SameTop.Err, p.ModelTokensPerSecond, mark)
 	}

@@ -30,11 +30,14 @@ func NeedsStats(m lowrank.Method) bool {
 }
 
 // SweepGrid is the set of settings a sweep converts: every encoding of
-// Quants as a dense point, then, per low-rank method in order, one point
+// Quants as a dense point, one point per preset, then, per low-rank method in order, one point
 // per ratio × encoding (svd, whiten, asvd) or per rank × integer encoding
 // (lorc, lorc-whiten).
 type SweepGrid struct {
-	Quants  []quant.Encoding
+	Quants []quant.Encoding
+	// Presets are mixes of encodings (convert --preset), one point each,
+	// after the dense points.
+	Presets []convert.Preset
 	Methods []lowrank.Method // svd, whiten, asvd, lorc, MethodLoRCWhiten
 	Ratios  []float64        // fractions of each matrix's parameters kept (svd, whiten, asvd)
 	Ranks   []int            // ranks of the corrections (lorc, lorc-whiten)
@@ -61,6 +64,11 @@ func (g SweepGrid) Settings() ([]SweepSetting, error) {
 	for _, e := range g.Quants {
 		pts = append(pts, SweepSetting{Point: SweepPoint{Name: e.String(), Series: "dense", Quant: e.String()},
 			Policy: convert.Policy{Quant: e}})
+	}
+	for i := range g.Presets {
+		p := &g.Presets[i]
+		pts = append(pts, SweepSetting{Point: SweepPoint{Name: p.Name, Series: "preset", Quant: p.Base.String()},
+			Policy: convert.Policy{Quant: p.Base, Preset: p}})
 	}
 	for _, m := range g.Methods {
 		if IsLoRC(m) {
@@ -242,6 +250,7 @@ func RunSweep(ctx context.Context, o SweepOptions) (*Sweep, error) {
 		points[i] = g.Point
 		points[i].FileBytes = res.Bytes
 		points[i].BitsPerWeight = float64(plan.TotalBytes) * 8 / float64(max(plan.Params, 1))
+		points[i].ProjectionBits = plan.ProjectionBits()
 		progress(SweepProgress{Stage: SweepConverted, Point: &points[i], Elapsed: time.Since(start)})
 	}
 
@@ -303,9 +312,9 @@ func sweepCalibration(ctx context.Context, src *convert.Model, o SweepOptions, p
 		}
 		return nil, nil, nil
 	}
-	text, err := os.ReadFile(c.File)
+	docs, err := convert.ReadCalibDocs(c.File, c.Docs, c.Tokens)
 	if err != nil {
-		return nil, nil, fmt.Errorf("calibration text: %w", err)
+		return nil, nil, fmt.Errorf("--calib: %w", err)
 	}
 	// Any method that reads statistics selects the same matrices, so
 	// whiten stands in for all of them when choosing what to collect.
@@ -315,7 +324,7 @@ func sweepCalibration(ctx context.Context, src *convert.Model, o SweepOptions, p
 	}
 	start := time.Now()
 	cal, err := convert.Calibrate(ctx, src, convert.CalibOptions{
-		Text: string(text), Docs: c.Docs, Tokens: c.Tokens, Keys: keys, TempDir: o.TempDir, Threads: o.Threads,
+		Documents: docs, Docs: c.Docs, Tokens: c.Tokens, Keys: keys, TempDir: o.TempDir, Threads: o.Threads,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", c.File, err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -192,13 +191,13 @@ func decodePart(f *format.File, t *format.Tensor, p *format.Part) ([]float32, in
 // Reconstruct decodes a stored tensor to float32 in its logical shape: the
 // dense part w, or A·B for a low-rank tensor, or Q + A·B for LoRC.
 func Reconstruct(f *format.File, t *format.Tensor) ([]float32, error) {
-	parts := map[string]*format.Part{}
+	parts := map[format.Role]*format.Part{}
 	for i := range t.Parts {
 		parts[t.Parts[i].Role] = &t.Parts[i]
 	}
 	n := int(numel(t.Shape))
 	var out []float32
-	if p, ok := parts["w"]; ok {
+	if p, ok := parts[format.RoleW]; ok {
 		w, _, _, err := decodePart(f, t, p)
 		if err != nil {
 			return nil, err
@@ -206,13 +205,13 @@ func Reconstruct(f *format.File, t *format.Tensor) ([]float32, error) {
 		out = w
 	}
 	switch t.Kind {
-	case format.KindDense, "":
+	case format.KindDense, "": // empty means dense
 		if out == nil {
 			return nil, fmt.Errorf("%s: tensor %s: dense tensor without part w", f.Path(), t.Name)
 		}
 	case format.KindLowRank, format.KindLoRC:
-		pa, okA := parts["a"]
-		pb, okB := parts["b"]
+		pa, okA := parts[format.RoleA]
+		pb, okB := parts[format.RoleB]
 		if !okA || !okB || (t.Kind == format.KindLoRC && out == nil) {
 			return nil, fmt.Errorf("%s: tensor %s: %s tensor lacks a part", f.Path(), t.Name, t.Kind)
 		}
@@ -263,7 +262,7 @@ func addProduct(dst, a, b []float32, rows, k, cols int) {
 }
 
 func describeEncoding(t *format.Tensor) string {
-	enc := func(role string) string {
+	enc := func(role format.Role) string {
 		for _, p := range t.Parts {
 			if p.Role == role {
 				return p.Encoding.String()
@@ -273,7 +272,7 @@ func describeEncoding(t *format.Tensor) string {
 	}
 	rank := func() int64 {
 		for _, p := range t.Parts {
-			if p.Role == "a" && len(p.Shape) == 2 {
+			if p.Role == format.RoleA && len(p.Shape) == 2 {
 				return p.Shape[1]
 			}
 		}
@@ -281,41 +280,29 @@ func describeEncoding(t *format.Tensor) string {
 	}
 	switch t.Kind {
 	case format.KindLowRank:
-		return fmt.Sprintf("lowrank r=%d (a %s, b %s)", rank(), enc("a"), enc("b"))
+		return fmt.Sprintf("lowrank r=%d (a %s, b %s)", rank(), enc(format.RoleA), enc(format.RoleB))
 	case format.KindLoRC:
-		return fmt.Sprintf("lorc %s + r=%d (a %s, b %s)", enc("w"), rank(), enc("a"), enc("b"))
+		return fmt.Sprintf("lorc %s + r=%d (a %s, b %s)", enc(format.RoleW), rank(), enc(format.RoleA), enc(format.RoleB))
 	}
-	return enc("w")
+	return enc(format.RoleW)
 }
-
-var blockName = regexp.MustCompile(`^blk\.(\d+)\.(.+)$`)
 
 // tensorKind splits a canonical name into its layer (−1 outside the blocks)
 // and kind: ".weight" is dropped, ".bias" kept (a bias is a different kind
 // of tensor than its matrix).
 func tensorKind(name string) (layer int, kind string) {
-	layer = -1
-	if m := blockName.FindStringSubmatch(name); m != nil {
-		layer, _ = strconv.Atoi(m[1])
-		name = m[2]
+	layer, stem, suffix, ok := format.ParseName(name)
+	switch {
+	case !ok:
+		return -1, name
+	case suffix == format.Weight:
+		return layer, string(stem)
 	}
-	return layer, strings.TrimSuffix(name, ".weight")
+	return layer, string(stem) + "." + string(suffix)
 }
 
 // hookPoint is the runtime activation that multiplies a projection.
-func hookPoint(kind string) string {
-	switch kind {
-	case "attn_q", "attn_k", "attn_v":
-		return runtime.HookAttnIn
-	case "attn_output":
-		return runtime.HookAttnOutIn
-	case "ffn_gate", "ffn_up":
-		return runtime.HookFFNIn
-	case "ffn_down":
-		return runtime.HookFFNDownIn
-	}
-	return ""
-}
+func hookPoint(kind string) string { return runtime.ProjectionInput(format.Stem(kind)) }
 
 // CompareTensors measures every tensor of the .shrink file f against the
 // original in src, and, when cal is given, the activation-weighted error of

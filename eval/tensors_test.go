@@ -75,7 +75,7 @@ func TestReconstructFactored(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer wr.Abort()
-	part := func(role string, rows, cols int64) format.Part {
+	part := func(role format.Role, rows, cols int64) format.Part {
 		return format.Part{Role: role, Shape: []int64{rows, cols}, Encoding: quant.F32}
 	}
 	must := func(err error) {

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
+	"github.com/shrink-llm/shrink/internal/safeio"
 	"github.com/shrink-llm/shrink/internal/textdata"
 )
 
@@ -34,7 +34,7 @@ func LoadTokens(spec string) ([]int, error) {
 	if !ok || name == "" {
 		return nil, fmt.Errorf("--tokens %q: want FILE.safetensors:NAME", spec)
 	}
-	b, err := os.ReadFile(file)
+	b, err := safeio.ReadFile(file, maxTokenFileBytes, "a token stream")
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +88,9 @@ func LoadTokens(spec string) ([]int, error) {
 	return out, nil
 }
 
+// maxTokenFileBytes caps a --tokens file, read whole: 1G tokens of I32.
+const maxTokenFileBytes = 4 << 30
+
 // Input is the token stream an evaluation runs on and where it came from.
 type Input struct {
 	Source string `json:"source"` // text file, or FILE.safetensors:NAME
@@ -116,36 +119,59 @@ func ReadText(path, sep string, tok Encoder) (*Input, error) {
 // file counts them), so that evaluation can keep off the documents a
 // calibration read.
 func ReadTextRange(path, sep string, r textdata.DocRange, tok Encoder) (*Input, error) {
-	b, err := os.ReadFile(path)
+	return ReadTextLimit(path, sep, r, tok, 0)
+}
+
+// ReadTextLimit is ReadTextRange that stops tokenizing after the document
+// which brings the stream to maxTokens (≤ 0: no limit); the documents are
+// still counted. The file is streamed a document at a time (see
+// textdata.ScanDocuments), so memory follows the tokens kept, not the file,
+// and only a regular file is read (a pipe or a device is refused).
+func ReadTextLimit(path, sep string, r textdata.DocRange, tok Encoder, maxTokens int) (*Input, error) {
+	f, err := safeio.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	docs := textdata.SplitDocuments(string(b), sep)
-	if len(docs) == 0 {
-		return nil, fmt.Errorf("%s: no text to evaluate (the file is empty or holds only separator lines)", path)
-	}
-	if docs, err = r.Select(docs); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if tok == nil {
-		return nil, fmt.Errorf("%s: the model has no tokenizer to read text with; use --tokens", path)
-	}
-	in := &Input{Source: path, Documents: len(docs), firstDoc: max(r.First, 1)}
+	defer f.Close()
+	first := max(r.First, 1)
+	in := &Input{Source: path, firstDoc: first}
 	if r != (textdata.DocRange{}) {
 		in.DocRange = r.String()
 	}
-	// Framed one document at a time to know where each ends; the stream is
-	// the same as framing them all at once.
-	for i := range docs {
-		ids, err := textdata.Frame(tok, docs[i:i+1])
+	n := 0 // documents in the file so far
+	err = textdata.ScanDocuments(f, sep, func(doc string) error {
+		n++
+		if n < first || (r.Last > 0 && n > r.Last) {
+			return nil
+		}
+		in.Documents++
+		if tok == nil || maxTokens > 0 && len(in.Tokens) >= maxTokens {
+			return nil
+		}
+		// Framed one document at a time to know where each ends; the
+		// stream is the same as framing them all at once.
+		ids, err := textdata.Frame(tok, []string{doc})
 		if err != nil {
 			if inner := errors.Unwrap(err); inner != nil {
 				err = inner
 			}
-			return nil, fmt.Errorf("%s: document %d: %w", path, in.firstDoc+i, err)
+			return fmt.Errorf("document %d: %w", n, err)
 		}
 		in.Tokens = append(in.Tokens, ids...)
 		in.docEnds = append(in.docEnds, len(in.Tokens))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%s: no text to evaluate (the file is empty or holds only separator lines)", path)
+	}
+	if first > n {
+		return nil, fmt.Errorf("%s: document range %s starts past the %d documents of the text", path, r, n)
+	}
+	if tok == nil {
+		return nil, fmt.Errorf("%s: the model has no tokenizer to read text with; use --tokens", path)
 	}
 	in.NumTokens = len(in.Tokens)
 	return in, nil

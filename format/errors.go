@@ -30,7 +30,7 @@ var (
 type Error struct {
 	Path   string // file as given to Open/Create, or a label for in-memory images
 	Tensor string // tensor name, when the problem is in a tensor
-	Part   string // part role, when the problem is in a part
+	Part   Role   // part role, when the problem is in a part
 	Blob   string // blob name, when the problem is in a blob
 	Msg    string // what is wrong
 	Class  error  // ErrNotShrink, ErrUnsupported, ErrCorrupt, ErrChecksum, ErrInvalid, or nil for I/O errors
@@ -47,7 +47,7 @@ func (e *Error) Error() string {
 		b.WriteString(strconv.Quote(e.Tensor))
 		if e.Part != "" {
 			b.WriteString(" part ")
-			b.WriteString(e.Part)
+			b.WriteString(string(e.Part))
 		}
 		b.WriteString(": ")
 	case e.Blob != "":
@@ -85,7 +85,7 @@ func (e *Error) Unwrap() []error {
 // and the reader or writer stamps its path on them.
 func problem(class error, msg string) *Error { return &Error{Class: class, Msg: msg} }
 
-func tensorProblem(class error, tensor, part, msg string) *Error {
+func tensorProblem(class error, tensor string, part Role, msg string) *Error {
 	return &Error{Class: class, Tensor: tensor, Part: part, Msg: msg}
 }
 

@@ -390,7 +390,7 @@ func TestCorruption(t *testing.T) {
 		{"unknown version", le32(8, 2), ErrUnsupported, []string{"unsupported version 2"}},
 		{"flags", le32(12, 1), ErrUnsupported, []string{"unknown flags 0x1"}},
 		{"reserved byte", func(b []byte) []byte { b[40] = 1; return b }, ErrCorrupt, []string{"reserved preamble byte 40"}},
-		{"unknown encoding", func(b []byte) []byte { return replaceJSON(t, b, `"encoding":"q8"`, `"encoding":"q4"`) }, ErrUnsupported, []string{`tensor "blk.0.attn_v.weight" part w: unknown encoding "q4"`}},
+		{"unknown encoding", func(b []byte) []byte { return replaceJSON(t, b, `"encoding":"q8"`, `"encoding":"q7"`) }, ErrUnsupported, []string{`tensor "blk.0.attn_v.weight" part w: unknown encoding "q7"`}},
 		{"unknown kind", func(b []byte) []byte { return replaceJSON(t, b, `"kind":"lowrank"`, `"kind":"sparse"`) }, ErrUnsupported, []string{`tensor "blk.0.ffn_down.weight": unknown kind "sparse"`}},
 		{"unknown role", func(b []byte) []byte { return replaceJSON(t, b, `"role":"b"`, `"role":"c"`) }, ErrCorrupt, []string{`role "c", want "b"`}},
 		{"unknown compression", func(b []byte) []byte { return replaceJSON(t, b, `"compression":"zstd"`, `"compression":"lz4"`) }, ErrUnsupported, []string{`blob "tokenizer.json": unknown compression "lz4"`}},

@@ -97,7 +97,7 @@ func checkParse(t *testing.T, data []byte, opts OpenOptions) {
 			if err != nil || uint64(n) != p.Length || rows <= 0 || cols <= 0 {
 				t.Fatalf("tensor %q part %s: accepted length %d for %v %v (%d, %v)", tn.Name, p.Role, p.Length, p.Encoding, p.Shape, n, err)
 			}
-			inData(p.Offset, p.Length, tn.Name+"/"+p.Role)
+			inData(p.Offset, p.Length, tn.Name+"/"+string(p.Role))
 			if d := f.PartData(p); uint64(len(d)) != p.Length {
 				t.Fatalf("PartData has %d bytes, want %d", len(d), p.Length)
 			}

@@ -39,18 +39,9 @@ type RopeScaling struct {
 	OriginalMaxPositionEmbeddings int     `json:"original_max_position_embeddings"`
 }
 
-// Tensor kinds. A dense tensor has one part "w"; a low-rank tensor W ≈ A·B has
-// parts "a" [out, k] and "b" [k, in]; a LoRC tensor W ≈ Q + A·B has parts
-// "w", "a" and "b".
-const (
-	KindDense   = "dense"
-	KindLowRank = "lowrank"
-	KindLoRC    = "lorc"
-)
-
 // Part is one encoded matrix inside the data section.
 type Part struct {
-	Role     string         `json:"role"`     // "w", "a" or "b"
+	Role     Role           `json:"role"`     // RoleW, RoleA or RoleB
 	Shape    []int64        `json:"shape"`    // [rows, cols] or [n] for 1-D
 	Encoding quant.Encoding `json:"encoding"` // how its bytes encode floats
 	Offset   uint64         `json:"offset"`   // absolute file offset, 64-byte aligned
@@ -70,7 +61,7 @@ type Metrics struct {
 type Tensor struct {
 	Name        string   `json:"name"`  // canonical name, e.g. "blk.0.attn_q.weight"
 	Shape       []int64  `json:"shape"` // logical shape of the reconstructed tensor
-	Kind        string   `json:"kind"`  // KindDense, KindLowRank, KindLoRC
+	Kind        Kind     `json:"kind"`  // KindDense, KindLowRank, KindLoRC
 	Parts       []Part   `json:"parts"`
 	SourceDType string   `json:"source_dtype,omitempty"` // "F32", "F16", "BF16"
 	Metrics     *Metrics `json:"metrics,omitempty"`
@@ -90,7 +81,7 @@ type Blob struct {
 type Header struct {
 	Version       int               `json:"version"`
 	Config        ModelConfig       `json:"config"`
-	TokenizerKind string            `json:"tokenizer_kind"` // "hf" (tokenizer.json) or "llama2c" (tokenizer.bin)
+	TokenizerKind string            `json:"tokenizer_kind"` // TokenizerHF, TokenizerLlama2c, TokenizerSPM, TokenizerGGUF or TokenizerNone
 	Metadata      map[string]string `json:"metadata,omitempty"`
 	Blobs         []Blob            `json:"blobs"`
 	Tensors       []Tensor          `json:"tensors"`

@@ -32,6 +32,12 @@ const (
 	TokenizerNone    = ""
 	TokenizerHF      = "hf"
 	TokenizerLlama2c = "llama2c"
+	// TokenizerSPM is a SentencePiece tokenizer.model (BPE), encoded as
+	// Hugging Face's LlamaTokenizer does.
+	TokenizerSPM = "spm"
+	// TokenizerGGUF is a tokenizer taken from GGUF metadata, encoded as
+	// llama.cpp does (the gguf-vocab blob, SPEC.md §5.2).
+	TokenizerGGUF = "gguf"
 )
 
 // Blob names of the tokenizer files.
@@ -40,19 +46,14 @@ const (
 	BlobTokenizerConfig = "tokenizer_config.json"
 	BlobSpecialTokens   = "special_tokens_map.json"
 	BlobTokenizerBin    = "tokenizer.bin"
+	BlobTokenizerModel  = "tokenizer.model"
+	BlobGGUFVocab       = "gguf-vocab.bin"
 )
 
 // Blob compressions (Blob.Compression).
 const (
 	CompressionNone = ""
 	CompressionZstd = "zstd"
-)
-
-// Part roles.
-const (
-	RoleW = "w"
-	RoleA = "a"
-	RoleB = "b"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -7,12 +7,16 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // mapFile maps path read-only. The mapping is page aligned, so every
 // 64-aligned file offset is 64-aligned in memory.
 func mapFile(path string) ([]byte, func() error, error) {
-	fh, err := os.Open(path)
+	// Only a regular file: a named pipe would block the open, a device
+	// cannot be mapped sensibly.
+	fh, err := safeio.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}

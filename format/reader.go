@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/shrink-llm/shrink/quant"
+
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // OpenOptions tunes Open and Parse.
@@ -138,7 +139,7 @@ func locateEncodingError(b []byte) *Error {
 		Tensors []struct {
 			Name  string `json:"name"`
 			Parts []struct {
-				Role     string `json:"role"`
+				Role     Role   `json:"role"`
 				Encoding string `json:"encoding"`
 			} `json:"parts"`
 		} `json:"tensors"`
@@ -321,7 +322,7 @@ func (f *File) Close() error {
 // readAligned reads a whole file into a 64-byte aligned buffer, for
 // platforms without mmap and for files too small to map.
 func readAligned(path string) ([]byte, error) {
-	fh, err := os.Open(path)
+	fh, err := safeio.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,26 @@ func checkName(name string) string {
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
+// Hard limits on a model's declared sizes: far above any real model, and
+// low enough that buffers sized by them (rotary tables, per-layer arrays,
+// a KV cache for a short session) cannot exhaust memory before the tensors
+// have been checked against them.
+const (
+	MaxDim     = 1 << 24 // vocabulary, hidden and FFN sizes, heads, head_dim
+	MaxLayers  = 1 << 16 // transformer blocks
+	MaxContext = 1 << 24 // context length in tokens
+)
+
+// Validate checks c as a file header's config is checked: sizes positive
+// and within the hard limits, consistent heads, finite floats, special ids
+// inside the vocabulary. Converters call it before writing anything.
+func (c *ModelConfig) Validate() error {
+	if err := validateConfig(c); err != nil {
+		return err
+	}
+	return nil
+}
+
 // validateConfig keeps to checks every graph needs; family-specific rules
 // (known arch, norm and activation names) belong to the runtime.
 func validateConfig(c *ModelConfig) *Error {
@@ -36,18 +56,22 @@ func validateConfig(c *ModelConfig) *Error {
 	for _, f := range []struct {
 		name string
 		v    int
+		max  int
 	}{
-		{"vocab_size", c.VocabSize},
-		{"hidden_size", c.HiddenSize},
-		{"intermediate_size", c.IntermediateSize},
-		{"num_layers", c.NumLayers},
-		{"num_heads", c.NumHeads},
-		{"num_kv_heads", c.NumKVHeads},
-		{"head_dim", c.HeadDim},
-		{"context_length", c.ContextLength},
+		{"vocab_size", c.VocabSize, MaxDim},
+		{"hidden_size", c.HiddenSize, MaxDim},
+		{"intermediate_size", c.IntermediateSize, MaxDim},
+		{"num_layers", c.NumLayers, MaxLayers},
+		{"num_heads", c.NumHeads, MaxDim},
+		{"num_kv_heads", c.NumKVHeads, MaxDim},
+		{"head_dim", c.HeadDim, MaxDim},
+		{"context_length", c.ContextLength, MaxContext},
 	} {
 		if f.v <= 0 {
 			return bad("%s is %d, want > 0", f.name, f.v)
+		}
+		if f.v > f.max {
+			return bad("%s is %d, over the limit of %d", f.name, f.v, f.max)
 		}
 	}
 	if c.NumHeads%c.NumKVHeads != 0 {
@@ -99,11 +123,20 @@ func rowsCols(shape []int64) (rows, cols int) {
 	return int(shape[0]), int(shape[1])
 }
 
-// kindRoles is the part list each kind must have, in order.
-var kindRoles = map[string][]string{
-	KindDense:   {RoleW},
-	KindLowRank: {RoleA, RoleB},
-	KindLoRC:    {RoleW, RoleA, RoleB},
+// kindRoles is the part list each kind a file may carry must have, in
+// order (the empty Kind, dense in memory, is not valid in a file).
+var kindRoles = map[Kind][]Role{
+	KindDense:   KindDense.Roles(),
+	KindLowRank: KindLowRank.Roles(),
+	KindLoRC:    KindLoRC.Roles(),
+}
+
+func joinRoles(rs []Role) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
 }
 
 // checkTensorLayout validates everything about a tensor that does not
@@ -113,7 +146,7 @@ func checkTensorLayout(t *Tensor) ([]uint64, *Error) {
 	if msg := checkName(t.Name); msg != "" {
 		return nil, problem(ErrCorrupt, "tensor: "+msg)
 	}
-	bad := func(class error, part, format string, args ...any) *Error {
+	bad := func(class error, part Role, format string, args ...any) *Error {
 		return tensorProblem(class, t.Name, part, fmt.Sprintf(format, args...))
 	}
 	roles, ok := kindRoles[t.Kind]
@@ -127,11 +160,11 @@ func checkTensorLayout(t *Tensor) ([]uint64, *Error) {
 		return nil, bad(ErrCorrupt, "", "kind %s needs a 2-D shape, got %v", t.Kind, t.Shape)
 	}
 	if len(t.Parts) != len(roles) {
-		return nil, bad(ErrCorrupt, "", "kind %s has %d parts, want %d (%s)", t.Kind, len(t.Parts), len(roles), strings.Join(roles, ", "))
+		return nil, bad(ErrCorrupt, "", "kind %s has %d parts, want %d (%s)", t.Kind, len(t.Parts), len(roles), joinRoles(roles))
 	}
 	for i := range t.Parts {
 		if r := t.Parts[i].Role; r != roles[i] {
-			return nil, bad(ErrCorrupt, "", "part %d has role %q, want %q (kind %s has parts %s in this order)", i, r, roles[i], t.Kind, strings.Join(roles, ", "))
+			return nil, bad(ErrCorrupt, "", "part %d has role %q, want %q (kind %s has parts %s in this order)", i, r, roles[i], t.Kind, joinRoles(roles))
 		}
 	}
 	sizes := make([]uint64, len(t.Parts))
@@ -195,7 +228,7 @@ func checkPlacement(off, length, dataEnd uint64) string {
 type item struct {
 	off, end uint64
 	tensor   string
-	part     string
+	part     Role
 	blob     string
 }
 
@@ -263,8 +296,16 @@ func validateHeader(h *Header, dataEnd uint64) *Error {
 		if !blobs[BlobTokenizerBin] {
 			return problem(ErrCorrupt, fmt.Sprintf("tokenizer_kind %q needs blob %q", h.TokenizerKind, BlobTokenizerBin))
 		}
+	case TokenizerSPM:
+		if !blobs[BlobTokenizerModel] {
+			return problem(ErrCorrupt, fmt.Sprintf("tokenizer_kind %q needs blob %q", h.TokenizerKind, BlobTokenizerModel))
+		}
+	case TokenizerGGUF:
+		if !blobs[BlobGGUFVocab] {
+			return problem(ErrCorrupt, fmt.Sprintf("tokenizer_kind %q needs blob %q", h.TokenizerKind, BlobGGUFVocab))
+		}
 	default:
-		return problem(ErrUnsupported, fmt.Sprintf("unknown tokenizer_kind %q (this reader knows hf, llama2c)", h.TokenizerKind))
+		return problem(ErrUnsupported, fmt.Sprintf("unknown tokenizer_kind %q (this reader knows hf, llama2c, spm, gguf)", h.TokenizerKind))
 	}
 
 	names := make(map[string]bool, len(h.Tensors))

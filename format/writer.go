@@ -57,7 +57,8 @@ func Create(path string) (*Writer, error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	removeStale(dir)
+	tmp, err := createTemp(dir, base)
 	if err != nil {
 		return nil, &Error{Path: path, Msg: "create temporary file", Err: err}
 	}
@@ -211,7 +212,7 @@ func (w *Writer) WriteTensor(t Tensor, data ...[]byte) error {
 		}
 		return &e
 	}
-	invalid := func(part, msg string) error {
+	invalid := func(part Role, msg string) error {
 		return &Error{Path: w.path, Tensor: t.Name, Part: part, Class: ErrInvalid, Msg: msg}
 	}
 	if w.names[t.Name] {
@@ -302,7 +303,7 @@ func (w *Writer) Commit(h Header) error {
 	if err := w.tmp.Close(); err != nil {
 		return fail(nil, "close", err)
 	}
-	// CreateTemp made the file private (0600); the result is an ordinary
+	// createTemp made the file private (0600); the result is an ordinary
 	// output file, readable like any other the user writes.
 	if err := os.Chmod(w.tmpName, 0o644); err != nil {
 		return fail(nil, "chmod "+w.tmpName, err)

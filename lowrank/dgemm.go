@@ -1,8 +1,6 @@
 package lowrank
 
 import (
-	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
@@ -44,13 +42,20 @@ type gemmOpts struct {
 // and goroutines do not pay off for small products.
 const gemmSmall = 1 << 21
 
+// gonumSerial reports whether gonum's Dgemm keeps an m×n product on the
+// calling goroutine: it splits C into 64×64 blocks and fans out to
+// GOMAXPROCS goroutines from 4 blocks on, which a smaller thread budget
+// must not do. Choosing by shape only (not by budget) keeps the rounding,
+// and so the output, independent of the budget.
+func gonumSerial(m, n int) bool { return ((m+63)/64)*((n+63)/64) < 4 }
+
 // gemm computes c = alpha·op(a)·op(b) + beta·c for row-major float64
 // matrices, op(a) m×k and op(b) k×n.
-func gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	gemmEx(gemmOpts{}, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+func gemm(th int, tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	gemmEx(th, gemmOpts{}, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-func gemmEx(o gemmOpts, tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+func gemmEx(th int, o gemmOpts, tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -58,7 +63,7 @@ func gemmEx(o gemmOpts, tA, tB bool, m, n, k int, alpha float64, a []float64, ld
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	if m*n*k < gemmSmall && !o.lowerB {
+	if m*n*k < gemmSmall && !o.lowerB && gonumSerial(m, n) {
 		ta, tb := blas.NoTrans, blas.NoTrans
 		if tA {
 			ta = blas.Trans
@@ -93,37 +98,31 @@ func gemmEx(o gemmOpts, tA, tB bool, m, n, k int, alpha float64, a []float64, ld
 			tiles = append(tiles, tile{i0, j0})
 		}
 	}
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(tiles)))
+	workers := max(1, min(th, len(tiles)))
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ap := make([]float64, tileM*kc)
-			bp := make([]float64, tileN*kc)
-			var edge [mr * nrMax]float64
-			for {
-				t := int(next.Add(1)) - 1
-				if t >= len(tiles) {
-					return
-				}
-				i0, j0 := tiles[t].i0, tiles[t].j0
-				i1, j1 := min(i0+tileM, m), min(j0+tileN, n)
-				p0 := 0
-				if o.lowerB {
-					p0 = j0
-				}
-				for ps := p0; ps < k; ps += kc {
-					pe := min(ps+kc, k)
-					packA(tA, a, lda, alpha, i0, i1, ps, pe, ap)
-					packB(tB, b, ldb, j0, j1, ps, pe, bp)
-					macroKernel(pe-ps, ap, bp, i0, i1, j0, j1, c, ldc, &edge, !overwrite || ps > p0)
-				}
+	parallel(workers, workers, func(int) {
+		ap := make([]float64, tileM*kc)
+		bp := make([]float64, tileN*kc)
+		var edge [mr * nrMax]float64
+		for {
+			t := int(next.Add(1)) - 1
+			if t >= len(tiles) {
+				return
 			}
-		}()
-	}
-	wg.Wait()
+			i0, j0 := tiles[t].i0, tiles[t].j0
+			i1, j1 := min(i0+tileM, m), min(j0+tileN, n)
+			p0 := 0
+			if o.lowerB {
+				p0 = j0
+			}
+			for ps := p0; ps < k; ps += kc {
+				pe := min(ps+kc, k)
+				packA(tA, a, lda, alpha, i0, i1, ps, pe, ap)
+				packB(tB, b, ldb, j0, j1, ps, pe, bp)
+				macroKernel(pe-ps, ap, bp, i0, i1, j0, j1, c, ldc, &edge, !overwrite || ps > p0)
+			}
+		}
+	})
 }
 
 func scaleC(m, n int, beta float64, c []float64, ldc int) {

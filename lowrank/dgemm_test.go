@@ -90,7 +90,7 @@ func TestGemmMatchesReference(t *testing.T) {
 				want := append([]float64(nil), c0...)
 				got := append([]float64(nil), c0...)
 				refGemm(tA, tB, m, n, k, 1.5, a, lda, b, ldb, beta, want, ldc)
-				gemmEx(tc.o, tA, tB, m, n, k, 1.5, a, lda, b, ldb, beta, got, ldc)
+				gemmEx(1+ci%3, tc.o, tA, tB, m, n, k, 1.5, a, lda, b, ldb, beta, got, ldc)
 				for i := 0; i < m; i++ {
 					for j := 0; j < ldc; j++ {
 						w, g := want[i*ldc+j], got[i*ldc+j]
@@ -152,7 +152,7 @@ func BenchmarkGemm2048(b *testing.B) {
 	c := make([]float64, n*n)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		gemm(false, true, n, n, n, 1, x, n, y, n, 0, c, n)
+		gemm(th, false, true, n, n, n, 1, x, n, y, n, 0, c, n)
 	}
 	b.ReportMetric(2*float64(n*n*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }

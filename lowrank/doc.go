@@ -51,9 +51,12 @@
 //
 // All arithmetic is float64. Large products run on a packed,
 // register-blocked GEMM (dgemm.go: AVX-512 or AVX2/FMA micro-kernels on
-// amd64, plain Go elsewhere) whose tiles are shared by all cores, with
+// amd64, plain Go elsewhere) whose tiles are shared by the goroutines of
+// the call's thread budget (Options.Threads, default GOMAXPROCS), with
 // variants for symmetric results and triangular factors, because gonum's
 // Dgemm is several times slower on this work (BENCHMARKS.md and
 // BENCHMARK.md have the figures). Long operations take a context and stop
-// between stages.
+// between stages. Every parallel section goes through one errgroup helper
+// (par.go) bounded by the budget, and the split of the work does not
+// depend on it, so the factors are the same bits whatever Threads is.
 package lowrank

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 
 	"gonum.org/v1/gonum/mat"
 )
@@ -46,6 +47,18 @@ type Options struct {
 	Oversample int
 	PowerIters int
 	Seed       uint64
+	// Threads bounds the goroutines one call keeps busy (its own
+	// included); 0 means GOMAXPROCS. A caller running several
+	// factorisations at once gives each its share of the budget.
+	Threads int
+}
+
+// threads is the resolved Threads budget.
+func (o Options) threads() int {
+	if o.Threads > 0 {
+		return o.Threads
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // Factors is W ≈ A·B with A M×K and B K×N, row-major float32. Each rank-one
@@ -80,9 +93,10 @@ func Residual(w, q []float32) []float32 {
 
 // Reconstruct returns A·B as a row-major M×N float32 matrix.
 func (f *Factors) Reconstruct() []float32 {
+	th := runtime.GOMAXPROCS(0)
 	a, b := widen(f.A), widen(f.B)
 	out := make([]float64, f.M*f.N)
-	gemm(false, false, f.M, f.N, f.K, 1, a, f.K, b, f.N, 0, out, f.N)
+	gemm(th, false, false, f.M, f.N, f.K, 1, a, f.K, b, f.N, 0, out, f.N)
 	return narrow(out)
 }
 
@@ -91,9 +105,16 @@ type transform struct {
 	kind  string    // "identity", "diag", "whiten"
 	scale []float64 // diag
 	wh    *whitening
+	th    int // thread budget of the products (Options.Threads)
 }
 
 func makeTransform(method Method, stats *Stats, n int, opts Options) (transform, error) {
+	t, err := makeTransformOf(method, stats, n, opts)
+	t.th = opts.threads()
+	return t, err
+}
+
+func makeTransformOf(method Method, stats *Stats, n int, opts Options) (transform, error) {
 	switch method {
 	case MethodSVD:
 		return transform{kind: "identity"}, nil
@@ -137,6 +158,7 @@ func makeTransform(method Method, stats *Stats, n int, opts Options) (transform,
 
 // apply returns M = W·T (row-major m×n) and the whitening kind used.
 func (t transform) apply(ctx context.Context, w []float64, m, n int) ([]float64, string, error) {
+	th := t.th
 	switch t.kind {
 	case "identity":
 		return w, "", nil
@@ -157,11 +179,12 @@ func (t transform) apply(ctx context.Context, w []float64, m, n int) ([]float64,
 	if sq.kind == "cholesky" && sq.jitter > 0 {
 		kind = "cholesky+jitter"
 	}
-	return sq.rightMul(w, m), kind, nil
+	return sq.rightMul(th, w, m), kind, nil
 }
 
 // solveRight overwrites the k×n matrix b with b·T⁻¹.
 func (t transform) solveRight(ctx context.Context, b []float64, k, n int) error {
+	th := t.th
 	switch t.kind {
 	case "identity":
 		return nil
@@ -177,19 +200,20 @@ func (t transform) solveRight(ctx context.Context, b []float64, k, n int) error 
 	if err != nil {
 		return err
 	}
-	sq.solveRight(b, k)
+	sq.solveRight(th, b, k)
 	return nil
 }
 
 // leftGram returns W·T·Tᵀ·Wᵀ (m×m). For whitening that is W·C·Wᵀ, which
 // needs no square root of C at all and is exact even when C is singular.
 func (t transform) leftGram(w []float64, m, n int) []float64 {
+	th := t.th
 	if t.kind == "whiten" {
 		c := t.wh.covariance()
 		wc := make([]float64, m*n)
-		gemm(false, false, m, n, n, 1, w, n, c, n, 0, wc, n)
+		gemm(th, false, false, m, n, n, 1, w, n, c, n, 0, wc, n)
 		g := make([]float64, m*m)
-		gemmEx(gemmOpts{lowerC: true}, false, true, m, m, n, 1, wc, n, w, n, 0, g, m)
+		gemmEx(th, gemmOpts{lowerC: true}, false, true, m, m, n, 1, wc, n, w, n, 0, g, m)
 		symmetrizeLower(g, m)
 		return g
 	}
@@ -204,7 +228,7 @@ func (t transform) leftGram(w []float64, m, n int) []float64 {
 			wt[j*m+i] = v
 		}
 	}
-	return gramT(wt, n, m)
+	return gramT(th, wt, n, m)
 }
 
 // Factorize computes a rank-k factorisation of the row-major m×n matrix w
@@ -295,11 +319,12 @@ func ComputeSpectrum(ctx context.Context, w []float32, m, n int, method Method, 
 	if err != nil {
 		return Spectrum{}, fmt.Errorf("lowrank: spectrum %d×%d %s: %w", m, n, method, err)
 	}
+	th := tr.th
 	g, _, _, err := gram(ctx, widen(w), m, n, tr)
 	if err != nil {
 		return Spectrum{}, fmt.Errorf("lowrank: spectrum %d×%d %s: %w", m, n, method, err)
 	}
-	se, err := newSymEig(ctx, g, min(m, n))
+	se, err := newSymEig(ctx, th, g, min(m, n))
 	if err != nil {
 		return Spectrum{}, fmt.Errorf("lowrank: spectrum %d×%d %s: %w", m, n, method, err)
 	}
@@ -309,6 +334,7 @@ func ComputeSpectrum(ctx context.Context, w []float32, m, n int, method Method, 
 // gram forms the Gram matrix on the smaller side: left (m×m, M·Mᵀ) when
 // m ≤ n, else right (n×n, Mᵀ·M) together with M itself.
 func gram(ctx context.Context, w []float64, m, n int, tr transform) (g, mm []float64, wkind string, err error) {
+	th := tr.th
 	if m <= n {
 		if tr.kind == "whiten" {
 			wkind = "covariance"
@@ -319,7 +345,7 @@ func gram(ctx context.Context, w []float64, m, n int, tr transform) (g, mm []flo
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return gramT(mm, m, n), mm, wkind, ctx.Err()
+	return gramT(th, mm, m, n), mm, wkind, ctx.Err()
 }
 
 func sigmaFromEig(vals []float64) []float64 {
@@ -343,12 +369,13 @@ func sigmaFromEig(vals []float64) []float64 {
 // an inaccurately resolved pair of nearly equal σ only swaps directions of
 // nearly equal value.
 func factorGram(ctx context.Context, w []float64, m, n int, tr transform, rank RankSpec, opts Options) (*factors64, error) {
+	th := tr.th
 	g, mm, wkind, err := gram(ctx, w, m, n, tr)
 	if err != nil {
 		return nil, err
 	}
 	p := min(m, n)
-	se, err := newSymEig(ctx, g, p)
+	se, err := newSymEig(ctx, th, g, p)
 	if err != nil {
 		return nil, err
 	}
@@ -362,10 +389,10 @@ func factorGram(ctx context.Context, w []float64, m, n int, tr transform, rank R
 	if m <= n {
 		a = vk // m×k
 		b = make([]float64, k*n)
-		gemm(true, false, k, n, m, 1, vk, k, w, n, 0, b, n)
+		gemm(th, true, false, k, n, m, 1, vk, k, w, n, 0, b, n)
 	} else {
 		a = make([]float64, m*k)
-		gemm(false, false, m, k, n, 1, mm, n, vk, k, 0, a, k)
+		gemm(th, false, false, m, k, n, 1, mm, n, vk, k, 0, a, k)
 		b = make([]float64, k*n)
 		for i := 0; i < n; i++ {
 			for j := 0; j < k; j++ {
@@ -381,6 +408,7 @@ func factorGram(ctx context.Context, w []float64, m, n int, tr transform, rank R
 
 // factorExact uses gonum's SVD of M = W·T; then A = U_k, B = U_kᵀ·W.
 func factorExact(ctx context.Context, w []float64, m, n int, tr transform, rank RankSpec) (*factors64, error) {
+	th := tr.th
 	mm, wkind, err := tr.apply(ctx, w, m, n)
 	if err != nil {
 		return nil, err
@@ -402,7 +430,7 @@ func factorExact(ctx context.Context, w []float64, m, n int, tr transform, rank 
 		copy(a[i*k:(i+1)*k], ur.Data[i*ur.Stride:i*ur.Stride+k])
 	}
 	b := make([]float64, k*n)
-	gemm(true, false, k, n, m, 1, a, k, w, n, 0, b, n)
+	gemm(th, true, false, k, n, m, 1, a, k, w, n, 0, b, n)
 	return finish(a, b, m, n, k, sigma, wkind)
 }
 

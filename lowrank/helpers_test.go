@@ -73,7 +73,7 @@ func actErr2(w []float32, wp []float64, m, n int, x []float32, rows int) float64
 	}
 	xx := widen(x)
 	out := make([]float64, m*rows)
-	gemm(false, true, m, rows, n, 1, d, n, xx, n, 0, out, rows)
+	gemm(th, false, true, m, rows, n, 1, d, n, xx, n, 0, out, rows)
 	s := 0.0
 	for _, v := range out {
 		s += v * v
@@ -83,7 +83,7 @@ func actErr2(w []float32, wp []float64, m, n int, x []float32, rows int) float64
 
 func product64(f *factors64) []float64 {
 	out := make([]float64, f.m*f.n)
-	gemm(false, false, f.m, f.n, f.k, 1, f.a, f.k, f.b, f.n, 0, out, f.n)
+	gemm(th, false, false, f.m, f.n, f.k, 1, f.a, f.k, f.b, f.n, 0, out, f.n)
 	return out
 }
 
@@ -128,7 +128,7 @@ func principalCosines(u []float64, k int, a []float64, m, r int) []float64 {
 	q := append([]float64(nil), a...)
 	orthonormalize(q, m, r)
 	p := make([]float64, k*r)
-	gemm(true, false, k, r, m, 1, u, k, q, r, 0, p, r)
+	gemm(th, true, false, k, r, m, 1, u, k, q, r, 0, p, r)
 	var svd mat.SVD
 	svd.Factorize(mat.NewDense(k, r, p), mat.SVDNone)
 	return svd.Values(nil)
@@ -140,3 +140,7 @@ func relErr(a, b float64) float64 {
 	}
 	return math.Abs(a-b) / math.Max(math.Abs(a), math.Abs(b))
 }
+
+// th is the thread budget the tests give the parallel routines: odd, so
+// that row and tile splits are uneven.
+const th = 3

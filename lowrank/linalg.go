@@ -2,8 +2,6 @@ package lowrank
 
 import (
 	"math"
-	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -56,40 +54,27 @@ func symmetrize(a []float64, n int) {
 	}
 }
 
-// parallelRows splits [0, m) into one contiguous chunk per core and runs fn
-// on each concurrently. Used to parallelise BLAS-3 routines that gonum runs
+// parallelRows splits [0, m) into one contiguous chunk per thread of the
+// budget th and runs fn on each concurrently. Used to parallelise BLAS-3 routines that gonum runs
 // on one goroutine (Dtrmm, Dsyrk), which do half the flops of Dgemm.
-func parallelRows(m int, fn func(r0, r1 int)) {
-	p := max(1, min(runtime.GOMAXPROCS(0), m/64))
-	if p == 1 {
-		fn(0, m)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := 0; i < p; i++ {
-		r0, r1 := i*m/p, (i+1)*m/p
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(r0, r1)
-		}()
-	}
-	wg.Wait()
+func parallelRows(th, m int, fn func(r0, r1 int)) {
+	p := max(1, min(th, m/64))
+	parallel(p, p, func(i int) { fn(i*m/p, (i+1)*m/p) })
 }
 
 // trmmRightLower returns W·L for row-major W (m×n) and lower-triangular L
 // (n×n, zeros above the diagonal): the product skips L's zero blocks.
-func trmmRightLower(w []float64, m, n int, l []float64) []float64 {
+func trmmRightLower(th int, w []float64, m, n int, l []float64) []float64 {
 	out := make([]float64, m*n)
-	gemmEx(gemmOpts{lowerB: true}, false, false, m, n, n, 1, w, n, l, n, 0, out, n)
+	gemmEx(th, gemmOpts{lowerB: true}, false, false, m, n, n, 1, w, n, l, n, 0, out, n)
 	return out
 }
 
 // gramT returns the full symmetric Mᵀ·M (n×n) of row-major M (m×n); only
 // the lower triangle is multiplied out.
-func gramT(mm []float64, m, n int) []float64 {
+func gramT(th int, mm []float64, m, n int) []float64 {
 	g := make([]float64, n*n)
-	gemmEx(gemmOpts{lowerC: true}, true, false, n, n, m, 1, mm, n, mm, n, 0, g, n)
+	gemmEx(th, gemmOpts{lowerC: true}, true, false, n, n, m, 1, mm, n, mm, n, 0, g, n)
 	symmetrizeLower(g, n)
 	return g
 }
@@ -109,14 +94,14 @@ func symmetrizeLower(a []float64, n int) {
 // first receives −X_{>J}·L_{>J,J} (a parallel product, nearly all the
 // flops) and is then solved against the small diagonal block, with rows
 // split across cores.
-func trsmRightLower(b []float64, k, n int, l []float64) {
+func trsmRightLower(th int, b []float64, k, n int, l []float64) {
 	const bs = 256
 	for j0 := ((n - 1) / bs) * bs; j0 >= 0; j0 -= bs {
 		j1 := min(j0+bs, n)
 		if j1 < n {
-			gemm(false, false, k, j1-j0, n-j1, -1, b[j1:], n, l[j1*n+j0:], n, 1, b[j0:], n)
+			gemm(th, false, false, k, j1-j0, n-j1, -1, b[j1:], n, l[j1*n+j0:], n, 1, b[j0:], n)
 		}
-		parallelRows(k, func(r0, r1 int) {
+		parallelRows(th, k, func(r0, r1 int) {
 			blas64.Trsm(blas.Right, blas.NoTrans, 1,
 				blas64.Triangular{N: j1 - j0, Stride: n, Uplo: blas.Lower, Diag: blas.NonUnit, Data: l[j0*n+j0:]},
 				blas64.General{Rows: r1 - r0, Cols: j1 - j0, Stride: n, Data: b[r0*n+j0:]})

@@ -15,6 +15,7 @@ import (
 // suits small k; the top-k subspace it returns is approximate, with error
 // shrinking like (σ_{k+p+1}/σ_k)^(2q+1).
 func factorRandomized(ctx context.Context, w []float64, m, n int, tr transform, k int, opts Options) (*factors64, error) {
+	th := tr.th
 	mm, wkind, err := tr.apply(ctx, w, m, n)
 	if err != nil {
 		return nil, err
@@ -37,19 +38,19 @@ func factorRandomized(ctx context.Context, w []float64, m, n int, tr transform, 
 	}
 	y := make([]float64, m*l)
 	z := make([]float64, n*l)
-	gemm(false, false, m, l, n, 1, mm, n, omega, l, 0, y, l)
+	gemm(th, false, false, m, l, n, 1, mm, n, omega, l, 0, y, l)
 	orthonormalize(y, m, l)
 	for it := 0; it < q; it++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		gemm(true, false, n, l, m, 1, mm, n, y, l, 0, z, l)
+		gemm(th, true, false, n, l, m, 1, mm, n, y, l, 0, z, l)
 		orthonormalize(z, n, l)
-		gemm(false, false, m, l, n, 1, mm, n, z, l, 0, y, l)
+		gemm(th, false, false, m, l, n, 1, mm, n, z, l, 0, y, l)
 		orthonormalize(y, m, l)
 	}
 	bs := make([]float64, l*n)
-	gemm(true, false, l, n, m, 1, y, l, mm, n, 0, bs, n)
+	gemm(th, true, false, l, n, m, 1, y, l, mm, n, 0, bs, n)
 	var svd mat.SVD
 	if !svd.Factorize(mat.NewDense(l, n, bs), mat.SVDThin) {
 		return nil, fmt.Errorf("SVD of the %d×%d projected matrix did not converge", l, n)
@@ -63,9 +64,9 @@ func factorRandomized(ctx context.Context, w []float64, m, n int, tr transform, 
 		copy(uk[i*k:(i+1)*k], ur.Data[i*ur.Stride:i*ur.Stride+k])
 	}
 	a := make([]float64, m*k)
-	gemm(false, false, m, k, l, 1, y, l, uk, k, 0, a, k)
+	gemm(th, false, false, m, k, l, 1, y, l, uk, k, 0, a, k)
 	b := make([]float64, k*n)
-	gemm(true, false, k, n, m, 1, a, k, w, n, 0, b, n)
+	gemm(th, true, false, k, n, m, 1, a, k, w, n, 0, b, n)
 	return finish(a, b, m, n, k, sigma, wkind)
 }
 

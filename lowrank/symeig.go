@@ -23,6 +23,7 @@ import (
 // reflectors in blocks (applyQ).
 type symEig struct {
 	n    int
+	th   int       // thread budget of the back-transform
 	a    []float64 // tridiagonalize output: reflectors below the subdiagonal
 	tau  []float64
 	d, e []float64 // tridiagonal matrix; e is zeroed where it was split
@@ -35,11 +36,11 @@ type symEig struct {
 
 // newSymEig tridiagonalises the row-major symmetric n×n matrix a (only its
 // lower triangle is read; a is overwritten) and computes all eigenvalues.
-func newSymEig(ctx context.Context, a []float64, n int) (*symEig, error) {
+func newSymEig(ctx context.Context, th int, a []float64, n int) (*symEig, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := &symEig{n: n, a: a, d: make([]float64, n)}
+	s := &symEig{n: n, th: th, a: a, d: make([]float64, n)}
 	if n == 0 {
 		return s, nil
 	}
@@ -47,7 +48,7 @@ func newSymEig(ctx context.Context, a []float64, n int) (*symEig, error) {
 	s.e = make([]float64, n-1)
 	s.tau = make([]float64, n-1)
 	if n > 1 {
-		tridiagonalize(a, n, s.d, s.e, s.tau)
+		tridiagonalize(th, a, n, s.d, s.e, s.tau)
 	} else {
 		s.d[0] = a[0]
 	}
@@ -151,7 +152,7 @@ func (s *symEig) vectors(ctx context.Context, k int, seed uint64) ([]float64, er
 		return z, nil
 	}
 	// Back-transform: A = Q T Qᵀ, so A's eigenvectors are Q·z.
-	applyQ(s.a, s.tau, n, z, k)
+	applyQ(s.th, s.a, s.tau, n, z, k)
 	return z, nil
 }
 

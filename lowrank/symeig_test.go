@@ -56,7 +56,7 @@ func TestSymEigMatchesGonum(t *testing.T) {
 			b[0*k+t], b[(n-1)*k+t] = 0, 0
 		}
 		a := make([]float64, n*n)
-		gemm(false, true, n, n, k, 1, b, k, b, k, 0, a, n)
+		gemm(th, false, true, n, n, k, 1, b, k, b, k, 0, a, n)
 		return a
 	}
 	cases := []tc{
@@ -98,7 +98,7 @@ func TestSymEigMatchesGonum(t *testing.T) {
 			if scale == 0 {
 				scale = 1
 			}
-			se, err := newSymEig(context.Background(), append([]float64(nil), a...), n)
+			se, err := newSymEig(context.Background(), th, append([]float64(nil), a...), n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func TestSymEigMatchesGonum(t *testing.T) {
 func checkEigenvectors(t *testing.T, name string, a []float64, n int, v []float64, k int, vals []float64, scale float64) {
 	t.Helper()
 	av := make([]float64, n*k)
-	gemm(false, false, n, k, n, 1, a, n, v, k, 0, av, k)
+	gemm(th, false, false, n, k, n, 1, a, n, v, k, 0, av, k)
 	for j := 0; j < k; j++ {
 		res := 0.0
 		for i := 0; i < n; i++ {
@@ -133,7 +133,7 @@ func checkEigenvectors(t *testing.T, name string, a []float64, n int, v []float6
 		}
 	}
 	g := make([]float64, k*k)
-	gemm(true, false, k, k, n, 1, v, k, v, k, 0, g, k)
+	gemm(th, true, false, k, k, n, 1, v, k, v, k, 0, g, k)
 	for i := 0; i < k; i++ {
 		for j := 0; j < k; j++ {
 			want := 0.0

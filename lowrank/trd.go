@@ -2,8 +2,6 @@ package lowrank
 
 import (
 	"math"
-	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -24,11 +22,11 @@ const trdBlock = 32
 // tridiagonalize overwrites a (n×n, lower triangle read) with the reflectors
 // below the subdiagonal; d, e receive the tridiagonal matrix and tau
 // (n−1) the reflector scales, exactly as Dsytrd(blas.Lower, …).
-func tridiagonalize(a []float64, n int, d, e, tau []float64) {
+func tridiagonalize(th int, a []float64, n int, d, e, tau []float64) {
 	var impl gonum.Implementation
 	nb := trdBlock
 	w := make([]float64, n*nb)
-	sy := newParSymv(n)
+	sy := newParSymv(th, n)
 	i0 := 0
 	for ; n-i0 > 3*nb; i0 += nb {
 		m := n - i0
@@ -46,7 +44,7 @@ func tridiagonalize(a []float64, n int, d, e, tau []float64) {
 			copy(y[r*2*nb:], wr)
 			copy(y[r*2*nb+nb:], v)
 		}
-		gemmEx(gemmOpts{lowerC: true}, false, true, m2, m2, 2*nb, -1, x, 2*nb, y, 2*nb, 1, sub[nb*n+nb:], n)
+		gemmEx(th, gemmOpts{lowerC: true}, false, true, m2, m2, 2*nb, -1, x, 2*nb, y, 2*nb, 1, sub[nb*n+nb:], n)
 		for j := i0; j < i0+nb; j++ {
 			a[(j+1)*n+j] = e[j]
 			d[j] = a[j*n+j]
@@ -112,15 +110,22 @@ func latrdLower(m, nb int, a []float64, lda int, e, tau, w []float64, ldw int, s
 }
 
 // parSymv computes y = A·x for a symmetric matrix given by its lower
-// triangle, rows split across cores with equal triangle area; each worker
-// accumulates into its own y and the parts are summed.
+// triangle, rows split into symvParts ranges of equal triangle area, each
+// accumulated into its own y and the parts then summed in order. The split
+// does not depend on the thread budget, so neither does the rounding: a
+// conversion gives the same bytes whatever --threads is.
 type parSymv struct {
+	th    int
 	parts [][]float64
 }
 
-func newParSymv(n int) *parSymv {
-	p := max(1, runtime.GOMAXPROCS(0))
-	s := &parSymv{parts: make([][]float64, p)}
+// symvParts is the number of row ranges: enough to keep a few cores busy
+// with uneven progress, few enough that summing the parts (symvParts·n)
+// stays negligible next to the n²/2 product.
+const symvParts = 8
+
+func newParSymv(th, n int) *parSymv {
+	s := &parSymv{th: th, parts: make([][]float64, symvParts)}
 	for i := range s.parts {
 		s.parts[i] = make([]float64, n)
 	}
@@ -138,18 +143,11 @@ func (s *parSymv) mul(n int, a []float64, lda int, x, y []float64) {
 		bounds[t] = int(float64(n) * math.Sqrt(float64(t)/float64(p)))
 	}
 	bounds[p] = n
-	var wg sync.WaitGroup
-	for t := 0; t < p; t++ {
-		r0, r1 := bounds[t], bounds[t+1]
+	parallel(s.th, p, func(t int) {
 		yt := s.parts[t][:n]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			clear(yt)
-			symvRowsLower(a, lda, x, yt, r0, r1)
-		}()
-	}
-	wg.Wait()
+		clear(yt)
+		symvRowsLower(a, lda, x, yt, bounds[t], bounds[t+1])
+	})
 	copy(y[:n], s.parts[0][:n])
 	for t := 1; t < p; t++ {
 		for i, v := range s.parts[t][:n] {
@@ -197,7 +195,7 @@ func dotAxpyGo(row, x, y []float64, s float64) float64 {
 // last block first, so nearly all of the 2·n²·k flops are parallel packed
 // products; forming Q explicitly (Dorgtr) would cost another (4/3)·n³ on
 // one core.
-func applyQ(a, tau []float64, n int, z []float64, k int) {
+func applyQ(th int, a, tau []float64, n int, z []float64, k int) {
 	const qBlock = 64
 	if n < 2 || k == 0 {
 		return
@@ -221,7 +219,7 @@ func applyQ(a, tau []float64, n int, z []float64, k int) {
 			}
 		}
 		vtv := make([]float64, b*b)
-		gemm(true, false, b, b, l, 1, v, b, v, b, 0, vtv, b)
+		gemm(th, true, false, b, b, l, 1, v, b, v, b, 0, vtv, b)
 		// T: T[c,c] = τ_c, T[:c, c] = −τ_c·T[:c, :c]·(Vᵀv_c)[:c].
 		t := make([]float64, b*b)
 		for c := 0; c < b; c++ {
@@ -237,9 +235,9 @@ func applyQ(a, tau []float64, n int, z []float64, k int) {
 		}
 		zs := z[(j0+1)*k:]
 		y := make([]float64, b*k)
-		gemm(true, false, b, k, l, 1, v, b, zs, k, 0, y, k)
+		gemm(th, true, false, b, k, l, 1, v, b, zs, k, 0, y, k)
 		ty := make([]float64, b*k)
-		gemm(false, false, b, k, b, 1, t, b, y, k, 0, ty, k)
-		gemm(false, false, l, k, b, -1, v, b, ty, k, 1, zs, k)
+		gemm(th, false, false, b, k, b, 1, t, b, y, k, 0, ty, k)
+		gemm(th, false, false, l, k, b, -1, v, b, ty, k, 1, zs, k)
 	}
 }

@@ -20,7 +20,7 @@ func TestTridiagonalizeMatchesDsytrd(t *testing.T) {
 				t.Skip("large")
 			}
 			x := randF64(uint64(n), n*n)
-			g := gramT(x, n, n) // PSD with a wide spectrum
+			g := gramT(th, x, n, n) // PSD with a wide spectrum
 			for i := 0; i < n; i++ {
 				g[i*n+i] += float64(i % 3) // break near-degeneracy patterns
 			}
@@ -40,7 +40,7 @@ func TestTridiagonalizeMatchesDsytrd(t *testing.T) {
 			impl.Dsytrd(blas.Lower, n, want, n, dw, ew, tw, work, -1)
 			work = make([]float64, int(work[0]))
 			impl.Dsytrd(blas.Lower, n, want, n, dw, ew, tw, work, len(work))
-			tridiagonalize(got, n, dg, eg, tg)
+			tridiagonalize(th, got, n, dg, eg, tg)
 			scale := 0.0
 			for _, v := range g {
 				scale = math.Max(scale, math.Abs(v))
@@ -72,12 +72,12 @@ func TestTridiagonalizeMatchesDsytrd(t *testing.T) {
 func TestApplyQMatchesDorgtr(t *testing.T) {
 	for _, c := range [][2]int{{2, 1}, {5, 3}, {64, 10}, {65, 7}, {200, 81}, {333, 129}} {
 		n, k := c[0], c[1]
-		g := gramT(randF64(uint64(n), n*n), n, n)
+		g := gramT(th, randF64(uint64(n), n*n), n, n)
 		d, e, tau := make([]float64, n), make([]float64, n-1), make([]float64, n-1)
-		tridiagonalize(g, n, d, e, tau)
+		tridiagonalize(th, g, n, d, e, tau)
 		z := randF64(uint64(k), n*k)
 		got := append([]float64(nil), z...)
-		applyQ(g, tau, n, got, k)
+		applyQ(th, g, tau, n, got, k)
 		q := append([]float64(nil), g...)
 		var impl gonum.Implementation
 		work := make([]float64, 1)
@@ -114,7 +114,7 @@ func TestTriangularProductsMatchReference(t *testing.T) {
 		// trmm against the plain product
 		want := make([]float64, k*n)
 		refGemm(false, false, k, n, n, 1, b, n, l, n, 0, want, n)
-		got := trmmRightLower(b, k, n, l)
+		got := trmmRightLower(th, b, k, n, l)
 		for i := range want {
 			if math.Abs(got[i]-want[i]) > 1e-12*float64(n) {
 				t.Fatalf("trmm %dx%d: [%d] = %v, want %v", k, n, i, got[i], want[i])
@@ -123,7 +123,7 @@ func TestTriangularProductsMatchReference(t *testing.T) {
 		// trsm against gonum's (single-threaded, unblocked) Dtrsm, and
 		// (B·L)·L⁻¹ must give B back
 		x := append([]float64(nil), want...)
-		trsmRightLower(x, k, n, l)
+		trsmRightLower(th, x, k, n, l)
 		y := append([]float64(nil), want...)
 		blas64.Trsm(blas.Right, blas.NoTrans, 1,
 			blas64.Triangular{N: n, Stride: n, Uplo: blas.Lower, Diag: blas.NonUnit, Data: l},

@@ -144,24 +144,24 @@ func eigenSqrt(c []float64, n int, mean float64) (*sqrtCov, error) {
 }
 
 // rightMul returns W·S for the row-major m×n matrix W.
-func (s *sqrtCov) rightMul(w []float64, m int) []float64 {
+func (s *sqrtCov) rightMul(th int, w []float64, m int) []float64 {
 	n := s.n
 	if s.kind == "cholesky" {
-		return trmmRightLower(w, m, n, s.s)
+		return trmmRightLower(th, w, m, n, s.s)
 	}
 	out := make([]float64, m*n)
-	gemm(false, false, m, n, n, 1, w, n, s.s, n, 0, out, n)
+	gemm(th, false, false, m, n, n, 1, w, n, s.s, n, 0, out, n)
 	return out
 }
 
 // solveRight overwrites the row-major k×n matrix b with b·S⁻¹.
-func (s *sqrtCov) solveRight(b []float64, k int) {
+func (s *sqrtCov) solveRight(th int, b []float64, k int) {
 	n := s.n
 	if k == 0 {
 		return
 	}
 	if s.kind == "cholesky" {
-		trsmRightLower(b, k, n, s.s)
+		trsmRightLower(th, b, k, n, s.s)
 		return
 	}
 	for i := 0; i < k; i++ {
@@ -171,6 +171,6 @@ func (s *sqrtCov) solveRight(b []float64, k int) {
 		}
 	}
 	tmp := make([]float64, k*n)
-	gemm(false, true, k, n, n, 1, b, n, s.q, n, 0, tmp, n)
+	gemm(th, false, true, k, n, n, 1, b, n, s.q, n, 0, tmp, n)
 	copy(b, tmp)
 }

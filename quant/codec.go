@@ -28,7 +28,7 @@ func Encode(e Encoding, dst []byte, src []float32, rows, cols int) error {
 // error: on failure it reports the first bad row, as Encode would. It stops
 // early when ctx is cancelled and then returns ctx's error.
 func EncodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, rows, cols, workers int) error {
-	_, err := encodeParallel(ctx, e, dst, src, rows, cols, workers, false)
+	_, err := encodeParallel(ctx, e, dst, src, rows, cols, workers, false, nil)
 	return err
 }
 
@@ -37,14 +37,31 @@ func EncodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, 
 // is encoded, while both are still in cache, so measuring costs a fraction
 // of a separate decode-and-compare pass over the tensor.
 func EncodeMeasured(ctx context.Context, e Encoding, dst []byte, src []float32, rows, cols, workers int) (Metrics, error) {
-	acc, err := encodeParallel(ctx, e, dst, src, rows, cols, workers, true)
+	return EncodeWeighted(ctx, e, dst, src, rows, cols, workers, nil)
+}
+
+// EncodeWeighted is EncodeMeasured for the packed encodings with a
+// per-column importance (typically the mean squared calibration activation
+// of each input): their scale search then minimizes Σ imp[c]·err² instead of
+// the plain squared error. imp is nil (plain error) or holds cols
+// non-negative finite values; the other encodings ignore it.
+func EncodeWeighted(ctx context.Context, e Encoding, dst []byte, src []float32, rows, cols, workers int, imp []float32) (Metrics, error) {
+	if imp != nil && len(imp) != cols {
+		return Metrics{}, fmt.Errorf("encode [%d, %d] %v: %d column importances, want %d", rows, cols, e, len(imp), cols)
+	}
+	for c, v := range imp {
+		if !(v >= 0) || math.IsInf(float64(v), 0) {
+			return Metrics{}, fmt.Errorf("encode [%d, %d] %v: column %d importance %v is not a finite non-negative number", rows, cols, e, c, v)
+		}
+	}
+	acc, err := encodeParallel(ctx, e, dst, src, rows, cols, workers, true, imp)
 	if err != nil {
 		return Metrics{}, err
 	}
 	return acc.Metrics(), nil
 }
 
-func encodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, rows, cols, workers int, measure bool) (ErrorAccumulator, error) {
+func encodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, rows, cols, workers int, measure bool, imp []float32) (ErrorAccumulator, error) {
 	var total ErrorAccumulator
 	if err := checkShape("encode", e, len(dst), len(src), rows, cols); err != nil {
 		return total, err
@@ -67,13 +84,13 @@ func encodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, 
 	encodeChunk := func(acc *ErrorAccumulator, buf []float32, r0, r1 int) error {
 		if fused {
 			var sums errSums
-			if err := encodeRowsMeasured(e, dst, src, rows, cols, r0, r1, &sums); err != nil {
+			if err := encodeRowsMeasured(e, dst, src, rows, cols, r0, r1, &sums, nil); err != nil {
 				return err
 			}
 			acc.addSums(sums)
 			return nil
 		}
-		if err := encodeRows(e, dst, src, rows, cols, r0, r1); err != nil {
+		if err := encodeRowsMeasured(e, dst, src, rows, cols, r0, r1, nil, imp); err != nil {
 			return err
 		}
 		if measure {
@@ -118,8 +135,14 @@ func encodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, 
 		next++
 		return r0, min(r0+rowsPer, rows), true
 	}
-	accs := make([]ErrorAccumulator, workers)
-	for w := range workers {
+	// One accumulator per chunk, merged in chunk order below: which worker
+	// takes which chunk varies from run to run, and float sums depend on
+	// their order, so per-worker sums made the stored metrics differ in
+	// the last bit between runs (1 vs 0.9999999999999999). Per-chunk sums
+	// merged in order give the same bits whatever the thread count, and the
+	// same as the single-threaded loop, which adds one chunk at a time.
+	accs := make([]ErrorAccumulator, nchunks)
+	for range workers {
 		wg.Go(func() {
 			var buf []float32
 			if measure && !fused {
@@ -130,7 +153,7 @@ func encodeParallel(ctx context.Context, e Encoding, dst []byte, src []float32, 
 				if !ok {
 					return
 				}
-				if err := encodeChunk(&accs[w], buf, r0, r1); err != nil {
+				if err := encodeChunk(&accs[r0/rowsPer], buf, r0, r1); err != nil {
 					bad := r0
 					if re := (*rowError)(nil); errors.As(err, &re) {
 						bad = re.row
@@ -215,16 +238,26 @@ func writeQ8Padding(e Encoding, dst []byte, rows, cols int) {
 	if e.Kind == KindQ8 {
 		clear(dst[rows*cols : QuantsPlaneSize(rows, cols)])
 	}
+	if e.IsPacked() {
+		// The rows fill each plane from its start; clear the gaps that
+		// align the next plane.
+		l := e.Layout(rows, cols)
+		r := int64(rows)
+		clear(dst[r*int64(l.LoRow) : l.HiAt])
+		clear(dst[l.HiAt+r*int64(l.HiRow) : l.SubAt])
+		clear(dst[l.SubAt+r*int64(l.SubRow) : l.SupAt])
+	}
 }
 
 // encodeRows encodes rows [r0, r1) of src into their places in dst.
 func encodeRows(e Encoding, dst []byte, src []float32, rows, cols, r0, r1 int) error {
-	return encodeRowsMeasured(e, dst, src, rows, cols, r0, r1, nil)
+	return encodeRowsMeasured(e, dst, src, rows, cols, r0, r1, nil, nil)
 }
 
 // encodeRowsMeasured is encodeRows that, for q8 and a non-nil sums, also
-// gathers the reconstruction error while quantizing.
-func encodeRowsMeasured(e Encoding, dst []byte, src []float32, rows, cols, r0, r1 int, sums *errSums) error {
+// gathers the reconstruction error while quantizing; imp is the packed
+// encodings' column importance (nil: plain squared error).
+func encodeRowsMeasured(e Encoding, dst []byte, src []float32, rows, cols, r0, r1 int, sums *errSums, imp []float32) error {
 	lo, hi := r0*cols, r1*cols
 	s := src[lo:hi]
 	switch e.Kind {
@@ -248,6 +281,8 @@ func encodeRowsMeasured(e Encoding, dst []byte, src []float32, rows, cols, r0, r
 				binary.LittleEndian.PutUint16(sb[2*g:], v)
 			}
 		}
+	case KindQK, KindQ4S:
+		return encodePackedRows(e, dst, src, rows, cols, r0, r1, imp)
 	}
 	return nil
 }
@@ -274,11 +309,13 @@ func decodeRowsInto(e Encoding, dst []float32, src []byte, rows, cols, r0, r1 in
 			sb := src[scalesAt+2*r*ng : scalesAt+2*(r+1)*ng]
 			dequantizeQ8Row(dst[(r-r0)*cols:(r-r0+1)*cols], src[r*cols:(r+1)*cols], sb, e.Group)
 		}
+	case KindQK, KindQ4S:
+		decodePackedRows(e, dst, src, rows, cols, r0, r1)
 	}
 }
 
 func encodeF32(dst []byte, src []float32) {
-	if hostLittleEndian {
+	if HostLittleEndian {
 		copy(dst, f32Bytes(src))
 		return
 	}
@@ -292,7 +329,7 @@ func encodeF32Portable(dst []byte, src []float32) {
 }
 
 func decodeF32(dst []float32, src []byte) {
-	if hostLittleEndian {
+	if HostLittleEndian {
 		copy(f32Bytes(dst), src)
 		return
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/x448/float16"
 )
 
-var allEncodings = []Encoding{F32, F16, BF16, Q8, Q8Group(64), Q8Group(128)}
+var allEncodings = []Encoding{F32, F16, BF16, Q8, Q8Group(64), Q8Group(128), Q4, QK(4, 128), QK(3, 32), QK(6, 64), Q4S(32)}
 
 var oddShapes = [][2]int{{7, 33}, {3, 100}, {1, 1}, {5, 129}, {2, 64}, {4, 32}, {1, 257}, {9, 127}, {0, 5}, {3, 0}}
 
@@ -486,7 +486,7 @@ func TestViews(t *testing.T) {
 			}
 		}
 	}
-	if hostLittleEndian {
+	if HostLittleEndian {
 		b := buf[4 : 4+4*len(x)]
 		if v := F32View(b); &v[0] != (*float32)(unsafe.Pointer(&b[0])) {
 			t.Error("F32View copied an aligned buffer on a little-endian host")
@@ -561,6 +561,8 @@ func benchmarkEncode(b *testing.B, e Encoding, workers int) {
 func BenchmarkEncodeQ8(b *testing.B)          { benchmarkEncode(b, Q8, 1) }
 func BenchmarkEncodeQ8G128(b *testing.B)      { benchmarkEncode(b, Q8Group(128), 1) }
 func BenchmarkEncodeQ8Parallel2(b *testing.B) { benchmarkEncode(b, Q8, 2) }
+func BenchmarkEncodeQ4(b *testing.B)          { benchmarkEncode(b, Q4, 1) }
+func BenchmarkEncodeQ4Parallel2(b *testing.B) { benchmarkEncode(b, Q4, 2) }
 func BenchmarkEncodeF16(b *testing.B)         { benchmarkEncode(b, F16, 1) }
 
 func BenchmarkDecodeQ8(b *testing.B) {

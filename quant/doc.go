@@ -4,8 +4,10 @@
 // encoded bytes for the runtime, and the error metrics used to judge a lossy
 // encoding against its float32 reference.
 //
-// It is pure math: it imports no other package of this module, does no I/O
-// and keeps no global mutable state, so every other package may depend on it.
+// It is pure math: it imports no other package of this module but the leaf
+// internal/half (the one definition of binary16 widening, which
+// runtime/simd shares and may not import quant for), does no I/O and keeps
+// no global mutable state, so every other package may depend on it.
 //
 // Conversions follow IEEE 754 round-to-nearest-even. Narrowing to f16 and
 // bf16 keeps ±Inf, keeps NaN a quiet NaN with its sign, and flushes nothing:

@@ -15,6 +15,14 @@ const (
 	KindF16
 	KindBF16
 	KindQ8
+	// KindQK is the packed low-bit family (q2…q6): unsigned Bits-bit quants
+	// with an asymmetric scale and offset per group, both stored as 6-bit
+	// integers under one float16 pair per super-block of 256 weights (see
+	// qk.go).
+	KindQK
+	// KindQ4S is plain symmetric int4 with one float16 scale per group: the
+	// baseline the two-level encodings are measured against.
+	KindQ4S
 )
 
 // DefaultGroup is the q8 group size used when none is given.
@@ -28,7 +36,8 @@ const PlaneAlign = 64
 // turned into bytes. The zero value is invalid.
 type Encoding struct {
 	Kind  Kind
-	Group int // weights per scale along cols; only for KindQ8
+	Group int // weights per scale along cols; KindQ8, KindQK, KindQ4S
+	Bits  int // bits per quant; KindQK (2…6) and KindQ4S (4)
 }
 
 var (
@@ -55,6 +64,15 @@ func (e Encoding) String() string {
 			return "q8"
 		}
 		return "q8g" + strconv.Itoa(e.Group)
+	case KindQK, KindQ4S:
+		name := "q" + strconv.Itoa(e.Bits)
+		if e.Kind == KindQ4S {
+			name += "s"
+		}
+		if e.Group == DefaultGroup {
+			return name
+		}
+		return name + "g" + strconv.Itoa(e.Group)
 	}
 	return fmt.Sprintf("invalid(%d)", e.Kind)
 }
@@ -100,7 +118,10 @@ func Parse(s string) (Encoding, error) {
 			}
 		}
 	}
-	return Encoding{}, fmt.Errorf("unknown encoding %q (want f32, f16, bf16, q8, q8g64 or q8g128)", s)
+	if e, ok := parsePacked(t); ok {
+		return e, nil
+	}
+	return Encoding{}, fmt.Errorf("unknown encoding %q (want f32, f16, bf16, q8, q8g64, q8g128, q2…q6, q4g64, q4g128, q4s)", s)
 }
 
 // Validate reports whether e is a supported encoding.
@@ -117,9 +138,16 @@ func (e Encoding) Validate() error {
 			return nil
 		}
 		return fmt.Errorf("q8 group size %d not supported (want 32, 64 or 128)", e.Group)
+	case KindQK, KindQ4S:
+		return e.validatePacked()
 	}
 	return fmt.Errorf("invalid encoding kind %d", e.Kind)
 }
+
+// IsPacked reports whether e is one of the packed low-bit encodings (KindQK,
+// KindQ4S), which share the planar layout of qk.go and the runtime's packed
+// kernels.
+func (e Encoding) IsPacked() bool { return e.Kind == KindQK || e.Kind == KindQ4S }
 
 // IsFloat reports whether every weight is stored on its own (no shared scale).
 func (e Encoding) IsFloat() bool {
@@ -128,7 +156,7 @@ func (e Encoding) IsFloat() bool {
 
 // Groups is the number of scale groups in a row of cols weights.
 func (e Encoding) Groups(cols int) int {
-	if e.Kind != KindQ8 || cols <= 0 {
+	if e.Group == 0 || cols <= 0 {
 		return 0
 	}
 	return (cols + e.Group - 1) / e.Group
@@ -161,6 +189,8 @@ func (e Encoding) Size(rows, cols int) (int64, error) {
 		return 2 * n, nil
 	case KindQ8:
 		return QuantsPlaneSize(rows, cols) + 2*int64(rows)*int64(e.Groups(cols)), nil
+	case KindQK, KindQ4S:
+		return e.Layout(rows, cols).Size, nil
 	}
 	return 0, fmt.Errorf("invalid encoding kind %d", e.Kind)
 }

@@ -2,6 +2,6 @@
 
 package quant
 
-// hostLittleEndian is false on big-endian hosts (and on any architecture not
+// HostLittleEndian is false on big-endian hosts (and on any architecture not
 // known to be little-endian), which then take the portable copying paths.
-const hostLittleEndian = false
+const HostLittleEndian = false

@@ -2,6 +2,7 @@
 
 package quant
 
-// hostLittleEndian lets the byte layouts (always little-endian) alias
-// []float32 and []uint16 memory directly instead of copying.
-const hostLittleEndian = true
+// HostLittleEndian reports a little-endian host, where the byte layouts
+// (always little-endian) can alias []float32 and []uint16 memory directly
+// instead of copying. It is the one endianness check of the module.
+const HostLittleEndian = true

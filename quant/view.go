@@ -74,7 +74,7 @@ func aliasF32(b []byte) ([]float32, bool) {
 	if len(b) == 0 {
 		return []float32{}, true
 	}
-	if !hostLittleEndian || uintptr(unsafe.Pointer(&b[0]))%4 != 0 {
+	if !HostLittleEndian || uintptr(unsafe.Pointer(&b[0]))%4 != 0 {
 		return nil, false
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4), true
@@ -85,14 +85,14 @@ func aliasU16(b []byte) ([]uint16, bool) {
 	if len(b) == 0 {
 		return []uint16{}, true
 	}
-	if !hostLittleEndian || uintptr(unsafe.Pointer(&b[0]))%2 != 0 {
+	if !HostLittleEndian || uintptr(unsafe.Pointer(&b[0]))%2 != 0 {
 		return nil, false
 	}
 	return unsafe.Slice((*uint16)(unsafe.Pointer(&b[0])), len(b)/2), true
 }
 
 // f32Bytes is the memory of f as bytes; only meaningful as the little-endian
-// layout when hostLittleEndian.
+// layout when HostLittleEndian.
 func f32Bytes(f []float32) []byte {
 	if len(f) == 0 {
 		return []byte{}

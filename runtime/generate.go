@@ -43,7 +43,9 @@ func (m *Model) Generate(ctx context.Context, prompt []int, maxNew int, sc Sampl
 	if maxNew < 0 {
 		return st, fmt.Errorf("generate: negative number of new tokens %d", maxNew)
 	}
-	if c := m.cfg.ContextLength; len(prompt)+maxNew > c {
+	// Compared without adding, so a huge maxNew cannot overflow into a
+	// negative session size.
+	if c := m.cfg.ContextLength; len(prompt) > c || maxNew > c-len(prompt) {
 		return st, fmt.Errorf("prompt of %d tokens plus %d new tokens exceeds the model context of %d", len(prompt), maxNew, c)
 	}
 	s, err := m.NewSession(len(prompt) + maxNew)

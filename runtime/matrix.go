@@ -41,6 +41,34 @@ type dense struct {
 	// max(64, group) quants, zero-padded, so that every row but the last
 	// can go through the whole-group VNNI kernels (see tile).
 	cq, ngq int
+	// pk views a packed low-bit matrix (quant KindQK, KindQ4S); its
+	// activations are int8 in blocks of 32, cq = 32·pk.Blocks wide.
+	pk *simd.Packed
+}
+
+// packedView builds the simd view of a packed part's planes.
+func packedView(p *WeightPart, rows, cols int) (*simd.Packed, error) {
+	lo, hi, sub, sup, l, err := quant.PackedPlanes(p.Encoding, p.Data, rows, cols)
+	if err != nil {
+		return nil, fmt.Errorf("part %q: %w", p.Role, err)
+	}
+	return &simd.Packed{
+		Lo: lo, Hi: hi, Sub: sub, Sup: sup,
+		LoRow: l.LoRow, HiRow: l.HiRow, SubRow: l.SubRow, SupRow: l.SupRow / 2,
+		LoBits: l.LoBits, HiBits: l.HiBits, Group: p.Encoding.Group,
+		Sym: p.Encoding.Kind == quant.KindQ4S, Blocks: l.PaddedCols / quant.PackBlock,
+	}, nil
+}
+
+// quantized reports whether d's products use int8 activations.
+func (d *dense) quantized() bool { return d.enc.Kind == quant.KindQ8 || d.pk != nil }
+
+// actGroup is the activation quantization group of a quantized matrix.
+func (d *dense) actGroup() int {
+	if d.pk != nil {
+		return quant.PackBlock
+	}
+	return d.enc.Group
 }
 
 func newDense(p *WeightPart) (*dense, error) {
@@ -60,9 +88,30 @@ func newDense(p *WeightPart) (*dense, error) {
 			return nil, fmt.Errorf("part %q: %w", p.Role, err)
 		}
 		d.ng = p.Encoding.Groups(cols)
+		// A crafted file can hold NaN or Inf scales with valid checksums;
+		// they would turn every product into NaN without a word. The scales
+		// are a small fraction of the data, so checking them costs little.
+		for i, b := range d.s {
+			if b&0x7c00 == 0x7c00 {
+				return nil, fmt.Errorf("part %q: q8 scale of row %d, group %d is not finite (0x%04x)", p.Role, i/d.ng, i%d.ng, b)
+			}
+		}
 		blk := max(64, p.Encoding.Group)
 		d.cq = (cols + blk - 1) / blk * blk
 		d.ngq = d.cq / p.Encoding.Group
+	case quant.KindQK, quant.KindQ4S:
+		if d.pk, err = packedView(p, rows, cols); err != nil {
+			return nil, err
+		}
+		// As for q8: a non-finite float16 scale would silently turn the
+		// products into NaN.
+		for i, b := range d.pk.Sup {
+			if b&0x7c00 == 0x7c00 {
+				return nil, fmt.Errorf("part %q: %v scale %d of row %d is not finite (0x%04x)", p.Role, p.Encoding, i%d.pk.SupRow, i/d.pk.SupRow, b)
+			}
+		}
+		d.ng = (cols + quant.PackBlock - 1) / quant.PackBlock
+		d.cq, d.ngq = quant.PackBlock*d.pk.Blocks, d.pk.Blocks
 	}
 	return d, nil
 }
@@ -74,6 +123,7 @@ type acts struct {
 	x     []float32
 	xq    []int8
 	xs    []float32
+	xsum  []int32 // packed weights: the sum of each block of 32 quants
 	useQ8 bool
 }
 
@@ -93,6 +143,18 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 		simd.MatF16(y, ldy, d.u16[r0*c:r1*c], c, x, c, rows, toks, c, add)
 	case quant.KindBF16:
 		simd.MatBF16(y, ldy, d.u16[r0*c:r1*c], c, x, c, rows, toks, c, add)
+	case quant.KindQK, quant.KindQ4S:
+		if a.useQ8 {
+			v := d.pk.Rows(r0, r1)
+			simd.MatPacked(y, ldy, &v, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, rows, toks, add)
+			return
+		}
+		// Exact path: the decoded rows times float32 activations.
+		w := make([]float32, rows*c)
+		for r := r0; r < r1; r++ {
+			d.row(w[(r-r0)*c:(r-r0+1)*c], r)
+		}
+		simd.MatF32(y, ldy, w, c, x, c, rows, toks, c, add)
 	case quant.KindQ8:
 		g, ng := d.enc.Group, d.ng
 		if a.useQ8 {
@@ -186,7 +248,7 @@ func (d *dense) row(dst []float32, r int) {
 // float32-activation path, which has only the weight error.
 type Matrix struct {
 	rows, cols int
-	kind       string
+	kind       format.Kind
 	w, a, b    *dense // w for dense/lorc; a [rows,k], b [k,cols] for lowrank/lorc
 	rank       int
 }
@@ -202,7 +264,7 @@ func NewMatrix(w *Weight) (*Matrix, error) {
 	if m.rows <= 0 || m.cols <= 0 {
 		return nil, fmt.Errorf("tensor %s: empty shape %v", w.Name, w.Shape)
 	}
-	get := func(role string, rows, cols int) (*dense, error) {
+	get := func(role format.Role, rows, cols int) (*dense, error) {
 		p, ok := w.part(role)
 		if !ok {
 			return nil, fmt.Errorf("tensor %s (%s): missing part %q", w.Name, w.Kind, role)
@@ -220,18 +282,18 @@ func NewMatrix(w *Weight) (*Matrix, error) {
 	switch w.Kind {
 	case format.KindDense, "":
 		m.kind = format.KindDense
-		m.w, err = get("w", m.rows, m.cols)
+		m.w, err = get(format.RoleW, m.rows, m.cols)
 	case format.KindLowRank, format.KindLoRC:
 		if w.Kind == format.KindLoRC {
-			if m.w, err = get("w", m.rows, m.cols); err != nil {
+			if m.w, err = get(format.RoleW, m.rows, m.cols); err != nil {
 				return nil, err
 			}
 		}
-		if m.a, err = get("a", m.rows, -1); err != nil {
+		if m.a, err = get(format.RoleA, m.rows, -1); err != nil {
 			return nil, err
 		}
 		m.rank = m.a.cols
-		m.b, err = get("b", m.rank, m.cols)
+		m.b, err = get(format.RoleB, m.rank, m.cols)
 	default:
 		err = fmt.Errorf("tensor %s: unknown kind %q", w.Name, w.Kind)
 	}
@@ -302,14 +364,35 @@ type exec struct {
 	t       task
 	j       matJob
 	exactQ8 bool
-	xq      []int8
-	xs      []float32
-	tmp     []float32
-	// qsrc is the activation slice whose quantization xq/xs hold (nil when
-	// unknown), for group size qgroup.
-	qsrc   []float32
-	qgroup int
-	qwidth int
+	// perToken makes every tile run token by token through the
+	// one-token (decode) kernels: a Batch in exact mode, whose results
+	// then equal Session.Decode's bit for bit. The tiles still cover
+	// several tokens, so each row block is read from memory once and
+	// from cache for the other tokens.
+	perToken bool
+	xq       []int8
+	xs       []float32
+	xsum     []int32
+	tmp      []float32
+	// gen counts the writes of xq/xs (quantizations and reallocations); a
+	// q8Acts handle is valid only while gen is what it was when made.
+	gen uint64
+}
+
+// q8Acts is a handle to the activation quantization that an exec's
+// scratch (xq, xs) holds. A product that quantizes its input X fills the
+// handle it is given; a later product of the same X may pass the handle
+// back to skip quantizing again. Passing it asserts that X is the input the
+// handle was made from and has not been written since, which only the code
+// that made it can know: handles are local variables of one call (one
+// Matrix's parts, or mulShared's matrices) and never outlive it, so a new
+// graph step always quantizes afresh. The exec checks everything else:
+// that nothing has been quantized into the scratch since (gen), and that
+// the token count, group size and padded width match.
+type q8Acts struct {
+	gen             uint64 // exec.gen when made; 0: holds nothing
+	T, group, width int
+	sums            bool // xsum holds the block sums too (packed weights)
 }
 
 func newExec(p *pool, exactQ8 bool) *exec {
@@ -327,11 +410,14 @@ func (e *exec) reserve(T int, ms ...*Matrix) {
 			if d == nil {
 				continue
 			}
-			if cap(e.xq) < T*d.cq || cap(e.xs) < T*max(d.ngq, 1) {
-				e.qsrc = nil // the quantization cache lives in these buffers
+			if cap(e.xq) < T*d.cq || cap(e.xs) < T*max(d.ngq, 1) || d.pk != nil && cap(e.xsum) < T*d.ngq {
+				e.gen++ // new buffers: no handle's quantization survives
 			}
 			e.xq = grow(e.xq, T*d.cq)
 			e.xs = grow(e.xs, T*max(d.ngq, 1))
+			if d.pk != nil {
+				e.xsum = grow(e.xsum, T*d.ngq)
+			}
 		}
 		if m.a != nil {
 			e.tmp = grow(e.tmp, T*m.rank)
@@ -348,16 +434,16 @@ func grow[S ~[]E, E any](s S, n int) S {
 
 // mul computes Y (+)= X Wᵀ for T rows; Y is [T, rows], X is [T, cols].
 func (e *exec) mul(m *Matrix, Y, X []float32, T int, add bool) {
-	e.qsrc = nil
-	e.mulSame(m, Y, X, T, add)
+	var h q8Acts
+	e.mulWith(m, Y, X, T, add, &h)
 }
 
 // mulShared computes Ys[i] = X msᵢᵀ for up to maxParts matrices that read
 // the same X (q, k and v; gate and up). Plain dense matrices of one encoding
 // run as a single pool dispatch; anything else falls back to one product
-// after another.
+// after another, which share one quantization of X where their group sizes
+// allow (X is not written in between: the products write only Ys).
 func (e *exec) mulShared(ms []*Matrix, Ys [][]float32, X []float32, T int) {
-	e.qsrc = nil
 	fuse := len(ms) <= maxParts
 	var ds [maxParts]*dense
 	for i, m := range ms {
@@ -365,54 +451,49 @@ func (e *exec) mulShared(ms []*Matrix, Ys [][]float32, X []float32, T int) {
 			break
 		}
 		d := m.w
+		// Packed matrices of different bit widths share one activation
+		// quantization (blocks of 32), so they fuse too.
 		fuse = m.a == nil && d != nil && d.cols == ms[0].w.cols &&
-			d.enc.Kind == ms[0].w.enc.Kind && d.enc.Group == ms[0].w.enc.Group
+			(d.enc.Kind == ms[0].w.enc.Kind && d.enc.Group == ms[0].w.enc.Group ||
+				d.pk != nil && ms[0].w.pk != nil)
 		ds[i] = d
 	}
 	if !fuse {
+		var h q8Acts
 		for i, m := range ms {
-			e.mulSame(m, Ys[i], X, T, false)
+			e.mulWith(m, Ys[i], X, T, false, &h)
 		}
 		return
 	}
 	e.reserve(T, ms...)
-	e.denseN(ds[:len(ms)], Ys, X, T, false)
+	e.denseN(ds[:len(ms)], Ys, X, T, false, nil)
 }
 
-// mulSame is mul for a caller that guarantees X has not changed since the
-// previous mul/mulSame call that read it: a q8 weight then reuses the
-// activation quantization left in the scratch when it was of this very X
-// with the same group size (q, k and v, or gate and up, share their input).
-func (e *exec) mulSame(m *Matrix, Y, X []float32, T int, add bool) {
+// mulWith is mul with the caller's handle h on X's quantization (see
+// q8Acts): it reuses it when still valid and leaves in it what it made.
+func (e *exec) mulWith(m *Matrix, Y, X []float32, T int, add bool, h *q8Acts) {
 	e.reserve(T, m)
 	if m.w != nil {
-		e.dense(m.w, Y, X, T, add)
+		e.denseN([]*dense{m.w}, [][]float32{Y}, X, T, add, h)
 		add = true
 	}
 	if m.a != nil {
 		tmp := e.tmp[:T*m.rank]
-		e.dense(m.b, tmp, X, T, false)
-		e.dense(m.a, Y, tmp, T, add)
-		// tmp is rewritten by the next low-rank product while its address
-		// stays the same, so never treat its quantization as reusable.
-		if len(e.qsrc) > 0 && &e.qsrc[0] == &tmp[0] {
-			e.qsrc = nil
-		}
+		e.denseN([]*dense{m.b}, [][]float32{tmp}, X, T, false, h)
+		// tmp is a new input: no handle (quantizing it invalidates h).
+		e.denseN([]*dense{m.a}, [][]float32{Y}, tmp, T, add, nil)
 	}
-}
-
-// dense runs one encoded matrix over the pool.
-func (e *exec) dense(d *dense, Y, X []float32, T int, add bool) {
-	e.denseN([]*dense{d}, [][]float32{Y}, X, T, add)
 }
 
 // quantize fills the q8 activation scratch with the quantization of X for
 // d's group size, each token zero-padded to d.cq quants and d.ngq scales,
-// unless it already holds it.
-func (e *exec) quantize(X []float32, T int, d *dense) {
-	cols, ng, g, cq, ngq := d.cols, d.ng, d.enc.Group, d.cq, d.ngq
-	src := X[:T*cols]
-	if len(e.qsrc) == len(src) && &e.qsrc[0] == &src[0] && e.qgroup == g && e.qwidth == cq {
+// unless h is a valid handle on that very quantization. h (may be nil)
+// receives the handle of what the scratch holds afterwards.
+func (e *exec) quantize(X []float32, T int, d *dense, h *q8Acts) {
+	cols, ng, g, cq, ngq := d.cols, d.ng, d.actGroup(), d.cq, d.ngq
+	sums := d.pk != nil
+	want := q8Acts{gen: e.gen, T: T, group: g, width: cq, sums: sums}
+	if h != nil && h.gen != 0 && *h == want {
 		return
 	}
 	for t := 0; t < T; t++ {
@@ -420,25 +501,37 @@ func (e *exec) quantize(X []float32, T int, d *dense) {
 		simd.QuantizeQ8(xq[:cols], xs[:ng], X[t*cols:(t+1)*cols], g)
 		clear(xq[cols:])
 		clear(xs[ng:])
+		if sums {
+			simd.SumQ8Blocks(e.xsum[t*ngq:(t+1)*ngq], xq)
+		}
 	}
-	e.qsrc, e.qgroup, e.qwidth = src, g, cq
+	e.gen++
+	if h != nil {
+		*h = q8Acts{gen: e.gen, T: T, group: g, width: cq, sums: sums}
+	}
 }
 
 // denseN runs encoded matrices that share the input X (same cols, same
 // encoding) as one pool dispatch: the row blocks of all of them form one
 // list of work items, so the threads join once instead of once per matrix.
 // ds holds at most maxParts matrices.
-func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool) {
+//
+// h is the caller's handle on X's quantization (nil: none), see quantize.
+func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool, h *q8Acts) {
 	j := &e.j
 	d0 := ds[0]
 	j.np = len(ds)
 	j.T, j.add = T, add
+	j.perToken = e.perToken
 	j.a = acts{x: X[:T*d0.cols]}
-	if d0.enc.Kind == quant.KindQ8 && !e.exactQ8 {
-		e.quantize(X, T, d0)
+	if d0.quantized() && !e.exactQ8 {
+		e.quantize(X, T, d0, h)
 		j.a.useQ8 = true
 		j.a.xq = e.xq[:T*d0.cq]
 		j.a.xs = e.xs[:T*d0.ngq]
+		if d0.pk != nil {
+			j.a.xsum = e.xsum[:T*d0.ngq]
+		}
 	}
 	j.nrb = 0
 	work := 0
@@ -492,6 +585,8 @@ type matJob struct {
 	add   bool
 	tb    int // tokens per tile
 	nrb   int // row blocks of all parts
+	// perToken: see exec.perToken.
+	perToken bool
 }
 
 func (j *matJob) run(block, _ int) {
@@ -504,5 +599,11 @@ func (j *matJob) run(block, _ int) {
 	r1 := min(r0+p.rows, p.d.rows)
 	t0 := tb * j.tb
 	t1 := min(t0+j.tb, j.T)
+	if j.perToken {
+		for t := t0; t < t1; t++ {
+			p.d.tile(p.Y, p.d.rows, &j.a, r0, r1, t, t+1, j.add)
+		}
+		return
+	}
 	p.d.tile(p.Y, p.d.rows, &j.a, r0, r1, t0, t1, j.add)
 }

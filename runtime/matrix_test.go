@@ -3,6 +3,8 @@ package runtime
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/shrink-llm/shrink/quant"
@@ -46,6 +48,9 @@ func quantizedActs(X []float32, T, cols, group int) []float64 {
 	return out
 }
 
+// intActs reports whether enc's products quantize the activations to int8.
+func intActs(enc quant.Encoding) bool { return enc.Kind == quant.KindQ8 || enc.IsPacked() }
+
 func TestMatrixKernelsMatchReference(t *testing.T) {
 	sizes := [][2]int{{1, 1}, {7, 33}, {65, 129}, {130, 257}}
 	kinds := []string{"dense", "lowrank", "lorc"}
@@ -75,8 +80,8 @@ func TestMatrixKernelsMatchReference(t *testing.T) {
 					}
 					for _, threads := range []int{1, 3} {
 						for _, exact := range []bool{true, false} {
-							if exact && enc.Kind != quant.KindQ8 {
-								continue // only q8 has two paths
+							if exact && !intActs(enc) {
+								continue // only q8 and the packed encodings have two paths
 							}
 							name := fmt.Sprintf("%v/%dx%d/%s/T%d/th%d/exact=%v", enc, rows, cols, kind, T, threads, exact)
 							checkMul(t, name, mat, w, W, X, X64, T, threads, exact, enc)
@@ -99,9 +104,13 @@ func checkMul(t *testing.T, name string, mat *Matrix, w *Weight, W []float64, X 
 	// rounded as well, so compare those against the exact reference with a
 	// bound instead.
 	refX := X64
-	fast := enc.Kind == quant.KindQ8 && !exact
+	fast := intActs(enc) && !exact
+	group := enc.Group
+	if enc.IsPacked() {
+		group = quant.PackBlock // packed weights pair with blocks of 32 activations
+	}
 	if fast && w.Kind == "dense" {
-		refX = quantizedActs(X, T, cols, enc.Group)
+		refX = quantizedActs(X, T, cols, group)
 	}
 	want, mag := refMul(W, rows, cols, refX, T)
 	for _, add := range []bool{false, true} {
@@ -134,8 +143,8 @@ func checkMul(t *testing.T, name string, mat *Matrix, w *Weight, W []float64, X 
 		for tt := range T {
 			for r := range rows {
 				var bound float64
-				for g := 0; g*enc.Group < cols; g++ {
-					lo, hi := g*enc.Group, min((g+1)*enc.Group, cols)
+				for g := 0; g*group < cols; g++ {
+					lo, hi := g*group, min((g+1)*group, cols)
 					var amax, sw float64
 					for i := lo; i < hi; i++ {
 						amax = max(amax, math.Abs(X64[tt*cols+i]))
@@ -243,11 +252,15 @@ func (j *countJob) run(b, w int) {
 	}
 }
 
-// TestMulSameReusesOnlyValidQuantization: a product that reuses the
-// activation quantization of the previous one gives exactly the result of a
-// fresh product, whatever ran before (other group sizes, low-rank parts
-// whose intermediate also went through the quantization scratch).
-func TestMulSameReusesOnlyValidQuantization(t *testing.T) {
+// TestQ8HandleReuse: the activation quantization is reused only through a
+// valid q8Acts handle. A handle made by quantizing X skips the next
+// quantization (shown by writing X in place and still getting X's old
+// product), and stops working as soon as anything else has gone through
+// the scratch (other group sizes, low-rank parts whose intermediate is
+// quantized too, a larger reservation); products without a handle, such
+// as a new graph step writing new values into the same buffer, always see
+// the new values.
+func TestQ8HandleReuse(t *testing.T) {
 	rng := newRand(8)
 	const rows, cols, T = 40, 96, 3
 	mk := func(enc quant.Encoding, kind string) *Matrix {
@@ -263,40 +276,99 @@ func TestMulSameReusesOnlyValidQuantization(t *testing.T) {
 		}
 		return m
 	}
-	target := mk(quant.Q8Group(32), "dense")
-	firsts := []*Matrix{
-		mk(quant.Q8Group(32), "dense"), mk(quant.Q8Group(64), "dense"), mk(quant.F16, "dense"),
-		mk(quant.Q8Group(32), "lowrank"), mk(quant.Q8Group(32), "lorc"), mk(quant.Q8Group(128), "lorc"),
-	}
-	X := randn(rng, T*cols, 1)
-	orig := append([]float32(nil), X...)
-	p := newPool(2)
-	defer p.close()
-	want := make([]float32, T*rows)
-	newExec(p, false).mul(target, want, X, T, false)
-	for i, first := range firsts {
-		e := newExec(p, false)
-		tmp := make([]float32, T*rows)
-		e.mul(first, tmp, X, T, false)
+	// The same for q8, packed and mixed neighbours (packed weights need the
+	// block sums a q8 quantization does not make).
+	for _, target := range []*Matrix{mk(quant.Q8Group(32), "dense"), mk(quant.Q4, "dense"), mk(quant.QK(6, 32), "dense")} {
+		X := randn(rng, T*cols, 1)
+		X2 := randn(rng, T*cols, 1) // the next step's values
+		p := newPool(2)
+		defer p.close()
+		fresh := func(X []float32) []float32 {
+			y := make([]float32, T*rows)
+			newExec(p, false).mul(target, y, X, T, false)
+			return y
+		}
+		want, want2 := fresh(X), fresh(X2)
+		same := func(name string, got, want []float32) {
+			t.Helper()
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s: product differs from a fresh one", name)
+			}
+		}
 		got := make([]float32, T*rows)
-		e.mulSame(target, got, X, T, false)
-		for j := range got {
-			if got[j] != want[j] {
-				t.Fatalf("case %d: Y[%d] = %v after reuse, fresh %v", i, j, got[j], want[j])
+
+		// A valid handle is used: X is overwritten, yet the product is X's.
+		e := newExec(p, false)
+		var h q8Acts
+		buf := slices.Clone(X)
+		e.mulWith(target, got, buf, T, false, &h)
+		same("first product", got, want)
+		copy(buf, X2)
+		e.mulWith(target, got, buf, T, false, &h)
+		same("valid handle", got, want)
+		// Without the handle (mul, a new step) the new values are seen.
+		e.mul(target, got, buf, T, false)
+		same("new step", got, want2)
+
+		// Anything quantized in between invalidates the handle.
+		for i, other := range []*Matrix{
+			mk(quant.Q8Group(32), "dense"), mk(quant.Q8Group(64), "dense"),
+			mk(quant.Q8Group(32), "lowrank"), mk(quant.Q8Group(32), "lorc"), mk(quant.Q8Group(128), "lorc"),
+			mk(quant.Q4, "dense"), mk(quant.QK(3, 64), "lorc"), mk(quant.QK(5, 32), "lowrank"),
+		} {
+			e := newExec(p, false)
+			var h q8Acts
+			buf := slices.Clone(X)
+			e.mulWith(target, got, buf, T, false, &h)
+			tmp := make([]float32, T*rows)
+			e.mul(other, tmp, randn(rng, T*cols, 1), T, false)
+			copy(buf, X2)
+			e.mulWith(target, got, buf, T, false, &h)
+			same(fmt.Sprintf("case %d: stale handle", i), got, want2)
+		}
+		// So does growing the scratch.
+		e = newExec(p, false)
+		h = q8Acts{}
+		buf = slices.Clone(X)
+		e.mulWith(target, got, buf, T, false, &h)
+		e.reserve(4*T, target)
+		copy(buf, X2)
+		e.mulWith(target, got, buf, T, false, &h)
+		same("after reserve", got, want2)
+
+		// mulShared on non-fusable matrices shares one quantization and gives
+		// what separate products give; the next step's values are then seen.
+		ms := []*Matrix{mk(quant.Q8Group(32), "lorc"), target, mk(quant.Q8Group(32), "lowrank"), mk(quant.Q4, "lorc")}
+		for _, step := range [][]float32{X, X2} {
+			copy(buf, step)
+			Ys := make([][]float32, len(ms))
+			for i := range Ys {
+				Ys[i] = make([]float32, T*rows)
+			}
+			e.mulShared(ms, Ys, buf, T)
+			for i, m := range ms {
+				y := make([]float32, T*rows)
+				newExec(p, false).mul(m, y, step, T, false)
+				same(fmt.Sprintf("mulShared part %d", i), Ys[i], y)
 			}
 		}
-		// A different input with the same address must not reuse: mul resets.
-		X2 := append([]float32(nil), X...)
-		X2[0] += 1
-		copy(X, X2)
-		e.mul(target, got, X, T, false)
-		fresh := make([]float32, T*rows)
-		newExec(p, false).mul(target, fresh, X, T, false)
-		for j := range got {
-			if got[j] != fresh[j] {
-				t.Fatalf("case %d: stale quantization after input change", i)
+	}
+}
+
+// TestPackedRejectsNonFiniteScales: a crafted packed part with an Inf or
+// NaN float16 scale (checksums can be valid) is refused at load, naming it.
+func TestPackedRejectsNonFiniteScales(t *testing.T) {
+	rng := newRand(11)
+	for _, enc := range []quant.Encoding{quant.Q4, quant.QK(5, 64), quant.Q4S(32)} {
+		for _, bad := range []uint16{0x7c00, 0xfe00} {
+			w := denseT(t, rng, "w", enc, 5, 300, 0.1)
+			l := enc.Layout(5, 300)
+			at := int(l.SupAt) + 3*l.SupRow + 2 // row 3, second scale
+			w.Parts[0].Data[at], w.Parts[0].Data[at+1] = byte(bad), byte(bad>>8)
+			_, err := NewMatrix(w)
+			if err == nil || !strings.Contains(err.Error(), "row 3 is not finite") {
+				t.Errorf("%v with scale %#x: %v", enc, bad, err)
 			}
 		}
-		copy(X, orig)
 	}
 }

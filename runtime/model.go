@@ -28,6 +28,23 @@ const (
 	HookFFNDownIn = "ffn_down_in"
 )
 
+// ProjectionInput is the hook point whose activation multiplies the
+// projection s ("" when s is not a projection): q, k and v share
+// HookAttnIn, gate and up share HookFFNIn, so they share statistics.
+func ProjectionInput(s format.Stem) string {
+	switch s {
+	case format.AttnQ, format.AttnK, format.AttnV:
+		return HookAttnIn
+	case format.AttnOutput:
+		return HookAttnOutIn
+	case format.FFNGate, format.FFNUp:
+		return HookFFNIn
+	case format.FFNDown:
+		return HookFFNDownIn
+	}
+	return ""
+}
+
 // PrefillChunk is the most prompt tokens pushed through the graph as one
 // matrix; longer prompts go through in consecutive chunks (same result, as
 // later chunks attend to the earlier ones through the KV cache), which
@@ -45,6 +62,17 @@ type Options struct {
 	// quantizing the activations to int8 (slower; see Matrix).
 	ExactQ8 bool
 }
+
+// MaxThreads is the most threads a model computes with: each thread has
+// its own scratch and attention buffers, so an absurd count is refused
+// before anything is allocated by it.
+const MaxThreads = 1024
+
+// The declared sizes of a model are bounded by the format's hard limits.
+const (
+	maxDim     = format.MaxDim
+	maxContext = format.MaxContext
+)
 
 // layer holds one transformer block. Vectors (norms, biases) are decoded to
 // float32; they are tiny. Absent biases are nil.
@@ -93,7 +121,10 @@ var ErrClosed = errors.New("runtime: model is closed")
 func New(src WeightSource, tok *tokenizer.Tokenizer, opts Options) (*Model, error) {
 	cfg := src.Config()
 	m := &Model{cfg: cfg, tok: tok, opts: opts}
-	if err := m.setup(); err != nil {
+	if opts.Threads < 0 || opts.Threads > MaxThreads {
+		return nil, fmt.Errorf("threads %d: want 0 (all cores) to %d", opts.Threads, MaxThreads)
+	}
+	if err := m.setup(src); err != nil {
 		return nil, err
 	}
 	if err := m.load(src); err != nil {
@@ -108,8 +139,10 @@ func New(src WeightSource, tok *tokenizer.Tokenizer, opts Options) (*Model, erro
 	return m, nil
 }
 
-// setup validates the configuration and fills the derived settings.
-func (m *Model) setup() error {
+// setup validates the configuration against the tensors of src and fills
+// the derived settings. Nothing is allocated by a declared size before it
+// has been checked against a hard limit or a tensor's real shape.
+func (m *Model) setup(src WeightSource) error {
 	c := &m.cfg
 	switch c.Arch {
 	case "llama", "qwen2":
@@ -161,11 +194,35 @@ func (m *Model) setup() error {
 	if c.ContextLength <= 0 {
 		return fmt.Errorf("model config: context_length %d must be positive", c.ContextLength)
 	}
-	if c.NormEps < 0 || math.IsNaN(c.NormEps) {
+	if c.NormEps < 0 || math.IsNaN(c.NormEps) || math.IsInf(c.NormEps, 0) {
 		return fmt.Errorf("model config: invalid norm_eps %v", c.NormEps)
+	}
+	for _, d := range []struct {
+		name  string
+		v, mx int
+	}{
+		{"hidden_size", c.HiddenSize, maxDim}, {"num_heads", c.NumHeads, maxDim}, {"num_kv_heads", c.NumKVHeads, maxDim},
+		{"head_dim", c.HeadDim, maxDim}, {"vocab_size", c.VocabSize, maxDim}, {"intermediate_size", c.IntermediateSize, maxDim},
+		{"context_length", c.ContextLength, maxContext},
+	} {
+		if d.v > d.mx {
+			return fmt.Errorf("model config: %s %d exceeds the limit of %d", d.name, d.v, d.mx)
+		}
 	}
 	m.qDim = c.NumHeads * c.HeadDim
 	m.kvDim = c.NumKVHeads * c.HeadDim
+	// The declared layer count and head geometry must match tensors that
+	// exist before anything is sized by them: the last layer must be there
+	// (earlier ones are checked as they load), and the first query
+	// projection must have heads × head_dim rows.
+	last := fmt.Sprintf("blk.%d.attn_q.weight", c.NumLayers-1)
+	if _, ok := src.Weight(last); !ok {
+		return fmt.Errorf("model config: num_layers %d, but tensor %s is missing", c.NumLayers, last)
+	}
+	if w, ok := src.Weight("blk.0.attn_q.weight"); ok && len(w.Shape) == 2 && w.Shape[0] != int64(m.qDim) {
+		return fmt.Errorf("model config: num_heads %d × head_dim %d = %d, but blk.0.attn_q.weight has %d rows",
+			c.NumHeads, c.HeadDim, m.qDim, w.Shape[0])
+	}
 	if m.rope {
 		if c.RopeTheta == 0 {
 			c.RopeTheta = 10000
@@ -206,7 +263,7 @@ func (m *Model) load(src WeightSource) error {
 			}
 			return nil, nil
 		}
-		if len(w.Parts) != 1 || (w.Kind != format.KindDense && w.Kind != "") {
+		if len(w.Parts) != 1 || !w.Kind.Dense() {
 			return nil, fmt.Errorf("tensor %s: 1-D tensor must be dense with one part", name)
 		}
 		p := &w.Parts[0]
@@ -221,15 +278,22 @@ func (m *Model) load(src WeightSource) error {
 		for r := range rows {
 			decodeRow(out[r*cols:(r+1)*cols], p.Data, p.Encoding, rows, cols, r)
 		}
+		// Norms and biases scale every activation: one NaN silences the
+		// model (it then prints nothing and succeeds), so refuse it here.
+		for i, x := range out {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return nil, fmt.Errorf("tensor %s: value %d is %v", name, i, x)
+			}
+		}
 		m.weightBytes += int64(4 * n)
 		return out, nil
 	}
 	var err error
-	if m.embd, err = mat("token_embd.weight", c.VocabSize, h); err != nil {
+	if m.embd, err = mat(format.Name(format.TokenEmbd, format.Weight), c.VocabSize, h); err != nil {
 		return err
 	}
 	if !m.rope {
-		if m.posEmbd, err = mat("position_embd.weight", -1, h); err != nil {
+		if m.posEmbd, err = mat(format.Name(format.PositionEmbd, format.Weight), -1, h); err != nil {
 			return err
 		}
 		if m.posEmbd.rows < c.ContextLength {
@@ -237,81 +301,84 @@ func (m *Model) load(src WeightSource) error {
 		}
 	}
 	m.embdScratch = embScratch(m.embd, m.posEmbd)
-	m.layers = make([]layer, c.NumLayers)
-	for i := range m.layers {
+	// Grown as layers load rather than sized by the declared count, so a
+	// file that declares more layers than it holds fails at the first
+	// missing one.
+	m.layers = make([]layer, 0, min(c.NumLayers, 1024))
+	for i := range c.NumLayers {
+		m.layers = append(m.layers, layer{})
 		L := &m.layers[i]
-		p := fmt.Sprintf("blk.%d.", i)
-		if L.attnNorm, err = vec(p+"attn_norm.weight", h, true); err != nil {
+		if L.attnNorm, err = vec(format.BlockName(i, format.AttnNorm, format.Weight), h, true); err != nil {
 			return err
 		}
-		if L.attnNormB, err = vec(p+"attn_norm.bias", h, false); err != nil {
+		if L.attnNormB, err = vec(format.BlockName(i, format.AttnNorm, format.Bias), h, false); err != nil {
 			return err
 		}
-		if L.ffnNorm, err = vec(p+"ffn_norm.weight", h, true); err != nil {
+		if L.ffnNorm, err = vec(format.BlockName(i, format.FFNNorm, format.Weight), h, true); err != nil {
 			return err
 		}
-		if L.ffnNormB, err = vec(p+"ffn_norm.bias", h, false); err != nil {
+		if L.ffnNormB, err = vec(format.BlockName(i, format.FFNNorm, format.Bias), h, false); err != nil {
 			return err
 		}
-		if L.q, err = mat(p+"attn_q.weight", m.qDim, h); err != nil {
+		if L.q, err = mat(format.BlockName(i, format.AttnQ, format.Weight), m.qDim, h); err != nil {
 			return err
 		}
-		if L.k, err = mat(p+"attn_k.weight", m.kvDim, h); err != nil {
+		if L.k, err = mat(format.BlockName(i, format.AttnK, format.Weight), m.kvDim, h); err != nil {
 			return err
 		}
-		if L.v, err = mat(p+"attn_v.weight", m.kvDim, h); err != nil {
+		if L.v, err = mat(format.BlockName(i, format.AttnV, format.Weight), m.kvDim, h); err != nil {
 			return err
 		}
-		if L.o, err = mat(p+"attn_output.weight", h, m.qDim); err != nil {
+		if L.o, err = mat(format.BlockName(i, format.AttnOutput, format.Weight), h, m.qDim); err != nil {
 			return err
 		}
 		need := c.AttnBias
-		if L.qb, err = vec(p+"attn_q.bias", m.qDim, need); err != nil {
+		if L.qb, err = vec(format.BlockName(i, format.AttnQ, format.Bias), m.qDim, need); err != nil {
 			return err
 		}
-		if L.kb, err = vec(p+"attn_k.bias", m.kvDim, need); err != nil {
+		if L.kb, err = vec(format.BlockName(i, format.AttnK, format.Bias), m.kvDim, need); err != nil {
 			return err
 		}
-		if L.vb, err = vec(p+"attn_v.bias", m.kvDim, need); err != nil {
+		if L.vb, err = vec(format.BlockName(i, format.AttnV, format.Bias), m.kvDim, need); err != nil {
 			return err
 		}
-		if L.ob, err = vec(p+"attn_output.bias", h, false); err != nil {
+		if L.ob, err = vec(format.BlockName(i, format.AttnOutput, format.Bias), h, false); err != nil {
 			return err
 		}
-		if L.up, err = mat(p+"ffn_up.weight", -1, h); err != nil {
+		if L.up, err = mat(format.BlockName(i, format.FFNUp, format.Weight), -1, h); err != nil {
 			return err
 		}
 		if m.ffn == 0 {
 			m.ffn = L.up.rows
 			if c.IntermediateSize != 0 && c.IntermediateSize != m.ffn {
-				return fmt.Errorf("tensor %sffn_up.weight: %d rows, config intermediate_size is %d", p, m.ffn, c.IntermediateSize)
+				return fmt.Errorf("tensor %s: %d rows, config intermediate_size is %d", format.BlockName(i, format.FFNUp, format.Weight), m.ffn, c.IntermediateSize)
 			}
 		} else if L.up.rows != m.ffn {
-			return fmt.Errorf("tensor %sffn_up.weight: %d rows, earlier layers have %d", p, L.up.rows, m.ffn)
+			return fmt.Errorf("tensor %s: %d rows, earlier layers have %d", format.BlockName(i, format.FFNUp, format.Weight), L.up.rows, m.ffn)
 		}
 		if m.glu {
-			if L.gate, err = mat(p+"ffn_gate.weight", m.ffn, h); err != nil {
+			if L.gate, err = mat(format.BlockName(i, format.FFNGate, format.Weight), m.ffn, h); err != nil {
 				return err
 			}
 		}
-		if L.down, err = mat(p+"ffn_down.weight", h, m.ffn); err != nil {
+		if L.down, err = mat(format.BlockName(i, format.FFNDown, format.Weight), h, m.ffn); err != nil {
 			return err
 		}
-		if L.upb, err = vec(p+"ffn_up.bias", m.ffn, false); err != nil {
+		if L.upb, err = vec(format.BlockName(i, format.FFNUp, format.Bias), m.ffn, false); err != nil {
 			return err
 		}
-		if L.downb, err = vec(p+"ffn_down.bias", h, false); err != nil {
+		if L.downb, err = vec(format.BlockName(i, format.FFNDown, format.Bias), h, false); err != nil {
 			return err
 		}
 	}
-	if m.outNorm, err = vec("output_norm.weight", h, true); err != nil {
+	if m.outNorm, err = vec(format.Name(format.OutputNorm, format.Weight), h, true); err != nil {
 		return err
 	}
-	if m.outNormB, err = vec("output_norm.bias", h, false); err != nil {
+	if m.outNormB, err = vec(format.Name(format.OutputNorm, format.Bias), h, false); err != nil {
 		return err
 	}
-	if _, ok := src.Weight("output.weight"); ok && !c.TiedEmbeddings {
-		if m.output, err = mat("output.weight", c.VocabSize, h); err != nil {
+	if _, ok := src.Weight(format.Name(format.Output, format.Weight)); ok && !c.TiedEmbeddings {
+		if m.output, err = mat(format.Name(format.Output, format.Weight), c.VocabSize, h); err != nil {
 			return err
 		}
 	} else if c.TiedEmbeddings {

@@ -51,9 +51,19 @@ func Open(path string, opts Options) (*Model, error) {
 	return m, nil
 }
 
+// TokenizerBlobs is where LoadTokenizer finds the tokenizer: an open
+// *format.File, or the files a converter is about to embed (so that it can
+// check them with exactly the loader `run` will use).
+type TokenizerBlobs interface {
+	Header() *format.Header
+	Config() format.ModelConfig
+	HasBlob(name string) bool
+	Blob(name string) ([]byte, error)
+}
+
 // LoadTokenizer builds the tokenizer the header names from the file's blobs.
 // A file without a tokenizer kind gives a nil tokenizer (token ids only).
-func LoadTokenizer(f *format.File) (*tokenizer.Tokenizer, error) {
+func LoadTokenizer(f TokenizerBlobs) (*tokenizer.Tokenizer, error) {
 	optional := func(name string) ([]byte, error) {
 		if !f.HasBlob(name) {
 			return nil, nil
@@ -83,6 +93,22 @@ func LoadTokenizer(f *format.File) (*tokenizer.Tokenizer, error) {
 			return nil, err
 		}
 		return tokenizer.FromLlama2C(bin, f.Config().VocabSize)
+	case format.TokenizerSPM:
+		model, err := f.Blob(format.BlobTokenizerModel)
+		if err != nil {
+			return nil, err
+		}
+		tc, err := optional(format.BlobTokenizerConfig)
+		if err != nil {
+			return nil, err
+		}
+		return tokenizer.FromSentencePiece(model, tc)
+	case format.TokenizerGGUF:
+		blob, err := f.Blob(format.BlobGGUFVocab)
+		if err != nil {
+			return nil, err
+		}
+		return tokenizer.FromGGUFVocabBlob(blob)
 	default:
 		return nil, fmt.Errorf("unknown tokenizer kind %q", kind)
 	}

@@ -31,6 +31,9 @@ type task struct {
 	// waiter is 1 while the caller sleeps on done for the last helper.
 	waiter atomic.Int32
 	done   chan struct{}
+	// fault is the first memory fault a thread hit on this task (see
+	// fault.go); the caller raises it once every helper is done.
+	fault atomic.Pointer[error]
 }
 
 // finish is called by a helper when it is done with the task.
@@ -65,6 +68,15 @@ func (t *task) wait() {
 		}
 		<-t.done
 		return
+	}
+}
+
+// safeWork is work with a memory fault recorded on the task instead of
+// crashing the process.
+func (t *task) safeWork(worker int) {
+	if err := guardFaults(func() { t.work(worker) }); err != nil {
+		t.fault.CompareAndSwap(nil, &err)
+		t.next.Store(t.n) // the others stop claiming blocks
 	}
 }
 
@@ -111,7 +123,7 @@ func (p *pool) loop(worker int) {
 		if !ok {
 			return
 		}
-		t.work(worker)
+		t.safeWork(worker)
 		t.finish()
 	}
 }
@@ -154,11 +166,14 @@ func (p *pool) run(t *task, j job, n int) {
 			p.ch <- t
 		}
 	}
-	t.work(p.threads - 1)
+	t.safeWork(p.threads - 1)
 	if helpers > 0 {
 		t.wait()
 	}
 	t.j = nil
+	if e := t.fault.Swap(nil); e != nil {
+		panic(faultPanic{*e}) // recovered by the caller's guardFaults
+	}
 }
 
 // close stops the workers; the pool must not be used afterwards.

@@ -205,7 +205,16 @@ func (s *Session) Decode(ctx context.Context, token int) ([]float32, error) {
 // forward runs tokens (at most s.cap after ensure) at positions s.n… and
 // appends them to the cache. When logits is non-nil it receives the logits
 // of every token (all) or of the last one.
-func (s *Session) forward(ctx context.Context, tokens []int, logits []float32, all bool) error {
+func (s *Session) forward(ctx context.Context, tokens []int, logits []float32, all bool) (err error) {
+	if ferr := guardFaults(func() { err = s.forwardMapped(ctx, tokens, logits, all) }); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// forwardMapped is forward; it reads the mapped weights, so it runs under
+// guardFaults.
+func (s *Session) forwardMapped(ctx context.Context, tokens []int, logits []float32, all bool) error {
 	m := s.m
 	T := len(tokens)
 	s.ensure(T)

@@ -12,7 +12,7 @@ import (
 // the quant layout of Encoding; for a weight read from a .shrink file it
 // aliases the read-only mapping, so it must never be written.
 type WeightPart struct {
-	Role     string // "w", "a" or "b" (see format.KindDense and friends)
+	Role     format.Role
 	Shape    []int64
 	Encoding quant.Encoding
 	Data     []byte
@@ -22,7 +22,7 @@ type WeightPart struct {
 type Weight struct {
 	Name  string
 	Shape []int64
-	Kind  string // format.KindDense, format.KindLowRank or format.KindLoRC
+	Kind  format.Kind // empty means dense
 	Parts []WeightPart
 }
 
@@ -74,12 +74,12 @@ func DenseWeight(name string, shape []int64, enc quant.Encoding, data []byte) *W
 		Name:  name,
 		Shape: shape,
 		Kind:  format.KindDense,
-		Parts: []WeightPart{{Role: "w", Shape: shape, Encoding: enc, Data: data}},
+		Parts: []WeightPart{{Role: format.RoleW, Shape: shape, Encoding: enc, Data: data}},
 	}
 }
 
 // part returns the part with the given role.
-func (w *Weight) part(role string) (*WeightPart, bool) {
+func (w *Weight) part(role format.Role) (*WeightPart, bool) {
 	for i := range w.Parts {
 		if w.Parts[i].Role == role {
 			return &w.Parts[i], true

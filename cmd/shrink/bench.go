@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/shrink-llm/shrink/runtime"
 	"io"
 	"strconv"
 	"strings"
@@ -69,8 +70,8 @@ func parseThreads(vals []string) ([]int, error) {
 				continue
 			}
 			n, err := strconv.Atoi(f)
-			if err != nil || n < 1 {
-				return nil, usagef("--threads: %q is not a positive thread count", f)
+			if err != nil || n < 1 || n > runtime.MaxThreads {
+				return nil, usagef("--threads: %q is not a thread count from 1 to %d", clip(f), runtime.MaxThreads)
 			}
 			out = append(out, n)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
@@ -22,19 +23,21 @@ import (
 func convertCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "convert",
-		Usage:     "convert a checkpoint (Hugging Face folder or llama2.c .bin) into a .shrink file",
-		ArgsUsage: "MODEL_DIR|MODEL.bin",
+		Usage:     "convert a checkpoint (Hugging Face folder, llama2.c .bin or GGUF file) into a .shrink file",
+		ArgsUsage: "MODEL_DIR|MODEL.bin|MODEL.gguf",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `FILE` (.shrink)"},
-			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128"},
-			&cli.IntFlag{Name: "group", Usage: "q8 group `SIZE` (32, 64, 128) for --quant q8; same as --quant q8gSIZE"},
+			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4 (4.5 bits), q3, q2, q4g64, q4g128, q4s (plain symmetric int4)"},
+			&cli.IntFlag{Name: "group", Usage: "group `SIZE` (32, 64, 128) for an integer --quant; --quant q8 --group 64 = q8g64"},
+			&cli.StringFlag{Name: "preset", Usage: "`MIX` of encodings like llama.cpp's types (more bits for attn_v, ffn_down, output): " + convert.PresetNames()},
 			&cli.StringFlag{Name: "embed", Usage: "`ENC` for token/position embeddings (default: --quant for float encodings, f16 for q8)"},
 			&cli.StringFlag{Name: "output", Usage: "`ENC` for the untied output head (default as --embed)"},
 			&cli.StringSliceFlag{Name: "tensor-type", Usage: "`REGEX=ENC` override per tensor (canonical names, first match wins; repeatable)"},
-			&cli.StringFlag{Name: "tokenizer", Usage: "llama2.c tokenizer.bin `PATH` (default: beside the checkpoint)"},
+			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer `PATH` to carry: tokenizer.json, tokenizer.model, llama2.c tokenizer.bin or a GGUF (default: the checkpoint's own)"},
+			&cli.StringFlag{Name: "format", Value: "shrink", Usage: "output `FORMAT`: shrink, or gguf (converted, then exported as by shrink export)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and write nothing"},
 			&cli.BoolFlag{Name: "json", Usage: "with --dry-run: print the plan as JSON"},
-			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "encoding `N` threads (and concurrent factorisations)"},
+			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "use at most `N` cores: dense encoding, factorisations and calibration share them"},
 			&cli.StringFlag{Name: "lowrank", Usage: "factor the projections: `METHOD` svd, whiten (SVD-LLM, needs --calib), asvd (needs --calib) or lorc (low-rank correction of --quant's error)"},
 			&cli.IntFlag{Name: "rank", Usage: "low-rank: rank `K` of every factored matrix"},
 			&cli.Float64Flag{Name: "rank-ratio", Usage: "low-rank: fraction `R` in (0,1] of each matrix's parameters kept, k = floor(R·m·n/(m+n))"},
@@ -43,6 +46,8 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "factor-encoding", Usage: "low-rank: `ENC` of the factors (default: --quant for svd/whiten/asvd, f16 for lorc)"},
 			&cli.StringFlag{Name: "lowrank-include", Usage: "low-rank: factor only projections whose canonical name matches `REGEX`"},
 			&cli.BoolFlag{Name: "lorc-whiten", Usage: "lorc: whiten the residual's factorisation (needs --calib)"},
+			&cli.BoolFlag{Name: "no-tokenizer", Usage: "write a weights-only file: no tokenizer is read or embedded (run it with --ids)"},
+			&cli.BoolFlag{Name: "allow-nonfinite", Usage: "keep NaN/Inf weights in float encodings instead of refusing them"},
 		}, calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "one model path"); err != nil {
@@ -59,17 +64,35 @@ func convertCommand() *cli.Command {
 			if c.Bool("json") && !dry {
 				return usagef("convert: --json goes with --dry-run")
 			}
-			cal, err := calibFromFlags(c, pol.LowRank)
+			cal, err := calibFromFlags(c, pol.LowRank, pol.Quant.IsPacked())
 			if err != nil {
 				return err
 			}
 			if c.Int("threads") < 1 {
 				return usagef("--threads %d: want at least 1", c.Int("threads"))
 			}
-			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, convertArgs{
+			// Our own parallel work takes the budget from convert.Options;
+			// the Go runtime's GC and gonum's BLAS (inside the SVD and
+			// eigenvalue routines) size theirs from GOMAXPROCS.
+			if t := c.Int("threads"); t < runtime.GOMAXPROCS(0) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
+			}
+			args := convertArgs{
 				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
-			})
+				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"),
+			}
+			switch c.String("format") {
+			case "shrink":
+			case "gguf":
+				if dry {
+					return usagef("convert: --dry-run plans a .shrink; drop --format gguf")
+				}
+				return convertToGGUF(c.Context, c.App.Writer, c.App.ErrWriter, args)
+			default:
+				return usagef("convert: --format %q: want shrink or gguf", c.String("format"))
+			}
+			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, args)
 		},
 	}
 }
@@ -81,13 +104,23 @@ func policyFromFlags(c *cli.Context) (convert.Policy, error) {
 		return pol, usagef("--quant: %v", err)
 	}
 	if g := c.Int("group"); g != 0 {
-		if q.Kind != quant.KindQ8 {
+		if q.Kind != quant.KindQ8 && !q.IsPacked() {
 			return pol, usagef("--group goes with an integer --quant, not %v", q)
 		}
-		q = quant.Q8Group(g)
+		q.Group = g
 		if err := q.Validate(); err != nil {
 			return pol, usagef("--group: %v", err)
 		}
+	}
+	if name := c.String("preset"); name != "" {
+		if c.IsSet("quant") || c.IsSet("group") {
+			return pol, usagef("--preset %s chooses the encodings itself; drop --quant/--group (use --tensor-type to change single tensors)", name)
+		}
+		p, err := convert.LookupPreset(name)
+		if err != nil {
+			return pol, usagef("--preset: %v", err)
+		}
+		pol.Preset, q = &p, p.Base
 	}
 	pol.Quant = q
 	for _, f := range []struct {
@@ -157,7 +190,7 @@ func lowRankFromFlags(c *cli.Context, q quant.Encoding) (convert.LowRank, error)
 		return lr, usagef("%v", err)
 	}
 	if lr.Method == lowrank.MethodLoRC && q.IsFloat() {
-		return lr, usagef("--lowrank lorc corrects the error of an integer --quant (q8...), and %v has none worth correcting", q)
+		return lr, usagef("--lowrank lorc corrects the error of an integer --quant (q8, q4...), and %v has none worth correcting", q)
 	}
 	if lr.NeedsStats() && c.String("calib") == "" {
 		what := "--lowrank " + method
@@ -176,7 +209,10 @@ type calibSettings struct {
 	docs   textdata.DocRange
 }
 
-func calibFromFlags(c *cli.Context, lr convert.LowRank) (*calibSettings, error) {
+// calibFromFlags reads the calibration flags; weighted says the packed
+// encoders will read the statistics (their scale search), which also makes
+// --calib meaningful without --lowrank.
+func calibFromFlags(c *cli.Context, lr convert.LowRank, weighted bool) (*calibSettings, error) {
 	file := c.String("calib")
 	if file == "" {
 		for _, f := range []string{"calib-tokens", "calib-docs"} {
@@ -186,8 +222,8 @@ func calibFromFlags(c *cli.Context, lr convert.LowRank) (*calibSettings, error) 
 		}
 		return nil, nil
 	}
-	if !lr.NeedsStats() {
-		return nil, usagef("--calib is read only by --lowrank whiten, asvd and --lorc-whiten, not by %s", orNone(string(lr.Method)))
+	if !lr.NeedsStats() && !weighted {
+		return nil, usagef("--calib is read only by --lowrank whiten, asvd, --lorc-whiten and the packed encodings (q2…q6, q4s), not by %s", orNone(string(lr.Method)))
 	}
 	cs := &calibSettings{file: file, tokens: c.Int("calib-tokens")}
 	if cs.tokens < 1 {
@@ -214,10 +250,15 @@ type convertArgs struct {
 	dry, json           bool
 	threads             int
 	calib               *calibSettings
+	noTokenizer         bool
+	allowNonFinite      bool
 }
 
 func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) error {
-	m, err := convert.Open(a.src, convert.OpenOptions{Tokenizer: a.tokenizer})
+	if a.noTokenizer && a.tokenizer != "" {
+		return usagef("convert: --tokenizer and --no-tokenizer exclude each other")
+	}
+	m, err := convert.Open(a.src, convert.OpenOptions{Tokenizer: a.tokenizer, NoTokenizer: a.noTokenizer})
 	if err != nil {
 		return err
 	}
@@ -252,7 +293,7 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		return nil
 	}
 	bar := newProgress(stderr, plan.SourceBytes, "converting")
-	opts := convert.Options{Workers: a.threads, Calibration: cal}
+	opts := convert.Options{Workers: a.threads, Calibration: cal, AllowNonFinite: a.allowNonFinite}
 	if bar != nil {
 		opts.Progress = func(p convert.Progress) { _ = bar.Set64(p.DoneBytes) }
 	}
@@ -267,6 +308,9 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		res.Path, len(res.Tensors), humanBytes(res.Bytes), humanCount(plan.Params),
 		float64(plan.TotalBytes)*8/float64(max(plan.Params, 1)),
 		float64(res.Bytes)/float64(max(plan.SourceBytes, 1)), humanBytes(plan.SourceBytes), res.Duration.Seconds())
+	if m.TokenizerKind == format.TokenizerNone {
+		fmt.Fprintf(stderr, "note: %s carries no tokenizer: %s holds the weights only (add one with --tokenizer)\n", a.src, res.Path)
+	}
 	if s := plan.LowRank; s != nil {
 		fmt.Fprintf(stdout, "low-rank %s %s: %d of %d projections factored, storing %.1f%% of their parameters and %.1f%% of their dense bytes; %s\n",
 			s.Method, s.Spec, s.Factored, s.Matrices, 100*float64(s.StoredParams)/float64(max(s.Params, 1)),
@@ -280,13 +324,29 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	if a.calib == nil {
 		return nil, nil
 	}
-	text, err := os.ReadFile(a.calib.file)
+	docs, err := readCalibDocs(a.calib.file, a.calib.docs, a.calib.tokens)
 	if err != nil {
 		return nil, fmt.Errorf("--calib: %w", err)
 	}
-	list, err := convert.StatsKeys(m.Tensors, a.policy.LowRank)
+	cands, err := convert.LowRankCandidates(m.Tensors, a.policy.LowRank)
 	if err != nil {
 		return nil, usagef("%v", err)
+	}
+	keys := map[string]bool{}
+	var list []string
+	if a.policy.Quant.IsPacked() {
+		// The packed encoders weight their scale search by every
+		// projection input's activation energy.
+		for _, k := range convert.ProjectionStatsKeys(m.Tensors) {
+			keys[k] = true
+			list = append(list, k)
+		}
+	}
+	for _, c := range cands {
+		if !keys[c.StatsKey] {
+			keys[c.StatsKey] = true
+			list = append(list, c.StatsKey)
+		}
 	}
 	dir := os.TempDir()
 	if a.out != "" {
@@ -294,7 +354,7 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	}
 	start := time.Now()
 	cal, err := convert.Calibrate(ctx, m, convert.CalibOptions{
-		Text: string(text), Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
+		Documents: docs, Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.calib.file, err)
@@ -382,7 +442,7 @@ func partsString(e convert.PlanEntry) string {
 			parts = append(parts, strings.Join(roles, ",")+":"+last.String())
 			roles = nil
 		}
-		roles = append(roles, p.Role)
+		roles = append(roles, string(p.Role))
 		last = p.Encoding
 	}
 	parts = append(parts, strings.Join(roles, ",")+":"+last.String())

@@ -135,7 +135,7 @@ func TestConvertLowRankUsage(t *testing.T) {
 		{"bad calib-docs", []string{"--lowrank", "whiten", "--rank", "8", "--calib", calib, "--calib-docs", "9-3"}, exitUsage, "--calib-docs"},
 		{"bad include", []string{"--lowrank", "svd", "--rank", "8", "--lowrank-include", "("}, exitUsage, "--lowrank-include"},
 		{"include matching nothing", []string{"--lowrank", "svd", "--rank", "8", "--lowrank-include", "nothing"}, exitFail, "match no projection"},
-		{"bad factor encoding", []string{"--lowrank", "svd", "--rank", "8", "--factor-encoding", "q3"}, exitUsage, "--factor-encoding"},
+		{"bad factor encoding", []string{"--lowrank", "svd", "--rank", "8", "--factor-encoding", "q7"}, exitUsage, "--factor-encoding"},
 		{"missing calib file", []string{"--lowrank", "whiten", "--rank", "8", "--calib", filepath.Join(dir, "nope.txt")}, exitFail, "nope.txt"},
 		{"calib docs past the text", []string{"--lowrank", "whiten", "--rank", "8", "--calib", calib, "--calib-docs", "500-"}, exitFail, "starts past"},
 	}

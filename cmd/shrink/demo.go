@@ -32,7 +32,7 @@ func demoCommand() *cli.Command {
 }
 
 // demoEncodings are the settings the demo compares, cheapest last.
-var demoEncodings = []string{"f32", "f16", "bf16", "q8"}
+var demoEncodings = []string{"f32", "f16", "bf16", "q8", "q4"}
 
 func runDemo(ctx context.Context, w io.Writer, keep string) error {
 	tmp, err := os.MkdirTemp("", "shrink-demo-")
@@ -81,7 +81,7 @@ func runDemo(ctx context.Context, w io.Writer, keep string) error {
 		rows = append(rows, row{e, out, res})
 	}
 
-	fmt.Fprintln(w, "1. convert: one file per encoding (norms stay f32; with q8 the embeddings stay f16)")
+	fmt.Fprintln(w, "1. convert: one file per encoding (norms stay f32; with q8 and q4 the embeddings stay f16)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "encoding\tfile size\tbits/weight\tvs source\tworst tensor rel.err\tmin SNR dB\ttime\t")
 	for _, r := range rows {

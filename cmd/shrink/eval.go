@@ -12,6 +12,7 @@ import (
 
 	"github.com/shrink-llm/shrink/eval"
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/runtime"
 )
 
@@ -126,7 +127,9 @@ func readInput(a inputArgs, ref *runtime.Model) (*eval.Input, error) {
 	if t := ref.Tokenizer(); t != nil {
 		tok = t
 	}
-	return eval.ReadText(a.text, a.docSep, tok)
+	// With --chunks only the first chunks × ctx tokens are evaluated, so no
+	// more are tokenized (a huge text then costs a scan, not its tokens).
+	return eval.ReadTextLimit(a.text, a.docSep, textdata.DocRange{}, tok, a.opts.Chunks*a.opts.Ctx)
 }
 
 type evalArgs struct {

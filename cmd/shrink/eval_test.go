@@ -120,7 +120,7 @@ func TestEvalBadInput(t *testing.T) {
 		{"both inputs", []string{"eval", "--ref", demoModel, "--model", q8, "--text", story, "--tokens", "a.safetensors:x"}, exitUsage, "exactly one"},
 		{"bad convention", []string{"eval", "--ref", demoModel, "--model", q8, "--text", story, "--convention", "most"}, exitUsage, "--convention"},
 		{"calib without tensors", []string{"eval", "--ref", demoModel, "--model", q8, "--text", story, "--calib", story}, exitUsage, "--calib goes with --tensors"},
-		{"sweep bad quant", []string{"sweep", "--ref", demoModel, "--text", story, "--out", dir, "--quant", "f16,q3"}, exitUsage, "unknown encoding"},
+		{"sweep bad quant", []string{"sweep", "--ref", demoModel, "--text", story, "--out", dir, "--quant", "f16,q7"}, exitUsage, "unknown encoding"},
 		{"sweep from shrink", []string{"sweep", "--ref", q8, "--text", story, "--out", dir}, exitFail, "not a .shrink file"},
 	}
 	if testshared.OptionalRoot(t) != "" {

@@ -15,21 +15,29 @@ import (
 func inspectCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "inspect",
-		Usage:     "show a .shrink file: header, config, tokenizer, tensor table with sizes and conversion errors",
-		ArgsUsage: "FILE.shrink",
+		Usage:     "show a .shrink file (header, config, tokenizer, tensor table with sizes and conversion errors) or a GGUF file (metadata, tensors, the model it converts to)",
+		ArgsUsage: "FILE.shrink|FILE.gguf",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "verify", Usage: "recompute every checksum"},
 			&cli.BoolFlag{Name: "json", Usage: "print as JSON"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "one .shrink file"); err != nil {
+			if err := needArgs(c, 1, "one .shrink or GGUF file"); err != nil {
 				return err
+			}
+			if isGGUFFile(c.Args().First()) {
+				return inspectGGUF(c.App.Writer, c.Args().First(), c.Bool("json"))
 			}
 			f, err := format.OpenWithOptions(c.Args().First(), format.OpenOptions{SkipVerify: !c.Bool("verify")})
 			if err != nil {
 				return err
 			}
 			defer f.Close()
+			if c.Bool("verify") {
+				if err := verifyModel(f); err != nil {
+					return err
+				}
+			}
 			rep := makeInspectReport(f, c.Bool("verify"))
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
@@ -150,7 +158,7 @@ func printInspect(w io.Writer, r *inspectReport) {
 			encs += p.Encoding.String()
 		}
 		if tn.Kind != format.KindDense {
-			encs = tn.Kind + ":" + encs
+			encs = string(tn.Kind) + ":" + encs
 		}
 		rel, snr, cos := "-", "-", "-"
 		if m := tn.Metrics; m != nil {

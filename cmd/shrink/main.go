@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,7 +29,7 @@ func (u usageError) Unwrap() error { return u.err }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -39,16 +38,15 @@ func main() {
 // run is main without the process exit, so tests can drive the CLI.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, interspersed(app, args))
+	err := unknownCommand(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, interspersed(app, args))
+	}
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "shrink: %v\n", err)
-	var ue usageError
-	if errors.As(err, &ue) {
-		return exitUsage
-	}
-	return exitFail
+	fmt.Fprintf(stderr, "shrink: %s\n", oneLine(err))
+	return exitCode(err)
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
@@ -61,20 +59,24 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			convertCommand(),
 			inspectCommand(),
+			exportCommand(),
 			runCommand(),
 			evalCommand(),
 			sweepCommand(),
 			demoCommand(),
 			benchCommand(),
+			tokenizeCommand(),
+			serveCommand(),
 		},
 		OnUsageError:   onUsage,
 		ExitErrHandler: func(*cli.Context, error) {}, // run() decides the exit code
 		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(c.App.ErrWriter, "shrink: unknown command %q (see shrink help)\n", name)
+			fmt.Fprintf(c.App.ErrWriter, "shrink: unknown command %q (see shrink help)\n", clip(name))
 		},
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = onUsage
+		c.Before = checkSharedFlags
 	}
 	return app
 }

@@ -114,7 +114,10 @@ func TestBadInput(t *testing.T) {
 	tests := []cliCase{
 		{"no args", []string{"convert"}, exitUsage, "want one model path"},
 		{"no output", []string{"convert", demoModel}, exitUsage, "-o FILE"},
-		{"bad quant", []string{"convert", demoModel, "-o", filepath.Join(dir, "a.shrink"), "--quant", "q3"}, exitUsage, "unknown encoding"},
+		{"bad quant", []string{"convert", demoModel, "-o", filepath.Join(dir, "a.shrink"), "--quant", "q7"}, exitUsage, "unknown encoding"},
+		{"unknown preset", []string{"convert", demoModel, "-o", filepath.Join(dir, "a.shrink"), "--preset", "q4_k_x"}, exitUsage, "unknown preset"},
+		{"preset with quant", []string{"convert", demoModel, "-o", filepath.Join(dir, "a.shrink"), "--preset", "q4_k_m", "-q", "q5"}, exitUsage, "drop --quant"},
+		{"group with float", []string{"convert", demoModel, "-o", filepath.Join(dir, "a.shrink"), "-q", "f16", "--group", "64"}, exitUsage, "--group"},
 		{"unknown flag", []string{"convert", "--bogus", demoModel}, exitUsage, "bogus"},
 		{"missing dir", []string{"convert", filepath.Join(dir, "nope"), "-o", filepath.Join(dir, "b.shrink")}, exitFail, "nope"},
 		{"no architectures", []string{"convert", noArch, "-o", filepath.Join(dir, "c.shrink")}, exitFail, "architectures"},

@@ -34,7 +34,7 @@ func runCommand() *cli.Command {
 				return err
 			}
 			if p := c.Float64("top-p"); !(p > 0 && p <= 1) {
-				return fmt.Errorf("--top-p %v: want a probability mass in (0, 1]", p)
+				return usagef("--top-p %v: want a probability mass in (0, 1]", p)
 			}
 			if (c.String("prompt") == "") == (c.String("ids") == "") {
 				return usagef("run: give exactly one of -p TEXT or --ids IDS")
@@ -61,7 +61,7 @@ func parseIDs(s string) ([]int, error) {
 	for _, f := range strings.Split(s, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
-			return nil, fmt.Errorf("--ids: %q is not a token id", f)
+			return nil, usagef("--ids: %q is not a token id", clip(f))
 		}
 		ids = append(ids, v)
 	}
@@ -70,7 +70,7 @@ func parseIDs(s string) ([]int, error) {
 
 func doRun(ctx context.Context, stdout, stderr io.Writer, a runArgs) error {
 	if _, err := runtime.NewSampler(a.sampler); err != nil {
-		return err
+		return usageError{err} // the sampling flags are out of range
 	}
 	if a.n < 0 {
 		return fmt.Errorf("-n %d: want a non-negative number of tokens", a.n)
@@ -86,7 +86,7 @@ func doRun(ctx context.Context, stdout, stderr io.Writer, a runArgs) error {
 	tok := m.Tokenizer()
 	var prompt []int
 	if a.ids != "" {
-		if prompt, err = parseIDs(a.ids); err != nil {
+		if prompt, err = parseIDs(a.ids); err != nil { // usage error
 			return err
 		}
 		for _, id := range prompt {

@@ -74,17 +74,17 @@ func TestRunBadInput(t *testing.T) {
 		return bytes.Replace(h, []byte(`"arch":"llama"`), []byte(`"arch":"gemma"`), 1)
 	})
 	badEnc := rewriteHeader(t, f, func(h []byte) []byte {
-		return bytes.Replace(h, []byte(`"encoding":"q8"`), []byte(`"encoding":"q4"`), 1)
+		return bytes.Replace(h, []byte(`"encoding":"q8"`), []byte(`"encoding":"q7"`), 1)
 	})
 	checkCLIErrors(t, []cliCase{
-		{"top-p 2", []string{"run", f, "-p", "hi", "--top-p", "2"}, exitFail, "--top-p"},
-		{"negative temperature", []string{"run", f, "-p", "hi", "--temp", "-1"}, exitFail, "temperature"},
+		{"top-p 2", []string{"run", f, "-p", "hi", "--top-p", "2"}, exitUsage, "--top-p"},
+		{"negative temperature", []string{"run", f, "-p", "hi", "--temp", "-1"}, exitUsage, "temperature"},
 		{"id outside vocabulary", []string{"run", f, "--ids", "1,5000"}, exitFail, "outside the vocabulary"},
-		{"not an id", []string{"run", f, "--ids", "1,x"}, exitFail, "not a token id"},
+		{"not an id", []string{"run", f, "--ids", "1,x"}, exitUsage, "not a token id"},
 		{"longer than context", []string{"run", f, "-p", "Once upon a time", "-n", "600"}, exitFail, "exceeds the model context of 512"},
 		{"prompt longer than context", []string{"run", f, "-p", strings.Repeat("the cat sat. ", 300), "-n", "1"}, exitFail, "exceeds the model context of 512"},
 		{"unknown architecture", []string{"run", badArch, "-p", "hi"}, exitFail, "gemma"},
-		{"unknown encoding", []string{"run", badEnc, "-p", "hi"}, exitFail, "q4"},
+		{"unknown encoding", []string{"run", badEnc, "-p", "hi"}, exitFail, "q7"},
 		{"no prompt", []string{"run", f}, exitUsage, "-p TEXT"},
 		{"missing file", []string{"run", filepath.Join(t.TempDir(), "x.shrink"), "-p", "hi"}, exitFail, "x.shrink"},
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shrink-llm/shrink/convert"
 	"io"
 	"math"
 	"os"
@@ -24,7 +25,8 @@ import (
 func sweepCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "ref", Usage: "checkpoint `MODEL` (Hugging Face folder or llama2.c .bin) to convert and evaluate against"},
-		&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16,bf16,q8", Usage: "comma-separated `ENCS` for the projections: f32, f16, bf16, q8, q8g64, q8g128"},
+		&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16,bf16,q8", Usage: "comma-separated `ENCS` for the projections: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4, q3, q2, q4g64, q4g128, q4s"},
+		&cli.StringFlag{Name: "preset", Usage: "also comma-separated `MIXES` (convert --preset), one point each: " + convert.PresetNames()},
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `DIR` for sweep.json, sweep.md and the plots"},
 		&cli.BoolFlag{Name: "replot", Usage: "only redraw sweep.md and the plots of --out DIR from its sweep.json"},
 		&cli.StringFlag{Name: "note", Usage: "`TEXT` recorded in sweep.json and printed in sweep.md under the command (with --replot: replaces the note)"},
@@ -72,6 +74,13 @@ func sweepCommand() *cli.Command {
 				return err
 			}
 			a := sweepArgs{ref: c.String("ref"), out: c.String("out"), encs: encs, input: in, note: c.String("note")}
+			for _, name := range splitList(c.String("preset")) {
+				p, err := convert.LookupPreset(name)
+				if err != nil {
+					return usagef("--preset: %v", err)
+				}
+				a.presets = append(a.presets, p)
+			}
 			if err := gridFromFlags(c, &a); err != nil {
 				return err
 			}
@@ -126,6 +135,7 @@ func parseNumList[T int | float64](flag, s string, parse func(string) (T, error)
 type sweepArgs struct {
 	ref, out string
 	encs     []quant.Encoding
+	presets  []convert.Preset
 	input    inputArgs
 	// The low-rank grid.
 	methods []lowrank.Method
@@ -280,6 +290,9 @@ func (a sweepArgs) command() string {
 	}
 	s := fmt.Sprintf("shrink sweep --ref %s %s --quant %s --out %s --ctx %d", a.ref, in,
 		join(len(a.encs), func(i int) string { return a.encs[i].String() }), a.out, a.input.opts.Ctx)
+	if len(a.presets) > 0 {
+		s += " --preset " + join(len(a.presets), func(i int) string { return a.presets[i].Name })
+	}
 	if a.evalDocs != (textdata.DocRange{}) {
 		s += " --eval-docs " + a.evalDocs.String()
 	}
@@ -316,7 +329,7 @@ func (a sweepArgs) command() string {
 func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 	o := eval.SweepOptions{
 		Ref:     a.ref,
-		Grid:    eval.SweepGrid{Quants: a.encs, Methods: a.methods, Ratios: a.ratios, Ranks: a.ranks, Factors: a.factors},
+		Grid:    eval.SweepGrid{Quants: a.encs, Presets: a.presets, Methods: a.methods, Ratios: a.ratios, Ranks: a.ranks, Factors: a.factors},
 		Input:   eval.SweepInput{Text: a.input.text, Tokens: a.input.tokens, DocSep: a.input.docSep, Docs: a.evalDocs},
 		Eval:    a.input.opts,
 		Threads: a.input.threads,

@@ -32,7 +32,7 @@ const (
 // Point is one compressed variant of the model as the charts show it.
 type Point struct {
 	Name   string // label beside the marker, e.g. "whiten r0.8 + q8"
-	Series string // colour and glyph: "dense", "svd", "whiten", "asvd", "lorc", "lorc-whiten"
+	Series string // colour and glyph: "dense", "svd", "whiten", "asvd", "lorc", "lorc-whiten", "preset"
 	// BitsPerWeight is the x coordinate.
 	BitsPerWeight float64
 	KLD           float64 // mean KLD from the reference (nats/token)
@@ -294,6 +294,8 @@ func seriesLegend(name string) string {
 		return "lorc: quantized + low-rank error correction"
 	case "lorc-whiten":
 		return "lorc-whiten: lorc with whitened correction"
+	case "preset":
+		return "preset: a mix of encodings per tensor"
 	}
 	return name
 }
@@ -327,7 +329,7 @@ const (
 // that a method looks the same in every chart and every sweep and no two
 // of them look alike.
 func knownSeries(name string) (int, bool) {
-	i := slices.Index([]string{"dense", "svd", "whiten", "asvd", "lorc", "lorc-whiten"}, name)
+	i := slices.Index([]string{"dense", "svd", "whiten", "asvd", "lorc", "lorc-whiten", "preset"}, name)
 	return i, i >= 0
 }
 

@@ -12,10 +12,10 @@ var benchLengths = []int{2048, 5632}
 var benchSink float32
 
 // benchPaths runs body once per path: "asm" is the dispatched default
-// (cpuFeatures), "go" the pure-Go reference. SetBytes counts weight bytes
+// (current()), "go" the pure-Go reference. SetBytes counts weight bytes
 // read per call, so MB/s is weight bandwidth.
 func benchPaths(b *testing.B, weightBytes int, body func(b *testing.B, f features)) {
-	for _, p := range []namedFeatures{{"asm", cpuFeatures}, {"go", features{}}} {
+	for _, p := range []namedFeatures{{"asm", current()}, {"go", features{}}} {
 		b.Run(p.name, func(b *testing.B) {
 			b.SetBytes(int64(weightBytes))
 			body(b, p.f)

@@ -1,4 +1,4 @@
-//go:build !amd64 || noasm
+//go:build !amd64 || noasm || !gc
 
 package simd
 
@@ -6,7 +6,7 @@ package simd
 // the differential tests) and the portable kernels every call uses.
 type features struct{ portable bool }
 
-var cpuFeatures = features{portable: true}
+func current() features { return features{portable: true} }
 
 func dotF32(a, b []float32) float32           { return dotF32Portable(a, b) }
 func dotF16(w []uint16, x []float32) float32  { return dotF16Portable(w, x) }
@@ -15,13 +15,13 @@ func dotQ8(wq []int8, ws []uint16, xq []int8, xs []float32, g int) float32 {
 	return dotQ8Portable(wq, ws, xq, xs, g)
 }
 func dotQ8Rows(y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int, add bool) {
-	dotQ8RowsFrom(cpuFeatures, 0, y, wq, ws, stride, sstride, xq, xs, g, add)
+	dotQ8RowsFrom(current(), 0, y, wq, ws, stride, sstride, xq, xs, g, add)
 }
 func dotQ8RowsWith(f features, y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int, add bool) {
 	dotQ8RowsFrom(f, 0, y, wq, ws, stride, sstride, xq, xs, g, add)
 }
 func dotF32Rows(y []float32, w []float32, stride int, x []float32, add bool) {
-	dotF32RowsWith(cpuFeatures, y, w, stride, x, add)
+	dotF32RowsWith(current(), y, w, stride, x, add)
 }
 func dotF32RowsWith(f features, y []float32, w []float32, stride int, x []float32, add bool) {
 	rowsFrom(0, y, add,
@@ -29,7 +29,7 @@ func dotF32RowsWith(f features, y []float32, w []float32, stride int, x []float3
 		func(r int) float32 { return dotF32With(f, w[r*stride:r*stride+len(x)], x) })
 }
 func dotF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
-	dotF16RowsWith(cpuFeatures, y, w, stride, x, add)
+	dotF16RowsWith(current(), y, w, stride, x, add)
 }
 func dotF16RowsWith(f features, y []float32, w []uint16, stride int, x []float32, add bool) {
 	rowsFrom(0, y, add,
@@ -37,7 +37,7 @@ func dotF16RowsWith(f features, y []float32, w []uint16, stride int, x []float32
 		func(r int) float32 { return dotF16With(f, w[r*stride:r*stride+len(x)], x) })
 }
 func dotBF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
-	dotBF16RowsWith(cpuFeatures, y, w, stride, x, add)
+	dotBF16RowsWith(current(), y, w, stride, x, add)
 }
 func dotBF16RowsWith(f features, y []float32, w []uint16, stride int, x []float32, add bool) {
 	rowsFrom(0, y, add,
@@ -45,7 +45,7 @@ func dotBF16RowsWith(f features, y []float32, w []uint16, stride int, x []float3
 		func(r int) float32 { return dotBF16With(f, w[r*stride:r*stride+len(x)], x) })
 }
 func matF32(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matF32With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
+	matF32With(current(), y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
 func matF32With(f features, y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	matWalk(rows, tokens, 1, nil, func(u, _ int) {
@@ -53,7 +53,7 @@ func matF32With(f features, y []float32, ldy int, w []float32, wstride int, x []
 	})
 }
 func matF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matF16With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
+	matF16With(current(), y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
 func matF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	matWalk(rows, tokens, 1, nil, func(u, _ int) {
@@ -61,7 +61,7 @@ func matF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []f
 	})
 }
 func matBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matBF16With(cpuFeatures, y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
+	matBF16With(current(), y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
 func matBF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	matWalk(rows, tokens, 1, nil, func(u, _ int) {
@@ -69,7 +69,7 @@ func matBF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []
 	})
 }
 func matQ8(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
-	matQ8With(cpuFeatures, y, ldy, wq, ws, stride, sstride, xq, xs, xstride, xsstride, rows, tokens, n, group, add)
+	matQ8With(current(), y, ldy, wq, ws, stride, sstride, xq, xs, xstride, xsstride, rows, tokens, n, group, add)
 }
 func matQ8With(f features, y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
 	ng := (n + group - 1) / group

@@ -11,6 +11,11 @@
 //     evaluation, in register tiles (four rows × four tokens for the float
 //     encodings, four rows × two tokens for q8) so that each weight vector
 //     loaded serves several tokens.
+//   - DotPackedRows and MatPacked: the same two shapes for the packed
+//     low-bit encodings (q2…q6, q4s), reading the planes as stored; int8
+//     activations in blocks of 32 with their block sums (SumQ8Blocks) pay
+//     for the asymmetric offsets. They run through replaceable hooks
+//     (packed_dispatch.go); today the Go kernels serve every platform.
 //   - QuantizeQ8 (activations to int8 per group, for the q8 products),
 //     SiLUMul (the gated MLP activation) and Softmax (attention weights).
 //
@@ -21,9 +26,10 @@
 // package is separate from runtime/ so that assembly, its build tags and its
 // differential tests and fuzz targets stay in one small place.
 //
-// On amd64 (unless built with -tags noasm) the CPU is probed once at package
-// initialisation (cpuFeatures, never modified afterwards) and each call picks
-// a kernel from it:
+// On amd64 with the gc toolchain (unless built with -tags noasm) each call
+// picks a kernel from the instruction-set levels of internal/cpu (read once
+// at start-up; tests lower them with cpu.SetForTesting or pass levels to the
+// *With functions):
 //
 //   - f32, f16, bf16 rows: AVX2+FMA (f16 widened with F16C VCVTPH2PS, bf16 by
 //     VPMOVZXWD and a 16-bit shift, so activations stay float32 and the
@@ -35,11 +41,30 @@
 //     512-bit kernels for group 32 (two groups per vector; rows and tiles)
 //     and multiples of 64, a 256-bit kernel for other multiples of 32.
 //   - q8 with AVX2 only: VPMADDUBSW on |w|·sign(w)·x, exact for x ≠ −128.
+//   - packed low-bit encodings (Packed): the exact int32 block sums of each
+//     row's whole 128-weight chunks, unpacked once per chunk for up to eight
+//     tokens, by VPDPBUSD (AVX-512 VNNI) or VPMADDUBSW (AVX2); the Go
+//     wrapper scales them in the definition's order, so the result is
+//     dotPackedRowRef's bit for bit.
+//
+// The assembly is generated, never edited: _generate (its own module, run
+// with `cd _generate && go run .`) writes dot_amd64.s, tile_amd64.s,
+// dotq8_amd64.s, act_amd64.s and packed_amd64.s from one Go function per
+// kernel family, parameterized by the weight encoding (f32, f16, bf16; the
+// packed planes' bit widths) or the vector width (256- or 512-bit), with
+// the kernels' fixed register plan. Kernels
+// with more than eight arguments (dotQ8RowsVNNI32, tileQ8x2VNNI) take a
+// pointer to an argument struct, whose field offsets the generator reads
+// from this package's declarations.
 //
 // Kernels take the block-aligned part of their input; the wrappers finish
 // the rest (the last elements of a row, one partial q8 group, leftover rows
-// and tokens) with the next kernel down. Other platforms and -tags noasm
-// use the portable Go kernels (portable.go), checked against the references
-// in the same way; amd64 CPUs without AVX2/FMA/F16C, and q8 group sizes that
-// are not multiples of 32, use the references themselves.
+// and tokens) with the next kernel down. Other platforms, other compilers
+// and -tags noasm use the portable Go kernels (portable.go), checked against
+// the references in the same way; amd64 CPUs without AVX2/FMA/F16C, and q8
+// group sizes that are not multiples of 32, use the references themselves.
+//
+// The package imports nothing of this module but two leaves: internal/half,
+// the binary16 widening it shares with quant, so that the two cannot drift
+// apart, and internal/cpu, the feature levels it dispatches on.
 package simd

@@ -1,6 +1,10 @@
 package simd
 
-import "math"
+import (
+	"math"
+
+	"github.com/shrink-llm/shrink/internal/half"
+)
 
 // DotF32 returns Σ a[i]·b[i] over len(a) elements; b must be at least as long.
 func DotF32(a, b []float32) float32 { return dotF32(a, prefix(b, len(a))) }
@@ -399,23 +403,6 @@ func quantizeQ8Go(xq []int8, xs []float32, x []float32, group int) {
 	}
 }
 
-// F16ToF32 widens one IEEE binary16 value exactly.
-func F16ToF32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch {
-	case exp == 0x1f: // Inf or NaN
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp != 0: // normal
-		return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
-	case mant == 0:
-		return math.Float32frombits(sign)
-	}
-	// subnormal: value = mant · 2^-24
-	f := float32(mant) * (1.0 / (1 << 24))
-	if sign != 0 {
-		f = -f
-	}
-	return f
-}
+// F16ToF32 widens one IEEE binary16 value exactly (internal/half holds the
+// definition, shared with quant).
+func F16ToF32(h uint16) float32 { return half.ToFloat32(h) }

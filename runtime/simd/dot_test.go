@@ -106,13 +106,6 @@ func exactQ8(wq []int8, ws []uint16, xq []int8, xs []float32, group int) (sum, a
 	return sum, abs
 }
 
-func TestFeaturesDetected(t *testing.T) {
-	t.Logf("cpu features: %+v", cpuFeatures)
-	for _, fs := range testFeatureSets() {
-		t.Logf("testing path %s", fs.name)
-	}
-}
-
 func TestDotFloatDifferential(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, fs := range testFeatureSets() {

@@ -28,6 +28,11 @@ func BenchmarkEncode(b *testing.B) {
 		{"llama2", func(b *testing.B) *Tokenizer { return loadHF(b, "tokenizers", "llama2") }},
 		{"llama3-style", func(b *testing.B) *Tokenizer { return loadHF(b, "tokenizers", "llama3-style-4096") }},
 		{"llama2c", func(b *testing.B) *Tokenizer { return loadLlama2C(b) }},
+		{"llama2-tokenizer.model", func(b *testing.B) *Tokenizer {
+			return loadSentencePiece(b, "tokenizers", "llama2", "tokenizer.model")
+		}},
+		{"gguf-llama-spm", func(b *testing.B) *Tokenizer { return loadGGUFTokenizer(b, "ggml-vocab-llama-spm.gguf") }},
+		{"gguf-gpt-2", func(b *testing.B) *Tokenizer { return loadGGUFTokenizer(b, "ggml-vocab-gpt-2.gguf") }},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -56,4 +61,13 @@ func BenchmarkDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func loadGGUFTokenizer(b *testing.B, name string) *Tokenizer {
+	b.Helper()
+	tok, err := FromGGUFVocab(loadGGUFVocab(b, name))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tok
 }

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"container/heap"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -269,45 +270,18 @@ func (a mergeEntry) less(b mergeEntry) bool {
 	return a.pos < b.pos
 }
 
-// mergeHeap is a binary min-heap on (rank, pos).
+// mergeHeap is a min-heap on (rank, pos) for container/heap.
 type mergeHeap []mergeEntry
 
-func (h *mergeHeap) push(e mergeEntry) {
-	*h = append(*h, e)
+func (h mergeHeap) Len() int           { return len(h) }
+func (h mergeHeap) Less(i, j int) bool { return h[i].less(h[j]) }
+func (h mergeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)        { *h = append(*h, x.(mergeEntry)) }
+func (h *mergeHeap) Pop() any {
 	s := *h
-	i := len(s) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !s[i].less(s[p]) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
-
-func (h *mergeHeap) pop() mergeEntry {
-	s := *h
-	top := s[0]
-	n := len(s) - 1
-	s[0] = s[n]
-	s = s[:n]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && s[l].less(s[m]) {
-			m = l
-		}
-		if r < n && s[r].less(s[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	*h = s
-	return top
+	e := s[len(s)-1]
+	*h = s[:len(s)-1]
+	return e
 }
 
 // mergeAll applies merges lowest rank first (leftmost among equals),
@@ -317,13 +291,15 @@ func (m *bpeModel) mergeAll(syms []symbol) []symbol {
 		return syms
 	}
 	h := make(mergeHeap, 0, len(syms))
+	hp := &h
 	for i := 0; i+1 < len(syms); i++ {
 		if mi, ok := m.merges[uint64(syms[i].id)<<32|uint64(syms[i+1].id)]; ok {
-			h.push(mergeEntry{rank: mi.rank, pos: int32(i), newID: mi.newID})
+			h = append(h, mergeEntry{rank: mi.rank, pos: int32(i), newID: mi.newID})
 		}
 	}
+	heap.Init(hp)
 	for len(h) > 0 {
-		top := h.pop()
+		top := heap.Pop(hp).(mergeEntry)
 		cur := &syms[top.pos]
 		if cur.removed || cur.next < 0 {
 			continue
@@ -341,12 +317,12 @@ func (m *bpeModel) mergeAll(syms []symbol) []symbol {
 		}
 		if cur.prev >= 0 {
 			if mi, ok := m.merges[uint64(syms[cur.prev].id)<<32|uint64(cur.id)]; ok {
-				h.push(mergeEntry{rank: mi.rank, pos: int32(cur.prev), newID: mi.newID})
+				heap.Push(hp, mergeEntry{rank: mi.rank, pos: int32(cur.prev), newID: mi.newID})
 			}
 		}
 		if cur.next >= 0 {
 			if mi, ok := m.merges[uint64(cur.id)<<32|uint64(syms[cur.next].id)]; ok {
-				h.push(mergeEntry{rank: mi.rank, pos: top.pos, newID: mi.newID})
+				heap.Push(hp, mergeEntry{rank: mi.rank, pos: top.pos, newID: mi.newID})
 			}
 		}
 	}

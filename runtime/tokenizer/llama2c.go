@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -139,6 +140,20 @@ func (a l2cEntry) before(b l2cEntry) bool {
 	return a.pos < b.pos
 }
 
+// l2cHeap orders candidate merges best first, for container/heap.
+type l2cHeap []l2cEntry
+
+func (h l2cHeap) Len() int           { return len(h) }
+func (h l2cHeap) Less(i, j int) bool { return h[i].before(h[j]) }
+func (h l2cHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *l2cHeap) Push(x any)        { *h = append(*h, x.(l2cEntry)) }
+func (h *l2cHeap) Pop() any {
+	s := *h
+	e := s[len(s)-1]
+	*h = s[:len(s)-1]
+	return e
+}
+
 func (v *llama2cVocab) merge(ids []int) []int {
 	n := len(ids)
 	if n < 2 {
@@ -152,39 +167,7 @@ func (v *llama2cVocab) merge(ids []int) []int {
 		next[i], prev[i], alive[i], cur[i] = int32(i+1), int32(i-1), true, int32(ids[i])
 	}
 	next[n-1] = -1
-	var h []l2cEntry
-	push := func(e l2cEntry) {
-		h = append(h, e)
-		for i := len(h) - 1; i > 0; {
-			p := (i - 1) / 2
-			if !h[i].before(h[p]) {
-				break
-			}
-			h[i], h[p] = h[p], h[i]
-			i = p
-		}
-	}
-	pop := func() l2cEntry {
-		top := h[0]
-		last := len(h) - 1
-		h[0] = h[last]
-		h = h[:last]
-		for i := 0; ; {
-			l, r, m := 2*i+1, 2*i+2, i
-			if l < last && h[l].before(h[m]) {
-				m = l
-			}
-			if r < last && h[r].before(h[m]) {
-				m = r
-			}
-			if m == i {
-				break
-			}
-			h[i], h[m] = h[m], h[i]
-			i = m
-		}
-		return top
-	}
+	h := &l2cHeap{}
 	consider := func(i int32) {
 		j := next[i]
 		if j < 0 {
@@ -192,14 +175,14 @@ func (v *llama2cVocab) merge(ids []int) []int {
 		}
 		// run.c starts its best score at -1e10, so lower scores never merge.
 		if id, ok := v.lookup[v.pieces[cur[i]]+v.pieces[cur[j]]]; ok && v.scores[id] > -1e10 {
-			push(l2cEntry{score: v.scores[id], pos: i, left: cur[i], right: cur[j], id: int32(id)})
+			heap.Push(h, l2cEntry{score: v.scores[id], pos: i, left: cur[i], right: cur[j], id: int32(id)})
 		}
 	}
 	for i := int32(0); i < int32(n-1); i++ {
 		consider(i)
 	}
-	for len(h) > 0 {
-		e := pop()
+	for h.Len() > 0 {
+		e := heap.Pop(h).(l2cEntry)
 		i := e.pos
 		if !alive[i] || cur[i] != e.left || next[i] < 0 || cur[next[i]] != e.right {
 			continue

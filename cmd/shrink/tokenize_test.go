@@ -1,0 +1,117 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shrink-llm/shrink/internal/testshared"
+)
+
+// readVectors reads a llama.cpp .inp/.out pair: inputs separated by
+// "\n__ggml_vocab_test__\n", one line of space-separated ids per input.
+//
+// ggml-vocab-bert-bge.gguf has only its .out: llama.cpp writes the same
+// inputs for every vocabulary (the shared .inp files are identical), so the
+// llama-spm inputs stand in.
+func readVectors(t *testing.T, base string) ([]string, []string) {
+	t.Helper()
+	inpPath := base + ".inp"
+	if filepath.Base(base) == "ggml-vocab-bert-bge.gguf" {
+		inpPath = filepath.Join(filepath.Dir(base), "ggml-vocab-llama-spm.gguf.inp")
+	}
+	inp := string(readFileT(t, inpPath))
+	const sep = "\n__ggml_vocab_test__\n"
+	var inputs []string
+	for pos := 0; pos < len(inp); {
+		k := strings.Index(inp[pos:], sep)
+		if k < 0 {
+			inputs = append(inputs, inp[pos:])
+			break
+		}
+		inputs = append(inputs, inp[pos:pos+k])
+		pos += k + len(sep)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(readFileT(t, base+".out")), "\n"), "\n")
+	if len(inputs) != len(lines) || len(inputs) == 0 {
+		t.Fatalf("%s: %d inputs, %d output lines", base, len(inputs), len(lines))
+	}
+	return inputs, lines
+}
+
+// TestTokenizeGGUFVectors runs every .inp/.out pair of the shared vocab-only
+// GGUFs through `shrink tokenize --ids`, as llama.cpp's test-tokenizer-0
+// does (no BOS, special tokens not parsed).
+func TestTokenizeGGUFVectors(t *testing.T) {
+	dir := testshared.Path(t, "tokenizers", "gguf-vocab")
+	for _, name := range []string{"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf", "ggml-vocab-bert-bge.gguf"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			inputs, want := readVectors(t, path)
+			for i, in := range inputs {
+				code, out, stderr := shrink(t, "tokenize", path, "--ids", "-p", in)
+				if code != 0 {
+					t.Fatalf("input %d: exit %d: %s", i, code, stderr)
+				}
+				if got := strings.TrimSuffix(out, "\n"); got != strings.TrimSpace(want[i]) || strings.Count(out, "\n") != 1 {
+					t.Errorf("input %d %q:\n got %q\nwant %q", i, in, got, strings.TrimSpace(want[i]))
+				}
+			}
+		})
+	}
+}
+
+// TestTokenizeSources tokenizes the same prompt through every kind of
+// source of the stories260K tokenizer, a .shrink converted with the GGUF's
+// tokenizer included, and checks they agree with BOS only under --special.
+func TestTokenizeSources(t *testing.T) {
+	dir := testshared.Path(t, "models", "stories260K")
+	conv := filepath.Join(t.TempDir(), "m.shrink")
+	if code, _, stderr := shrink(t, "convert", filepath.Join(dir, "stories260K.bin"), "-o", conv,
+		"--tokenizer", filepath.Join(dir, "stories260K.gguf")); code != 0 {
+		t.Fatalf("convert: %s", stderr)
+	}
+	const prompt = "Once upon a time, there was a little girl."
+	var first string
+	for _, src := range []string{
+		filepath.Join(dir, "tok512.bin"), filepath.Join(dir, "tok512.model"), filepath.Join(dir, "stories260K.gguf"), conv,
+	} {
+		code, plain, stderr := shrink(t, "tokenize", src, "--ids", "-p", prompt)
+		if code != 0 {
+			t.Fatalf("%s: %s", src, stderr)
+		}
+		_, special, _ := shrink(t, "tokenize", src, "--ids", "--special", "-p", prompt)
+		if special != "1 "+plain {
+			t.Errorf("%s: --special %q, plain %q", src, special, plain)
+		}
+		if first == "" {
+			first = plain
+		} else if plain != first {
+			t.Errorf("%s: %q, tok512.bin gives %q", src, plain, first)
+		}
+		code, table, _ := shrink(t, "tokenize", src, "-p", "Once")
+		if code != 0 || !strings.Contains(table, `"▁Once"`) && !strings.Contains(table, `" Once"`) {
+			t.Errorf("%s: table %q", src, table)
+		}
+	}
+}
+
+func TestTokenizeErrors(t *testing.T) {
+	checkCLIErrors(t, []cliCase{
+		{"no text", []string{"tokenize", "go.mod"}, exitUsage, "no text"},
+		{"both texts", []string{"tokenize", "go.mod", "-p", "a", "-f", "go.mod"}, exitUsage, "not both"},
+		{"no model", []string{"tokenize", "-p", "a"}, exitUsage, "want one model"},
+		{"not a tokenizer", []string{"tokenize", "main.go", "-p", "a"}, exitFail, "is not a .shrink, GGUF, tokenizer.json"},
+		{"missing", []string{"tokenize", "nope.gguf", "-p", "a"}, exitFail, "nope.gguf"},
+	})
+}
+
+func readFileT(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

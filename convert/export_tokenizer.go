@@ -1,0 +1,462 @@
+package convert
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+
+	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/gguf"
+	"github.com/shrink-llm/shrink/runtime/tokenizer"
+)
+
+// GGUF token types (llama.cpp's llama_token_type, SentencePiece's numbering).
+const (
+	tokNormal      = 1
+	tokUnknown     = 2
+	tokControl     = 3
+	tokUserDefined = 4
+	tokUnused      = 5
+	tokByte        = 6
+)
+
+var bytePiece = regexp.MustCompile(`^<0x[0-9A-Fa-f]{2}>$`)
+
+// exportTokenizer writes the .shrink's tokenizer as tokenizer.ggml.*
+// metadata. A file without a tokenizer gets none (llama.cpp then needs
+// --vocab-only elsewhere; shrink reads it as weights only).
+func exportTokenizer(w *gguf.Writer, f *format.File, cfg format.ModelConfig) error {
+	kind := f.Header().TokenizerKind
+	blob := func(name string) ([]byte, error) {
+		b, err := f.Blob(name)
+		if err != nil {
+			return nil, fmt.Errorf("tokenizer: %w", err)
+		}
+		return b, nil
+	}
+	var v *tokenizer.GGUFVocab
+	var err error
+	switch kind {
+	case format.TokenizerNone:
+		return nil
+	case format.TokenizerGGUF:
+		b, err := blob(format.BlobGGUFVocab)
+		if err != nil {
+			return err
+		}
+		if v, err = tokenizer.ParseGGUFVocab(b); err != nil {
+			return fmt.Errorf("tokenizer: %w", err)
+		}
+	case format.TokenizerLlama2c:
+		b, err := blob(format.BlobTokenizerBin)
+		if err != nil {
+			return err
+		}
+		if v, err = vocabFromLlama2c(b, cfg); err != nil {
+			return fmt.Errorf("tokenizer.bin: %w", err)
+		}
+	case format.TokenizerSPM:
+		b, err := blob(format.BlobTokenizerModel)
+		if err != nil {
+			return err
+		}
+		if v, err = vocabFromSentencePiece(b, cfg); err != nil {
+			return fmt.Errorf("tokenizer.model: %w", err)
+		}
+	case format.TokenizerHF:
+		b, err := blob(format.BlobTokenizerJSON)
+		if err != nil {
+			return err
+		}
+		if v, err = vocabFromHF(b, cfg); err != nil {
+			return fmt.Errorf("tokenizer.json: %w", err)
+		}
+	default:
+		return fmt.Errorf("tokenizer kind %q has no GGUF form", kind)
+	}
+	if err != nil {
+		return err
+	}
+	padVocab(v, cfg.VocabSize)
+	return setVocab(w, v)
+}
+
+// padVocab fills the vocabulary up to the embedding's rows, as llama.cpp's
+// converters do: llama.cpp requires one token per row.
+func padVocab(v *tokenizer.GGUFVocab, n int) {
+	for i := len(v.Tokens); i < n; i++ {
+		v.Tokens = append(v.Tokens, fmt.Sprintf("[PAD%d]", i))
+		v.Types = append(v.Types, tokUnused)
+		if v.Scores != nil {
+			v.Scores = append(v.Scores, 0)
+		}
+	}
+}
+
+func setVocab(w *gguf.Writer, v *tokenizer.GGUFVocab) error {
+	set := func(k string, val gguf.Value) error { return w.Set("tokenizer.ggml."+k, val) }
+	types := make([]int64, len(v.Types))
+	for i, t := range v.Types {
+		types[i] = int64(t)
+	}
+	steps := []func() error{
+		func() error { return set("model", gguf.StringValue(v.Model)) },
+		func() error {
+			if v.Model == tokenizer.GGUFModelGPT2 {
+				return set("pre", gguf.StringValue(v.Pre))
+			}
+			return nil
+		},
+		func() error { return set("tokens", gguf.StringsValue(v.Tokens)) },
+		func() error {
+			if len(v.Scores) == len(v.Tokens) {
+				return set("scores", gguf.Float32sValue(v.Scores))
+			}
+			return nil
+		},
+		func() error { return set("token_type", gguf.IntsValue(gguf.TypeInt32, types)) },
+		func() error {
+			if len(v.Merges) > 0 {
+				return set("merges", gguf.StringsValue(v.Merges))
+			}
+			return nil
+		},
+	}
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return err
+		}
+	}
+	for _, id := range []struct {
+		k  string
+		id int
+	}{{"bos_token_id", v.BOS}, {"eos_token_id", v.EOS}, {"unknown_token_id", v.UNK}, {"padding_token_id", v.PAD}} {
+		if id.id >= 0 {
+			if err := set(id.k, gguf.Uint32Value(uint32(id.id))); err != nil {
+				return err
+			}
+		}
+	}
+	if err := set("add_bos_token", gguf.BoolValue(v.AddBOS)); err != nil {
+		return err
+	}
+	if err := set("add_eos_token", gguf.BoolValue(v.AddEOS)); err != nil {
+		return err
+	}
+	if v.Model == tokenizer.GGUFModelLlama {
+		return set("add_space_prefix", gguf.BoolValue(v.AddSpacePrefix))
+	}
+	return nil
+}
+
+func firstEOS(cfg format.ModelConfig) int {
+	if len(cfg.EOS) > 0 {
+		return cfg.EOS[0]
+	}
+	return -1
+}
+
+// llamaTokenType classifies a SentencePiece-style piece.
+func llamaTokenType(id int, piece string, unk int, control map[int]bool) int32 {
+	switch {
+	case id == unk:
+		return tokUnknown
+	case control[id]:
+		return tokControl
+	case bytePiece.MatchString(piece):
+		return tokByte
+	}
+	return tokNormal
+}
+
+// vocabFromLlama2c reverses llama2.c's tokenizer.bin export: pieces with
+// "▁" written as spaces, BOS and EOS written as "\n<s>\n" and "\n</s>\n".
+func vocabFromLlama2c(b []byte, cfg format.ModelConfig) (*tokenizer.GGUFVocab, error) {
+	if len(b) < 4 {
+		return nil, errors.New("too short")
+	}
+	v := &tokenizer.GGUFVocab{Model: tokenizer.GGUFModelLlama, BOS: 1, EOS: 2, UNK: 0, PAD: -1, AddBOS: true, AddSpacePrefix: true}
+	if cfg.BOS >= 0 {
+		v.BOS = cfg.BOS
+	}
+	if e := firstEOS(cfg); e >= 0 {
+		v.EOS = e
+	}
+	control := map[int]bool{v.BOS: true, v.EOS: true}
+	off := 4
+	for id := 0; off < len(b); id++ {
+		if len(b)-off < 8 {
+			return nil, fmt.Errorf("entry %d truncated", id)
+		}
+		score := math.Float32frombits(binary.LittleEndian.Uint32(b[off:]))
+		l := int(int32(binary.LittleEndian.Uint32(b[off+4:])))
+		off += 8
+		if l < 0 || l > len(b)-off {
+			return nil, fmt.Errorf("entry %d malformed", id)
+		}
+		piece := string(b[off : off+l])
+		off += l
+		switch {
+		case id == v.BOS && piece == "\n<s>\n":
+			piece = "<s>"
+		case id == v.EOS && piece == "\n</s>\n":
+			piece = "</s>"
+		default:
+			piece = strings.ReplaceAll(piece, " ", "▁")
+		}
+		v.Tokens = append(v.Tokens, piece)
+		v.Scores = append(v.Scores, score)
+		v.Types = append(v.Types, llamaTokenType(id, piece, v.UNK, control))
+	}
+	return v, nil
+}
+
+// vocabFromSentencePiece reads the pieces of a SentencePiece model proto
+// (ModelProto.pieces = field 1: piece 1, score 2, type 3); the piece types
+// are GGUF's token types.
+func vocabFromSentencePiece(b []byte, cfg format.ModelConfig) (*tokenizer.GGUFVocab, error) {
+	v := &tokenizer.GGUFVocab{Model: tokenizer.GGUFModelLlama, BOS: cfg.BOS, EOS: firstEOS(cfg), UNK: -1, PAD: -1, AddBOS: cfg.BOS >= 0, AddSpacePrefix: true}
+	err := protoFields(b, func(field int, wire int, val []byte, _ uint64) error {
+		if field != 1 || wire != 2 {
+			return nil
+		}
+		piece, score, typ := "", float32(0), int32(tokNormal)
+		err := protoFields(val, func(f, wt int, pv []byte, n uint64) error {
+			switch {
+			case f == 1 && wt == 2:
+				piece = string(pv)
+			case f == 2 && wt == 5:
+				score = math.Float32frombits(uint32(n))
+			case f == 3 && wt == 0:
+				typ = int32(n)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if typ < tokNormal || typ > tokByte {
+			return fmt.Errorf("piece %d has type %d", len(v.Tokens), typ)
+		}
+		if typ == tokUnknown && v.UNK < 0 {
+			v.UNK = len(v.Tokens)
+		}
+		v.Tokens = append(v.Tokens, piece)
+		v.Scores = append(v.Scores, score)
+		v.Types = append(v.Types, typ)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(v.Tokens) == 0 {
+		return nil, errors.New("no pieces")
+	}
+	return v, nil
+}
+
+// protoFields walks the fields of a protobuf message: wire type 0 (varint,
+// value in n), 1 and 5 (fixed 64/32, in n), 2 (bytes, in val).
+func protoFields(b []byte, fn func(field, wire int, val []byte, n uint64) error) error {
+	varint := func() (uint64, error) {
+		var x uint64
+		for s := uint(0); s < 64; s += 7 {
+			if len(b) == 0 {
+				return 0, errors.New("truncated varint")
+			}
+			c := b[0]
+			b = b[1:]
+			x |= uint64(c&0x7f) << s
+			if c < 0x80 {
+				return x, nil
+			}
+		}
+		return 0, errors.New("varint too long")
+	}
+	for len(b) > 0 {
+		tag, err := varint()
+		if err != nil {
+			return err
+		}
+		field, wire := int(tag>>3), int(tag&7)
+		var val []byte
+		var n uint64
+		switch wire {
+		case 0:
+			if n, err = varint(); err != nil {
+				return err
+			}
+		case 1:
+			if len(b) < 8 {
+				return errors.New("truncated fixed64")
+			}
+			n, b = binary.LittleEndian.Uint64(b), b[8:]
+		case 5:
+			if len(b) < 4 {
+				return errors.New("truncated fixed32")
+			}
+			n, b = uint64(binary.LittleEndian.Uint32(b)), b[4:]
+		case 2:
+			l, err := varint()
+			if err != nil {
+				return err
+			}
+			if l > uint64(len(b)) {
+				return errors.New("length past the end")
+			}
+			val, b = b[:l], b[l:]
+		default:
+			return fmt.Errorf("wire type %d", wire)
+		}
+		if err := fn(field, wire, val, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hfTokenizerJSON is the part of tokenizer.json the export reads.
+type hfTokenizerJSON struct {
+	Model struct {
+		Type         string            `json:"type"`
+		Vocab        map[string]int    `json:"vocab"`
+		Merges       []json.RawMessage `json:"merges"`
+		ByteFallback bool              `json:"byte_fallback"`
+		UnkToken     *string           `json:"unk_token"`
+	} `json:"model"`
+	AddedTokens []struct {
+		ID      int    `json:"id"`
+		Content string `json:"content"`
+		Special bool   `json:"special"`
+	} `json:"added_tokens"`
+	Normalizer    json.RawMessage `json:"normalizer"`
+	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
+	PostProcessor json.RawMessage `json:"post_processor"`
+}
+
+// vocabFromHF maps a Hugging Face BPE tokenizer.json to llama.cpp's two BPE
+// forms: byte-level BPE (GPT-2, Qwen2) becomes model "gpt2" with its merges
+// and the pre-tokenizer of the architecture; SentencePiece-style BPE with
+// "▁" and byte fallback (Llama) becomes model "llama", whose merge order is
+// given to llama.cpp as scores (−rank of the merge that makes a token).
+func vocabFromHF(b []byte, cfg format.ModelConfig) (*tokenizer.GGUFVocab, error) {
+	var t hfTokenizerJSON
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, err
+	}
+	if t.Model.Type != "BPE" {
+		return nil, fmt.Errorf("model type %q has no GGUF form (only BPE)", t.Model.Type)
+	}
+	n := 0
+	for _, id := range t.Model.Vocab {
+		n = max(n, id+1)
+	}
+	for _, a := range t.AddedTokens {
+		n = max(n, a.ID+1)
+	}
+	if n > cfg.VocabSize {
+		return nil, fmt.Errorf("%d tokens, the model's vocabulary has %d", n, cfg.VocabSize)
+	}
+	tokens := make([]string, n)
+	have := make([]bool, n)
+	for s, id := range t.Model.Vocab {
+		if id < 0 {
+			return nil, fmt.Errorf("token %q has id %d", s, id)
+		}
+		tokens[id], have[id] = s, true
+	}
+	control, user := map[int]bool{}, map[int]bool{}
+	for _, a := range t.AddedTokens {
+		if a.ID < 0 {
+			return nil, fmt.Errorf("added token %q has id %d", a.Content, a.ID)
+		}
+		tokens[a.ID], have[a.ID] = a.Content, true
+		if a.Special {
+			control[a.ID] = true
+		} else {
+			user[a.ID] = true
+		}
+	}
+	merges := make([]string, 0, len(t.Model.Merges))
+	for i, m := range t.Model.Merges {
+		var s string
+		var pair []string
+		switch {
+		case json.Unmarshal(m, &s) == nil:
+		case json.Unmarshal(m, &pair) == nil && len(pair) == 2:
+			s = pair[0] + " " + pair[1]
+		default:
+			return nil, fmt.Errorf("merge %d is neither \"a b\" nor [a, b]", i)
+		}
+		merges = append(merges, s)
+	}
+	v := &tokenizer.GGUFVocab{BOS: cfg.BOS, EOS: firstEOS(cfg), UNK: -1, PAD: -1, Tokens: tokens}
+	if t.Model.UnkToken != nil {
+		if id, ok := t.Model.Vocab[*t.Model.UnkToken]; ok {
+			v.UNK = id
+		}
+	}
+	byteLevel := strings.Contains(string(t.PreTokenizer), `"ByteLevel"`)
+	v.Types = make([]int32, n)
+	for id := range tokens {
+		switch {
+		case !have[id]:
+			tokens[id] = fmt.Sprintf("[PAD%d]", id)
+			v.Types[id] = tokUnused
+		case control[id] || id == v.BOS || id == v.EOS:
+			v.Types[id] = tokControl
+		case user[id]:
+			v.Types[id] = tokUserDefined
+		case byteLevel:
+			v.Types[id] = tokNormal
+		default:
+			v.Types[id] = llamaTokenType(id, tokens[id], v.UNK, nil)
+		}
+	}
+	if byteLevel {
+		v.Model, v.Merges = tokenizer.GGUFModelGPT2, merges
+		switch cfg.Arch {
+		case "gpt2":
+			v.Pre = "gpt-2"
+		case "qwen2":
+			v.Pre = "qwen2"
+		default:
+			v.Pre = "llama-bpe"
+			v.AddBOS = cfg.BOS >= 0
+		}
+		return v, nil
+	}
+	if !t.Model.ByteFallback && !strings.Contains(string(t.Normalizer)+string(t.PreTokenizer), "▁") {
+		return nil, errors.New("a BPE tokenizer that is neither byte-level nor SentencePiece-style has no GGUF form")
+	}
+	v.Model = tokenizer.GGUFModelLlama
+	v.AddBOS = cfg.BOS >= 0
+	v.AddSpacePrefix = strings.Contains(string(t.Normalizer), `"Prepend"`) ||
+		strings.Contains(string(t.PreTokenizer), `"prepend_scheme":"always"`) || strings.Contains(string(t.PreTokenizer), `"prepend_scheme":"first"`) ||
+		strings.Contains(string(t.PreTokenizer), `"add_prefix_space":true`)
+	// A token's score is minus the rank of the first merge that makes it,
+	// so llama.cpp's highest-score-first merging follows the BPE ranks.
+	v.Scores = make([]float32, n)
+	rank := map[string]int{}
+	for r, m := range merges {
+		l, rgt, ok := strings.Cut(m, " ")
+		if !ok {
+			return nil, fmt.Errorf("merge %d %q has no space", r, m)
+		}
+		if _, seen := rank[l+rgt]; !seen {
+			rank[l+rgt] = r
+		}
+	}
+	for id, tok := range tokens {
+		if r, ok := rank[tok]; ok {
+			v.Scores[id] = -float32(r)
+		} else if v.Types[id] == tokNormal && len([]rune(tok)) > 1 {
+			v.Scores[id] = -float32(len(merges)) // reachable by no merge: last
+		}
+	}
+	return v, nil
+}

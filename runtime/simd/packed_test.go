@@ -1,0 +1,222 @@
+package simd
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// packedShape is one layout the tests build views for.
+type packedShape struct {
+	bits, group int
+	sym         bool
+}
+
+var packedShapes = []packedShape{
+	{4, 32, false}, {4, 64, false}, {4, 128, false}, {2, 32, false}, {3, 32, false},
+	{5, 32, false}, {6, 64, false}, {4, 32, true}, {4, 128, true},
+}
+
+// randPacked builds a random view of rows rows of cols weights, every byte
+// of every plane drawn from r (the sup plane as finite float16 values).
+func randPacked(r *rand.Rand, s packedShape, rows, cols int) *Packed {
+	blocks := (cols + 31) / 32
+	lob := 4
+	if s.bits < 4 {
+		lob = 2
+	}
+	w := &Packed{LoBits: lob, HiBits: s.bits - lob, Group: s.group, Sym: s.sym, Blocks: blocks}
+	ng := (cols + s.group - 1) / s.group
+	w.LoRow, w.HiRow = 32*blocks*lob/8, 32*blocks*w.HiBits/8
+	if s.sym {
+		w.SupRow = ng
+	} else {
+		w.SubRow = 3 * ((ng + 1) / 2)
+		w.SupRow = 2 * ((cols + 255) / 256)
+	}
+	fill := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		return b
+	}
+	w.Lo, w.Hi, w.Sub = fill(rows*w.LoRow), fill(rows*w.HiRow), fill(rows*w.SubRow)
+	w.Sup = randF16(r, rows*w.SupRow)
+	return w
+}
+
+// randActs quantizes random activations for tokens tokens of a view's
+// width, each token padded by pad extra blocks (a stride wider than the
+// row), zero beyond the row's cols.
+func randActs(r *rand.Rand, w *Packed, cols, tokens, pad int) (xq []int8, xs []float32, xsum []int32, xstride, xsstride int) {
+	xsstride = w.Blocks + pad
+	xstride = 32 * xsstride
+	xq = make([]int8, tokens*xstride)
+	xs = make([]float32, tokens*xsstride)
+	xsum = make([]int32, tokens*xsstride)
+	for t := range tokens {
+		x := randF32(r, cols)
+		quantizeQ8Go(xq[t*xstride:t*xstride+cols], xs[t*xsstride:t*xsstride+(cols+31)/32], x, 32)
+		SumQ8Blocks(xsum[t*xsstride:(t+1)*xsstride], xq[t*xstride:(t+1)*xstride])
+	}
+	return
+}
+
+// TestPackedDefinition checks the reference against a float64 evaluation of
+// the decoded weights: the definition is what decoding promises.
+func TestPackedDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, s := range packedShapes {
+		for _, cols := range []int{32, 37, 96, 352, 384, 1000} {
+			w := randPacked(r, s, 3, cols)
+			xq, xs, xsum, _, _ := randActs(r, w, cols, 1, 0)
+			q := make([]uint8, 32*w.Blocks)
+			for row := range 3 {
+				w.unpackRowRef(q, row)
+				var want, abs float64
+				for i := range cols {
+					a, m := w.groupParams(row, i/s.group)
+					v := (float64(a)*float64(q[i]) - float64(m)) * float64(xq[i]) * float64(xs[i/32])
+					want += v
+					abs += math.Abs(float64(a)*float64(q[i])*float64(xq[i])*float64(xs[i/32])) + math.Abs(float64(m)*float64(xq[i])*float64(xs[i/32]))
+				}
+				got := dotPackedRowRef(w, row, xq, xs, xsum)
+				if math.Abs(float64(got)-want) > 1e-5*abs+1e-30 {
+					t.Fatalf("%+v cols %d row %d: definition %v, decoded weights give %v", s, cols, row, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestPackedKernels compares the installed row-range and tile kernels with
+// the definitions on odd shapes: bit for bit for the Go kernels (they keep
+// the definition's order), within float32 reordering otherwise.
+func TestPackedKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, s := range packedShapes {
+		for _, sh := range [][3]int{{1, 32, 1}, {5, 37, 3}, {4, 352, 9}, {7, 384, 2}, {9, 160, 17}, {3, 1000, 5}} {
+			rows, cols, tokens := sh[0], sh[1], sh[2]
+			w := randPacked(r, s, rows+2, cols)
+			xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 1)
+			v := w.Rows(1, rows+1) // a view not starting at row 0
+			for _, add := range []bool{false, true} {
+				ldy := rows + 3
+				want := make([]float32, tokens*ldy)
+				got := make([]float32, tokens*ldy)
+				for i := range want {
+					want[i] = float32(i)
+					got[i] = float32(i)
+				}
+				matPackedRef(want, ldy, &v, xq, xs, xsum, xstride, xsstride, rows, tokens, add)
+				MatPacked(got, ldy, &v, xq, xs, xsum, xstride, xsstride, rows, tokens, add)
+				compareExact(t, "MatPacked", s, rows, cols, got, want)
+				y := make([]float32, rows)
+				for i := range y {
+					y[i] = float32(i)
+				}
+				DotPackedRows(y, &v, xq, xs, xsum, add)
+				compareExact(t, "DotPackedRows", s, rows, cols, y, want[:rows])
+			}
+		}
+	}
+}
+
+func compareExact(t *testing.T, name string, s packedShape, rows, cols int, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if got[i] != want[i] && !(packedKernelsReorder && math.Abs(float64(got[i]-want[i])) <= 1e-5*(1+math.Abs(float64(want[i])))) {
+			t.Fatalf("%s %+v [%d, %d] element %d: got %v, definition %v", name, s, rows, cols, i, got[i], want[i])
+		}
+	}
+}
+
+// packedKernelsReorder is true when an assembly kernel (which may sum in
+// another order) is installed.
+var packedKernelsReorder = false
+
+func TestPackedViewPanics(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	w := randPacked(r, packedShapes[0], 2, 64)
+	xq, xs, xsum, _, _ := randActs(r, w, 64, 1, 0)
+	defer func() {
+		if recover() == nil {
+			t.Error("short activations accepted")
+		}
+	}()
+	DotPackedRows(make([]float32, 2), w, xq[:40], xs, xsum, false)
+}
+
+// FuzzPackedRows feeds arbitrary plane bytes and activations to the
+// installed kernels and compares them with the definition.
+func FuzzPackedRows(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 0xff, 0x80}, uint8(0), uint16(37), uint8(3), uint64(1))
+	f.Add(make([]byte, 200), uint8(5), uint16(352), uint8(2), uint64(2))
+	f.Fuzz(func(t *testing.T, raw []byte, sel uint8, colsRaw uint16, tokRaw uint8, seed uint64) {
+		s := packedShapes[int(sel)%len(packedShapes)]
+		cols := 1 + int(colsRaw)%1100
+		tokens := 1 + int(tokRaw)%10
+		r := rand.New(rand.NewPCG(seed, 3))
+		rows := 1 + int(seed%5)
+		w := randPacked(r, s, rows, cols)
+		// The fuzzer's bytes overwrite the start of every plane.
+		copy(w.Lo, raw)
+		copy(w.Hi, raw)
+		copy(w.Sub, raw)
+		for i := 0; i+1 < len(raw) && i/2 < len(w.Sup); i += 2 {
+			h := uint16(raw[i]) | uint16(raw[i+1])<<8
+			if h&0x7c00 != 0x7c00 { // finite float16 only
+				w.Sup[i/2] = h
+			}
+		}
+		xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 0)
+		for i := 0; i < len(raw) && i < len(xq); i++ {
+			if i%xstride < cols {
+				xq[i] = max(int8(raw[i]), -127)
+			}
+		}
+		for tt := range tokens {
+			SumQ8Blocks(xsum[tt*xsstride:(tt+1)*xsstride], xq[tt*xstride:(tt+1)*xstride])
+		}
+		want := make([]float32, tokens*rows)
+		got := make([]float32, tokens*rows)
+		matPackedRef(want, rows, w, xq, xs, xsum, xstride, xsstride, rows, tokens, false)
+		MatPacked(got, rows, w, xq, xs, xsum, xstride, xsstride, rows, tokens, false)
+		for i := range want {
+			if got[i] != want[i] && !(math.IsNaN(float64(got[i])) && math.IsNaN(float64(want[i]))) &&
+				!(packedKernelsReorder && math.Abs(float64(got[i]-want[i])) <= 1e-4*(1+math.Abs(float64(want[i])))) {
+				t.Fatalf("%+v [%d, %d] × %d: element %d got %v, definition %v", s, rows, cols, tokens, i, got[i], want[i])
+			}
+		}
+		y := make([]float32, rows)
+		DotPackedRows(y, w, xq, xs, xsum, false)
+		for i := range y {
+			if y[i] != want[i] && !(math.IsNaN(float64(y[i])) && math.IsNaN(float64(want[i]))) &&
+				!(packedKernelsReorder && math.Abs(float64(y[i]-want[i])) <= 1e-4*(1+math.Abs(float64(want[i])))) {
+				t.Fatalf("%+v rows kernel [%d, %d]: row %d got %v, definition %v", s, rows, cols, i, y[i], want[i])
+			}
+		}
+	})
+}
+
+func BenchmarkPackedRowsQ4(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	w := randPacked(r, packedShapes[0], 1024, 1024)
+	xq, xs, xsum, _, _ := randActs(r, w, 1024, 1, 0)
+	y := make([]float32, 1024)
+	b.SetBytes(int64(len(w.Lo) + len(w.Sub) + 2*len(w.Sup)))
+	for b.Loop() {
+		DotPackedRows(y, w, xq, xs, xsum, false)
+	}
+}
+
+func BenchmarkMatPackedQ4(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	w := randPacked(r, packedShapes[0], 32, 1024)
+	xq, xs, xsum, xstride, xsstride := randActs(r, w, 1024, 16, 0)
+	y := make([]float32, 16*32)
+	for b.Loop() {
+		MatPacked(y, 32, w, xq, xs, xsum, xstride, xsstride, 32, 16, false)
+	}
+}

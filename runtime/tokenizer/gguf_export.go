@@ -1,0 +1,90 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// GGUF metadata for tokenizers that did not come from GGUF, for writing
+// GGUF files: the tokenizer.ggml.* values llama.cpp's own converters write
+// for the same tokenizer. Keys map one to one to GGUFVocab's fields (Model →
+// tokenizer.ggml.model, Tokens → tokens, Scores → scores, Types →
+// token_type, Merges → merges, BOS/EOS/UNK/PAD → *_token_id when ≥ 0,
+// AddBOS/AddEOS → add_bos_token/add_eos_token, AddSpacePrefix →
+// add_space_prefix).
+
+// VocabFromSentencePiece describes a SentencePiece tokenizer.model as a
+// "llama" GGUF vocabulary: the pieces with their scores and types, the
+// trainer's special ids, add_bos_token/add_eos_token from the optional
+// tokenizer_config.json (default BOS only) and the dummy prefix as
+// add_space_prefix. llama.cpp merges by score, as sentencepiece does.
+func VocabFromSentencePiece(model, tokenizerConfig []byte) (*GGUFVocab, error) {
+	p, err := parseSentencePiece(model)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer.model: %w", err)
+	}
+	if p.modelType != spModelTypeBPE {
+		return nil, fmt.Errorf("tokenizer.model: model type %d is not BPE", p.modelType)
+	}
+	v := &GGUFVocab{Model: GGUFModelLlama, Tokens: p.pieces, Scores: p.scores, Types: make([]int32, len(p.types)),
+		AddBOS: true, AddSpacePrefix: p.addDummyPrefix, SEP: -1}
+	for i, t := range p.types {
+		v.Types[i] = int32(t)
+	}
+	for _, sp := range []struct {
+		name string
+		id   int32
+		dst  *int
+	}{{"unk_id", p.unkID, &v.UNK}, {"bos_id", p.bosID, &v.BOS}, {"eos_id", p.eosID, &v.EOS}, {"pad_id", p.padID, &v.PAD}} {
+		if *sp.dst, err = p.checkID(sp.name, sp.id); err != nil {
+			return nil, fmt.Errorf("tokenizer.model: %w", err)
+		}
+	}
+	if len(tokenizerConfig) > 0 {
+		var c hfConfig
+		if err := json.Unmarshal(tokenizerConfig, &c); err != nil {
+			return nil, fmt.Errorf("tokenizer_config.json: %w", err)
+		}
+		if c.AddBosToken != nil {
+			v.AddBOS = *c.AddBosToken
+		}
+		if c.AddEosToken != nil {
+			v.AddEOS = *c.AddEosToken
+		}
+	}
+	if err := v.check(); err != nil {
+		return nil, fmt.Errorf("tokenizer.model: %w", err)
+	}
+	return v, nil
+}
+
+// VocabFromLlama2C describes a llama2.c tokenizer.bin of vocabSize tokens
+// (<= 0: to the end) as a "llama" GGUF vocabulary: ids 0, 1, 2 are <unk>,
+// <s> and </s>, <0xXX> pieces are byte tokens, spaces become U+2581 again.
+func VocabFromLlama2C(tokenizerBin []byte, vocabSize int) (*GGUFVocab, error) {
+	l, err := parseLlama2C(tokenizerBin, vocabSize)
+	if err != nil {
+		return nil, err
+	}
+	n := len(l.pieces)
+	v := &GGUFVocab{Model: GGUFModelLlama, Tokens: make([]string, n), Scores: l.scores, Types: make([]int32, n),
+		BOS: 1, EOS: 2, UNK: 0, PAD: -1, SEP: -1, AddBOS: true, AddSpacePrefix: true}
+	for i, s := range l.pieces {
+		switch {
+		case i == 0:
+			v.Tokens[i], v.Types[i] = strings.TrimSpace(s), int32(typeUnknown)
+		case i < 3:
+			v.Tokens[i], v.Types[i] = strings.TrimSpace(s), int32(typeControl)
+		default:
+			v.Tokens[i], v.Types[i] = escapeSpaces(s), int32(typeNormal)
+			if _, ok := byteToken(s); ok {
+				v.Types[i] = int32(typeByte)
+			}
+		}
+	}
+	if err := v.check(); err != nil {
+		return nil, fmt.Errorf("tokenizer.bin: %w", err)
+	}
+	return v, nil
+}
