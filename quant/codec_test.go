@@ -561,6 +561,8 @@ func benchmarkEncode(b *testing.B, e Encoding, workers int) {
 func BenchmarkEncodeQ8(b *testing.B)          { benchmarkEncode(b, Q8, 1) }
 func BenchmarkEncodeQ8G128(b *testing.B)      { benchmarkEncode(b, Q8Group(128), 1) }
 func BenchmarkEncodeQ8Parallel2(b *testing.B) { benchmarkEncode(b, Q8, 2) }
+func BenchmarkEncodeQ4(b *testing.B)          { benchmarkEncode(b, Q4, 1) }
+func BenchmarkEncodeQ4Parallel2(b *testing.B) { benchmarkEncode(b, Q4, 2) }
 func BenchmarkEncodeF16(b *testing.B)         { benchmarkEncode(b, F16, 1) }
 
 func BenchmarkDecodeQ8(b *testing.B) {

@@ -432,9 +432,19 @@ func fitGroup(x, w []float32, nmax int) (scale, off float32) {
 		return 0, -xmin
 	}
 	fn := float32(nmax)
+	// Σw, Σw·x and Σw·x² do not depend on the levels; the trial loop only
+	// gathers Σw·l, Σw·l² and Σw·x·l. u holds x − min (the rounding
+	// argument) and wx the products w·x.
+	var buf [2 * 128]float32
+	u, wx := buf[:len(x)], buf[128:128+len(x)]
+	var sw, sx float32
 	var sxx float64
 	for i, v := range x {
-		sxx += float64(w[i] * v * v)
+		u[i] = v - xmin
+		wx[i] = w[i] * v
+		sw += w[i]
+		sx += wx[i]
+		sxx += float64(wx[i] * v)
 	}
 	best := math.MaxFloat64
 	scale, off = (xmax-xmin)/fn, -xmin
@@ -443,16 +453,16 @@ func fitGroup(x, w []float32, nmax int) (scale, off float32) {
 		if step >= 0 {
 			is = (fn + fitLo + fitStep*float32(step)) / (xmax - xmin)
 		}
-		// The levels are non-negative, so truncating l+0.5 rounds them.
-		var sw, sl, sll, sx, sxl float32
-		for i, v := range x {
-			l := min(float32(int32(is*(v-xmin)+0.5)), fn)
-			wi := w[i]
-			sw += wi
-			sl += wi * l
-			sll += wi * l * l
-			sx += wi * v
-			sxl += wi * v * l
+		// is·u ≥ 0 and < 2^22, so adding 1.5·2^23 and taking it away
+		// again rounds it to an integer (ties to even); the conversion
+		// keeps the product from being fused into the addition.
+		var sl, sll, sxl float32
+		for i, v := range u {
+			l := min(float32(is*v)+roundMagic-roundMagic, fn)
+			wl := w[i] * l
+			sl += wl
+			sll += wl * l
+			sxl += wx[i] * l
 		}
 		det := sw*sll - sl*sl
 		var s, b float32

@@ -12,9 +12,8 @@ import (
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/gguf"
-	"github.com/shrink-llm/shrink/runtime/tokenizer"
-
 	"github.com/shrink-llm/shrink/internal/safeio"
+	"github.com/shrink-llm/shrink/runtime/tokenizer"
 )
 
 // isGGUFFile reports whether path names a file starting with the GGUF magic.
