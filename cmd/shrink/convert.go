@@ -231,7 +231,7 @@ func calibFromFlags(c *cli.Context, lr convert.LowRank, weighted bool) (*calibSe
 		return nil, nil
 	}
 	if !lr.NeedsStats() && !weighted {
-		return nil, usagef("--calib is read only by --lowrank whiten, asvd, --lorc-whiten and the packed encodings (q2…q6, q4s), not by %s", orNone(string(lr.Method)))
+		return nil, usagef("--calib is read only by --lowrank whiten, asvd, --lorc-whiten, --rounding gptq and the packed encodings (q2…q6, q4s), not by %s", orNone(string(lr.Method)))
 	}
 	cs := &calibSettings{file: file, tokens: c.Int("calib-tokens")}
 	if cs.tokens < 1 {
