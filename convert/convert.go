@@ -15,6 +15,7 @@ import (
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/quant/gptq"
 )
 
 // Options tune a conversion run; the zero value is usable.
@@ -242,6 +243,9 @@ type encoder struct {
 	cal *Calibration
 	// rounding of q8 and packed projections (Options.Rounding).
 	rounding Rounding
+	// gptqFactor is the factor of the statistics of input gptqKey.
+	gptqKey    string
+	gptqFactor *gptq.Factor
 }
 
 // importance is the per-column weight of the packed encoders' scale search

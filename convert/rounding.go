@@ -47,8 +47,19 @@ func (e *encoder) encodeGPTQ(ctx context.Context, name string, enc quant.Encodin
 	if st == nil || st.N != cols || st.Count == 0 {
 		return quant.Metrics{}, false, nil
 	}
+	key := StatsKey(layer, point)
+	if e.gptqKey != key {
+		// Projections reading the same input come one after another
+		// (q, k, v; gate, up): factor each input once.
+		e.gptqKey, e.gptqFactor = "", nil
+		f, err := gptq.NewFactor(st.XXt, cols, gptq.Options{})
+		if err != nil {
+			return quant.Metrics{}, false, fmt.Errorf("input %s: %w", key, err)
+		}
+		e.gptqKey, e.gptqFactor = key, f
+	}
 	got := make([]float32, rows*cols)
-	if err := gptq.Quantize(ctx, enc, out, w, rows, cols, st.XXt, gptq.Options{Threads: workers, Importance: imp, Dequant: got}); err != nil {
+	if err := gptq.Quantize(ctx, enc, out, w, rows, cols, nil, gptq.Options{Threads: workers, Importance: imp, Dequant: got, Factor: e.gptqFactor}); err != nil {
 		return quant.Metrics{}, false, err
 	}
 	var acc quant.ErrorAccumulator

@@ -43,6 +43,36 @@ type Options struct {
 	// Dequant, when not nil (rows·cols), receives the values the pass
 	// rounded to, which decoding the output gives back.
 	Dequant []float32
+	// Factor, when not nil, is used instead of factoring h (which may then
+	// be nil): matrices reading the same input (q, k, v) share one. It must
+	// come from NewFactor with the same H, PercDamp and ActOrder.
+	Factor *Factor
+}
+
+// Factor is what the pass derives from H alone: the column order, the dead
+// columns and the upper Cholesky factor of the damped H⁻¹.
+type Factor struct {
+	n        int
+	actOrder bool
+	perm     []int     // position j rounds column perm[j]
+	dead     []bool    // by original column: no input energy, weight zeroed
+	u        []float32 // upper Cholesky factor of H⁻¹ (permuted), n×n
+}
+
+// NewFactor factors h (n×n, upper triangle read) under opt's PercDamp and
+// ActOrder.
+func NewFactor(h []float64, n int, opt Options) (*Factor, error) {
+	if len(h) != n*n {
+		return nil, fmt.Errorf("gptq: H has %d entries, want %d", len(h), n*n)
+	}
+	if opt.PercDamp == 0 {
+		opt.PercDamp = DefaultPercDamp
+	}
+	p := &pass{cols: n, opt: opt}
+	if err := p.factor(h); err != nil {
+		return nil, fmt.Errorf("gptq: %w", err)
+	}
+	return &Factor{n: n, actOrder: opt.ActOrder, perm: p.perm, dead: p.dead, u: p.u}, nil
 }
 
 // Quantize writes w ([rows, cols] row-major, not modified) into dst
@@ -63,7 +93,7 @@ func Quantize(ctx context.Context, e quant.Encoding, dst []byte, w []float32, ro
 		return fmt.Errorf("gptq %v [%d, %d]: have %d output bytes, want %d", e, rows, cols, len(dst), size)
 	case len(w) != rows*cols:
 		return fmt.Errorf("gptq %v [%d, %d]: have %d weights", e, rows, cols, len(w))
-	case len(h) != cols*cols:
+	case opt.Factor == nil && len(h) != cols*cols:
 		return fmt.Errorf("gptq %v [%d, %d]: H has %d entries, want %d", e, rows, cols, len(h), cols*cols)
 	case opt.Importance != nil && len(opt.Importance) != cols:
 		return fmt.Errorf("gptq %v [%d, %d]: %d importances, want %d", e, rows, cols, len(opt.Importance), cols)
@@ -95,7 +125,12 @@ func Quantize(ctx context.Context, e quant.Encoding, dst []byte, w []float32, ro
 	if !opt.ActOrder {
 		p.opt.BlockSize = (opt.BlockSize + p.span - 1) / p.span * p.span
 	}
-	if err := p.factor(h); err != nil {
+	if f := opt.Factor; f != nil {
+		if f.n != cols || f.actOrder != opt.ActOrder {
+			return fmt.Errorf("gptq %v [%d, %d]: factor of %d columns (act order %v) given", e, rows, cols, f.n, f.actOrder)
+		}
+		p.perm, p.dead, p.u = f.perm, f.dead, f.u
+	} else if err := p.factor(h); err != nil {
 		return fmt.Errorf("gptq %v [%d, %d]: %w", e, rows, cols, err)
 	}
 	clear(dst)

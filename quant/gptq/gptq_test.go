@@ -252,3 +252,25 @@ func TestDeadColumnsAndErrors(t *testing.T) {
 		t.Error("f16 accepted")
 	}
 }
+
+// A factor shared between matrices of the same input gives the same bytes
+// as factoring H for each; a mismatched one is refused.
+func TestSharedFactor(t *testing.T) {
+	const rows, cols = 12, 100
+	w, h := correlated(21, rows, cols, 2*cols)
+	for _, act := range []bool{false, true} {
+		want, _ := quantize(t, quant.Q4, w, rows, cols, h, Options{ActOrder: act})
+		f, err := NewFactor(h, cols, Options{ActOrder: act})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := quantize(t, quant.Q4, w, rows, cols, nil, Options{ActOrder: act, Factor: f})
+		if !bytes.Equal(got, want) {
+			t.Errorf("act=%v: shared factor changes the output", act)
+		}
+		size, _ := quant.Q4.Size(rows, cols)
+		if err := Quantize(context.Background(), quant.Q4, make([]byte, size), w, rows, cols, nil, Options{ActOrder: !act, Factor: f}); err == nil {
+			t.Errorf("act=%v: factor with the other order accepted", act)
+		}
+	}
+}
