@@ -15,6 +15,16 @@ import (
 // Decoding is bound by reading the weights, so n sessions in one Batch step
 // cost about as much memory traffic as one Decode.
 //
+// By default each session's row of a product goes through the one-token
+// (decode) kernels, tile by tile, so that every session gets exactly the
+// logits Session.Decode would give it, bit for bit, and so the same tokens
+// as decoding alone (Model.Generate, `shrink run`); the weights are still
+// read from memory once per step, the other sessions' rows reading them
+// from cache. SetTiled switches to the register-tiled matrix-matrix
+// kernels of prefill instead: more arithmetic per weight byte, but a
+// different summation order, so logits differ from Decode's in the last
+// bits and a near-tie can pick another token.
+//
 // A Batch holds scratch for at most its capacity of sessions; it is not safe
 // for concurrent use and must not run at the same time as any of the
 // sessions it is given. Activation hooks are not called for batched steps.
@@ -41,6 +51,7 @@ func (m *Model) NewBatch(maxSeqs int) (*Batch, error) {
 	T := maxSeqs
 	h := m.cfg.HiddenSize
 	b := &Batch{m: m, e: newExec(m.pool, m.opts.ExactQ8), max: T}
+	b.e.perToken = true
 	b.x = make([]float32, T*h)
 	b.xn = make([]float32, T*h)
 	b.q = make([]float32, T*m.qDim)
@@ -65,6 +76,10 @@ func (m *Model) NewBatch(maxSeqs int) (*Batch, error) {
 	b.e.reserve(T, ms...)
 	return b, nil
 }
+
+// SetTiled chooses the register-tiled kernels (true) or the exact
+// per-session decode kernels (false, the default) for later steps.
+func (b *Batch) SetTiled(tiled bool) { b.e.perToken = !tiled }
 
 // Cap is the most sessions one step takes.
 func (b *Batch) Cap() int { return b.max }
@@ -171,7 +186,11 @@ func (b *Batch) forward(ctx context.Context, ss []*Session, tokens []int) error 
 			u := b.u[:T*m.ffn]
 			b.e.mulShared([]*Matrix{L.gate, L.up}, [][]float32{g, u}, xn, T)
 			addBias(u, L.upb, T)
-			simd.SiLUMul(g, u)
+			// Row by row, as Decode sees it: the vector kernel's tail
+			// and body may round differently.
+			for t := range T {
+				simd.SiLUMul(g[t*m.ffn:(t+1)*m.ffn], u[t*m.ffn:(t+1)*m.ffn])
+			}
 		} else {
 			b.e.mul(L.up, g, xn, T, false)
 			addBias(g, L.upb, T)

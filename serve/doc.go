@@ -17,8 +17,11 @@
 // Retry-After at once rather than letting latency grow without bound.
 //
 // Tokens are sampled exactly as runtime.Model.Generate (and so `shrink run`)
-// samples them, one runtime.Sampler per request; with the same seed and
-// parameters a request generates the same tokens as `shrink run`.
+// samples them, one runtime.Sampler per request, from logits that the
+// batch computes bit for bit as a lone decode would: with the same seed and
+// parameters a request generates the same tokens as `shrink run`, however
+// many others share its steps. Config.TiledBatch trades that for the
+// register-tiled kernels (see runtime.Batch).
 //
 // # Chat
 //

@@ -37,6 +37,11 @@ type Config struct {
 	// PrefillChunk is the most prompt tokens one scheduler step pushes
 	// (default 64).
 	PrefillChunk int
+	// TiledBatch decodes with the register-tiled matrix kernels instead
+	// of the exact per-sequence ones (see runtime.Batch): more arithmetic
+	// per weight byte, but a request may then generate other tokens than
+	// `shrink run` with the same seed when two candidates nearly tie.
+	TiledBatch bool
 	// APIKey, when set, must be sent as "Authorization: Bearer KEY" to every
 	// endpoint but /health.
 	APIKey string
@@ -126,6 +131,7 @@ func New(m *runtime.Model, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	s.sched.batch.SetTiled(cfg.TiledBatch)
 	q = func() float64 { return float64(len(s.sched.queue)) }
 	return s, nil
 }

@@ -26,6 +26,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "ctx", Usage: "tokens per sequence, prompt included (default: the model's context)"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "worker `N` threads (default: all cores)"},
 			&cli.StringFlag{Name: "api-key", EnvVars: []string{"SHRINK_API_KEY"}, Usage: "require `KEY` as a bearer token"},
+			&cli.BoolFlag{Name: "tiled-batch", Usage: "decode batches with the register-tiled kernels (faster at many streams; tokens may differ from `shrink run` on near-ties)"},
 			&cli.StringFlag{Name: "name", Usage: "model `ID` reported to clients (default: the file name)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -44,7 +45,7 @@ func serveCommand() *cli.Command {
 				name = strings.TrimSuffix(filepath.Base(path), ".shrink")
 			}
 			srv, err := serve.New(m, serve.Config{ModelName: name, Parallel: c.Int("parallel"), Queue: c.Int("queue"),
-				Context: c.Int("ctx"), APIKey: c.String("api-key")})
+				Context: c.Int("ctx"), APIKey: c.String("api-key"), TiledBatch: c.Bool("tiled-batch")})
 			if err != nil {
 				return usagef("%v", err)
 			}
