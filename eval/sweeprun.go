@@ -128,8 +128,10 @@ type SweepCalibrationText struct {
 // FILE.safetensors:NAME.
 type SweepInput struct {
 	Text, Tokens string
-	DocSep       string
-	Docs         textdata.DocRange // only with Text
+	// DocSep is the line between documents of Text (DefaultDocSep for
+	// <|endoftext|>; "" makes the file one document).
+	DocSep string
+	Docs   textdata.DocRange // only with Text
 }
 
 // SweepStage says what a SweepProgress reports.
