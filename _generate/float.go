@@ -72,13 +72,7 @@ func dotFloat(g *gen, e floatEnc) {
 	for i := range 4 {
 		g.VFMADD231PS(mi(RDI, RAX, 4, i*32), y(4+i), y(i))
 	}
-	g.ADDQ(U8(32), RAX)
-	g.CMPQ(RAX, RDX)
-	g.JLT(LabelRef("loop"))
-
-	g.Label("tail")
-	g.CMPQ(RAX, RCX)
-	g.JGE(LabelRef("reduce"))
+	g.loopTail(32)
 	e.widen(g, mi(RSI, RAX, e.size, 0), Y4)
 	e.fix(g, Y4)
 	g.VFMADD231PS(mi(RDI, RAX, 4, 0), Y4, Y0)
@@ -140,13 +134,7 @@ func rowsFloat(g *gen, e floatEnc) {
 		g.VFMADD231PS(Y8, a, y(i))
 		g.VFMADD231PS(Y9, b, y(4+i))
 	}
-	g.ADDQ(U8(16), RAX)
-	g.CMPQ(RAX, RDX)
-	g.JLT(LabelRef("loop"))
-
-	g.Label("tail")
-	g.CMPQ(RAX, RCX)
-	g.JGE(LabelRef("reduce"))
+	g.loopTail(16)
 	g.VMOVUPS(mi(RDI, RAX, 4, 0), Y8)
 	rows := []GPPhysical{R8, R9, R10, R11}
 	if e.size == 4 {
@@ -168,15 +156,7 @@ func rowsFloat(g *gen, e floatEnc) {
 		g.VADDPS(y(4+i), y(i), y(i))
 	}
 	g.hsum4(0, 1, 2, 3)
-	g.MOVQ(sp(0), RDX)
-	g.MOVQ(g.arg(4), RCX)
-	g.TESTQ(RCX, RCX)
-	g.JZ(LabelRef("store"))
-	g.VADDPS(m(RDX, 0), X0, X0)
-	g.Label("store")
-	g.VMOVUPS(X0, m(RDX, 0))
-	g.ADDQ(U8(16), RDX)
-	g.MOVQ(RDX, sp(0))
+	g.storeSums4(RDX, sp(0), func() { g.MOVQ(g.arg(4), RCX) })
 	g.ADDQ(R13, R8)
 	g.closeLoop(sp(8), "rowblk", "ret")
 }
@@ -214,9 +194,7 @@ func tileFloat(g *gen, e floatEnc) {
 	g.MOVQ(RCX, RDX)
 	g.ANDQ(I8(-16), RDX)
 	g.XORQ(RAX, RAX)
-	for i := range 16 {
-		g.VPXORD(z(i), z(i), z(i))
-	}
+	g.zeroZ(upto(16)...)
 	g.TESTQ(RDX, RDX)
 	g.JZ(LabelRef("tail"))
 

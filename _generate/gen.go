@@ -105,12 +105,20 @@ func (g *gen) hsumX(a, b int) {
 
 // hsum4 reduces y(a), y(b), y(c), y(d) into x(a) = [Σ y(a), Σ y(b), Σ y(c),
 // Σ y(d)], with x(b) as scratch for the last step.
-func (g *gen) hsum4(a, b, c, d int) {
-	g.VHADDPS(y(b), y(a), y(a))
-	g.VHADDPS(y(d), y(c), y(c))
-	g.VHADDPS(y(c), y(a), y(a))
-	g.VEXTRACTF128(U8(1), y(a), x(b))
-	g.VADDPS(x(b), x(a), x(a))
+func (g *gen) hsum4(a, b, c, d int) { g.hsum4Of(false, a, b, c, d) }
+
+// hsum4Of is hsum4 for float32 lanes, or (ints) for int32 lanes.
+func (g *gen) hsum4Of(ints bool, a, b, c, d int) {
+	hadd, extract, add := g.VHADDPS, g.VEXTRACTF128, g.VADDPS
+	if ints {
+		hadd, extract = g.VPHADDD, g.VEXTRACTI128
+		add = func(ops ...Op) { g.VPADDD(ops...) }
+	}
+	hadd(y(b), y(a), y(a))
+	hadd(y(d), y(c), y(c))
+	hadd(y(c), y(a), y(a))
+	extract(U8(1), y(a), x(b))
+	add(x(b), x(a), x(a))
 }
 
 // broadcast32 sets v to the 32-bit constant c in every lane, through AX.
@@ -132,6 +140,22 @@ func (g *gen) lowMask(tmp GPPhysical, k Register) {
 	g.SHLL(CL, tmp)
 	g.DECL(tmp)
 	g.KMOVW(tmp, k)
+}
+
+// zeroZ clears z(i) for each i.
+func (g *gen) zeroZ(regs ...int) {
+	for _, i := range regs {
+		g.VPXORD(z(i), z(i), z(i))
+	}
+}
+
+// upto is 0, 1, …, n−1.
+func upto(n int) []int {
+	r := make([]int, n)
+	for i := range r {
+		r[i] = i
+	}
+	return r
 }
 
 // foldZ adds the high half of z(i) into y(i) for i < n, through y(tmp), so
@@ -193,6 +217,21 @@ func (g *gen) leaIndex(index GPPhysical, scale uint8, dst GPPhysical) {
 	})
 }
 
+// storeSums4 writes (with add, adds) the four row sums in X0 to y at the
+// pointer kept in slot, through ptr, and moves the pointer on; loadAdd sets
+// CX to the add argument.
+func (g *gen) storeSums4(ptr GPPhysical, slot Mem, loadAdd func()) {
+	g.MOVQ(slot, ptr)
+	loadAdd()
+	g.TESTQ(RCX, RCX)
+	g.JZ(LabelRef("store"))
+	g.VADDPS(m(ptr, 0), X0, X0)
+	g.Label("store")
+	g.VMOVUPS(X0, m(ptr, 0))
+	g.ADDQ(U8(16), ptr)
+	g.MOVQ(ptr, slot)
+}
+
 // closeLoop ends a kernel's outer loop and the kernel: DECQ counter, back
 // to loop while it is non-zero, then VZEROUPPER and RET at exit (where the
 // kernel jumps when it has nothing to do).
@@ -202,6 +241,17 @@ func (g *gen) closeLoop(counter Op, loop, exit string) {
 	g.VZEROUPPER()
 	g.Label(exit)
 	g.RET()
+}
+
+// loopTail closes startLoop's loop (AX += step while AX < DX) and opens
+// tail, which goes to reduce once AX reaches CX.
+func (g *gen) loopTail(step int) {
+	g.ADDQ(U8(step), RAX)
+	g.CMPQ(RAX, RDX)
+	g.JLT(LabelRef("loop"))
+	g.Label("tail")
+	g.CMPQ(RAX, RCX)
+	g.JGE(LabelRef("reduce"))
 }
 
 // startLoop clears the accumulators y(0)..y(accs-1), sets AX = 0 and DX =

@@ -421,14 +421,28 @@ func pairConst(g *gen) {
 	g.broadcast32(2, Z17)
 }
 
+// vnniGroup is one chunk of dotQ8VNNI32 (two groups at 512 bits, one at
+// 256): the corrected int32 sums of w (SI) and x (DI) in v(2), as floats,
+// then scale.
+func vnniGroup(g *gen, w vnniWidth, scale func()) {
+	v := w.v
+	w.load(g, m(RDI, 0), v(5))
+	w.xor(g, m(RSI, 0), v(14), v(4))
+	w.zeroI(g, v(2))
+	w.zeroI(g, v(3))
+	g.VPDPBUSD(v(5), v(4), v(2))
+	g.VPDPBUSD(v(5), v(14), v(3))
+	g.VPSUBD(v(3), v(2), v(2))
+	g.VCVTDQ2PS(v(2), v(2))
+	scale()
+}
+
 func dotQ8VNNI32(g *gen) {
 	g.text("dotQ8VNNI32", sigQ8, 32)
 	q8Load1(g)
 	c80(g, z)
 	pairConst(g)
-	for _, r := range []VecPhysical{Z0, Z1, Z8} {
-		g.VPXORD(r, r, r)
-	}
+	g.zeroZ(0, 1, 8)
 	g.TESTQ(R15, R15)
 	g.JZ(LabelRef("done"))
 
@@ -441,20 +455,14 @@ func dotQ8VNNI32(g *gen) {
 	g.JZ(LabelRef("odd"))
 
 	g.Label("pair")
-	g.VMOVDQU64(m(RDI, 0), Z5)
-	g.VPXORD(m(RSI, 0), Z14, Z4)
-	g.VPXORD(Z2, Z2, Z2)
-	g.VPXORD(Z3, Z3, Z3)
-	g.VPDPBUSD(Z5, Z4, Z2)
-	g.VPDPBUSD(Z5, Z14, Z3)
-	g.VPSUBD(Z3, Z2, Z2)
-	g.VCVTDQ2PS(Z2, Z2)
-	g.VPERMPS(Z6, Z16, Z7)
-	g.VPADDD(Z17, Z16, Z16)
-	g.VFMADD231PS(Z7, Z2, Z0)
-	g.VMOVAPS(Z0, Z3)
-	g.VMOVAPS(Z1, Z0)
-	g.VMOVAPS(Z3, Z1)
+	vnniGroup(g, vnni512, func() {
+		g.VPERMPS(Z6, Z16, Z7)
+		g.VPADDD(Z17, Z16, Z16)
+		g.VFMADD231PS(Z7, Z2, Z0)
+		g.VMOVAPS(Z0, Z3)
+		g.VMOVAPS(Z1, Z0)
+		g.VMOVAPS(Z3, Z1)
+	})
 	g.ADDQ(U8(64), RSI)
 	g.ADDQ(U8(64), RDI)
 	g.ADDQ(U8(8), R14)
@@ -464,15 +472,7 @@ func dotQ8VNNI32(g *gen) {
 	g.Label("odd")
 	g.CMPQ(R14, RCX)
 	g.JGE(LabelRef("next"))
-	g.VMOVDQU(m(RDI, 0), Y5)
-	g.VPXOR(m(RSI, 0), Y14, Y4)
-	g.VPXOR(Y2, Y2, Y2)
-	g.VPXOR(Y3, Y3, Y3)
-	g.VPDPBUSD(Y5, Y4, Y2)
-	g.VPDPBUSD(Y5, Y14, Y3)
-	g.VPSUBD(Y3, Y2, Y2)
-	g.VCVTDQ2PS(Y2, Y2)
-	g.VFMADD231PS_BCST(mi(SP, R14, 1, 0), Y2, Y8)
+	vnniGroup(g, vnni256, func() { g.VFMADD231PS_BCST(mi(SP, R14, 1, 0), Y2, Y8) })
 	g.ADDQ(U8(32), RSI)
 	g.ADDQ(U8(32), RDI)
 
@@ -548,9 +548,7 @@ func dotQ8RowsVNNI32(g *gen) {
 	g.MOVQ(f(RCX, "xs", "base"), RDX)
 	g.MOVQ(f(RCX, "xs", "len"), RCX)
 	g.MOVQ(RCX, R15)
-	for _, i := range []int{4, 5, 6, 7, 28, 29, 30, 31} {
-		g.VPXORD(z(i), z(i), z(i))
-	}
+	g.zeroZ(4, 5, 6, 7, 28, 29, 30, 31)
 
 	srows := []GPPhysical{R12, R13, RBX, RSI}
 	rows := []GPPhysical{R8, R9, R10, R11}
@@ -619,17 +617,10 @@ func dotQ8RowsVNNI32(g *gen) {
 		g.VADDPS(z(28+i), z(4+i), z(4+i))
 	}
 	g.reduce4Z()
-	g.MOVQ(sp(144), RAX)
-	g.MOVQ(g.arg(0), R15)
-	g.MOVQ(f(R15, "add", ""), RCX)
-	g.TESTQ(RCX, RCX)
-	g.JZ(LabelRef("store"))
-	g.VADDPS(m(RAX, 0), X0, X0)
-
-	g.Label("store")
-	g.VMOVUPS(X0, m(RAX, 0))
-	g.ADDQ(U8(16), RAX)
-	g.MOVQ(RAX, sp(144))
+	g.storeSums4(RAX, sp(144), func() {
+		g.MOVQ(g.arg(0), R15)
+		g.MOVQ(f(R15, "add", ""), RCX)
+	})
 	// Next block: four rows further.
 	g.MOVQ(f(R15, "stride", ""), RAX)
 	g.SHLQ(U8(2), RAX)
@@ -773,9 +764,7 @@ func tileQ8x2VNNI(g *gen) {
 	g.MOVQ(f("xs", "base"), RDX)
 	g.MOVQ(f("ng", ""), RAX)
 	g.MOVQ(RAX, sp(0))
-	for i := range 8 {
-		g.VPXORD(z(i), z(i), z(i))
-	}
+	g.zeroZ(upto(8)...)
 	g.TESTQ(RAX, RAX)
 	g.JZ(LabelRef("tdone"))
 

@@ -295,9 +295,15 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 			return t, out, nil
 		}
 	}
-	if pe.Encoding == quant.Q8 {
-		// A GGUF Q8_0 tensor is already q8 with group 32: repack it.
-		if ok, err := d.carryQ8(out, rows, cols); err != nil {
+	// GGUF Q8_0 is q8 with group 32, Q4_K is q4 and Q5_K q5: repack, not
+	// re-fit.
+	carry := map[quant.Encoding]func([]byte, int, int) (bool, error){
+		quant.Q8:        d.carryQ8,
+		quant.QK(4, 32): func(b []byte, r, c int) (bool, error) { return d.carryQK(b, r, c, 4) },
+		quant.QK(5, 32): func(b []byte, r, c int) (bool, error) { return d.carryQK(b, r, c, 5) },
+	}[pe.Encoding]
+	if carry != nil {
+		if ok, err := carry(out, rows, cols); err != nil {
 			return t, nil, err
 		} else if ok {
 			t.Metrics = &format.Metrics{SNRdB: snrExact, Cosine: 1}

@@ -56,7 +56,7 @@
 // Q2_K..Q6_K) are dequantized by Load with llama.cpp's formulas, bit for
 // bit. A Q8_0 tensor planned as q8 (group 32) is not requantized: its blocks
 // are the q8 groups, so the int8 quants and float16 scales are repacked as
-// they are (carryQ8). ExportGGUF goes the other way, from a .shrink file to
+// they are (carryQ8); Q4_K and Q5_K planned as q4 and q5 likewise (carryQK). ExportGGUF goes the other way, from a .shrink file to
 // a GGUF llama.cpp loads; this is why convert imports gguf/ and, for the
 // tokenizer's metadata, runtime/tokenizer.
 package convert

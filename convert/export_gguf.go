@@ -2,6 +2,7 @@ package convert
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -257,10 +258,24 @@ func exportTypeOne(t *format.Tensor, cols int, exact bool) (gguf.TensorType, str
 		default:
 			return gguf.TypeQ8_0, fmt.Sprintf("%v requantized as Q8_0 (blocks of 32)", enc), nil
 		}
-	case quant.KindQK, quant.KindQ4S:
-		// The packed planes are not llama.cpp's block layouts; the decoded
-		// values are exact in F32.
-		return gguf.TypeF32, fmt.Sprintf("%v has no llama.cpp type with the same layout; written as F32 (the same numbers)", enc), nil
+	case quant.KindQ4S:
+		// q4s with groups of 32 has Q4_0's numbers, d·(q−8) with d float16:
+		// repacked from the planes into Q4_0 blocks.
+		if enc.Group == 32 && cols%32 == 0 {
+			return gguf.TypeQ4_0, "", nil
+		}
+	case quant.KindQK:
+		// q4 and q5 with groups of 32 have Q4_K's and Q5_K's numbers,
+		// (d·sc)·q − dmin·mn with 6-bit sc, mn per 32 weights and float16
+		// d, dmin per 256.
+		if enc.Group == 32 && cols%256 == 0 && (enc.Bits == 4 || enc.Bits == 5) {
+			return map[int]gguf.TensorType{4: gguf.TypeQ4_K, 5: gguf.TypeQ5_K}[enc.Bits], "", nil
+		}
+	}
+	// The other packed encodings (q2, q3, q5, q6, larger groups) have no
+	// ggml type with the same numbers.
+	if !exact && cols%32 == 0 {
+		return gguf.TypeQ8_0, fmt.Sprintf("%v has no llama.cpp type with the same numbers; requantized as Q8_0", enc), nil
 	}
 	// Any other encoding decodes to float32 values F32 holds exactly.
 	return gguf.TypeF32, fmt.Sprintf("%v has no llama.cpp type; written as F32 (the same numbers)", enc), nil
@@ -318,6 +333,12 @@ func tensorBytesAs(f *format.File, t *format.Tensor, typ gguf.TensorType) ([]byt
 			return append([]byte(nil), data...), nil
 		case typ == gguf.TypeQ8_0 && p.Encoding == quant.Q8 && cols%32 == 0:
 			return q8ToQ8_0(data, rows, cols)
+		case typ == gguf.TypeQ4_0 && p.Encoding == quant.Q4S(32) && cols%32 == 0:
+			return q4sToQ4_0(data, rows, cols)
+		case typ == gguf.TypeQ4_K && p.Encoding == quant.QK(4, 32) && cols%256 == 0:
+			return qkToK(data, rows, cols, 4)
+		case typ == gguf.TypeQ5_K && p.Encoding == quant.QK(5, 32) && cols%256 == 0:
+			return qkToK(data, rows, cols, 5)
 		}
 	}
 	x, err := denseValues(f, t, rows, cols)
@@ -360,6 +381,92 @@ func q8ToQ8_0(data []byte, rows, cols int) ([]byte, error) {
 			copy(blk[:2], data[qp+2*(r*nb+g):])
 			for k := 0; k < 32; k++ {
 				blk[2+k] = byte(quants[r*cols+g*32+k])
+			}
+		}
+	}
+	return out, nil
+}
+
+// q4sToQ4_0 repacks shrink's q4s (group 32) into Q4_0 blocks: the same
+// float16 scale and 4-bit quants per 32 weights, the quant of weight j in
+// the low nibble of byte j and that of weight j+16 in its high nibble.
+func q4sToQ4_0(data []byte, rows, cols int) ([]byte, error) {
+	lo, _, _, sup, l, err := quant.PackedPlanes(quant.Q4S(32), data, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	nb := cols / 32
+	out := make([]byte, rows*nb*18)
+	q := make([]uint8, l.PaddedCols)
+	for r := 0; r < rows; r++ {
+		clear(q)
+		quant.UnpackPlane(q, lo[r*l.LoRow:(r+1)*l.LoRow], 0, 4)
+		for g := 0; g < nb; g++ {
+			blk := out[(r*nb+g)*18:]
+			binary.LittleEndian.PutUint16(blk, sup[r*l.Groups+g])
+			for j := 0; j < 16; j++ {
+				blk[2+j] = q[g*32+j]&15 | q[g*32+j+16]<<4
+			}
+		}
+	}
+	return out, nil
+}
+
+// qkToK repacks shrink's q4 or q5 (group 32) into Q4_K or Q5_K
+// super-blocks of 256: float16 d and dmin, the eight 6-bit scales and mins
+// packed in 12 bytes as ggml's get_scale_min_k4 reads them, for Q5_K the
+// 32 bytes of fifth bits, then the nibbles, 64 weights per 32 bytes (weight
+// i of the first group of a pair in the low nibble of byte i, weight i of
+// the second in its high nibble).
+func qkToK(data []byte, rows, cols, bits int) ([]byte, error) {
+	e := quant.QK(bits, 32)
+	lo, hi, sub, sup, l, err := quant.PackedPlanes(e, data, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	bb := 144
+	if bits == 5 {
+		bb = 176
+	}
+	nsb := cols / 256
+	out := make([]byte, rows*nsb*bb)
+	q := make([]uint8, l.PaddedCols)
+	for r := 0; r < rows; r++ {
+		clear(q)
+		quant.UnpackPlane(q, lo[r*l.LoRow:(r+1)*l.LoRow], 0, 4)
+		if bits == 5 {
+			quant.UnpackPlane(q, hi[r*l.HiRow:(r+1)*l.HiRow], 4, 1)
+		}
+		subRow := sub[r*l.SubRow : (r+1)*l.SubRow]
+		supRow := sup[r*l.SupRow/2:]
+		for b := 0; b < nsb; b++ {
+			blk := out[(r*nsb+b)*bb : (r*nsb+b+1)*bb]
+			binary.LittleEndian.PutUint16(blk[0:], supRow[2*b])
+			binary.LittleEndian.PutUint16(blk[2:], supRow[2*b+1])
+			sc := blk[4:16]
+			for j := 0; j < 8; j++ {
+				s, m := quant.SubScales(subRow, b*8+j)
+				if j < 4 {
+					sc[j] |= s & 63
+					sc[j+4] |= m & 63
+				} else {
+					sc[j+4] = s&0x0f | (m&0x0f)<<4
+					sc[j-4] |= (s >> 4) << 6
+					sc[j] |= (m >> 4) << 6
+				}
+			}
+			qs, qh := blk[16:], []byte(nil)
+			if bits == 5 {
+				qh, qs = blk[16:48], blk[48:]
+			}
+			w := q[b*256:]
+			for c := 0; c < 4; c++ {
+				for i := 0; i < 32; i++ {
+					qs[c*32+i] = w[c*64+i]&15 | (w[c*64+32+i]&15)<<4
+					if qh != nil {
+						qh[i] |= (w[c*64+i]>>4&1)<<(2*c) | (w[c*64+32+i]>>4&1)<<(2*c+1)
+					}
+				}
 			}
 		}
 	}

@@ -381,3 +381,107 @@ func TestExportQ8GroupsWithoutLlamaCppType(t *testing.T) {
 		gf.Close()
 	}
 }
+
+// TestQ4SAndQ4_0 checks both directions of q4s (group 32) ⇄ Q4_0, which
+// hold the same numbers: q4_0.gguf converted at q4s decodes to gguf-py's
+// values bit for bit, and a q4s model exported (Q4_0 blocks repacked from
+// the planes) and converted back is the same .shrink.
+func TestQ4SAndQ4_0(t *testing.T) {
+	dir := testshared.Path(t, "models", "gguf-quants")
+	q4s := quant.Q4S(32)
+	pol := Policy{Quant: q4s, Embed: &q4s, Output: &q4s}
+	first := convertFile(t, filepath.Join(dir, "q4_0.gguf"), OpenOptions{}, pol)
+	f, err := format.Open(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ref := testshared.ReadSafetensors(t, filepath.Join(dir, "q4_0.dequant.safetensors"))
+	for _, st := range f.Tensors() {
+		if len(st.Shape) != 2 {
+			continue
+		}
+		if st.Parts[0].Encoding != q4s || st.Metrics == nil || st.Metrics.SNRdB != snrExact {
+			t.Fatalf("%s: %v, metrics %+v; want q4s reported exact", st.Name, st.Parts[0].Encoding, st.Metrics)
+		}
+		rows, cols, _ := matrixShape(st.Shape)
+		got := make([]float32, rows*cols)
+		if err := quant.Decode(q4s, got, f.PartData(&st.Parts[0]), rows, cols); err != nil {
+			t.Fatal(err)
+		}
+		if want := canonicalRef(t, ref, st.Name, f.Config().HeadDim); !slices.Equal(got, want) {
+			t.Fatalf("%s: q4s values differ from Q4_0's", st.Name)
+		}
+	}
+	g, res := exportFile(t, first, ExportOptions{Exact: true})
+	if len(res.Notes) != 0 {
+		t.Fatalf("notes: %v", res.Notes)
+	}
+	gf, err := gguf.Open(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gf.Close()
+	if tn, _ := gf.Tensor("blk.0.ffn_up.weight"); tn == nil || tn.Type != gguf.TypeQ4_0 {
+		t.Fatalf("blk.0.ffn_up.weight exported as %+v, want Q4_0", tn)
+	}
+	checkGGUFValues(t, first, gf)
+	sameTensors(t, first, convertFile(t, g, OpenOptions{}, pol))
+}
+
+// TestQ4AndQ4_K: q4 and q5 (group 32) hold the numbers of Q4_K and Q5_K.
+// q4_k.gguf converted at q4 (q5_k.gguf at q5) and exported again gives llama-quantize's numbers in
+// every Q4_K tensor (mostly its very bytes; q and k rows back in its
+// order), and converting that GGUF gives the same .shrink.
+func TestQ4AndQ4_K(t *testing.T) {
+	for _, c := range []struct {
+		stem string
+		enc  quant.Encoding
+	}{{"q4_k", quant.QK(4, 32)}, {"q5_k", quant.QK(5, 32)}} {
+		t.Run(c.stem, func(t *testing.T) { testKQuantRoundTrip(t, c.stem, c.enc) })
+	}
+}
+
+func testKQuantRoundTrip(t *testing.T, stem string, enc quant.Encoding) {
+	dir := testshared.Path(t, "models", "gguf-quants")
+	pol := Policy{Quant: enc, Embed: &enc, Output: &enc}
+	first := convertFile(t, filepath.Join(dir, stem+".gguf"), OpenOptions{}, pol)
+	g, res := exportFile(t, first, ExportOptions{Exact: true})
+	if len(res.Notes) != 0 {
+		t.Fatalf("notes: %v", res.Notes)
+	}
+	ours, err := gguf.Open(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	orig, err := gguf.Open(filepath.Join(dir, stem+".gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	identical := 0
+	for _, ot := range orig.Tensors {
+		nt, ok := ours.Tensor(ot.Name)
+		if !ok {
+			t.Fatalf("%s missing", ot.Name)
+		}
+		a, _ := orig.ReadTensor(&ot)
+		b, _ := ours.ReadTensor(nt)
+		if nt.Type != ot.Type {
+			t.Fatalf("%s: exported %v, llama-quantize %v", ot.Name, nt.Type, ot.Type)
+		}
+		if bytes.Equal(a, b) {
+			identical++
+			continue
+		}
+		// A group can have several (scale, min) codes for the same numbers.
+		x, y := make([]float32, ot.Elements()), make([]float32, ot.Elements())
+		if gguf.Dequantize(ot.Type, x, a) != nil || gguf.Dequantize(nt.Type, y, b) != nil || !slices.Equal(x, y) {
+			t.Fatalf("%s: exported values differ from llama-quantize's", ot.Name)
+		}
+	}
+	t.Logf("%d of %d tensors byte-identical to llama-quantize's, the rest the same values", identical, len(orig.Tensors))
+	checkGGUFValues(t, first, ours)
+	sameTensors(t, first, convertFile(t, g, OpenOptions{}, pol))
+}

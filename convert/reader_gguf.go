@@ -13,6 +13,7 @@ import (
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/gguf"
+	"github.com/shrink-llm/shrink/internal/safeio"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -38,7 +39,7 @@ const (
 
 // isGGUF reports whether the file at path starts with the GGUF magic.
 func isGGUF(path string) bool {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path) // a pipe or device is not one, and must not block
 	if err != nil {
 		return false
 	}
@@ -50,7 +51,7 @@ func isGGUF(path string) bool {
 
 // openGGUF opens a GGUF model file (llama, qwen2 or gpt2 architecture).
 func openGGUF(path string, opts OpenOptions) (*Model, error) {
-	fh, err := os.Open(path)
+	fh, err := safeio.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
@@ -551,4 +552,91 @@ func (d *TensorDesc) carryQ8(out []byte, rows, cols int) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// carryQK repacks a Q4_K or Q5_K source into shrink's q4 or q5 (group 32)
+// without re-fitting: a super-block is the encoding's (d, dmin) pair with
+// eight groups of 32 weights, each with a 6-bit scale and min and 4- or
+// 5-bit quants, decoded by the same formula, so the numbers stay the same.
+// It reports false when the source type does not match the plan or the
+// shape does not fall on whole super-blocks.
+func (d *TensorDesc) carryQK(out []byte, rows, cols int, bits int) (bool, error) {
+	s := d.src
+	want := map[int]gguf.TensorType{4: gguf.TypeQ4_K, 5: gguf.TypeQ5_K}[bits]
+	const qk = 256
+	if s == nil || !s.fromGGUF || s.ggml != want || (d.xf != xfSlice && d.xf != xfRotary) || cols%qk != 0 || d.elemOff%qk != 0 {
+		return false, nil
+	}
+	bb := int(want.BlockBytes())
+	e := quant.QK(bits, 32)
+	if size, err := e.Size(rows, cols); err != nil || int64(len(out)) != size {
+		return false, nil
+	}
+	l := e.Layout(rows, cols)
+	nsb := cols / qk
+	rowBytes := nsb * bb
+	raw := make([]byte, rows*rowBytes)
+	if _, err := s.r.ReadAt(raw, s.off+d.elemOff/qk*int64(bb)); err != nil {
+		return false, fmt.Errorf("read: %w", err)
+	}
+	clear(out)
+	lo, hi, sub, sup := out[l.LoAt:], out[l.HiAt:], out[l.SubAt:], out[l.SupAt:]
+	q := make([]uint8, l.PaddedCols)
+	hd := int(d.headDim)
+	for r := 0; r < rows; r++ {
+		sr := r
+		if d.xf == xfRotary {
+			half := hd / 2
+			sr = r/hd*hd + 2*(r%half) + (r%hd)/half
+		}
+		src := raw[sr*rowBytes : (sr+1)*rowBytes]
+		subRow := sub[r*l.SubRow : (r+1)*l.SubRow]
+		for b := 0; b < nsb; b++ {
+			blk := src[b*bb : (b+1)*bb]
+			copy(sup[r*l.SupRow+4*b:], blk[0:4]) // d, dmin
+			for j := 0; j < 8; j++ {
+				sc, mn := scaleMinK4(j, blk[4:16])
+				g := b*8 + j
+				// Sub plane: pair g/2 is a 24-bit word at 3·(g/2), group g
+				// in bits 12·(g&1) as scale | min<<6.
+				w := (uint32(sc) | uint32(mn)<<6) << (12 * uint(g&1))
+				p := subRow[3*(g/2):]
+				p[0] |= byte(w)
+				p[1] |= byte(w >> 8)
+				p[2] |= byte(w >> 16)
+			}
+			// Q4_K: qs at 16; Q5_K: qh[32] at 16, qs at 48. Chunk c holds
+			// weights 64c+i (low nibble of qs[32c+i], fifth bit qh[i]>>2c)
+			// and 64c+32+i (high nibble, fifth bit qh[i]>>(2c+1)).
+			qs, qh := blk[16:], []byte(nil)
+			if bits == 5 {
+				qh, qs = blk[16:48], blk[48:]
+			}
+			w := q[b*256:]
+			for c := 0; c < 4; c++ {
+				for i := 0; i < 32; i++ {
+					w[c*64+i] = qs[c*32+i] & 15
+					w[c*64+32+i] = qs[c*32+i] >> 4
+					if qh != nil {
+						w[c*64+i] |= (qh[i] >> (2 * c) & 1) << 4
+						w[c*64+32+i] |= (qh[i] >> (2*c + 1) & 1) << 4
+					}
+				}
+			}
+		}
+		quant.PackPlane(lo[r*l.LoRow:(r+1)*l.LoRow], q, 0, 4)
+		if bits == 5 {
+			quant.PackPlane(hi[r*l.HiRow:(r+1)*l.HiRow], q, 4, 1)
+		}
+	}
+	return true, nil
+}
+
+// scaleMinK4 unpacks the j-th 6-bit scale and min of a Q4_K/Q5_K block's
+// 12 scale bytes (ggml's get_scale_min_k4).
+func scaleMinK4(j int, q []byte) (sc, m byte) {
+	if j < 4 {
+		return q[j] & 63, q[j+4] & 63
+	}
+	return q[j+4]&0x0f | (q[j-4]>>6)<<4, q[j+4]>>4 | (q[j]>>6)<<4
 }

@@ -129,3 +129,58 @@ func TestGGUFQ8_0CarriedIntoQ8(t *testing.T) {
 		t.Fatalf("%d matrices, want 9", matrices)
 	}
 }
+
+// TestGGUFKQuantsCarried converts q4_k.gguf at q4 and q5_k.gguf at q5 (every
+// matrix): the K-quant blocks are carried, and the tensors must decode to
+// gguf-py's values bit for bit.
+func TestGGUFKQuantsCarried(t *testing.T) {
+	dir := testshared.Path(t, "models", "gguf-quants")
+	for _, c := range []struct {
+		stem string
+		enc  quant.Encoding
+	}{{"q4_k", quant.QK(4, 32)}, {"q5_k", quant.QK(5, 32)}} {
+		t.Run(c.stem, func(t *testing.T) {
+			m, err := Open(filepath.Join(dir, c.stem+".gguf"), OpenOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			enc := c.enc
+			plan, err := MakePlan(m.Config, m.Tensors, Policy{Quant: enc, Embed: &enc, Output: &enc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "k.shrink")
+			if _, err := Convert(context.Background(), m, plan, out, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			f, err := format.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			ref := testshared.ReadSafetensors(t, filepath.Join(dir, c.stem+".dequant.safetensors"))
+			n := 0
+			for _, st := range f.Tensors() {
+				if len(st.Shape) != 2 {
+					continue
+				}
+				n++
+				rows, cols := int(st.Shape[0]), int(st.Shape[1])
+				got := make([]float32, rows*cols)
+				if err := quant.Decode(enc, got, f.PartData(&st.Parts[0]), rows, cols); err != nil {
+					t.Fatal(err)
+				}
+				want := canonicalRef(t, ref, st.Name, m.Config.HeadDim)
+				for k := range got {
+					if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
+						t.Fatalf("%s: element %d = %g, gguf-py %g", st.Name, k, got[k], want[k])
+					}
+				}
+			}
+			if n != 9 {
+				t.Fatalf("%d matrices", n)
+			}
+		})
+	}
+}

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
+
+	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // maxAlignment bounds general.alignment: llama.cpp writes 32, nothing
@@ -64,7 +65,7 @@ func (t *Tensor) Shape() []int64 {
 
 // Open opens and validates the GGUF file at path. Close releases it.
 func Open(path string) (*File, error) {
-	fh, err := os.Open(path)
+	fh, err := safeio.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}

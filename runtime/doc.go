@@ -50,6 +50,13 @@
 // configurations (with the window enabled, results differ once a sequence
 // outgrows the window). Prompts go through as matrices in chunks of PrefillChunk tokens;
 // Decode appends one token and allocates nothing after its first call.
+// A Batch advances several sessions by one token each in one pass over the
+// weights (each tile of rows is read from memory once and applied to every
+// session's token from cache; attention reads each session's own cache),
+// which is what a server decoding many sequences needs: decode is bound by
+// reading the weights. By default every session's row goes through the
+// decode kernels, so its logits equal Session.Decode's bit for bit;
+// Batch.SetTiled uses the register-tiled prefill kernels instead.
 //
 // With float32 weights the logits agree with transformers' float32 CPU
 // logits to about 2e-5 on the small reference models in ../shared.

@@ -364,10 +364,16 @@ type exec struct {
 	t       task
 	j       matJob
 	exactQ8 bool
-	xq      []int8
-	xs      []float32
-	xsum    []int32
-	tmp     []float32
+	// perToken makes every tile run token by token through the
+	// one-token (decode) kernels: a Batch in exact mode, whose results
+	// then equal Session.Decode's bit for bit. The tiles still cover
+	// several tokens, so each row block is read from memory once and
+	// from cache for the other tokens.
+	perToken bool
+	xq       []int8
+	xs       []float32
+	xsum     []int32
+	tmp      []float32
 	// gen counts the writes of xq/xs (quantizations and reallocations); a
 	// q8Acts handle is valid only while gen is what it was when made.
 	gen uint64
@@ -516,6 +522,7 @@ func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool,
 	d0 := ds[0]
 	j.np = len(ds)
 	j.T, j.add = T, add
+	j.perToken = e.perToken
 	j.a = acts{x: X[:T*d0.cols]}
 	if d0.quantized() && !e.exactQ8 {
 		e.quantize(X, T, d0, h)
@@ -578,6 +585,8 @@ type matJob struct {
 	add   bool
 	tb    int // tokens per tile
 	nrb   int // row blocks of all parts
+	// perToken: see exec.perToken.
+	perToken bool
 }
 
 func (j *matJob) run(block, _ int) {
@@ -590,5 +599,11 @@ func (j *matJob) run(block, _ int) {
 	r1 := min(r0+p.rows, p.d.rows)
 	t0 := tb * j.tb
 	t1 := min(t0+j.tb, j.T)
+	if j.perToken {
+		for t := t0; t < t1; t++ {
+			p.d.tile(p.Y, p.d.rows, &j.a, r0, r1, t, t+1, j.add)
+		}
+		return
+	}
 	p.d.tile(p.Y, p.d.rows, &j.a, r0, r1, t0, t1, j.add)
 }

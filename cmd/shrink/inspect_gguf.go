@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"text/tabwriter"
 	"unicode"
@@ -13,12 +12,13 @@ import (
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/gguf"
+	"github.com/shrink-llm/shrink/internal/safeio"
 	"github.com/shrink-llm/shrink/runtime/tokenizer"
 )
 
 // isGGUFFile reports whether path names a file starting with the GGUF magic.
 func isGGUFFile(path string) bool {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path) // a pipe or device is not one, and must not block
 	if err != nil {
 		return false
 	}

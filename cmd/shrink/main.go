@@ -66,6 +66,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			demoCommand(),
 			benchCommand(),
 			tokenizeCommand(),
+			serveCommand(),
 		},
 		OnUsageError:   onUsage,
 		ExitErrHandler: func(*cli.Context, error) {}, // run() decides the exit code

@@ -674,14 +674,22 @@ func (g *gen) flagCases() {
 		{"eval-chunks-negative", []string{"eval", "--ref", g.q8, "--model", g.q8, "--text", "x", "--chunks", "-1"}},
 		{"convert-threads-0", []string{"convert", g.base, "-o", o, "--threads", "0"}},
 		{"convert-threads-maxint", []string{"convert", g.base, "-o", o, "--threads", "2147483647"}},
-		{"convert-quant-unknown", []string{"convert", g.base, "-o", o, "--quant", "q3"}},
+		{"convert-quant-unknown", []string{"convert", g.base, "-o", o, "--quant", "frobnicate"}},
 		{"convert-no-output", []string{"convert", g.base}},
 		{"convert-tokenizer-conflict", []string{"convert", g.base, "-o", o, "--tokenizer", "t.json", "--no-tokenizer"}},
 		{"convert-group-bad", []string{"convert", g.base, "-o", o, "--quant", "q8", "--group", "48"}},
 		{"bench-reps-huge", []string{"bench", g.q8, "--reps", "1000000000000"}},
 		{"bench-threads-huge", []string{"bench", g.q8, "--threads", "1,1000000"}},
 	} {
-		g.add(Case{Name: "flag-" + f.name, Category: "flags", Args: f.args, Usage: true, OutDir: out})
+		// Each case gets its own folder, so a case that writes is the one
+		// blamed for it.
+		_, own := g.caseDir("flag-" + f.name)
+		for i, a := range f.args {
+			if a == o {
+				f.args[i] = filepath.Join(own, "o.shrink")
+			}
+		}
+		g.add(Case{Name: "flag-" + f.name, Category: "flags", Args: f.args, Usage: true, OutDir: own})
 	}
 	for _, f := range []struct {
 		name string

@@ -41,12 +41,18 @@
 //     512-bit kernels for group 32 (two groups per vector; rows and tiles)
 //     and multiples of 64, a 256-bit kernel for other multiples of 32.
 //   - q8 with AVX2 only: VPMADDUBSW on |w|·sign(w)·x, exact for x ≠ −128.
+//   - packed low-bit encodings (Packed): the exact int32 block sums of each
+//     row's whole 128-weight chunks, unpacked once per chunk for up to eight
+//     tokens, by VPDPBUSD (AVX-512 VNNI) or VPMADDUBSW (AVX2); the Go
+//     wrapper scales them in the definition's order, so the result is
+//     dotPackedRowRef's bit for bit.
 //
 // The assembly is generated, never edited: _generate (its own module, run
 // with `cd _generate && go run .`) writes dot_amd64.s, tile_amd64.s,
-// dotq8_amd64.s and act_amd64.s from one Go function per kernel family,
-// parameterized by the weight encoding (f32, f16, bf16) or the vector width
-// (256- or 512-bit VNNI), with the kernels' fixed register plan. Kernels
+// dotq8_amd64.s, act_amd64.s and packed_amd64.s from one Go function per
+// kernel family, parameterized by the weight encoding (f32, f16, bf16; the
+// packed planes' bit widths) or the vector width (256- or 512-bit), with
+// the kernels' fixed register plan. Kernels
 // with more than eight arguments (dotQ8RowsVNNI32, tileQ8x2VNNI) take a
 // pointer to an argument struct, whose field offsets the generator reads
 // from this package's declarations.

@@ -1,0 +1,233 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/runtime/simd"
+)
+
+// Batch advances several sessions of one model by one token each with a
+// single pass over the weights: every matrix product is one matrix-matrix
+// product with a row per session (the prefill tile kernels), and only
+// attention, which reads each session's own KV cache, runs per session.
+// Decoding is bound by reading the weights, so n sessions in one Batch step
+// cost about as much memory traffic as one Decode.
+//
+// By default each session's row of a product goes through the one-token
+// (decode) kernels, tile by tile, so that every session gets exactly the
+// logits Session.Decode would give it, bit for bit, and so the same tokens
+// as decoding alone (Model.Generate, `shrink run`); the weights are still
+// read from memory once per step, the other sessions' rows reading them
+// from cache. SetTiled switches to the register-tiled matrix-matrix
+// kernels of prefill instead: more arithmetic per weight byte, but a
+// different summation order, so logits differ from Decode's in the last
+// bits and a near-tie can pick another token.
+//
+// A Batch holds scratch for at most its capacity of sessions; it is not safe
+// for concurrent use and must not run at the same time as any of the
+// sessions it is given. Activation hooks are not called for batched steps.
+type Batch struct {
+	m   *Model
+	e   *exec
+	max int
+
+	x, xn, q, k, v, att, g, u []float32
+	cos, sin                  []float32
+	logits                    []float32 // [max, vocab]
+	pos                       []int
+	out                       [][]float32
+}
+
+// NewBatch returns a Batch for up to maxSeqs sessions per step.
+func (m *Model) NewBatch(maxSeqs int) (*Batch, error) {
+	if m.closed.Load() {
+		return nil, ErrClosed
+	}
+	if maxSeqs <= 0 {
+		return nil, fmt.Errorf("batch of %d sessions: must be at least 1", maxSeqs)
+	}
+	T := maxSeqs
+	h := m.cfg.HiddenSize
+	b := &Batch{m: m, e: newExec(m.pool, m.opts.ExactQ8), max: T}
+	b.e.perToken = true
+	b.x = make([]float32, T*h)
+	b.xn = make([]float32, T*h)
+	b.q = make([]float32, T*m.qDim)
+	b.k = make([]float32, T*m.kvDim)
+	b.v = make([]float32, T*m.kvDim)
+	b.att = make([]float32, T*m.qDim)
+	b.g = make([]float32, T*m.ffn)
+	if m.glu {
+		b.u = make([]float32, T*m.ffn)
+	}
+	half := len(m.invFreq)
+	b.cos = make([]float32, T*half)
+	b.sin = make([]float32, T*half)
+	b.logits = make([]float32, T*m.cfg.VocabSize)
+	b.pos = make([]int, T)
+	b.out = make([][]float32, T)
+	ms := []*Matrix{m.output}
+	for i := range m.layers {
+		L := &m.layers[i]
+		ms = append(ms, L.q, L.k, L.v, L.o, L.gate, L.up, L.down)
+	}
+	b.e.reserve(T, ms...)
+	return b, nil
+}
+
+// SetTiled chooses the register-tiled kernels (true) or the exact
+// per-session decode kernels (false, the default) for later steps.
+func (b *Batch) SetTiled(tiled bool) { b.e.perToken = !tiled }
+
+// Cap is the most sessions one step takes.
+func (b *Batch) Cap() int { return b.max }
+
+// Decode appends tokens[i] to ss[i] for every i and returns each session's
+// logits for its next token. The slices belong to the Batch and are
+// overwritten by the next Decode. Every session must be open, belong to the
+// Batch's model, appear once and have room for one more token; on an error
+// before the forward pass no session changes. If ctx ends during the pass
+// the sessions are left unusable for further tokens (their caches are
+// partly written): Reset them.
+func (b *Batch) Decode(ctx context.Context, ss []*Session, tokens []int) ([][]float32, error) {
+	T := len(ss)
+	if T == 0 || T != len(tokens) {
+		return nil, fmt.Errorf("batch decode: %d sessions and %d tokens (want the same, at least one)", T, len(tokens))
+	}
+	if T > b.max {
+		return nil, fmt.Errorf("batch decode: %d sessions, the batch holds %d", T, b.max)
+	}
+	for i, s := range ss {
+		if s.m != b.m {
+			return nil, fmt.Errorf("batch decode: session %d belongs to another model", i)
+		}
+		if err := s.check(tokens[i : i+1]); err != nil {
+			return nil, fmt.Errorf("batch decode: session %d: %w", i, err)
+		}
+		for _, o := range ss[:i] {
+			if o == s {
+				return nil, fmt.Errorf("batch decode: session %d appears twice", i)
+			}
+		}
+	}
+	if err := b.forward(ctx, ss, tokens); err != nil {
+		return nil, err
+	}
+	v := b.m.cfg.VocabSize
+	for i := range T {
+		b.out[i] = b.logits[i*v : (i+1)*v : (i+1)*v]
+	}
+	return b.out[:T], nil
+}
+
+// forward is Session.forward for one token in each of T sessions.
+func (b *Batch) forward(ctx context.Context, ss []*Session, tokens []int) error {
+	m := b.m
+	T := len(ss)
+	h := m.cfg.HiddenSize
+	qd, kvd := m.qDim, m.kvDim
+	x, xn := b.x[:T*h], b.xn[:T*h]
+	half := len(m.invFreq)
+	for i, s := range ss {
+		p := s.n
+		b.pos[i] = p
+		xr := x[i*h : (i+1)*h]
+		m.embd.row(xr, tokens[i], s.rowScr)
+		if m.posEmbd != nil {
+			row := xn[i*h : (i+1)*h]
+			m.posEmbd.row(row, p, s.rowScr)
+			for j, e := range row {
+				xr[j] += e
+			}
+		}
+		if m.rope {
+			ropeTable(b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], m.invFreq, p, 1)
+		}
+	}
+	eps := float32(m.cfg.NormEps)
+	for l := range m.layers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		L := &m.layers[l]
+		b.norm(xn, x, L.attnNorm, L.attnNormB, T, eps)
+		q, k, v := b.q[:T*qd], b.k[:T*kvd], b.v[:T*kvd]
+		b.e.mulShared([]*Matrix{L.q, L.k, L.v}, [][]float32{q, k, v}, xn, T)
+		addBias(q, L.qb, T)
+		addBias(k, L.kb, T)
+		addBias(v, L.vb, T)
+		att := b.att[:T*qd]
+		for i, s := range ss {
+			p := b.pos[i]
+			qi, ki := q[i*qd:(i+1)*qd], k[i*kvd:(i+1)*kvd]
+			if m.rope {
+				c, sn := b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half]
+				applyRope(qi, m.cfg.NumHeads, m.cfg.HeadDim, c, sn)
+				applyRope(ki, m.cfg.NumKVHeads, m.cfg.HeadDim, c, sn)
+			}
+			copy(s.kc[l][p*kvd:(p+1)*kvd], ki)
+			vc := s.vc[l]
+			for j, e := range v[i*kvd : (i+1)*kvd] {
+				vc[j*s.max+p] = e
+			}
+			// The session's own attention over its cache, with its scratch.
+			copy(s.q[:qd], qi)
+			s.attention(l, p, 1)
+			copy(att[i*qd:(i+1)*qd], s.att[:qd])
+		}
+		b.e.mul(L.o, x, att, T, true)
+		addBias(x, L.ob, T)
+
+		b.norm(xn, x, L.ffnNorm, L.ffnNormB, T, eps)
+		g := b.g[:T*m.ffn]
+		if m.glu {
+			u := b.u[:T*m.ffn]
+			b.e.mulShared([]*Matrix{L.gate, L.up}, [][]float32{g, u}, xn, T)
+			addBias(u, L.upb, T)
+			// Row by row, as Decode sees it: the vector kernel's tail
+			// and body may round differently.
+			for t := range T {
+				simd.SiLUMul(g[t*m.ffn:(t+1)*m.ffn], u[t*m.ffn:(t+1)*m.ffn])
+			}
+		} else {
+			b.e.mul(L.up, g, xn, T, false)
+			addBias(g, L.upb, T)
+			for j, gv := range g {
+				g[j] = geluTanh(gv)
+			}
+		}
+		b.e.mul(L.down, x, g, T, true)
+		addBias(x, L.downb, T)
+	}
+	b.norm(xn, x, m.outNorm, m.outNormB, T, eps)
+	b.e.mul(m.output, b.logits[:T*m.cfg.VocabSize], xn, T, false)
+	for _, s := range ss {
+		s.n++
+	}
+	return nil
+}
+
+func (b *Batch) norm(y, x, w, bias []float32, T int, eps float32) {
+	h := len(w)
+	for t := range T {
+		if b.m.rms {
+			rmsNorm(y[t*h:(t+1)*h], x[t*h:(t+1)*h], w, eps)
+		} else {
+			layerNorm(y[t*h:(t+1)*h], x[t*h:(t+1)*h], w, bias, eps)
+		}
+	}
+}
+
+// Blob returns a copy of a named blob of the .shrink file the model was
+// opened from (tokenizer_config.json, say); ok is false when the model was
+// not opened from a file or the file has no such blob.
+func (m *Model) Blob(name string) (data []byte, ok bool, err error) {
+	f, isFile := m.file.(*format.File)
+	if !isFile || !f.HasBlob(name) {
+		return nil, false, nil
+	}
+	data, err = f.Blob(name)
+	return data, err == nil, err
+}
