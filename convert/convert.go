@@ -15,6 +15,7 @@ import (
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/quant/gptq"
 )
 
 // Options tune a conversion run; the zero value is usable.
@@ -39,6 +40,9 @@ type Options struct {
 	// (f32, f16, bf16) instead of refusing the tensor; q8 and factored
 	// matrices cannot represent them and refuse them regardless.
 	AllowNonFinite bool
+	// Rounding of the q8 and packed projections: RoundingRTN ("" too) or
+	// RoundingGPTQ, which needs Calibration.
+	Rounding Rounding
 }
 
 // Progress reports one finished tensor.
@@ -69,6 +73,12 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 	start := time.Now()
 	if opts.Workers <= 0 {
 		opts.Workers = 2
+	}
+	if _, err := ParseRounding(string(opts.Rounding)); err != nil {
+		return nil, err
+	}
+	if opts.Rounding == RoundingGPTQ && opts.Calibration == nil {
+		return nil, fmt.Errorf("rounding %s needs calibration statistics (--calib)", RoundingGPTQ)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("conversion cancelled: %w", err)
@@ -149,7 +159,7 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 	})
 	cpu := semaphore.NewWeighted(int64(opts.Workers))
 	fz := startFactoring(gctx, g, cpu, m, plan, stats, opts)
-	enc := &encoder{allowNonFinite: opts.AllowNonFinite, cal: opts.Calibration}
+	enc := &encoder{allowNonFinite: opts.AllowNonFinite, cal: opts.Calibration, rounding: opts.Rounding}
 	res := &Result{Path: out, Plan: plan}
 	g.Go(func() error {
 		defer close(jobs)
@@ -231,6 +241,11 @@ type encoder struct {
 	// cal, when set, weights the packed encoders' scale search by each
 	// input column's mean squared activation.
 	cal *Calibration
+	// rounding of q8 and packed projections (Options.Rounding).
+	rounding Rounding
+	// gptqFactor is the factor of the statistics of input gptqKey.
+	gptqKey    string
+	gptqFactor *gptq.Factor
 }
 
 // importance is the per-column weight of the packed encoders' scale search
@@ -332,9 +347,14 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	if pe.Encoding.IsPacked() {
 		imp = e.importance(d.Name, cols)
 	}
-	mt, err := quant.EncodeWeighted(ctx, pe.Encoding, out, e.f32, rows, cols, workers, imp)
+	mt, done, err := e.encodeGPTQ(ctx, d.Name, pe.Encoding, out, e.f32, rows, cols, workers, imp)
 	if err != nil {
 		return t, nil, err
+	}
+	if !done {
+		if mt, err = quant.EncodeWeighted(ctx, pe.Encoding, out, e.f32, rows, cols, workers, imp); err != nil {
+			return t, nil, err
+		}
 	}
 	if dt := map[quant.Encoding]DType{quant.F16: DTypeF16, quant.BF16: DTypeBF16}[pe.Encoding]; dt != "" && !e.allowNonFinite {
 		// The input was finite, so an infinity here is a weight beyond

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,13 +72,28 @@ func (t *task) wait() {
 	}
 }
 
-// safeWork is work with a memory fault recorded on the task instead of
-// crashing the process.
-func (t *task) safeWork(worker int) {
-	if err := guardFaults(func() { t.work(worker) }); err != nil {
-		t.fault.CompareAndSwap(nil, &err)
-		t.next.Store(t.n) // the others stop claiming blocks
+// recordFault is deferred around work on t: a memory fault (see fault.go)
+// is recorded on the task instead of crashing the process, and the other
+// threads stop claiming its blocks. Any other panic goes on.
+func (t *task) recordFault(r any) {
+	err := asFault(r)
+	if err == nil {
+		panic(r)
 	}
+	t.fault.CompareAndSwap(nil, &err)
+	t.next.Store(t.n)
+}
+
+// callerWork is work for the dispatching goroutine, which runs with
+// SetPanicOnFault already on (Session.forward's guardFaults). One deferred
+// recover per dispatch costs a few nanoseconds.
+func (t *task) callerWork(worker int) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.recordFault(r)
+		}
+	}()
+	t.work(worker)
 }
 
 // work claims blocks until none are left.
@@ -118,12 +134,32 @@ func newPool(threads int) *pool {
 
 func (p *pool) loop(worker int) {
 	defer p.done.Done()
+	// Faults become panics on this goroutine for its whole life; serve
+	// recovers them, so it runs again after one.
+	debug.SetPanicOnFault(true)
+	for p.serve(worker) {
+	}
+}
+
+// serve runs tasks until the pool closes (false) or a task faults (true,
+// after recording the fault and finishing the task). The recover is set up
+// once per call, not once per task.
+func (p *pool) serve(worker int) (again bool) {
+	var cur *task
+	defer func() {
+		if r := recover(); r != nil {
+			cur.recordFault(r)
+			cur.finish()
+			again = true
+		}
+	}()
 	for {
 		t, ok := p.next()
 		if !ok {
 			return
 		}
-		t.safeWork(worker)
+		cur = t
+		t.work(worker)
 		t.finish()
 	}
 }
@@ -166,7 +202,7 @@ func (p *pool) run(t *task, j job, n int) {
 			p.ch <- t
 		}
 	}
-	t.safeWork(p.threads - 1)
+	t.callerWork(p.threads - 1)
 	if helpers > 0 {
 		t.wait()
 	}

@@ -48,6 +48,7 @@ func convertCommand() *cli.Command {
 			&cli.BoolFlag{Name: "lorc-whiten", Usage: "lorc: whiten the residual's factorisation (needs --calib)"},
 			&cli.BoolFlag{Name: "no-tokenizer", Usage: "write a weights-only file: no tokenizer is read or embedded (run it with --ids)"},
 			&cli.BoolFlag{Name: "allow-nonfinite", Usage: "keep NaN/Inf weights in float encodings instead of refusing them"},
+			&cli.StringFlag{Name: "rounding", Value: string(convert.RoundingRTN), Usage: "rounding of q8 and packed projections: `MODE` rtn (nearest) or gptq (error feedback under the calibration statistics; needs --calib)"},
 		}, calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "one model path"); err != nil {
@@ -64,7 +65,14 @@ func convertCommand() *cli.Command {
 			if c.Bool("json") && !dry {
 				return usagef("convert: --json goes with --dry-run")
 			}
-			cal, err := calibFromFlags(c, pol.LowRank, pol.Quant.IsPacked())
+			rounding, err := convert.ParseRounding(c.String("rounding"))
+			if err != nil {
+				return usagef("--rounding: %v", err)
+			}
+			if rounding == convert.RoundingGPTQ && c.String("calib") == "" {
+				return usagef("--rounding gptq needs calibration text: --calib FILE")
+			}
+			cal, err := calibFromFlags(c, pol.LowRank, pol.Quant.IsPacked() || rounding == convert.RoundingGPTQ)
 			if err != nil {
 				return err
 			}
@@ -80,7 +88,7 @@ func convertCommand() *cli.Command {
 			args := convertArgs{
 				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
-				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"),
+				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"), rounding: rounding,
 			}
 			switch c.String("format") {
 			case "shrink":
@@ -223,7 +231,7 @@ func calibFromFlags(c *cli.Context, lr convert.LowRank, weighted bool) (*calibSe
 		return nil, nil
 	}
 	if !lr.NeedsStats() && !weighted {
-		return nil, usagef("--calib is read only by --lowrank whiten, asvd, --lorc-whiten and the packed encodings (q2…q6, q4s), not by %s", orNone(string(lr.Method)))
+		return nil, usagef("--calib is read only by --lowrank whiten, asvd, --lorc-whiten, --rounding gptq and the packed encodings (q2…q6, q4s), not by %s", orNone(string(lr.Method)))
 	}
 	cs := &calibSettings{file: file, tokens: c.Int("calib-tokens")}
 	if cs.tokens < 1 {
@@ -252,6 +260,7 @@ type convertArgs struct {
 	calib               *calibSettings
 	noTokenizer         bool
 	allowNonFinite      bool
+	rounding            convert.Rounding
 }
 
 func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) error {
@@ -293,7 +302,7 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		return nil
 	}
 	bar := newProgress(stderr, plan.SourceBytes, "converting")
-	opts := convert.Options{Workers: a.threads, Calibration: cal, AllowNonFinite: a.allowNonFinite}
+	opts := convert.Options{Workers: a.threads, Calibration: cal, AllowNonFinite: a.allowNonFinite, Rounding: a.rounding}
 	if bar != nil {
 		opts.Progress = func(p convert.Progress) { _ = bar.Set64(p.DoneBytes) }
 	}
@@ -334,8 +343,8 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	}
 	keys := map[string]bool{}
 	var list []string
-	if a.policy.Quant.IsPacked() {
-		// The packed encoders weight their scale search by every
+	if a.policy.Quant.IsPacked() || a.rounding == convert.RoundingGPTQ {
+		// GPTQ rounds under, and the packed encoders weight their scale search by every
 		// projection input's activation energy.
 		for _, k := range convert.ProjectionStatsKeys(m.Tensors) {
 			keys[k] = true

@@ -427,14 +427,15 @@ func (c *Client) Soak(ctx context.Context, o SoakOptions) (SoakReport, error) {
 	if ctx.Err() != nil {
 		return rep, fmt.Errorf("loadgen: soak stopped after %d of %d requests: %w", rep.Requests, o.Requests, ctx.Err())
 	}
-	// Let the server finish dropping the last disconnected streams, then
-	// look at it again.
+	// Let the server finish dropping the last disconnected streams and
+	// notice the closed connections (each holds a goroutine until it
+	// does), for up to five seconds, then look at it again.
 	c.HTTP.CloseIdleConnections()
 	for range 50 {
 		if rep.End, err = c.Scrape(ctx); err != nil {
 			return rep, err
 		}
-		if rep.End.Active == 0 && rep.End.Queue == 0 {
+		if rep.End.Active == 0 && rep.End.Queue == 0 && rep.End.Goroutines <= rep.Start.Goroutines {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -1,0 +1,22 @@
+// Package gptq rounds a weight matrix to one of quant's encodings with
+// GPTQ-style error feedback: given H = XXᵀ of the matrix's calibration
+// inputs, each column's rounding error is pushed onto the columns not yet
+// rounded along the directions H says matter, so that the output error
+// tr((W−Ŵ) H (W−Ŵ)ᵀ) falls well below round-to-nearest's.
+//
+// The output is byte for byte the encoding's own layout (q8, q4s and the
+// packed q2…q6 family): group parameters come from quant's encoder run on
+// the updated weights of a span (one group for q8 and q4s, one 256-weight
+// super-block for the two-level packed family, whose 6-bit sub-scales
+// share a float16 pair) when the pass enters that span, and each weight is
+// then rounded against the stored parameters with the encoder's own
+// rounding. With H a multiple of the identity there is no feedback and the
+// bytes equal quant.EncodeWeighted's.
+//
+// Activation order (columns by decreasing diag H) uses static groups: all
+// group parameters are chosen from the original weights first, so groups
+// stay contiguous in the stored order.
+//
+// It imports only quant; memory is O(cols²) for the factor plus one block
+// of rows per worker.
+package gptq
