@@ -15,7 +15,8 @@
 //     low-bit encodings (q2…q6, q4s), reading the planes as stored; int8
 //     activations in blocks of 32 with their block sums (SumQ8Blocks) pay
 //     for the asymmetric offsets. They run through replaceable hooks
-//     (packed_dispatch.go); today the Go kernels serve every platform.
+//     (packed_dispatch.go): on amd64 the generated AVX2 / AVX-512 VNNI
+//     block-sum kernels (dispatch_packed_amd64.go), elsewhere the Go ones.
 //   - QuantizeQ8 (activations to int8 per group, for the q8 products),
 //     SiLUMul (the gated MLP activation) and Softmax (attention weights).
 //
