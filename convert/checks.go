@@ -131,9 +131,35 @@ func nonFiniteBytes(b []byte, dtype DType, cols int) error {
 // stored as is makes the model print nothing while the stored metrics
 // claim an exact copy.
 func nonFiniteError(x []float32, cols int) error {
-	for i, v := range x {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("non-finite weight %v at row %d, column %d (pass --allow-nonfinite to keep it)", v, i/max(cols, 1), i%max(cols, 1))
+	// The scan runs on the pipeline's single reader goroutine over every
+	// weight of the model, so it must cost next to nothing: a value is NaN
+	// or ±Inf exactly when its exponent bits are all ones, and the largest
+	// exponent field of a block (four independent maxima, no branch per
+	// value) says whether the block holds one. Only then is it searched
+	// value by value for the first one.
+	const exp = 0x7f800000
+	const block = 4096
+	for i0 := 0; i0 < len(x); i0 += block {
+		blk := x[i0:min(i0+block, len(x))]
+		var m0, m1, m2, m3 uint32
+		i := 0
+		for ; i+4 <= len(blk); i += 4 {
+			m0 = max(m0, math.Float32bits(blk[i])&exp)
+			m1 = max(m1, math.Float32bits(blk[i+1])&exp)
+			m2 = max(m2, math.Float32bits(blk[i+2])&exp)
+			m3 = max(m3, math.Float32bits(blk[i+3])&exp)
+		}
+		for ; i < len(blk); i++ {
+			m0 = max(m0, math.Float32bits(blk[i])&exp)
+		}
+		if max(m0, m1, m2, m3) != exp {
+			continue
+		}
+		for j, v := range blk {
+			if math.Float32bits(v)&exp == exp {
+				n := i0 + j
+				return fmt.Errorf("non-finite weight %v at row %d, column %d (pass --allow-nonfinite to keep it)", v, n/max(cols, 1), n%max(cols, 1))
+			}
 		}
 	}
 	return nil
