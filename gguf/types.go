@@ -1,6 +1,9 @@
 package gguf
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Magic is the first four bytes of every GGUF file ("GGUF"), read as a
 // little-endian uint32.
@@ -199,6 +202,9 @@ func (t TensorType) RowBytes(n int64) (int64, error) {
 	}
 	if n < 0 || n%tr.block != 0 {
 		return 0, fmt.Errorf("%d elements is not a multiple of the %s block size %d", n, tr.name, tr.block)
+	}
+	if n/tr.block > math.MaxInt64/tr.bytes {
+		return 0, fmt.Errorf("%d elements of %s overflow a byte count", n, tr.name)
 	}
 	return n / tr.block * tr.bytes, nil
 }
