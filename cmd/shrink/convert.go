@@ -49,7 +49,7 @@ func convertCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-tokenizer", Usage: "write a weights-only file: no tokenizer is read or embedded (run it with --ids)"},
 			&cli.BoolFlag{Name: "allow-nonfinite", Usage: "keep NaN/Inf weights in float encodings instead of refusing them"},
 			&cli.StringFlag{Name: "rounding", Value: string(convert.RoundingRTN), Usage: "rounding of q8 and packed projections: `MODE` rtn (nearest) or gptq (error feedback under the calibration statistics; needs --calib)"},
-		}, calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...),
+		}, append(planFlags(), calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...)...),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "one model path"); err != nil {
 				return err
@@ -72,7 +72,11 @@ func convertCommand() *cli.Command {
 			if rounding == convert.RoundingGPTQ && c.String("calib") == "" {
 				return usagef("--rounding gptq needs calibration text: --calib FILE")
 			}
-			cal, err := calibFromFlags(c, pol.LowRank, pol.Quant.IsPacked() || rounding == convert.RoundingGPTQ)
+			budget, err := budgetFromFlags(c)
+			if err != nil {
+				return err
+			}
+			cal, err := calibFromFlags(c, pol.LowRank, pol.Quant.IsPacked() || rounding == convert.RoundingGPTQ || budget.set())
 			if err != nil {
 				return err
 			}
@@ -89,6 +93,7 @@ func convertCommand() *cli.Command {
 				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
 				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"), rounding: rounding,
+				budget: budget,
 			}
 			switch c.String("format") {
 			case "shrink":
@@ -261,6 +266,7 @@ type convertArgs struct {
 	noTokenizer         bool
 	allowNonFinite      bool
 	rounding            convert.Rounding
+	budget              *budgetTarget // --target-bpw / --target-size, or nil
 }
 
 func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) error {
@@ -288,6 +294,11 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 	plan, err := convert.MakePlan(m.Config, m.Tensors, a.policy)
 	if err != nil {
 		return fmt.Errorf("%s: %w", a.src, err)
+	}
+	if a.budget.set() {
+		if err := applyBudget(ctx, stderr, m, plan, a, cal); err != nil {
+			return err
+		}
 	}
 	if a.dry {
 		if a.json {
@@ -343,7 +354,7 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	}
 	keys := map[string]bool{}
 	var list []string
-	if a.policy.Quant.IsPacked() || a.rounding == convert.RoundingGPTQ {
+	if a.policy.Quant.IsPacked() || a.rounding == convert.RoundingGPTQ || a.budget.set() {
 		// GPTQ rounds under, and the packed encoders weight their scale search by every
 		// projection input's activation energy.
 		for _, k := range convert.ProjectionStatsKeys(m.Tensors) {
@@ -431,6 +442,7 @@ func printPlan(w io.Writer, p *convert.Plan) {
 			100*float64(s.StoredParams)/float64(max(s.Params, 1)), humanBytes(s.Bytes), humanBytes(s.DenseBytes),
 			100*float64(s.Bytes)/float64(max(s.DenseBytes, 1)))
 	}
+	printBudget(w, p)
 	fmt.Fprintf(w, "total: %d tensors, %s params, %s (%.2f bits/weight); source %s; ratio %.3f\n",
 		len(p.Entries), humanCount(p.Params), humanBytes(p.TotalBytes),
 		float64(p.TotalBytes)*8/float64(max(p.Params, 1)), humanBytes(p.SourceBytes),
