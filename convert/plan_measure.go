@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/quant/gptq"
 )
 
 // MeasureOptions choose what the planner's measurement pass tries.
@@ -21,6 +22,10 @@ type MeasureOptions struct {
 	// Rounding is the conversion's rounding: each candidate is measured as
 	// it will be written.
 	Rounding Rounding
+	// GPTQ and GPTQNoImportance are the conversion's GPTQ settings
+	// (Options.GPTQ, Options.GPTQNoImportance).
+	GPTQ             gptq.Options
+	GPTQNoImportance bool
 	// Workers bounds the threads (default 2).
 	Workers int
 	// Progress, if set, is called after each tensor.
@@ -63,6 +68,11 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 	if o.Rounding == RoundingGPTQ && o.Calibration == nil {
 		return nil, fmt.Errorf("measuring with gptq rounding needs calibration statistics")
 	}
+	if o.Calibration != nil && o.Calibration.Layerwise() {
+		// Layer-by-layer statistics appear only as the conversion reaches
+		// each block; the plan has to be made before.
+		return nil, fmt.Errorf("the planner's measurement needs the whole model's calibration statistics before the conversion (a model calibration pass)")
+	}
 	descs := make(map[string]*TensorDesc, len(m.Tensors))
 	for _, t := range m.Tensors {
 		descs[t.Name] = t
@@ -76,7 +86,7 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 	if len(todo) == 0 {
 		return nil, fmt.Errorf("the model has no dense projections to plan")
 	}
-	enc := &encoder{cal: o.Calibration, rounding: o.Rounding}
+	enc := &encoder{cal: o.Calibration, rounding: o.Rounding, gptqOpt: o.GPTQ, gptqNoImp: o.GPTQNoImportance}
 	var out []BudgetTensor
 	for n, i := range todo {
 		e := plan.Entries[i]
@@ -95,7 +105,10 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 		if err := nonFiniteError(w, cols); err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
 		}
-		h := enc.inputGram(e.Name, cols)
+		h, err := enc.inputGram(ctx, e.Name, cols)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
+		}
 		ref := quadForm(ctx, h, w, nil, rows, cols, workers)
 		bt := BudgetTensor{Name: e.Name, Params: int64(rows) * int64(cols)}
 		got := make([]float32, rows*cols)
@@ -131,19 +144,16 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 
 // inputGram is the calibration XXᵀ (upper triangle, row-major cols×cols)
 // of tensor name's input, or nil without statistics for it.
-func (e *encoder) inputGram(name string, cols int) []float64 {
-	if e.cal == nil {
-		return nil
-	}
+func (e *encoder) inputGram(ctx context.Context, name string, cols int) ([]float64, error) {
 	layer, point, ok := projection(name)
-	if !ok {
-		return nil
+	if e.cal == nil || !ok {
+		return nil, nil
 	}
-	st := e.cal.Stats[StatsKey(layer, point)]
-	if st == nil || st.N != cols || st.Count == 0 {
-		return nil
+	st, err := e.cal.statsFor(ctx, StatsKey(layer, point))
+	if err != nil || st == nil || st.N != cols || st.Count == 0 {
+		return nil, err
 	}
-	return st.XXt
+	return st.XXt, nil
 }
 
 // roundTrip encodes w as enc the way encode does for a projection (GPTQ when
@@ -152,7 +162,10 @@ func (e *encoder) inputGram(name string, cols int) []float64 {
 func (e *encoder) roundTrip(ctx context.Context, name string, enc quant.Encoding, buf []byte, got, w []float32, rows, cols, workers int) error {
 	var imp []float32
 	if enc.IsPacked() {
-		imp = e.importance(name, cols)
+		var err error
+		if imp, err = e.importance(ctx, name, cols); err != nil {
+			return err
+		}
 	}
 	_, done, err := e.encodeGPTQ(ctx, name, enc, buf, w, rows, cols, workers, imp)
 	if err != nil {

@@ -87,7 +87,7 @@ func parseSize(s string) (int64, error) {
 // applyBudget measures every projection in every candidate encoding and
 // rewrites the plan to the choice that meets the target.
 func applyBudget(ctx context.Context, stderr io.Writer, m *convert.Model, plan *convert.Plan, a convertArgs, cal *convert.Calibration) error {
-	mo := convert.MeasureOptions{Calibration: cal, Rounding: a.rounding, Workers: a.threads}
+	mo := convert.MeasureOptions{Calibration: cal, Rounding: a.rounding, Workers: a.threads, GPTQ: a.gptq, GPTQNoImportance: a.gptqNoImportance}
 	start := time.Now()
 	bar := newCountProgress(stderr, "measuring")
 	if bar != nil {
