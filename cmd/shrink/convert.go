@@ -55,7 +55,7 @@ func convertCommand() *cli.Command {
 			&cli.BoolFlag{Name: "gptq-plain-scales", Usage: "gptq: choose group scales by plain weight error, not activation-weighted"},
 			&cli.StringFlag{Name: "calib-pass", Value: "layer", Usage: "calibration `PASS`: layer (each block's statistics with the blocks before it compressed) or model (the uncompressed model once, as SVD-LLM does)"},
 			&cli.StringFlag{Name: "rounding", Value: string(convert.RoundingRTN), Usage: "rounding of q8 and packed projections: `MODE` rtn (nearest) or gptq (error feedback under the calibration statistics; needs --calib)"},
-		}, calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...),
+		}, append(planFlags(), calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...)...),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "one model path"); err != nil {
 				return err
@@ -84,7 +84,11 @@ func convertCommand() *cli.Command {
 			if c.Float64("gptq-damp") < 0 || c.Int("gptq-block") < 1 {
 				return usagef("--gptq-damp wants a fraction ≥ 0 and --gptq-block at least 1 column")
 			}
-			cal, err := calibFromFlags(c, pol.LowRank, pol.Quant.IsPacked() || rounding == convert.RoundingGPTQ)
+			budget, err := budgetFromFlags(c)
+			if err != nil {
+				return err
+			}
+			cal, err := calibFromFlags(c, pol.LowRank, pol.Quant.IsPacked() || rounding == convert.RoundingGPTQ || budget.set())
 			if err != nil {
 				return err
 			}
@@ -103,6 +107,7 @@ func convertCommand() *cli.Command {
 				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"), rounding: rounding,
 				gptq:             gptq.Options{PercDamp: gptqDamp(c.Float64("gptq-damp")), BlockSize: c.Int("gptq-block"), ActOrder: c.Bool("gptq-act-order")},
 				gptqNoImportance: c.Bool("gptq-plain-scales"), calibWhole: c.String("calib-pass") == "model",
+				budget: budget,
 			}
 			switch c.String("format") {
 			case "shrink":
@@ -278,6 +283,7 @@ type convertArgs struct {
 	gptq                gptq.Options
 	gptqNoImportance    bool
 	calibWhole          bool
+	budget              *budgetTarget // --target-bpw / --target-size, or nil
 }
 
 func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) error {
@@ -306,6 +312,11 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 	plan, err := convert.MakePlan(m.Config, m.Tensors, a.policy)
 	if err != nil {
 		return fmt.Errorf("%s: %w", a.src, err)
+	}
+	if a.budget.set() {
+		if err := applyBudget(ctx, stderr, m, plan, a, cal); err != nil {
+			return err
+		}
 	}
 	if a.dry {
 		if a.json {
@@ -366,7 +377,7 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	}
 	keys := map[string]bool{}
 	var list []string
-	if a.policy.Quant.IsPacked() || a.rounding == convert.RoundingGPTQ {
+	if a.policy.Quant.IsPacked() || a.rounding == convert.RoundingGPTQ || a.budget.set() {
 		// GPTQ rounds under, and the packed encoders weight their scale search by every
 		// projection input's activation energy.
 		for _, k := range convert.ProjectionStatsKeys(m.Tensors) {
@@ -387,9 +398,9 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	start := time.Now()
 	cal, err := convert.Calibrate(ctx, m, convert.CalibOptions{
 		Documents: docs, Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
-		// Ranks chosen from spectra need every statistic before the
-		// conversion starts.
-		Layerwise: !a.calibWhole && !a.policy.LowRank.NeedsSpectra(),
+		// Ranks chosen from spectra, and the planner's measurement, need
+		// every statistic before the conversion starts.
+		Layerwise: !a.calibWhole && !a.policy.LowRank.NeedsSpectra() && !a.budget.set(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.calib.file, err)
@@ -461,6 +472,7 @@ func printPlan(w io.Writer, p *convert.Plan) {
 			100*float64(s.StoredParams)/float64(max(s.Params, 1)), humanBytes(s.Bytes), humanBytes(s.DenseBytes),
 			100*float64(s.Bytes)/float64(max(s.DenseBytes, 1)))
 	}
+	printBudget(w, p)
 	fmt.Fprintf(w, "total: %d tensors, %s params, %s (%.2f bits/weight); source %s; ratio %.3f\n",
 		len(p.Entries), humanCount(p.Params), humanBytes(p.TotalBytes),
 		float64(p.TotalBytes)*8/float64(max(p.Params, 1)), humanBytes(p.SourceBytes),
