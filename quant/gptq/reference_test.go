@@ -110,7 +110,6 @@ func refGPTQ(t *testing.T, w []float32, rows, cols, group int, h []float64, perc
 	return out
 }
 
-
 // TestAgainstFloat64Reference: the blocked float32 pass over the Cholesky
 // factor of H⁻¹ makes the textbook float64 pass's choices (bar a few
 // near-ties) and reaches its output error.
