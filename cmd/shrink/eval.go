@@ -25,7 +25,7 @@ func inputFlags() []cli.Flag {
 		&cli.IntFlag{Name: "ctx", Value: 256, Usage: "chunk length in `TOKENS`"},
 		&cli.IntFlag{Name: "chunks", Usage: "evaluate at most `N` chunks (0 = all)"},
 		&cli.StringFlag{Name: "convention", Value: string(eval.ScoreAll), Usage: "scoring `CONV`: all (every prediction in a chunk) or half (llama.cpp: BOS first, second half scored)"},
-		&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "worker `N` threads (default: all cores)"},
+		threadsFlag(),
 	}
 }
 
@@ -36,7 +36,7 @@ func evalCommand() *cli.Command {
 	}
 	flags = append(flags, inputFlags()...)
 	flags = append(flags,
-		&cli.BoolFlag{Name: "json", Usage: "print the whole report as JSON"},
+		jsonFlag("print the whole report as JSON"),
 		&cli.StringFlag{Name: "tensors", Usage: "weight error only: compare every tensor of `FILE.shrink` with --ref, no text needed"},
 		&cli.StringFlag{Name: "calib", Usage: "with --tensors: also the activation-weighted error on activations of text `FILE`"},
 		&cli.IntFlag{Name: "calib-tokens", Value: 4096, Usage: "with --calib: use the first `N` tokens"},
