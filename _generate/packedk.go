@@ -28,16 +28,18 @@ import (
 //   - per token: c = a·xs (eight blocks), VPDPBUSD of each quant vector
 //     with the token's int8 activations (lanes 0–7 one block, 8–15 the
 //     next), converted, multiplied lane-wise by c spread with VPERMPS to
-//     [c_2k ×8 | c_2k+1 ×8] and accumulated; the offsets as m·(xs·xsum)
-//     in a separate 8-lane accumulator.
+//     [c_2k ×8 | c_2k+1 ×8] and accumulated; the offsets are subtracted
+//     from the same accumulator as m·(xs·xsum) (m's upper lanes are zero,
+//     so one 512-bit FNMADD touches only the low eight).
 //
-// The row's result is Σ(lanes) − Σ(offset lanes): the definition's terms,
-// summed in another order. T tokens share each super-block's unpacked
+// The row's result is the sum of the accumulator's lanes: the
+// definition's terms, summed in another order. T tokens share each super-block's unpacked
 // quants and parameters (T = 1: decode; T = 4: prefill tiles).
 //
 // Registers: Z0–Z3 quants, Z4–Z11 scratch, Z12–Z15 the VPERMPS indices,
-// Z16–Z19 token sums, Y20–Y23 token offset sums, Y24 a, Y25 m, Y26 c, Y27
-// xs·xsum, Z28/Z29 the lo/hi plane masks. GP: SI lo, BX hi, R8 sub, R9 sup,
+// Z16–Z19 token sums, Y20 the VPSHUFB control, Y21 the VPSRLVD shifts, Y22
+// 63 (q4s: 8.0) in every lane, Y24 a, Y25 m, Y26 c, Y27 xs·xsum, Z28/Z29
+// the lo/hi plane masks. GP: SI lo, BX hi, R8 sub, R9 sup,
 // DI the activations of token 0 at the super-block, R10 its xs, R11 its
 // xsum, R12 the activation stride, R13 the scale stride in bytes, R14 and
 // R15 three times those, CX super-blocks left, DX the argument pointer.
@@ -92,6 +94,15 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	if hi > 0 {
 		g.broadcast32(uint32(1<<hi-1)*0x01010101, Z29)
 	}
+	g.MOVQ(f("ctrl", ""), RAX)
+	g.VMOVDQU32(m(RAX, 0), Y20)
+	g.MOVQ(f("shift", ""), RAX)
+	g.VMOVDQU32(m(RAX, 0), Y21)
+	if sym {
+		g.broadcast32(0x41000000, Y22) // 8.0
+	} else {
+		g.broadcast32(63, Y22)
+	}
 	for k := range 4 {
 		g.broadcast32(uint32(2*k), z(12+k))
 		g.MOVL(U32(uint32(2*k+1)), EAX)
@@ -99,7 +110,7 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	}
 
 	g.Label("row")
-	g.zeroZ(16, 17, 18, 19, 20, 21, 22, 23)
+	g.zeroZ(16, 17, 18, 19)
 	g.MOVQ(sp(16), RSI)
 	g.MOVQ(sp(24), RBX)
 	g.MOVQ(sp(32), R8)
@@ -142,8 +153,7 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	// Token t's row sum into X(4+t).
 	for t := range T {
 		g.VEXTRACTF64X4(U8(1), z(16+t), y(8+t))
-		g.VADDPS(y(8+t), y(16+t), y(16+t))
-		g.VSUBPS(y(20+t), y(16+t), y(4+t))
+		g.VADDPS(y(8+t), y(16+t), y(4+t))
 		g.hsumY(4+t, 8+t)
 	}
 	g.MOVQ(g.arg(0), RDX)
@@ -181,17 +191,12 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 
 // packedKParams sets Y24 = a and Y25 = m of the super-block's eight blocks
 // (sub at R8, sup at R9; k masks the parameter bytes the super-block has).
-// The argument pointer is in DX.
 func packedKParams(g *gen, sym bool, k Register) {
-	f := func(field string) Mem { return g.field(RDX, field, "") }
 	if sym {
 		g.VMOVDQU8_Z(m(R9, 0), k, X7)
-		g.MOVQ(f("ctrl"), RAX)
-		g.VPSHUFB(m(RAX, 0), X7, X7)
+		g.VPSHUFB(X20, X7, X7)
 		g.VCVTPH2PS(X7, Y24)
-		g.MOVL(U32(0x41000000), EAX) // 8.0
-		g.VPBROADCASTD(EAX, Y8)
-		g.VMULPS(Y8, Y24, Y25)
+		g.VMULPS(Y22, Y24, Y25)
 		return
 	}
 	g.VPBROADCASTD(m(R9, 0), X4)
@@ -200,15 +205,11 @@ func packedKParams(g *gen, sym bool, k Register) {
 	g.VMOVSHDUP(Y4, Y6) // dmin
 	g.VMOVDQU8_Z(m(R8, 0), k, X7)
 	g.VINSERTI128(U8(1), X7, Y7, Y7)
-	g.MOVQ(f("ctrl"), RAX)
-	g.VPSHUFB(m(RAX, 0), Y7, Y7)
-	g.MOVQ(f("shift"), RAX)
-	g.VPSRLVD(m(RAX, 0), Y7, Y7)
-	g.MOVL(U32(63), EAX)
-	g.VPBROADCASTD(EAX, Y8)
-	g.VPAND(Y8, Y7, Y9)
+	g.VPSHUFB(Y20, Y7, Y7)
+	g.VPSRLVD(Y21, Y7, Y7)
+	g.VPANDD(Y22, Y7, Y9)
 	g.VPSRLD(U8(6), Y7, Y7)
-	g.VPAND(Y8, Y7, Y7)
+	g.VPANDD(Y22, Y7, Y7)
 	g.VCVTDQ2PS(Y9, Y9)
 	g.VCVTDQ2PS(Y7, Y7)
 	g.VMULPS(Y5, Y9, Y24)
@@ -265,12 +266,12 @@ func packedKTokens(g *gen, T, chunks int, half bool) {
 			g.VCVTDQ2PS(xsAt(R11, t), Y27)
 			g.VMULPS(xsAt(R10, t), Y27, Y27)
 		}
-		g.VFMADD231PS(Y27, Y25, y(20+t))
+		g.VFNMADD231PS(Z27, Z25, z(16+t))
 		for k := range 2 * chunks {
 			acc, tmp := z(8+2*(k%2)), z(9+2*(k%2))
 			sum := z(16 + t)
 			if T == 1 {
-				sum = z(16 + k%2)
+				sum = z(16 + (k+1)%2)
 			}
 			g.VPXORD(acc, acc, acc)
 			g.VPDPBUSD(xAt(t, 64*k), z(k), acc)
