@@ -124,6 +124,19 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	g.JZ(LabelRef("half"))
 
 	g.Label("sb")
+	if T == 1 {
+		// Decode streams each plane once. The quants are one thick
+		// sequential stream the hardware prefetchers follow; the parameter
+		// streams are thin (12 and 4 bytes per super-block for q4) and
+		// are prefetched about 20 super-blocks ahead, as the q8 row
+		// kernel does with its scales.
+		if sym {
+			g.PREFETCHT0(m(R9, 256))
+		} else {
+			g.PREFETCHT0(m(R8, 256))
+			g.PREFETCHT0(m(R9, 128))
+		}
+	}
 	packedKParams(g, sym, K1)
 	for c := range 2 {
 		packedKChunk(g, w, lo, hi, c, loTabs, hiTabs)
