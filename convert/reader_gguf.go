@@ -2,7 +2,6 @@ package convert
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -468,36 +467,6 @@ func (d *TensorDesc) sourceBytes() int64 {
 		return d.src.bytesOf(d.NumElements())
 	}
 	return d.NumElements() * d.DType.Size()
-}
-
-// readDequantized decodes len(dst) elements of a block-quantized source
-// from element elemOff, in chunks of whole blocks.
-func readDequantized(ctx context.Context, src *SourceTensor, elemOff int64, dst []float32) error {
-	bs, bb := src.ggml.BlockSize(), src.ggml.BlockBytes()
-	n := int64(len(dst))
-	if bs == 0 || elemOff%bs != 0 || n%bs != 0 {
-		return fmt.Errorf("element range [%d, %d) does not fall on %s blocks", elemOff, elemOff+n, src.ggml)
-	}
-	base := src.off + elemOff/bs*bb
-	if elemOff < 0 || (elemOff+n)/bs*bb > src.size {
-		return fmt.Errorf("element range [%d, %d) outside the %d-byte tensor", elemOff, elemOff+n, src.size)
-	}
-	chunkBlocks := max(1, int64(loadChunkBytes)/bb)
-	buf := make([]byte, min(chunkBlocks, n/bs)*bb)
-	for b := int64(0); b < n/bs; b += chunkBlocks {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		m := min(chunkBlocks, n/bs-b)
-		raw := buf[:m*bb]
-		if _, err := src.r.ReadAt(raw, base+b*bb); err != nil {
-			return fmt.Errorf("read: %w", err)
-		}
-		if err := gguf.Dequantize(src.ggml, dst[b*bs:(b+m)*bs], raw); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // carryQ8 repacks a Q8_0 source into shrink's q8 with group 32 without
