@@ -3,6 +3,7 @@ package convert
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -34,6 +35,7 @@ const (
 	ggufKeyRopeDims    = "%s.rope.dimension_count"
 	ggufKeyRopeScaling = "%s.rope.scaling.type"
 	ggufKeyTokModel    = "tokenizer.ggml.model"
+	ggufKeyChat        = "tokenizer.chat_template"
 )
 
 // isGGUF reports whether the file at path starts with the GGUF magic.
@@ -146,6 +148,15 @@ func readGGUF(fh *os.File, path string, opts OpenOptions) (*Model, error) {
 		if cfg.BOS, cfg.EOS, err = ggufSpecialIDs(gf, cfg); err != nil {
 			return nil, fail("%v", err)
 		}
+	}
+	if kind == format.TokenizerGGUF && opts.Tokenizer == "" && gf.Has(ggufKeyChat) {
+		// The chat template travels as Hugging Face keeps it, in
+		// tokenizer_config.json, where the server looks for it.
+		tc, err := ggufChatConfig(gf, cfg)
+		if err != nil {
+			return nil, fail("%v", err)
+		}
+		files[format.BlobTokenizerConfig] = tc
 	}
 	if kind != format.TokenizerNone {
 		if err := checkTokenizer(path, kind, files, cfg); err != nil {
@@ -608,4 +619,26 @@ func scaleMinK4(j int, q []byte) (sc, m byte) {
 		return q[j] & 63, q[j+4] & 63
 	}
 	return q[j+4]&0x0f | (q[j-4]>>6)<<4, q[j+4]>>4 | (q[j]>>6)<<4
+}
+
+// ggufChatConfig is a tokenizer_config.json holding the GGUF's
+// tokenizer.chat_template with the BOS and EOS strings templates refer to
+// ({{ bos_token }}), from the vocabulary at the ids the config resolved.
+func ggufChatConfig(gf *gguf.File, cfg format.ModelConfig) ([]byte, error) {
+	tmpl, err := gf.String(ggufKeyChat)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := gf.Strings("tokenizer.ggml.tokens")
+	if err != nil {
+		return nil, err
+	}
+	tc := map[string]string{"chat_template": tmpl}
+	if cfg.BOS >= 0 && cfg.BOS < len(tokens) {
+		tc["bos_token"] = tokens[cfg.BOS]
+	}
+	if len(cfg.EOS) > 0 && cfg.EOS[0] >= 0 && cfg.EOS[0] < len(tokens) {
+		tc["eos_token"] = tokens[cfg.EOS[0]]
+	}
+	return json.Marshal(tc) // keys sorted: the same bytes every time
 }
