@@ -330,10 +330,13 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	// The load and the non-finite scan run on the encoder's threads: done
 	// on one, they left the rest of the budget idle for a third of a q8
 	// conversion.
-	if err := d.load(ctx, e.f32, workers); err != nil {
+	mustBeFinite := !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 || pe.Encoding.IsPacked()
+	nonFinite, err := d.load(ctx, e.f32, workers, mustBeFinite)
+	if err != nil {
 		return t, nil, err
 	}
-	if !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 || pe.Encoding.IsPacked() {
+	if nonFinite {
+		// The load saw one; find the first in canonical order to name it.
 		if err := inParts(int64(rows), 1, workers, func(lo, hi int64) error {
 			return nonFiniteFrom(e.f32[lo*int64(cols):hi*int64(cols)], cols, int(lo))
 		}); err != nil {

@@ -33,20 +33,33 @@ func TestLoadThreadsAndRotary(t *testing.T) {
 		{dt: "Q8_0", ggml: gguf.TypeQ8_0, heads: 4, hd: 64, cols: 4096, quantBlock: true}, // 2.2 MB of blocks
 		{dt: "Q8_0", ggml: gguf.TypeQ8_0, heads: 2, hd: 2, cols: 32, quantBlock: true},
 	}
-	for _, c := range cases {
+	for ci := range 2 * len(cases) {
+		c, finite := cases[ci/2], ci%2 == 1
 		rows := c.heads * c.hd
 		n := rows * c.cols
 		var raw []byte
 		want := make([]float32, n)
 		if c.quantBlock {
 			raw = randBytes(rng, n/32*34)
+			if finite {
+				for b := 0; b < len(raw); b += 34 {
+					raw[b+1] &^= 0x40 // the f16 scale's top exponent bit
+				}
+			}
 			if err := gguf.Dequantize(c.ggml, want, raw); err != nil {
 				t.Fatal(err)
 			}
 		} else {
-			raw = randBytes(rng, n*int(c.dt.Size()))
+			es := int(c.dt.Size())
+			raw = randBytes(rng, n*es)
+			if finite {
+				for b := es - 1; b < len(raw); b += es {
+					raw[b] &^= 0x40 // the top exponent bit
+				}
+			}
 			decodeLE(want, raw, c.dt)
 		}
+		wantBad := nonFiniteError(want, c.cols) != nil
 		wantRot := make([]float32, n)
 		rotaryToHalf(wantRot, want, rows, c.cols, c.hd)
 		src := &SourceTensor{Name: "t", DType: c.dt, Shape: []int64{int64(rows), int64(c.cols)}, File: "f",
@@ -59,13 +72,17 @@ func TestLoadThreadsAndRotary(t *testing.T) {
 				exp = wantRot
 			}
 			for _, th := range []int{1, 2, 3, 7} {
-				t.Run(fmt.Sprintf("%s_%dx%d_rot=%v_t%d", c.dt, rows, c.cols, rot, th), func(t *testing.T) {
+				t.Run(fmt.Sprintf("%s_%dx%d_finite=%v_rot=%v_t%d", c.dt, rows, c.cols, finite, rot, th), func(t *testing.T) {
 					got := make([]float32, n)
 					for i := range got {
 						got[i] = float32(math.NaN())
 					}
-					if err := d.load(context.Background(), got, th); err != nil {
+					bad, err := d.load(context.Background(), got, th, true)
+					if err != nil {
 						t.Fatal(err)
+					}
+					if bad != wantBad {
+						t.Errorf("non-finite reported %v, want %v", bad, wantBad)
 					}
 					for i := range exp {
 						if math.Float32bits(got[i]) != math.Float32bits(exp[i]) {
@@ -85,7 +102,7 @@ func TestLoadShortSource(t *testing.T) {
 	src := &SourceTensor{Name: "q", DType: DTypeBF16, Shape: []int64{8, 4}, File: "m.gguf", r: bytes.NewReader(raw), size: 2 * 8 * 4}
 	for _, th := range []int{1, 2, 4} {
 		for _, d := range []*TensorDesc{whole("blk.0.attn_q.weight", src), rotaryPermuted("blk.0.attn_q.weight", src, 4)} {
-			err := d.load(context.Background(), make([]float32, 32), th)
+			_, err := d.load(context.Background(), make([]float32, 32), th, true)
 			wantErr(t, err, "blk.0.attn_q.weight", "m.gguf", "EOF")
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/shrink-llm/shrink/format"
@@ -119,22 +120,30 @@ func (d *TensorDesc) Raw() (*io.SectionReader, bool) {
 
 // Load decodes into dst (len == NumElements) in canonical layout.
 func (d *TensorDesc) Load(ctx context.Context, dst []float32) error {
-	return d.load(ctx, dst, 1)
+	_, err := d.load(ctx, dst, 1, false)
+	return err
 }
 
 // load is Load with the reading and widening split over up to threads
 // goroutines, each taking a contiguous range of the source; the caller holds
-// that many threads of the conversion's budget. Every range is read in
+// that many threads of the conversion's budget. With scan it also reports
+// whether any loaded value is NaN or ±Inf, checked on each chunk while it
+// is in cache (the bits of the source where widening is exact), so the
+// common all-finite tensor needs no second pass. Every range is read in
 // chunks through pooled buffers straight into its place in dst, so a load
 // allocates nothing in proportion to the tensor: llama.cpp's rotary row
 // order of GGUF q and k is undone row by row as the rows arrive, not
 // through a second copy of the tensor.
-func (d *TensorDesc) load(ctx context.Context, dst []float32, threads int) error {
+func (d *TensorDesc) load(ctx context.Context, dst []float32, threads int, scan bool) (nonFinite bool, err error) {
 	n := d.NumElements()
 	if int64(len(dst)) != n {
-		return fmt.Errorf("convert: load %s: dst has %d elements, tensor has %d", d.Name, len(dst), n)
+		return false, fmt.Errorf("convert: load %s: dst has %d elements, tensor has %d", d.Name, len(dst), n)
 	}
-	var err error
+	var bad atomic.Bool
+	sc := &bad
+	if !scan {
+		sc = nil
+	}
 	switch d.xf {
 	case xfSlice:
 		unit := int64(1)
@@ -142,25 +151,25 @@ func (d *TensorDesc) load(ctx context.Context, dst []float32, threads int) error
 			unit = max(1, d.src.ggml.BlockSize())
 		}
 		err = inParts(n, unit, threads, func(lo, hi int64) error {
-			return readWidened(ctx, d.src, d.elemOff+lo, dst[lo:hi])
+			return readWidenedScan(ctx, d.src, d.elemOff+lo, dst[lo:hi], sc)
 		})
 	case xfTranspose:
 		tmp := make([]float32, d.srcRows*d.srcCols)
-		if err = readWidened(ctx, d.src, 0, tmp); err == nil {
+		if err = readWidenedScan(ctx, d.src, 0, tmp, sc); err == nil {
 			transposeCols(dst, tmp, int(d.srcRows), int(d.srcCols), int(d.colOff), int(d.Shape[0]))
 		}
 	case xfRotary:
 		rows, cols := d.Shape[0], d.Shape[1]
 		err = inParts(rows, 1, threads, func(lo, hi int64) error {
-			return readRotary(ctx, d.src, cols, d.headDim, lo, hi, dst)
+			return readRotary(ctx, d.src, cols, d.headDim, lo, hi, dst, sc)
 		})
 	default:
 		err = fmt.Errorf("unknown transform %d", d.xf)
 	}
 	if err != nil {
-		return fmt.Errorf("convert: load %s (%s in %s): %w", d.Name, d.SourceName, d.File, err)
+		return false, fmt.Errorf("convert: load %s (%s in %s): %w", d.Name, d.SourceName, d.File, err)
 	}
-	return nil
+	return bad.Load(), nil
 }
 
 // inParts runs f on up to threads ranges [lo, hi) that cut [0, n) at
@@ -201,6 +210,12 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, loadChunkBytes); r
 // readWidened reads len(dst) elements of src starting at element elemOff and
 // widens them to float32 (dequantizes block-quantized GGUF sources).
 func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []float32) error {
+	return readWidenedScan(ctx, src, elemOff, dst, nil)
+}
+
+// readWidenedScan is readWidened that, when bad is not nil, sets it if a
+// value read is NaN or ±Inf.
+func readWidenedScan(ctx context.Context, src *SourceTensor, elemOff int64, dst []float32, bad *atomic.Bool) error {
 	bq := src.blockQuant()
 	if !bq && !src.DType.Float() {
 		return fmt.Errorf("unsupported dtype %s", src.DType)
@@ -228,6 +243,9 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 			if _, err := src.r.ReadAt(b[start:end], base+int64(start)); err != nil {
 				return fmt.Errorf("read: %w", err)
 			}
+			if bad != nil && !bad.Load() && hasNonFinite(dst[start/4:end/4]) {
+				bad.Store(true)
+			}
 		}
 		return nil
 	}
@@ -247,7 +265,7 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 		if _, err := src.r.ReadAt(raw, base+u*unitBytes); err != nil {
 			return fmt.Errorf("read: %w", err)
 		}
-		if err := widen(dst[u*unit:(u+m)*unit], raw, src); err != nil {
+		if err := widen(dst[u*unit:(u+m)*unit], raw, src, bad); err != nil {
 			return err
 		}
 	}
@@ -258,7 +276,7 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 // are in interleaved rotary order within heads of hd rows and writes each
 // into its canonical (rotate-half) row of dst, the whole tensor: source row
 // h·hd + 2j + t is canonical row h·hd + t·hd/2 + j (see rotaryToHalf).
-func readRotary(ctx context.Context, src *SourceTensor, cols, hd, r0, r1 int64, dst []float32) error {
+func readRotary(ctx context.Context, src *SourceTensor, cols, hd, r0, r1 int64, dst []float32, bad *atomic.Bool) error {
 	if hd <= 0 || hd%2 != 0 {
 		return fmt.Errorf("rotary head dimension %d is not even", hd)
 	}
@@ -293,7 +311,7 @@ func readRotary(ctx context.Context, src *SourceTensor, cols, hd, r0, r1 int64, 
 			s := r + i
 			k := s % hd
 			c := s - k + (k%2)*half + k/2
-			if err := widen(dst[c*cols:(c+1)*cols], raw[i*rowBytes:(i+1)*rowBytes], src); err != nil {
+			if err := widen(dst[c*cols:(c+1)*cols], raw[i*rowBytes:(i+1)*rowBytes], src, bad); err != nil {
 				return err
 			}
 		}
@@ -302,24 +320,77 @@ func readRotary(ctx context.Context, src *SourceTensor, cols, hd, r0, r1 int64, 
 }
 
 // widen decodes the source bytes raw (whole elements, or whole blocks of a
-// block-quantized type) into dst. raw starts at a pooled buffer's start or
-// a multiple of the element size from it, so the uint16 view is aligned.
-func widen(dst []float32, raw []byte, src *SourceTensor) error {
+// block-quantized type) into dst, and sets bad (when not nil) if a value is
+// NaN or ±Inf. raw starts at a pooled buffer's start or a multiple of the
+// element size from it, so the uint16 view is aligned.
+func widen(dst []float32, raw []byte, src *SourceTensor, bad *atomic.Bool) error {
 	if src.blockQuant() {
-		return gguf.Dequantize(src.ggml, dst, raw)
+		if err := gguf.Dequantize(src.ggml, dst, raw); err != nil {
+			return err
+		}
+		if bad != nil && !bad.Load() && hasNonFinite(dst) {
+			bad.Store(true)
+		}
+		return nil
 	}
 	le := quant.HostLittleEndian
+	// Widening is exact, so the half-width source has a NaN or ±Inf
+	// exactly where the result does: its exponent field is all ones.
+	exp16 := uint16(0)
 	switch {
 	case le && src.DType == DTypeF32:
 		copy(float32Bytes(dst), raw)
 	case le && src.DType == DTypeBF16:
 		quant.BF16ToF32(dst, bytesUint16(raw))
+		exp16 = 0x7f80
 	case le && src.DType == DTypeF16:
 		quant.F16ToF32(dst, bytesUint16(raw))
+		exp16 = 0x7c00
 	default:
 		decodeLE(dst, raw, src.DType)
 	}
+	if bad == nil || bad.Load() {
+		return nil
+	}
+	if exp16 != 0 && hasNonFinite16(bytesUint16(raw), exp16) || exp16 == 0 && hasNonFinite(dst) {
+		bad.Store(true)
+	}
 	return nil
+}
+
+// hasNonFinite reports whether x holds a NaN or ±Inf: the largest exponent
+// field, kept in four independent maxima, is all ones.
+func hasNonFinite(x []float32) bool {
+	const exp = 0x7f800000
+	var m0, m1, m2, m3 uint32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		m0 = max(m0, math.Float32bits(x[i])&exp)
+		m1 = max(m1, math.Float32bits(x[i+1])&exp)
+		m2 = max(m2, math.Float32bits(x[i+2])&exp)
+		m3 = max(m3, math.Float32bits(x[i+3])&exp)
+	}
+	for ; i < len(x); i++ {
+		m0 = max(m0, math.Float32bits(x[i])&exp)
+	}
+	return max(m0, m1, m2, m3) == exp
+}
+
+// hasNonFinite16 is hasNonFinite over half-width bit patterns whose
+// exponent field is exp.
+func hasNonFinite16(x []uint16, exp uint16) bool {
+	var m0, m1, m2, m3 uint16
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		m0 = max(m0, x[i]&exp)
+		m1 = max(m1, x[i+1]&exp)
+		m2 = max(m2, x[i+2]&exp)
+		m3 = max(m3, x[i+3]&exp)
+	}
+	for ; i < len(x); i++ {
+		m0 = max(m0, x[i]&exp)
+	}
+	return max(m0, m1, m2, m3) == exp
 }
 
 func bytesUint16(b []byte) []uint16 {
