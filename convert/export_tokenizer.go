@@ -80,7 +80,46 @@ func exportTokenizer(w *gguf.Writer, f *format.File, cfg format.ModelConfig) err
 		return err
 	}
 	padVocab(v, cfg.VocabSize)
-	return setVocab(w, v)
+	if err := setVocab(w, v); err != nil {
+		return err
+	}
+	return exportChatTemplate(w, f)
+}
+
+// exportChatTemplate carries tokenizer_config.json's chat_template (a
+// string, or the list entry named "default", else the first) into
+// tokenizer.chat_template, where llama.cpp's chat mode reads it.
+func exportChatTemplate(w *gguf.Writer, f *format.File) error {
+	if !f.HasBlob(format.BlobTokenizerConfig) {
+		return nil
+	}
+	b, err := f.Blob(format.BlobTokenizerConfig)
+	if err != nil {
+		return fmt.Errorf("tokenizer: %w", err)
+	}
+	var tc struct {
+		ChatTemplate json.RawMessage `json:"chat_template"`
+	}
+	if json.Unmarshal(b, &tc) != nil || len(tc.ChatTemplate) == 0 {
+		return nil // not ours to judge here: the converter checked the file is JSON
+	}
+	var one string
+	if json.Unmarshal(tc.ChatTemplate, &one) != nil {
+		var named []struct{ Name, Template string }
+		if json.Unmarshal(tc.ChatTemplate, &named) != nil || len(named) == 0 {
+			return nil
+		}
+		one = named[0].Template
+		for _, n := range named {
+			if n.Name == "default" {
+				one = n.Template
+			}
+		}
+	}
+	if one == "" {
+		return nil
+	}
+	return w.Set(ggufKeyChat, gguf.StringValue(one))
 }
 
 // padVocab fills the vocabulary up to the embedding's rows, as llama.cpp's
