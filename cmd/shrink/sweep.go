@@ -297,8 +297,13 @@ func (a sweepArgs) command() string {
 	if a.evalDocs != (textdata.DocRange{}) {
 		s += " --eval-docs " + a.evalDocs.String()
 	}
-	if a.input.opts.Chunks > 0 {
-		s += fmt.Sprintf(" --chunks %d", a.input.opts.Chunks)
+	if o := a.input.opts; o.First > 0 {
+		s += fmt.Sprintf(" --chunk-range %d-%d", o.First, o.First+o.Chunks-1)
+	} else if o.Chunks > 0 {
+		s += fmt.Sprintf(" --chunks %d", o.Chunks)
+	}
+	if a.input.exact {
+		s += " --exact"
 	}
 	if a.input.opts.Convention != eval.ScoreAll {
 		s += " --convention " + string(a.input.opts.Convention)
@@ -334,6 +339,7 @@ func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 		Input:   eval.SweepInput{Text: a.input.text, Tokens: a.input.tokens, DocSep: a.input.docSep, Docs: a.evalDocs},
 		Eval:    a.input.opts,
 		Threads: a.input.threads,
+		Exact:   a.input.exact,
 		Command: a.command(),
 		Note:    a.note,
 	}
