@@ -54,6 +54,10 @@ func emitPackedK(g *gen) {
 		}
 		packedK(g, 4, 0, true, t)
 	}
+	for _, pl := range packedPlanes {
+		packedK2(g, pl[0], pl[1], false)
+	}
+	packedK2(g, 4, 0, true)
 }
 
 func packedK(g *gen, lo, hi int, sym bool, T int) {
@@ -204,19 +208,22 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 
 // packedKParams sets Y24 = a and Y25 = m of the super-block's eight blocks
 // (sub at R8, sup at R9; k masks the parameter bytes the super-block has).
-func packedKParams(g *gen, sym bool, k Register) {
+func packedKParams(g *gen, sym bool, k Register) { packedKParamsAt(g, sym, k, R8, R9) }
+
+// packedKParamsAt is packedKParams with the sub and sup planes at sub, sup.
+func packedKParamsAt(g *gen, sym bool, k Register, sub, sup GPPhysical) {
 	if sym {
-		g.VMOVDQU8_Z(m(R9, 0), k, X7)
+		g.VMOVDQU8_Z(m(sup, 0), k, X7)
 		g.VPSHUFB(X20, X7, X7)
 		g.VCVTPH2PS(X7, Y24)
 		g.VMULPS(Y22, Y24, Y25)
 		return
 	}
-	g.VPBROADCASTD(m(R9, 0), X4)
+	g.VPBROADCASTD(m(sup, 0), X4)
 	g.VCVTPH2PS(X4, Y4)
 	g.VMOVSLDUP(Y4, Y5) // d
 	g.VMOVSHDUP(Y4, Y6) // dmin
-	g.VMOVDQU8_Z(m(R8, 0), k, X7)
+	g.VMOVDQU8_Z(m(sub, 0), k, X7)
 	g.VINSERTI128(U8(1), X7, Y7, Y7)
 	g.VPSHUFB(Y20, Y7, Y7)
 	g.VPSRLVD(Y21, Y7, Y7)
@@ -232,12 +239,17 @@ func packedKParams(g *gen, sym bool, k Register) {
 // packedKChunk unpacks chunk c of the super-block (lo at SI, hi at BX) into
 // Z(2c), Z(2c+1) and moves the plane pointers past it.
 func packedKChunk(g *gen, w packedWidth, lo, hi, c int, loTabs, hiTabs []Mem) {
+	packedKChunkAt(g, w, lo, hi, c, loTabs, hiTabs, RSI, RBX)
+}
+
+// packedKChunkAt is packedKChunk with the planes at loP, hiP.
+func packedKChunkAt(g *gen, w packedWidth, lo, hi, c int, loTabs, hiTabs []Mem, loP, hiP GPPhysical) {
 	dst := []VecPhysical{z(2 * c), z(2*c + 1)}
-	unpackPlane(g, w, lo, 0, RSI, loTabs, Z28, dst, []VecPhysical{Z4, Z5}, Z7)
-	g.ADDQ(U8(16*lo), RSI)
+	unpackPlane(g, w, lo, 0, loP, loTabs, Z28, dst, []VecPhysical{Z4, Z5}, Z7)
+	g.ADDQ(U8(16*lo), loP)
 	if hi > 0 {
-		unpackPlane(g, w, hi, lo, RBX, hiTabs, Z29, dst, []VecPhysical{Z6}, Z7)
-		g.ADDQ(U8(16*hi), RBX)
+		unpackPlane(g, w, hi, lo, hiP, hiTabs, Z29, dst, []VecPhysical{Z6}, Z7)
+		g.ADDQ(U8(16*hi), hiP)
 	}
 }
 
@@ -293,4 +305,167 @@ func packedKTokens(g *gen, T, chunks int, half bool) {
 			g.VFMADD231PS(tmp, acc, sum)
 		}
 	}
+}
+
+// packedK2 is the decode kernel (one token) over pairs of rows: per
+// super-block the activation terms are loaded once for both rows, and the
+// loop's bookkeeping is shared. rows must be even. Row 0 of a pair: SI, BX,
+// R8, R9 as in packedK; row 1: R12 lo, R13 hi, R14 sub, R15 sup. Sums: Z16,
+// Z17 (row 0), Z18, Z19 (row 1); Y23 the half super-block's masked xs.
+func packedK2(g *gen, lo, hi int, sym bool) {
+	kind := "QK"
+	if sym {
+		kind = "Sym"
+	}
+	name := fmt.Sprintf("packed%sLo%dHi%dR2VNNI", kind, lo, hi)
+	w := packed512
+	loTabs := g.planeTables(name+"_lo", w.vbytes, lo)
+	var hiTabs []Mem
+	if hi > 0 {
+		hiTabs = g.planeTables(name+"_hi", w.vbytes, hi)
+	}
+	g.text(name, "func(p *packedKArgs)", 48)
+	f := func(field, part string) Mem { return g.field(RDX, field, part) }
+	g.MOVQ(g.arg(0), RDX)
+	g.MOVQ(f("rows", ""), RAX)
+	g.SHRQ(U8(1), RAX)
+	g.JZ(LabelRef("ret"))
+	g.MOVQ(RAX, sp(0))
+	for i, fl := range []string{"y", "lo", "hi", "sub", "sup"} {
+		g.MOVQ(f(fl, "base"), RAX)
+		g.MOVQ(RAX, sp(8*(i+1)))
+	}
+	g.KMOVQ(f("kFull", ""), K1)
+	g.KMOVQ(f("kHalf", ""), K2)
+	g.MOVL(U32(0x0f), EAX)
+	g.KMOVW(EAX, K3)
+	g.MOVL(U32(0xff00), EAX)
+	g.KMOVW(EAX, K4)
+	g.broadcast32(uint32(1<<lo-1)*0x01010101, Z28)
+	if hi > 0 {
+		g.broadcast32(uint32(1<<hi-1)*0x01010101, Z29)
+	}
+	g.MOVQ(f("ctrl", ""), RAX)
+	g.VMOVDQU32(m(RAX, 0), Y20)
+	g.MOVQ(f("shift", ""), RAX)
+	g.VMOVDQU32(m(RAX, 0), Y21)
+	if sym {
+		g.broadcast32(0x41000000, Y22) // 8.0
+	} else {
+		g.broadcast32(63, Y22)
+	}
+	for k := range 4 {
+		g.broadcast32(uint32(2*k), z(12+k))
+		g.MOVL(U32(uint32(2*k+1)), EAX)
+		g.VPBROADCASTD(EAX, K4, z(12+k))
+	}
+
+	type rowRegs struct{ lo, hi, sub, sup GPPhysical }
+	rws := []rowRegs{{RSI, RBX, R8, R9}, {R12, R13, R14, R15}}
+	g.Label("pair")
+	g.zeroZ(16, 17, 18, 19)
+	g.MOVQ(g.arg(0), RDX)
+	for i, fl := range []string{"loRow", "hiRow", "subRow", "supRow"} {
+		r0 := []GPPhysical{RSI, RBX, R8, R9}[i]
+		r1 := []GPPhysical{R12, R13, R14, R15}[i]
+		g.MOVQ(sp(16+8*i), r0)
+		g.MOVQ(f(fl, ""), r1)
+		g.ADDQ(r0, r1)
+	}
+	g.MOVQ(f("xq", "base"), RDI)
+	g.MOVQ(f("xs", "base"), R10)
+	g.MOVQ(f("xsum", "base"), R11)
+	g.MOVQ(f("sbs", ""), RCX)
+	g.TESTQ(RCX, RCX)
+	g.JZ(LabelRef("half"))
+
+	body := func(k Register, chunks int, half bool) {
+		if half {
+			g.VMOVUPS_Z(m(R10, 0), K3, Y23)
+			g.VMOVDQU32_Z(m(R11, 0), K3, Y27)
+			g.VCVTDQ2PS(Y27, Y27)
+			g.VMULPS(Y23, Y27, Y27)
+		} else {
+			g.VCVTDQ2PS(m(R11, 0), Y27)
+			g.VMULPS(m(R10, 0), Y27, Y27)
+		}
+		for i, rr := range rws {
+			packedKParamsAt(g, sym, k, rr.sub, rr.sup)
+			for c := range chunks {
+				packedKChunkAt(g, w, lo, hi, c, loTabs, hiTabs, rr.lo, rr.hi)
+			}
+			if half {
+				g.VMULPS(Y23, Y24, Y26)
+			} else {
+				g.VMULPS(m(R10, 0), Y24, Y26)
+			}
+			g.VFNMADD231PS(Z27, Z25, z(16+2*i))
+			for kk := range 2 * chunks {
+				acc, tmp := z(8+2*(kk%2)), z(9+2*(kk%2))
+				g.VPXORD(acc, acc, acc)
+				g.VPDPBUSD(m(RDI, 64*kk), z(kk), acc)
+				g.VCVTDQ2PS(acc, acc)
+				g.VPERMPS(Z26, z(12+kk), tmp)
+				g.VFMADD231PS(tmp, acc, z(16+2*i+(kk+1)%2))
+			}
+		}
+	}
+
+	g.Label("sb")
+	for _, rr := range rws {
+		if sym {
+			g.PREFETCHT0(m(rr.sup, 256))
+		} else {
+			g.PREFETCHT0(m(rr.sub, 256))
+			g.PREFETCHT0(m(rr.sup, 128))
+		}
+	}
+	body(K1, 2, false)
+	g.MOVQ(g.arg(0), RDX)
+	for _, rr := range rws {
+		if !sym {
+			g.ADDQ(f("subSB", ""), rr.sub)
+		}
+		g.ADDQ(f("supSB", ""), rr.sup)
+	}
+	g.ADDQ(U32(256), RDI)
+	g.ADDQ(U8(32), R10)
+	g.ADDQ(U8(32), R11)
+	g.DECQ(RCX)
+	g.JNZ(LabelRef("sb"))
+
+	g.Label("half")
+	g.MOVQ(g.arg(0), RDX)
+	g.CMPQ(f("half", ""), U8(0))
+	g.JEQ(LabelRef("reduce"))
+	body(K2, 1, true)
+
+	g.Label("reduce")
+	for i := range 2 {
+		g.VADDPS(z(17+2*i), z(16+2*i), z(16+2*i))
+		g.VEXTRACTF64X4(U8(1), z(16+2*i), y(8+i))
+		g.VADDPS(y(8+i), y(16+2*i), y(4+i))
+		g.hsumY(4+i, 8+i)
+	}
+	g.VUNPCKLPS(X5, X4, X4) // [row 0, row 1]
+	g.MOVQ(g.arg(0), RDX)
+	g.MOVQ(sp(8), RAX)
+	g.CMPQ(f("add", ""), U8(0))
+	g.JEQ(LabelRef("store"))
+	g.VMOVSD(m(RAX, 0), X5)
+	g.VADDPS(X5, X4, X4)
+	g.Label("store")
+	g.VMOVSD(X4, m(RAX, 0))
+	// Next pair of rows.
+	g.ADDQ(U8(8), sp(8))
+	for i, fl := range []string{"loRow", "hiRow", "subRow", "supRow"} {
+		g.MOVQ(f(fl, ""), RAX)
+		g.SHLQ(U8(1), RAX)
+		g.ADDQ(RAX, sp(16+8*i))
+	}
+	g.DECQ(sp(0))
+	g.JNZ(LabelRef("pair"))
+	g.VZEROUPPER()
+	g.Label("ret")
+	g.RET()
 }

@@ -56,6 +56,24 @@ func packedQKLo2Hi1T1VNNI(p *packedKArgs)
 func packedSymLo4Hi0T1VNNI(p *packedKArgs)
 
 //go:noescape
+func packedQKLo4Hi0R2VNNI(p *packedKArgs)
+
+//go:noescape
+func packedQKLo4Hi1R2VNNI(p *packedKArgs)
+
+//go:noescape
+func packedQKLo4Hi2R2VNNI(p *packedKArgs)
+
+//go:noescape
+func packedQKLo2Hi0R2VNNI(p *packedKArgs)
+
+//go:noescape
+func packedQKLo2Hi1R2VNNI(p *packedKArgs)
+
+//go:noescape
+func packedSymLo4Hi0R2VNNI(p *packedKArgs)
+
+//go:noescape
 func packedQKLo4Hi0T4VNNI(p *packedKArgs)
 
 //go:noescape
@@ -133,36 +151,58 @@ func packedKOK(f features, w *Packed) bool {
 	return (w.LoBits == 4 && w.HiBits <= 2) || (w.LoBits == 2 && w.HiBits <= 1)
 }
 
-func runPackedK(p *packedKArgs, w *Packed, four bool) {
+// packedKShape selects a whole-row kernel: one token per row (tok1), four
+// tokens per row (tok4) or one token over pairs of rows (rows2).
+type packedKShape int
+
+const (
+	tok1 packedKShape = iota
+	tok4
+	rows2
+)
+
+func runPackedK(p *packedKArgs, w *Packed, sh packedKShape) {
 	type key struct {
 		sym    bool
 		lo, hi int
-		four   bool
+		sh     packedKShape
 	}
-	switch (key{w.Sym, w.LoBits, w.HiBits, four}) {
-	case key{false, 4, 0, false}:
+	switch (key{w.Sym, w.LoBits, w.HiBits, sh}) {
+	case key{false, 4, 0, rows2}:
+		packedQKLo4Hi0R2VNNI(p)
+	case key{false, 4, 1, rows2}:
+		packedQKLo4Hi1R2VNNI(p)
+	case key{false, 4, 2, rows2}:
+		packedQKLo4Hi2R2VNNI(p)
+	case key{false, 2, 0, rows2}:
+		packedQKLo2Hi0R2VNNI(p)
+	case key{false, 2, 1, rows2}:
+		packedQKLo2Hi1R2VNNI(p)
+	case key{true, 4, 0, rows2}:
+		packedSymLo4Hi0R2VNNI(p)
+	case key{false, 4, 0, tok1}:
 		packedQKLo4Hi0T1VNNI(p)
-	case key{false, 4, 1, false}:
+	case key{false, 4, 1, tok1}:
 		packedQKLo4Hi1T1VNNI(p)
-	case key{false, 4, 2, false}:
+	case key{false, 4, 2, tok1}:
 		packedQKLo4Hi2T1VNNI(p)
-	case key{false, 2, 0, false}:
+	case key{false, 2, 0, tok1}:
 		packedQKLo2Hi0T1VNNI(p)
-	case key{false, 2, 1, false}:
+	case key{false, 2, 1, tok1}:
 		packedQKLo2Hi1T1VNNI(p)
-	case key{true, 4, 0, false}:
+	case key{true, 4, 0, tok1}:
 		packedSymLo4Hi0T1VNNI(p)
-	case key{false, 4, 0, true}:
+	case key{false, 4, 0, tok4}:
 		packedQKLo4Hi0T4VNNI(p)
-	case key{false, 4, 1, true}:
+	case key{false, 4, 1, tok4}:
 		packedQKLo4Hi1T4VNNI(p)
-	case key{false, 4, 2, true}:
+	case key{false, 4, 2, tok4}:
 		packedQKLo4Hi2T4VNNI(p)
-	case key{false, 2, 0, true}:
+	case key{false, 2, 0, tok4}:
 		packedQKLo2Hi0T4VNNI(p)
-	case key{false, 2, 1, true}:
+	case key{false, 2, 1, tok4}:
 		packedQKLo2Hi1T4VNNI(p)
-	case key{true, 4, 0, true}:
+	case key{true, 4, 0, tok4}:
 		packedSymLo4Hi0T4VNNI(p)
 	default:
 		panic("simd: no whole-row packed kernel for these planes")
@@ -170,8 +210,9 @@ func runPackedK(p *packedKArgs, w *Packed, four bool) {
 }
 
 // packedKWith is MatPacked on the whole-row kernels (packedKOK must hold):
-// four tokens per pass, the leftover tokens one per pass, then the row's
-// last chunk when it is shorter than 128 weights, in Go.
+// four tokens per pass, the leftover tokens one per pass (two rows at a
+// time), then the row's last chunk when it is shorter than 128 weights, in
+// Go.
 func packedKWith(y []float32, ldy int, w *Packed, xq []int8, xs []float32, xsum []int32, xstride, xsstride, rows, tokens int, add bool) {
 	n := 32 * w.Blocks
 	full := n / 128
@@ -196,15 +237,26 @@ func packedKWith(y []float32, ldy int, w *Packed, xq []int8, xs []float32, xsum 
 		p.add = 1
 	}
 	for t := 0; t < tokens; {
-		four := tokens-t >= 4
 		p.y = y[t*ldy:]
 		p.xq, p.xs, p.xsum = xq[t*xstride:], xs[t*xsstride:], xsum[t*xsstride:]
-		runPackedK(&p, w, four)
-		if four {
+		if tokens-t >= 4 {
+			runPackedK(&p, w, tok4)
 			t += 4
-		} else {
-			t++
+			continue
 		}
+		// One token: pairs of rows, then the odd row.
+		p.rows = rows &^ 1
+		runPackedK(&p, w, rows2)
+		if rows%2 != 0 {
+			q := p
+			r := rows - 1
+			q.y = p.y[r:]
+			q.lo, q.hi, q.sub, q.sup = w.Lo[r*w.LoRow:], w.Hi[r*w.HiRow:], w.Sub[r*w.SubRow:], w.Sup[r*w.SupRow:]
+			q.rows = 1
+			runPackedK(&q, w, tok1)
+		}
+		p.rows = rows
+		t++
 	}
 	if c0 := 128 * full; c0 < n {
 		packedTailGo(y, ldy, w, xq, xs, xsum, xstride, xsstride, rows, tokens, c0)

@@ -3960,3 +3960,2181 @@ store:
 
 ret:
 	RET
+
+// func packedQKLo4Hi0R2VNNI(p *packedKArgs)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, MMX+
+TEXT ·packedQKLo4Hi0R2VNNI(SB), NOSPLIT, $48-8
+	MOVQ         p+0(FP), DX
+	MOVQ         248(DX), AX
+	SHRQ         $0x01, AX
+	JZ           ret
+	MOVQ         AX, (SP)
+	MOVQ         (DX), AX
+	MOVQ         AX, 8(SP)
+	MOVQ         32(DX), AX
+	MOVQ         AX, 16(SP)
+	MOVQ         56(DX), AX
+	MOVQ         AX, 24(SP)
+	MOVQ         80(DX), AX
+	MOVQ         AX, 32(SP)
+	MOVQ         104(DX), AX
+	MOVQ         AX, 40(SP)
+	KMOVQ        288(DX), K1
+	KMOVQ        296(DX), K2
+	MOVL         $0x0000000f, AX
+	KMOVW        AX, K3
+	MOVL         $0x0000ff00, AX
+	KMOVW        AX, K4
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z28
+	MOVQ         272(DX), AX
+	VMOVDQU32    (AX), Y20
+	MOVQ         280(DX), AX
+	VMOVDQU32    (AX), Y21
+	MOVL         $0x0000003f, AX
+	VPBROADCASTD AX, Y22
+	MOVL         $0x00000000, AX
+	VPBROADCASTD AX, Z12
+	MOVL         $0x00000001, AX
+	VPBROADCASTD AX, K4, Z12
+	MOVL         $0x00000002, AX
+	VPBROADCASTD AX, Z13
+	MOVL         $0x00000003, AX
+	VPBROADCASTD AX, K4, Z13
+	MOVL         $0x00000004, AX
+	VPBROADCASTD AX, Z14
+	MOVL         $0x00000005, AX
+	VPBROADCASTD AX, K4, Z14
+	MOVL         $0x00000006, AX
+	VPBROADCASTD AX, Z15
+	MOVL         $0x00000007, AX
+	VPBROADCASTD AX, K4, Z15
+
+pair:
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ   p+0(FP), DX
+	MOVQ   16(SP), SI
+	MOVQ   128(DX), R12
+	ADDQ   SI, R12
+	MOVQ   24(SP), BX
+	MOVQ   136(DX), R13
+	ADDQ   BX, R13
+	MOVQ   32(SP), R8
+	MOVQ   144(DX), R14
+	ADDQ   R8, R14
+	MOVQ   40(SP), R9
+	MOVQ   152(DX), R15
+	ADDQ   R9, R15
+	MOVQ   160(DX), DI
+	MOVQ   184(DX), R10
+	MOVQ   208(DX), R11
+	MOVQ   256(DX), CX
+	TESTQ  CX, CX
+	JZ     half
+
+sb:
+	PREFETCHT0   256(R8)
+	PREFETCHT0   128(R9)
+	PREFETCHT0   256(R14)
+	PREFETCHT0   128(R15)
+	VCVTDQ2PS    (R11), Y27
+	VMULPS       (R10), Y27, Y27
+	VPBROADCASTD (R9), X4
+	VCVTPH2PS    X4, Y4
+	VMOVSLDUP    Y4, Y5
+	VMOVSHDUP    Y4, Y6
+	VMOVDQU8.Z   (R8), K1, X7
+	VINSERTI128  $0x01, X7, Y7, Y7
+	VPSHUFB      Y20, Y7, Y7
+	VPSRLVD      Y21, Y7, Y7
+	VPANDD       Y22, Y7, Y9
+	VPSRLD       $0x06, Y7, Y7
+	VPANDD       Y22, Y7, Y7
+	VCVTDQ2PS    Y9, Y9
+	VCVTDQ2PS    Y7, Y7
+	VMULPS       Y5, Y9, Y24
+	VMULPS       Y6, Y7, Y25
+	VMOVDQU64    (SI), Z4
+	VPANDD       Z28, Z4, Z0
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z1
+	ADDQ         $0x40, SI
+	VMOVDQU64    (SI), Z4
+	VPANDD       Z28, Z4, Z2
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z3
+	ADDQ         $0x40, SI
+	VMULPS       (R10), Y24, Y26
+	VFNMADD231PS Z27, Z25, Z16
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     (DI), Z0, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z12, Z9
+	VFMADD231PS  Z9, Z8, Z17
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     64(DI), Z1, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z13, Z11
+	VFMADD231PS  Z11, Z10, Z16
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     128(DI), Z2, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z14, Z9
+	VFMADD231PS  Z9, Z8, Z17
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     192(DI), Z3, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z15, Z11
+	VFMADD231PS  Z11, Z10, Z16
+	VPBROADCASTD (R15), X4
+	VCVTPH2PS    X4, Y4
+	VMOVSLDUP    Y4, Y5
+	VMOVSHDUP    Y4, Y6
+	VMOVDQU8.Z   (R14), K1, X7
+	VINSERTI128  $0x01, X7, Y7, Y7
+	VPSHUFB      Y20, Y7, Y7
+	VPSRLVD      Y21, Y7, Y7
+	VPANDD       Y22, Y7, Y9
+	VPSRLD       $0x06, Y7, Y7
+	VPANDD       Y22, Y7, Y7
+	VCVTDQ2PS    Y9, Y9
+	VCVTDQ2PS    Y7, Y7
+	VMULPS       Y5, Y9, Y24
+	VMULPS       Y6, Y7, Y25
+	VMOVDQU64    (R12), Z4
+	VPANDD       Z28, Z4, Z0
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z1
+	ADDQ         $0x40, R12
+	VMOVDQU64    (R12), Z4
+	VPANDD       Z28, Z4, Z2
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z3
+	ADDQ         $0x40, R12
+	VMULPS       (R10), Y24, Y26
+	VFNMADD231PS Z27, Z25, Z18
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     (DI), Z0, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z12, Z9
+	VFMADD231PS  Z9, Z8, Z19
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     64(DI), Z1, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z13, Z11
+	VFMADD231PS  Z11, Z10, Z18
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     128(DI), Z2, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z14, Z9
+	VFMADD231PS  Z9, Z8, Z19
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     192(DI), Z3, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z15, Z11
+	VFMADD231PS  Z11, Z10, Z18
+	MOVQ         p+0(FP), DX
+	ADDQ         304(DX), R8
+	ADDQ         312(DX), R9
+	ADDQ         304(DX), R14
+	ADDQ         312(DX), R15
+	ADDQ         $0x00000100, DI
+	ADDQ         $0x20, R10
+	ADDQ         $0x20, R11
+	DECQ         CX
+	JNZ          sb
+
+half:
+	MOVQ         p+0(FP), DX
+	CMPQ         264(DX), $0x00
+	JEQ          reduce
+	VMOVUPS.Z    (R10), K3, Y23
+	VMOVDQU32.Z  (R11), K3, Y27
+	VCVTDQ2PS    Y27, Y27
+	VMULPS       Y23, Y27, Y27
+	VPBROADCASTD (R9), X4
+	VCVTPH2PS    X4, Y4
+	VMOVSLDUP    Y4, Y5
+	VMOVSHDUP    Y4, Y6
+	VMOVDQU8.Z   (R8), K2, X7
+	VINSERTI128  $0x01, X7, Y7, Y7
+	VPSHUFB      Y20, Y7, Y7
+	VPSRLVD      Y21, Y7, Y7
+	VPANDD       Y22, Y7, Y9
+	VPSRLD       $0x06, Y7, Y7
+	VPANDD       Y22, Y7, Y7
+	VCVTDQ2PS    Y9, Y9
+	VCVTDQ2PS    Y7, Y7
+	VMULPS       Y5, Y9, Y24
+	VMULPS       Y6, Y7, Y25
+	VMOVDQU64    (SI), Z4
+	VPANDD       Z28, Z4, Z0
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z1
+	ADDQ         $0x40, SI
+	VMULPS       Y23, Y24, Y26
+	VFNMADD231PS Z27, Z25, Z16
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     (DI), Z0, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z12, Z9
+	VFMADD231PS  Z9, Z8, Z17
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     64(DI), Z1, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z13, Z11
+	VFMADD231PS  Z11, Z10, Z16
+	VPBROADCASTD (R15), X4
+	VCVTPH2PS    X4, Y4
+	VMOVSLDUP    Y4, Y5
+	VMOVSHDUP    Y4, Y6
+	VMOVDQU8.Z   (R14), K2, X7
+	VINSERTI128  $0x01, X7, Y7, Y7
+	VPSHUFB      Y20, Y7, Y7
+	VPSRLVD      Y21, Y7, Y7
+	VPANDD       Y22, Y7, Y9
+	VPSRLD       $0x06, Y7, Y7
+	VPANDD       Y22, Y7, Y7
+	VCVTDQ2PS    Y9, Y9
+	VCVTDQ2PS    Y7, Y7
+	VMULPS       Y5, Y9, Y24
+	VMULPS       Y6, Y7, Y25
+	VMOVDQU64    (R12), Z4
+	VPANDD       Z28, Z4, Z0
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z1
+	ADDQ         $0x40, R12
+	VMULPS       Y23, Y24, Y26
+	VFNMADD231PS Z27, Z25, Z18
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     (DI), Z0, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z12, Z9
+	VFMADD231PS  Z9, Z8, Z19
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     64(DI), Z1, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z13, Z11
+	VFMADD231PS  Z11, Z10, Z18
+
+reduce:
+	VADDPS        Z17, Z16, Z16
+	VEXTRACTF64X4 $0x01, Z16, Y8
+	VADDPS        Y8, Y16, Y4
+	VEXTRACTF128  $0x01, Y4, X8
+	VADDPS        X8, X4, X4
+	VMOVHLPS      X4, X4, X8
+	VADDPS        X8, X4, X4
+	VMOVSHDUP     X4, X8
+	VADDSS        X8, X4, X4
+	VADDPS        Z19, Z18, Z18
+	VEXTRACTF64X4 $0x01, Z18, Y9
+	VADDPS        Y9, Y18, Y5
+	VEXTRACTF128  $0x01, Y5, X9
+	VADDPS        X9, X5, X5
+	VMOVHLPS      X5, X5, X9
+	VADDPS        X9, X5, X5
+	VMOVSHDUP     X5, X9
+	VADDSS        X9, X5, X5
+	VUNPCKLPS     X5, X4, X4
+	MOVQ          p+0(FP), DX
+	MOVQ          8(SP), AX
+	CMPQ          320(DX), $0x00
+	JEQ           store
+	VMOVSD        (AX), X5
+	VADDPS        X5, X4, X4
+
+store:
+	VMOVSD X4, (AX)
+	ADDQ   $0x08, 8(SP)
+	MOVQ   128(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 16(SP)
+	MOVQ   136(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 24(SP)
+	MOVQ   144(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 32(SP)
+	MOVQ   152(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 40(SP)
+	DECQ   (SP)
+	JNZ    pair
+	VZEROUPPER
+
+ret:
+	RET
+
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+0(SB)/4, $0x00000000
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+4(SB)/4, $0x00000000
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+8(SB)/4, $0x00000000
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+12(SB)/4, $0x00000000
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+16(SB)/4, $0x00000001
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+20(SB)/4, $0x00000001
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+24(SB)/4, $0x00000001
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+28(SB)/4, $0x00000001
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+32(SB)/4, $0x00000002
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+36(SB)/4, $0x00000002
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+40(SB)/4, $0x00000002
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+44(SB)/4, $0x00000002
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+48(SB)/4, $0x00000003
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+52(SB)/4, $0x00000003
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+56(SB)/4, $0x00000003
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v0<>+60(SB)/4, $0x00000003
+GLOBL packedQKLo4Hi1R2VNNI_hi_p1_v0<>(SB), RODATA|NOPTR, $64
+
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+0(SB)/4, $0x00000004
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+4(SB)/4, $0x00000004
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+8(SB)/4, $0x00000004
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+12(SB)/4, $0x00000004
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+16(SB)/4, $0x00000005
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+20(SB)/4, $0x00000005
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+24(SB)/4, $0x00000005
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+28(SB)/4, $0x00000005
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+32(SB)/4, $0x00000006
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+36(SB)/4, $0x00000006
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+40(SB)/4, $0x00000006
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+44(SB)/4, $0x00000006
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+48(SB)/4, $0x00000007
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+52(SB)/4, $0x00000007
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+56(SB)/4, $0x00000007
+DATA packedQKLo4Hi1R2VNNI_hi_p1_v1<>+60(SB)/4, $0x00000007
+GLOBL packedQKLo4Hi1R2VNNI_hi_p1_v1<>(SB), RODATA|NOPTR, $64
+
+// func packedQKLo4Hi1R2VNNI(p *packedKArgs)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, MMX+
+TEXT ·packedQKLo4Hi1R2VNNI(SB), NOSPLIT, $48-8
+	MOVQ         p+0(FP), DX
+	MOVQ         248(DX), AX
+	SHRQ         $0x01, AX
+	JZ           ret
+	MOVQ         AX, (SP)
+	MOVQ         (DX), AX
+	MOVQ         AX, 8(SP)
+	MOVQ         32(DX), AX
+	MOVQ         AX, 16(SP)
+	MOVQ         56(DX), AX
+	MOVQ         AX, 24(SP)
+	MOVQ         80(DX), AX
+	MOVQ         AX, 32(SP)
+	MOVQ         104(DX), AX
+	MOVQ         AX, 40(SP)
+	KMOVQ        288(DX), K1
+	KMOVQ        296(DX), K2
+	MOVL         $0x0000000f, AX
+	KMOVW        AX, K3
+	MOVL         $0x0000ff00, AX
+	KMOVW        AX, K4
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z28
+	MOVL         $0x01010101, AX
+	VPBROADCASTD AX, Z29
+	MOVQ         272(DX), AX
+	VMOVDQU32    (AX), Y20
+	MOVQ         280(DX), AX
+	VMOVDQU32    (AX), Y21
+	MOVL         $0x0000003f, AX
+	VPBROADCASTD AX, Y22
+	MOVL         $0x00000000, AX
+	VPBROADCASTD AX, Z12
+	MOVL         $0x00000001, AX
+	VPBROADCASTD AX, K4, Z12
+	MOVL         $0x00000002, AX
+	VPBROADCASTD AX, Z13
+	MOVL         $0x00000003, AX
+	VPBROADCASTD AX, K4, Z13
+	MOVL         $0x00000004, AX
+	VPBROADCASTD AX, Z14
+	MOVL         $0x00000005, AX
+	VPBROADCASTD AX, K4, Z14
+	MOVL         $0x00000006, AX
+	VPBROADCASTD AX, Z15
+	MOVL         $0x00000007, AX
+	VPBROADCASTD AX, K4, Z15
+
+pair:
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ   p+0(FP), DX
+	MOVQ   16(SP), SI
+	MOVQ   128(DX), R12
+	ADDQ   SI, R12
+	MOVQ   24(SP), BX
+	MOVQ   136(DX), R13
+	ADDQ   BX, R13
+	MOVQ   32(SP), R8
+	MOVQ   144(DX), R14
+	ADDQ   R8, R14
+	MOVQ   40(SP), R9
+	MOVQ   152(DX), R15
+	ADDQ   R9, R15
+	MOVQ   160(DX), DI
+	MOVQ   184(DX), R10
+	MOVQ   208(DX), R11
+	MOVQ   256(DX), CX
+	TESTQ  CX, CX
+	JZ     half
+
+sb:
+	PREFETCHT0      256(R8)
+	PREFETCHT0      128(R9)
+	PREFETCHT0      256(R14)
+	PREFETCHT0      128(R15)
+	VCVTDQ2PS       (R11), Y27
+	VMULPS          (R10), Y27, Y27
+	VPBROADCASTD    (R9), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R8), K1, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VMOVDQU64       (SI), Z4
+	VPANDD          Z28, Z4, Z0
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x40, SI
+	VBROADCASTI32X4 (BX), Z6
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x10, BX
+	VMOVDQU64       (SI), Z4
+	VPANDD          Z28, Z4, Z2
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z3
+	ADDQ            $0x40, SI
+	VBROADCASTI32X4 (BX), Z6
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z2, Z2
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z3, Z3
+	ADDQ            $0x10, BX
+	VMULPS          (R10), Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        128(DI), Z2, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z14, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        192(DI), Z3, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z15, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPBROADCASTD    (R15), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R14), K1, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VMOVDQU64       (R12), Z4
+	VPANDD          Z28, Z4, Z0
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x40, R12
+	VBROADCASTI32X4 (R13), Z6
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x10, R13
+	VMOVDQU64       (R12), Z4
+	VPANDD          Z28, Z4, Z2
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z3
+	ADDQ            $0x40, R12
+	VBROADCASTI32X4 (R13), Z6
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z2, Z2
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z3, Z3
+	ADDQ            $0x10, R13
+	VMULPS          (R10), Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        128(DI), Z2, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z14, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        192(DI), Z3, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z15, Z11
+	VFMADD231PS     Z11, Z10, Z18
+	MOVQ            p+0(FP), DX
+	ADDQ            304(DX), R8
+	ADDQ            312(DX), R9
+	ADDQ            304(DX), R14
+	ADDQ            312(DX), R15
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x20, R10
+	ADDQ            $0x20, R11
+	DECQ            CX
+	JNZ             sb
+
+half:
+	MOVQ            p+0(FP), DX
+	CMPQ            264(DX), $0x00
+	JEQ             reduce
+	VMOVUPS.Z       (R10), K3, Y23
+	VMOVDQU32.Z     (R11), K3, Y27
+	VCVTDQ2PS       Y27, Y27
+	VMULPS          Y23, Y27, Y27
+	VPBROADCASTD    (R9), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R8), K2, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VMOVDQU64       (SI), Z4
+	VPANDD          Z28, Z4, Z0
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x40, SI
+	VBROADCASTI32X4 (BX), Z6
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x10, BX
+	VMULPS          Y23, Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPBROADCASTD    (R15), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R14), K2, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VMOVDQU64       (R12), Z4
+	VPANDD          Z28, Z4, Z0
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x40, R12
+	VBROADCASTI32X4 (R13), Z6
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo4Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x10, R13
+	VMULPS          Y23, Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z18
+
+reduce:
+	VADDPS        Z17, Z16, Z16
+	VEXTRACTF64X4 $0x01, Z16, Y8
+	VADDPS        Y8, Y16, Y4
+	VEXTRACTF128  $0x01, Y4, X8
+	VADDPS        X8, X4, X4
+	VMOVHLPS      X4, X4, X8
+	VADDPS        X8, X4, X4
+	VMOVSHDUP     X4, X8
+	VADDSS        X8, X4, X4
+	VADDPS        Z19, Z18, Z18
+	VEXTRACTF64X4 $0x01, Z18, Y9
+	VADDPS        Y9, Y18, Y5
+	VEXTRACTF128  $0x01, Y5, X9
+	VADDPS        X9, X5, X5
+	VMOVHLPS      X5, X5, X9
+	VADDPS        X9, X5, X5
+	VMOVSHDUP     X5, X9
+	VADDSS        X9, X5, X5
+	VUNPCKLPS     X5, X4, X4
+	MOVQ          p+0(FP), DX
+	MOVQ          8(SP), AX
+	CMPQ          320(DX), $0x00
+	JEQ           store
+	VMOVSD        (AX), X5
+	VADDPS        X5, X4, X4
+
+store:
+	VMOVSD X4, (AX)
+	ADDQ   $0x08, 8(SP)
+	MOVQ   128(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 16(SP)
+	MOVQ   136(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 24(SP)
+	MOVQ   144(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 32(SP)
+	MOVQ   152(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 40(SP)
+	DECQ   (SP)
+	JNZ    pair
+	VZEROUPPER
+
+ret:
+	RET
+
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+0(SB)/4, $0x00000000
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+4(SB)/4, $0x00000000
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+8(SB)/4, $0x00000000
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+12(SB)/4, $0x00000000
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+16(SB)/4, $0x00000000
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+20(SB)/4, $0x00000000
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+24(SB)/4, $0x00000000
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+28(SB)/4, $0x00000000
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+32(SB)/4, $0x00000002
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+36(SB)/4, $0x00000002
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+40(SB)/4, $0x00000002
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+44(SB)/4, $0x00000002
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+48(SB)/4, $0x00000002
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+52(SB)/4, $0x00000002
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+56(SB)/4, $0x00000002
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v0<>+60(SB)/4, $0x00000002
+GLOBL packedQKLo4Hi2R2VNNI_hi_p2_v0<>(SB), RODATA|NOPTR, $64
+
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+0(SB)/4, $0x00000004
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+4(SB)/4, $0x00000004
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+8(SB)/4, $0x00000004
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+12(SB)/4, $0x00000004
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+16(SB)/4, $0x00000004
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+20(SB)/4, $0x00000004
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+24(SB)/4, $0x00000004
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+28(SB)/4, $0x00000004
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+32(SB)/4, $0x00000006
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+36(SB)/4, $0x00000006
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+40(SB)/4, $0x00000006
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+44(SB)/4, $0x00000006
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+48(SB)/4, $0x00000006
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+52(SB)/4, $0x00000006
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+56(SB)/4, $0x00000006
+DATA packedQKLo4Hi2R2VNNI_hi_p2_v1<>+60(SB)/4, $0x00000006
+GLOBL packedQKLo4Hi2R2VNNI_hi_p2_v1<>(SB), RODATA|NOPTR, $64
+
+// func packedQKLo4Hi2R2VNNI(p *packedKArgs)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, MMX+
+TEXT ·packedQKLo4Hi2R2VNNI(SB), NOSPLIT, $48-8
+	MOVQ         p+0(FP), DX
+	MOVQ         248(DX), AX
+	SHRQ         $0x01, AX
+	JZ           ret
+	MOVQ         AX, (SP)
+	MOVQ         (DX), AX
+	MOVQ         AX, 8(SP)
+	MOVQ         32(DX), AX
+	MOVQ         AX, 16(SP)
+	MOVQ         56(DX), AX
+	MOVQ         AX, 24(SP)
+	MOVQ         80(DX), AX
+	MOVQ         AX, 32(SP)
+	MOVQ         104(DX), AX
+	MOVQ         AX, 40(SP)
+	KMOVQ        288(DX), K1
+	KMOVQ        296(DX), K2
+	MOVL         $0x0000000f, AX
+	KMOVW        AX, K3
+	MOVL         $0x0000ff00, AX
+	KMOVW        AX, K4
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z28
+	MOVL         $0x03030303, AX
+	VPBROADCASTD AX, Z29
+	MOVQ         272(DX), AX
+	VMOVDQU32    (AX), Y20
+	MOVQ         280(DX), AX
+	VMOVDQU32    (AX), Y21
+	MOVL         $0x0000003f, AX
+	VPBROADCASTD AX, Y22
+	MOVL         $0x00000000, AX
+	VPBROADCASTD AX, Z12
+	MOVL         $0x00000001, AX
+	VPBROADCASTD AX, K4, Z12
+	MOVL         $0x00000002, AX
+	VPBROADCASTD AX, Z13
+	MOVL         $0x00000003, AX
+	VPBROADCASTD AX, K4, Z13
+	MOVL         $0x00000004, AX
+	VPBROADCASTD AX, Z14
+	MOVL         $0x00000005, AX
+	VPBROADCASTD AX, K4, Z14
+	MOVL         $0x00000006, AX
+	VPBROADCASTD AX, Z15
+	MOVL         $0x00000007, AX
+	VPBROADCASTD AX, K4, Z15
+
+pair:
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ   p+0(FP), DX
+	MOVQ   16(SP), SI
+	MOVQ   128(DX), R12
+	ADDQ   SI, R12
+	MOVQ   24(SP), BX
+	MOVQ   136(DX), R13
+	ADDQ   BX, R13
+	MOVQ   32(SP), R8
+	MOVQ   144(DX), R14
+	ADDQ   R8, R14
+	MOVQ   40(SP), R9
+	MOVQ   152(DX), R15
+	ADDQ   R9, R15
+	MOVQ   160(DX), DI
+	MOVQ   184(DX), R10
+	MOVQ   208(DX), R11
+	MOVQ   256(DX), CX
+	TESTQ  CX, CX
+	JZ     half
+
+sb:
+	PREFETCHT0      256(R8)
+	PREFETCHT0      128(R9)
+	PREFETCHT0      256(R14)
+	PREFETCHT0      128(R15)
+	VCVTDQ2PS       (R11), Y27
+	VMULPS          (R10), Y27, Y27
+	VPBROADCASTD    (R9), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R8), K1, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VMOVDQU64       (SI), Z4
+	VPANDD          Z28, Z4, Z0
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x40, SI
+	VBROADCASTI64X4 (BX), Z6
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x20, BX
+	VMOVDQU64       (SI), Z4
+	VPANDD          Z28, Z4, Z2
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z3
+	ADDQ            $0x40, SI
+	VBROADCASTI64X4 (BX), Z6
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z2, Z2
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z3, Z3
+	ADDQ            $0x20, BX
+	VMULPS          (R10), Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        128(DI), Z2, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z14, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        192(DI), Z3, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z15, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPBROADCASTD    (R15), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R14), K1, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VMOVDQU64       (R12), Z4
+	VPANDD          Z28, Z4, Z0
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x40, R12
+	VBROADCASTI64X4 (R13), Z6
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x20, R13
+	VMOVDQU64       (R12), Z4
+	VPANDD          Z28, Z4, Z2
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z3
+	ADDQ            $0x40, R12
+	VBROADCASTI64X4 (R13), Z6
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z2, Z2
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z3, Z3
+	ADDQ            $0x20, R13
+	VMULPS          (R10), Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        128(DI), Z2, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z14, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        192(DI), Z3, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z15, Z11
+	VFMADD231PS     Z11, Z10, Z18
+	MOVQ            p+0(FP), DX
+	ADDQ            304(DX), R8
+	ADDQ            312(DX), R9
+	ADDQ            304(DX), R14
+	ADDQ            312(DX), R15
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x20, R10
+	ADDQ            $0x20, R11
+	DECQ            CX
+	JNZ             sb
+
+half:
+	MOVQ            p+0(FP), DX
+	CMPQ            264(DX), $0x00
+	JEQ             reduce
+	VMOVUPS.Z       (R10), K3, Y23
+	VMOVDQU32.Z     (R11), K3, Y27
+	VCVTDQ2PS       Y27, Y27
+	VMULPS          Y23, Y27, Y27
+	VPBROADCASTD    (R9), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R8), K2, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VMOVDQU64       (SI), Z4
+	VPANDD          Z28, Z4, Z0
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x40, SI
+	VBROADCASTI64X4 (BX), Z6
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x20, BX
+	VMULPS          Y23, Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPBROADCASTD    (R15), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R14), K2, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VMOVDQU64       (R12), Z4
+	VPANDD          Z28, Z4, Z0
+	VPSRLD          $0x04, Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x40, R12
+	VBROADCASTI64X4 (R13), Z6
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo4Hi2R2VNNI_hi_p2_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x04, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x20, R13
+	VMULPS          Y23, Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z18
+
+reduce:
+	VADDPS        Z17, Z16, Z16
+	VEXTRACTF64X4 $0x01, Z16, Y8
+	VADDPS        Y8, Y16, Y4
+	VEXTRACTF128  $0x01, Y4, X8
+	VADDPS        X8, X4, X4
+	VMOVHLPS      X4, X4, X8
+	VADDPS        X8, X4, X4
+	VMOVSHDUP     X4, X8
+	VADDSS        X8, X4, X4
+	VADDPS        Z19, Z18, Z18
+	VEXTRACTF64X4 $0x01, Z18, Y9
+	VADDPS        Y9, Y18, Y5
+	VEXTRACTF128  $0x01, Y5, X9
+	VADDPS        X9, X5, X5
+	VMOVHLPS      X5, X5, X9
+	VADDPS        X9, X5, X5
+	VMOVSHDUP     X5, X9
+	VADDSS        X9, X5, X5
+	VUNPCKLPS     X5, X4, X4
+	MOVQ          p+0(FP), DX
+	MOVQ          8(SP), AX
+	CMPQ          320(DX), $0x00
+	JEQ           store
+	VMOVSD        (AX), X5
+	VADDPS        X5, X4, X4
+
+store:
+	VMOVSD X4, (AX)
+	ADDQ   $0x08, 8(SP)
+	MOVQ   128(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 16(SP)
+	MOVQ   136(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 24(SP)
+	MOVQ   144(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 32(SP)
+	MOVQ   152(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 40(SP)
+	DECQ   (SP)
+	JNZ    pair
+	VZEROUPPER
+
+ret:
+	RET
+
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+0(SB)/4, $0x00000000
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+4(SB)/4, $0x00000000
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+8(SB)/4, $0x00000000
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+12(SB)/4, $0x00000000
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+16(SB)/4, $0x00000000
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+20(SB)/4, $0x00000000
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+24(SB)/4, $0x00000000
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+28(SB)/4, $0x00000000
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+32(SB)/4, $0x00000002
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+36(SB)/4, $0x00000002
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+40(SB)/4, $0x00000002
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+44(SB)/4, $0x00000002
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+48(SB)/4, $0x00000002
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+52(SB)/4, $0x00000002
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+56(SB)/4, $0x00000002
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v0<>+60(SB)/4, $0x00000002
+GLOBL packedQKLo2Hi0R2VNNI_lo_p2_v0<>(SB), RODATA|NOPTR, $64
+
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+0(SB)/4, $0x00000004
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+4(SB)/4, $0x00000004
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+8(SB)/4, $0x00000004
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+12(SB)/4, $0x00000004
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+16(SB)/4, $0x00000004
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+20(SB)/4, $0x00000004
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+24(SB)/4, $0x00000004
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+28(SB)/4, $0x00000004
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+32(SB)/4, $0x00000006
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+36(SB)/4, $0x00000006
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+40(SB)/4, $0x00000006
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+44(SB)/4, $0x00000006
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+48(SB)/4, $0x00000006
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+52(SB)/4, $0x00000006
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+56(SB)/4, $0x00000006
+DATA packedQKLo2Hi0R2VNNI_lo_p2_v1<>+60(SB)/4, $0x00000006
+GLOBL packedQKLo2Hi0R2VNNI_lo_p2_v1<>(SB), RODATA|NOPTR, $64
+
+// func packedQKLo2Hi0R2VNNI(p *packedKArgs)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, MMX+
+TEXT ·packedQKLo2Hi0R2VNNI(SB), NOSPLIT, $48-8
+	MOVQ         p+0(FP), DX
+	MOVQ         248(DX), AX
+	SHRQ         $0x01, AX
+	JZ           ret
+	MOVQ         AX, (SP)
+	MOVQ         (DX), AX
+	MOVQ         AX, 8(SP)
+	MOVQ         32(DX), AX
+	MOVQ         AX, 16(SP)
+	MOVQ         56(DX), AX
+	MOVQ         AX, 24(SP)
+	MOVQ         80(DX), AX
+	MOVQ         AX, 32(SP)
+	MOVQ         104(DX), AX
+	MOVQ         AX, 40(SP)
+	KMOVQ        288(DX), K1
+	KMOVQ        296(DX), K2
+	MOVL         $0x0000000f, AX
+	KMOVW        AX, K3
+	MOVL         $0x0000ff00, AX
+	KMOVW        AX, K4
+	MOVL         $0x03030303, AX
+	VPBROADCASTD AX, Z28
+	MOVQ         272(DX), AX
+	VMOVDQU32    (AX), Y20
+	MOVQ         280(DX), AX
+	VMOVDQU32    (AX), Y21
+	MOVL         $0x0000003f, AX
+	VPBROADCASTD AX, Y22
+	MOVL         $0x00000000, AX
+	VPBROADCASTD AX, Z12
+	MOVL         $0x00000001, AX
+	VPBROADCASTD AX, K4, Z12
+	MOVL         $0x00000002, AX
+	VPBROADCASTD AX, Z13
+	MOVL         $0x00000003, AX
+	VPBROADCASTD AX, K4, Z13
+	MOVL         $0x00000004, AX
+	VPBROADCASTD AX, Z14
+	MOVL         $0x00000005, AX
+	VPBROADCASTD AX, K4, Z14
+	MOVL         $0x00000006, AX
+	VPBROADCASTD AX, Z15
+	MOVL         $0x00000007, AX
+	VPBROADCASTD AX, K4, Z15
+
+pair:
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ   p+0(FP), DX
+	MOVQ   16(SP), SI
+	MOVQ   128(DX), R12
+	ADDQ   SI, R12
+	MOVQ   24(SP), BX
+	MOVQ   136(DX), R13
+	ADDQ   BX, R13
+	MOVQ   32(SP), R8
+	MOVQ   144(DX), R14
+	ADDQ   R8, R14
+	MOVQ   40(SP), R9
+	MOVQ   152(DX), R15
+	ADDQ   R9, R15
+	MOVQ   160(DX), DI
+	MOVQ   184(DX), R10
+	MOVQ   208(DX), R11
+	MOVQ   256(DX), CX
+	TESTQ  CX, CX
+	JZ     half
+
+sb:
+	PREFETCHT0      256(R8)
+	PREFETCHT0      128(R9)
+	PREFETCHT0      256(R14)
+	PREFETCHT0      128(R15)
+	VCVTDQ2PS       (R11), Y27
+	VMULPS          (R10), Y27, Y27
+	VPBROADCASTD    (R9), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R8), K1, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VBROADCASTI64X4 (SI), Z4
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z0
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x20, SI
+	VBROADCASTI64X4 (SI), Z4
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z2
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z3
+	ADDQ            $0x20, SI
+	VMULPS          (R10), Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        128(DI), Z2, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z14, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        192(DI), Z3, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z15, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPBROADCASTD    (R15), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R14), K1, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VBROADCASTI64X4 (R12), Z4
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z0
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x20, R12
+	VBROADCASTI64X4 (R12), Z4
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z2
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z3
+	ADDQ            $0x20, R12
+	VMULPS          (R10), Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        128(DI), Z2, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z14, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        192(DI), Z3, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z15, Z11
+	VFMADD231PS     Z11, Z10, Z18
+	MOVQ            p+0(FP), DX
+	ADDQ            304(DX), R8
+	ADDQ            312(DX), R9
+	ADDQ            304(DX), R14
+	ADDQ            312(DX), R15
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x20, R10
+	ADDQ            $0x20, R11
+	DECQ            CX
+	JNZ             sb
+
+half:
+	MOVQ            p+0(FP), DX
+	CMPQ            264(DX), $0x00
+	JEQ             reduce
+	VMOVUPS.Z       (R10), K3, Y23
+	VMOVDQU32.Z     (R11), K3, Y27
+	VCVTDQ2PS       Y27, Y27
+	VMULPS          Y23, Y27, Y27
+	VPBROADCASTD    (R9), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R8), K2, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VBROADCASTI64X4 (SI), Z4
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z0
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x20, SI
+	VMULPS          Y23, Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPBROADCASTD    (R15), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R14), K2, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VBROADCASTI64X4 (R12), Z4
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z0
+	VPSRLVD         packedQKLo2Hi0R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x20, R12
+	VMULPS          Y23, Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z18
+
+reduce:
+	VADDPS        Z17, Z16, Z16
+	VEXTRACTF64X4 $0x01, Z16, Y8
+	VADDPS        Y8, Y16, Y4
+	VEXTRACTF128  $0x01, Y4, X8
+	VADDPS        X8, X4, X4
+	VMOVHLPS      X4, X4, X8
+	VADDPS        X8, X4, X4
+	VMOVSHDUP     X4, X8
+	VADDSS        X8, X4, X4
+	VADDPS        Z19, Z18, Z18
+	VEXTRACTF64X4 $0x01, Z18, Y9
+	VADDPS        Y9, Y18, Y5
+	VEXTRACTF128  $0x01, Y5, X9
+	VADDPS        X9, X5, X5
+	VMOVHLPS      X5, X5, X9
+	VADDPS        X9, X5, X5
+	VMOVSHDUP     X5, X9
+	VADDSS        X9, X5, X5
+	VUNPCKLPS     X5, X4, X4
+	MOVQ          p+0(FP), DX
+	MOVQ          8(SP), AX
+	CMPQ          320(DX), $0x00
+	JEQ           store
+	VMOVSD        (AX), X5
+	VADDPS        X5, X4, X4
+
+store:
+	VMOVSD X4, (AX)
+	ADDQ   $0x08, 8(SP)
+	MOVQ   128(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 16(SP)
+	MOVQ   136(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 24(SP)
+	MOVQ   144(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 32(SP)
+	MOVQ   152(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 40(SP)
+	DECQ   (SP)
+	JNZ    pair
+	VZEROUPPER
+
+ret:
+	RET
+
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+0(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+4(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+8(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+12(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+16(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+20(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+24(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+28(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+32(SB)/4, $0x00000002
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+36(SB)/4, $0x00000002
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+40(SB)/4, $0x00000002
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+44(SB)/4, $0x00000002
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+48(SB)/4, $0x00000002
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+52(SB)/4, $0x00000002
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+56(SB)/4, $0x00000002
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v0<>+60(SB)/4, $0x00000002
+GLOBL packedQKLo2Hi1R2VNNI_lo_p2_v0<>(SB), RODATA|NOPTR, $64
+
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+0(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+4(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+8(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+12(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+16(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+20(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+24(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+28(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+32(SB)/4, $0x00000006
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+36(SB)/4, $0x00000006
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+40(SB)/4, $0x00000006
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+44(SB)/4, $0x00000006
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+48(SB)/4, $0x00000006
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+52(SB)/4, $0x00000006
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+56(SB)/4, $0x00000006
+DATA packedQKLo2Hi1R2VNNI_lo_p2_v1<>+60(SB)/4, $0x00000006
+GLOBL packedQKLo2Hi1R2VNNI_lo_p2_v1<>(SB), RODATA|NOPTR, $64
+
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+0(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+4(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+8(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+12(SB)/4, $0x00000000
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+16(SB)/4, $0x00000001
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+20(SB)/4, $0x00000001
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+24(SB)/4, $0x00000001
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+28(SB)/4, $0x00000001
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+32(SB)/4, $0x00000002
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+36(SB)/4, $0x00000002
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+40(SB)/4, $0x00000002
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+44(SB)/4, $0x00000002
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+48(SB)/4, $0x00000003
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+52(SB)/4, $0x00000003
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+56(SB)/4, $0x00000003
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v0<>+60(SB)/4, $0x00000003
+GLOBL packedQKLo2Hi1R2VNNI_hi_p1_v0<>(SB), RODATA|NOPTR, $64
+
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+0(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+4(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+8(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+12(SB)/4, $0x00000004
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+16(SB)/4, $0x00000005
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+20(SB)/4, $0x00000005
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+24(SB)/4, $0x00000005
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+28(SB)/4, $0x00000005
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+32(SB)/4, $0x00000006
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+36(SB)/4, $0x00000006
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+40(SB)/4, $0x00000006
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+44(SB)/4, $0x00000006
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+48(SB)/4, $0x00000007
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+52(SB)/4, $0x00000007
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+56(SB)/4, $0x00000007
+DATA packedQKLo2Hi1R2VNNI_hi_p1_v1<>+60(SB)/4, $0x00000007
+GLOBL packedQKLo2Hi1R2VNNI_hi_p1_v1<>(SB), RODATA|NOPTR, $64
+
+// func packedQKLo2Hi1R2VNNI(p *packedKArgs)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, MMX+
+TEXT ·packedQKLo2Hi1R2VNNI(SB), NOSPLIT, $48-8
+	MOVQ         p+0(FP), DX
+	MOVQ         248(DX), AX
+	SHRQ         $0x01, AX
+	JZ           ret
+	MOVQ         AX, (SP)
+	MOVQ         (DX), AX
+	MOVQ         AX, 8(SP)
+	MOVQ         32(DX), AX
+	MOVQ         AX, 16(SP)
+	MOVQ         56(DX), AX
+	MOVQ         AX, 24(SP)
+	MOVQ         80(DX), AX
+	MOVQ         AX, 32(SP)
+	MOVQ         104(DX), AX
+	MOVQ         AX, 40(SP)
+	KMOVQ        288(DX), K1
+	KMOVQ        296(DX), K2
+	MOVL         $0x0000000f, AX
+	KMOVW        AX, K3
+	MOVL         $0x0000ff00, AX
+	KMOVW        AX, K4
+	MOVL         $0x03030303, AX
+	VPBROADCASTD AX, Z28
+	MOVL         $0x01010101, AX
+	VPBROADCASTD AX, Z29
+	MOVQ         272(DX), AX
+	VMOVDQU32    (AX), Y20
+	MOVQ         280(DX), AX
+	VMOVDQU32    (AX), Y21
+	MOVL         $0x0000003f, AX
+	VPBROADCASTD AX, Y22
+	MOVL         $0x00000000, AX
+	VPBROADCASTD AX, Z12
+	MOVL         $0x00000001, AX
+	VPBROADCASTD AX, K4, Z12
+	MOVL         $0x00000002, AX
+	VPBROADCASTD AX, Z13
+	MOVL         $0x00000003, AX
+	VPBROADCASTD AX, K4, Z13
+	MOVL         $0x00000004, AX
+	VPBROADCASTD AX, Z14
+	MOVL         $0x00000005, AX
+	VPBROADCASTD AX, K4, Z14
+	MOVL         $0x00000006, AX
+	VPBROADCASTD AX, Z15
+	MOVL         $0x00000007, AX
+	VPBROADCASTD AX, K4, Z15
+
+pair:
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ   p+0(FP), DX
+	MOVQ   16(SP), SI
+	MOVQ   128(DX), R12
+	ADDQ   SI, R12
+	MOVQ   24(SP), BX
+	MOVQ   136(DX), R13
+	ADDQ   BX, R13
+	MOVQ   32(SP), R8
+	MOVQ   144(DX), R14
+	ADDQ   R8, R14
+	MOVQ   40(SP), R9
+	MOVQ   152(DX), R15
+	ADDQ   R9, R15
+	MOVQ   160(DX), DI
+	MOVQ   184(DX), R10
+	MOVQ   208(DX), R11
+	MOVQ   256(DX), CX
+	TESTQ  CX, CX
+	JZ     half
+
+sb:
+	PREFETCHT0      256(R8)
+	PREFETCHT0      128(R9)
+	PREFETCHT0      256(R14)
+	PREFETCHT0      128(R15)
+	VCVTDQ2PS       (R11), Y27
+	VMULPS          (R10), Y27, Y27
+	VPBROADCASTD    (R9), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R8), K1, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VBROADCASTI64X4 (SI), Z4
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z0
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x20, SI
+	VBROADCASTI32X4 (BX), Z6
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x10, BX
+	VBROADCASTI64X4 (SI), Z4
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z2
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z3
+	ADDQ            $0x20, SI
+	VBROADCASTI32X4 (BX), Z6
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z2, Z2
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z3, Z3
+	ADDQ            $0x10, BX
+	VMULPS          (R10), Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        128(DI), Z2, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z14, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        192(DI), Z3, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z15, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPBROADCASTD    (R15), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R14), K1, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VBROADCASTI64X4 (R12), Z4
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z0
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x20, R12
+	VBROADCASTI32X4 (R13), Z6
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x10, R13
+	VBROADCASTI64X4 (R12), Z4
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z2
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z3
+	ADDQ            $0x20, R12
+	VBROADCASTI32X4 (R13), Z6
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z2, Z2
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z3, Z3
+	ADDQ            $0x10, R13
+	VMULPS          (R10), Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        128(DI), Z2, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z14, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        192(DI), Z3, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z15, Z11
+	VFMADD231PS     Z11, Z10, Z18
+	MOVQ            p+0(FP), DX
+	ADDQ            304(DX), R8
+	ADDQ            312(DX), R9
+	ADDQ            304(DX), R14
+	ADDQ            312(DX), R15
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x20, R10
+	ADDQ            $0x20, R11
+	DECQ            CX
+	JNZ             sb
+
+half:
+	MOVQ            p+0(FP), DX
+	CMPQ            264(DX), $0x00
+	JEQ             reduce
+	VMOVUPS.Z       (R10), K3, Y23
+	VMOVDQU32.Z     (R11), K3, Y27
+	VCVTDQ2PS       Y27, Y27
+	VMULPS          Y23, Y27, Y27
+	VPBROADCASTD    (R9), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R8), K2, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VBROADCASTI64X4 (SI), Z4
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z0
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x20, SI
+	VBROADCASTI32X4 (BX), Z6
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x10, BX
+	VMULPS          Y23, Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z16
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z17
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z16
+	VPBROADCASTD    (R15), X4
+	VCVTPH2PS       X4, Y4
+	VMOVSLDUP       Y4, Y5
+	VMOVSHDUP       Y4, Y6
+	VMOVDQU8.Z      (R14), K2, X7
+	VINSERTI128     $0x01, X7, Y7, Y7
+	VPSHUFB         Y20, Y7, Y7
+	VPSRLVD         Y21, Y7, Y7
+	VPANDD          Y22, Y7, Y9
+	VPSRLD          $0x06, Y7, Y7
+	VPANDD          Y22, Y7, Y7
+	VCVTDQ2PS       Y9, Y9
+	VCVTDQ2PS       Y7, Y7
+	VMULPS          Y5, Y9, Y24
+	VMULPS          Y6, Y7, Y25
+	VBROADCASTI64X4 (R12), Z4
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v0<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z0
+	VPSRLVD         packedQKLo2Hi1R2VNNI_lo_p2_v1<>+0(SB), Z4, Z7
+	VPANDD          Z28, Z7, Z1
+	ADDQ            $0x20, R12
+	VBROADCASTI32X4 (R13), Z6
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v0<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z0, Z0
+	VPSRLVD         packedQKLo2Hi1R2VNNI_hi_p1_v1<>+0(SB), Z6, Z7
+	VPANDD          Z29, Z7, Z7
+	VPSLLD          $0x02, Z7, Z7
+	VPORD           Z7, Z1, Z1
+	ADDQ            $0x10, R13
+	VMULPS          Y23, Y24, Y26
+	VFNMADD231PS    Z27, Z25, Z18
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        (DI), Z0, Z8
+	VCVTDQ2PS       Z8, Z8
+	VPERMPS         Z26, Z12, Z9
+	VFMADD231PS     Z9, Z8, Z19
+	VPXORD          Z10, Z10, Z10
+	VPDPBUSD        64(DI), Z1, Z10
+	VCVTDQ2PS       Z10, Z10
+	VPERMPS         Z26, Z13, Z11
+	VFMADD231PS     Z11, Z10, Z18
+
+reduce:
+	VADDPS        Z17, Z16, Z16
+	VEXTRACTF64X4 $0x01, Z16, Y8
+	VADDPS        Y8, Y16, Y4
+	VEXTRACTF128  $0x01, Y4, X8
+	VADDPS        X8, X4, X4
+	VMOVHLPS      X4, X4, X8
+	VADDPS        X8, X4, X4
+	VMOVSHDUP     X4, X8
+	VADDSS        X8, X4, X4
+	VADDPS        Z19, Z18, Z18
+	VEXTRACTF64X4 $0x01, Z18, Y9
+	VADDPS        Y9, Y18, Y5
+	VEXTRACTF128  $0x01, Y5, X9
+	VADDPS        X9, X5, X5
+	VMOVHLPS      X5, X5, X9
+	VADDPS        X9, X5, X5
+	VMOVSHDUP     X5, X9
+	VADDSS        X9, X5, X5
+	VUNPCKLPS     X5, X4, X4
+	MOVQ          p+0(FP), DX
+	MOVQ          8(SP), AX
+	CMPQ          320(DX), $0x00
+	JEQ           store
+	VMOVSD        (AX), X5
+	VADDPS        X5, X4, X4
+
+store:
+	VMOVSD X4, (AX)
+	ADDQ   $0x08, 8(SP)
+	MOVQ   128(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 16(SP)
+	MOVQ   136(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 24(SP)
+	MOVQ   144(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 32(SP)
+	MOVQ   152(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 40(SP)
+	DECQ   (SP)
+	JNZ    pair
+	VZEROUPPER
+
+ret:
+	RET
+
+// func packedSymLo4Hi0R2VNNI(p *packedKArgs)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, MMX+
+TEXT ·packedSymLo4Hi0R2VNNI(SB), NOSPLIT, $48-8
+	MOVQ         p+0(FP), DX
+	MOVQ         248(DX), AX
+	SHRQ         $0x01, AX
+	JZ           ret
+	MOVQ         AX, (SP)
+	MOVQ         (DX), AX
+	MOVQ         AX, 8(SP)
+	MOVQ         32(DX), AX
+	MOVQ         AX, 16(SP)
+	MOVQ         56(DX), AX
+	MOVQ         AX, 24(SP)
+	MOVQ         80(DX), AX
+	MOVQ         AX, 32(SP)
+	MOVQ         104(DX), AX
+	MOVQ         AX, 40(SP)
+	KMOVQ        288(DX), K1
+	KMOVQ        296(DX), K2
+	MOVL         $0x0000000f, AX
+	KMOVW        AX, K3
+	MOVL         $0x0000ff00, AX
+	KMOVW        AX, K4
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z28
+	MOVQ         272(DX), AX
+	VMOVDQU32    (AX), Y20
+	MOVQ         280(DX), AX
+	VMOVDQU32    (AX), Y21
+	MOVL         $0x41000000, AX
+	VPBROADCASTD AX, Y22
+	MOVL         $0x00000000, AX
+	VPBROADCASTD AX, Z12
+	MOVL         $0x00000001, AX
+	VPBROADCASTD AX, K4, Z12
+	MOVL         $0x00000002, AX
+	VPBROADCASTD AX, Z13
+	MOVL         $0x00000003, AX
+	VPBROADCASTD AX, K4, Z13
+	MOVL         $0x00000004, AX
+	VPBROADCASTD AX, Z14
+	MOVL         $0x00000005, AX
+	VPBROADCASTD AX, K4, Z14
+	MOVL         $0x00000006, AX
+	VPBROADCASTD AX, Z15
+	MOVL         $0x00000007, AX
+	VPBROADCASTD AX, K4, Z15
+
+pair:
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ   p+0(FP), DX
+	MOVQ   16(SP), SI
+	MOVQ   128(DX), R12
+	ADDQ   SI, R12
+	MOVQ   24(SP), BX
+	MOVQ   136(DX), R13
+	ADDQ   BX, R13
+	MOVQ   32(SP), R8
+	MOVQ   144(DX), R14
+	ADDQ   R8, R14
+	MOVQ   40(SP), R9
+	MOVQ   152(DX), R15
+	ADDQ   R9, R15
+	MOVQ   160(DX), DI
+	MOVQ   184(DX), R10
+	MOVQ   208(DX), R11
+	MOVQ   256(DX), CX
+	TESTQ  CX, CX
+	JZ     half
+
+sb:
+	PREFETCHT0   256(R9)
+	PREFETCHT0   256(R15)
+	VCVTDQ2PS    (R11), Y27
+	VMULPS       (R10), Y27, Y27
+	VMOVDQU8.Z   (R9), K1, X7
+	VPSHUFB      X20, X7, X7
+	VCVTPH2PS    X7, Y24
+	VMULPS       Y22, Y24, Y25
+	VMOVDQU64    (SI), Z4
+	VPANDD       Z28, Z4, Z0
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z1
+	ADDQ         $0x40, SI
+	VMOVDQU64    (SI), Z4
+	VPANDD       Z28, Z4, Z2
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z3
+	ADDQ         $0x40, SI
+	VMULPS       (R10), Y24, Y26
+	VFNMADD231PS Z27, Z25, Z16
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     (DI), Z0, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z12, Z9
+	VFMADD231PS  Z9, Z8, Z17
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     64(DI), Z1, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z13, Z11
+	VFMADD231PS  Z11, Z10, Z16
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     128(DI), Z2, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z14, Z9
+	VFMADD231PS  Z9, Z8, Z17
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     192(DI), Z3, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z15, Z11
+	VFMADD231PS  Z11, Z10, Z16
+	VMOVDQU8.Z   (R15), K1, X7
+	VPSHUFB      X20, X7, X7
+	VCVTPH2PS    X7, Y24
+	VMULPS       Y22, Y24, Y25
+	VMOVDQU64    (R12), Z4
+	VPANDD       Z28, Z4, Z0
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z1
+	ADDQ         $0x40, R12
+	VMOVDQU64    (R12), Z4
+	VPANDD       Z28, Z4, Z2
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z3
+	ADDQ         $0x40, R12
+	VMULPS       (R10), Y24, Y26
+	VFNMADD231PS Z27, Z25, Z18
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     (DI), Z0, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z12, Z9
+	VFMADD231PS  Z9, Z8, Z19
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     64(DI), Z1, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z13, Z11
+	VFMADD231PS  Z11, Z10, Z18
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     128(DI), Z2, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z14, Z9
+	VFMADD231PS  Z9, Z8, Z19
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     192(DI), Z3, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z15, Z11
+	VFMADD231PS  Z11, Z10, Z18
+	MOVQ         p+0(FP), DX
+	ADDQ         312(DX), R9
+	ADDQ         312(DX), R15
+	ADDQ         $0x00000100, DI
+	ADDQ         $0x20, R10
+	ADDQ         $0x20, R11
+	DECQ         CX
+	JNZ          sb
+
+half:
+	MOVQ         p+0(FP), DX
+	CMPQ         264(DX), $0x00
+	JEQ          reduce
+	VMOVUPS.Z    (R10), K3, Y23
+	VMOVDQU32.Z  (R11), K3, Y27
+	VCVTDQ2PS    Y27, Y27
+	VMULPS       Y23, Y27, Y27
+	VMOVDQU8.Z   (R9), K2, X7
+	VPSHUFB      X20, X7, X7
+	VCVTPH2PS    X7, Y24
+	VMULPS       Y22, Y24, Y25
+	VMOVDQU64    (SI), Z4
+	VPANDD       Z28, Z4, Z0
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z1
+	ADDQ         $0x40, SI
+	VMULPS       Y23, Y24, Y26
+	VFNMADD231PS Z27, Z25, Z16
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     (DI), Z0, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z12, Z9
+	VFMADD231PS  Z9, Z8, Z17
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     64(DI), Z1, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z13, Z11
+	VFMADD231PS  Z11, Z10, Z16
+	VMOVDQU8.Z   (R15), K2, X7
+	VPSHUFB      X20, X7, X7
+	VCVTPH2PS    X7, Y24
+	VMULPS       Y22, Y24, Y25
+	VMOVDQU64    (R12), Z4
+	VPANDD       Z28, Z4, Z0
+	VPSRLD       $0x04, Z4, Z7
+	VPANDD       Z28, Z7, Z1
+	ADDQ         $0x40, R12
+	VMULPS       Y23, Y24, Y26
+	VFNMADD231PS Z27, Z25, Z18
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     (DI), Z0, Z8
+	VCVTDQ2PS    Z8, Z8
+	VPERMPS      Z26, Z12, Z9
+	VFMADD231PS  Z9, Z8, Z19
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     64(DI), Z1, Z10
+	VCVTDQ2PS    Z10, Z10
+	VPERMPS      Z26, Z13, Z11
+	VFMADD231PS  Z11, Z10, Z18
+
+reduce:
+	VADDPS        Z17, Z16, Z16
+	VEXTRACTF64X4 $0x01, Z16, Y8
+	VADDPS        Y8, Y16, Y4
+	VEXTRACTF128  $0x01, Y4, X8
+	VADDPS        X8, X4, X4
+	VMOVHLPS      X4, X4, X8
+	VADDPS        X8, X4, X4
+	VMOVSHDUP     X4, X8
+	VADDSS        X8, X4, X4
+	VADDPS        Z19, Z18, Z18
+	VEXTRACTF64X4 $0x01, Z18, Y9
+	VADDPS        Y9, Y18, Y5
+	VEXTRACTF128  $0x01, Y5, X9
+	VADDPS        X9, X5, X5
+	VMOVHLPS      X5, X5, X9
+	VADDPS        X9, X5, X5
+	VMOVSHDUP     X5, X9
+	VADDSS        X9, X5, X5
+	VUNPCKLPS     X5, X4, X4
+	MOVQ          p+0(FP), DX
+	MOVQ          8(SP), AX
+	CMPQ          320(DX), $0x00
+	JEQ           store
+	VMOVSD        (AX), X5
+	VADDPS        X5, X4, X4
+
+store:
+	VMOVSD X4, (AX)
+	ADDQ   $0x08, 8(SP)
+	MOVQ   128(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 16(SP)
+	MOVQ   136(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 24(SP)
+	MOVQ   144(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 32(SP)
+	MOVQ   152(DX), AX
+	SHLQ   $0x01, AX
+	ADDQ   AX, 40(SP)
+	DECQ   (SP)
+	JNZ    pair
+	VZEROUPPER
+
+ret:
+	RET
