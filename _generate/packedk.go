@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/mmcloughlin/avo/attr"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
 )
@@ -145,7 +146,7 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	for c := range 2 {
 		packedKChunk(g, w, lo, hi, c, loTabs, hiTabs)
 	}
-	packedKTokens(g, T, 2, false)
+	packedKTokens(g, T, 2, false, nibbleHigh(lo, hi))
 	g.MOVQ(g.arg(0), RDX)
 	g.ADDQ(f("subSB", ""), R8)
 	g.ADDQ(f("supSB", ""), R9)
@@ -161,7 +162,7 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	g.JEQ(LabelRef("reduce"))
 	packedKParams(g, sym, K2)
 	packedKChunk(g, w, lo, hi, 0, loTabs, hiTabs)
-	packedKTokens(g, T, 1, true)
+	packedKTokens(g, T, 1, true, nibbleHigh(lo, hi))
 
 	g.Label("reduce")
 	if T == 1 {
@@ -236,6 +237,24 @@ func packedKParamsAt(g *gen, sym bool, k Register, sub, sup GPPhysical) {
 	g.VMULPS(Y6, Y7, Y25)
 }
 
+// nibbleHigh says the odd quant vectors of a chunk hold 16·q: the 4-bit
+// encodings without a hi plane (q4, q4s), whose upper nibbles need no
+// shift (16·15·127·4 stays far inside int32 and below 2^24, so the block
+// sums and their conversion stay exact).
+func nibbleHigh(lo, hi int) bool { return lo == 4 && hi == 0 }
+
+// sixteenth returns the read-only float32 1/16 (for VMULPS's embedded
+// broadcast), defined once per file.
+func (g *gen) sixteenth() Mem {
+	if g.sixteenthMem == nil {
+		m := g.StaticGlobal("packedKSixteenth")
+		g.DataAttributes(attr.RODATA | attr.NOPTR)
+		g.AppendDatum(U32(0x3d800000))
+		g.sixteenthMem = &m
+	}
+	return *g.sixteenthMem
+}
+
 // packedKChunk unpacks chunk c of the super-block (lo at SI, hi at BX) into
 // Z(2c), Z(2c+1) and moves the plane pointers past it.
 func packedKChunk(g *gen, w packedWidth, lo, hi, c int, loTabs, hiTabs []Mem) {
@@ -245,6 +264,15 @@ func packedKChunk(g *gen, w packedWidth, lo, hi, c int, loTabs, hiTabs []Mem) {
 // packedKChunkAt is packedKChunk with the planes at loP, hiP.
 func packedKChunkAt(g *gen, w packedWidth, lo, hi, c int, loTabs, hiTabs []Mem, loP, hiP GPPhysical) {
 	dst := []VecPhysical{z(2 * c), z(2*c + 1)}
+	if nibbleHigh(lo, hi) {
+		// The high nibbles stay in place (16·q): one VPANDND, no shift;
+		// their blocks are scaled by c/16 (exact: a power of two).
+		g.VMOVDQU64(m(loP, 0), Z4)
+		g.VPANDD(Z28, Z4, dst[0])
+		g.VPANDND(Z4, Z28, dst[1])
+		g.ADDQ(U8(64), loP)
+		return
+	}
 	unpackPlane(g, w, lo, 0, loP, loTabs, Z28, dst, []VecPhysical{Z4, Z5}, Z7)
 	g.ADDQ(U8(16*lo), loP)
 	if hi > 0 {
@@ -256,7 +284,7 @@ func packedKChunkAt(g *gen, w packedWidth, lo, hi, c int, loTabs, hiTabs []Mem, 
 // packedKTokens accumulates the super-block's products with T tokens
 // (chunks unpacked chunks in Z0…); half: only the first four blocks exist,
 // so the activation scales and sums are loaded under K3.
-func packedKTokens(g *gen, T, chunks int, half bool) {
+func packedKTokens(g *gen, T, chunks int, half, nib bool) {
 	xsAt := func(base GPPhysical, t int) Mem {
 		switch t {
 		case 0:
@@ -292,6 +320,9 @@ func packedKTokens(g *gen, T, chunks int, half bool) {
 			g.VMULPS(xsAt(R10, t), Y27, Y27)
 		}
 		g.VFNMADD231PS(Z27, Z25, z(16+t))
+		if nib {
+			g.VMULPS_BCST(g.sixteenth(), Y26, Y6)
+		}
 		for k := range 2 * chunks {
 			acc, tmp := z(8+2*(k%2)), z(9+2*(k%2))
 			sum := z(16 + t)
@@ -301,7 +332,7 @@ func packedKTokens(g *gen, T, chunks int, half bool) {
 			g.VPXORD(acc, acc, acc)
 			g.VPDPBUSD(xAt(t, 64*k), z(k), acc)
 			g.VCVTDQ2PS(acc, acc)
-			g.VPERMPS(Z26, z(12+k), tmp)
+			g.VPERMPS(cFor(nib, k), z(12+k), tmp)
 			g.VFMADD231PS(tmp, acc, sum)
 		}
 	}
@@ -400,12 +431,16 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 				g.VMULPS(m(R10, 0), Y24, Y26)
 			}
 			g.VFNMADD231PS(Z27, Z25, z(16+2*i))
+			nib := nibbleHigh(lo, hi)
+			if nib {
+				g.VMULPS_BCST(g.sixteenth(), Y26, Y6)
+			}
 			for kk := range 2 * chunks {
 				acc, tmp := z(8+2*(kk%2)), z(9+2*(kk%2))
 				g.VPXORD(acc, acc, acc)
 				g.VPDPBUSD(m(RDI, 64*kk), z(kk), acc)
 				g.VCVTDQ2PS(acc, acc)
-				g.VPERMPS(Z26, z(12+kk), tmp)
+				g.VPERMPS(cFor(nib, kk), z(12+kk), tmp)
 				g.VFMADD231PS(tmp, acc, z(16+2*i+(kk+1)%2))
 			}
 		}
@@ -468,4 +503,13 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 	g.VZEROUPPER()
 	g.Label("ret")
 	g.RET()
+}
+
+// cFor is the register holding the scales to spread for quant vector k:
+// c (Z26), or c/16 (Z6) for the in-place high nibbles.
+func cFor(nib bool, k int) VecPhysical {
+	if nib && k%2 == 1 {
+		return Z6
+	}
+	return Z26
 }
