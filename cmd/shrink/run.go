@@ -28,6 +28,7 @@ func runCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "random `SEED` for sampling"},
 			threadsFlag(),
 			&cli.BoolFlag{Name: "no-echo", Usage: "do not print the prompt before the generated text"},
+			&cli.BoolFlag{Name: "exact", Usage: "float32 activations in every product (slower; only the weights' rounding differs from the original)"},
 		},
 		Action: withPath("one .shrink file", func(c *cli.Context, path string) error {
 			if p := c.Float64("top-p"); !(p > 0 && p <= 1) {
@@ -39,7 +40,7 @@ func runCommand() *cli.Command {
 			return doRun(c.Context, c.App.Writer, c.App.ErrWriter, runArgs{
 				path: path, prompt: c.String("prompt"), ids: c.String("ids"), n: c.Int("n"),
 				sampler: runtime.SamplerConfig{Temperature: c.Float64("temp"), TopK: c.Int("top-k"), TopP: c.Float64("top-p"), Seed: c.Uint64("seed")},
-				threads: c.Int("threads"), echo: !c.Bool("no-echo"),
+				threads: c.Int("threads"), echo: !c.Bool("no-echo"), exact: c.Bool("exact"),
 			})
 		}),
 	}
@@ -51,6 +52,7 @@ type runArgs struct {
 	sampler           runtime.SamplerConfig
 	threads           int
 	echo              bool
+	exact             bool // float32 activations (runtime.Options.ExactQ8)
 }
 
 func parseIDs(s string) ([]int, error) {
@@ -72,7 +74,7 @@ func doRun(ctx context.Context, stdout, stderr io.Writer, a runArgs) error {
 	if a.n < 0 {
 		return fmt.Errorf("-n %d: want a non-negative number of tokens", a.n)
 	}
-	m, err := runtime.Open(a.path, runtime.Options{Threads: a.threads})
+	m, err := runtime.Open(a.path, runtime.Options{Threads: a.threads, ExactQ8: a.exact})
 	if err != nil {
 		return err
 	}
