@@ -14,7 +14,6 @@ import (
 // gen is one output file's avo context with the helpers the kernels share.
 type gen struct {
 	*build.Context
-	sixteenthMem *Mem // packedk.go's 1/16 constant, once defined
 }
 
 // text starts a NOSPLIT function with the given Go signature, doc lines
