@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"strconv"
@@ -37,18 +36,6 @@ const (
 	ggufKeyTokModel    = "tokenizer.ggml.model"
 	ggufKeyChat        = "tokenizer.chat_template"
 )
-
-// isGGUF reports whether the file at path starts with the GGUF magic.
-func isGGUF(path string) bool {
-	f, err := safeio.Open(path) // a pipe or device is not one, and must not block
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	head := make([]byte, 4)
-	n, _ := io.ReadFull(f, head)
-	return gguf.IsGGUF(head[:n])
-}
 
 // openGGUF opens a GGUF model file (llama, qwen2 or gpt2 architecture).
 func openGGUF(path string, opts OpenOptions) (*Model, error) {

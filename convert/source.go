@@ -544,7 +544,7 @@ func Open(path string, opts OpenOptions) (*Model, error) {
 		if ext := strings.ToLower(filepath.Ext(path)); ext == ".safetensors" || ext == ".json" {
 			return nil, fmt.Errorf("convert: %s: pass the Hugging Face checkpoint folder (with config.json), not one of its files", path)
 		}
-		if isGGUF(path) {
+		if gguf.IsFile(path) {
 			m, err = openGGUF(path, opts)
 		} else {
 			m, err = openLlama2c(path, opts)

@@ -241,63 +241,7 @@ func (s *Session) forwardMapped(ctx context.Context, tokens []int, logits []floa
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		L := &m.layers[l]
-		s.norm(xn, x, L.attnNorm, L.attnNormB, T, eps)
-		if s.hook != nil {
-			s.hook(l, HookAttnIn, xn, T, h)
-		}
-		q := s.q[:T*m.qDim]
-		k := s.kc[l][p0*m.kvDim : (p0+T)*m.kvDim]
-		v := s.v[:T*m.kvDim]
-		s.e.mulShared([]*Matrix{L.q, L.k, L.v}, [][]float32{q, k, v}, xn, T)
-		addBias(q, L.qb, T)
-		addBias(k, L.kb, T)
-		addBias(v, L.vb, T)
-		vc := s.vc[l]
-		for t := range T {
-			for i, e := range v[t*m.kvDim : (t+1)*m.kvDim] {
-				vc[i*s.max+p0+t] = e
-			}
-		}
-		if m.rope {
-			half := len(m.invFreq)
-			hd := m.cfg.HeadDim
-			for t := range T {
-				c, sn := s.cos[t*half:(t+1)*half], s.sin[t*half:(t+1)*half]
-				applyRope(q[t*m.qDim:(t+1)*m.qDim], m.cfg.NumHeads, hd, c, sn)
-				applyRope(k[t*m.kvDim:(t+1)*m.kvDim], m.cfg.NumKVHeads, hd, c, sn)
-			}
-		}
-		s.attention(l, p0, T)
-		att := s.att[:T*m.qDim]
-		if s.hook != nil {
-			s.hook(l, HookAttnOutIn, att, T, m.qDim)
-		}
-		s.e.mul(L.o, x, att, T, true)
-		addBias(x, L.ob, T)
-
-		s.norm(xn, x, L.ffnNorm, L.ffnNormB, T, eps)
-		if s.hook != nil {
-			s.hook(l, HookFFNIn, xn, T, h)
-		}
-		g := s.g[:T*m.ffn]
-		if m.glu {
-			u := s.u[:T*m.ffn]
-			s.e.mulShared([]*Matrix{L.gate, L.up}, [][]float32{g, u}, xn, T)
-			addBias(u, L.upb, T)
-			simd.SiLUMul(g, u)
-		} else {
-			s.e.mul(L.up, g, xn, T, false)
-			addBias(g, L.upb, T)
-			for i, gv := range g {
-				g[i] = geluTanh(gv)
-			}
-		}
-		if s.hook != nil {
-			s.hook(l, HookFFNDownIn, g, T, m.ffn)
-		}
-		s.e.mul(L.down, x, g, T, true)
-		addBias(x, L.downb, T)
+		s.block(l, x, xn, p0, T)
 	}
 	if logits != nil {
 		if all {
@@ -311,6 +255,71 @@ func (s *Session) forwardMapped(ctx context.Context, tokens []int, logits []floa
 	}
 	s.n += T
 	return nil
+}
+
+// block runs transformer block l over the T rows of x (positions p0…, the
+// rotary tables already set for them), in place; xn is T×hidden scratch.
+func (s *Session) block(l int, x, xn []float32, p0, T int) {
+	m := s.m
+	h := m.cfg.HiddenSize
+	eps := float32(m.cfg.NormEps)
+	L := &m.layers[l]
+	s.norm(xn, x, L.attnNorm, L.attnNormB, T, eps)
+	if s.hook != nil {
+		s.hook(l, HookAttnIn, xn, T, h)
+	}
+	q := s.q[:T*m.qDim]
+	k := s.kc[l][p0*m.kvDim : (p0+T)*m.kvDim]
+	v := s.v[:T*m.kvDim]
+	s.e.mulShared([]*Matrix{L.q, L.k, L.v}, [][]float32{q, k, v}, xn, T)
+	addBias(q, L.qb, T)
+	addBias(k, L.kb, T)
+	addBias(v, L.vb, T)
+	vc := s.vc[l]
+	for t := range T {
+		for i, e := range v[t*m.kvDim : (t+1)*m.kvDim] {
+			vc[i*s.max+p0+t] = e
+		}
+	}
+	if m.rope {
+		half := len(m.invFreq)
+		hd := m.cfg.HeadDim
+		for t := range T {
+			c, sn := s.cos[t*half:(t+1)*half], s.sin[t*half:(t+1)*half]
+			applyRope(q[t*m.qDim:(t+1)*m.qDim], m.cfg.NumHeads, hd, c, sn)
+			applyRope(k[t*m.kvDim:(t+1)*m.kvDim], m.cfg.NumKVHeads, hd, c, sn)
+		}
+	}
+	s.attention(l, p0, T)
+	att := s.att[:T*m.qDim]
+	if s.hook != nil {
+		s.hook(l, HookAttnOutIn, att, T, m.qDim)
+	}
+	s.e.mul(L.o, x, att, T, true)
+	addBias(x, L.ob, T)
+
+	s.norm(xn, x, L.ffnNorm, L.ffnNormB, T, eps)
+	if s.hook != nil {
+		s.hook(l, HookFFNIn, xn, T, h)
+	}
+	g := s.g[:T*m.ffn]
+	if m.glu {
+		u := s.u[:T*m.ffn]
+		s.e.mulShared([]*Matrix{L.gate, L.up}, [][]float32{g, u}, xn, T)
+		addBias(u, L.upb, T)
+		simd.SiLUMul(g, u)
+	} else {
+		s.e.mul(L.up, g, xn, T, false)
+		addBias(g, L.upb, T)
+		for i, gv := range g {
+			g[i] = geluTanh(gv)
+		}
+	}
+	if s.hook != nil {
+		s.hook(l, HookFFNDownIn, g, T, m.ffn)
+	}
+	s.e.mul(L.down, x, g, T, true)
+	addBias(x, L.downb, T)
 }
 
 // norm normalizes each of the T rows of x into y with the model's norm.
