@@ -15,15 +15,17 @@ import (
 // Decoding is bound by reading the weights, so n sessions in one Batch step
 // cost about as much memory traffic as one Decode.
 //
-// By default each session's row of a product goes through the one-token
-// (decode) kernels, tile by tile, so that every session gets exactly the
-// logits Session.Decode would give it, bit for bit, and so the same tokens
-// as decoding alone (Model.Generate, `shrink run`); the weights are still
-// read from memory once per step, the other sessions' rows reading them
-// from cache. SetTiled switches to the register-tiled matrix-matrix
-// kernels of prefill instead: more arithmetic per weight byte, but a
-// different summation order, so logits differ from Decode's in the last
-// bits and a near-tie can pick another token.
+// Every session gets exactly the logits Session.Decode would give it, bit
+// for bit, and so the same tokens as decoding alone (Model.Generate,
+// `shrink run`): q8 products run on the register-tiled matrix-matrix
+// kernel, whose result for each token equals the one-token kernel's (see
+// simd.MatQ8), so a q8 model gets the full arithmetic reuse of prefill;
+// the tiles of other encodings run token by token through the one-token
+// kernels (each row block is still read from memory once per step, the
+// other sessions' rows reading it from cache). SetTiled(true) lets those
+// other encodings use their register tiles too: more arithmetic per weight
+// byte, but a different summation order, so their logits differ from
+// Decode's in the last bits and a near-tie can pick another token.
 //
 // A Batch holds scratch for at most its capacity of sessions; it is not safe
 // for concurrent use and must not run at the same time as any of the
@@ -77,8 +79,8 @@ func (m *Model) NewBatch(maxSeqs int) (*Batch, error) {
 	return b, nil
 }
 
-// SetTiled chooses the register-tiled kernels (true) or the exact
-// per-session decode kernels (false, the default) for later steps.
+// SetTiled chooses the register-tiled kernels for every encoding (true)
+// or only where they are exact, q8 (false, the default), for later steps.
 func (b *Batch) SetTiled(tiled bool) { b.e.perToken = !tiled }
 
 // Cap is the most sessions one step takes.

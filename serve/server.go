@@ -37,10 +37,12 @@ type Config struct {
 	// PrefillChunk is the most prompt tokens one scheduler step pushes
 	// (default 64).
 	PrefillChunk int
-	// TiledBatch decodes with the register-tiled matrix kernels instead
-	// of the exact per-sequence ones (see runtime.Batch): more arithmetic
-	// per weight byte, but a request may then generate other tokens than
-	// `shrink run` with the same seed when two candidates nearly tie.
+	// TiledBatch decodes float and packed weights with their
+	// register-tiled matrix kernels instead of the exact per-sequence
+	// ones (see runtime.Batch; q8 weights are tiled and exact either
+	// way): more arithmetic per weight byte, but a request may then
+	// generate other tokens than `shrink run` with the same seed when two
+	// candidates nearly tie.
 	TiledBatch bool
 	// APIKey, when set, must be sent as "Authorization: Bearer KEY" to every
 	// endpoint but /health.

@@ -26,7 +26,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "ctx", Usage: "tokens per sequence, prompt included (default: the model's context)"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "worker `N` threads (default: all cores)"},
 			&cli.StringFlag{Name: "api-key", EnvVars: []string{"SHRINK_API_KEY"}, Usage: "require `KEY` as a bearer token"},
-			&cli.BoolFlag{Name: "tiled-batch", Usage: "decode batches with the register-tiled kernels (faster at many streams; tokens may differ from `shrink run` on near-ties)"},
+			&cli.BoolFlag{Name: "tiled-batch", Usage: "decode batches of f32/f16/bf16/low-bit weights with the register-tiled kernels too (faster at many streams; tokens may differ from `shrink run` on near-ties; q8 is tiled and exact either way)"},
 			&cli.StringFlag{Name: "name", Usage: "model `ID` reported to clients (default: the file name)"},
 		},
 		Action: func(c *cli.Context) error {
