@@ -60,10 +60,31 @@ func (m *Model) NewSession(maxTokens int) (*Session, error) {
 	s.logits = make([]float32, m.cfg.VocabSize)
 	s.rowScr = make([]float32, m.embdScratch)
 	s.aj.s = s
-	s.bytes = int64(4 * (2*L*maxTokens*m.kvDim + len(s.scores) + len(s.logits) + len(s.rowScr)))
+	s.bytes = m.sessionCacheBytes(maxTokens)
 	m.sessionBytes.Add(s.bytes)
 	s.ensure(1) // adds the scratch to both counts
 	return s, nil
+}
+
+// SessionBytes is the memory a session of maxTokens positions (0: the
+// model's context) holds for one-token steps: its KV cache, attention
+// scores, logits and scratch. A server sizing a pool of sessions checks it
+// before creating any.
+func (m *Model) SessionBytes(maxTokens int) int64 {
+	if maxTokens <= 0 || maxTokens > m.cfg.ContextLength {
+		maxTokens = m.cfg.ContextLength
+	}
+	h := m.cfg.HiddenSize
+	scratch := 2*h + 2*m.qDim + m.kvDim + 2*m.ffn + len(m.invFreq)
+	return m.sessionCacheBytes(maxTokens) + 4*int64(scratch)
+}
+
+// sessionCacheBytes is a session's memory apart from its per-step scratch.
+func (m *Model) sessionCacheBytes(maxTokens int) int64 {
+	n := int64(maxTokens)
+	kv := 2 * int64(len(m.layers)) * n * int64(m.kvDim)
+	scores := int64(m.pool.threads*attnTokBlock) * n
+	return 4 * (kv + scores + int64(m.cfg.VocabSize) + int64(m.embdScratch))
 }
 
 // ensure sizes the scratch for batches of T tokens.
