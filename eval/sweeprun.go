@@ -171,6 +171,9 @@ type SweepOptions struct {
 	// Threads bounds the runtime's and the converter's threads (0: all
 	// cores).
 	Threads int
+	// Exact runs every product with float32 activations (weight error
+	// only; runtime.Options.ExactQ8).
+	Exact bool
 	// Calibration is required when a method reads statistics.
 	Calibration *SweepCalibrationText
 	// Command and Note are recorded in the result.
@@ -206,7 +209,7 @@ func RunSweep(ctx context.Context, o SweepOptions) (*Sweep, error) {
 		return nil, err
 	}
 	defer src.Close()
-	ropts := runtime.Options{Threads: o.Threads}
+	ropts := runtime.Options{Threads: o.Threads, ExactQ8: o.Exact}
 	ref, err := OpenModel(ctx, o.Ref, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("reference: %w", err)

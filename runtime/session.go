@@ -242,12 +242,7 @@ func (s *Session) forwardMapped(ctx context.Context, tokens []int, logits []floa
 	s.ensure(T)
 	h := m.cfg.HiddenSize
 	p0 := s.n
-	st := step{m: m, e: s.e, hook: s.hook, T: T,
-		x: s.x[:T*h], xn: s.xn[:T*h], q: s.q[:T*m.qDim], v: s.v[:T*m.kvDim], att: s.att[:T*m.qDim],
-		g: s.g[:T*m.ffn]}
-	if m.glu {
-		st.u = s.u[:T*m.ffn]
-	}
+	st := s.step(s.x[:T*h], s.xn[:T*h], p0, T)
 	for t, id := range tokens {
 		m.embed(st.x[t*h:(t+1)*h], st.xn[:h], id, p0+t, s.rowScr)
 	}
@@ -255,7 +250,6 @@ func (s *Session) forwardMapped(ctx context.Context, tokens []int, logits []floa
 		half := len(m.invFreq)
 		ropeTable(s.cos[:T*half], s.sin[:T*half], m.invFreq, p0, T)
 	}
-	s.p0, s.T = p0, T
 	if err := st.layers(ctx, s); err != nil {
 		return err
 	}
@@ -273,6 +267,27 @@ func (s *Session) forwardMapped(ctx context.Context, tokens []int, logits []floa
 	}
 	s.n += T
 	return nil
+}
+
+// step is the graph step over the T rows of x (positions p0…) with the
+// session's scratch (xn: T×hidden) and hook; it sets the positions keys
+// and attend work on.
+func (s *Session) step(x, xn []float32, p0, T int) step {
+	m := s.m
+	st := step{m: m, e: s.e, hook: s.hook, T: T, x: x, xn: xn,
+		q: s.q[:T*m.qDim], v: s.v[:T*m.kvDim], att: s.att[:T*m.qDim], g: s.g[:T*m.ffn]}
+	if m.glu {
+		st.u = s.u[:T*m.ffn]
+	}
+	s.p0, s.T = p0, T
+	return st
+}
+
+// block runs transformer block l over the T rows of x (positions p0…, the
+// rotary tables already set for them), in place; xn is T×hidden scratch.
+func (s *Session) block(l int, x, xn []float32, p0, T int) {
+	st := s.step(x, xn, p0, T)
+	st.block(l, s)
 }
 
 // keys is attender.keys: the session's own cache rows of the step.

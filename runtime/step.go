@@ -32,52 +32,57 @@ type step struct {
 
 // layers runs every transformer block over the T rows of st.x.
 func (st *step) layers(ctx context.Context, a attender) error {
+	for l := range st.m.layers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		st.block(l, a)
+	}
+	return nil
+}
+
+// block runs transformer block l over the T rows of st.x, in place.
+func (st *step) block(l int, a attender) {
 	m, T := st.m, st.T
 	h := m.cfg.HiddenSize
 	x, xn := st.x, st.xn
 	eps := float32(m.cfg.NormEps)
-	for l := range m.layers {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		L := &m.layers[l]
-		m.norm(xn, x, L.attnNorm, L.attnNormB, T, eps)
-		st.call(l, HookAttnIn, xn, h)
-		q, k, v := st.q, a.keys(l), st.v
-		st.e.mulShared([]*Matrix{L.q, L.k, L.v}, [][]float32{q, k, v}, xn, T)
-		addBias(q, L.qb, T)
-		addBias(k, L.kb, T)
-		addBias(v, L.vb, T)
-		a.attend(l, q, k, v, st.att)
-		st.call(l, HookAttnOutIn, st.att, m.qDim)
-		st.e.mul(L.o, x, st.att, T, true)
-		addBias(x, L.ob, T)
+	L := &m.layers[l]
+	m.norm(xn, x, L.attnNorm, L.attnNormB, T, eps)
+	st.call(l, HookAttnIn, xn, h)
+	q, k, v := st.q, a.keys(l), st.v
+	st.e.mulShared([]*Matrix{L.q, L.k, L.v}, [][]float32{q, k, v}, xn, T)
+	addBias(q, L.qb, T)
+	addBias(k, L.kb, T)
+	addBias(v, L.vb, T)
+	a.attend(l, q, k, v, st.att)
+	st.call(l, HookAttnOutIn, st.att, m.qDim)
+	st.e.mul(L.o, x, st.att, T, true)
+	addBias(x, L.ob, T)
 
-		m.norm(xn, x, L.ffnNorm, L.ffnNormB, T, eps)
-		st.call(l, HookFFNIn, xn, h)
-		g := st.g
-		if m.glu {
-			u := st.u
-			st.e.mulShared([]*Matrix{L.gate, L.up}, [][]float32{g, u}, xn, T)
-			addBias(u, L.upb, T)
-			// Row by row, as a one-token step sees it: the vector
-			// kernel's body and tail may round differently, and a
-			// token's result must not depend on its neighbours.
-			for t := range T {
-				simd.SiLUMul(g[t*m.ffn:(t+1)*m.ffn], u[t*m.ffn:(t+1)*m.ffn])
-			}
-		} else {
-			st.e.mul(L.up, g, xn, T, false)
-			addBias(g, L.upb, T)
-			for i, gv := range g {
-				g[i] = geluTanh(gv)
-			}
+	m.norm(xn, x, L.ffnNorm, L.ffnNormB, T, eps)
+	st.call(l, HookFFNIn, xn, h)
+	g := st.g
+	if m.glu {
+		u := st.u
+		st.e.mulShared([]*Matrix{L.gate, L.up}, [][]float32{g, u}, xn, T)
+		addBias(u, L.upb, T)
+		// Row by row, as a one-token step sees it: the vector
+		// kernel's body and tail may round differently, and a
+		// token's result must not depend on its neighbours.
+		for t := range T {
+			simd.SiLUMul(g[t*m.ffn:(t+1)*m.ffn], u[t*m.ffn:(t+1)*m.ffn])
 		}
-		st.call(l, HookFFNDownIn, g, m.ffn)
-		st.e.mul(L.down, x, g, T, true)
-		addBias(x, L.downb, T)
+	} else {
+		st.e.mul(L.up, g, xn, T, false)
+		addBias(g, L.upb, T)
+		for i, gv := range g {
+			g[i] = geluTanh(gv)
+		}
 	}
-	return nil
+	st.call(l, HookFFNDownIn, g, m.ffn)
+	st.e.mul(L.down, x, g, T, true)
+	addBias(x, L.downb, T)
 }
 
 func (st *step) call(l int, p string, a []float32, width int) {

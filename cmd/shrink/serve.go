@@ -25,20 +25,16 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "parallel", Aliases: []string{"np"}, Value: 4, Usage: "`N` sequences generating at once (each with its own KV cache)"},
 			&cli.IntFlag{Name: "queue", Usage: "`N` requests that may wait for a slot before 503 (default 4 × parallel)"},
 			&cli.IntFlag{Name: "ctx", Usage: "tokens per sequence, prompt included (default: the model's context)"},
-			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "worker `N` threads (default: all cores)"},
+			threadsFlag(),
 			&cli.IntFlag{Name: "max-kv-mib", Usage: "refuse --parallel × --ctx beyond `MiB` of KV cache (default: half the machine's memory)"},
 			&cli.StringFlag{Name: "api-key", EnvVars: []string{"SHRINK_API_KEY"}, Usage: "require `KEY` as a bearer token"},
 			&cli.BoolFlag{Name: "tiled-batch", Usage: "decode batches of f32/f16/bf16/low-bit weights with the register-tiled kernels too (faster at many streams; tokens may differ from `shrink run` on near-ties; q8 is tiled and exact either way)"},
 			&cli.StringFlag{Name: "name", Usage: "model `ID` reported to clients (default: the file name)"},
 		},
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "one .shrink file"); err != nil {
-				return err
-			}
+		Action: withPath("one .shrink file", func(c *cli.Context, path string) error {
 			if c.Int("max-kv-mib") < 0 {
 				return usagef("--max-kv-mib %d must not be negative", c.Int("max-kv-mib"))
 			}
-			path := c.Args().First()
 			m, err := runtime.Open(path, runtime.Options{Threads: c.Int("threads")})
 			if err != nil {
 				return err
@@ -75,6 +71,6 @@ func serveCommand() *cli.Command {
 			}
 			fmt.Fprintln(c.App.ErrWriter, "shrink serve: stopped")
 			return nil
-		},
+		}),
 	}
 }

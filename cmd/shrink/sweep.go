@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/shrink-llm/shrink/convert"
 	"io"
 	"math"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/shrink-llm/shrink/convert"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,13 +28,14 @@ func sweepCommand() *cli.Command {
 		&cli.StringFlag{Name: "ref", Usage: "checkpoint `MODEL` (Hugging Face folder or llama2.c .bin) to convert and evaluate against"},
 		&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16,bf16,q8", Usage: "comma-separated `ENCS` for the projections: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4, q3, q2, q4g64, q4g128, q4s"},
 		&cli.StringFlag{Name: "preset", Usage: "also comma-separated `MIXES` (convert --preset), one point each: " + convert.PresetNames()},
-		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `DIR` for sweep.json, sweep.md and the plots"},
+		outFlag("`DIR` for sweep.json, sweep.md and the plots"),
 		&cli.BoolFlag{Name: "replot", Usage: "only redraw sweep.md and the plots of --out DIR from its sweep.json"},
 		&cli.StringFlag{Name: "note", Usage: "`TEXT` recorded in sweep.json and printed in sweep.md under the command (with --replot: replaces the note)"},
 		&cli.StringFlag{Name: "lowrank", Usage: "also factor the projections with each of `METHODS` (comma list): svd, whiten, asvd at every --rank-ratio and --quant; lorc, lorc-whiten at every --rank on every integer --quant"},
 		&cli.StringFlag{Name: "rank-ratio", Usage: "comma-separated `RATIOS` in (0,1] for svd, whiten and asvd: fraction of each matrix's parameters kept"},
 		&cli.StringFlag{Name: "rank", Usage: "comma-separated `RANKS` for lorc and lorc-whiten corrections"},
 		&cli.StringFlag{Name: "factor-encoding", Usage: "`ENC` of every low-rank point's factors (default: the point's --quant for svd/whiten/asvd, f16 for lorc)"},
+		&cli.StringFlag{Name: "reference", Usage: "draw another tool's points from JSON `FILE` (label, source, points with projection_bits_per_weight and mean_kld) beside the sweep's; the KLD plot's x axis is then projection bits/weight (with --replot too)"},
 		&cli.StringFlag{Name: "eval-docs", Usage: "evaluate documents `A-B` of --text only (1-based, inclusive; default all)"},
 	}
 	flags = append(flags, calibFlags("calibration text `FILE` for whiten, asvd and lorc-whiten (documents separated by <|endoftext|> lines)", "--calib")...)
@@ -59,8 +61,16 @@ func sweepCommand() *cli.Command {
 			if c.String("out") == "" {
 				return usagef("sweep: --out DIR is required")
 			}
+			var refs *eval.ReferenceSet
+			if f := c.String("reference"); f != "" {
+				r, err := eval.ReadReferences(f)
+				if err != nil {
+					return usagef("--reference: %v", err)
+				}
+				refs = r
+			}
 			if c.Bool("replot") {
-				return replot(c.App.Writer, c.String("out"), c.String("note"), c.IsSet("note"))
+				return replot(c.App.Writer, c.String("out"), c.String("note"), c.IsSet("note"), refs)
 			}
 			if c.String("ref") == "" {
 				return usagef("sweep: --ref MODEL is required")
@@ -73,7 +83,7 @@ func sweepCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			a := sweepArgs{ref: c.String("ref"), out: c.String("out"), encs: encs, input: in, note: c.String("note")}
+			a := sweepArgs{ref: c.String("ref"), out: c.String("out"), encs: encs, input: in, note: c.String("note"), refs: refs}
 			for _, name := range splitList(c.String("preset")) {
 				p, err := convert.LookupPreset(name)
 				if err != nil {
@@ -133,6 +143,7 @@ func parseNumList[T int | float64](flag, s string, parse func(string) (T, error)
 }
 
 type sweepArgs struct {
+	refs     *eval.ReferenceSet // --reference, or nil
 	ref, out string
 	encs     []quant.Encoding
 	presets  []convert.Preset
@@ -296,8 +307,13 @@ func (a sweepArgs) command() string {
 	if a.evalDocs != (textdata.DocRange{}) {
 		s += " --eval-docs " + a.evalDocs.String()
 	}
-	if a.input.opts.Chunks > 0 {
-		s += fmt.Sprintf(" --chunks %d", a.input.opts.Chunks)
+	if o := a.input.opts; o.First > 0 {
+		s += fmt.Sprintf(" --chunk-range %d-%d", o.First, o.First+o.Chunks-1)
+	} else if o.Chunks > 0 {
+		s += fmt.Sprintf(" --chunks %d", o.Chunks)
+	}
+	if a.input.exact {
+		s += " --exact"
 	}
 	if a.input.opts.Convention != eval.ScoreAll {
 		s += " --convention " + string(a.input.opts.Convention)
@@ -333,6 +349,7 @@ func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 		Input:   eval.SweepInput{Text: a.input.text, Tokens: a.input.tokens, DocSep: a.input.docSep, Docs: a.evalDocs},
 		Eval:    a.input.opts,
 		Threads: a.input.threads,
+		Exact:   a.input.exact,
 		Command: a.command(),
 		Note:    a.note,
 	}
@@ -357,6 +374,9 @@ func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 	}
 	sw, err := eval.RunSweep(ctx, o)
 	bar.finish()
+	if err == nil {
+		sw.References = a.refs
+	}
 	if errors.Is(err, eval.ErrBadSetting) {
 		return usagef("%v", strings.TrimPrefix(err.Error(), eval.ErrBadSetting.Error()+": "))
 	}
@@ -374,7 +394,7 @@ func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 // replot redraws a finished sweep from its sweep.json, for instance after
 // the plotting code changed, without evaluating anything again; setNote
 // replaces its note with note.
-func replot(stdout io.Writer, dir, note string, setNote bool) error {
+func replot(stdout io.Writer, dir, note string, setNote bool, refs *eval.ReferenceSet) error {
 	b, err := os.ReadFile(filepath.Join(dir, "sweep.json"))
 	if err != nil {
 		return err
@@ -388,6 +408,9 @@ func replot(stdout io.Writer, dir, note string, setNote bool) error {
 	}
 	if setNote {
 		sw.Note = note
+	}
+	if refs != nil {
+		sw.References = refs
 	}
 	if err := sw.Write(dir); err != nil {
 		return fmt.Errorf("writing the sweep to %s: %w", dir, err)
