@@ -344,11 +344,19 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	}
 	n := rows * cols
 	e.f32 = grow(e.f32, n)
-	if err := d.Load(ctx, e.f32); err != nil {
+	// The load and the non-finite scan run on the encoder's threads: done
+	// on one, they left the rest of the budget idle for a third of a q8
+	// conversion.
+	mustBeFinite := !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 || pe.Encoding.IsPacked()
+	nonFinite, err := d.load(ctx, e.f32, workers, mustBeFinite)
+	if err != nil {
 		return t, nil, err
 	}
-	if !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 || pe.Encoding.IsPacked() {
-		if err := nonFiniteError(e.f32, cols); err != nil {
+	if nonFinite {
+		// The load saw one; find the first in canonical order to name it.
+		if err := inParts(int64(rows), 1, workers, func(lo, hi int64) error {
+			return nonFiniteFrom(e.f32[lo*int64(cols):hi*int64(cols)], cols, int(lo))
+		}); err != nil {
 			return t, nil, err
 		}
 	}

@@ -27,7 +27,7 @@ func convertCommand() *cli.Command {
 		Usage:     "convert a checkpoint (Hugging Face folder, llama2.c .bin or GGUF file) into a .shrink file",
 		ArgsUsage: "MODEL_DIR|MODEL.bin|MODEL.gguf",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `FILE` (.shrink)"},
+			outFlag("`FILE` (.shrink)"),
 			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4 (4.5 bits), q3, q2, q4g64, q4g128, q4s (plain symmetric int4)"},
 			&cli.IntFlag{Name: "group", Usage: "group `SIZE` (32, 64, 128) for an integer --quant; --quant q8 --group 64 = q8g64"},
 			&cli.StringFlag{Name: "preset", Usage: "`MIX` of encodings like llama.cpp's types (more bits for attn_v, ffn_down, output): " + convert.PresetNames()},
@@ -37,7 +37,7 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer `PATH` to carry: tokenizer.json, tokenizer.model, llama2.c tokenizer.bin or a GGUF (default: the checkpoint's own)"},
 			&cli.StringFlag{Name: "format", Value: "shrink", Usage: "output `FORMAT`: shrink, or gguf (converted, then exported as by shrink export)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and write nothing"},
-			&cli.BoolFlag{Name: "json", Usage: "with --dry-run: print the plan as JSON"},
+			jsonFlag("with --dry-run: print the plan as JSON"),
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "use at most `N` cores: dense encoding, factorisations and calibration share them"},
 			&cli.StringFlag{Name: "lowrank", Usage: "factor the projections: `METHOD` svd, whiten (SVD-LLM, needs --calib), asvd (needs --calib) or lorc (low-rank correction of --quant's error)"},
 			&cli.IntFlag{Name: "rank", Usage: "low-rank: rank `K` of every factored matrix"},
@@ -56,10 +56,7 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "calib-pass", Value: "layer", Usage: "calibration `PASS`: layer (each block's statistics with the blocks before it compressed) or model (the uncompressed model once, as SVD-LLM does)"},
 			&cli.StringFlag{Name: "rounding", Value: string(convert.RoundingRTN), Usage: "rounding of q8 and packed projections: `MODE` rtn (nearest) or gptq (error feedback under the calibration statistics; needs --calib)"},
 		}, append(planFlags(), calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...)...),
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "one model path"); err != nil {
-				return err
-			}
+		Action: withPath("one model path", func(c *cli.Context, path string) error {
 			pol, err := policyFromFlags(c)
 			if err != nil {
 				return err
@@ -102,7 +99,7 @@ func convertCommand() *cli.Command {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 			}
 			args := convertArgs{
-				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
+				src: path, out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
 				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"), rounding: rounding,
 				gptq:             gptq.Options{PercDamp: gptqDamp(c.Float64("gptq-damp")), BlockSize: c.Int("gptq-block"), ActOrder: c.Bool("gptq-act-order")},
@@ -120,7 +117,7 @@ func convertCommand() *cli.Command {
 				return usagef("convert: --format %q: want shrink or gguf", c.String("format"))
 			}
 			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, args)
-		},
+		}),
 	}
 }
 

@@ -29,7 +29,7 @@ func inputFlags() []cli.Flag {
 		&cli.StringFlag{Name: "chunk-range", Usage: "evaluate chunks `A-B` of the stream only (0-based, inclusive; instead of --chunks)"},
 		&cli.BoolFlag{Name: "exact", Usage: "float32 activations in every product (weight error only), instead of the runtime's int8 activations for q8 and packed weights"},
 		&cli.StringFlag{Name: "convention", Value: string(eval.ScoreAll), Usage: "scoring `CONV`: all (every prediction in a chunk) or half (llama.cpp: BOS first, second half scored)"},
-		&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "worker `N` threads (default: all cores)"},
+		threadsFlag(),
 	}
 }
 
@@ -40,7 +40,7 @@ func evalCommand() *cli.Command {
 	}
 	flags = append(flags, inputFlags()...)
 	flags = append(flags,
-		&cli.BoolFlag{Name: "json", Usage: "print the whole report as JSON"},
+		jsonFlag("print the whole report as JSON"),
 		&cli.StringFlag{Name: "tensors", Usage: "weight error only: compare every tensor of `FILE.shrink` with --ref, no text needed"},
 		&cli.StringFlag{Name: "calib", Usage: "with --tensors: also the activation-weighted error on activations of text `FILE`"},
 		&cli.IntFlag{Name: "calib-tokens", Value: 4096, Usage: "with --calib: use the first `N` tokens"},

@@ -24,16 +24,12 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "parallel", Aliases: []string{"np"}, Value: 4, Usage: "`N` sequences generating at once (each with its own KV cache)"},
 			&cli.IntFlag{Name: "queue", Usage: "`N` requests that may wait for a slot before 503 (default 4 × parallel)"},
 			&cli.IntFlag{Name: "ctx", Usage: "tokens per sequence, prompt included (default: the model's context)"},
-			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "worker `N` threads (default: all cores)"},
+			threadsFlag(),
 			&cli.StringFlag{Name: "api-key", EnvVars: []string{"SHRINK_API_KEY"}, Usage: "require `KEY` as a bearer token"},
 			&cli.BoolFlag{Name: "tiled-batch", Usage: "decode batches with the register-tiled kernels (faster at many streams; tokens may differ from `shrink run` on near-ties)"},
 			&cli.StringFlag{Name: "name", Usage: "model `ID` reported to clients (default: the file name)"},
 		},
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "one .shrink file"); err != nil {
-				return err
-			}
-			path := c.Args().First()
+		Action: withPath("one .shrink file", func(c *cli.Context, path string) error {
 			m, err := runtime.Open(path, runtime.Options{Threads: c.Int("threads")})
 			if err != nil {
 				return err
@@ -65,6 +61,6 @@ func serveCommand() *cli.Command {
 			}
 			fmt.Fprintln(c.App.ErrWriter, "shrink serve: stopped")
 			return nil
-		},
+		}),
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/shrink-llm/shrink/convert"
 	"io"
 	"math"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/shrink-llm/shrink/convert"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,7 +28,7 @@ func sweepCommand() *cli.Command {
 		&cli.StringFlag{Name: "ref", Usage: "checkpoint `MODEL` (Hugging Face folder or llama2.c .bin) to convert and evaluate against"},
 		&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16,bf16,q8", Usage: "comma-separated `ENCS` for the projections: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4, q3, q2, q4g64, q4g128, q4s"},
 		&cli.StringFlag{Name: "preset", Usage: "also comma-separated `MIXES` (convert --preset), one point each: " + convert.PresetNames()},
-		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `DIR` for sweep.json, sweep.md and the plots"},
+		outFlag("`DIR` for sweep.json, sweep.md and the plots"),
 		&cli.BoolFlag{Name: "replot", Usage: "only redraw sweep.md and the plots of --out DIR from its sweep.json"},
 		&cli.StringFlag{Name: "note", Usage: "`TEXT` recorded in sweep.json and printed in sweep.md under the command (with --replot: replaces the note)"},
 		&cli.StringFlag{Name: "lowrank", Usage: "also factor the projections with each of `METHODS` (comma list): svd, whiten, asvd at every --rank-ratio and --quant; lorc, lorc-whiten at every --rank on every integer --quant"},
