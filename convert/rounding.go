@@ -68,7 +68,7 @@ func (e *encoder) encodeGPTQ(ctx context.Context, name string, enc quant.Encodin
 	if e.gptqNoImp {
 		imp = nil
 	}
-	opt := gptq.Options{PercDamp: e.gptqOpt.PercDamp, BlockSize: e.gptqOpt.BlockSize, ActOrder: e.gptqOpt.ActOrder,
+	opt := gptq.Options{PercDamp: e.gptqOpt.PercDamp, BlockSize: e.gptqOpt.BlockSize, ActOrder: e.gptqOpt.ActOrder, RefitGroups: e.gptqOpt.RefitGroups,
 		Threads: workers, Importance: imp, Dequant: got, Factor: e.gptqFactor}
 	if err := gptq.Quantize(ctx, enc, out, w, rows, cols, nil, opt); err != nil {
 		return quant.Metrics{}, false, err

@@ -52,6 +52,7 @@ func convertCommand() *cli.Command {
 			&cli.Float64Flag{Name: "gptq-damp", Value: gptq.DefaultPercDamp, Usage: "gptq: damping added to XXᵀ's diagonal, as a `FRACTION` of its mean"},
 			&cli.IntFlag{Name: "gptq-block", Value: gptq.DefaultBlockSize, Usage: "gptq: `COLUMNS` rounded between lazy updates"},
 			&cli.BoolFlag{Name: "gptq-act-order", Usage: "gptq: round columns by decreasing activation energy (group parameters fixed from the original weights)"},
+			&cli.BoolFlag{Name: "gptq-refit-groups", Usage: "gptq, two-level encodings: fit each group's 6-bit scale and offset when the pass reaches it (the super-block's float16 pair is fixed when the super-block begins)"},
 			&cli.BoolFlag{Name: "gptq-plain-scales", Usage: "gptq: choose group scales by plain weight error, not activation-weighted"},
 			&cli.StringFlag{Name: "calib-pass", Value: "layer", Usage: "calibration `PASS`: layer (each block's statistics with the blocks before it compressed) or model (the uncompressed model once, as SVD-LLM does)"},
 			&cli.StringFlag{Name: "rounding", Value: string(convert.RoundingRTN), Usage: "rounding of q8 and packed projections: `MODE` rtn (nearest) or gptq (error feedback under the calibration statistics; needs --calib)"},
@@ -102,7 +103,7 @@ func convertCommand() *cli.Command {
 				src: path, out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
 				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"), rounding: rounding,
-				gptq:             gptq.Options{PercDamp: gptqDamp(c.Float64("gptq-damp")), BlockSize: c.Int("gptq-block"), ActOrder: c.Bool("gptq-act-order")},
+				gptq:             gptq.Options{PercDamp: gptqDamp(c.Float64("gptq-damp")), BlockSize: c.Int("gptq-block"), ActOrder: c.Bool("gptq-act-order"), RefitGroups: c.Bool("gptq-refit-groups")},
 				gptqNoImportance: c.Bool("gptq-plain-scales"), calibWhole: c.String("calib-pass") == "model",
 				budget: budget,
 			}
