@@ -72,4 +72,12 @@
 // they are (carryQ8); Q4_K and Q5_K planned as q4 and q5 likewise (carryQK). ExportGGUF goes the other way, from a .shrink file to
 // a GGUF llama.cpp loads; this is why convert imports gguf/ and, for the
 // tokenizer's metadata, runtime/tokenizer.
+//
+// A byte budget (--target-bpw, --target-size) is met in two steps kept
+// apart so that the decision stays data: MeasureCosts encodes every
+// projection in every candidate encoding as the conversion would and
+// measures its (activation-weighted) relative error, which needs weights and
+// the whole model's calibration statistics; Allocate is a pure function from
+// those measurements and the budget to one choice per tensor, and
+// Plan.ApplyBudget writes the choice into the plan the encoder then follows.
 package convert
