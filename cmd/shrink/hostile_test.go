@@ -21,31 +21,20 @@ import (
 // validation behind them.
 func editHeader(t *testing.T, path string, edit func(h map[string]any)) string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	off := binary.LittleEndian.Uint64(b[16:])
-	n := binary.LittleEndian.Uint64(b[24:])
-	var h map[string]any
-	dec := json.NewDecoder(bytes.NewReader(b[off : off+n]))
-	dec.UseNumber()
-	if err := dec.Decode(&h); err != nil {
-		t.Fatal(err)
-	}
-	edit(h)
-	hdr, err := json.Marshal(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := append(bytes.Clone(b[:off]), hdr...)
-	binary.LittleEndian.PutUint64(out[24:], uint64(len(hdr)))
-	binary.LittleEndian.PutUint32(out[32:], format.Checksum(hdr))
-	p := filepath.Join(t.TempDir(), "crafted.shrink")
-	if err := os.WriteFile(p, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return rewriteHeader(t, path, func(b []byte) []byte {
+		var h map[string]any
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		if err := dec.Decode(&h); err != nil {
+			t.Fatal(err)
+		}
+		edit(h)
+		hdr, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hdr
+	})
 }
 
 func setConfig(key string, v any) func(map[string]any) {
