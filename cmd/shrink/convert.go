@@ -28,7 +28,7 @@ func convertCommand() *cli.Command {
 		ArgsUsage: "MODEL_DIR|MODEL.bin|MODEL.gguf",
 		Flags: append([]cli.Flag{
 			outFlag("`FILE` (.shrink)"),
-			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4 (4.5 bits), q3, q2, q4g64, q4g128, q4s (plain symmetric int4)"},
+			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4 (4.5 bits), q3, q2, q4g64, q4g128, q4s (plain symmetric int4), q4nl (non-uniform 4-bit levels)"},
 			&cli.IntFlag{Name: "group", Usage: "group `SIZE` (32, 64, 128) for an integer --quant; --quant q8 --group 64 = q8g64"},
 			&cli.StringFlag{Name: "preset", Usage: "`MIX` of encodings like llama.cpp's types (more bits for attn_v, ffn_down, output): " + convert.PresetNames()},
 			&cli.StringFlag{Name: "embed", Usage: "`ENC` for token/position embeddings (default: --quant for float encodings, f16 for q8)"},
@@ -248,7 +248,7 @@ func calibFromFlags(c *cli.Context, lr convert.LowRank, weighted bool) (*calibSe
 		return nil, nil
 	}
 	if !lr.NeedsStats() && !weighted {
-		return nil, usagef("--calib is read only by --lowrank whiten, asvd, --lorc-whiten, --rounding gptq and the packed encodings (q2…q6, q4s), not by %s", orNone(string(lr.Method)))
+		return nil, usagef("--calib is read only by --lowrank whiten, asvd, --lorc-whiten, --rounding gptq and the packed encodings (q2…q6, q4s, q4nl), not by %s", orNone(string(lr.Method)))
 	}
 	cs := &calibSettings{file: file, tokens: c.Int("calib-tokens")}
 	if cs.tokens < 1 {
