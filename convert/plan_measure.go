@@ -53,7 +53,8 @@ func roundingName(r Rounding) Rounding {
 // weighting), decoded back, and its damage measured as the relative squared
 // output error ‖(W−Ŵ)X‖²/‖WX‖² = tr(ΔW·XXᵀ·ΔWᵀ)/tr(W·XXᵀ·Wᵀ) under the
 // calibration statistics of its input (the relative squared weight error
-// without them). A relative error is comparable across tensors of different
+// without them), weighted by the tensor's share of the projections'
+// weights. A relative error is comparable across tensors of different
 // scale; the allocation then spends bytes where they remove the most of it.
 // One tensor's weights are resident at a time.
 func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) ([]BudgetTensor, error) {
@@ -130,7 +131,6 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 			}
 			bt.Choices = append(bt.Choices, Choice{Encoding: c, Bytes: size, Cost: cost})
 		}
-		sortChoices(bt.Choices)
 		out = append(out, bt)
 		if o.Progress != nil {
 			o.Progress(n+1, len(todo))
@@ -138,6 +138,24 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+	}
+	// A tensor's relative error counts in proportion to its weights: the
+	// cost of a plan is then the weight-averaged relative error, and the
+	// allocation compares error removed per bit of every tensor alike. (Summed
+	// unweighted, the small attn_k/attn_v errors weigh as much as the
+	// largest matrices', and the allocation starves the large ones: on
+	// llama-stories-12m that plan at 4.5 bits/weight had a 33% higher KLD
+	// than plain q4.)
+	var total int64
+	for _, t := range out {
+		total += t.Params
+	}
+	for i := range out {
+		w := float64(out[i].Params) / float64(total)
+		for j := range out[i].Choices {
+			out[i].Choices[j].Cost *= w
+		}
+		sortChoices(out[i].Choices)
 	}
 	return out, nil
 }

@@ -85,6 +85,8 @@ func parsePacked(t string) (Encoding, bool) {
 	rest = rest[1:]
 	if r, ok := strings.CutPrefix(rest, "s"); ok {
 		e.Kind, rest = KindQ4S, r
+	} else if r, ok := strings.CutPrefix(rest, "nl"); ok {
+		e.Kind, rest = KindQ4NL, r
 	}
 	if r, ok := strings.CutPrefix(rest, "g"); ok {
 		g, err := strconv.Atoi(r)
@@ -105,9 +107,9 @@ func (e Encoding) validatePacked() error {
 	default:
 		return fmt.Errorf("%s group size %d not supported (want 32, 64 or 128)", e.familyName(), e.Group)
 	}
-	if e.Kind == KindQ4S {
+	if e.Kind == KindQ4S || e.Kind == KindQ4NL {
 		if e.Bits != 4 {
-			return fmt.Errorf("q4s with %d bits: symmetric int4 has 4", e.Bits)
+			return fmt.Errorf("%s with %d bits: it has 4", e.familyName(), e.Bits)
 		}
 		return nil
 	}
@@ -118,8 +120,11 @@ func (e Encoding) validatePacked() error {
 }
 
 func (e Encoding) familyName() string {
-	if e.Kind == KindQ4S {
+	switch e.Kind {
+	case KindQ4S:
 		return "q4s"
+	case KindQ4NL:
+		return "q4nl"
 	}
 	return "q" + strconv.Itoa(e.Bits)
 }
@@ -150,7 +155,7 @@ func (e Encoding) Layout(rows, cols int) Layout {
 	l.Groups = e.Groups(cols)
 	l.LoRow = l.PaddedCols * l.LoBits / 8
 	l.HiRow = l.PaddedCols * l.HiBits / 8
-	if e.Kind == KindQ4S {
+	if e.Kind == KindQ4S || e.Kind == KindQ4NL {
 		l.SupRow = 2 * l.Groups
 	} else {
 		l.SuperBlocks = (cols + SuperBlock - 1) / SuperBlock
@@ -279,9 +284,12 @@ func encodePackedRows(e Encoding, dst []byte, src []float32, rows, cols, r0, r1 
 		sup := dst[l.SupAt+int64(r*l.SupRow):][:l.SupRow]
 		var col int
 		var err error
-		if e.Kind == KindQ4S {
+		switch e.Kind {
+		case KindQ4S:
 			col, err = encodeQ4SRow(s, sup, x, e.Group)
-		} else {
+		case KindQ4NL:
+			col, err = encodeQ4NLRow(s, sup, x, imp, e.Group)
+		default:
 			col, err = encodeQKRow(s, sub, sup, x, imp, e)
 		}
 		if err != nil {
@@ -537,8 +545,12 @@ func decodePackedRows(e Encoding, dst []float32, src []byte, rows, cols, r0, r1 
 		sup := src[l.SupAt+int64(r*l.SupRow):][:l.SupRow]
 		out := dst[(r-r0)*cols : (r-r0+1)*cols]
 		for g := range l.Groups {
-			a, m := e.GroupParams(sub, sup, g)
 			lo, hi := g*e.Group, min((g+1)*e.Group, cols)
+			if e.Kind == KindQ4NL {
+				decodeQ4NLGroup(out[lo:hi], q[lo:hi], HalfToFloat(binary.LittleEndian.Uint16(sup[2*g:])))
+				continue
+			}
+			a, m := e.GroupParams(sub, sup, g)
 			for i := lo; i < hi; i++ {
 				out[i] = float32(a*float32(q[i])) - m
 			}
@@ -550,11 +562,15 @@ func decodePackedRows(e Encoding, dst []float32, src []byte, rows, cols, r0, r1 
 // (sub and sup are that row's bytes in the sub and sup planes): weight i of
 // the group decodes to a·q_i − m, the product rounded to float32 before the
 // subtraction. KindQK: a = d·sc, m = dmin·mn (both exact in float32);
-// KindQ4S: a = d, m = 8·d.
+// KindQ4S: a = d, m = 8·d. KindQ4NL has no such form (see Linear); it
+// gives its scale d as a and m = 0.
 func (e Encoding) GroupParams(sub, sup []byte, g int) (a, m float32) {
-	if e.Kind == KindQ4S {
+	switch e.Kind {
+	case KindQ4S:
 		d := HalfToFloat(binary.LittleEndian.Uint16(sup[2*g:]))
 		return d, 8 * d
+	case KindQ4NL:
+		return HalfToFloat(binary.LittleEndian.Uint16(sup[2*g:])), 0
 	}
 	sb := g * e.Group / SuperBlock
 	d := HalfToFloat(binary.LittleEndian.Uint16(sup[4*sb:]))

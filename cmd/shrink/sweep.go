@@ -26,7 +26,7 @@ import (
 func sweepCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "ref", Usage: "checkpoint `MODEL` (Hugging Face folder or llama2.c .bin) to convert and evaluate against"},
-		&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16,bf16,q8", Usage: "comma-separated `ENCS` for the projections: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4, q3, q2, q4g64, q4g128, q4s"},
+		&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16,bf16,q8", Usage: "comma-separated `ENCS` for the projections: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4, q3, q2, q4g64, q4g128, q4s, q4nl"},
 		&cli.StringFlag{Name: "preset", Usage: "also comma-separated `MIXES` (convert --preset), one point each: " + convert.PresetNames()},
 		outFlag("`DIR` for sweep.json, sweep.md and the plots"),
 		&cli.BoolFlag{Name: "replot", Usage: "only redraw sweep.md and the plots of --out DIR from its sweep.json"},
@@ -35,6 +35,8 @@ func sweepCommand() *cli.Command {
 		&cli.StringFlag{Name: "rank-ratio", Usage: "comma-separated `RATIOS` in (0,1] for svd, whiten and asvd: fraction of each matrix's parameters kept"},
 		&cli.StringFlag{Name: "rank", Usage: "comma-separated `RANKS` for lorc and lorc-whiten corrections"},
 		&cli.StringFlag{Name: "factor-encoding", Usage: "`ENC` of every low-rank point's factors (default: the point's --quant for svd/whiten/asvd, f16 for lorc)"},
+		&cli.StringFlag{Name: "rounding", Usage: "comma-separated rounding `MODES` (rtn, gptq): every dense, preset and planner point once per mode (gptq needs --calib)"},
+		&cli.StringFlag{Name: "target-bpw", Usage: "comma-separated planner targets `BITS` (convert --target-bpw): one point each, encodings chosen per projection (needs --calib)"},
 		&cli.StringFlag{Name: "reference", Usage: "draw another tool's points from JSON `FILE` (label, source, points with projection_bits_per_weight and mean_kld) beside the sweep's; the KLD plot's x axis is then projection bits/weight (with --replot too)"},
 		&cli.StringFlag{Name: "eval-docs", Usage: "evaluate documents `A-B` of --text only (1-based, inclusive; default all)"},
 	}
@@ -143,11 +145,14 @@ func parseNumList[T int | float64](flag, s string, parse func(string) (T, error)
 }
 
 type sweepArgs struct {
-	refs     *eval.ReferenceSet // --reference, or nil
-	ref, out string
-	encs     []quant.Encoding
-	presets  []convert.Preset
-	input    inputArgs
+	refs *eval.ReferenceSet // --reference, or nil
+	// roundings (--rounding) and planner targets (--target-bpw).
+	roundings []convert.Rounding
+	targets   []float64
+	ref, out  string
+	encs      []quant.Encoding
+	presets   []convert.Preset
+	input     inputArgs
 	// The low-rank grid.
 	methods []lowrank.Method
 	ratios  []float64
@@ -188,7 +193,7 @@ func gridFromFlags(c *cli.Context, a *sweepArgs) error {
 	correcting := slices.ContainsFunc(a.methods, eval.IsLoRC)
 	switch {
 	case len(a.methods) == 0:
-		for _, f := range []string{"rank-ratio", "rank", "factor-encoding", "calib"} {
+		for _, f := range []string{"rank-ratio", "rank", "factor-encoding"} {
 			if c.IsSet(f) {
 				return usagef("--%s needs --lowrank", f)
 			}
@@ -224,16 +229,33 @@ func gridFromFlags(c *cli.Context, a *sweepArgs) error {
 }
 
 func calibGridFromFlags(c *cli.Context, a *sweepArgs) error {
-	var users []string
-	for _, m := range a.methods {
-		if eval.NeedsStats(m) {
-			users = append(users, string(m))
+	for _, r := range splitList(c.String("rounding")) {
+		rd, err := convert.ParseRounding(r)
+		if err != nil {
+			return usagef("--rounding: %v", err)
+		}
+		if !slices.Contains(a.roundings, rd) {
+			a.roundings = append(a.roundings, rd)
 		}
 	}
+	var err error
+	if a.targets, err = parseNumList("target-bpw", c.String("target-bpw"), func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }); err != nil {
+		return err
+	}
+	for _, b := range a.targets {
+		if !(b >= 2 && b <= 16) {
+			return usagef("--target-bpw %v: want bits per weight in [2, 16]", b)
+		}
+	}
+	users := eval.SweepGrid{Methods: a.methods, Roundings: a.roundings, Targets: a.targets}.NeedsCalibration()
 	file := c.String("calib")
 	switch {
 	case file == "" && len(users) > 0:
-		return usagef("--lowrank %s needs calibration text: --calib FILE", strings.Join(users, ","))
+		verb := "needs"
+		if len(users) > 1 {
+			verb = "need"
+		}
+		return usagef("%s %s calibration text: --calib FILE", strings.Join(users, ", "), verb)
 	case file == "":
 		for _, f := range []string{"calib-tokens", "calib-docs"} {
 			if c.IsSet(f) {
@@ -242,13 +264,12 @@ func calibGridFromFlags(c *cli.Context, a *sweepArgs) error {
 		}
 		return nil
 	case len(users) == 0:
-		return usagef("--calib is read only by --lowrank whiten, asvd and lorc-whiten, and --lowrank has none of them")
+		return usagef("--calib is read only by --lowrank whiten, asvd and lorc-whiten, --rounding gptq and --target-bpw, and the sweep has none of them")
 	}
 	cs := &calibSettings{file: file, tokens: c.Int("calib-tokens")}
 	if cs.tokens < 1 {
 		return usagef("--calib-tokens %d: want at least 1", cs.tokens)
 	}
-	var err error
 	if cs.docs, err = textdata.ParseDocRange(c.String("calib-docs")); err != nil {
 		return usagef("--calib-docs: %v", err)
 	}
@@ -333,6 +354,12 @@ func (a sweepArgs) command() string {
 	if a.factors != nil {
 		s += " --factor-encoding " + a.factors.String()
 	}
+	if len(a.roundings) > 0 {
+		s += " --rounding " + join(len(a.roundings), func(i int) string { return string(a.roundings[i]) })
+	}
+	if len(a.targets) > 0 {
+		s += " --target-bpw " + join(len(a.targets), func(i int) string { return strconv.FormatFloat(a.targets[i], 'g', -1, 64) })
+	}
 	if c := a.calib; c != nil {
 		s += fmt.Sprintf(" --calib %s --calib-tokens %d", c.file, c.tokens)
 		if c.docs != (textdata.DocRange{}) {
@@ -344,8 +371,9 @@ func (a sweepArgs) command() string {
 
 func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 	o := eval.SweepOptions{
-		Ref:     a.ref,
-		Grid:    eval.SweepGrid{Quants: a.encs, Presets: a.presets, Methods: a.methods, Ratios: a.ratios, Ranks: a.ranks, Factors: a.factors},
+		Ref: a.ref,
+		Grid: eval.SweepGrid{Quants: a.encs, Presets: a.presets, Methods: a.methods, Ratios: a.ratios, Ranks: a.ranks, Factors: a.factors,
+			Roundings: a.roundings, Targets: a.targets},
 		Input:   eval.SweepInput{Text: a.input.text, Tokens: a.input.tokens, DocSep: a.input.docSep, Docs: a.evalDocs},
 		Eval:    a.input.opts,
 		Threads: a.input.threads,
