@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/internal/textdata"
@@ -42,24 +43,80 @@ type CalibOptions struct {
 	Threads int
 	// Progress, if set, is called after each sequence with tokens done.
 	Progress func(done, total int)
+	// Layerwise collects each block's statistics only when the conversion
+	// asks for them, with the blocks before it already compressed (see
+	// layerPass): memory holds one block's statistics, and each block is
+	// fitted to the inputs the compressed model will give it. The
+	// Calibration then serves exactly one Convert, which must be given
+	// it, and must be closed. False runs the uncompressed model once and
+	// keeps every statistic (what SVD-LLM describes, and what a sweep
+	// reuses across conversions).
+	Layerwise bool
 }
 
 // Calibration holds the activation statistics of the uncompressed model,
 // one lowrank.Stats per (layer, hook point) input, keyed by StatsKey.
 type Calibration struct {
-	Stats  map[string]*lowrank.Stats
-	Tokens int               // tokens run through the model
-	Docs   textdata.DocRange // documents they came from (Last exact)
+	Stats  map[string]*lowrank.Stats // nil in layer-by-layer mode
+	Tokens int                       // tokens run through the model
+	Docs   textdata.DocRange         // documents they came from (Last exact)
+	// Timing of the calibration's stages so far (layer-by-layer: it grows
+	// during Convert).
+	Timing CalibTiming
+	pass   *layerPass
+}
+
+// Layerwise reports whether the statistics are collected layer by layer
+// during the conversion.
+func (c *Calibration) Layerwise() bool { return c != nil && c.pass != nil }
+
+// Close releases a layer-by-layer calibration's model and hidden states.
+func (c *Calibration) Close() error {
+	if c == nil || c.pass == nil {
+		return nil
+	}
+	return c.pass.close()
+}
+
+// statsFor returns the statistics of key, or nil when none are collected
+// for it. In layer-by-layer mode it may run the pass up to key's block.
+func (c *Calibration) statsFor(ctx context.Context, key string) (*lowrank.Stats, error) {
+	if c == nil {
+		return nil, nil
+	}
+	if c.pass != nil {
+		return c.pass.statsFor(ctx, key)
+	}
+	return c.Stats[key], nil
+}
+
+// wants reports whether statistics for key are (or will be) collected.
+func (c *Calibration) wants(key string) bool {
+	if c == nil {
+		return false
+	}
+	if c.pass != nil {
+		_, ok := c.pass.keyLayer[key]
+		return ok
+	}
+	return c.Stats[key] != nil
+}
+
+// record passes a converted tensor to a layer-by-layer pass.
+func (c *Calibration) record(t format.Tensor, data [][]byte) {
+	if c != nil && c.pass != nil {
+		c.pass.record(t, data)
+	}
 }
 
 // forMethod returns the statistics for key, failing when the method needs
 // them and they are missing.
 func (c *Calibration) forMethod(method lowrank.Method, need bool, key string) (*lowrank.Stats, error) {
 	var st *lowrank.Stats
-	if c != nil {
+	if c != nil && c.pass == nil {
 		st = c.Stats[key]
 	}
-	if st == nil && need {
+	if st == nil && need && !c.wants(key) {
 		return nil, fmt.Errorf("%s needs calibration statistics for input %s (--calib)", method, key)
 	}
 	return st, nil
@@ -102,12 +159,26 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 	if _, err := Convert(ctx, m, plan, tmp, Options{Workers: opts.Threads}); err != nil {
 		return nil, fmt.Errorf("calibration: converting the uncompressed model: %w", err)
 	}
-	rt, err := runtime.Open(tmp, runtime.Options{Threads: opts.Threads})
+	f, err := format.Open(tmp)
 	if err != nil {
 		return nil, fmt.Errorf("calibration: %w", err)
 	}
-	defer rt.Close()
-	tok := rt.Tokenizer()
+	tok, err := runtime.LoadTokenizer(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("calibration: tokenizer: %w", err)
+	}
+	rt, err := runtime.New(runtime.FileSource{F: f}, tok, runtime.Options{Threads: opts.Threads, ExactQ8: true})
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("calibration: %w", err)
+	}
+	pass := &layerPass{rt: rt, file: f, statsAt: -1, changed: make(chan struct{})}
+	defer func() {
+		if pass != nil {
+			pass.close()
+		}
+	}()
 	if tok == nil {
 		return nil, fmt.Errorf("calibration: the model has no tokenizer to read the text with")
 	}
@@ -140,10 +211,32 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 			}
 		}
 	}
+	seq := opts.Seq
+	if seq <= 0 {
+		seq = 256
+	}
+	if c := cfg.ContextLength; c > 0 {
+		seq = min(seq, c)
+	}
+	sess, err := rt.NewSession(seq)
+	if err != nil {
+		return nil, fmt.Errorf("calibration: %w", err)
+	}
+	pass.sess = sess
+	if opts.Layerwise {
+		if err := pass.start(ctx, m, keys, ids, seq); err != nil {
+			return nil, err
+		}
+		cal := &Calibration{Tokens: len(ids), Docs: used, pass: pass}
+		pass.timing = &cal.Timing
+		pass = nil // now the Calibration's, released by its Close
+		return cal, nil
+	}
 	cal := &Calibration{Stats: map[string]*lowrank.Stats{}, Tokens: len(ids), Docs: used}
 	for _, k := range keys {
 		cal.Stats[k] = nil // created at the first activation, with its width
 	}
+	var statTime time.Duration
 	var hookErr error
 	hook := func(layer int, point string, x []float32, rows, cols int) {
 		key := StatsKey(layer, point)
@@ -161,21 +254,12 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 			}
 			return
 		}
+		t0 := time.Now()
 		st.AddBatch(x[:rows*cols], rows)
+		statTime += time.Since(t0)
 	}
-	seq := opts.Seq
-	if seq <= 0 {
-		seq = 256
-	}
-	if c := cfg.ContextLength; c > 0 {
-		seq = min(seq, c)
-	}
-	sess, err := rt.NewSession(seq)
-	if err != nil {
-		return nil, fmt.Errorf("calibration: %w", err)
-	}
-	defer sess.Close()
 	sess.SetHook(hook)
+	start := time.Now()
 	for off := 0; off < len(ids); off += seq {
 		sess.Reset()
 		end := min(off+seq, len(ids))
@@ -189,6 +273,7 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 			opts.Progress(end, len(ids))
 		}
 	}
+	cal.Timing = CalibTiming{Forward: time.Since(start) - statTime, Statistics: statTime}
 	var missing []string
 	for k, st := range cal.Stats {
 		if st == nil || st.Count == 0 {

@@ -130,7 +130,11 @@ func nonFiniteBytes(b []byte, dtype DType, cols int) error {
 // is nil. The converter refuses such weights at every encoding: a NaN
 // stored as is makes the model print nothing while the stored metrics
 // claim an exact copy.
-func nonFiniteError(x []float32, cols int) error {
+func nonFiniteError(x []float32, cols int) error { return nonFiniteFrom(x, cols, 0) }
+
+// nonFiniteFrom is nonFiniteError for rows of a tensor starting at row0,
+// which the error's row number counts from.
+func nonFiniteFrom(x []float32, cols, row0 int) error {
 	// The scan runs on the pipeline's single reader goroutine over every
 	// weight of the model, so it must cost next to nothing: a value is NaN
 	// or ±Inf exactly when its exponent bits are all ones, and the largest
@@ -158,7 +162,7 @@ func nonFiniteError(x []float32, cols int) error {
 		for j, v := range blk {
 			if math.Float32bits(v)&exp == exp {
 				n := i0 + j
-				return fmt.Errorf("non-finite weight %v at row %d, column %d (pass --allow-nonfinite to keep it)", v, n/max(cols, 1), n%max(cols, 1))
+				return fmt.Errorf("non-finite weight %v at row %d, column %d (pass --allow-nonfinite to keep it)", v, row0+n/max(cols, 1), n%max(cols, 1))
 			}
 		}
 	}

@@ -43,6 +43,12 @@ type Options struct {
 	// Rounding of the q8 and packed projections: RoundingRTN ("" too) or
 	// RoundingGPTQ, which needs Calibration.
 	Rounding Rounding
+	// GPTQ tunes RoundingGPTQ: PercDamp, BlockSize, ActOrder and RefitGroups are read
+	// (zero values: quant/gptq's defaults, in stored column order).
+	GPTQ gptq.Options
+	// GPTQNoImportance makes GPTQ choose group parameters by plain error
+	// instead of the activation-weighted error.
+	GPTQNoImportance bool
 }
 
 // Progress reports one finished tensor.
@@ -62,6 +68,8 @@ type Result struct {
 	Duration time.Duration
 	// LowRank reports every factored matrix, in plan order.
 	LowRank []LowRankReport
+	// Rounding is the time GPTQ rounding took (factoring XXᵀ included).
+	Rounding time.Duration
 }
 
 // Convert encodes every tensor of m as plan says and writes the .shrink file
@@ -159,7 +167,7 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 	})
 	cpu := semaphore.NewWeighted(int64(opts.Workers))
 	fz := startFactoring(gctx, g, cpu, m, plan, stats, opts)
-	enc := &encoder{allowNonFinite: opts.AllowNonFinite, cal: opts.Calibration, rounding: opts.Rounding}
+	enc := &encoder{allowNonFinite: opts.AllowNonFinite, cal: opts.Calibration, rounding: opts.Rounding, gptqOpt: opts.GPTQ, gptqNoImp: opts.GPTQNoImportance}
 	res := &Result{Path: out, Plan: plan}
 	g.Go(func() error {
 		defer close(jobs)
@@ -196,6 +204,8 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 				j = job{t: r.t, data: r.data}
 				res.LowRank = append(res.LowRank, r.rep)
 			}
+			// Before the writer may recycle the buffer.
+			opts.Calibration.record(j.t, j.data)
 			select {
 			case jobs <- j:
 			case <-gctx.Done():
@@ -212,9 +222,13 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	res.Rounding = enc.gptqTime
 	meta := map[string]string{"source_bytes": fmt.Sprint(plan.SourceBytes), "policy": plan.Policy}
 	if c := opts.Calibration; c != nil && len(res.LowRank) > 0 {
 		meta["calibration"] = fmt.Sprintf("%d tokens from documents %s", c.Tokens, c.Docs)
+		if c.Layerwise() {
+			meta["calibration"] += ", layer by layer"
+		}
 	}
 	for k, v := range opts.Metadata {
 		meta[k] = v
@@ -246,22 +260,25 @@ type encoder struct {
 	// gptqFactor is the factor of the statistics of input gptqKey.
 	gptqKey    string
 	gptqFactor *gptq.Factor
+	gptqTime   time.Duration
+	gptqOpt    gptq.Options
+	gptqNoImp  bool
 }
 
 // importance is the per-column weight of the packed encoders' scale search
 // for tensor name: the mean squared calibration activation of each input,
 // or nil without statistics for it.
-func (e *encoder) importance(name string, cols int) []float32 {
+func (e *encoder) importance(ctx context.Context, name string, cols int) ([]float32, error) {
 	if e.cal == nil {
-		return nil
+		return nil, nil
 	}
 	layer, point, ok := projection(name)
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	st := e.cal.Stats[StatsKey(layer, point)]
-	if st == nil || st.N != cols || st.Count == 0 {
-		return nil
+	st, err := e.cal.statsFor(ctx, StatsKey(layer, point))
+	if err != nil || st == nil || st.N != cols || st.Count == 0 {
+		return nil, err
 	}
 	imp := make([]float32, cols)
 	for c := range imp {
@@ -269,7 +286,7 @@ func (e *encoder) importance(name string, cols int) []float32 {
 		// so its weights are not left to chance.
 		imp[c] = float32(st.XXt[c*cols+c]/float64(st.Count)) + 1e-8
 	}
-	return imp
+	return imp, nil
 }
 
 func grow[T any](s []T, n int) []T {
@@ -327,11 +344,19 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	}
 	n := rows * cols
 	e.f32 = grow(e.f32, n)
-	if err := d.Load(ctx, e.f32); err != nil {
+	// The load and the non-finite scan run on the encoder's threads: done
+	// on one, they left the rest of the budget idle for a third of a q8
+	// conversion.
+	mustBeFinite := !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 || pe.Encoding.IsPacked()
+	nonFinite, err := d.load(ctx, e.f32, workers, mustBeFinite)
+	if err != nil {
 		return t, nil, err
 	}
-	if !e.allowNonFinite || pe.Encoding.Kind == quant.KindQ8 || pe.Encoding.IsPacked() {
-		if err := nonFiniteError(e.f32, cols); err != nil {
+	if nonFinite {
+		// The load saw one; find the first in canonical order to name it.
+		if err := inParts(int64(rows), 1, workers, func(lo, hi int64) error {
+			return nonFiniteFrom(e.f32[lo*int64(cols):hi*int64(cols)], cols, int(lo))
+		}); err != nil {
 			return t, nil, err
 		}
 	}
@@ -345,7 +370,9 @@ func (e *encoder) encode(ctx context.Context, d *TensorDesc, pe PlanEntry, out [
 	}
 	var imp []float32
 	if pe.Encoding.IsPacked() {
-		imp = e.importance(d.Name, cols)
+		if imp, err = e.importance(ctx, d.Name, cols); err != nil {
+			return t, nil, err
+		}
 	}
 	mt, done, err := e.encodeGPTQ(ctx, d.Name, pe.Encoding, out, e.f32, rows, cols, workers, imp)
 	if err != nil {
@@ -447,14 +474,26 @@ func startFactoring(ctx context.Context, g *errgroup.Group, cpu *semaphore.Weigh
 				return nil // the error that cancelled ctx is already recorded
 			}
 			g.Go(func() error {
+				d := m.Tensors[i]
+				st := stats[i]
+				if c := opts.Calibration; st == nil && c.Layerwise() && c.wants(pe.StatsKey) {
+					// Before taking threads: the pass may wait for the
+					// encoder to finish the block before this one.
+					var err error
+					if st, err = c.statsFor(ctx, pe.StatsKey); err != nil {
+						if ctx.Err() != nil {
+							return nil
+						}
+						return fmt.Errorf("%s: tensor %q: %w", d.File, d.Name, err)
+					}
+				}
 				if err := cpu.Acquire(ctx, int64(th)); err != nil {
 					return nil
 				}
 				defer cpu.Release(int64(th))
-				d := m.Tensors[i]
 				var r factorResult
 				var err error
-				r.t, r.data, r.rep, err = factorTensor(ctx, d, pe, stats[i], lopts, th)
+				r.t, r.data, r.rep, err = factorTensor(ctx, d, pe, st, lopts, th)
 				if err != nil {
 					if ctx.Err() != nil {
 						return nil

@@ -15,7 +15,10 @@
 //   - low-rank compression of the projections (lowrank.go, calib.go,
 //     factor.go): the LowRank policy, calibration (Calibrate runs the
 //     uncompressed model through the runtime with an activation hook and
-//     accumulates lowrank.Stats per layer input), the spectrum pass
+//     accumulates lowrank.Stats per layer input; with
+//     CalibOptions.Layerwise, calibseq.go, block by block during the
+//     conversion, each block seeing the compressed blocks before it and
+//     one block's statistics held at a time), the spectrum pass
 //     (SpectrumRanks, for --energy and --target-ratio), and factoring in
 //     the pipeline.
 //
@@ -33,6 +36,16 @@
 // dense encodings together never compute on more than Workers goroutines.
 // The writer, the encoder and the factorisations share an errgroup: the
 // first write, encode or factorisation error cancels the rest.
+//
+// Layer-by-layer calibration runs inside that pipeline: the encoder hands
+// every finished projection to the Calibration (record), and the first
+// request for a block's statistics (importance weights, GPTQ, a whitened
+// factorisation) moves the calibration's hidden states past the blocks
+// before it once they are all recorded. A factorisation that asks ahead
+// waits for that before it takes its threads from the budget, so it never
+// holds threads the encoder needs to finish the block before. The
+// calibration's own forward runs on the runtime's threads (the same count,
+// Workers) while the asking encoder or factorisation waits for it.
 //
 // Source element types are DType values (one size table, dtype.go);
 // canonical names, tensor kinds and part roles are format's (format.Stem,
@@ -59,4 +72,12 @@
 // they are (carryQ8); Q4_K and Q5_K planned as q4 and q5 likewise (carryQK). ExportGGUF goes the other way, from a .shrink file to
 // a GGUF llama.cpp loads; this is why convert imports gguf/ and, for the
 // tokenizer's metadata, runtime/tokenizer.
+//
+// A byte budget (--target-bpw, --target-size) is met in two steps kept
+// apart so that the decision stays data: MeasureCosts encodes every
+// projection in every candidate encoding as the conversion would and
+// measures its (activation-weighted) relative error, which needs weights and
+// the whole model's calibration statistics; Allocate is a pure function from
+// those measurements and the budget to one choice per tensor, and
+// Plan.ApplyBudget writes the choice into the plan the encoder then follows.
 package convert

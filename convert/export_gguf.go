@@ -198,6 +198,11 @@ func ExportGGUF(ctx context.Context, f *format.File, out string, opts ExportOpti
 	if err := tmp.Close(); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	// CreateTemp made the file private (0600); the result is an ordinary
+	// output file, readable like the .shrink files convert writes.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}

@@ -1,11 +1,9 @@
 package convert
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"regexp"
 	"strings"
 
@@ -56,16 +54,16 @@ func exportTokenizer(w *gguf.Writer, f *format.File, cfg format.ModelConfig) err
 		if err != nil {
 			return err
 		}
-		if v, err = vocabFromLlama2c(b, cfg); err != nil {
-			return fmt.Errorf("tokenizer.bin: %w", err)
+		if v, err = tokenizer.VocabFromLlama2C(b, 0, configIDs(cfg)); err != nil {
+			return err // named tokenizer.bin: already
 		}
 	case format.TokenizerSPM:
 		b, err := blob(format.BlobTokenizerModel)
 		if err != nil {
 			return err
 		}
-		if v, err = vocabFromSentencePiece(b, cfg); err != nil {
-			return fmt.Errorf("tokenizer.model: %w", err)
+		if v, err = tokenizer.VocabFromSentencePiece(b, nil, configIDs(cfg)); err != nil {
+			return err // named tokenizer.model: already
 		}
 	case format.TokenizerHF:
 		b, err := blob(format.BlobTokenizerJSON)
@@ -82,7 +80,46 @@ func exportTokenizer(w *gguf.Writer, f *format.File, cfg format.ModelConfig) err
 		return err
 	}
 	padVocab(v, cfg.VocabSize)
-	return setVocab(w, v)
+	if err := setVocab(w, v); err != nil {
+		return err
+	}
+	return exportChatTemplate(w, f)
+}
+
+// exportChatTemplate carries tokenizer_config.json's chat_template (a
+// string, or the list entry named "default", else the first) into
+// tokenizer.chat_template, where llama.cpp's chat mode reads it.
+func exportChatTemplate(w *gguf.Writer, f *format.File) error {
+	if !f.HasBlob(format.BlobTokenizerConfig) {
+		return nil
+	}
+	b, err := f.Blob(format.BlobTokenizerConfig)
+	if err != nil {
+		return fmt.Errorf("tokenizer: %w", err)
+	}
+	var tc struct {
+		ChatTemplate json.RawMessage `json:"chat_template"`
+	}
+	if json.Unmarshal(b, &tc) != nil || len(tc.ChatTemplate) == 0 {
+		return nil // not ours to judge here: the converter checked the file is JSON
+	}
+	var one string
+	if json.Unmarshal(tc.ChatTemplate, &one) != nil {
+		var named []struct{ Name, Template string }
+		if json.Unmarshal(tc.ChatTemplate, &named) != nil || len(named) == 0 {
+			return nil
+		}
+		one = named[0].Template
+		for _, n := range named {
+			if n.Name == "default" {
+				one = n.Template
+			}
+		}
+	}
+	if one == "" {
+		return nil
+	}
+	return w.Set(ggufKeyChat, gguf.StringValue(one))
 }
 
 // padVocab fills the vocabulary up to the embedding's rows, as llama.cpp's
@@ -160,6 +197,12 @@ func firstEOS(cfg format.ModelConfig) int {
 	return -1
 }
 
+// configIDs are the BOS and EOS the converted checkpoint's config named,
+// which the export writes in place of the tokenizer file's own.
+func configIDs(cfg format.ModelConfig) *tokenizer.SpecialIDs {
+	return &tokenizer.SpecialIDs{BOS: cfg.BOS, EOS: firstEOS(cfg)}
+}
+
 // llamaTokenType classifies a SentencePiece-style piece.
 func llamaTokenType(id int, piece string, unk int, control map[int]bool) int32 {
 	switch {
@@ -171,152 +214,6 @@ func llamaTokenType(id int, piece string, unk int, control map[int]bool) int32 {
 		return tokByte
 	}
 	return tokNormal
-}
-
-// vocabFromLlama2c reverses llama2.c's tokenizer.bin export: pieces with
-// "▁" written as spaces, BOS and EOS written as "\n<s>\n" and "\n</s>\n".
-func vocabFromLlama2c(b []byte, cfg format.ModelConfig) (*tokenizer.GGUFVocab, error) {
-	if len(b) < 4 {
-		return nil, errors.New("too short")
-	}
-	v := &tokenizer.GGUFVocab{Model: tokenizer.GGUFModelLlama, BOS: 1, EOS: 2, UNK: 0, PAD: -1, AddBOS: true, AddSpacePrefix: true}
-	if cfg.BOS >= 0 {
-		v.BOS = cfg.BOS
-	}
-	if e := firstEOS(cfg); e >= 0 {
-		v.EOS = e
-	}
-	control := map[int]bool{v.BOS: true, v.EOS: true}
-	off := 4
-	for id := 0; off < len(b); id++ {
-		if len(b)-off < 8 {
-			return nil, fmt.Errorf("entry %d truncated", id)
-		}
-		score := math.Float32frombits(binary.LittleEndian.Uint32(b[off:]))
-		l := int(int32(binary.LittleEndian.Uint32(b[off+4:])))
-		off += 8
-		if l < 0 || l > len(b)-off {
-			return nil, fmt.Errorf("entry %d malformed", id)
-		}
-		piece := string(b[off : off+l])
-		off += l
-		switch {
-		case id == v.BOS && piece == "\n<s>\n":
-			piece = "<s>"
-		case id == v.EOS && piece == "\n</s>\n":
-			piece = "</s>"
-		default:
-			piece = strings.ReplaceAll(piece, " ", "▁")
-		}
-		v.Tokens = append(v.Tokens, piece)
-		v.Scores = append(v.Scores, score)
-		v.Types = append(v.Types, llamaTokenType(id, piece, v.UNK, control))
-	}
-	return v, nil
-}
-
-// vocabFromSentencePiece reads the pieces of a SentencePiece model proto
-// (ModelProto.pieces = field 1: piece 1, score 2, type 3); the piece types
-// are GGUF's token types.
-func vocabFromSentencePiece(b []byte, cfg format.ModelConfig) (*tokenizer.GGUFVocab, error) {
-	v := &tokenizer.GGUFVocab{Model: tokenizer.GGUFModelLlama, BOS: cfg.BOS, EOS: firstEOS(cfg), UNK: -1, PAD: -1, AddBOS: cfg.BOS >= 0, AddSpacePrefix: true}
-	err := protoFields(b, func(field int, wire int, val []byte, _ uint64) error {
-		if field != 1 || wire != 2 {
-			return nil
-		}
-		piece, score, typ := "", float32(0), int32(tokNormal)
-		err := protoFields(val, func(f, wt int, pv []byte, n uint64) error {
-			switch {
-			case f == 1 && wt == 2:
-				piece = string(pv)
-			case f == 2 && wt == 5:
-				score = math.Float32frombits(uint32(n))
-			case f == 3 && wt == 0:
-				typ = int32(n)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if typ < tokNormal || typ > tokByte {
-			return fmt.Errorf("piece %d has type %d", len(v.Tokens), typ)
-		}
-		if typ == tokUnknown && v.UNK < 0 {
-			v.UNK = len(v.Tokens)
-		}
-		v.Tokens = append(v.Tokens, piece)
-		v.Scores = append(v.Scores, score)
-		v.Types = append(v.Types, typ)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(v.Tokens) == 0 {
-		return nil, errors.New("no pieces")
-	}
-	return v, nil
-}
-
-// protoFields walks the fields of a protobuf message: wire type 0 (varint,
-// value in n), 1 and 5 (fixed 64/32, in n), 2 (bytes, in val).
-func protoFields(b []byte, fn func(field, wire int, val []byte, n uint64) error) error {
-	varint := func() (uint64, error) {
-		var x uint64
-		for s := uint(0); s < 64; s += 7 {
-			if len(b) == 0 {
-				return 0, errors.New("truncated varint")
-			}
-			c := b[0]
-			b = b[1:]
-			x |= uint64(c&0x7f) << s
-			if c < 0x80 {
-				return x, nil
-			}
-		}
-		return 0, errors.New("varint too long")
-	}
-	for len(b) > 0 {
-		tag, err := varint()
-		if err != nil {
-			return err
-		}
-		field, wire := int(tag>>3), int(tag&7)
-		var val []byte
-		var n uint64
-		switch wire {
-		case 0:
-			if n, err = varint(); err != nil {
-				return err
-			}
-		case 1:
-			if len(b) < 8 {
-				return errors.New("truncated fixed64")
-			}
-			n, b = binary.LittleEndian.Uint64(b), b[8:]
-		case 5:
-			if len(b) < 4 {
-				return errors.New("truncated fixed32")
-			}
-			n, b = uint64(binary.LittleEndian.Uint32(b)), b[4:]
-		case 2:
-			l, err := varint()
-			if err != nil {
-				return err
-			}
-			if l > uint64(len(b)) {
-				return errors.New("length past the end")
-			}
-			val, b = b[:l], b[l:]
-		default:
-			return fmt.Errorf("wire type %d", wire)
-		}
-		if err := fn(field, wire, val, n); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // hfTokenizerJSON is the part of tokenizer.json the export reads.

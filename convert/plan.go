@@ -102,6 +102,9 @@ type PlanEntry struct {
 	Rank     int            `json:"rank,omitempty"`
 	Whiten   bool           `json:"whiten,omitempty"`
 	StatsKey string         `json:"stats,omitempty"`
+	// Cost is the damage the planner predicted for the chosen encoding
+	// (--target-bpw, --target-size); nil when no planner chose.
+	Cost *float64 `json:"predicted_cost,omitempty"`
 }
 
 // PlanPart is one stored matrix of a tensor, in the order format fixes for
@@ -124,6 +127,9 @@ type Plan struct {
 	Params      int64              `json:"params"`
 	// LowRank summarizes the factorisation; nil without one.
 	LowRank *LowRankSummary `json:"lowrank,omitempty"`
+	// Budget summarizes the planner's choice under a byte budget; nil
+	// without --target-bpw or --target-size (see ApplyBudget).
+	Budget *BudgetSummary `json:"budget,omitempty"`
 }
 
 // String summarizes the policy the way a user typed it.

@@ -2,10 +2,9 @@ package convert
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"strconv"
@@ -35,19 +34,8 @@ const (
 	ggufKeyRopeDims    = "%s.rope.dimension_count"
 	ggufKeyRopeScaling = "%s.rope.scaling.type"
 	ggufKeyTokModel    = "tokenizer.ggml.model"
+	ggufKeyChat        = "tokenizer.chat_template"
 )
-
-// isGGUF reports whether the file at path starts with the GGUF magic.
-func isGGUF(path string) bool {
-	f, err := safeio.Open(path) // a pipe or device is not one, and must not block
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	head := make([]byte, 4)
-	n, _ := io.ReadFull(f, head)
-	return gguf.IsGGUF(head[:n])
-}
 
 // openGGUF opens a GGUF model file (llama, qwen2 or gpt2 architecture).
 func openGGUF(path string, opts OpenOptions) (*Model, error) {
@@ -147,6 +135,15 @@ func readGGUF(fh *os.File, path string, opts OpenOptions) (*Model, error) {
 		if cfg.BOS, cfg.EOS, err = ggufSpecialIDs(gf, cfg); err != nil {
 			return nil, fail("%v", err)
 		}
+	}
+	if kind == format.TokenizerGGUF && opts.Tokenizer == "" && gf.Has(ggufKeyChat) {
+		// The chat template travels as Hugging Face keeps it, in
+		// tokenizer_config.json, where the server looks for it.
+		tc, err := ggufChatConfig(gf, cfg)
+		if err != nil {
+			return nil, fail("%v", err)
+		}
+		files[format.BlobTokenizerConfig] = tc
 	}
 	if kind != format.TokenizerNone {
 		if err := checkTokenizer(path, kind, files, cfg); err != nil {
@@ -470,36 +467,6 @@ func (d *TensorDesc) sourceBytes() int64 {
 	return d.NumElements() * d.DType.Size()
 }
 
-// readDequantized decodes len(dst) elements of a block-quantized source
-// from element elemOff, in chunks of whole blocks.
-func readDequantized(ctx context.Context, src *SourceTensor, elemOff int64, dst []float32) error {
-	bs, bb := src.ggml.BlockSize(), src.ggml.BlockBytes()
-	n := int64(len(dst))
-	if bs == 0 || elemOff%bs != 0 || n%bs != 0 {
-		return fmt.Errorf("element range [%d, %d) does not fall on %s blocks", elemOff, elemOff+n, src.ggml)
-	}
-	base := src.off + elemOff/bs*bb
-	if elemOff < 0 || (elemOff+n)/bs*bb > src.size {
-		return fmt.Errorf("element range [%d, %d) outside the %d-byte tensor", elemOff, elemOff+n, src.size)
-	}
-	chunkBlocks := max(1, int64(loadChunkBytes)/bb)
-	buf := make([]byte, min(chunkBlocks, n/bs)*bb)
-	for b := int64(0); b < n/bs; b += chunkBlocks {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		m := min(chunkBlocks, n/bs-b)
-		raw := buf[:m*bb]
-		if _, err := src.r.ReadAt(raw, base+b*bb); err != nil {
-			return fmt.Errorf("read: %w", err)
-		}
-		if err := gguf.Dequantize(src.ggml, dst[b*bs:(b+m)*bs], raw); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // carryQ8 repacks a Q8_0 source into shrink's q8 with group 32 without
 // requantizing: Q8_0 blocks are 32 int8 quants and one float16 scale along
 // a row, exactly a q8 group, so the numbers stay the same. out has the q8
@@ -639,4 +606,26 @@ func scaleMinK4(j int, q []byte) (sc, m byte) {
 		return q[j] & 63, q[j+4] & 63
 	}
 	return q[j+4]&0x0f | (q[j-4]>>6)<<4, q[j+4]>>4 | (q[j]>>6)<<4
+}
+
+// ggufChatConfig is a tokenizer_config.json holding the GGUF's
+// tokenizer.chat_template with the BOS and EOS strings templates refer to
+// ({{ bos_token }}), from the vocabulary at the ids the config resolved.
+func ggufChatConfig(gf *gguf.File, cfg format.ModelConfig) ([]byte, error) {
+	tmpl, err := gf.String(ggufKeyChat)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := gf.Strings("tokenizer.ggml.tokens")
+	if err != nil {
+		return nil, err
+	}
+	tc := map[string]string{"chat_template": tmpl}
+	if cfg.BOS >= 0 && cfg.BOS < len(tokens) {
+		tc["bos_token"] = tokens[cfg.BOS]
+	}
+	if len(cfg.EOS) > 0 && cfg.EOS[0] >= 0 && cfg.EOS[0] < len(tokens) {
+		tc["eos_token"] = tokens[cfg.EOS[0]]
+	}
+	return json.Marshal(tc) // keys sorted: the same bytes every time
 }

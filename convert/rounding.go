@@ -3,6 +3,7 @@ package convert
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/quant/gptq"
@@ -43,23 +44,33 @@ func (e *encoder) encodeGPTQ(ctx context.Context, name string, enc quant.Encodin
 	if !ok {
 		return quant.Metrics{}, false, nil
 	}
-	st := e.cal.Stats[StatsKey(layer, point)]
+	key := StatsKey(layer, point)
+	st, err := e.cal.statsFor(ctx, key)
+	if err != nil {
+		return quant.Metrics{}, false, err
+	}
 	if st == nil || st.N != cols || st.Count == 0 {
 		return quant.Metrics{}, false, nil
 	}
-	key := StatsKey(layer, point)
+	start := time.Now()
+	defer func() { e.gptqTime += time.Since(start) }()
 	if e.gptqKey != key {
 		// Projections reading the same input come one after another
 		// (q, k, v; gate, up): factor each input once.
 		e.gptqKey, e.gptqFactor = "", nil
-		f, err := gptq.NewFactor(st.XXt, cols, gptq.Options{})
+		f, err := gptq.NewFactor(st.XXt, cols, gptq.Options{PercDamp: e.gptqOpt.PercDamp, ActOrder: e.gptqOpt.ActOrder})
 		if err != nil {
 			return quant.Metrics{}, false, fmt.Errorf("input %s: %w", key, err)
 		}
 		e.gptqKey, e.gptqFactor = key, f
 	}
 	got := make([]float32, rows*cols)
-	if err := gptq.Quantize(ctx, enc, out, w, rows, cols, nil, gptq.Options{Threads: workers, Importance: imp, Dequant: got, Factor: e.gptqFactor}); err != nil {
+	if e.gptqNoImp {
+		imp = nil
+	}
+	opt := gptq.Options{PercDamp: e.gptqOpt.PercDamp, BlockSize: e.gptqOpt.BlockSize, ActOrder: e.gptqOpt.ActOrder, RefitGroups: e.gptqOpt.RefitGroups,
+		Threads: workers, Importance: imp, Dequant: got, Factor: e.gptqFactor}
+	if err := gptq.Quantize(ctx, enc, out, w, rows, cols, nil, opt); err != nil {
 		return quant.Metrics{}, false, err
 	}
 	var acc quant.ErrorAccumulator

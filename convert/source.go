@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/shrink-llm/shrink/format"
@@ -118,29 +120,78 @@ func (d *TensorDesc) Raw() (*io.SectionReader, bool) {
 
 // Load decodes into dst (len == NumElements) in canonical layout.
 func (d *TensorDesc) Load(ctx context.Context, dst []float32) error {
+	_, err := d.load(ctx, dst, 1, false)
+	return err
+}
+
+// load is Load with the reading and widening split over up to threads
+// goroutines, each taking a contiguous range of the source; the caller holds
+// that many threads of the conversion's budget. With scan it also reports
+// whether any loaded value is NaN or ±Inf, checked on each chunk while it
+// is in cache (the bits of the source where widening is exact), so the
+// common all-finite tensor needs no second pass. Every range is read in
+// chunks through pooled buffers straight into its place in dst, so a load
+// allocates nothing in proportion to the tensor: llama.cpp's rotary row
+// order of GGUF q and k is undone row by row as the rows arrive, not
+// through a second copy of the tensor.
+func (d *TensorDesc) load(ctx context.Context, dst []float32, threads int, scan bool) (nonFinite bool, err error) {
 	n := d.NumElements()
 	if int64(len(dst)) != n {
-		return fmt.Errorf("convert: load %s: dst has %d elements, tensor has %d", d.Name, len(dst), n)
+		return false, fmt.Errorf("convert: load %s: dst has %d elements, tensor has %d", d.Name, len(dst), n)
 	}
-	var err error
+	var bad atomic.Bool
+	sc := &bad
+	if !scan {
+		sc = nil
+	}
 	switch d.xf {
 	case xfSlice:
-		err = readWidened(ctx, d.src, d.elemOff, dst)
+		unit := int64(1)
+		if d.src.blockQuant() {
+			unit = max(1, d.src.ggml.BlockSize())
+		}
+		err = inParts(n, unit, threads, func(lo, hi int64) error {
+			return readWidenedScan(ctx, d.src, d.elemOff+lo, dst[lo:hi], sc)
+		})
 	case xfTranspose:
 		tmp := make([]float32, d.srcRows*d.srcCols)
-		if err = readWidened(ctx, d.src, 0, tmp); err == nil {
+		if err = readWidenedScan(ctx, d.src, 0, tmp, sc); err == nil {
 			transposeCols(dst, tmp, int(d.srcRows), int(d.srcCols), int(d.colOff), int(d.Shape[0]))
 		}
 	case xfRotary:
-		tmp := make([]float32, n)
-		if err = readWidened(ctx, d.src, 0, tmp); err == nil {
-			rotaryToHalf(dst, tmp, int(d.Shape[0]), int(d.Shape[1]), int(d.headDim))
-		}
+		rows, cols := d.Shape[0], d.Shape[1]
+		err = inParts(rows, 1, threads, func(lo, hi int64) error {
+			return readRotary(ctx, d.src, cols, d.headDim, lo, hi, dst, sc)
+		})
 	default:
 		err = fmt.Errorf("unknown transform %d", d.xf)
 	}
 	if err != nil {
-		return fmt.Errorf("convert: load %s (%s in %s): %w", d.Name, d.SourceName, d.File, err)
+		return false, fmt.Errorf("convert: load %s (%s in %s): %w", d.Name, d.SourceName, d.File, err)
+	}
+	return bad.Load(), nil
+}
+
+// inParts runs f on up to threads ranges [lo, hi) that cut [0, n) at
+// multiples of unit, at once, and returns the error of the first range
+// that failed, so the error does not depend on the thread count's timing.
+func inParts(n, unit int64, threads int, f func(lo, hi int64) error) error {
+	units := (n + unit - 1) / unit
+	parts := max(1, min(int64(threads), units))
+	if parts == 1 {
+		return f(0, n)
+	}
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for k := range parts {
+		lo, hi := units*k/parts*unit, min(units*(k+1)/parts*unit, n)
+		wg.Go(func() { errs[k] = f(lo, hi) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -150,23 +201,38 @@ func (d *TensorDesc) Load(ctx context.Context, dst []float32) error {
 // negligible.
 const loadChunkBytes = 1 << 20
 
+// chunkPool holds the loads' read buffers (loadChunkBytes each), so that a
+// conversion reuses a few of them instead of leaving one per tensor for the
+// garbage collector, which let the heap, and the page faults of refilling
+// it, grow by the model's tensor count.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, loadChunkBytes); return &b }}
+
 // readWidened reads len(dst) elements of src starting at element elemOff and
-// widens them to float32.
+// widens them to float32 (dequantizes block-quantized GGUF sources).
 func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []float32) error {
-	if src.blockQuant() {
-		return readDequantized(ctx, src, elemOff, dst)
-	}
-	es := src.DType.Size()
-	if !src.DType.Float() {
+	return readWidenedScan(ctx, src, elemOff, dst, nil)
+}
+
+// readWidenedScan is readWidened that, when bad is not nil, sets it if a
+// value read is NaN or ±Inf.
+func readWidenedScan(ctx context.Context, src *SourceTensor, elemOff int64, dst []float32, bad *atomic.Bool) error {
+	bq := src.blockQuant()
+	if !bq && !src.DType.Float() {
 		return fmt.Errorf("unsupported dtype %s", src.DType)
 	}
 	n := int64(len(dst))
-	if elemOff < 0 || (elemOff+n)*es > src.size {
+	unit, unitBytes := int64(1), src.DType.Size()
+	if bq {
+		unit, unitBytes = src.ggml.BlockSize(), src.ggml.BlockBytes()
+		if unit <= 0 || elemOff%unit != 0 || n%unit != 0 {
+			return fmt.Errorf("element range [%d, %d) does not fall on %s blocks", elemOff, elemOff+n, src.ggml)
+		}
+	}
+	if elemOff < 0 || (elemOff+n)/unit*unitBytes > src.size {
 		return fmt.Errorf("element range [%d, %d) outside the %d-byte tensor", elemOff, elemOff+n, src.size)
 	}
-	le := quant.HostLittleEndian
-	base := src.off + elemOff*es
-	if src.DType == DTypeF32 && le {
+	base := src.off + elemOff/unit*unitBytes
+	if src.DType == DTypeF32 && quant.HostLittleEndian {
 		// The file bytes are the float32 values: read straight into dst.
 		b := float32Bytes(dst)
 		for start := 0; start < len(b); start += loadChunkBytes * 4 {
@@ -177,38 +243,161 @@ func readWidened(ctx context.Context, src *SourceTensor, elemOff int64, dst []fl
 			if _, err := src.r.ReadAt(b[start:end], base+int64(start)); err != nil {
 				return fmt.Errorf("read: %w", err)
 			}
+			if bad != nil && !bad.Load() && hasNonFinite(dst[start/4:end/4]) {
+				bad.Store(true)
+			}
 		}
 		return nil
 	}
-	chunk := int64(loadChunkBytes) / es
-	var u16 []uint16
-	var buf []byte
-	if le && es == 2 {
-		u16 = make([]uint16, min(chunk, n))
-		buf = uint16Bytes(u16)
-	} else {
-		buf = make([]byte, min(chunk, n)*es)
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := *bp
+	per := max(1, int64(len(buf))/unitBytes) // units per chunk
+	if per*unitBytes > int64(len(buf)) {
+		buf = make([]byte, unitBytes)
 	}
-	for i := int64(0); i < n; i += chunk {
+	for u := int64(0); u < n/unit; u += per {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		m := min(chunk, n-i)
-		b := buf[:m*es]
-		if _, err := src.r.ReadAt(b, base+i*es); err != nil {
+		m := min(per, n/unit-u)
+		raw := buf[:m*unitBytes]
+		if _, err := src.r.ReadAt(raw, base+u*unitBytes); err != nil {
 			return fmt.Errorf("read: %w", err)
 		}
-		out := dst[i : i+m]
-		switch {
-		case u16 != nil && src.DType == DTypeBF16:
-			quant.BF16ToF32(out, u16[:m])
-		case u16 != nil:
-			quant.F16ToF32(out, u16[:m])
-		default:
-			decodeLE(out, b, src.DType)
+		if err := widen(dst[u*unit:(u+m)*unit], raw, src, bad); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// readRotary reads source rows [r0, r1) of a [rows, cols] source whose rows
+// are in interleaved rotary order within heads of hd rows and writes each
+// into its canonical (rotate-half) row of dst, the whole tensor: source row
+// h·hd + 2j + t is canonical row h·hd + t·hd/2 + j (see rotaryToHalf).
+func readRotary(ctx context.Context, src *SourceTensor, cols, hd, r0, r1 int64, dst []float32, bad *atomic.Bool) error {
+	if hd <= 0 || hd%2 != 0 {
+		return fmt.Errorf("rotary head dimension %d is not even", hd)
+	}
+	if src.blockQuant() && (src.ggml.BlockSize() <= 0 || cols%src.ggml.BlockSize() != 0) {
+		return fmt.Errorf("rows of %d elements do not fall on %s blocks", cols, src.ggml)
+	}
+	if !src.blockQuant() && !src.DType.Float() {
+		return fmt.Errorf("unsupported dtype %s", src.DType)
+	}
+	rowBytes := src.bytesOf(cols)
+	if rowBytes <= 0 || r0 < 0 || r1*rowBytes > src.size || r1*cols > int64(len(dst)) {
+		return fmt.Errorf("rows [%d, %d) of %d bytes outside the %d-byte tensor", r0, r1, rowBytes, src.size)
+	}
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := *bp
+	if rowBytes > int64(len(buf)) {
+		buf = make([]byte, rowBytes)
+	}
+	per := int64(len(buf)) / rowBytes
+	half := hd / 2
+	for r := r0; r < r1; r += per {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m := min(per, r1-r)
+		raw := buf[:m*rowBytes]
+		if _, err := src.r.ReadAt(raw, src.off+r*rowBytes); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		for i := range m {
+			s := r + i
+			k := s % hd
+			c := s - k + (k%2)*half + k/2
+			if err := widen(dst[c*cols:(c+1)*cols], raw[i*rowBytes:(i+1)*rowBytes], src, bad); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// widen decodes the source bytes raw (whole elements, or whole blocks of a
+// block-quantized type) into dst, and sets bad (when not nil) if a value is
+// NaN or ±Inf. raw starts at a pooled buffer's start or a multiple of the
+// element size from it, so the uint16 view is aligned.
+func widen(dst []float32, raw []byte, src *SourceTensor, bad *atomic.Bool) error {
+	if src.blockQuant() {
+		if err := gguf.Dequantize(src.ggml, dst, raw); err != nil {
+			return err
+		}
+		if bad != nil && !bad.Load() && hasNonFinite(dst) {
+			bad.Store(true)
+		}
+		return nil
+	}
+	le := quant.HostLittleEndian
+	// Widening is exact, so the half-width source has a NaN or ±Inf
+	// exactly where the result does: its exponent field is all ones.
+	exp16 := uint16(0)
+	switch {
+	case le && src.DType == DTypeF32:
+		copy(float32Bytes(dst), raw)
+	case le && src.DType == DTypeBF16:
+		quant.BF16ToF32(dst, bytesUint16(raw))
+		exp16 = 0x7f80
+	case le && src.DType == DTypeF16:
+		quant.F16ToF32(dst, bytesUint16(raw))
+		exp16 = 0x7c00
+	default:
+		decodeLE(dst, raw, src.DType)
+	}
+	if bad == nil || bad.Load() {
+		return nil
+	}
+	if exp16 != 0 && hasNonFinite16(bytesUint16(raw), exp16) || exp16 == 0 && hasNonFinite(dst) {
+		bad.Store(true)
+	}
+	return nil
+}
+
+// hasNonFinite reports whether x holds a NaN or ±Inf: the largest exponent
+// field, kept in four independent maxima, is all ones.
+func hasNonFinite(x []float32) bool {
+	const exp = 0x7f800000
+	var m0, m1, m2, m3 uint32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		m0 = max(m0, math.Float32bits(x[i])&exp)
+		m1 = max(m1, math.Float32bits(x[i+1])&exp)
+		m2 = max(m2, math.Float32bits(x[i+2])&exp)
+		m3 = max(m3, math.Float32bits(x[i+3])&exp)
+	}
+	for ; i < len(x); i++ {
+		m0 = max(m0, math.Float32bits(x[i])&exp)
+	}
+	return max(m0, m1, m2, m3) == exp
+}
+
+// hasNonFinite16 is hasNonFinite over half-width bit patterns whose
+// exponent field is exp.
+func hasNonFinite16(x []uint16, exp uint16) bool {
+	var m0, m1, m2, m3 uint16
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		m0 = max(m0, x[i]&exp)
+		m1 = max(m1, x[i+1]&exp)
+		m2 = max(m2, x[i+2]&exp)
+		m3 = max(m3, x[i+3]&exp)
+	}
+	for ; i < len(x); i++ {
+		m0 = max(m0, x[i]&exp)
+	}
+	return max(m0, m1, m2, m3) == exp
+}
+
+func bytesUint16(b []byte) []uint16 {
+	if len(b) < 2 {
+		return nil
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(&b[0])), len(b)/2)
 }
 
 // decodeLE is the portable reference decoder: little-endian bytes of dtype
@@ -235,13 +424,6 @@ func float32Bytes(f []float32) []byte {
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
-}
-
-func uint16Bytes(u []uint16) []byte {
-	if len(u) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(&u[0])), 2*len(u))
 }
 
 // transposeCols writes columns [c0, c0+m) of the rows×cols matrix src,
@@ -362,7 +544,7 @@ func Open(path string, opts OpenOptions) (*Model, error) {
 		if ext := strings.ToLower(filepath.Ext(path)); ext == ".safetensors" || ext == ".json" {
 			return nil, fmt.Errorf("convert: %s: pass the Hugging Face checkpoint folder (with config.json), not one of its files", path)
 		}
-		if isGGUF(path) {
+		if gguf.IsFile(path) {
 			m, err = openGGUF(path, opts)
 		} else {
 			m, err = openLlama2c(path, opts)

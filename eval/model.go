@@ -30,6 +30,10 @@ type ModelInfo struct {
 	// TensorBytes is the weight data as stored (same basis as FileBytes).
 	TensorBytes   int64   `json:"tensor_bytes"`
 	BitsPerWeight float64 `json:"bits_per_weight"` // TensorBytes·8 / Params
+	// ProjectionBits is bytes·8 / parameters over the per-layer 2-D
+	// projections alone (attn_q … ffn_down, every part of a factored one):
+	// the tensors --quant sets, without embeddings, head and norms.
+	ProjectionBits float64 `json:"projection_bits_per_weight,omitempty"`
 }
 
 // Loaded is a model ready to run, with what is known about where it came from.
@@ -125,13 +129,24 @@ func ShrinkInfo(path string) (ModelInfo, error) {
 	}
 	defer f.Close()
 	info := ModelInfo{Path: path, Arch: f.Config().Arch, FileBytes: f.Size()}
+	var projBytes, projParams int64
 	for _, t := range f.Tensors() {
-		info.Params += numel(t.Shape)
+		n := numel(t.Shape)
+		info.Params += n
+		var b int64
 		for _, p := range t.Parts {
-			info.TensorBytes += int64(p.Length)
+			b += int64(p.Length)
+		}
+		info.TensorBytes += b
+		if layer, stem, _, ok := format.ParseName(t.Name); ok && layer >= 0 && stem.Projection() && len(t.Shape) == 2 {
+			projBytes += b
+			projParams += n
 		}
 	}
 	info.BitsPerWeight = float64(info.TensorBytes) * 8 / float64(max(info.Params, 1))
+	if projParams > 0 {
+		info.ProjectionBits = float64(projBytes) * 8 / float64(projParams)
+	}
 	return info, nil
 }
 

@@ -30,11 +30,16 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "input:     %s (%d tokens%s)\n", r.Input.Source, r.Input.NumTokens, docs)
 	}
 	of := ""
-	if r.AvailableChunks > r.Chunks {
+	if r.FirstChunk > 0 {
+		of = fmt.Sprintf(" (chunks %d–%d of 0–%d)", r.FirstChunk, r.FirstChunk+r.Chunks-1, r.AvailableChunks-1)
+	} else if r.AvailableChunks > r.Chunks {
 		of = fmt.Sprintf(" (the first %d of %d)", r.Chunks, r.AvailableChunks)
 	}
 	fmt.Fprintf(&b, "chunks:    %d × %d tokens%s, convention %q (%s): %d scored predictions\n",
 		r.Chunks, r.Ctx, of, r.Convention, conventionHelp(r.Convention), s.Tokens)
+	if r.Exact {
+		b.WriteString("activations: float32 in every product (--exact: weight error only)\n")
+	}
 
 	b.WriteString("\n====== Perplexity statistics ======\n")
 	fmt.Fprintf(&b, "Mean PPL(Q)                   : %s ± %s\n", fmtSmall(s.PPL.Value), fmtSmall(s.PPL.Err))
@@ -109,6 +114,9 @@ func describeModel(m *ModelInfo) string {
 		kind += " checkpoint"
 	}
 	s := fmt.Sprintf("%s (%s, %s params, %s, %.2f bits/weight", m.Path, kind, HumanCount(m.Params), HumanBytes(m.FileBytes), m.BitsPerWeight)
+	if m.ProjectionBits > 0 {
+		s += fmt.Sprintf(", projections %.2f bits/weight", m.ProjectionBits)
+	}
 	if m.Converted {
 		s += "; run as float32"
 	}

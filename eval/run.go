@@ -28,8 +28,12 @@ const (
 
 // Options control a run.
 type Options struct {
-	Ctx        int        // chunk length in tokens
-	Chunks     int        // at most this many chunks (0 = all)
+	Ctx    int // chunk length in tokens
+	Chunks int // at most this many chunks (0 = all)
+	// First is the index (0-based) of the first chunk evaluated: chunks
+	// First … First+Chunks−1 of the stream, so that a slice of a long
+	// stream (say one disjoint from calibration text) can be compared.
+	First      int
 	Convention Convention // default ScoreAll
 	// Progress, if set, is called after each chunk.
 	Progress func(done, total int)
@@ -43,6 +47,8 @@ type Report struct {
 	Input  *Input     `json:"input,omitempty"`
 	Ctx    int        `json:"ctx"`
 	Chunks int        `json:"chunks"`
+	// FirstChunk is the index of the first chunk evaluated (Options.First).
+	FirstChunk int `json:"first_chunk,omitempty"`
 	// AvailableChunks is how many chunks the input holds (Chunks is fewer
 	// when Options.Chunks limited the run).
 	AvailableChunks int        `json:"available_chunks"`
@@ -65,6 +71,9 @@ type Report struct {
 	Threads              int     `json:"threads"`
 	// Self is set when the candidate was the reference model itself.
 	Self bool `json:"self,omitempty"`
+	// Exact is set when every product ran with float32 activations
+	// (runtime.Options.ExactQ8): the figures then hold the weight error only.
+	Exact bool `json:"exact,omitempty"`
 }
 
 func (o *Options) check(m *runtime.Model, n int) (chunks int, err error) {
@@ -83,10 +92,17 @@ func (o *Options) check(m *runtime.Model, n int) (chunks int, err error) {
 	if o.Chunks < 0 {
 		return 0, fmt.Errorf("chunk limit %d is negative", o.Chunks)
 	}
+	if o.First < 0 {
+		return 0, fmt.Errorf("first chunk %d is negative", o.First)
+	}
 	chunks = n / o.Ctx
 	if chunks == 0 {
 		return 0, fmt.Errorf("text has %d tokens, fewer than one chunk of %d", n, o.Ctx)
 	}
+	if o.First >= chunks {
+		return 0, fmt.Errorf("first chunk %d is past the last one: the text has %d chunks of %d tokens (0 … %d)", o.First, chunks, o.Ctx, chunks-1)
+	}
+	chunks -= o.First
 	if o.Chunks > 0 {
 		chunks = min(chunks, o.Chunks)
 	}
@@ -193,6 +209,7 @@ func RunMany(ctx context.Context, ref *runtime.Model, cands []*runtime.Model, to
 	if err != nil {
 		return nil, err
 	}
+	tokens = tokens[opts.First*opts.Ctx:]
 	if err := checkTokens(tokens[:chunks*opts.Ctx], ref.Config().VocabSize); err != nil {
 		return nil, err
 	}
@@ -203,7 +220,7 @@ func RunMany(ctx context.Context, ref *runtime.Model, cands []*runtime.Model, to
 	defer rs.Close()
 	states := make([]*candState, len(cands))
 	for i, c := range cands {
-		st := &candState{m: c, rep: &Report{Ctx: opts.Ctx, Chunks: chunks, AvailableChunks: len(tokens) / opts.Ctx,
+		st := &candState{m: c, rep: &Report{Ctx: opts.Ctx, Chunks: chunks, FirstChunk: opts.First, AvailableChunks: len(tokens)/opts.Ctx + opts.First,
 			Convention: opts.Convention, Threads: c.Threads()}}
 		if c != ref {
 			if st.s, err = c.NewSession(opts.Ctx); err != nil {
@@ -353,6 +370,7 @@ func Perplexity(ctx context.Context, m *runtime.Model, tokens []int, opts Option
 	if err != nil {
 		return nil, err
 	}
+	tokens = tokens[opts.First*opts.Ctx:]
 	if err := checkTokens(tokens[:chunks*opts.Ctx], m.Config().VocabSize); err != nil {
 		return nil, err
 	}

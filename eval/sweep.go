@@ -55,6 +55,10 @@ type Sweep struct {
 	Convention  Convention        `json:"convention"`
 	RefPPL      ValueErr          `json:"ref_ppl"`
 	Points      []SweepPoint      `json:"points"`
+	// References, when set, is another tool's front drawn beside the
+	// points; the plots then put projection bits/weight on the x axis,
+	// the basis such figures are given on.
+	References *ReferenceSet `json:"references,omitempty"`
 }
 
 // SweepCalibration records the activation statistics the whitened and
@@ -142,6 +146,7 @@ func (s *Sweep) Markdown() string {
 	b.WriteString("\nPPL ratio = PPL(variant) / PPL(f32 reference) on the same tokens; KLD = KL(p_ref ‖ p_variant) per token in nats; " +
 		"same top = share of positions where both models' most likely token agrees; tokens/s = the variant's forward passes during the sweep; " +
 		"★ = on the Pareto front (no other variant is both smaller and closer in mean KLD).\n")
+	s.referencesMarkdown(&b)
 	return b.String()
 }
 

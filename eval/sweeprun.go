@@ -44,6 +44,40 @@ type SweepGrid struct {
 	// Factors is the encoding of every low-rank point's factors; nil means
 	// the point's encoding for svd/whiten/asvd and f16 for lorc.
 	Factors *quant.Encoding
+	// Roundings are the rounding methods every dense, preset and planner
+	// point is made with (default rtn alone); the low-rank points use the
+	// first. convert.RoundingGPTQ needs calibration text.
+	Roundings []convert.Rounding
+	// Targets are planner points: projection bits per weight for
+	// convert's --target-bpw, one point per target and rounding.
+	Targets []float64
+}
+
+// roundings is Roundings with its default.
+func (g SweepGrid) roundings() []convert.Rounding {
+	if len(g.Roundings) == 0 {
+		return []convert.Rounding{convert.RoundingRTN}
+	}
+	return g.Roundings
+}
+
+// NeedsCalibration lists what in the grid reads calibration statistics.
+func (g SweepGrid) NeedsCalibration() []string {
+	var users []string
+	for _, m := range g.Methods {
+		if NeedsStats(m) {
+			users = append(users, string(m))
+		}
+	}
+	for _, r := range g.Roundings {
+		if r == convert.RoundingGPTQ {
+			users = append(users, string(r))
+		}
+	}
+	if len(g.Targets) > 0 {
+		users = append(users, "planner")
+	}
+	return users
 }
 
 // SweepSetting is one point of the grid before it is converted: its
@@ -51,6 +85,10 @@ type SweepGrid struct {
 type SweepSetting struct {
 	Point  SweepPoint
 	Policy convert.Policy
+	// Rounding of the point's integer projections; Target, when positive,
+	// makes it a planner point (convert --target-bpw).
+	Rounding convert.Rounding
+	Target   float64
 }
 
 // ErrBadSetting marks a grid point whose low-rank settings are invalid.
@@ -61,14 +99,26 @@ var ErrBadSetting = errors.New("invalid sweep setting")
 // validated; a failure wraps ErrBadSetting.
 func (g SweepGrid) Settings() ([]SweepSetting, error) {
 	var pts []SweepSetting
-	for _, e := range g.Quants {
-		pts = append(pts, SweepSetting{Point: SweepPoint{Name: e.String(), Series: "dense", Quant: e.String()},
-			Policy: convert.Policy{Quant: e}})
-	}
-	for i := range g.Presets {
-		p := &g.Presets[i]
-		pts = append(pts, SweepSetting{Point: SweepPoint{Name: p.Name, Series: "preset", Quant: p.Base.String()},
-			Policy: convert.Policy{Quant: p.Base, Preset: p}})
+	for ri, r := range g.roundings() {
+		// The first rounding keeps the plain names and series, so a sweep
+		// without --rounding reads as before.
+		suffix := ""
+		if ri > 0 || r != convert.RoundingRTN {
+			suffix = " " + string(r)
+		}
+		for _, e := range g.Quants {
+			pts = append(pts, SweepSetting{Point: SweepPoint{Name: e.String() + suffix, Series: "dense" + suffix, Quant: e.String()},
+				Policy: convert.Policy{Quant: e}, Rounding: r})
+		}
+		for i := range g.Presets {
+			p := &g.Presets[i]
+			pts = append(pts, SweepSetting{Point: SweepPoint{Name: p.Name + suffix, Series: "preset" + suffix, Quant: p.Base.String()},
+				Policy: convert.Policy{Quant: p.Base, Preset: p}, Rounding: r})
+		}
+		for _, b := range g.Targets {
+			pts = append(pts, SweepSetting{Point: SweepPoint{Name: fmt.Sprintf("planner %g%s", b, suffix), Series: "planner" + suffix, Quant: "planner"},
+				Policy: convert.Policy{Quant: quant.F16}, Rounding: r, Target: b})
+		}
 	}
 	for _, m := range g.Methods {
 		if IsLoRC(m) {
@@ -89,7 +139,7 @@ func (g SweepGrid) Settings() ([]SweepSetting, error) {
 					}
 					pts = append(pts, SweepSetting{Point: SweepPoint{
 						Name: fmt.Sprintf("%v + %s k%d (%v factors)", e, what, k, fe), Series: string(m), Quant: e.String(),
-						Rank: k, Factors: fe.String()}, Policy: convert.Policy{Quant: e, LowRank: lr}})
+						Rank: k, Factors: fe.String()}, Policy: convert.Policy{Quant: e, LowRank: lr}, Rounding: g.roundings()[0]})
 				}
 			}
 			continue
@@ -103,7 +153,7 @@ func (g SweepGrid) Settings() ([]SweepSetting, error) {
 				lr := convert.LowRank{Method: m, Spec: lowrank.RankSpec{Ratio: r}, FactorEncoding: g.Factors}
 				pts = append(pts, SweepSetting{Point: SweepPoint{
 					Name: fmt.Sprintf("%s r%g + %v factors", m, r, fe), Series: string(m), Quant: e.String(),
-					RankRatio: r, Factors: fe.String()}, Policy: convert.Policy{Quant: e, LowRank: lr}})
+					RankRatio: r, Factors: fe.String()}, Policy: convert.Policy{Quant: e, LowRank: lr}, Rounding: g.roundings()[0]})
 			}
 		}
 	}
@@ -171,6 +221,9 @@ type SweepOptions struct {
 	// Threads bounds the runtime's and the converter's threads (0: all
 	// cores).
 	Threads int
+	// Exact runs every product with float32 activations (weight error
+	// only; runtime.Options.ExactQ8).
+	Exact bool
 	// Calibration is required when a method reads statistics.
 	Calibration *SweepCalibrationText
 	// Command and Note are recorded in the result.
@@ -206,7 +259,7 @@ func RunSweep(ctx context.Context, o SweepOptions) (*Sweep, error) {
 		return nil, err
 	}
 	defer src.Close()
-	ropts := runtime.Options{Threads: o.Threads}
+	ropts := runtime.Options{Threads: o.Threads, ExactQ8: o.Exact}
 	ref, err := OpenModel(ctx, o.Ref, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("reference: %w", err)
@@ -228,15 +281,22 @@ func RunSweep(ctx context.Context, o SweepOptions) (*Sweep, error) {
 	defer os.RemoveAll(dir)
 	points := make([]SweepPoint, len(grid))
 	cands := make([]*runtime.Model, len(grid))
+	// One measurement per rounding serves every planner target.
+	measured := map[convert.Rounding][]convert.BudgetTensor{}
 	for i, g := range grid {
 		start := time.Now()
 		plan, err := convert.MakePlan(src.Config, src.Tensors, g.Policy)
 		if err != nil {
 			return nil, fmt.Errorf("%s at %s: %w", o.Ref, g.Point.Name, err)
 		}
+		if g.Target > 0 {
+			if err := planBudget(ctx, src, plan, cal, g, measured, o.Threads); err != nil {
+				return nil, fmt.Errorf("%s at %s: %w", o.Ref, g.Point.Name, err)
+			}
+		}
 		path := filepath.Join(dir, fmt.Sprintf("%03d.shrink", i))
-		copts := convert.Options{Workers: o.Threads}
-		if g.Policy.LowRank.NeedsStats() {
+		copts := convert.Options{Workers: o.Threads, Rounding: g.Rounding}
+		if g.Policy.LowRank.NeedsStats() || g.Rounding == convert.RoundingGPTQ || g.Target > 0 {
 			copts.Calibration = cal
 		}
 		res, err := convert.Convert(ctx, src, plan, path, copts)
@@ -284,6 +344,30 @@ func RunSweep(ctx context.Context, o SweepOptions) (*Sweep, error) {
 	return sw, nil
 }
 
+// planBudget makes a planner point's plan: the measurement of its rounding
+// (made once), then the allocation for its target.
+func planBudget(ctx context.Context, src *convert.Model, plan *convert.Plan, cal *convert.Calibration, g SweepSetting, measured map[convert.Rounding][]convert.BudgetTensor, threads int) error {
+	mo := convert.MeasureOptions{Calibration: cal, Rounding: g.Rounding, Workers: threads}
+	ts, ok := measured[g.Rounding]
+	if !ok {
+		var err error
+		if ts, err = convert.MeasureCosts(ctx, src, plan, mo); err != nil {
+			return err
+		}
+		measured[g.Rounding] = ts
+	}
+	var params int64
+	for _, t := range ts {
+		params += t.Params
+	}
+	budget := convert.BitsBudget(g.Target, params)
+	pick, err := convert.Allocate(ts, budget)
+	if err != nil {
+		return fmt.Errorf("%w: target %g bits/weight: %w", ErrBadSetting, g.Target, err)
+	}
+	return plan.ApplyBudget(ts, pick, fmt.Sprintf("%g bits/weight", g.Target), mo.Measure(), budget)
+}
+
 // readSweepInput reads the evaluation tokens: Docs of Text, or the Tokens
 // stream.
 func readSweepInput(in SweepInput, ref *runtime.Model) (*Input, error) {
@@ -301,12 +385,7 @@ func readSweepInput(in SweepInput, ref *runtime.Model) (*Input, error) {
 // statistics. Every grid method factors all projections, so one set of
 // statistics (every layer's inputs) serves them all.
 func sweepCalibration(ctx context.Context, src *convert.Model, o SweepOptions, progress func(SweepProgress)) (*convert.Calibration, *SweepCalibration, error) {
-	var users []string
-	for _, m := range o.Grid.Methods {
-		if NeedsStats(m) {
-			users = append(users, string(m))
-		}
-	}
+	users := o.Grid.NeedsCalibration()
 	c := o.Calibration
 	if c == nil {
 		if len(users) > 0 {

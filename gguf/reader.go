@@ -98,6 +98,19 @@ func IsGGUF(head []byte) bool {
 	return len(head) >= 4 && binary.LittleEndian.Uint32(head) == Magic
 }
 
+// IsFile reports whether path names a regular file starting with the GGUF
+// magic; it reads four bytes.
+func IsFile(path string) bool {
+	f, err := safeio.Open(path) // a pipe or device is not one, and must not block
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	return IsGGUF(head[:n])
+}
+
 // cursor reads the sequential part of a file (header, metadata, tensor
 // descriptors) and refuses to read or skip past size.
 type cursor struct {

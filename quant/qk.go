@@ -454,16 +454,44 @@ func fitGroup(x, w []float32, nmax int) (scale, off float32) {
 		sx += wx[i]
 		sxx += float64(wx[i] * v)
 	}
-	best := math.MaxFloat64
-	scale, off = (xmax-xmin)/fn, -xmin
-	for step := -1; step <= fitSteps; step++ {
-		is := fn / (xmax - xmin)
-		if step >= 0 {
-			is = (fn + fitLo + fitStep*float32(step)) / (xmax - xmin)
+	// The trials are independent, so they are gathered two at a time: each
+	// trial's sums are still added in element order (the same float32
+	// results as one trial at a time), but the two dependency chains
+	// overlap, which nearly halves the time of this, the encoder's hot
+	// loop.
+	const trials = fitSteps + 2
+	var sums [trials][3]float32 // Σw·l, Σw·l², Σw·x·l
+	inv := func(t int) float32 {
+		if t == 0 {
+			return fn / (xmax - xmin)
 		}
+		return (fn + fitLo + fitStep*float32(t-1)) / (xmax - xmin)
+	}
+	t := 0
+	for ; t+2 <= trials; t += 2 {
+		is0, is1 := inv(t), inv(t+1)
 		// is·u ≥ 0 and < 2^22, so adding 1.5·2^23 and taking it away
 		// again rounds it to an integer (ties to even); the conversion
 		// keeps the product from being fused into the addition.
+		var sl0, sll0, sxl0, sl1, sll1, sxl1 float32
+		for i, v := range u {
+			wi, wxi := w[i], wx[i]
+			l0 := min(float32(is0*v)+roundMagic-roundMagic, fn)
+			l1 := min(float32(is1*v)+roundMagic-roundMagic, fn)
+			wl0 := wi * l0
+			wl1 := wi * l1
+			sl0 += wl0
+			sl1 += wl1
+			sll0 += wl0 * l0
+			sll1 += wl1 * l1
+			sxl0 += wxi * l0
+			sxl1 += wxi * l1
+		}
+		sums[t] = [3]float32{sl0, sll0, sxl0}
+		sums[t+1] = [3]float32{sl1, sll1, sxl1}
+	}
+	for ; t < trials; t++ {
+		is := inv(t)
 		var sl, sll, sxl float32
 		for i, v := range u {
 			l := min(float32(is*v)+roundMagic-roundMagic, fn)
@@ -472,6 +500,12 @@ func fitGroup(x, w []float32, nmax int) (scale, off float32) {
 			sll += wl * l
 			sxl += wx[i] * l
 		}
+		sums[t] = [3]float32{sl, sll, sxl}
+	}
+	best := math.MaxFloat64
+	scale, off = (xmax-xmin)/fn, -xmin
+	for _, sm := range sums {
+		sl, sll, sxl := sm[0], sm[1], sm[2]
 		det := sw*sll - sl*sl
 		var s, b float32
 		if det > 0 {

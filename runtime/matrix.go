@@ -180,6 +180,13 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 	}
 }
 
+// tokensIndependent reports whether tile gives each token of a tile
+// exactly the result a one-token tile gives it: q8 weights, whose matrix
+// kernel keeps the row kernel's order of operations (simd.MatQ8; the
+// float-activation path runs token by token anyway). The float and packed
+// register tiles sum in another order than their row kernels.
+func (d *dense) tokensIndependent() bool { return d.enc.Kind == quant.KindQ8 }
+
 // tileQ8 is tile for q8 weights with quantized activations. When a row
 // is not whole blocks of quants (cq > cols: a low-rank factor's rank, say),
 // the activations are zero-padded to cq and each row is read cq quants
@@ -373,11 +380,13 @@ type exec struct {
 	t       task
 	j       matJob
 	exactQ8 bool
-	// perToken makes every tile run token by token through the
+	// perToken makes every tile whose kernels are not token-independent
+	// (see dense.tokensIndependent) run token by token through the
 	// one-token (decode) kernels: a Batch in exact mode, whose results
 	// then equal Session.Decode's bit for bit. The tiles still cover
 	// several tokens, so each row block is read from memory once and
-	// from cache for the other tokens.
+	// from cache for the other tokens; q8 tiles need no such care and
+	// keep the register-tiled kernel's arithmetic per weight byte.
 	perToken bool
 	xq       []int8
 	xs       []float32
@@ -608,7 +617,7 @@ func (j *matJob) run(block, _ int) {
 	r1 := min(r0+p.rows, p.d.rows)
 	t0 := tb * j.tb
 	t1 := min(t0+j.tb, j.T)
-	if j.perToken {
+	if j.perToken && !p.d.tokensIndependent() {
 		for t := t0; t < t1; t++ {
 			p.d.tile(p.Y, p.d.rows, &j.a, r0, r1, t, t+1, j.add)
 		}

@@ -4,6 +4,7 @@
 //
 //	go run ./cmd/shrink-gen -shape tinyllama-1.1b -dtype bf16 -o /tmp/tinyllama-synth
 //	go run ./cmd/shrink-gen -shape llama-110m -dtype f32 -o /tmp/llama110m
+//	go run ./cmd/shrink-gen -shape llama2-7b -dtype bf16 -o /tmp/llama2-7b-synth
 //
 // The output is a folder with config.json, sharded model-*.safetensors with
 // model.safetensors.index.json, and a tokenizer.json (Llama-2 style BPE with
@@ -30,6 +31,9 @@ type shape struct {
 var shapes = map[string]shape{
 	"tinyllama-1.1b": {hidden: 2048, inter: 5632, layers: 22, heads: 32, kvHeads: 4, vocab: 32000, ctx: 2048},
 	"llama-110m":     {hidden: 768, inter: 2048, layers: 12, heads: 12, kvHeads: 12, vocab: 32000, ctx: 1024},
+	// llama2-7b is Llama-2-7B's shape (about 13.5 GB in bf16), for checking
+	// that conversion and the runtime stay within a small machine's memory.
+	"llama2-7b": {hidden: 4096, inter: 11008, layers: 32, heads: 32, kvHeads: 32, vocab: 32000, ctx: 4096},
 	// tiny is for tests: every tensor kind of the large shapes, grouped
 	// query attention included, in a few hundred kilobytes.
 	"tiny": {hidden: 64, inter: 160, layers: 2, heads: 4, kvHeads: 2, vocab: 300, ctx: 64},
@@ -41,7 +45,7 @@ type tensor struct {
 }
 
 func main() {
-	shapeName := flag.String("shape", "tinyllama-1.1b", "tinyllama-1.1b, llama-110m or tiny")
+	shapeName := flag.String("shape", "tinyllama-1.1b", "tinyllama-1.1b, llama-110m, llama2-7b or tiny")
 	dtype := flag.String("dtype", "bf16", "f32, f16 or bf16")
 	out := flag.String("o", "", "output folder")
 	shardBytes := flag.Int64("shard", 1<<30, "approximate bytes per safetensors shard")

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"github.com/shrink-llm/shrink/runtime"
 	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/shrink-llm/shrink/runtime"
 
 	"github.com/shrink-llm/shrink/internal/bench"
 	"github.com/shrink-llm/shrink/internal/membw"
@@ -32,18 +32,15 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "reps", Aliases: []string{"r"}, Value: 5, Usage: "timed `REPETITIONS` of each test"},
 			&cli.Int64Flag{Name: "bw-mib", Value: membw.DefaultBytes >> 20, Usage: "bandwidth probe buffer `MIB` (0 = no bandwidth measurement)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random `SEED` for the prompt tokens"},
-			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON"},
+			jsonFlag("print the results as JSON"),
 		},
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "one .shrink file"); err != nil {
-				return err
-			}
+		Action: withPath("one .shrink file", func(c *cli.Context, path string) error {
 			threads, err := parseThreads(c.StringSlice("threads"))
 			if err != nil {
 				return err
 			}
 			a := benchArgs{
-				path: c.Args().First(), threads: threads, pp: c.Int("pp"), tg: c.Int("tg"),
+				path: path, threads: threads, pp: c.Int("pp"), tg: c.Int("tg"),
 				reps: c.Int("reps"), bwBytes: c.Int64("bw-mib") << 20, seed: c.Uint64("seed"), json: c.Bool("json"),
 			}
 			if a.pp < 0 || a.tg < 0 || a.pp+a.tg == 0 {
@@ -56,7 +53,7 @@ func benchCommand() *cli.Command {
 				return usagef("bench: --bw-mib must not be negative")
 			}
 			return doBench(c.Context, c.App.Writer, c.App.ErrWriter, a)
-		},
+		}),
 	}
 }
 
@@ -109,9 +106,7 @@ func doBench(ctx context.Context, stdout, stderr io.Writer, a benchArgs) error {
 		return err
 	}
 	if a.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		return writeJSON(stdout, results)
 	}
 	printBench(stdout, results)
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/quant/gptq"
 	"github.com/urfave/cli/v2"
 )
 
@@ -26,7 +27,7 @@ func convertCommand() *cli.Command {
 		Usage:     "convert a checkpoint (Hugging Face folder, llama2.c .bin or GGUF file) into a .shrink file",
 		ArgsUsage: "MODEL_DIR|MODEL.bin|MODEL.gguf",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `FILE` (.shrink)"},
+			outFlag("`FILE` (.shrink)"),
 			&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16", Usage: "`ENC` for the projection matrices: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4 (4.5 bits), q3, q2, q4g64, q4g128, q4s (plain symmetric int4), q4nl (non-uniform 4-bit levels)"},
 			&cli.IntFlag{Name: "group", Usage: "group `SIZE` (32, 64, 128) for an integer --quant; --quant q8 --group 64 = q8g64"},
 			&cli.StringFlag{Name: "preset", Usage: "`MIX` of encodings like llama.cpp's types (more bits for attn_v, ffn_down, output): " + convert.PresetNames()},
@@ -36,7 +37,7 @@ func convertCommand() *cli.Command {
 			&cli.StringFlag{Name: "tokenizer", Usage: "tokenizer `PATH` to carry: tokenizer.json, tokenizer.model, llama2.c tokenizer.bin or a GGUF (default: the checkpoint's own)"},
 			&cli.StringFlag{Name: "format", Value: "shrink", Usage: "output `FORMAT`: shrink, or gguf (converted, then exported as by shrink export)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and write nothing"},
-			&cli.BoolFlag{Name: "json", Usage: "with --dry-run: print the plan as JSON"},
+			jsonFlag("with --dry-run: print the plan as JSON"),
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: runtime.NumCPU(), Usage: "use at most `N` cores: dense encoding, factorisations and calibration share them"},
 			&cli.StringFlag{Name: "lowrank", Usage: "factor the projections: `METHOD` svd, whiten (SVD-LLM, needs --calib), asvd (needs --calib) or lorc (low-rank correction of --quant's error)"},
 			&cli.IntFlag{Name: "rank", Usage: "low-rank: rank `K` of every factored matrix"},
@@ -48,12 +49,15 @@ func convertCommand() *cli.Command {
 			&cli.BoolFlag{Name: "lorc-whiten", Usage: "lorc: whiten the residual's factorisation (needs --calib)"},
 			&cli.BoolFlag{Name: "no-tokenizer", Usage: "write a weights-only file: no tokenizer is read or embedded (run it with --ids)"},
 			&cli.BoolFlag{Name: "allow-nonfinite", Usage: "keep NaN/Inf weights in float encodings instead of refusing them"},
+			&cli.Float64Flag{Name: "gptq-damp", Value: gptq.DefaultPercDamp, Usage: "gptq: damping added to XXᵀ's diagonal, as a `FRACTION` of its mean"},
+			&cli.IntFlag{Name: "gptq-block", Value: gptq.DefaultBlockSize, Usage: "gptq: `COLUMNS` rounded between lazy updates"},
+			&cli.BoolFlag{Name: "gptq-act-order", Usage: "gptq: round columns by decreasing activation energy (group parameters fixed from the original weights)"},
+			&cli.BoolFlag{Name: "gptq-refit-groups", Usage: "gptq, two-level encodings: fit each group's 6-bit scale and offset when the pass reaches it (the super-block's float16 pair is fixed when the super-block begins)"},
+			&cli.BoolFlag{Name: "gptq-plain-scales", Usage: "gptq: choose group scales by plain weight error, not activation-weighted"},
+			&cli.StringFlag{Name: "calib-pass", Value: "layer", Usage: "calibration `PASS`: layer (each block's statistics with the blocks before it compressed) or model (the uncompressed model once, as SVD-LLM does)"},
 			&cli.StringFlag{Name: "rounding", Value: string(convert.RoundingRTN), Usage: "rounding of q8 and packed projections: `MODE` rtn (nearest) or gptq (error feedback under the calibration statistics; needs --calib)"},
-		}, calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...),
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "one model path"); err != nil {
-				return err
-			}
+		}, append(planFlags(), calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...)...),
+		Action: withPath("one model path", func(c *cli.Context, path string) error {
 			pol, err := policyFromFlags(c)
 			if err != nil {
 				return err
@@ -72,7 +76,17 @@ func convertCommand() *cli.Command {
 			if rounding == convert.RoundingGPTQ && c.String("calib") == "" {
 				return usagef("--rounding gptq needs calibration text: --calib FILE")
 			}
-			cal, err := calibFromFlags(c, pol.LowRank, pol.Quant.IsPacked() || rounding == convert.RoundingGPTQ)
+			if p := c.String("calib-pass"); p != "layer" && p != "model" {
+				return usagef("--calib-pass %q: want layer or model", p)
+			}
+			if c.Float64("gptq-damp") < 0 || c.Int("gptq-block") < 1 {
+				return usagef("--gptq-damp wants a fraction ≥ 0 and --gptq-block at least 1 column")
+			}
+			budget, err := budgetFromFlags(c)
+			if err != nil {
+				return err
+			}
+			cal, err := calibFromFlags(c, pol.LowRank, pol.Quant.IsPacked() || rounding == convert.RoundingGPTQ || budget.set())
 			if err != nil {
 				return err
 			}
@@ -86,9 +100,12 @@ func convertCommand() *cli.Command {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 			}
 			args := convertArgs{
-				src: c.Args().First(), out: c.String("out"), tokenizer: c.String("tokenizer"),
+				src: path, out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
 				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"), rounding: rounding,
+				gptq:             gptq.Options{PercDamp: gptqDamp(c.Float64("gptq-damp")), BlockSize: c.Int("gptq-block"), ActOrder: c.Bool("gptq-act-order"), RefitGroups: c.Bool("gptq-refit-groups")},
+				gptqNoImportance: c.Bool("gptq-plain-scales"), calibWhole: c.String("calib-pass") == "model",
+				budget: budget,
 			}
 			switch c.String("format") {
 			case "shrink":
@@ -101,7 +118,7 @@ func convertCommand() *cli.Command {
 				return usagef("convert: --format %q: want shrink or gguf", c.String("format"))
 			}
 			return doConvert(c.Context, c.App.Writer, c.App.ErrWriter, args)
-		},
+		}),
 	}
 }
 
@@ -261,6 +278,10 @@ type convertArgs struct {
 	noTokenizer         bool
 	allowNonFinite      bool
 	rounding            convert.Rounding
+	gptq                gptq.Options
+	gptqNoImportance    bool
+	calibWhole          bool
+	budget              *budgetTarget // --target-bpw / --target-size, or nil
 }
 
 func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) error {
@@ -276,6 +297,7 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 	if err != nil {
 		return err
 	}
+	defer cal.Close()
 	if a.policy.LowRank.NeedsSpectra() {
 		start := time.Now()
 		ranks, err := convert.SpectrumRanks(ctx, m, a.policy.LowRank, cal, a.threads)
@@ -288,6 +310,11 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 	plan, err := convert.MakePlan(m.Config, m.Tensors, a.policy)
 	if err != nil {
 		return fmt.Errorf("%s: %w", a.src, err)
+	}
+	if a.budget.set() {
+		if err := applyBudget(ctx, stderr, m, plan, a, cal); err != nil {
+			return err
+		}
 	}
 	if a.dry {
 		if a.json {
@@ -302,7 +329,8 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 		return nil
 	}
 	bar := newProgress(stderr, plan.SourceBytes, "converting")
-	opts := convert.Options{Workers: a.threads, Calibration: cal, AllowNonFinite: a.allowNonFinite, Rounding: a.rounding}
+	opts := convert.Options{Workers: a.threads, Calibration: cal, AllowNonFinite: a.allowNonFinite, Rounding: a.rounding,
+		GPTQ: a.gptq, GPTQNoImportance: a.gptqNoImportance}
 	if bar != nil {
 		opts.Progress = func(p convert.Progress) { _ = bar.Set64(p.DoneBytes) }
 	}
@@ -312,6 +340,10 @@ func doConvert(ctx context.Context, stdout, stderr io.Writer, a convertArgs) err
 	}
 	if err != nil {
 		return err
+	}
+	if cal != nil {
+		fmt.Fprintf(stderr, "stages: calibration forward %.1fs, statistics %.1fs, GPTQ rounding %.1fs (calibration %s)\n",
+			cal.Timing.Forward.Seconds(), cal.Timing.Statistics.Seconds(), res.Rounding.Seconds(), map[bool]string{true: "layer by layer", false: "of the whole uncompressed model"}[cal.Layerwise()])
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d tensors, %s (%s params, %.2f bits/weight), %.3f of the source's %s, in %.2fs\n",
 		res.Path, len(res.Tensors), humanBytes(res.Bytes), humanCount(plan.Params),
@@ -343,7 +375,7 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	}
 	keys := map[string]bool{}
 	var list []string
-	if a.policy.Quant.IsPacked() || a.rounding == convert.RoundingGPTQ {
+	if a.policy.Quant.IsPacked() || a.rounding == convert.RoundingGPTQ || a.budget.set() {
 		// GPTQ rounds under, and the packed encoders weight their scale search by every
 		// projection input's activation energy.
 		for _, k := range convert.ProjectionStatsKeys(m.Tensors) {
@@ -364,9 +396,16 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	start := time.Now()
 	cal, err := convert.Calibrate(ctx, m, convert.CalibOptions{
 		Documents: docs, Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
+		// Ranks chosen from spectra, and the planner's measurement, need
+		// every statistic before the conversion starts.
+		Layerwise: !a.calibWhole && !a.policy.LowRank.NeedsSpectra() && !a.budget.set(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.calib.file, err)
+	}
+	if cal.Layerwise() {
+		fmt.Fprintf(stderr, "calibrating layer by layer during the conversion: %d tokens of %s (documents %s)\n", cal.Tokens, filepath.Base(a.calib.file), cal.Docs)
+		return cal, nil
 	}
 	fmt.Fprintf(stderr, "calibrated on %d tokens of %s (documents %s) in %.1fs\n", cal.Tokens, filepath.Base(a.calib.file), cal.Docs, time.Since(start).Seconds())
 	return cal, nil
@@ -431,6 +470,7 @@ func printPlan(w io.Writer, p *convert.Plan) {
 			100*float64(s.StoredParams)/float64(max(s.Params, 1)), humanBytes(s.Bytes), humanBytes(s.DenseBytes),
 			100*float64(s.Bytes)/float64(max(s.DenseBytes, 1)))
 	}
+	printBudget(w, p)
 	fmt.Fprintf(w, "total: %d tensors, %s params, %s (%.2f bits/weight); source %s; ratio %.3f\n",
 		len(p.Entries), humanCount(p.Params), humanBytes(p.TotalBytes),
 		float64(p.TotalBytes)*8/float64(max(p.Params, 1)), humanBytes(p.SourceBytes),
@@ -474,4 +514,13 @@ func calibFlags(fileUsage, docsOf string) []cli.Flag {
 		&cli.IntFlag{Name: "calib-tokens", Value: 8192, Usage: "calibration: `N` tokens run through the uncompressed model"},
 		&cli.StringFlag{Name: "calib-docs", Usage: "calibration: documents `A-B` of " + docsOf + " (1-based, inclusive; default all)"},
 	}
+}
+
+// gptqDamp maps --gptq-damp to gptq.Options.PercDamp, where 0 means the
+// default and a negative value no damping.
+func gptqDamp(f float64) float64 {
+	if f == 0 {
+		return -1
+	}
+	return f
 }

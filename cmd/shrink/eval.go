@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -24,19 +26,21 @@ func inputFlags() []cli.Flag {
 		&cli.StringFlag{Name: "doc-sep", Value: eval.DefaultDocSep, Usage: "document separator `LINE` in --text (empty: the file is one document)"},
 		&cli.IntFlag{Name: "ctx", Value: 256, Usage: "chunk length in `TOKENS`"},
 		&cli.IntFlag{Name: "chunks", Usage: "evaluate at most `N` chunks (0 = all)"},
+		&cli.StringFlag{Name: "chunk-range", Usage: "evaluate chunks `A-B` of the stream only (0-based, inclusive; instead of --chunks)"},
+		&cli.BoolFlag{Name: "exact", Usage: "float32 activations in every product (weight error only), instead of the runtime's int8 activations for q8 and packed weights"},
 		&cli.StringFlag{Name: "convention", Value: string(eval.ScoreAll), Usage: "scoring `CONV`: all (every prediction in a chunk) or half (llama.cpp: BOS first, second half scored)"},
-		&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "worker `N` threads (default: all cores)"},
+		threadsFlag(),
 	}
 }
 
 func evalCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "ref", Usage: "reference `MODEL`: checkpoint folder, llama2.c .bin (run as float32) or a float32 .shrink"},
-		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "candidate `FILE.shrink` to evaluate against --ref"},
+		&cli.StringSliceFlag{Name: "model", Aliases: []string{"m"}, Usage: "candidate `FILE.shrink` to evaluate against --ref (repeatable: every candidate is compared on the same chunks in one pass of the reference)"},
 	}
 	flags = append(flags, inputFlags()...)
 	flags = append(flags,
-		&cli.BoolFlag{Name: "json", Usage: "print the whole report as JSON"},
+		jsonFlag("print the whole report as JSON"),
 		&cli.StringFlag{Name: "tensors", Usage: "weight error only: compare every tensor of `FILE.shrink` with --ref, no text needed"},
 		&cli.StringFlag{Name: "calib", Usage: "with --tensors: also the activation-weighted error on activations of text `FILE`"},
 		&cli.IntFlag{Name: "calib-tokens", Value: 4096, Usage: "with --calib: use the first `N` tokens"},
@@ -60,7 +64,7 @@ func evalCommand() *cli.Command {
 				return usagef("eval: --ref MODEL is required")
 			}
 			if c.String("tensors") != "" {
-				if c.String("model") != "" || c.String("text") != "" || c.String("tokens") != "" {
+				if len(c.StringSlice("model")) > 0 || c.String("text") != "" || c.String("tokens") != "" {
 					return usagef("eval: --tensors compares weights only; it takes no --model, --text or --tokens (use --calib for activations)")
 				}
 				if c.Int("calib-tokens") < 1 {
@@ -74,7 +78,7 @@ func evalCommand() *cli.Command {
 			if c.String("calib") != "" {
 				return usagef("eval: --calib goes with --tensors")
 			}
-			if c.String("model") == "" {
+			if len(c.StringSlice("model")) == 0 {
 				return usagef("eval: --model FILE is required (or --tensors FILE for weight error only)")
 			}
 			in, err := inputFromFlags(c)
@@ -82,7 +86,7 @@ func evalCommand() *cli.Command {
 				return err
 			}
 			return doEval(c.Context, c.App.Writer, c.App.ErrWriter, evalArgs{
-				ref: c.String("ref"), model: c.String("model"), input: in, json: c.Bool("json"),
+				ref: c.String("ref"), models: c.StringSlice("model"), input: in, json: c.Bool("json"),
 			})
 		},
 	}
@@ -93,10 +97,11 @@ type inputArgs struct {
 	text, tokens, docSep string
 	opts                 eval.Options
 	threads              int
+	exact                bool
 }
 
 func inputFromFlags(c *cli.Context) (inputArgs, error) {
-	a := inputArgs{text: c.String("text"), tokens: c.String("tokens"), docSep: c.String("doc-sep"), threads: c.Int("threads")}
+	a := inputArgs{text: c.String("text"), tokens: c.String("tokens"), docSep: c.String("doc-sep"), threads: c.Int("threads"), exact: c.Bool("exact")}
 	if (a.text == "") == (a.tokens == "") {
 		return a, usagef("%s: give exactly one of --text FILE or --tokens FILE.safetensors:NAME", c.Command.Name)
 	}
@@ -114,7 +119,34 @@ func inputFromFlags(c *cli.Context) (inputArgs, error) {
 		return a, usagef("--threads %d: want 0 (all cores) or more", a.threads)
 	}
 	a.opts = eval.Options{Ctx: c.Int("ctx"), Chunks: c.Int("chunks"), Convention: conv}
+	if s := c.String("chunk-range"); s != "" {
+		if c.IsSet("chunks") {
+			return a, usagef("--chunk-range and --chunks exclude each other")
+		}
+		first, last, err := parseChunkRange(s)
+		if err != nil {
+			return a, usagef("--chunk-range: %v", err)
+		}
+		a.opts.First, a.opts.Chunks = first, last-first+1
+	}
 	return a, nil
+}
+
+// parseChunkRange reads "A-B" (0-based chunk indices, inclusive) or "A"
+// (that chunk alone).
+func parseChunkRange(s string) (first, last int, err error) {
+	a, b, dash := strings.Cut(strings.TrimSpace(s), "-")
+	bad := fmt.Errorf("%q: want A-B with 0 ≤ A ≤ B (chunk indices, 0-based, inclusive)", s)
+	if first, err = strconv.Atoi(strings.TrimSpace(a)); err != nil || first < 0 {
+		return 0, 0, bad
+	}
+	last = first
+	if dash {
+		if last, err = strconv.Atoi(strings.TrimSpace(b)); err != nil || last < first {
+			return 0, 0, bad
+		}
+	}
+	return first, last, nil
 }
 
 // readInput tokenizes the text with the reference's tokenizer (the
@@ -129,31 +161,41 @@ func readInput(a inputArgs, ref *runtime.Model) (*eval.Input, error) {
 	}
 	// With --chunks only the first chunks × ctx tokens are evaluated, so no
 	// more are tokenized (a huge text then costs a scan, not its tokens).
-	return eval.ReadTextLimit(a.text, a.docSep, textdata.DocRange{}, tok, a.opts.Chunks*a.opts.Ctx)
+	limit := 0
+	if a.opts.Chunks > 0 {
+		limit = (a.opts.First + a.opts.Chunks) * a.opts.Ctx
+	}
+	return eval.ReadTextLimit(a.text, a.docSep, textdata.DocRange{}, tok, limit)
 }
 
 type evalArgs struct {
-	ref, model string
-	input      inputArgs
-	json       bool
+	ref    string
+	models []string
+	input  inputArgs
+	json   bool
 }
 
 func doEval(ctx context.Context, stdout, stderr io.Writer, a evalArgs) error {
-	ropts := runtime.Options{Threads: a.input.threads}
+	ropts := runtime.Options{Threads: a.input.threads, ExactQ8: a.input.exact}
 	ref, err := eval.OpenModel(ctx, a.ref, ropts)
 	if err != nil {
 		return fmt.Errorf("reference: %w", err)
 	}
 	defer ref.Close()
-	cand := ref
-	if !samePath(a.ref, a.model) {
-		if cand, err = eval.OpenModel(ctx, a.model, ropts); err != nil {
-			return fmt.Errorf("candidate: %w", err)
+	cands := make([]*eval.Loaded, len(a.models))
+	models := make([]*runtime.Model, len(a.models))
+	for i, path := range a.models {
+		cands[i] = ref
+		if !samePath(a.ref, path) {
+			if cands[i], err = eval.OpenModel(ctx, path, ropts); err != nil {
+				return fmt.Errorf("candidate %s: %w", path, err)
+			}
+			defer cands[i].Close()
 		}
-		defer cand.Close()
-	}
-	if err := eval.CheckCompatible(ref.Model, cand.Model); err != nil {
-		return fmt.Errorf("%s vs %s: %w", a.ref, a.model, err)
+		if err := eval.CheckCompatible(ref.Model, cands[i].Model); err != nil {
+			return fmt.Errorf("%s vs %s: %w", a.ref, path, err)
+		}
+		models[i] = cands[i].Model
 	}
 	in, err := readInput(a.input, ref.Model)
 	if err != nil {
@@ -164,16 +206,30 @@ func doEval(ctx context.Context, stdout, stderr io.Writer, a evalArgs) error {
 	if bar != nil {
 		opts.Progress = bar.update
 	}
-	rep, err := eval.Run(ctx, ref.Model, cand.Model, in.Tokens, opts)
+	reps, err := eval.RunMany(ctx, ref.Model, models, in.Tokens, opts)
 	bar.finish()
 	if err != nil {
 		return fmt.Errorf("%s: %w", in.Source, err)
 	}
-	rep.Ref, rep.Model, rep.Input = &ref.Info, &cand.Info, in
-	if a.json {
-		return writeJSON(stdout, rep)
+	for i, rep := range reps {
+		rep.Ref, rep.Model, rep.Input = &ref.Info, &cands[i].Info, in
+		rep.Exact = a.input.exact
 	}
-	return rep.WriteText(stdout)
+	if a.json {
+		if len(reps) == 1 {
+			return writeJSON(stdout, reps[0])
+		}
+		return writeJSON(stdout, reps)
+	}
+	for i, rep := range reps {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		if err := rep.WriteText(stdout); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func samePath(a, b string) bool {

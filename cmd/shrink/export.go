@@ -19,20 +19,17 @@ func exportCommand() *cli.Command {
 		Usage:     "write a .shrink model as a GGUF file for llama.cpp, ollama and LM Studio",
 		ArgsUsage: "FILE.shrink",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `FILE` (.gguf)"},
+			outFlag("`FILE` (.gguf)"),
 			&cli.BoolFlag{Name: "exact", Usage: "refuse any tensor whose numbers would change (low-rank factors are multiplied out otherwise)"},
 			&cli.StringFlag{Name: "name", Usage: "general.name `NAME` (default: the file's base name)"},
 		},
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "one .shrink file"); err != nil {
-				return err
-			}
+		Action: withPath("one .shrink file", func(c *cli.Context, path string) error {
 			if c.String("out") == "" {
 				return usagef("export: -o FILE is required")
 			}
-			return doExport(c.Context, c.App.Writer, c.App.ErrWriter, c.Args().First(), c.String("out"),
+			return doExport(c.Context, c.App.Writer, c.App.ErrWriter, path, c.String("out"),
 				convert.ExportOptions{Exact: c.Bool("exact"), Name: c.String("name")})
-		},
+		}),
 	}
 }
 

@@ -3,11 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/shrink-llm/shrink/convert"
 	"os"
 	"strings"
 	"syscall"
 	"unicode/utf8"
+
+	"github.com/shrink-llm/shrink/convert"
 
 	"github.com/urfave/cli/v2"
 

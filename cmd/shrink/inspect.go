@@ -1,14 +1,16 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"text/tabwriter"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/gguf"
 	"github.com/shrink-llm/shrink/runtime"
+	"github.com/shrink-llm/shrink/runtime/tokenizer"
 	"github.com/urfave/cli/v2"
 )
 
@@ -19,16 +21,13 @@ func inspectCommand() *cli.Command {
 		ArgsUsage: "FILE.shrink|FILE.gguf",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "verify", Usage: "recompute every checksum"},
-			&cli.BoolFlag{Name: "json", Usage: "print as JSON"},
+			jsonFlag("print as JSON"),
 		},
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "one .shrink or GGUF file"); err != nil {
-				return err
+		Action: withPath("one .shrink or GGUF file", func(c *cli.Context, path string) error {
+			if gguf.IsFile(path) {
+				return inspectGGUF(c.App.Writer, path, c.Bool("json"))
 			}
-			if isGGUFFile(c.Args().First()) {
-				return inspectGGUF(c.App.Writer, c.Args().First(), c.Bool("json"))
-			}
-			f, err := format.OpenWithOptions(c.Args().First(), format.OpenOptions{SkipVerify: !c.Bool("verify")})
+			f, err := format.OpenWithOptions(path, format.OpenOptions{SkipVerify: !c.Bool("verify")})
 			if err != nil {
 				return err
 			}
@@ -40,13 +39,11 @@ func inspectCommand() *cli.Command {
 			}
 			rep := makeInspectReport(f, c.Bool("verify"))
 			if c.Bool("json") {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return writeJSON(c.App.Writer, rep)
 			}
 			printInspect(c.App.Writer, rep)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -92,14 +89,19 @@ func makeInspectReport(f *format.File, verified bool) *inspectReport {
 }
 
 func summarizeTokenizer(f *format.File) tokSummary {
-	s := tokSummary{Kind: f.Header().TokenizerKind}
 	tok, err := runtime.LoadTokenizer(f)
+	if err == nil && tok == nil {
+		err = errors.New("the file carries no tokenizer (token ids only)")
+	}
+	return newTokSummary(f.Header().TokenizerKind, tok, err)
+}
+
+// newTokSummary describes a loaded tokenizer, or why it could not be loaded
+// (err), for the .shrink and the GGUF inspect alike.
+func newTokSummary(kind string, tok *tokenizer.Tokenizer, err error) tokSummary {
+	s := tokSummary{Kind: kind}
 	if err != nil {
 		s.Error = err.Error()
-		return s
-	}
-	if tok == nil {
-		s.Error = "the file carries no tokenizer (token ids only)"
 		return s
 	}
 	s.Vocab = tok.VocabSize()
@@ -111,6 +113,14 @@ func summarizeTokenizer(f *format.File) tokSummary {
 	}
 	s.BOS, s.EOS = name(tok.BOS()), name(tok.EOS())
 	return s
+}
+
+// String is the summary's line in the printed reports.
+func (t tokSummary) String() string {
+	if t.Error != "" {
+		return fmt.Sprintf("%s (cannot load: %s)", t.Kind, t.Error)
+	}
+	return fmt.Sprintf("%s, %d tokens, bos %s, eos %s", t.Kind, t.Vocab, t.BOS, t.EOS)
 }
 
 func describeConfig(c format.ModelConfig) string {
@@ -135,12 +145,7 @@ func printInspect(w io.Writer, r *inspectReport) {
 	}
 	fmt.Fprintf(w, "file:      %s (%s, format v%d, %s)\n", r.Path, humanBytes(r.FileBytes), h.Version, check)
 	fmt.Fprintf(w, "model:     %s\n", describeConfig(h.Config))
-	t := r.Tokenizer
-	if t.Error != "" {
-		fmt.Fprintf(w, "tokenizer: %s (cannot load: %s)\n", t.Kind, t.Error)
-	} else {
-		fmt.Fprintf(w, "tokenizer: %s, %d tokens, bos %s, eos %s\n", t.Kind, t.Vocab, t.BOS, t.EOS)
-	}
+	fmt.Fprintf(w, "tokenizer: %s\n", r.Tokenizer)
 	if p := h.Metadata["policy"]; p != "" {
 		fmt.Fprintf(w, "policy:    %s\n", p)
 	}

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -12,21 +12,8 @@ import (
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/gguf"
-	"github.com/shrink-llm/shrink/internal/safeio"
 	"github.com/shrink-llm/shrink/runtime/tokenizer"
 )
-
-// isGGUFFile reports whether path names a file starting with the GGUF magic.
-func isGGUFFile(path string) bool {
-	f, err := safeio.Open(path) // a pipe or device is not one, and must not block
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	head := make([]byte, 4)
-	n, _ := io.ReadFull(f, head)
-	return gguf.IsGGUF(head[:n])
-}
 
 type ggufKV struct {
 	Key   string `json:"key"`
@@ -85,39 +72,22 @@ func inspectGGUF(w io.Writer, path string, asJSON bool) error {
 	}
 	rep.Tokenizer = summarizeGGUFTokenizer(f)
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(w, rep)
 	}
 	printGGUF(w, rep)
 	return nil
 }
 
 func summarizeGGUFTokenizer(f *gguf.File) tokSummary {
-	s := tokSummary{Kind: format.TokenizerGGUF}
 	if !f.Has("tokenizer.ggml.model") {
-		s.Error = "the file carries no tokenizer"
-		return s
+		return newTokSummary(format.TokenizerGGUF, nil, errors.New("the file carries no tokenizer"))
 	}
 	v, err := tokenizer.VocabFromGGUF(f)
-	if err != nil {
-		s.Error = err.Error()
-		return s
+	var tok *tokenizer.Tokenizer
+	if err == nil {
+		tok, err = tokenizer.FromGGUFVocab(v)
 	}
-	tok, err := tokenizer.FromGGUFVocab(v)
-	if err != nil {
-		s.Error = err.Error()
-		return s
-	}
-	s.Vocab = tok.VocabSize()
-	name := func(id int) string {
-		if id < 0 {
-			return "none"
-		}
-		return fmt.Sprintf("%d %q", id, tok.Token(id))
-	}
-	s.BOS, s.EOS = name(tok.BOS()), name(tok.EOS())
-	return s
+	return newTokSummary(format.TokenizerGGUF, tok, err)
 }
 
 func printGGUF(w io.Writer, r *ggufReport) {
@@ -127,11 +97,7 @@ func printGGUF(w io.Writer, r *ggufReport) {
 	} else {
 		fmt.Fprintf(w, "model:     not convertible: %s\n", r.ConfigError)
 	}
-	if t := r.Tokenizer; t.Error != "" {
-		fmt.Fprintf(w, "tokenizer: %s (cannot load: %s)\n", t.Kind, t.Error)
-	} else {
-		fmt.Fprintf(w, "tokenizer: %s, %d tokens, bos %s, eos %s\n", t.Kind, t.Vocab, t.BOS, t.EOS)
-	}
+	fmt.Fprintf(w, "tokenizer: %s\n", r.Tokenizer)
 	fmt.Fprintf(w, "\nmetadata (%d keys):\n", len(r.Metadata))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, kv := range r.Metadata {

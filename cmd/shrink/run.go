@@ -19,20 +19,18 @@ func runCommand() *cli.Command {
 		Usage:     "generate text with a .shrink model on the CPU, straight from its compressed weights",
 		ArgsUsage: "FILE.shrink",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "prompt", Aliases: []string{"p"}, Usage: "prompt `TEXT`"},
+			promptFlag("prompt `TEXT`"),
 			&cli.StringFlag{Name: "ids", Usage: "prompt as comma-separated token `IDS` instead of text (no BOS is added)"},
 			&cli.IntFlag{Name: "n", Value: 64, Usage: "at most `N` new tokens"},
 			&cli.Float64Flag{Name: "temp", Value: 0, Usage: "sampling temperature `T` (0 = greedy)"},
 			&cli.IntFlag{Name: "top-k", Value: 0, Usage: "keep the `K` most likely tokens (0 = all)"},
 			&cli.Float64Flag{Name: "top-p", Value: 1, Usage: "nucleus sampling mass `P` in (0, 1]"},
 			&cli.Uint64Flag{Name: "seed", Value: 0, Usage: "random `SEED` for sampling"},
-			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Usage: "worker `N` threads (default: all cores)"},
+			threadsFlag(),
 			&cli.BoolFlag{Name: "no-echo", Usage: "do not print the prompt before the generated text"},
+			&cli.BoolFlag{Name: "exact", Usage: "float32 activations in every product (slower; only the weights' rounding differs from the original)"},
 		},
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "one .shrink file"); err != nil {
-				return err
-			}
+		Action: withPath("one .shrink file", func(c *cli.Context, path string) error {
 			if p := c.Float64("top-p"); !(p > 0 && p <= 1) {
 				return usagef("--top-p %v: want a probability mass in (0, 1]", p)
 			}
@@ -40,11 +38,11 @@ func runCommand() *cli.Command {
 				return usagef("run: give exactly one of -p TEXT or --ids IDS")
 			}
 			return doRun(c.Context, c.App.Writer, c.App.ErrWriter, runArgs{
-				path: c.Args().First(), prompt: c.String("prompt"), ids: c.String("ids"), n: c.Int("n"),
+				path: path, prompt: c.String("prompt"), ids: c.String("ids"), n: c.Int("n"),
 				sampler: runtime.SamplerConfig{Temperature: c.Float64("temp"), TopK: c.Int("top-k"), TopP: c.Float64("top-p"), Seed: c.Uint64("seed")},
-				threads: c.Int("threads"), echo: !c.Bool("no-echo"),
+				threads: c.Int("threads"), echo: !c.Bool("no-echo"), exact: c.Bool("exact"),
 			})
-		},
+		}),
 	}
 }
 
@@ -54,6 +52,7 @@ type runArgs struct {
 	sampler           runtime.SamplerConfig
 	threads           int
 	echo              bool
+	exact             bool // float32 activations (runtime.Options.ExactQ8)
 }
 
 func parseIDs(s string) ([]int, error) {
@@ -75,7 +74,7 @@ func doRun(ctx context.Context, stdout, stderr io.Writer, a runArgs) error {
 	if a.n < 0 {
 		return fmt.Errorf("-n %d: want a non-negative number of tokens", a.n)
 	}
-	m, err := runtime.Open(a.path, runtime.Options{Threads: a.threads})
+	m, err := runtime.Open(a.path, runtime.Options{Threads: a.threads, ExactQ8: a.exact})
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/shrink-llm/shrink/convert"
 	"io"
 	"math"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/shrink-llm/shrink/convert"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,13 +28,16 @@ func sweepCommand() *cli.Command {
 		&cli.StringFlag{Name: "ref", Usage: "checkpoint `MODEL` (Hugging Face folder or llama2.c .bin) to convert and evaluate against"},
 		&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16,bf16,q8", Usage: "comma-separated `ENCS` for the projections: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4, q3, q2, q4g64, q4g128, q4s, q4nl"},
 		&cli.StringFlag{Name: "preset", Usage: "also comma-separated `MIXES` (convert --preset), one point each: " + convert.PresetNames()},
-		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `DIR` for sweep.json, sweep.md and the plots"},
+		outFlag("`DIR` for sweep.json, sweep.md and the plots"),
 		&cli.BoolFlag{Name: "replot", Usage: "only redraw sweep.md and the plots of --out DIR from its sweep.json"},
 		&cli.StringFlag{Name: "note", Usage: "`TEXT` recorded in sweep.json and printed in sweep.md under the command (with --replot: replaces the note)"},
 		&cli.StringFlag{Name: "lowrank", Usage: "also factor the projections with each of `METHODS` (comma list): svd, whiten, asvd at every --rank-ratio and --quant; lorc, lorc-whiten at every --rank on every integer --quant"},
 		&cli.StringFlag{Name: "rank-ratio", Usage: "comma-separated `RATIOS` in (0,1] for svd, whiten and asvd: fraction of each matrix's parameters kept"},
 		&cli.StringFlag{Name: "rank", Usage: "comma-separated `RANKS` for lorc and lorc-whiten corrections"},
 		&cli.StringFlag{Name: "factor-encoding", Usage: "`ENC` of every low-rank point's factors (default: the point's --quant for svd/whiten/asvd, f16 for lorc)"},
+		&cli.StringFlag{Name: "rounding", Usage: "comma-separated rounding `MODES` (rtn, gptq): every dense, preset and planner point once per mode (gptq needs --calib)"},
+		&cli.StringFlag{Name: "target-bpw", Usage: "comma-separated planner targets `BITS` (convert --target-bpw): one point each, encodings chosen per projection (needs --calib)"},
+		&cli.StringFlag{Name: "reference", Usage: "draw another tool's points from JSON `FILE` (label, source, points with projection_bits_per_weight and mean_kld) beside the sweep's; the KLD plot's x axis is then projection bits/weight (with --replot too)"},
 		&cli.StringFlag{Name: "eval-docs", Usage: "evaluate documents `A-B` of --text only (1-based, inclusive; default all)"},
 	}
 	flags = append(flags, calibFlags("calibration text `FILE` for whiten, asvd and lorc-whiten (documents separated by <|endoftext|> lines)", "--calib")...)
@@ -59,8 +63,16 @@ func sweepCommand() *cli.Command {
 			if c.String("out") == "" {
 				return usagef("sweep: --out DIR is required")
 			}
+			var refs *eval.ReferenceSet
+			if f := c.String("reference"); f != "" {
+				r, err := eval.ReadReferences(f)
+				if err != nil {
+					return usagef("--reference: %v", err)
+				}
+				refs = r
+			}
 			if c.Bool("replot") {
-				return replot(c.App.Writer, c.String("out"), c.String("note"), c.IsSet("note"))
+				return replot(c.App.Writer, c.String("out"), c.String("note"), c.IsSet("note"), refs)
 			}
 			if c.String("ref") == "" {
 				return usagef("sweep: --ref MODEL is required")
@@ -73,7 +85,7 @@ func sweepCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			a := sweepArgs{ref: c.String("ref"), out: c.String("out"), encs: encs, input: in, note: c.String("note")}
+			a := sweepArgs{ref: c.String("ref"), out: c.String("out"), encs: encs, input: in, note: c.String("note"), refs: refs}
 			for _, name := range splitList(c.String("preset")) {
 				p, err := convert.LookupPreset(name)
 				if err != nil {
@@ -133,10 +145,14 @@ func parseNumList[T int | float64](flag, s string, parse func(string) (T, error)
 }
 
 type sweepArgs struct {
-	ref, out string
-	encs     []quant.Encoding
-	presets  []convert.Preset
-	input    inputArgs
+	refs *eval.ReferenceSet // --reference, or nil
+	// roundings (--rounding) and planner targets (--target-bpw).
+	roundings []convert.Rounding
+	targets   []float64
+	ref, out  string
+	encs      []quant.Encoding
+	presets   []convert.Preset
+	input     inputArgs
 	// The low-rank grid.
 	methods []lowrank.Method
 	ratios  []float64
@@ -177,7 +193,7 @@ func gridFromFlags(c *cli.Context, a *sweepArgs) error {
 	correcting := slices.ContainsFunc(a.methods, eval.IsLoRC)
 	switch {
 	case len(a.methods) == 0:
-		for _, f := range []string{"rank-ratio", "rank", "factor-encoding", "calib"} {
+		for _, f := range []string{"rank-ratio", "rank", "factor-encoding"} {
 			if c.IsSet(f) {
 				return usagef("--%s needs --lowrank", f)
 			}
@@ -213,16 +229,29 @@ func gridFromFlags(c *cli.Context, a *sweepArgs) error {
 }
 
 func calibGridFromFlags(c *cli.Context, a *sweepArgs) error {
-	var users []string
-	for _, m := range a.methods {
-		if eval.NeedsStats(m) {
-			users = append(users, string(m))
+	for _, r := range splitList(c.String("rounding")) {
+		rd, err := convert.ParseRounding(r)
+		if err != nil {
+			return usagef("--rounding: %v", err)
+		}
+		if !slices.Contains(a.roundings, rd) {
+			a.roundings = append(a.roundings, rd)
 		}
 	}
+	var err error
+	if a.targets, err = parseNumList("target-bpw", c.String("target-bpw"), func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }); err != nil {
+		return err
+	}
+	for _, b := range a.targets {
+		if !(b >= 2 && b <= 16) {
+			return usagef("--target-bpw %v: want bits per weight in [2, 16]", b)
+		}
+	}
+	users := eval.SweepGrid{Methods: a.methods, Roundings: a.roundings, Targets: a.targets}.NeedsCalibration()
 	file := c.String("calib")
 	switch {
 	case file == "" && len(users) > 0:
-		return usagef("--lowrank %s needs calibration text: --calib FILE", strings.Join(users, ","))
+		return usagef("%s need calibration text: --calib FILE", strings.Join(users, ", "))
 	case file == "":
 		for _, f := range []string{"calib-tokens", "calib-docs"} {
 			if c.IsSet(f) {
@@ -231,13 +260,12 @@ func calibGridFromFlags(c *cli.Context, a *sweepArgs) error {
 		}
 		return nil
 	case len(users) == 0:
-		return usagef("--calib is read only by --lowrank whiten, asvd and lorc-whiten, and --lowrank has none of them")
+		return usagef("--calib is read only by --lowrank whiten, asvd and lorc-whiten, --rounding gptq and --target-bpw, and the sweep has none of them")
 	}
 	cs := &calibSettings{file: file, tokens: c.Int("calib-tokens")}
 	if cs.tokens < 1 {
 		return usagef("--calib-tokens %d: want at least 1", cs.tokens)
 	}
-	var err error
 	if cs.docs, err = textdata.ParseDocRange(c.String("calib-docs")); err != nil {
 		return usagef("--calib-docs: %v", err)
 	}
@@ -296,8 +324,13 @@ func (a sweepArgs) command() string {
 	if a.evalDocs != (textdata.DocRange{}) {
 		s += " --eval-docs " + a.evalDocs.String()
 	}
-	if a.input.opts.Chunks > 0 {
-		s += fmt.Sprintf(" --chunks %d", a.input.opts.Chunks)
+	if o := a.input.opts; o.First > 0 {
+		s += fmt.Sprintf(" --chunk-range %d-%d", o.First, o.First+o.Chunks-1)
+	} else if o.Chunks > 0 {
+		s += fmt.Sprintf(" --chunks %d", o.Chunks)
+	}
+	if a.input.exact {
+		s += " --exact"
 	}
 	if a.input.opts.Convention != eval.ScoreAll {
 		s += " --convention " + string(a.input.opts.Convention)
@@ -317,6 +350,12 @@ func (a sweepArgs) command() string {
 	if a.factors != nil {
 		s += " --factor-encoding " + a.factors.String()
 	}
+	if len(a.roundings) > 0 {
+		s += " --rounding " + join(len(a.roundings), func(i int) string { return string(a.roundings[i]) })
+	}
+	if len(a.targets) > 0 {
+		s += " --target-bpw " + join(len(a.targets), func(i int) string { return strconv.FormatFloat(a.targets[i], 'g', -1, 64) })
+	}
 	if c := a.calib; c != nil {
 		s += fmt.Sprintf(" --calib %s --calib-tokens %d", c.file, c.tokens)
 		if c.docs != (textdata.DocRange{}) {
@@ -328,11 +367,13 @@ func (a sweepArgs) command() string {
 
 func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 	o := eval.SweepOptions{
-		Ref:     a.ref,
-		Grid:    eval.SweepGrid{Quants: a.encs, Presets: a.presets, Methods: a.methods, Ratios: a.ratios, Ranks: a.ranks, Factors: a.factors},
+		Ref: a.ref,
+		Grid: eval.SweepGrid{Quants: a.encs, Presets: a.presets, Methods: a.methods, Ratios: a.ratios, Ranks: a.ranks, Factors: a.factors,
+			Roundings: a.roundings, Targets: a.targets},
 		Input:   eval.SweepInput{Text: a.input.text, Tokens: a.input.tokens, DocSep: a.input.docSep, Docs: a.evalDocs},
 		Eval:    a.input.opts,
 		Threads: a.input.threads,
+		Exact:   a.input.exact,
 		Command: a.command(),
 		Note:    a.note,
 	}
@@ -357,6 +398,9 @@ func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 	}
 	sw, err := eval.RunSweep(ctx, o)
 	bar.finish()
+	if err == nil {
+		sw.References = a.refs
+	}
 	if errors.Is(err, eval.ErrBadSetting) {
 		return usagef("%v", strings.TrimPrefix(err.Error(), eval.ErrBadSetting.Error()+": "))
 	}
@@ -374,7 +418,7 @@ func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 // replot redraws a finished sweep from its sweep.json, for instance after
 // the plotting code changed, without evaluating anything again; setNote
 // replaces its note with note.
-func replot(stdout io.Writer, dir, note string, setNote bool) error {
+func replot(stdout io.Writer, dir, note string, setNote bool, refs *eval.ReferenceSet) error {
 	b, err := os.ReadFile(filepath.Join(dir, "sweep.json"))
 	if err != nil {
 		return err
@@ -388,6 +432,9 @@ func replot(stdout io.Writer, dir, note string, setNote bool) error {
 	}
 	if setNote {
 		sw.Note = note
+	}
+	if refs != nil {
+		sw.References = refs
 	}
 	if err := sw.Write(dir); err != nil {
 		return fmt.Errorf("writing the sweep to %s: %w", dir, err)

@@ -18,15 +18,12 @@ func tokenizeCommand() *cli.Command {
 		Usage:     "show how a model's tokenizer splits text into tokens",
 		ArgsUsage: "MODEL (.shrink, .gguf, tokenizer.json, tokenizer.model, tokenizer.bin or a Hugging Face folder)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "prompt", Aliases: []string{"p"}, Usage: "the text to tokenize"},
+			promptFlag("the text to tokenize"),
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the text from a file instead (used exactly, final newline included)"},
 			&cli.BoolFlag{Name: "ids", Usage: "print only the ids, space-separated, on one line"},
 			&cli.BoolFlag{Name: "special", Usage: "add BOS/EOS as the tokenizer does for a prompt, and read special tokens written in the text"},
 		},
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "one model or tokenizer"); err != nil {
-				return err
-			}
+		Action: withPath("one model or tokenizer", func(c *cli.Context, path string) error {
 			text := c.String("prompt")
 			switch {
 			case c.IsSet("prompt") && c.IsSet("file"):
@@ -40,7 +37,7 @@ func tokenizeCommand() *cli.Command {
 			case !c.IsSet("prompt"):
 				return usagef("tokenize: no text (use -p TEXT or -f FILE)")
 			}
-			tok, _, err := convert.OpenTokenizer(c.Args().First())
+			tok, _, err := convert.OpenTokenizer(path)
 			if err != nil {
 				return err
 			}
@@ -61,6 +58,6 @@ func tokenizeCommand() *cli.Command {
 				}
 			}
 			return w.Flush()
-		},
+		}),
 	}
 }

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"github.com/shrink-llm/shrink/eval"
 	"io"
 	"os"
 	"time"
+
+	"github.com/shrink-llm/shrink/eval"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"

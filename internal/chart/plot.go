@@ -2,6 +2,7 @@ package chart
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"image/color"
 	"math"
@@ -49,6 +50,9 @@ type Sweep struct {
 	Chunks int
 	Tokens int // scored predictions
 	Points []Point
+	// XLabel, when set, replaces the x axis label (the x values are then
+	// what it says, e.g. projection bits per weight).
+	XLabel string
 }
 
 // chart is one of the sweep's plots.
@@ -193,7 +197,7 @@ func (s *Sweep) chartData(c chart) chartData {
 	d := chartData{
 		title:    fmt.Sprintf("%s: %s", s.Model, c.title),
 		subtitle: fmt.Sprintf("%s, %d chunks × %d tokens, %d scored predictions", filepath.Base(s.Text), s.Chunks, s.Ctx, s.Tokens),
-		xlabel:   "bits per weight (all tensors; q8 includes its scales and 16-bit embeddings)",
+		xlabel:   cmp.Or(s.XLabel, "bits per weight (all tensors; q8 includes its scales and 16-bit embeddings)"),
 		ylabel:   c.ylabel,
 		logY:     c.logY,
 		floor:    math.NaN(),

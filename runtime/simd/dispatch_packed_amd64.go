@@ -97,9 +97,17 @@ func (k packedKernel) run(p *packedSumArgs) {
 
 func init() {
 	packedRows = func(y []float32, w *Packed, xq []int8, xs []float32, xsum []int32, add bool) {
+		if packedKOK(current(), w) {
+			packedKWith(y, 0, w, xq, xs, xsum, 0, 0, len(y), 1, add)
+			return
+		}
 		packedMatWith(current(), y, 0, w, xq, xs, xsum, 0, 0, len(y), 1, add)
 	}
 	matPacked = func(y []float32, ldy int, w *Packed, xq []int8, xs []float32, xsum []int32, xstride, xsstride, rows, tokens int, add bool) {
+		if packedKOK(current(), w) {
+			packedKWith(y, ldy, w, xq, xs, xsum, xstride, xsstride, rows, tokens, add)
+			return
+		}
 		packedMatWith(current(), y, ldy, w, xq, xs, xsum, xstride, xsstride, rows, tokens, add)
 	}
 }

@@ -15,8 +15,10 @@
 //     low-bit encodings (q2…q6, q4s), reading the planes as stored; int8
 //     activations in blocks of 32 with their block sums (SumQ8Blocks) pay
 //     for the asymmetric offsets. They run through replaceable hooks
-//     (packed_dispatch.go): on amd64 the generated AVX2 / AVX-512 VNNI
-//     block-sum kernels (dispatch_packed_amd64.go), elsewhere the Go ones.
+//     (packed_dispatch.go): on amd64 with AVX-512 VNNI the generated
+//     whole-row kernels (dispatch_packedk_amd64.go), with AVX2 only the
+//     generated block-sum kernels (dispatch_packed_amd64.go), elsewhere the
+//     Go ones.
 //   - QuantizeQ8 (activations to int8 per group, for the q8 products),
 //     SiLUMul (the gated MLP activation) and Softmax (attention weights).
 //
@@ -46,11 +48,15 @@
 //     row's whole 128-weight chunks, unpacked once per chunk for up to eight
 //     tokens, by VPDPBUSD (AVX-512 VNNI) or VPMADDUBSW (AVX2); the Go
 //     wrapper scales them in the definition's order, so the result is
-//     dotPackedRowRef's bit for bit.
+//     dotPackedRowRef's bit for bit. With AVX-512 VNNI the whole-row
+//     kernels do everything per 256-weight super-block in registers
+//     (unpacking, VPDPBUSD, sub-scales and offsets, VCVTPH2PS of the
+//     float16 scales, float32 accumulation; one token per pass or four):
+//     exact block sums, the float32 sum in another order.
 //
 // The assembly is generated, never edited: _generate (its own module, run
 // with `cd _generate && go run .`) writes dot_amd64.s, tile_amd64.s,
-// dotq8_amd64.s, act_amd64.s and packed_amd64.s from one Go function per
+// dotq8_amd64.s, act_amd64.s, packed_amd64.s and packedk_amd64.s from one Go function per
 // kernel family, parameterized by the weight encoding (f32, f16, bf16; the
 // packed planes' bit widths) or the vector width (256- or 512-bit), with
 // the kernels' fixed register plan. Kernels

@@ -149,7 +149,7 @@ func sameVocab(t *testing.T, name string, got, want *GGUFVocab) {
 // converters wrote for the same tokenizers.
 func TestVocabForExport(t *testing.T) {
 	fromModel := func(rel ...string) *GGUFVocab {
-		v, err := VocabFromSentencePiece(readFile(t, testshared.Path(t, rel...)), nil)
+		v, err := VocabFromSentencePiece(readFile(t, testshared.Path(t, rel...)), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +169,7 @@ func TestVocabForExport(t *testing.T) {
 	}()
 	sameVocab(t, "llama2 tokenizer.model", fromModel("tokenizers", "llama2", "tokenizer.model"), loadGGUFVocab(t, "ggml-vocab-llama-spm.gguf"))
 	sameVocab(t, "tok512.model", fromModel("models", "stories260K", "tok512.model"), stories)
-	l2c, err := VocabFromLlama2C(readFile(t, testshared.Path(t, "models", "stories260K", "tok512.bin")), 512)
+	l2c, err := VocabFromLlama2C(readFile(t, testshared.Path(t, "models", "stories260K", "tok512.bin")), 512, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shrink-llm/shrink/convert"
+)
+
+// planFlags are convert's byte-budget planner flags.
+func planFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.Float64Flag{Name: "target-bpw", Usage: "choose each projection's encoding (q2…q6, q8) to spend at most `B` bits per weight over the projections with the least predicted damage (measured per tensor; with --calib, activation-weighted)"},
+		&cli.StringFlag{Name: "target-size", Usage: "as --target-bpw, but for the whole tensor data: at most `SIZE` bytes (e.g. 9.5MiB, 10MB, 9961472); header and tokenizer come on top"},
+	}
+}
+
+// budgetTarget is a parsed --target-bpw or --target-size.
+type budgetTarget struct {
+	bits float64 // --target-bpw, or 0
+	size int64   // --target-size in bytes, or 0
+	text string  // as the user wrote it, for the plan's record
+}
+
+func (t *budgetTarget) set() bool { return t != nil && (t.bits > 0 || t.size > 0) }
+
+// budgetFromFlags reads the planner flags; every incoherent combination is
+// a usage error.
+func budgetFromFlags(c *cli.Context) (*budgetTarget, error) {
+	bpwSet, sizeSet := c.IsSet("target-bpw"), c.IsSet("target-size")
+	if !bpwSet && !sizeSet {
+		return nil, nil
+	}
+	if bpwSet && sizeSet {
+		return nil, usagef("--target-bpw and --target-size exclude each other")
+	}
+	for _, f := range []string{"preset", "lowrank", "tensor-type", "group"} {
+		if c.IsSet(f) {
+			return nil, usagef("--target-bpw/--target-size choose the projections' encodings themselves; drop --%s", f)
+		}
+	}
+	if c.IsSet("quant") {
+		return nil, usagef("--target-bpw/--target-size choose the projections' encodings themselves; drop --quant (--embed and --output set the rest)")
+	}
+	t := &budgetTarget{}
+	if bpwSet {
+		b := c.Float64("target-bpw")
+		if math.IsNaN(b) || b < 2 || b > 16 {
+			return nil, usagef("--target-bpw %v: want bits per weight in [2, 16]", b)
+		}
+		t.bits, t.text = b, strconv.FormatFloat(b, 'g', -1, 64)+" bits/weight"
+		return t, nil
+	}
+	n, err := parseSize(c.String("target-size"))
+	if err != nil {
+		return nil, usagef("--target-size: %v", err)
+	}
+	t.size, t.text = n, c.String("target-size")
+	return t, nil
+}
+
+// parseSize reads a byte count: a number with an optional unit B, kB/KB,
+// MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return !(r >= '0' && r <= '9' || r == '.') })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	mult, ok := map[string]float64{"": 1, "B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
+	if err != nil || !ok || !(v > 0) || v*mult > 1<<50 {
+		return 0, fmt.Errorf("%q: want a positive size such as 9.5MiB, 10MB or 9961472", s)
+	}
+	return int64(v * mult), nil
+}
+
+// applyBudget measures every projection in every candidate encoding and
+// rewrites the plan to the choice that meets the target.
+func applyBudget(ctx context.Context, stderr io.Writer, m *convert.Model, plan *convert.Plan, a convertArgs, cal *convert.Calibration) error {
+	mo := convert.MeasureOptions{Calibration: cal, Rounding: a.rounding, Workers: a.threads, GPTQ: a.gptq, GPTQNoImportance: a.gptqNoImportance}
+	start := time.Now()
+	bar := newCountProgress(stderr, "measuring")
+	if bar != nil {
+		mo.Progress = bar.update
+	}
+	ts, err := convert.MeasureCosts(ctx, m, plan, mo)
+	bar.finish()
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.src, err)
+	}
+	var params, planned int64
+	for _, t := range ts {
+		params += t.Params
+	}
+	names := map[string]bool{}
+	for _, t := range ts {
+		names[t.Name] = true
+	}
+	for _, e := range plan.Entries {
+		if names[e.Name] {
+			planned += e.Bytes
+		}
+	}
+	budget := convert.BitsBudget(a.budget.bits, params)
+	if a.budget.size > 0 {
+		// The rest of the file (embeddings, head, norms) is fixed by
+		// --embed and --output; the projections get what is left.
+		budget = a.budget.size - (plan.TotalBytes - planned)
+	}
+	pick, err := convert.Allocate(ts, budget)
+	if err != nil {
+		return usagef("--target-%s %s: %v", map[bool]string{true: "bpw", false: "size"}[a.budget.bits > 0], a.budget.text, err)
+	}
+	if err := plan.ApplyBudget(ts, pick, a.budget.text, mo.Measure(), budget); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "planned %d projections for %s in %.1fs: %.3f bits/weight, predicted cost %.4g\n",
+		len(ts), a.budget.text, time.Since(start).Seconds(), plan.Budget.Bits, plan.Budget.Cost)
+	return nil
+}
+
+// printBudget shows the planner's outcome under the plan's table.
+func printBudget(w io.Writer, p *convert.Plan) {
+	b := p.Budget
+	if b == nil {
+		return
+	}
+	fmt.Fprintf(w, "planner: target %s: projections %s of a %s budget (%.3f bits/weight over %s weights), predicted cost %.4g (%s)\n",
+		b.Target, humanBytes(b.Bytes), humanBytes(b.Budget), b.Bits, humanCount(b.Params), b.Cost, b.Measure)
+	counts := map[string]int{}
+	var order []string
+	for _, t := range b.Tensors {
+		for _, e := range p.Entries {
+			if e.Name == t.Name {
+				k := e.Encoding.String()
+				if counts[k] == 0 {
+					order = append(order, k)
+				}
+				counts[k]++
+			}
+		}
+	}
+	parts := make([]string, len(order))
+	for i, k := range order {
+		parts[i] = fmt.Sprintf("%d × %s", counts[k], k)
+	}
+	fmt.Fprintf(w, "planner: %s\n", strings.Join(parts, ", "))
+}

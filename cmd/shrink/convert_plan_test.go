@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/eval"
+	"github.com/shrink-llm/shrink/format"
+)
+
+// TestConvertTargetBPW: the planner lands just under the target over the
+// projections, records a predicted cost per tensor, writes a file whose
+// projection bits are what the plan said, and (with calibration and GPTQ)
+// the same flags give the same bytes twice.
+func TestConvertTargetBPW(t *testing.T) {
+	calib := writeCalib(t)
+	for _, bits := range []float64{3.5, 4.5, 5.5} {
+		code, stdout, stderr := shrink(t, "convert", demoModel, "--dry-run", "--json", "--target-bpw", ftoa(bits), "-t", "2")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var plan convert.Plan
+		if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
+			t.Fatal(err)
+		}
+		b := plan.Budget
+		if b == nil || b.Bits > bits || b.Bits < bits-0.1 || math.Abs(plan.ProjectionBits()-b.Bits) > 1e-9 || len(b.Tensors) != 4*7 {
+			t.Fatalf("%v bits: summary %+v, plan's projection bits %v", bits, b, plan.ProjectionBits())
+		}
+		for _, e := range plan.Entries {
+			if _, isProj := projectionName(e.Name); isProj != (e.Cost != nil) {
+				t.Errorf("%s: cost %v", e.Name, e.Cost)
+			}
+		}
+	}
+	// The text plan names the choice and the totals.
+	code, stdout, stderr := shrink(t, "convert", demoModel, "--dry-run", "--target-bpw", "5", "-t", "2")
+	if code != 0 || !strings.Contains(stdout, "planner (5 bits/weight): predicted cost") || !strings.Contains(stdout, "planner: target 5 bits/weight") {
+		t.Fatalf("exit %d: %s %s", code, stdout, stderr)
+	}
+	dir := t.TempDir()
+	var files []string
+	for i := range 2 {
+		out := filepath.Join(dir, ftoa(float64(i))+".shrink")
+		code, _, stderr := shrink(t, "convert", demoModel, "-o", out, "--target-bpw", "4.5", "--rounding", "gptq", "--calib", calib, "--calib-tokens", "512", "-t", "2")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		files = append(files, out)
+	}
+	a, b := readAll(t, files[0]), readAll(t, files[1])
+	if string(a) != string(b) {
+		t.Error("the same flags gave different files")
+	}
+	info, err := eval.ShrinkInfo(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ProjectionBits > 4.5 || info.ProjectionBits < 4.4 {
+		t.Errorf("written projections: %v bits/weight", info.ProjectionBits)
+	}
+}
+
+func TestConvertTargetBad(t *testing.T) {
+	base := []string{"convert", demoModel, "--dry-run"}
+	with := func(a ...string) []string { return append(append([]string{}, base...), a...) }
+	checkCLIErrors(t, []cliCase{
+		{"zero", with("--target-bpw", "0"), exitUsage, "--target-bpw 0"},
+		{"too few bits", with("--target-bpw", "1.5"), exitUsage, "want bits per weight in [2, 16]"},
+		{"too many bits", with("--target-bpw", "17"), exitUsage, "want bits per weight"},
+		{"nan", with("--target-bpw", "NaN"), exitUsage, "want bits per weight"},
+		{"below every choice", with("--target-bpw", "2.1"), exitUsage, "below the smallest"},
+		{"both targets", with("--target-bpw", "4", "--target-size", "1MB"), exitUsage, "exclude each other"},
+		{"with quant", with("--target-bpw", "4", "--quant", "q4"), exitUsage, "drop --quant"},
+		{"with preset", with("--target-bpw", "4", "--preset", "q4_k_m"), exitUsage, "drop --preset"},
+		{"with lowrank", with("--target-bpw", "4", "--lowrank", "svd", "--rank", "8"), exitUsage, "drop --lowrank"},
+		{"bad size", with("--target-size", "lots"), exitUsage, "--target-size"},
+		{"negative size", with("--target-size", "-3MB"), exitUsage, "--target-size"},
+		{"size too small", with("--target-size", "100kB"), exitUsage, "below the smallest"},
+	})
+}
+
+func TestParseSize(t *testing.T) {
+	for s, want := range map[string]int64{"9961472": 9961472, "10MB": 10_000_000, "9.5MiB": 9961472, "2 GiB": 2 << 30, "512K": 512 << 10} {
+		if got, err := parseSize(s); err != nil || got != want {
+			t.Errorf("%q: %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "MB", "5XB", "0", "1e3", "-1"} {
+		if _, err := parseSize(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}
+
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+func readAll(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// projectionName reports whether a canonical name is a per-layer projection.
+func projectionName(name string) (format.Stem, bool) {
+	layer, stem, _, ok := format.ParseName(name)
+	return stem, ok && layer >= 0 && stem.Projection()
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSweepRoundingAndPlanner: --rounding rtn,gptq gives every point once
+// per mode, --target-bpw adds planner points near their targets, and
+// --reference lists another tool's points under the table.
+func TestSweepRoundingAndPlanner(t *testing.T) {
+	story := writeText(t, "story.txt", evalStory)
+	calib := writeCalib(t)
+	out := filepath.Join(t.TempDir(), "sweep")
+	ref := filepath.Join("..", "..", "docs", "reference", "llamacpp-llama-stories-12m.json")
+	code, stdout, stderr := shrink(t, "sweep", "--ref", demoModel, "--text", story, "--quant", "q4", "--out", out, "--ctx", "32", "--chunks", "1",
+		"--rounding", "rtn,gptq", "--target-bpw", "5", "--calib", calib, "--calib-tokens", "256", "--reference", ref, "-t", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	sw, err := readSweep(t, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range sw.Points {
+		names = append(names, p.Name)
+		if strings.HasPrefix(p.Name, "planner") && (p.ProjectionBits > 5 || p.ProjectionBits < 4.9) {
+			t.Errorf("%s: %v projection bits/weight", p.Name, p.ProjectionBits)
+		}
+	}
+	if got := strings.Join(names, ","); got != "q4,planner 5,q4 gptq,planner 5 gptq" {
+		t.Errorf("points %s", got)
+	}
+	if sw.Calibration == nil || strings.Join(sw.Calibration.UsedBy, ",") != "gptq,planner" {
+		t.Errorf("calibration record %+v", sw.Calibration)
+	}
+	if !strings.Contains(stdout, "| llama.cpp Q4_0 | 4.50 |") || !strings.Contains(stdout, "--rounding rtn,gptq --target-bpw 5") {
+		t.Errorf("table:\n%s", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(out, "bpw_vs_kld.png")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestSweepPlannerBad(t *testing.T) {
+	story := writeText(t, "story.txt", evalStory)
+	out := t.TempDir()
+	base := []string{"sweep", "--ref", demoModel, "--text", story, "--out", out, "--quant", "q4"}
+	with := func(a ...string) []string { return append(append([]string{}, base...), a...) }
+	bad := writeText(t, "ref.json", `{"label":"x","points":[]}`)
+	checkCLIErrors(t, []cliCase{
+		{"unknown rounding", with("--rounding", "rtn,best"), exitUsage, "want rtn or gptq"},
+		{"gptq without calib", with("--rounding", "gptq"), exitUsage, "need calibration text"},
+		{"planner without calib", with("--target-bpw", "4.5"), exitUsage, "planner need calibration text"},
+		{"target out of range", with("--target-bpw", "40"), exitUsage, "want bits per weight in [2, 16]"},
+		{"target not a number", with("--target-bpw", "four"), exitUsage, "--target-bpw"},
+		{"bad reference file", with("--reference", bad), exitUsage, "--reference"},
+		{"missing reference file", with("--reference", filepath.Join(out, "nope.json")), exitUsage, "nope.json"},
+	})
+}

@@ -1,0 +1,269 @@
+package convert
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/lowrank"
+	"github.com/shrink-llm/shrink/runtime"
+)
+
+// layerPass is layer-by-layer calibration (CalibOptions.Layerwise): the
+// hidden states of every calibration sequence are kept at the input of one
+// block, `at`. Statistics of block l are collected when the conversion
+// first asks for them, by running block l (uncompressed) on those hidden
+// states; the hidden states move past block l once the conversion has
+// recorded all of l's compressed projections, which then replace l's
+// weights for that one run. So each block's statistics see the error of
+// the compressed blocks before it, and only one block's statistics are
+// held at a time.
+type layerPass struct {
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced at every record
+	err     error         // sticky: a failed pass fails every later request
+
+	rt     *runtime.Model
+	file   *format.File // the uncompressed model, restored after each block
+	sess   *runtime.Session
+	hidden [][]float32 // per sequence, tokens×hidden, input of block at
+	seqLen []int
+
+	at, statsAt int // hidden is block at's input; stats are of block statsAt (-1: none)
+	stats       map[string]*lowrank.Stats
+	keyLayer    map[string]int // wanted statistics and their block
+	want        []int          // per block: projection tensors to record before moving on
+	got         []*runtime.MemSource
+
+	timing *CalibTiming
+}
+
+// CalibTiming is where calibration's time went.
+type CalibTiming struct {
+	// Forward is the model's own work over the calibration tokens (in
+	// layer-by-layer mode: each block once uncompressed for its
+	// statistics, once compressed to move on).
+	Forward time.Duration
+	// Statistics is the accumulation of XXᵀ (inside Forward's runs but
+	// not counted in Forward).
+	Statistics time.Duration
+}
+
+func (p *layerPass) close() error {
+	var err error
+	if p.sess != nil {
+		p.sess.Close()
+	}
+	if p.rt != nil {
+		err = p.rt.Close()
+	}
+	if p.file != nil {
+		if cerr := p.file.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// statsFor returns the statistics of key, running the pass up to its block.
+// It waits while the block before is not fully recorded.
+func (p *layerPass) statsFor(ctx context.Context, key string) (*lowrank.Stats, error) {
+	l, ok := p.keyLayer[key]
+	if !ok {
+		return nil, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		switch {
+		case p.err != nil:
+			return nil, p.err
+		case l < p.at || (l == p.at && p.statsAt == l):
+			if p.statsAt != l {
+				return nil, fmt.Errorf("calibration: the statistics of block %d were freed (blocks are converted in order)", l)
+			}
+			st := p.stats[key]
+			if st == nil || st.Count == 0 {
+				return nil, fmt.Errorf("calibration: no finite activations reached %s", key)
+			}
+			return st, nil
+		case l == p.at:
+			if err := p.collect(ctx); err != nil {
+				p.err = err
+				return nil, err
+			}
+		case p.want[p.at] <= len(p.got[p.at].Weights):
+			if err := p.advance(ctx); err != nil {
+				p.err = err
+				return nil, err
+			}
+		default:
+			ch := p.changed
+			p.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				p.mu.Lock()
+				return nil, context.Cause(ctx)
+			}
+			p.mu.Lock()
+		}
+	}
+}
+
+// record notes the compressed form of tensor t (parts' bytes in data, which
+// are copied): the hidden states move past a block when all its
+// projections are recorded.
+func (p *layerPass) record(t format.Tensor, data [][]byte) {
+	layer, _, ok := projection(t.Name)
+	if !ok || len(t.Parts) != len(data) {
+		return
+	}
+	w := &runtime.Weight{Name: t.Name, Shape: t.Shape, Kind: t.Kind, Parts: make([]runtime.WeightPart, len(t.Parts))}
+	for i, part := range t.Parts {
+		w.Parts[i] = runtime.WeightPart{Role: part.Role, Shape: part.Shape, Encoding: part.Encoding, Data: append([]byte(nil), data[i]...)}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if layer < p.at || layer >= len(p.got) {
+		return
+	}
+	p.got[layer].Add(w)
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// run pushes every sequence's hidden states through block at, in place
+// when keep is false, else on a copy.
+func (p *layerPass) run(ctx context.Context, keep bool) error {
+	h := p.rt.Config().HiddenSize
+	var scratch []float32
+	for i, x := range p.hidden {
+		if keep {
+			scratch = append(scratch[:0], x...)
+			x = scratch
+		}
+		for p0 := 0; p0 < p.seqLen[i]; p0 += runtime.PrefillChunk {
+			p1 := min(p0+runtime.PrefillChunk, p.seqLen[i])
+			if err := p.sess.Block(ctx, p.at, x[p0*h:p1*h], p0); err != nil {
+				return fmt.Errorf("calibration: block %d, sequence %d: %w", p.at, i+1, err)
+			}
+		}
+	}
+	return nil
+}
+
+// collect gathers the statistics of block at from the uncompressed block.
+func (p *layerPass) collect(ctx context.Context) error {
+	p.stats = map[string]*lowrank.Stats{}
+	var hookErr error
+	var statTime time.Duration
+	p.sess.SetHook(func(layer int, point string, x []float32, rows, cols int) {
+		key := StatsKey(layer, point)
+		if _, want := p.keyLayer[key]; !want {
+			return
+		}
+		t0 := time.Now()
+		st := p.stats[key]
+		if st == nil {
+			st = lowrank.NewStats(cols)
+			p.stats[key] = st
+		}
+		if st.N != cols {
+			if hookErr == nil {
+				hookErr = fmt.Errorf("calibration: input %s has %d features, earlier %d", key, cols, st.N)
+			}
+			return
+		}
+		st.AddBatch(x[:rows*cols], rows)
+		statTime += time.Since(t0)
+	})
+	defer p.sess.SetHook(nil)
+	t0 := time.Now()
+	err := p.run(ctx, true)
+	p.timing.Forward += time.Since(t0) - statTime
+	p.timing.Statistics += statTime
+	if err == nil {
+		err = hookErr
+	}
+	if err != nil {
+		return err
+	}
+	p.statsAt = p.at
+	return nil
+}
+
+// advance moves the hidden states past block at through its compressed
+// projections, then frees them and block at's statistics.
+func (p *layerPass) advance(ctx context.Context) error {
+	l := p.at
+	if err := p.rt.ReplaceBlock(l, p.got[l]); err != nil {
+		return fmt.Errorf("calibration: %w", err)
+	}
+	t0 := time.Now()
+	err := p.run(ctx, false)
+	p.timing.Forward += time.Since(t0)
+	if err != nil {
+		return err
+	}
+	// Back to the mapped uncompressed weights, so that the compressed
+	// copies can be freed.
+	if err := p.rt.ReplaceBlock(l, runtime.FileSource{F: p.file}); err != nil {
+		return fmt.Errorf("calibration: %w", err)
+	}
+	p.got[l] = nil
+	p.stats, p.statsAt = nil, -1
+	p.at++
+	if p.at == len(p.want) {
+		p.hidden = nil
+	}
+	return nil
+}
+
+// start embeds the calibration sequences (seq tokens each) as block 0's
+// input and notes which statistics belong to which block and how many
+// projections each block has.
+func (p *layerPass) start(ctx context.Context, m *Model, keys []string, ids []int, seq int) error {
+	n := m.Config.NumLayers
+	p.keyLayer = map[string]int{}
+	for l := range n {
+		for _, pt := range []string{runtime.HookAttnIn, runtime.HookAttnOutIn, runtime.HookFFNIn, runtime.HookFFNDownIn} {
+			p.keyLayer[StatsKey(l, pt)] = l
+		}
+	}
+	wanted := map[string]int{}
+	for _, k := range keys {
+		l, ok := p.keyLayer[k]
+		if !ok {
+			return fmt.Errorf("calibration: no input %s in a model of %d layers", k, n)
+		}
+		wanted[k] = l
+	}
+	p.keyLayer = wanted
+	p.want = make([]int, n)
+	p.got = make([]*runtime.MemSource, n)
+	for l := range p.got {
+		p.got[l] = &runtime.MemSource{Cfg: p.rt.Config()}
+	}
+	for _, t := range m.Tensors {
+		if l, _, ok := projection(t.Name); ok && l < n {
+			p.want[l]++
+		}
+	}
+	h := m.Config.HiddenSize
+	for off := 0; off < len(ids); off += seq {
+		end := min(off+seq, len(ids))
+		x := make([]float32, (end-off)*h)
+		if err := p.sess.Embed(x, ids[off:end], 0); err != nil {
+			return fmt.Errorf("calibration: tokens %d-%d: %w", off, end, err)
+		}
+		p.hidden = append(p.hidden, x)
+		p.seqLen = append(p.seqLen, end-off)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
