@@ -266,6 +266,9 @@ func packedKChunkAt(g *gen, w packedWidth, lo, hi, c int, loTabs, hiTabs []Mem, 
 // (chunks unpacked chunks in Z0…); half: only the first four blocks exist,
 // so the activation scales and sums are loaded under K3.
 func packedKTokens(g *gen, T, chunks int, half, nib bool) {
+	if T == 4 {
+		packedKRegroup(g, chunks)
+	}
 	xsAt := func(base GPPhysical, t int) Mem {
 		switch t {
 		case 0:
@@ -305,6 +308,11 @@ func packedKTokens(g *gen, T, chunks int, half, nib bool) {
 			offs = Y17
 		}
 		g.VFNMADD231PS(Y27, Y25, offs)
+		if T == 4 {
+			packedKBlockSumsPerm(g, chunks, nib, func(k int) Mem { return xAt(t, 64*k) })
+			g.VFMADD231PS(Y26, Y10, sums)
+			continue
+		}
 		packedKBlockSums(g, chunks, nib, func(k int) Mem { return xAt(t, 64*k) })
 		g.VFMADD231PS(Y26, Y5, sums)
 	}
@@ -511,4 +519,39 @@ func packedKBlockSums(g *gen, chunks int, nib bool, x func(k int) Mem) {
 		g.VPSRAVD(Y13, Y5, Y5)
 	}
 	g.VCVTDQ2PS(Y5, Y5)
+}
+
+// packedKRegroup rewrites each unpacked chunk's two vectors (Z0, Z1: blocks
+// 0–1 and 2–3; Z2, Z3: blocks 4–5 and 6–7) into Z4, Z5 (Z6, Z7): the first
+// and the second 16 quants of each of its four blocks, so that one 128-bit
+// lane holds one block and two VPDPBUSD can share an accumulator. The
+// four-token kernels take their activations regrouped the same way
+// (permuteChunks in the Go wrapper), once per call instead of once per row.
+func packedKRegroup(g *gen, chunks int) {
+	for c := range chunks {
+		g.VSHUFI64X2(U8(0x88), z(2*c+1), z(2*c), z(4+2*c))
+		g.VSHUFI64X2(U8(0xdd), z(2*c+1), z(2*c), z(5+2*c))
+	}
+}
+
+// packedKBlockSumsPerm is packedKBlockSums on regrouped quants (Z4…) and
+// activations: two VPDPBUSD per accumulator, whose 128-bit lane j holds
+// partial sums of block j (Z8) and 4+j (Z9), then the same integer
+// reduction; the converted sums are left in Y10. Scratch: Z8–Z11.
+func packedKBlockSumsPerm(g *gen, chunks int, nib bool, x func(k int) Mem) {
+	g.VPXORD(Z8, Z8, Z8)
+	g.VPXORD(Z9, Z9, Z9)
+	for k := range 2 * chunks {
+		g.VPDPBUSD(x(k), z(4+k), z(8+k/2))
+	}
+	g.VPUNPCKLQDQ(Z9, Z8, Z10)
+	g.VPUNPCKHQDQ(Z9, Z8, Z11)
+	g.VPADDD(Z11, Z10, Z10)
+	g.VPSHUFD(U8(0xb1), Z10, Z11)
+	g.VPADDD(Z11, Z10, Z10)
+	g.VPERMD(Z10, Z12, Z10)
+	if nib {
+		g.VPSRAVD(Y13, Y10, Y10)
+	}
+	g.VCVTDQ2PS(Y10, Y10)
 }

@@ -251,7 +251,11 @@ func calibGridFromFlags(c *cli.Context, a *sweepArgs) error {
 	file := c.String("calib")
 	switch {
 	case file == "" && len(users) > 0:
-		return usagef("%s need calibration text: --calib FILE", strings.Join(users, ", "))
+		verb := "needs"
+		if len(users) > 1 {
+			verb = "need"
+		}
+		return usagef("%s %s calibration text: --calib FILE", strings.Join(users, ", "), verb)
 	case file == "":
 		for _, f := range []string{"calib-tokens", "calib-docs"} {
 			if c.IsSet(f) {
