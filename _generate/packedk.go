@@ -25,21 +25,22 @@ import (
 //     VCVTPH2PS; KindQ4S gathers each block's float16 scale with VPSHUFB,
 //     widens it, and m = 8·d;
 //   - unpacks the two chunks into four vectors of 64 quants (unpackPlane);
-//   - per token: c = a·xs (eight blocks), VPDPBUSD of each quant vector
-//     with the token's int8 activations (lanes 0–7 one block, 8–15 the
-//     next), converted, multiplied lane-wise by c spread with VPERMPS to
-//     [c_2k ×8 | c_2k+1 ×8] and accumulated; the offsets are subtracted
-//     from the same accumulator as m·(xs·xsum) (m's upper lanes are zero,
-//     so one 512-bit FNMADD touches only the low eight).
+//   - per token: VPDPBUSD of each quant vector with the token's int8
+//     activations (lanes 0–7 partial sums of one block, 8–15 of the next),
+//     the partials added in integers into the eight exact block sums
+//     (packedKBlockSums), converted, and accumulated as sums·(a·xs) −
+//     m·(xs·xsum) in an 8-lane float32 accumulator.
 //
-// The row's result is the sum of the accumulator's lanes: the
-// definition's terms, summed in another order. T tokens share each super-block's unpacked
-// quants and parameters (T = 1: decode; T = 4: prefill tiles).
+// The row's result is the sum of the accumulator's lanes: the definition's
+// terms with the same integer block sums, the float32 part in another
+// order. T tokens share each super-block's unpacked quants and parameters
+// (T = 1 or, over pairs of rows, packedK2: decode; T = 4: prefill tiles).
 //
-// Registers: Z0–Z3 quants, Z4–Z11 scratch, Z12–Z15 the VPERMPS indices,
-// Z16–Z19 token sums, Y20 the VPSHUFB control, Y21 the VPSRLVD shifts, Y22
-// 63 (q4s: 8.0) in every lane, Y24 a, Y25 m, Y26 c, Y27 xs·xsum, Z28/Z29
-// the lo/hi plane masks. GP: SI lo, BX hi, R8 sub, R9 sup,
+// Registers: Z0–Z3 quants, Z4–Z11 scratch, Z12 the VPERMD index and Y13
+// the nibble shifts (packedKConsts), Y16–Y19 token sums (T = 1: Y16 the
+// products, Y17 the offsets), Y20 the VPSHUFB control, Y21 the VPSRLVD
+// shifts, Y22 63 (q4s: 8.0) in every lane, Y24 a, Y25 m, Y26 c = a·xs, Y27
+// xs·xsum, Z28/Z29 the lo/hi plane masks. GP: SI lo, BX hi, R8 sub, R9 sup,
 // DI the activations of token 0 at the super-block, R10 its xs, R11 its
 // xsum, R12 the activation stride, R13 the scale stride in bytes, R14 and
 // R15 three times those, CX super-blocks left, DX the argument pointer.
@@ -54,6 +55,10 @@ func emitPackedK(g *gen) {
 		}
 		packedK(g, 4, 0, true, t)
 	}
+	for _, pl := range packedPlanes {
+		packedK2(g, pl[0], pl[1], false)
+	}
+	packedK2(g, 4, 0, true)
 }
 
 func packedK(g *gen, lo, hi int, sym bool, T int) {
@@ -88,8 +93,6 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	g.KMOVQ(f("kHalf", ""), K2)
 	g.MOVL(U32(0x0f), EAX)
 	g.KMOVW(EAX, K3)
-	g.MOVL(U32(0xff00), EAX)
-	g.KMOVW(EAX, K4)
 	g.broadcast32(uint32(1<<lo-1)*0x01010101, Z28)
 	if hi > 0 {
 		g.broadcast32(uint32(1<<hi-1)*0x01010101, Z29)
@@ -103,11 +106,7 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	} else {
 		g.broadcast32(63, Y22)
 	}
-	for k := range 4 {
-		g.broadcast32(uint32(2*k), z(12+k))
-		g.MOVL(U32(uint32(2*k+1)), EAX)
-		g.VPBROADCASTD(EAX, K4, z(12+k))
-	}
+	packedKConsts(g, lo, hi)
 
 	g.Label("row")
 	g.zeroZ(16, 17, 18, 19)
@@ -141,7 +140,7 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	for c := range 2 {
 		packedKChunk(g, w, lo, hi, c, loTabs, hiTabs)
 	}
-	packedKTokens(g, T, 2, false)
+	packedKTokens(g, T, 2, false, nibbleHigh(lo, hi))
 	g.MOVQ(g.arg(0), RDX)
 	g.ADDQ(f("subSB", ""), R8)
 	g.ADDQ(f("supSB", ""), R9)
@@ -157,16 +156,15 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	g.JEQ(LabelRef("reduce"))
 	packedKParams(g, sym, K2)
 	packedKChunk(g, w, lo, hi, 0, loTabs, hiTabs)
-	packedKTokens(g, T, 1, true)
+	packedKTokens(g, T, 1, true, nibbleHigh(lo, hi))
 
 	g.Label("reduce")
 	if T == 1 {
-		g.VADDPS(Z17, Z16, Z16)
+		g.VADDPS(Y17, Y16, Y16)
 	}
 	// Token t's row sum into X(4+t).
 	for t := range T {
-		g.VEXTRACTF64X4(U8(1), z(16+t), y(8+t))
-		g.VADDPS(y(8+t), y(16+t), y(4+t))
+		g.VMOVAPS(y(16+t), y(4+t))
 		g.hsumY(4+t, 8+t)
 	}
 	g.MOVQ(g.arg(0), RDX)
@@ -204,19 +202,22 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 
 // packedKParams sets Y24 = a and Y25 = m of the super-block's eight blocks
 // (sub at R8, sup at R9; k masks the parameter bytes the super-block has).
-func packedKParams(g *gen, sym bool, k Register) {
+func packedKParams(g *gen, sym bool, k Register) { packedKParamsAt(g, sym, k, R8, R9) }
+
+// packedKParamsAt is packedKParams with the sub and sup planes at sub, sup.
+func packedKParamsAt(g *gen, sym bool, k Register, sub, sup GPPhysical) {
 	if sym {
-		g.VMOVDQU8_Z(m(R9, 0), k, X7)
+		g.VMOVDQU8_Z(m(sup, 0), k, X7)
 		g.VPSHUFB(X20, X7, X7)
 		g.VCVTPH2PS(X7, Y24)
 		g.VMULPS(Y22, Y24, Y25)
 		return
 	}
-	g.VPBROADCASTD(m(R9, 0), X4)
+	g.VPBROADCASTD(m(sup, 0), X4)
 	g.VCVTPH2PS(X4, Y4)
 	g.VMOVSLDUP(Y4, Y5) // d
 	g.VMOVSHDUP(Y4, Y6) // dmin
-	g.VMOVDQU8_Z(m(R8, 0), k, X7)
+	g.VMOVDQU8_Z(m(sub, 0), k, X7)
 	g.VINSERTI128(U8(1), X7, Y7, Y7)
 	g.VPSHUFB(Y20, Y7, Y7)
 	g.VPSRLVD(Y21, Y7, Y7)
@@ -229,22 +230,45 @@ func packedKParams(g *gen, sym bool, k Register) {
 	g.VMULPS(Y6, Y7, Y25)
 }
 
+// nibbleHigh says the odd quant vectors of a chunk hold 16·q: the 4-bit
+// encodings without a hi plane (q4, q4s), whose upper nibbles need no
+// shift (16·15·127·4 stays far inside int32 and below 2^24, so the block
+// sums and their conversion stay exact).
+func nibbleHigh(lo, hi int) bool { return lo == 4 && hi == 0 }
+
 // packedKChunk unpacks chunk c of the super-block (lo at SI, hi at BX) into
 // Z(2c), Z(2c+1) and moves the plane pointers past it.
 func packedKChunk(g *gen, w packedWidth, lo, hi, c int, loTabs, hiTabs []Mem) {
+	packedKChunkAt(g, w, lo, hi, c, loTabs, hiTabs, RSI, RBX)
+}
+
+// packedKChunkAt is packedKChunk with the planes at loP, hiP.
+func packedKChunkAt(g *gen, w packedWidth, lo, hi, c int, loTabs, hiTabs []Mem, loP, hiP GPPhysical) {
 	dst := []VecPhysical{z(2 * c), z(2*c + 1)}
-	unpackPlane(g, w, lo, 0, RSI, loTabs, Z28, dst, []VecPhysical{Z4, Z5}, Z7)
-	g.ADDQ(U8(16*lo), RSI)
+	if nibbleHigh(lo, hi) {
+		// The high nibbles stay in place (16·q): one VPANDND, no shift;
+		// their block sums are shifted back (exact: multiples of 16).
+		g.VMOVDQU64(m(loP, 0), Z4)
+		g.VPANDD(Z28, Z4, dst[0])
+		g.VPANDND(Z4, Z28, dst[1])
+		g.ADDQ(U8(64), loP)
+		return
+	}
+	unpackPlane(g, w, lo, 0, loP, loTabs, Z28, dst, []VecPhysical{Z4, Z5}, Z7)
+	g.ADDQ(U8(16*lo), loP)
 	if hi > 0 {
-		unpackPlane(g, w, hi, lo, RBX, hiTabs, Z29, dst, []VecPhysical{Z6}, Z7)
-		g.ADDQ(U8(16*hi), RBX)
+		unpackPlane(g, w, hi, lo, hiP, hiTabs, Z29, dst, []VecPhysical{Z6}, Z7)
+		g.ADDQ(U8(16*hi), hiP)
 	}
 }
 
 // packedKTokens accumulates the super-block's products with T tokens
 // (chunks unpacked chunks in Z0…); half: only the first four blocks exist,
 // so the activation scales and sums are loaded under K3.
-func packedKTokens(g *gen, T, chunks int, half bool) {
+func packedKTokens(g *gen, T, chunks int, half, nib bool) {
+	if T == 4 {
+		packedKRegroup(g, chunks)
+	}
 	xsAt := func(base GPPhysical, t int) Mem {
 		switch t {
 		case 0:
@@ -279,18 +303,255 @@ func packedKTokens(g *gen, T, chunks int, half bool) {
 			g.VCVTDQ2PS(xsAt(R11, t), Y27)
 			g.VMULPS(xsAt(R10, t), Y27, Y27)
 		}
-		g.VFNMADD231PS(Z27, Z25, z(16+t))
-		for k := range 2 * chunks {
-			acc, tmp := z(8+2*(k%2)), z(9+2*(k%2))
-			sum := z(16 + t)
-			if T == 1 {
-				sum = z(16 + (k+1)%2)
+		offs, sums := y(16+t), y(16+t)
+		if T == 1 {
+			offs = Y17
+		}
+		g.VFNMADD231PS(Y27, Y25, offs)
+		if T == 4 {
+			packedKBlockSumsPerm(g, chunks, nib, func(k int) Mem { return xAt(t, 64*k) })
+			g.VFMADD231PS(Y26, Y10, sums)
+			continue
+		}
+		packedKBlockSums(g, chunks, nib, func(k int) Mem { return xAt(t, 64*k) })
+		g.VFMADD231PS(Y26, Y5, sums)
+	}
+}
+
+// packedK2 is the decode kernel (one token) over pairs of rows: per
+// super-block the activation terms are loaded once for both rows, and the
+// loop's bookkeeping is shared. rows must be even. Row 0 of a pair: SI, BX,
+// R8, R9 as in packedK; row 1: R12 lo, R13 hi, R14 sub, R15 sup. Sums: Y16
+// products, Y17 offsets (row 0), Y18, Y19 (row 1); Y23 the half
+// super-block's masked xs.
+func packedK2(g *gen, lo, hi int, sym bool) {
+	kind := "QK"
+	if sym {
+		kind = "Sym"
+	}
+	name := fmt.Sprintf("packed%sLo%dHi%dR2VNNI", kind, lo, hi)
+	w := packed512
+	loTabs := g.planeTables(name+"_lo", w.vbytes, lo)
+	var hiTabs []Mem
+	if hi > 0 {
+		hiTabs = g.planeTables(name+"_hi", w.vbytes, hi)
+	}
+	g.text(name, "func(p *packedKArgs)", 48)
+	f := func(field, part string) Mem { return g.field(RDX, field, part) }
+	g.MOVQ(g.arg(0), RDX)
+	g.MOVQ(f("rows", ""), RAX)
+	g.SHRQ(U8(1), RAX)
+	g.JZ(LabelRef("ret"))
+	g.MOVQ(RAX, sp(0))
+	for i, fl := range []string{"y", "lo", "hi", "sub", "sup"} {
+		g.MOVQ(f(fl, "base"), RAX)
+		g.MOVQ(RAX, sp(8*(i+1)))
+	}
+	g.KMOVQ(f("kFull", ""), K1)
+	g.KMOVQ(f("kHalf", ""), K2)
+	g.MOVL(U32(0x0f), EAX)
+	g.KMOVW(EAX, K3)
+	g.broadcast32(uint32(1<<lo-1)*0x01010101, Z28)
+	if hi > 0 {
+		g.broadcast32(uint32(1<<hi-1)*0x01010101, Z29)
+	}
+	g.MOVQ(f("ctrl", ""), RAX)
+	g.VMOVDQU32(m(RAX, 0), Y20)
+	g.MOVQ(f("shift", ""), RAX)
+	g.VMOVDQU32(m(RAX, 0), Y21)
+	if sym {
+		g.broadcast32(0x41000000, Y22) // 8.0
+	} else {
+		g.broadcast32(63, Y22)
+	}
+	packedKConsts(g, lo, hi)
+
+	type rowRegs struct{ lo, hi, sub, sup GPPhysical }
+	rws := []rowRegs{{RSI, RBX, R8, R9}, {R12, R13, R14, R15}}
+	g.Label("pair")
+	g.zeroZ(16, 17, 18, 19)
+	g.MOVQ(g.arg(0), RDX)
+	for i, fl := range []string{"loRow", "hiRow", "subRow", "supRow"} {
+		r0 := []GPPhysical{RSI, RBX, R8, R9}[i]
+		r1 := []GPPhysical{R12, R13, R14, R15}[i]
+		g.MOVQ(sp(16+8*i), r0)
+		g.MOVQ(f(fl, ""), r1)
+		g.ADDQ(r0, r1)
+	}
+	g.MOVQ(f("xq", "base"), RDI)
+	g.MOVQ(f("xs", "base"), R10)
+	g.MOVQ(f("xsum", "base"), R11)
+	g.MOVQ(f("sbs", ""), RCX)
+	g.TESTQ(RCX, RCX)
+	g.JZ(LabelRef("half"))
+
+	body := func(k Register, chunks int, half bool) {
+		if half {
+			g.VMOVUPS_Z(m(R10, 0), K3, Y23)
+			g.VMOVDQU32_Z(m(R11, 0), K3, Y27)
+			g.VCVTDQ2PS(Y27, Y27)
+			g.VMULPS(Y23, Y27, Y27)
+		} else {
+			g.VCVTDQ2PS(m(R11, 0), Y27)
+			g.VMULPS(m(R10, 0), Y27, Y27)
+		}
+		for i, rr := range rws {
+			packedKParamsAt(g, sym, k, rr.sub, rr.sup)
+			for c := range chunks {
+				packedKChunkAt(g, w, lo, hi, c, loTabs, hiTabs, rr.lo, rr.hi)
 			}
-			g.VPXORD(acc, acc, acc)
-			g.VPDPBUSD(xAt(t, 64*k), z(k), acc)
-			g.VCVTDQ2PS(acc, acc)
-			g.VPERMPS(Z26, z(12+k), tmp)
-			g.VFMADD231PS(tmp, acc, sum)
+			if half {
+				g.VMULPS(Y23, Y24, Y26)
+			} else {
+				g.VMULPS(m(R10, 0), Y24, Y26)
+			}
+			g.VFNMADD231PS(Y27, Y25, y(17+2*i))
+			packedKBlockSums(g, chunks, nibbleHigh(lo, hi), func(k int) Mem { return m(RDI, 64*k) })
+			g.VFMADD231PS(Y26, Y5, y(16+2*i))
 		}
 	}
+
+	g.Label("sb")
+	for _, rr := range rws {
+		if sym {
+			g.PREFETCHT0(m(rr.sup, 256))
+		} else {
+			g.PREFETCHT0(m(rr.sub, 256))
+			g.PREFETCHT0(m(rr.sup, 128))
+		}
+	}
+	body(K1, 2, false)
+	g.MOVQ(g.arg(0), RDX)
+	for _, rr := range rws {
+		if !sym {
+			g.ADDQ(f("subSB", ""), rr.sub)
+		}
+		g.ADDQ(f("supSB", ""), rr.sup)
+	}
+	g.ADDQ(U32(256), RDI)
+	g.ADDQ(U8(32), R10)
+	g.ADDQ(U8(32), R11)
+	g.DECQ(RCX)
+	g.JNZ(LabelRef("sb"))
+
+	g.Label("half")
+	g.MOVQ(g.arg(0), RDX)
+	g.CMPQ(f("half", ""), U8(0))
+	g.JEQ(LabelRef("reduce"))
+	body(K2, 1, true)
+
+	g.Label("reduce")
+	for i := range 2 {
+		g.VADDPS(y(17+2*i), y(16+2*i), y(4+i))
+		g.hsumY(4+i, 8+i)
+	}
+	g.VUNPCKLPS(X5, X4, X4) // [row 0, row 1]
+	g.MOVQ(g.arg(0), RDX)
+	g.MOVQ(sp(8), RAX)
+	g.CMPQ(f("add", ""), U8(0))
+	g.JEQ(LabelRef("store"))
+	g.VMOVSD(m(RAX, 0), X5)
+	g.VADDPS(X5, X4, X4)
+	g.Label("store")
+	g.VMOVSD(X4, m(RAX, 0))
+	// Next pair of rows.
+	g.ADDQ(U8(8), sp(8))
+	for i, fl := range []string{"loRow", "hiRow", "subRow", "supRow"} {
+		g.MOVQ(f(fl, ""), RAX)
+		g.SHLQ(U8(1), RAX)
+		g.ADDQ(RAX, sp(16+8*i))
+	}
+	g.DECQ(sp(0))
+	g.JNZ(LabelRef("pair"))
+	g.VZEROUPPER()
+	g.Label("ret")
+	g.RET()
+}
+
+// packedKConsts sets Z12 to the VPERMD index that gathers the eight block
+// sums (see packedKBlockSums) and, for in-place high nibbles, Y13 to the
+// per-block right shifts [0 0 4 4 0 0 4 4].
+func packedKConsts(g *gen, lo, hi int) {
+	for i, v := range []uint32{0, 4, 8, 12, 2, 6, 10, 14} {
+		g.MOVL(U32(v), EAX)
+		g.VPINSRD(U8(i%4), EAX, x(4+i/4), x(4+i/4))
+	}
+	g.VINSERTI128(U8(1), X5, Y4, Y12)
+	if nibbleHigh(lo, hi) {
+		g.VPXOR(X4, X4, X4)
+		g.MOVL(U32(4), EAX)
+		g.VPINSRD(U8(2), EAX, X4, X4)
+		g.VPINSRD(U8(3), EAX, X4, X4)
+		g.VINSERTI128(U8(1), X4, Y4, Y13)
+	}
+}
+
+// packedKBlockSums leaves in Y5 the eight exact int32 block sums of the
+// super-block's quant vectors Z0… (chunks of them: 1 or 2) with the
+// activations at x(k), converted to float32. Vector k's VPDPBUSD lanes
+// 0–7 hold partial sums of block 2k, lanes 8–15 of block 2k+1; the
+// partials are added in integers (128-bit lane shuffles, unpacks, VPSHUFD)
+// until lane j of each 128-bit lane holds blocks j and 4+j, and VPERMD
+// gathers them in block order. Scratch: Z4, Z6, Z7, Z8–Z11.
+func packedKBlockSums(g *gen, chunks int, nib bool, x func(k int) Mem) {
+	for k := range 4 {
+		acc := z(8 + k)
+		g.VPXORD(acc, acc, acc)
+		if k < 2*chunks {
+			g.VPDPBUSD(x(k), z(k), acc)
+		}
+	}
+	// [b0 b1 b2 b3] and [b4 b5 b6 b7], four partials each.
+	g.VSHUFI32X4(U8(0x88), Z9, Z8, Z4)
+	g.VSHUFI32X4(U8(0xdd), Z9, Z8, Z5)
+	g.VPADDD(Z5, Z4, Z4)
+	g.VSHUFI32X4(U8(0x88), Z11, Z10, Z6)
+	g.VSHUFI32X4(U8(0xdd), Z11, Z10, Z7)
+	g.VPADDD(Z7, Z6, Z6)
+	// Lane j: [b_j, b_j, b_4+j, b_4+j], complete sums.
+	g.VPUNPCKLQDQ(Z6, Z4, Z5)
+	g.VPUNPCKHQDQ(Z6, Z4, Z7)
+	g.VPADDD(Z7, Z5, Z5)
+	g.VPSHUFD(U8(0xb1), Z5, Z7)
+	g.VPADDD(Z7, Z5, Z5)
+	g.VPERMD(Z5, Z12, Z5)
+	if nib {
+		g.VPSRAVD(Y13, Y5, Y5)
+	}
+	g.VCVTDQ2PS(Y5, Y5)
+}
+
+// packedKRegroup rewrites each unpacked chunk's two vectors (Z0, Z1: blocks
+// 0–1 and 2–3; Z2, Z3: blocks 4–5 and 6–7) into Z4, Z5 (Z6, Z7): the first
+// and the second 16 quants of each of its four blocks, so that one 128-bit
+// lane holds one block and two VPDPBUSD can share an accumulator. The
+// four-token kernels take their activations regrouped the same way
+// (permuteChunks in the Go wrapper), once per call instead of once per row.
+func packedKRegroup(g *gen, chunks int) {
+	for c := range chunks {
+		g.VSHUFI64X2(U8(0x88), z(2*c+1), z(2*c), z(4+2*c))
+		g.VSHUFI64X2(U8(0xdd), z(2*c+1), z(2*c), z(5+2*c))
+	}
+}
+
+// packedKBlockSumsPerm is packedKBlockSums on regrouped quants (Z4…) and
+// activations: two VPDPBUSD per accumulator, whose 128-bit lane j holds
+// partial sums of block j (Z8) and 4+j (Z9), then the same integer
+// reduction; the converted sums are left in Y10. Scratch: Z8–Z11.
+func packedKBlockSumsPerm(g *gen, chunks int, nib bool, x func(k int) Mem) {
+	g.VPXORD(Z8, Z8, Z8)
+	g.VPXORD(Z9, Z9, Z9)
+	for k := range 2 * chunks {
+		g.VPDPBUSD(x(k), z(4+k), z(8+k/2))
+	}
+	g.VPUNPCKLQDQ(Z9, Z8, Z10)
+	g.VPUNPCKHQDQ(Z9, Z8, Z11)
+	g.VPADDD(Z11, Z10, Z10)
+	g.VPSHUFD(U8(0xb1), Z10, Z11)
+	g.VPADDD(Z11, Z10, Z10)
+	g.VPERMD(Z10, Z12, Z10)
+	if nib {
+		g.VPSRAVD(Y13, Y10, Y10)
+	}
+	g.VCVTDQ2PS(Y10, Y10)
 }

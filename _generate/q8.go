@@ -722,15 +722,21 @@ func quantizeQ8AVX512(g *gen) {
 // xs[t·xsstride]; the result for (r, t) goes to (add: is added to)
 // y[t·ldy + r]. Each pair step loads four weight vectors and two activation
 // vectors for eight VPDPBUSD; an int32 group sum is seeded with −128·Σx (so
-// w XOR 0x80 can be the unsigned operand, as in the row kernels), converted,
-// scaled by the row's weight scale and accumulated with the token's scale.
-// acc[r][t] = Z(2r+t).
+// w XOR 0x80 can be the unsigned operand, as in the row kernels), converted
+// and accumulated times d = ws·xs. acc[r][t] = Z(2r+t).
+//
+// Every lane sees the same operations in the same order as in
+// dotQ8RowsVNNI32 (exact int32 sums, d rounded once, one FMA per pair of
+// groups, blocks of eight groups, the same final reduction), so each
+// result equals the row kernel's for that row and token bit for bit: a
+// batch of tokens through this kernel gives every token exactly what it
+// would get alone (runtime's batched decode relies on it).
 //
 // Frame: 0(SP) groups left, 8(SP) the token scale stride in bytes, 16(SP)
 // and 24(SP) the tile's first quant and scale rows, 32(SP) its y, 40(SP)
-// tiles left.
+// tiles left, 48(SP) four rows' bytes (the prefetch distance).
 func tileQ8x2VNNI(g *gen) {
-	g.text("tileQ8x2VNNI", "func(p *q8TileArgs)", 48)
+	g.text("tileQ8x2VNNI", "func(p *q8TileArgs)", 56)
 	f := func(name, part string) Mem { return g.field(RCX, name, part) }
 	g.MOVQ(g.arg(0), RCX)
 	g.MOVQ(f("wq", "base"), RAX)
@@ -747,6 +753,9 @@ func tileQ8x2VNNI(g *gen) {
 	g.MOVQ(f("xsstride", ""), RAX)
 	g.SHLQ(U8(2), RAX)
 	g.MOVQ(RAX, sp(8))
+	g.MOVQ(f("stride", ""), RAX)
+	g.SHLQ(U8(2), RAX)
+	g.MOVQ(RAX, sp(48))
 	c80(g, z)
 	pairConst(g)
 	g.VPXORD(Z19, Z19, Z19)
@@ -789,7 +798,14 @@ func tileQ8x2VNNI(g *gen) {
 	g.MOVQ(RCX, R14)
 	g.SHRQ(U8(1), R14)
 
+	g.MOVQ(sp(48), RAX)
+
 	g.Label("tpair")
+	// The next four rows' same line, so that their first token pair
+	// finds them in cache (from memory on the first pass over a block).
+	for _, r := range rows {
+		g.PREFETCHT0(mi(r, RAX, 1, 0))
+	}
 	for i, r := range rows {
 		g.VPXORD(m(r, 0), Z14, z(8+i))
 	}
@@ -806,8 +822,11 @@ func tileQ8x2VNNI(g *gen) {
 			g.VMOVDQA32(Z13, Z15)
 			g.VPDPBUSD(Z12, z(8+r), Z15)
 			g.VCVTDQ2PS(Z15, Z15)
-			g.VMULPS(z(20+r), Z15, Z15)
-			g.VFMADD231PS(Z30, Z15, z(2*r+t))
+			// d = ws·xs first, then sum·d fused into the accumulator:
+			// the row kernel's order, so every (row, token) result is
+			// the row kernel's bit for bit.
+			g.VMULPS(z(20+r), Z30, Z31)
+			g.VFMADD231PS(Z31, Z15, z(2*r+t))
 		}
 	}
 	g.VPADDD(Z17, Z16, Z16)
@@ -828,6 +847,11 @@ func tileQ8x2VNNI(g *gen) {
 	g.JNE(LabelRef("tblock"))
 
 	g.Label("tdone")
+	// The row kernel adds its (here empty) odd-group accumulator before
+	// folding; adding zero too keeps the sign of a zero sum the same.
+	for i := range 8 {
+		g.VADDPS(Z19, z(i), z(i))
+	}
 	g.foldZ(8, 8)
 	g.MOVQ(g.arg(0), RCX)
 	g.storeTile(2, 2, sp(32), f("ldy", ""), f("add", ""))

@@ -43,7 +43,7 @@ type Options struct {
 	// Rounding of the q8 and packed projections: RoundingRTN ("" too) or
 	// RoundingGPTQ, which needs Calibration.
 	Rounding Rounding
-	// GPTQ tunes RoundingGPTQ: PercDamp, BlockSize and ActOrder are read
+	// GPTQ tunes RoundingGPTQ: PercDamp, BlockSize, ActOrder and RefitGroups are read
 	// (zero values: quant/gptq's defaults, in stored column order).
 	GPTQ gptq.Options
 	// GPTQNoImportance makes GPTQ choose group parameters by plain error

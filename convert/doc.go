@@ -15,7 +15,10 @@
 //   - low-rank compression of the projections (lowrank.go, calib.go,
 //     factor.go): the LowRank policy, calibration (Calibrate runs the
 //     uncompressed model through the runtime with an activation hook and
-//     accumulates lowrank.Stats per layer input), the spectrum pass
+//     accumulates lowrank.Stats per layer input; with
+//     CalibOptions.Layerwise, calibseq.go, block by block during the
+//     conversion, each block seeing the compressed blocks before it and
+//     one block's statistics held at a time), the spectrum pass
 //     (SpectrumRanks, for --energy and --target-ratio), and factoring in
 //     the pipeline.
 //
@@ -33,6 +36,16 @@
 // dense encodings together never compute on more than Workers goroutines.
 // The writer, the encoder and the factorisations share an errgroup: the
 // first write, encode or factorisation error cancels the rest.
+//
+// Layer-by-layer calibration runs inside that pipeline: the encoder hands
+// every finished projection to the Calibration (record), and the first
+// request for a block's statistics (importance weights, GPTQ, a whitened
+// factorisation) moves the calibration's hidden states past the blocks
+// before it once they are all recorded. A factorisation that asks ahead
+// waits for that before it takes its threads from the budget, so it never
+// holds threads the encoder needs to finish the block before. The
+// calibration's own forward runs on the runtime's threads (the same count,
+// Workers) while the asking encoder or factorisation waits for it.
 //
 // Source element types are DType values (one size table, dtype.go);
 // canonical names, tensor kinds and part roles are format's (format.Stem,

@@ -37,7 +37,7 @@ func ParseRounding(s string) (Rounding, error) {
 // the encoding has levels to choose (q8, packed) and its input has
 // statistics; ok=false leaves the tensor to round-to-nearest.
 func (e *encoder) encodeGPTQ(ctx context.Context, name string, enc quant.Encoding, out []byte, w []float32, rows, cols, workers int, imp []float32) (quant.Metrics, bool, error) {
-	if e.rounding != RoundingGPTQ || (enc.Kind != quant.KindQ8 && !enc.IsPacked()) || e.cal == nil {
+	if e.rounding != RoundingGPTQ || (enc.Kind != quant.KindQ8 && !(enc.IsPacked() && enc.Linear())) || e.cal == nil {
 		return quant.Metrics{}, false, nil
 	}
 	layer, point, ok := projection(name)
@@ -68,7 +68,7 @@ func (e *encoder) encodeGPTQ(ctx context.Context, name string, enc quant.Encodin
 	if e.gptqNoImp {
 		imp = nil
 	}
-	opt := gptq.Options{PercDamp: e.gptqOpt.PercDamp, BlockSize: e.gptqOpt.BlockSize, ActOrder: e.gptqOpt.ActOrder,
+	opt := gptq.Options{PercDamp: e.gptqOpt.PercDamp, BlockSize: e.gptqOpt.BlockSize, ActOrder: e.gptqOpt.ActOrder, RefitGroups: e.gptqOpt.RefitGroups,
 		Threads: workers, Importance: imp, Dequant: got, Factor: e.gptqFactor}
 	if err := gptq.Quantize(ctx, enc, out, w, rows, cols, nil, opt); err != nil {
 		return quant.Metrics{}, false, err

@@ -281,7 +281,7 @@ func encodeRowsMeasured(e Encoding, dst []byte, src []float32, rows, cols, r0, r
 				binary.LittleEndian.PutUint16(sb[2*g:], v)
 			}
 		}
-	case KindQK, KindQ4S:
+	case KindQK, KindQ4S, KindQ4NL:
 		return encodePackedRows(e, dst, src, rows, cols, r0, r1, imp)
 	}
 	return nil
@@ -309,7 +309,7 @@ func decodeRowsInto(e Encoding, dst []float32, src []byte, rows, cols, r0, r1 in
 			sb := src[scalesAt+2*r*ng : scalesAt+2*(r+1)*ng]
 			dequantizeQ8Row(dst[(r-r0)*cols:(r-r0+1)*cols], src[r*cols:(r+1)*cols], sb, e.Group)
 		}
-	case KindQK, KindQ4S:
+	case KindQK, KindQ4S, KindQ4NL:
 		decodePackedRows(e, dst, src, rows, cols, r0, r1)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/x448/float16"
 )
 
-var allEncodings = []Encoding{F32, F16, BF16, Q8, Q8Group(64), Q8Group(128), Q4, QK(4, 128), QK(3, 32), QK(6, 64), Q4S(32)}
+var allEncodings = []Encoding{F32, F16, BF16, Q8, Q8Group(64), Q8Group(128), Q4, QK(4, 128), QK(3, 32), QK(6, 64), Q4S(32), Q4NL(32)}
 
 var oddShapes = [][2]int{{7, 33}, {3, 100}, {1, 1}, {5, 129}, {2, 64}, {4, 32}, {1, 257}, {9, 127}, {0, 5}, {3, 0}}
 

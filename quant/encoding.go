@@ -23,6 +23,9 @@ const (
 	// KindQ4S is plain symmetric int4 with one float16 scale per group: the
 	// baseline the two-level encodings are measured against.
 	KindQ4S
+	// KindQ4NL is 4-bit quants on a fixed non-uniform level table with one
+	// signed float16 scale per group (q4s's planes; see nl.go).
+	KindQ4NL
 )
 
 // DefaultGroup is the q8 group size used when none is given.
@@ -37,7 +40,7 @@ const PlaneAlign = 64
 type Encoding struct {
 	Kind  Kind
 	Group int // weights per scale along cols; KindQ8, KindQK, KindQ4S
-	Bits  int // bits per quant; KindQK (2…6) and KindQ4S (4)
+	Bits  int // bits per quant; KindQK (2…6), KindQ4S and KindQ4NL (4)
 }
 
 var (
@@ -64,10 +67,13 @@ func (e Encoding) String() string {
 			return "q8"
 		}
 		return "q8g" + strconv.Itoa(e.Group)
-	case KindQK, KindQ4S:
+	case KindQK, KindQ4S, KindQ4NL:
 		name := "q" + strconv.Itoa(e.Bits)
-		if e.Kind == KindQ4S {
+		switch e.Kind {
+		case KindQ4S:
 			name += "s"
+		case KindQ4NL:
+			name += "nl"
 		}
 		if e.Group == DefaultGroup {
 			return name
@@ -121,7 +127,7 @@ func Parse(s string) (Encoding, error) {
 	if e, ok := parsePacked(t); ok {
 		return e, nil
 	}
-	return Encoding{}, fmt.Errorf("unknown encoding %q (want f32, f16, bf16, q8, q8g64, q8g128, q2…q6, q4g64, q4g128, q4s)", s)
+	return Encoding{}, fmt.Errorf("unknown encoding %q (want f32, f16, bf16, q8, q8g64, q8g128, q2…q6, q4g64, q4g128, q4s, q4nl)", s)
 }
 
 // Validate reports whether e is a supported encoding.
@@ -138,16 +144,21 @@ func (e Encoding) Validate() error {
 			return nil
 		}
 		return fmt.Errorf("q8 group size %d not supported (want 32, 64 or 128)", e.Group)
-	case KindQK, KindQ4S:
+	case KindQK, KindQ4S, KindQ4NL:
 		return e.validatePacked()
 	}
 	return fmt.Errorf("invalid encoding kind %d", e.Kind)
 }
 
 // IsPacked reports whether e is one of the packed low-bit encodings (KindQK,
-// KindQ4S), which share the planar layout of qk.go and the runtime's packed
-// kernels.
-func (e Encoding) IsPacked() bool { return e.Kind == KindQK || e.Kind == KindQ4S }
+// KindQ4S, KindQ4NL), which share the planar layout of qk.go and the
+// runtime's packed activations (int8 in blocks of 32).
+func (e Encoding) IsPacked() bool { return e.Kind == KindQK || e.Kind == KindQ4S || e.Kind == KindQ4NL }
+
+// Linear reports whether every group of a packed encoding decodes as
+// a·q − m (GroupParams): true for KindQK and KindQ4S, false for the
+// table-driven KindQ4NL.
+func (e Encoding) Linear() bool { return e.Kind == KindQK || e.Kind == KindQ4S }
 
 // IsFloat reports whether every weight is stored on its own (no shared scale).
 func (e Encoding) IsFloat() bool {
@@ -189,7 +200,7 @@ func (e Encoding) Size(rows, cols int) (int64, error) {
 		return 2 * n, nil
 	case KindQ8:
 		return QuantsPlaneSize(rows, cols) + 2*int64(rows)*int64(e.Groups(cols)), nil
-	case KindQK, KindQ4S:
+	case KindQK, KindQ4S, KindQ4NL:
 		return e.Layout(rows, cols).Size, nil
 	}
 	return 0, fmt.Errorf("invalid encoding kind %d", e.Kind)

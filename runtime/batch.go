@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/shrink-llm/shrink/format"
-	"github.com/shrink-llm/shrink/runtime/simd"
 )
 
 // Batch advances several sessions of one model by one token each with a
@@ -15,15 +14,17 @@ import (
 // Decoding is bound by reading the weights, so n sessions in one Batch step
 // cost about as much memory traffic as one Decode.
 //
-// By default each session's row of a product goes through the one-token
-// (decode) kernels, tile by tile, so that every session gets exactly the
-// logits Session.Decode would give it, bit for bit, and so the same tokens
-// as decoding alone (Model.Generate, `shrink run`); the weights are still
-// read from memory once per step, the other sessions' rows reading them
-// from cache. SetTiled switches to the register-tiled matrix-matrix
-// kernels of prefill instead: more arithmetic per weight byte, but a
-// different summation order, so logits differ from Decode's in the last
-// bits and a near-tie can pick another token.
+// Every session gets exactly the logits Session.Decode would give it, bit
+// for bit, and so the same tokens as decoding alone (Model.Generate,
+// `shrink run`): q8 products run on the register-tiled matrix-matrix
+// kernel, whose result for each token equals the one-token kernel's (see
+// simd.MatQ8), so a q8 model gets the full arithmetic reuse of prefill;
+// the tiles of other encodings run token by token through the one-token
+// kernels (each row block is still read from memory once per step, the
+// other sessions' rows reading it from cache). SetTiled(true) lets those
+// other encodings use their register tiles too: more arithmetic per weight
+// byte, but a different summation order, so their logits differ from
+// Decode's in the last bits and a near-tie can pick another token.
 //
 // A Batch holds scratch for at most its capacity of sessions; it is not safe
 // for concurrent use and must not run at the same time as any of the
@@ -38,6 +39,7 @@ type Batch struct {
 	logits                    []float32 // [max, vocab]
 	pos                       []int
 	out                       [][]float32
+	ss                        []*Session // the sessions of the step under way
 }
 
 // NewBatch returns a Batch for up to maxSeqs sessions per step.
@@ -77,8 +79,8 @@ func (m *Model) NewBatch(maxSeqs int) (*Batch, error) {
 	return b, nil
 }
 
-// SetTiled chooses the register-tiled kernels (true) or the exact
-// per-session decode kernels (false, the default) for later steps.
+// SetTiled chooses the register-tiled kernels for every encoding (true)
+// or only where they are exact, q8 (false, the default), for later steps.
 func (b *Batch) SetTiled(tiled bool) { b.e.perToken = !tiled }
 
 // Cap is the most sessions one step takes.
@@ -123,100 +125,72 @@ func (b *Batch) Decode(ctx context.Context, ss []*Session, tokens []int) ([][]fl
 }
 
 // forward is Session.forward for one token in each of T sessions.
-func (b *Batch) forward(ctx context.Context, ss []*Session, tokens []int) error {
+func (b *Batch) forward(ctx context.Context, ss []*Session, tokens []int) (err error) {
+	if ferr := guardFaults(func() { err = b.forwardMapped(ctx, ss, tokens) }); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// forwardMapped is forward; it reads the mapped weights, so it runs under
+// guardFaults.
+func (b *Batch) forwardMapped(ctx context.Context, ss []*Session, tokens []int) error {
 	m := b.m
 	T := len(ss)
 	h := m.cfg.HiddenSize
-	qd, kvd := m.qDim, m.kvDim
-	x, xn := b.x[:T*h], b.xn[:T*h]
+	st := step{m: m, e: b.e, T: T,
+		x: b.x[:T*h], xn: b.xn[:T*h], q: b.q[:T*m.qDim], v: b.v[:T*m.kvDim], att: b.att[:T*m.qDim],
+		g: b.g[:T*m.ffn]}
+	if m.glu {
+		st.u = b.u[:T*m.ffn]
+	}
 	half := len(m.invFreq)
 	for i, s := range ss {
 		p := s.n
 		b.pos[i] = p
-		xr := x[i*h : (i+1)*h]
-		m.embd.row(xr, tokens[i], s.rowScr)
-		if m.posEmbd != nil {
-			row := xn[i*h : (i+1)*h]
-			m.posEmbd.row(row, p, s.rowScr)
-			for j, e := range row {
-				xr[j] += e
-			}
-		}
+		m.embed(st.x[i*h:(i+1)*h], st.xn[i*h:(i+1)*h], tokens[i], p, s.rowScr)
 		if m.rope {
 			ropeTable(b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], m.invFreq, p, 1)
 		}
 	}
-	eps := float32(m.cfg.NormEps)
-	for l := range m.layers {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		L := &m.layers[l]
-		b.norm(xn, x, L.attnNorm, L.attnNormB, T, eps)
-		q, k, v := b.q[:T*qd], b.k[:T*kvd], b.v[:T*kvd]
-		b.e.mulShared([]*Matrix{L.q, L.k, L.v}, [][]float32{q, k, v}, xn, T)
-		addBias(q, L.qb, T)
-		addBias(k, L.kb, T)
-		addBias(v, L.vb, T)
-		att := b.att[:T*qd]
-		for i, s := range ss {
-			p := b.pos[i]
-			qi, ki := q[i*qd:(i+1)*qd], k[i*kvd:(i+1)*kvd]
-			if m.rope {
-				c, sn := b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half]
-				applyRope(qi, m.cfg.NumHeads, m.cfg.HeadDim, c, sn)
-				applyRope(ki, m.cfg.NumKVHeads, m.cfg.HeadDim, c, sn)
-			}
-			copy(s.kc[l][p*kvd:(p+1)*kvd], ki)
-			vc := s.vc[l]
-			for j, e := range v[i*kvd : (i+1)*kvd] {
-				vc[j*s.max+p] = e
-			}
-			// The session's own attention over its cache, with its scratch.
-			copy(s.q[:qd], qi)
-			s.attention(l, p, 1)
-			copy(att[i*qd:(i+1)*qd], s.att[:qd])
-		}
-		b.e.mul(L.o, x, att, T, true)
-		addBias(x, L.ob, T)
-
-		b.norm(xn, x, L.ffnNorm, L.ffnNormB, T, eps)
-		g := b.g[:T*m.ffn]
-		if m.glu {
-			u := b.u[:T*m.ffn]
-			b.e.mulShared([]*Matrix{L.gate, L.up}, [][]float32{g, u}, xn, T)
-			addBias(u, L.upb, T)
-			// Row by row, as Decode sees it: the vector kernel's tail
-			// and body may round differently.
-			for t := range T {
-				simd.SiLUMul(g[t*m.ffn:(t+1)*m.ffn], u[t*m.ffn:(t+1)*m.ffn])
-			}
-		} else {
-			b.e.mul(L.up, g, xn, T, false)
-			addBias(g, L.upb, T)
-			for j, gv := range g {
-				g[j] = geluTanh(gv)
-			}
-		}
-		b.e.mul(L.down, x, g, T, true)
-		addBias(x, L.downb, T)
+	b.ss = ss
+	defer func() { b.ss = nil }()
+	if err := st.layers(ctx, b); err != nil {
+		return err
 	}
-	b.norm(xn, x, m.outNorm, m.outNormB, T, eps)
-	b.e.mul(m.output, b.logits[:T*m.cfg.VocabSize], xn, T, false)
+	m.norm(st.xn, st.x, m.outNorm, m.outNormB, T, float32(m.cfg.NormEps))
+	b.e.mul(m.output, b.logits[:T*m.cfg.VocabSize], st.xn, T, false)
 	for _, s := range ss {
 		s.n++
 	}
 	return nil
 }
 
-func (b *Batch) norm(y, x, w, bias []float32, T int, eps float32) {
-	h := len(w)
-	for t := range T {
-		if b.m.rms {
-			rmsNorm(y[t*h:(t+1)*h], x[t*h:(t+1)*h], w, eps)
-		} else {
-			layerNorm(y[t*h:(t+1)*h], x[t*h:(t+1)*h], w, bias, eps)
+// keys is attender.keys: the batch's scratch, copied into each session's
+// cache by attend once the rotary embedding is applied.
+func (b *Batch) keys(int) []float32 { return b.k[:len(b.ss)*b.m.kvDim] }
+
+// attend is attender.attend: each session's own attention over its cache,
+// with its own scratch, for its one token.
+func (b *Batch) attend(l int, q, k, v, att []float32) {
+	m := b.m
+	qd, kvd, half := m.qDim, m.kvDim, len(m.invFreq)
+	for i, s := range b.ss {
+		p := b.pos[i]
+		qi, ki := q[i*qd:(i+1)*qd], k[i*kvd:(i+1)*kvd]
+		if m.rope {
+			c, sn := b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half]
+			applyRope(qi, m.cfg.NumHeads, m.cfg.HeadDim, c, sn)
+			applyRope(ki, m.cfg.NumKVHeads, m.cfg.HeadDim, c, sn)
 		}
+		copy(s.kc[l][p*kvd:(p+1)*kvd], ki)
+		vc := s.vc[l]
+		for j, e := range v[i*kvd : (i+1)*kvd] {
+			vc[j*s.max+p] = e
+		}
+		copy(s.q[:qd], qi)
+		s.attention(l, p, 1)
+		copy(att[i*qd:(i+1)*qd], s.att[:qd])
 	}
 }
 

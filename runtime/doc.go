@@ -54,9 +54,11 @@
 // weights (each tile of rows is read from memory once and applied to every
 // session's token from cache; attention reads each session's own cache),
 // which is what a server decoding many sequences needs: decode is bound by
-// reading the weights. By default every session's row goes through the
-// decode kernels, so its logits equal Session.Decode's bit for bit;
-// Batch.SetTiled uses the register-tiled prefill kernels instead.
+// reading the weights. Every session's logits equal Session.Decode's bit
+// for bit: q8 products use the register-tiled kernel, which keeps the
+// one-token kernel's order of operations per token, and other encodings
+// go token by token through the decode kernels unless Batch.SetTiled lets
+// them use their (differently rounding) register tiles.
 //
 // With float32 weights the logits agree with transformers' float32 CPU
 // logits to about 2e-5 on the small reference models in ../shared.

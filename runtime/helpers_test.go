@@ -9,7 +9,7 @@ import (
 	"github.com/shrink-llm/shrink/quant"
 )
 
-var allEncodings = []quant.Encoding{quant.F32, quant.F16, quant.BF16, quant.Q8Group(32), quant.Q8Group(64), quant.Q8Group(128), quant.Q4, quant.QK(3, 32), quant.QK(5, 64), quant.QK(6, 128), quant.Q4S(32)}
+var allEncodings = []quant.Encoding{quant.F32, quant.F16, quant.BF16, quant.Q8Group(32), quant.Q8Group(64), quant.Q8Group(128), quant.Q4, quant.QK(3, 32), quant.QK(5, 64), quant.QK(6, 128), quant.Q4S(32), quant.Q4NL(32), quant.Q4NL(128)}
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 12345)) }
 

@@ -41,9 +41,12 @@ type dense struct {
 	// max(64, group) quants, zero-padded, so that every row but the last
 	// can go through the whole-group VNNI kernels (see tile).
 	cq, ngq int
-	// pk views a packed low-bit matrix (quant KindQK, KindQ4S); its
-	// activations are int8 in blocks of 32, cq = 32·pk.Blocks wide.
+	// pk views a packed low-bit matrix (quant KindQK, KindQ4S, KindQ4NL);
+	// its activations are int8 in blocks of 32, cq = 32·pk.Blocks wide.
 	pk *simd.Packed
+	// nl: pk's quants index quant.NLLevels (KindQ4NL), which takes the
+	// simd NL kernels.
+	nl bool
 }
 
 // packedView builds the simd view of a packed part's planes.
@@ -56,7 +59,7 @@ func packedView(p *WeightPart, rows, cols int) (*simd.Packed, error) {
 		Lo: lo, Hi: hi, Sub: sub, Sup: sup,
 		LoRow: l.LoRow, HiRow: l.HiRow, SubRow: l.SubRow, SupRow: l.SupRow / 2,
 		LoBits: l.LoBits, HiBits: l.HiBits, Group: p.Encoding.Group,
-		Sym: p.Encoding.Kind == quant.KindQ4S, Blocks: l.PaddedCols / quant.PackBlock,
+		Sym: p.Encoding.Kind == quant.KindQ4S || p.Encoding.Kind == quant.KindQ4NL, Blocks: l.PaddedCols / quant.PackBlock,
 	}, nil
 }
 
@@ -99,10 +102,11 @@ func newDense(p *WeightPart) (*dense, error) {
 		blk := max(64, p.Encoding.Group)
 		d.cq = (cols + blk - 1) / blk * blk
 		d.ngq = d.cq / p.Encoding.Group
-	case quant.KindQK, quant.KindQ4S:
+	case quant.KindQK, quant.KindQ4S, quant.KindQ4NL:
 		if d.pk, err = packedView(p, rows, cols); err != nil {
 			return nil, err
 		}
+		d.nl = p.Encoding.Kind == quant.KindQ4NL
 		// As for q8: a non-finite float16 scale would silently turn the
 		// products into NaN.
 		for i, b := range d.pk.Sup {
@@ -143,7 +147,12 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 		simd.MatF16(y, ldy, d.u16[r0*c:r1*c], c, x, c, rows, toks, c, add)
 	case quant.KindBF16:
 		simd.MatBF16(y, ldy, d.u16[r0*c:r1*c], c, x, c, rows, toks, c, add)
-	case quant.KindQK, quant.KindQ4S:
+	case quant.KindQK, quant.KindQ4S, quant.KindQ4NL:
+		if a.useQ8 && d.nl {
+			v := d.pk.Rows(r0, r1)
+			simd.MatPackedNL(y, ldy, &v, &quant.NLLevels, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], d.cq, d.ngq, rows, toks, add)
+			return
+		}
 		if a.useQ8 {
 			v := d.pk.Rows(r0, r1)
 			simd.MatPacked(y, ldy, &v, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, rows, toks, add)
@@ -170,6 +179,13 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 		}
 	}
 }
+
+// tokensIndependent reports whether tile gives each token of a tile
+// exactly the result a one-token tile gives it: q8 weights, whose matrix
+// kernel keeps the row kernel's order of operations (simd.MatQ8; the
+// float-activation path runs token by token anyway). The float and packed
+// register tiles sum in another order than their row kernels.
+func (d *dense) tokensIndependent() bool { return d.enc.Kind == quant.KindQ8 }
 
 // tileQ8 is tile for q8 weights with quantized activations. When a row
 // is not whole blocks of quants (cq > cols: a low-rank factor's rank, say),
@@ -364,11 +380,13 @@ type exec struct {
 	t       task
 	j       matJob
 	exactQ8 bool
-	// perToken makes every tile run token by token through the
+	// perToken makes every tile whose kernels are not token-independent
+	// (see dense.tokensIndependent) run token by token through the
 	// one-token (decode) kernels: a Batch in exact mode, whose results
 	// then equal Session.Decode's bit for bit. The tiles still cover
 	// several tokens, so each row block is read from memory once and
-	// from cache for the other tokens.
+	// from cache for the other tokens; q8 tiles need no such care and
+	// keep the register-tiled kernel's arithmetic per weight byte.
 	perToken bool
 	xq       []int8
 	xs       []float32
@@ -599,7 +617,7 @@ func (j *matJob) run(block, _ int) {
 	r1 := min(r0+p.rows, p.d.rows)
 	t0 := tb * j.tb
 	t1 := min(t0+j.tb, j.T)
-	if j.perToken {
+	if j.perToken && !p.d.tokensIndependent() {
 		for t := t0; t < t1; t++ {
 			p.d.tile(p.Y, p.d.rows, &j.a, r0, r1, t, t+1, j.add)
 		}

@@ -314,7 +314,7 @@ func TestQ8HandleReuse(t *testing.T) {
 		for i, other := range []*Matrix{
 			mk(quant.Q8Group(32), "dense"), mk(quant.Q8Group(64), "dense"),
 			mk(quant.Q8Group(32), "lowrank"), mk(quant.Q8Group(32), "lorc"), mk(quant.Q8Group(128), "lorc"),
-			mk(quant.Q4, "dense"), mk(quant.QK(3, 64), "lorc"), mk(quant.QK(5, 32), "lowrank"),
+			mk(quant.Q4, "dense"), mk(quant.QK(3, 64), "lorc"), mk(quant.QK(5, 32), "lowrank"), mk(quant.Q4NL(32), "dense"),
 		} {
 			e := newExec(p, false)
 			var h q8Acts
@@ -359,7 +359,7 @@ func TestQ8HandleReuse(t *testing.T) {
 // NaN float16 scale (checksums can be valid) is refused at load, naming it.
 func TestPackedRejectsNonFiniteScales(t *testing.T) {
 	rng := newRand(11)
-	for _, enc := range []quant.Encoding{quant.Q4, quant.QK(5, 64), quant.Q4S(32)} {
+	for _, enc := range []quant.Encoding{quant.Q4, quant.QK(5, 64), quant.Q4S(32), quant.Q4NL(64)} {
 		for _, bad := range []uint16{0x7c00, 0xfe00} {
 			w := denseT(t, rng, "w", enc, 5, 300, 0.1)
 			l := enc.Layout(5, 300)

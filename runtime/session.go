@@ -30,6 +30,7 @@ type Session struct {
 	logits                 []float32 // decode logits, [vocab]
 	rowScr                 []float32
 	aj                     attnJob
+	p0, T                  int // the forward pass under way: first position, tokens
 	bytes                  int64
 	closed                 bool
 }
@@ -59,10 +60,31 @@ func (m *Model) NewSession(maxTokens int) (*Session, error) {
 	s.logits = make([]float32, m.cfg.VocabSize)
 	s.rowScr = make([]float32, m.embdScratch)
 	s.aj.s = s
-	s.bytes = int64(4 * (2*L*maxTokens*m.kvDim + len(s.scores) + len(s.logits) + len(s.rowScr)))
+	s.bytes = m.sessionCacheBytes(maxTokens)
 	m.sessionBytes.Add(s.bytes)
 	s.ensure(1) // adds the scratch to both counts
 	return s, nil
+}
+
+// SessionBytes is the memory a session of maxTokens positions (0: the
+// model's context) holds for one-token steps: its KV cache, attention
+// scores, logits and scratch. A server sizing a pool of sessions checks it
+// before creating any.
+func (m *Model) SessionBytes(maxTokens int) int64 {
+	if maxTokens <= 0 || maxTokens > m.cfg.ContextLength {
+		maxTokens = m.cfg.ContextLength
+	}
+	h := m.cfg.HiddenSize
+	scratch := 2*h + 2*m.qDim + m.kvDim + 2*m.ffn + len(m.invFreq)
+	return m.sessionCacheBytes(maxTokens) + 4*int64(scratch)
+}
+
+// sessionCacheBytes is a session's memory apart from its per-step scratch.
+func (m *Model) sessionCacheBytes(maxTokens int) int64 {
+	n := int64(maxTokens)
+	kv := 2 * int64(len(m.layers)) * n * int64(m.kvDim)
+	scores := int64(m.pool.threads*attnTokBlock) * n
+	return 4 * (kv + scores + int64(m.cfg.VocabSize) + int64(m.embdScratch))
 }
 
 // ensure sizes the scratch for batches of T tokens.
@@ -220,36 +242,26 @@ func (s *Session) forwardMapped(ctx context.Context, tokens []int, logits []floa
 	s.ensure(T)
 	h := m.cfg.HiddenSize
 	p0 := s.n
-	x, xn := s.x[:T*h], s.xn[:T*h]
+	st := s.step(s.x[:T*h], s.xn[:T*h], p0, T)
 	for t, id := range tokens {
-		m.embd.row(x[t*h:(t+1)*h], id, s.rowScr)
-		if m.posEmbd != nil {
-			row := xn[:h]
-			m.posEmbd.row(row, p0+t, s.rowScr)
-			xr := x[t*h : (t+1)*h]
-			for i, v := range row {
-				xr[i] += v
-			}
-		}
+		m.embed(st.x[t*h:(t+1)*h], st.xn[:h], id, p0+t, s.rowScr)
 	}
 	if m.rope {
 		half := len(m.invFreq)
 		ropeTable(s.cos[:T*half], s.sin[:T*half], m.invFreq, p0, T)
 	}
-	eps := float32(m.cfg.NormEps)
-	for l := range m.layers {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		s.block(l, x, xn, p0, T)
+	if err := st.layers(ctx, s); err != nil {
+		return err
 	}
+	x, xn := st.x, st.xn
+	eps := float32(m.cfg.NormEps)
 	if logits != nil {
 		if all {
-			s.norm(xn, x, m.outNorm, m.outNormB, T, eps)
+			m.norm(xn, x, m.outNorm, m.outNormB, T, eps)
 			s.e.mul(m.output, logits[:T*m.cfg.VocabSize], xn, T, false)
 		} else {
 			last := x[(T-1)*h : T*h]
-			s.norm(xn[:h], last, m.outNorm, m.outNormB, 1, eps)
+			m.norm(xn[:h], last, m.outNorm, m.outNormB, 1, eps)
 			s.e.mul(m.output, logits[:m.cfg.VocabSize], xn[:h], 1, false)
 		}
 	}
@@ -257,24 +269,38 @@ func (s *Session) forwardMapped(ctx context.Context, tokens []int, logits []floa
 	return nil
 }
 
+// step is the graph step over the T rows of x (positions p0…) with the
+// session's scratch (xn: T×hidden) and hook; it sets the positions keys
+// and attend work on.
+func (s *Session) step(x, xn []float32, p0, T int) step {
+	m := s.m
+	st := step{m: m, e: s.e, hook: s.hook, T: T, x: x, xn: xn,
+		q: s.q[:T*m.qDim], v: s.v[:T*m.kvDim], att: s.att[:T*m.qDim], g: s.g[:T*m.ffn]}
+	if m.glu {
+		st.u = s.u[:T*m.ffn]
+	}
+	s.p0, s.T = p0, T
+	return st
+}
+
 // block runs transformer block l over the T rows of x (positions p0…, the
 // rotary tables already set for them), in place; xn is T×hidden scratch.
 func (s *Session) block(l int, x, xn []float32, p0, T int) {
+	st := s.step(x, xn, p0, T)
+	st.block(l, s)
+}
+
+// keys is attender.keys: the session's own cache rows of the step.
+func (s *Session) keys(l int) []float32 {
+	kvd := s.m.kvDim
+	return s.kc[l][s.p0*kvd : (s.p0+s.T)*kvd]
+}
+
+// attend is attender.attend for the step's T tokens at positions s.p0…;
+// the keys are already in the cache (keys), q is s.q and att s.att.
+func (s *Session) attend(l int, q, k, v, _ []float32) {
 	m := s.m
-	h := m.cfg.HiddenSize
-	eps := float32(m.cfg.NormEps)
-	L := &m.layers[l]
-	s.norm(xn, x, L.attnNorm, L.attnNormB, T, eps)
-	if s.hook != nil {
-		s.hook(l, HookAttnIn, xn, T, h)
-	}
-	q := s.q[:T*m.qDim]
-	k := s.kc[l][p0*m.kvDim : (p0+T)*m.kvDim]
-	v := s.v[:T*m.kvDim]
-	s.e.mulShared([]*Matrix{L.q, L.k, L.v}, [][]float32{q, k, v}, xn, T)
-	addBias(q, L.qb, T)
-	addBias(k, L.kb, T)
-	addBias(v, L.vb, T)
+	p0, T := s.p0, s.T
 	vc := s.vc[l]
 	for t := range T {
 		for i, e := range v[t*m.kvDim : (t+1)*m.kvDim] {
@@ -291,47 +317,6 @@ func (s *Session) block(l int, x, xn []float32, p0, T int) {
 		}
 	}
 	s.attention(l, p0, T)
-	att := s.att[:T*m.qDim]
-	if s.hook != nil {
-		s.hook(l, HookAttnOutIn, att, T, m.qDim)
-	}
-	s.e.mul(L.o, x, att, T, true)
-	addBias(x, L.ob, T)
-
-	s.norm(xn, x, L.ffnNorm, L.ffnNormB, T, eps)
-	if s.hook != nil {
-		s.hook(l, HookFFNIn, xn, T, h)
-	}
-	g := s.g[:T*m.ffn]
-	if m.glu {
-		u := s.u[:T*m.ffn]
-		s.e.mulShared([]*Matrix{L.gate, L.up}, [][]float32{g, u}, xn, T)
-		addBias(u, L.upb, T)
-		simd.SiLUMul(g, u)
-	} else {
-		s.e.mul(L.up, g, xn, T, false)
-		addBias(g, L.upb, T)
-		for i, gv := range g {
-			g[i] = geluTanh(gv)
-		}
-	}
-	if s.hook != nil {
-		s.hook(l, HookFFNDownIn, g, T, m.ffn)
-	}
-	s.e.mul(L.down, x, g, T, true)
-	addBias(x, L.downb, T)
-}
-
-// norm normalizes each of the T rows of x into y with the model's norm.
-func (s *Session) norm(y, x, w, b []float32, T int, eps float32) {
-	h := len(w)
-	for t := range T {
-		if s.m.rms {
-			rmsNorm(y[t*h:(t+1)*h], x[t*h:(t+1)*h], w, eps)
-		} else {
-			layerNorm(y[t*h:(t+1)*h], x[t*h:(t+1)*h], w, b, eps)
-		}
-	}
 }
 
 // rmsNorm is x·rsqrt(mean(x²)+eps)·w. The mean of squares is accumulated in

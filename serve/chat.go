@@ -1,8 +1,12 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/ardanlabs/jinja"
 	"github.com/shrink-llm/shrink/runtime"
@@ -14,6 +18,14 @@ type chatTemplate struct {
 	t          *jinja.Template
 	bos, eos   string
 	sourceText string
+
+	// slot admits one bounded render at a time (renders take
+	// microseconds); stuck is set once a render overran its time limit.
+	// The engine cannot be interrupted, so the overrunning render keeps
+	// its slot until it ends, if ever, and every later chat gets an error
+	// at once: at most one render is ever in flight past its limit.
+	slot  chan struct{}
+	stuck atomic.Bool
 }
 
 // tokenizerConfig is the part of tokenizer_config.json the template needs.
@@ -52,7 +64,7 @@ func parseChatTemplate(raw []byte) (*chatTemplate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer_config.json: chat_template: %w", err)
 	}
-	return &chatTemplate{t: t, bos: tokenString(tc.BOS), eos: tokenString(tc.EOS), sourceText: src}, nil
+	return &chatTemplate{t: t, bos: tokenString(tc.BOS), eos: tokenString(tc.EOS), sourceText: src, slot: make(chan struct{}, 1)}, nil
 }
 
 func templateSource(raw json.RawMessage) (string, error) {
@@ -108,4 +120,79 @@ func (c *chatTemplate) render(roles, contents []string) (string, error) {
 		"bos_token":             c.bos,
 		"eos_token":             c.eos,
 	})
+}
+
+// errTemplateStuck answers every chat once a render has overrun its limit.
+var errTemplateStuck = errors.New("the model's chat template did not finish rendering in time earlier; chat is disabled until the server restarts")
+
+// templateTimeout wraps the error of a render that overran its limit.
+type templateTimeout struct{ limit time.Duration }
+
+func (e templateTimeout) Error() string {
+	return fmt.Sprintf("the model's chat template did not finish rendering within %v; chat is disabled until the server restarts", e.limit)
+}
+
+// renderWithin is render bounded in time: the template comes from the
+// model file and the Jinja engine has no limits of its own, so a template
+// that loops for long (a range over a huge count, say) must not hold a
+// request, or the scheduler's clients, for ever. A render that overruns
+// limit disables chat (see chatTemplate.slot); a panic in the engine is an
+// error. It waits for the slot at most limit, or until ctx ends.
+func (c *chatTemplate) renderWithin(ctx context.Context, limit time.Duration, roles, contents []string) (string, error) {
+	if c.stuck.Load() {
+		return "", errTemplateStuck
+	}
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case c.slot <- struct{}{}:
+	case <-timer.C:
+		return "", templateTimeout{limit}
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	if c.stuck.Load() { // the slot freed by a render that had overrun
+		<-c.slot
+		return "", errTemplateStuck
+	}
+	type result struct {
+		text string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() { <-c.slot }()
+		defer func() {
+			if r := recover(); r != nil {
+				done <- result{err: fmt.Errorf("chat template: the engine failed: %v", r)}
+			}
+		}()
+		text, err := c.render(roles, contents)
+		done <- result{text, err}
+	}()
+	timer.Reset(limit)
+	select {
+	case r := <-done:
+		return r.text, r.err
+	case <-timer.C:
+		c.stuck.Store(true)
+		return "", templateTimeout{limit}
+	case <-ctx.Done():
+		// The render goes on in the background and frees the slot when
+		// it ends; a later request waits for it at most its own limit.
+		return "", ctx.Err()
+	}
+}
+
+// probe renders a small conversation once, so that a template that cannot
+// render even that within limit is refused when the server starts rather
+// than at the first chat. Template errors (a template that refuses a
+// system message, say) are for requests to report, not the server.
+func (c *chatTemplate) probe(limit time.Duration) error {
+	_, err := c.renderWithin(context.Background(), limit, []string{"system", "user"}, []string{"You are helpful.", "Hello"})
+	var to templateTimeout
+	if errors.As(err, &to) {
+		return err
+	}
+	return nil
 }

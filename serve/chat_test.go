@@ -1,8 +1,11 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"testing"
+	"time"
 )
 
 // TestChatTemplates renders the template styles models ship (ChatML as in
@@ -67,5 +70,48 @@ func TestChatTemplates(t *testing.T) {
 		if ct, err := parseChatTemplate([]byte(raw)); ct != nil || err != nil {
 			t.Errorf("%s: %v %v", raw, ct, err)
 		}
+	}
+}
+
+// TestChatTemplateBounded: a template that renders for long is cut off at
+// the limit (an error naming it), disables chat for later requests at
+// once, and is refused by the start-up probe; an ordinary one renders
+// within the bound as render does.
+func TestChatTemplateBounded(t *testing.T) {
+	ok, _ := json.Marshal(map[string]any{"chat_template": "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}"})
+	// About ten million loop iterations: seconds, far beyond the limit.
+	slow, _ := json.Marshal(map[string]any{"chat_template": "{% for i in range(3200) %}{% for j in range(3200) %}{% endfor %}{% endfor %}x"})
+	ctx := context.Background()
+	ct, err := parseChatTemplate(ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ct.probe(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ct.renderWithin(ctx, time.Minute, []string{"user"}, []string{"hi"})
+	if err != nil || got != "[user]hi" {
+		t.Fatalf("bounded render: %q, %v", got, err)
+	}
+
+	ct, err = parseChatTemplate(slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ct.renderWithin(ctx, 20*time.Millisecond, []string{"user"}, []string{"hi"})
+	var to templateTimeout
+	if !errors.As(err, &to) {
+		t.Fatalf("slow template: %v, want a timeout", err)
+	}
+	if _, err := ct.renderWithin(ctx, time.Minute, []string{"user"}, []string{"hi"}); !errors.Is(err, errTemplateStuck) {
+		t.Fatalf("after a timeout: %v, want chat disabled", err)
+	}
+
+	ct, err = parseChatTemplate(slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ct.probe(20 * time.Millisecond); !errors.As(err, &to) {
+		t.Fatalf("probe of a slow template: %v, want a timeout", err)
 	}
 }

@@ -20,8 +20,10 @@
 // samples them, one runtime.Sampler per request, from logits that the
 // batch computes bit for bit as a lone decode would: with the same seed and
 // parameters a request generates the same tokens as `shrink run`, however
-// many others share its steps. Config.TiledBatch trades that for the
-// register-tiled kernels (see runtime.Batch).
+// many others share its steps (q8 weights decode on the register-tiled
+// kernels, which are exact per sequence). Config.TiledBatch trades that
+// exactness for the register-tiled kernels of the other encodings too (see
+// runtime.Batch).
 //
 // # Chat
 //

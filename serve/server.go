@@ -34,13 +34,24 @@ type Config struct {
 	// Context is the tokens (prompt plus generated) one request may use
 	// (default and maximum: the model's context length).
 	Context int
+	// MaxKVBytes bounds the memory of the session pool, Parallel sessions
+	// of Context tokens each (KV caches and their scratch; see
+	// runtime.Model.SessionBytes): New refuses a configuration beyond it
+	// rather than failing later, mid-request, when the last slots fill.
+	// Default: half the machine's memory (8 GiB where it is unknown).
+	MaxKVBytes int64
+	// TemplateTimeout bounds the rendering of one chat (default 2
+	// seconds); see chatTemplate.render.
+	TemplateTimeout time.Duration
 	// PrefillChunk is the most prompt tokens one scheduler step pushes
 	// (default 64).
 	PrefillChunk int
-	// TiledBatch decodes with the register-tiled matrix kernels instead
-	// of the exact per-sequence ones (see runtime.Batch): more arithmetic
-	// per weight byte, but a request may then generate other tokens than
-	// `shrink run` with the same seed when two candidates nearly tie.
+	// TiledBatch decodes float and packed weights with their
+	// register-tiled matrix kernels instead of the exact per-sequence
+	// ones (see runtime.Batch; q8 weights are tiled and exact either
+	// way): more arithmetic per weight byte, but a request may then
+	// generate other tokens than `shrink run` with the same seed when two
+	// candidates nearly tie.
 	TiledBatch bool
 	// APIKey, when set, must be sent as "Authorization: Bearer KEY" to every
 	// endpoint but /health.
@@ -58,6 +69,21 @@ type Config struct {
 	// ShutdownGrace is how long running requests may finish after Serve's
 	// context ends before they are cancelled (default 10 seconds).
 	ShutdownGrace time.Duration
+}
+
+// MaxParallel is the most sequences a server decodes at once: a batch
+// step's scratch grows with it, and far fewer already saturate the
+// arithmetic of a CPU.
+const MaxParallel = 256
+
+// ConfigError is New's error for a Config it refuses (as opposed to a
+// model it cannot serve).
+type ConfigError struct{ msg string }
+
+func (e *ConfigError) Error() string { return e.msg }
+
+func configErrorf(format string, a ...any) error {
+	return &ConfigError{fmt.Sprintf(format, a...)}
 }
 
 // Server serves one model.
@@ -84,19 +110,32 @@ func New(m *runtime.Model, cfg Config) (*Server, error) {
 	case cfg.Context == 0:
 		cfg.Context = ctxLen
 	case cfg.Context < 2 || cfg.Context > ctxLen:
-		return nil, fmt.Errorf("serve: context %d must be between 2 and the model's %d", cfg.Context, ctxLen)
+		return nil, configErrorf("serve: context %d must be between 2 and the model's %d", cfg.Context, ctxLen)
 	}
 	if cfg.Parallel == 0 {
 		cfg.Parallel = 4
 	}
-	if cfg.Parallel < 1 || cfg.Parallel > 256 {
-		return nil, fmt.Errorf("serve: parallel %d must be between 1 and 256", cfg.Parallel)
+	if cfg.Parallel < 1 || cfg.Parallel > MaxParallel {
+		return nil, configErrorf("serve: parallel %d must be between 1 and %d", cfg.Parallel, MaxParallel)
+	}
+	if cfg.MaxKVBytes <= 0 {
+		cfg.MaxKVBytes = 8 << 30
+		if mem := physicalMemory(); mem > 0 {
+			cfg.MaxKVBytes = mem / 2
+		}
+	}
+	if need := int64(cfg.Parallel) * m.SessionBytes(cfg.Context); need > cfg.MaxKVBytes {
+		return nil, configErrorf("serve: parallel %d × context %d needs %.1f GiB of KV cache, over the limit of %.1f GiB: lower the parallel sequences or the context",
+			cfg.Parallel, cfg.Context, float64(need)/(1<<30), float64(cfg.MaxKVBytes)/(1<<30))
+	}
+	if cfg.TemplateTimeout <= 0 {
+		cfg.TemplateTimeout = 2 * time.Second
 	}
 	if cfg.Queue == 0 {
 		cfg.Queue = 4 * cfg.Parallel
 	}
 	if cfg.Queue < 0 {
-		return nil, fmt.Errorf("serve: queue %d must not be negative", cfg.Queue)
+		return nil, configErrorf("serve: queue %d must not be negative", cfg.Queue)
 	}
 	if cfg.PrefillChunk <= 0 {
 		cfg.PrefillChunk = 64
@@ -122,6 +161,11 @@ func New(m *runtime.Model, cfg Config) (*Server, error) {
 	chat, err := loadChatTemplate(m)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
+	}
+	if chat != nil {
+		if err := chat.probe(cfg.TemplateTimeout); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
 	}
 	s := &Server{cfg: cfg, m: m, chat: chat, created: time.Now().Unix(), stopped: make(chan struct{})}
 	s.keyHash = sha256.Sum256([]byte(cfg.APIKey))
@@ -333,8 +377,14 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	text, err := s.chat.render(roles, contents)
-	if err != nil {
+	text, err := s.chat.renderWithin(r.Context(), s.cfg.TemplateTimeout, roles, contents)
+	var to templateTimeout
+	switch {
+	case errors.As(err, &to) || errors.Is(err, errTemplateStuck):
+		// The model's template, not the request, is at fault.
+		writeError(w, &apiError{status: http.StatusInternalServerError, Message: err.Error(), Type: errServer})
+		return
+	case err != nil:
 		writeError(w, badRequest("messages", "chat template: %v", err))
 		return
 	}

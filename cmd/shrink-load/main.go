@@ -5,6 +5,9 @@
 //
 //	shrink-load --url http://127.0.0.1:8080 --streams 1,4,8,16 --requests 32 --max-tokens 128
 //	shrink-load --url http://127.0.0.1:8080 --soak --requests 2000 --streams 16
+//
+// The sweep also drives llama.cpp's llama-server (its OpenAI-compatible
+// /v1/completions), so both servers are measured by the same client.
 package main
 
 import (
@@ -43,6 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	disconnect := fs.Float64("disconnect", 0.10, "soak: fraction of clients that disconnect mid-stream")
 	malformed := fs.Float64("malformed", 0.05, "soak: fraction of malformed request bodies")
 	seed := fs.Uint64("seed", 1, "soak: `SEED` of the request mix")
+	cachePrompt := fs.Bool("cache-prompt", false, "let llama-server reuse its cached copy of a repeated prompt (its cache_prompt; off: every request is prefilled, as shrink serve does)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shrink-load: %v\n", err)
 		return 2
 	}
-	req := loadgen.Request{Prompt: *prompt, MaxTokens: *maxTokens, Temperature: *temp}
+	req := loadgen.Request{Prompt: *prompt, MaxTokens: *maxTokens, Temperature: *temp, CachePrompt: *cachePrompt}
 	if *soak {
 		if len(levels) != 1 {
 			fmt.Fprintln(stderr, "shrink-load: --soak takes one --streams number")
@@ -87,6 +91,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, l := range res {
 		fmt.Fprintf(stdout, "%8d %9d %7d %7d %12.1f %11s %11s\n", l.Streams, l.Requests, l.Errors, l.Tokens, l.TokPerSec,
 			l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond))
+	}
+	for _, l := range res {
+		if l.FirstError != "" {
+			fmt.Fprintf(stderr, "shrink-load: %d streams: %d failed requests, the first: %s\n", l.Streams, l.Errors, l.FirstError)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "shrink-load: %v\n", err)

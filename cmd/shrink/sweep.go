@@ -26,7 +26,7 @@ import (
 func sweepCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "ref", Usage: "checkpoint `MODEL` (Hugging Face folder or llama2.c .bin) to convert and evaluate against"},
-		&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16,bf16,q8", Usage: "comma-separated `ENCS` for the projections: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4, q3, q2, q4g64, q4g128, q4s"},
+		&cli.StringFlag{Name: "quant", Aliases: []string{"q"}, Value: "f16,bf16,q8", Usage: "comma-separated `ENCS` for the projections: f32, f16, bf16, q8, q8g64, q8g128, q6, q5, q4, q3, q2, q4g64, q4g128, q4s, q4nl"},
 		&cli.StringFlag{Name: "preset", Usage: "also comma-separated `MIXES` (convert --preset), one point each: " + convert.PresetNames()},
 		outFlag("`DIR` for sweep.json, sweep.md and the plots"),
 		&cli.BoolFlag{Name: "replot", Usage: "only redraw sweep.md and the plots of --out DIR from its sweep.json"},
@@ -251,7 +251,11 @@ func calibGridFromFlags(c *cli.Context, a *sweepArgs) error {
 	file := c.String("calib")
 	switch {
 	case file == "" && len(users) > 0:
-		return usagef("%s need calibration text: --calib FILE", strings.Join(users, ", "))
+		verb := "needs"
+		if len(users) > 1 {
+			verb = "need"
+		}
+		return usagef("%s %s calibration text: --calib FILE", strings.Join(users, ", "), verb)
 	case file == "":
 		for _, f := range []string{"calib-tokens", "calib-docs"} {
 			if c.IsSet(f) {

@@ -53,8 +53,8 @@ func TestSweepPlannerBad(t *testing.T) {
 	bad := writeText(t, "ref.json", `{"label":"x","points":[]}`)
 	checkCLIErrors(t, []cliCase{
 		{"unknown rounding", with("--rounding", "rtn,best"), exitUsage, "want rtn or gptq"},
-		{"gptq without calib", with("--rounding", "gptq"), exitUsage, "need calibration text"},
-		{"planner without calib", with("--target-bpw", "4.5"), exitUsage, "planner need calibration text"},
+		{"gptq without calib", with("--rounding", "gptq"), exitUsage, "needs calibration text"},
+		{"planner without calib", with("--target-bpw", "4.5"), exitUsage, "planner needs calibration text"},
 		{"target out of range", with("--target-bpw", "40"), exitUsage, "want bits per weight in [2, 16]"},
 		{"target not a number", with("--target-bpw", "four"), exitUsage, "--target-bpw"},
 		{"bad reference file", with("--reference", bad), exitUsage, "--reference"},

@@ -59,6 +59,12 @@ type Request struct {
 	MaxTokens   int
 	Temperature float64
 	Seed        int64
+	// CachePrompt is sent as llama-server's "cache_prompt": false (the
+	// default here) makes it prefill every prompt, as shrink serve does,
+	// instead of reusing a slot's cached copy of the same prompt, so that
+	// time to first token measures the same work on both. Servers that
+	// do not know the field ignore it.
+	CachePrompt bool
 }
 
 func (c *Client) post(ctx context.Context, path string, body []byte) (*http.Response, error) {
@@ -77,7 +83,7 @@ func (c *Client) post(ctx context.Context, path string, body []byte) (*http.Resp
 // client disconnects after that many events.
 func (c *Client) Stream(ctx context.Context, r Request, stopAfter int) Result {
 	body, _ := json.Marshal(map[string]any{"prompt": r.Prompt, "max_tokens": r.MaxTokens,
-		"temperature": r.Temperature, "seed": r.Seed, "stream": true})
+		"temperature": r.Temperature, "seed": r.Seed, "stream": true, "cache_prompt": r.CachePrompt})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
@@ -93,13 +99,19 @@ func (c *Client) Stream(ctx context.Context, r Request, stopAfter int) Result {
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	events := 0
+	events, texts := 0, 0
+	usage := false
 	for sc.Scan() {
 		data, ok := strings.CutPrefix(sc.Text(), "data: ")
 		if !ok {
 			continue
 		}
 		if data == "[DONE]" {
+			// A server that reports no usage in its stream streams one
+			// event per token (llama-server and shrink serve report it).
+			if !usage {
+				res.Tokens = texts
+			}
 			return res
 		}
 		var ev struct {
@@ -121,11 +133,14 @@ func (c *Client) Stream(ctx context.Context, r Request, stopAfter int) Result {
 			res.Err = fmt.Errorf("error event: %s", ev.Error.Message)
 			return res
 		}
-		if res.TTFT == 0 && len(ev.Choices) > 0 && ev.Choices[0].Text != "" {
-			res.TTFT = time.Since(start)
+		if len(ev.Choices) > 0 && ev.Choices[0].Text != "" {
+			if res.TTFT == 0 {
+				res.TTFT = time.Since(start)
+			}
+			texts++
 		}
 		if ev.Usage != nil {
-			res.Tokens = ev.Usage.CompletionTokens
+			res.Tokens, usage = ev.Usage.CompletionTokens, true
 		}
 		events++
 		if stopAfter > 0 && events >= stopAfter {
@@ -149,6 +164,7 @@ type Level struct {
 	P50, P99   time.Duration // time to first token
 	TokPerSec  float64       // aggregate generated tokens per second
 	StatusSeen map[int]int
+	FirstError string // the first failed request's error or status, if any
 }
 
 // Sweep runs requests at each number of concurrent streams: perLevel
@@ -197,6 +213,12 @@ func (c *Client) Sweep(ctx context.Context, streams []int, perLevel int, maxWall
 			lv.StatusSeen[res.Status]++
 			if res.Err != nil || res.Status != http.StatusOK {
 				lv.Errors++
+				if lv.FirstError == "" {
+					lv.FirstError = fmt.Sprintf("status %d", res.Status)
+					if res.Err != nil {
+						lv.FirstError += ": " + res.Err.Error()
+					}
+				}
 				continue
 			}
 			lv.Tokens += res.Tokens

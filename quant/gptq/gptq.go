@@ -33,6 +33,12 @@ type Options struct {
 	// ActOrder rounds columns in order of decreasing diag H, with static
 	// groups (parameters chosen from the original weights).
 	ActOrder bool
+	// RefitGroups (two-level encodings, without ActOrder) fits each group's
+	// 6-bit scale and offset when the pass reaches the group, from its
+	// weights as the error feedback left them, under the super-block's
+	// float16 pair chosen when the super-block began; without it every
+	// group of a super-block is fitted when the super-block begins.
+	RefitGroups bool
 	// RowBlock is the number of rows one worker holds (0 = DefaultRowBlock).
 	RowBlock int
 	// Threads bounds the workers over row blocks (0 = all CPUs).
@@ -352,6 +358,8 @@ func (p *pass) rowBlock(ctx context.Context, r0, r1 int) error {
 				if err := p.params(ctx, b, r0, span, c1-c, c, c1); err != nil {
 					return err
 				}
+			} else if !p.opt.ActOrder && p.opt.RefitGroups && e.Kind == quant.KindQK && c%e.Group == 0 {
+				p.refit(b, r0, c)
 			}
 			p.roundColumn(b, r0, j, c, b0, b1)
 		}
@@ -437,6 +445,24 @@ func (p *pass) params(ctx context.Context, b *block, r0 int, x []float32, width,
 		}
 	}
 	return nil
+}
+
+// refit fits the parameters of the group starting at column c of every
+// row of the block to the row's current weights (Options.RefitGroups).
+func (p *pass) refit(b *block, r0, c int) {
+	e, n := p.e, p.cols
+	l := e.Layout(p.rows, n)
+	ng, g := e.Groups(n), c/e.Group
+	c1 := min(c+e.Group, n)
+	var imp []float32
+	if p.opt.Importance != nil {
+		imp = p.opt.Importance[c:c1]
+	}
+	for r := range b.rb {
+		sub := p.dst[l.SubAt+int64((r0+r)*l.SubRow):][:l.SubRow]
+		sup := p.dst[l.SupAt+int64((r0+r)*l.SupRow):][:l.SupRow]
+		b.a[r*ng+g], b.m[r*ng+g] = e.RefitSubScales(sub, sup, g, b.wb[r*n+c:r*n+c1], imp)
+	}
 }
 
 // roundColumn rounds position j (original column c) of every row of the

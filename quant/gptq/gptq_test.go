@@ -274,3 +274,31 @@ func TestSharedFactor(t *testing.T) {
 		}
 	}
 }
+
+// TestRefitGroups: fitting each group's sub-scales when the pass reaches
+// it writes bytes that decode to what the pass rounded to (quantize checks
+// that), and stays close to fitting them at the super-block's start (it is
+// greedy, group by group, so it may win or lose a little; on a model the
+// comparison is a measurement, see BENCHMARKS.md).
+func TestRefitGroups(t *testing.T) {
+	cases := []struct {
+		enc        string
+		rows, cols int
+	}{
+		{"q4", 40, 352},
+		{"q3", 24, 512},
+		{"q5", 17, 300},
+		{"q4g64", 20, 512},
+	}
+	for i, c := range cases {
+		e := mustParse(t, c.enc)
+		w, h := correlated(uint64(60+i), c.rows, c.cols, 2*c.cols)
+		_, g0 := quantize(t, e, w, c.rows, c.cols, h, Options{RowBlock: 7, Threads: 2})
+		_, g1 := quantize(t, e, w, c.rows, c.cols, h, Options{RowBlock: 7, Threads: 2, RefitGroups: true})
+		e0, e1 := outputError(w, g0, h, c.rows, c.cols), outputError(w, g1, h, c.rows, c.cols)
+		t.Logf("%s [%d, %d]: super-block start %.5g, each group %.5g (ratio %.3f)", c.enc, c.rows, c.cols, e0, e1, e1/e0)
+		if e1 > 1.1*e0 {
+			t.Errorf("%s [%d, %d]: refitting groups gives error %.5g, more than %.5g", c.enc, c.rows, c.cols, e1, e0)
+		}
+	}
+}

@@ -148,3 +148,31 @@ func BenchmarkPackedKernels(b *testing.B) {
 		}
 	}
 }
+
+// TestPackedWholeRowLevels checks the whole-row kernels' gate: AVX-512
+// VNNI only (lowering the levels through internal/cpu leaves AVX2 machines,
+// real or simulated, on the block-sum kernels), supported planes and group
+// sizes only, and rows of at least one whole chunk.
+func TestPackedWholeRowLevels(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	vnni := features{AVX2: true, AVX512: true, VNNI: true}
+	for _, c := range []struct {
+		f    features
+		s    packedShape
+		cols int
+		want bool
+	}{
+		{vnni, packedShape{4, 32, false}, 384, true},
+		{vnni, packedShape{4, 128, true}, 128, true},
+		{vnni, packedShape{6, 64, false}, 256, true},
+		{vnni, packedShape{4, 32, false}, 96, false},
+		{features{AVX2: true, AVX512: true}, packedShape{4, 32, false}, 384, false},
+		{features{AVX2: true}, packedShape{4, 32, true}, 384, false},
+		{features{}, packedShape{2, 32, false}, 384, false},
+	} {
+		w := randPacked(r, c.s, 1, c.cols)
+		if got := packedKOK(c.f, w); got != c.want {
+			t.Errorf("%+v %+v cols %d: whole-row kernels %v, want %v", c.f, c.s, c.cols, got, c.want)
+		}
+	}
+}

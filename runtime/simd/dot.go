@@ -134,7 +134,10 @@ func MatBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride
 // wq[r·stride] and ws[r·sstride], token t's at xq[t·xstride] and
 // xs[t·xsstride]; n = quants per row. With VNNI and groups of 32 four rows
 // × two tokens share one kernel call (each weight vector serves two
-// tokens, each activation vector four rows).
+// tokens, each activation vector four rows). Each result equals, bit for
+// bit, what DotQ8Rows gives that token alone over the same rows (the tile
+// keeps the row kernel's order of operations), so a token's products do
+// not depend on which other tokens share the call.
 func MatQ8(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
 	ng := checkGroup(n, group)
 	checkMat(len(y), ldy, len(wq), stride, len(xq), xstride, rows, tokens, n)
