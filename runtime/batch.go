@@ -40,6 +40,7 @@ type Batch struct {
 	pos                       []int
 	out                       [][]float32
 	ss                        []*Session // the sessions of the step under way
+	aj                        batchAttn
 }
 
 // NewBatch returns a Batch for up to maxSeqs sessions per step.
@@ -171,10 +172,13 @@ func (b *Batch) forwardMapped(ctx context.Context, ss []*Session, tokens []int) 
 func (b *Batch) keys(int) []float32 { return b.k[:len(b.ss)*b.m.kvDim] }
 
 // attend is attender.attend: each session's own attention over its cache,
-// with its own scratch, for its one token.
+// with its own scratch, for its one token; the heads of all the sessions
+// form one pool dispatch (one wake-up of the workers per layer rather than
+// one per session).
 func (b *Batch) attend(l int, q, k, v, att []float32) {
 	m := b.m
 	qd, kvd, half := m.qDim, m.kvDim, len(m.invFreq)
+	work := 0
 	for i, s := range b.ss {
 		p := b.pos[i]
 		qi, ki := q[i*qd:(i+1)*qd], k[i*kvd:(i+1)*kvd]
@@ -189,9 +193,36 @@ func (b *Batch) attend(l int, q, k, v, att []float32) {
 			vc[j*s.max+p] = e
 		}
 		copy(s.q[:qd], qi)
-		s.attention(l, p, 1)
+		// As Session.attention sets it up for one token at p.
+		s.aj.l, s.aj.p0, s.aj.T, s.aj.nTokBlock = l, p, 1, 1
+		work += (p + 1) * qd
+	}
+	j := &b.aj
+	j.ss, j.heads = b.ss, m.cfg.NumHeads
+	n := len(b.ss) * j.heads
+	if m.pool.threads == 1 || work < inlineWork {
+		for blk := range n {
+			j.run(blk, m.pool.threads-1)
+		}
+	} else {
+		m.pool.run(&b.e.t, j, n)
+	}
+	j.ss = nil
+	for i, s := range b.ss {
 		copy(att[i*qd:(i+1)*qd], s.att[:qd])
 	}
+}
+
+// batchAttn is the attention of a Batch step: item b is head b mod heads
+// of session b / heads, each computed exactly as that session's own
+// attention computes it (its attnJob, its scratch per worker).
+type batchAttn struct {
+	ss    []*Session
+	heads int
+}
+
+func (j *batchAttn) run(block, worker int) {
+	j.ss[block/j.heads].aj.run(block%j.heads, worker)
 }
 
 // Blob returns a copy of a named blob of the .shrink file the model was
