@@ -113,12 +113,7 @@ func TestConvertLowRankUsage(t *testing.T) {
 	dir := t.TempDir()
 	calib := writeCalib(t)
 	out := filepath.Join(dir, "x.shrink")
-	tests := []struct {
-		name    string
-		args    []string
-		code    int
-		wantErr string
-	}{
+	tests := []convertCase{
 		{"whiten without calib", []string{"--lowrank", "whiten", "--rank", "8"}, exitUsage, "needs calibration text"},
 		{"asvd without calib", []string{"--lowrank", "asvd", "--rank", "8"}, exitUsage, "--calib FILE"},
 		{"lorc-whiten without calib", []string{"--quant", "q8", "--lowrank", "lorc", "--rank", "8", "--lorc-whiten"}, exitUsage, "--lorc-whiten needs calibration"},
@@ -139,6 +134,24 @@ func TestConvertLowRankUsage(t *testing.T) {
 		{"missing calib file", []string{"--lowrank", "whiten", "--rank", "8", "--calib", filepath.Join(dir, "nope.txt")}, exitFail, "nope.txt"},
 		{"calib docs past the text", []string{"--lowrank", "whiten", "--rank", "8", "--calib", calib, "--calib-docs", "500-"}, exitFail, "starts past"},
 	}
+	convertCases(t, out, tests)
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
+		t.Errorf("failed conversions left %v", left)
+	}
+}
+
+// convertCase is a convert command line (after MODEL -o OUT) with the exit
+// code and a part of stderr it must give.
+type convertCase struct {
+	name    string
+	args    []string
+	code    int
+	wantErr string
+}
+
+// convertCases converts the demo model to out with each case's flags.
+func convertCases(t *testing.T, out string, tests []convertCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, stderr := shrink(t, append([]string{"convert", demoModel, "-o", out}, tt.args...)...)
@@ -146,8 +159,5 @@ func TestConvertLowRankUsage(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.code, tt.wantErr)
 			}
 		})
-	}
-	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
-		t.Errorf("failed conversions left %v", left)
 	}
 }

@@ -49,14 +49,8 @@ func TestEvalSelfIsExact(t *testing.T) {
 	text := writeText(t, "story.txt", evalStory)
 	f32 := convertDemo(t, demoModel, "f32")
 	for _, cand := range []string{demoModel, f32} {
-		code, stdout, stderr := shrink(t, "eval", "--ref", demoModel, "--model", cand, "--text", text, "--ctx", "64", "--chunks", "2", "--json")
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
 		var rep eval.Report
-		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-			t.Fatalf("JSON: %v\n%s", err, stdout)
-		}
+		shrinkJSON(t, &rep, "eval", "--ref", demoModel, "--model", cand, "--text", text, "--ctx", "64", "--chunks", "2", "--json")
 		s := rep.Summary
 		if s.KLD.Value != 0 || s.KLDDist.Max != 0 || s.SameTop.Value != 1 || s.PPLRatio.Value != 1 || s.Tokens != 2*63 {
 			t.Errorf("%s against itself: KLD %v (max %v), same top %v, PPL ratio %v, %d tokens",
@@ -151,14 +145,8 @@ func TestEvalTokensInput(t *testing.T) {
 func TestEvalTensors(t *testing.T) {
 	q8 := convertDemo(t, demoModel, "q8")
 	story := writeText(t, "story.txt", evalStory)
-	code, stdout, stderr := shrink(t, "eval", "--tensors", q8, "--ref", demoModel, "--calib", story, "--calib-tokens", "128", "--ctx", "64", "--json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
 	var rep eval.TensorReport
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-		t.Fatalf("JSON: %v\n%s", err, stdout)
-	}
+	shrinkJSON(t, &rep, "eval", "--tensors", q8, "--ref", demoModel, "--calib", story, "--calib-tokens", "128", "--ctx", "64", "--json")
 	if rep.Calib == nil || rep.Calib.Tokens != 128 {
 		t.Errorf("calibration %+v", rep.Calib)
 	}
@@ -190,7 +178,7 @@ func TestEvalTensors(t *testing.T) {
 		t.Errorf("kinds %v, %d layer groups, total over %d of %d tensors", seen, len(rep.Layers), rep.Total.Tensors, len(rep.Worst))
 	}
 	// Text form.
-	code, stdout, stderr = shrink(t, "eval", "--tensors", q8, "--ref", demoModel)
+	code, stdout, stderr := shrink(t, "eval", "--tensors", q8, "--ref", demoModel)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

@@ -21,31 +21,20 @@ import (
 // validation behind them.
 func editHeader(t *testing.T, path string, edit func(h map[string]any)) string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	off := binary.LittleEndian.Uint64(b[16:])
-	n := binary.LittleEndian.Uint64(b[24:])
-	var h map[string]any
-	dec := json.NewDecoder(bytes.NewReader(b[off : off+n]))
-	dec.UseNumber()
-	if err := dec.Decode(&h); err != nil {
-		t.Fatal(err)
-	}
-	edit(h)
-	hdr, err := json.Marshal(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := append(bytes.Clone(b[:off]), hdr...)
-	binary.LittleEndian.PutUint64(out[24:], uint64(len(hdr)))
-	binary.LittleEndian.PutUint32(out[32:], format.Checksum(hdr))
-	p := filepath.Join(t.TempDir(), "crafted.shrink")
-	if err := os.WriteFile(p, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return rewriteHeader(t, path, func(b []byte) []byte {
+		var h map[string]any
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		if err := dec.Decode(&h); err != nil {
+			t.Fatal(err)
+		}
+		edit(h)
+		hdr, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hdr
+	})
 }
 
 func setConfig(key string, v any) func(map[string]any) {
@@ -191,19 +180,32 @@ func TestHugeTokenCount(t *testing.T) {
 	})
 }
 
-// TestLongInputEchoCut: an error quoting a huge input stays short.
-func TestLongInputEchoCut(t *testing.T) {
+// demoWithConfig copies the demo checkpoint with its config.json changed
+// by edit.
+func demoWithConfig(t *testing.T, edit func(cfg map[string]any)) string {
+	t.Helper()
 	dir := copyDir(t, demoModel)
 	var cfg map[string]any
-	b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err := json.Unmarshal(b, &cfg); err != nil {
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &cfg)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	cfg["architectures"] = []string{strings.Repeat("A", 1<<20)}
-	b, _ = json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
+	edit(cfg)
+	if b, err = json.Marshal(cfg); err == nil {
+		err = os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// TestLongInputEchoCut: an error quoting a huge input stays short.
+func TestLongInputEchoCut(t *testing.T) {
+	dir := demoWithConfig(t, func(cfg map[string]any) { cfg["architectures"] = []string{strings.Repeat("A", 1<<20)} })
 	code, _, stderr := shrink(t, "convert", dir, "-o", filepath.Join(t.TempDir(), "o.shrink"))
 	if code != exitFail || len(stderr) > 1000 || !strings.Contains(stderr, "not supported") {
 		t.Fatalf("exit %d, %d-byte error: %.300s", code, len(stderr), stderr)
@@ -212,17 +214,7 @@ func TestLongInputEchoCut(t *testing.T) {
 
 // TestOneLineErrors: errors that wrap several causes print as one line.
 func TestOneLineErrors(t *testing.T) {
-	dir := copyDir(t, demoModel)
-	var cfg map[string]any
-	b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["rope_scaling"] = map[string]any{"rope_type": "llama3"}
-	b, _ = json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := demoWithConfig(t, func(cfg map[string]any) { cfg["rope_scaling"] = map[string]any{"rope_type": "llama3"} })
 	checkCLIErrors(t, []cliCase{
 		{"llama3 rope_scaling without keys", []string{"convert", dir, "-o", filepath.Join(t.TempDir(), "o.shrink")}, exitFail, "low_freq_factor"},
 	})

@@ -20,6 +20,18 @@ func shrink(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// shrinkJSON runs shrink, which must succeed, and decodes its stdout into v.
+func shrinkJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	code, stdout, stderr := shrink(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if err := json.Unmarshal([]byte(stdout), v); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout)
+	}
+}
+
 // cliCase is one invocation that must fail with the given exit code and a
 // one-line error containing wantErr.
 type cliCase struct {
