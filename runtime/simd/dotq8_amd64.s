@@ -1028,8 +1028,7 @@ TEXT ·tileQ8x2VNNI(SB), NOSPLIT, $56-8
 	MOVQ         152(CX), AX
 	SHLQ         $0x02, AX
 	MOVQ         AX, 8(SP)
-	MOVQ         80(CX), AX
-	SHLQ         $0x02, AX
+	MOVQ         184(CX), AX
 	MOVQ         AX, 48(SP)
 	MOVL         $0x80808080, AX
 	VMOVD        AX, X14
