@@ -324,6 +324,10 @@ func packedKTokens(g *gen, T, chunks int, half, nib bool) {
 // R8, R9 as in packedK; row 1: R12 lo, R13 hi, R14 sub, R15 sup. Sums: Y16
 // products, Y17 offsets (row 0), Y18, Y19 (row 1); Y23 the half
 // super-block's masked xs.
+// packedKQuantAhead is how far ahead (bytes) the decode kernel prefetches
+// each row's quant planes.
+const packedKQuantAhead = 4096
+
 func packedK2(g *gen, lo, hi int, sym bool) {
 	kind := "QK"
 	if sym {
@@ -418,6 +422,15 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 		} else {
 			g.PREFETCHT0(m(rr.sub, 256))
 			g.PREFETCHT0(m(rr.sup, 128))
+		}
+		// The quant planes too: a row is only a few KiB, too short a
+		// stream for the hardware prefetchers to reach full distance
+		// before the pair moves on, and two rows are read at once.
+		for k := range 2 * lo {
+			g.PREFETCHT0(m(rr.lo, packedKQuantAhead+64*k))
+		}
+		for k := range 2 * hi {
+			g.PREFETCHT0(m(rr.hi, packedKQuantAhead+64*k))
 		}
 	}
 	body(K1, 2, false)
