@@ -229,6 +229,7 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 		}
 		cal := &Calibration{Tokens: len(ids), Docs: used, pass: pass}
 		pass.timing = &cal.Timing
+		pass.threads = opts.Threads
 		pass = nil // now the Calibration's, released by its Close
 		return cal, nil
 	}
@@ -246,6 +247,7 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 		}
 		if st == nil {
 			st = lowrank.NewStats(cols)
+			st.Threads = opts.Threads
 			cal.Stats[key] = st
 		}
 		if st.N != cols {

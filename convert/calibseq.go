@@ -37,7 +37,8 @@ type layerPass struct {
 	want        []int          // per block: projection tensors to record before moving on
 	got         []*runtime.MemSource
 
-	timing *CalibTiming
+	timing  *CalibTiming
+	threads int // statistics' budget (0: GOMAXPROCS), the runtime's
 }
 
 // CalibTiming is where calibration's time went.
@@ -169,6 +170,7 @@ func (p *layerPass) collect(ctx context.Context) error {
 		st := p.stats[key]
 		if st == nil {
 			st = lowrank.NewStats(cols)
+			st.Threads = p.threads
 			p.stats[key] = st
 		}
 		if st.N != cols {

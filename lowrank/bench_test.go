@@ -5,6 +5,9 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // benchStats builds statistics resembling LLM activations cheaply: a
@@ -150,4 +153,31 @@ func trimStats(s *Stats, n int) *Stats {
 	copy(t.AbsSum, s.AbsSum[:n])
 	t.Count = s.Count
 	return t
+}
+
+// BenchmarkStatsAddBatch is one 512-token chunk of calibration statistics
+// at the TinyLlama-1.1B input widths: AddBatch (tiled gemm, upper
+// triangle) against gonum's single-threaded Dsyrk on the same rows.
+func BenchmarkStatsAddBatch(b *testing.B) {
+	const rows = 512
+	for _, n := range []int{2048, 5632} {
+		x := randMat(newRand(uint64(n)), rows, n)
+		b.Run(fmt.Sprintf("n=%d/AddBatch", n), func(b *testing.B) {
+			s := NewStats(n)
+			for b.Loop() {
+				s.AddBatch(x, rows)
+			}
+		})
+		b.Run(fmt.Sprintf("n=%d/gonum-Dsyrk", n), func(b *testing.B) {
+			buf := make([]float64, len(x))
+			for i, v := range x {
+				buf[i] = float64(v)
+			}
+			c := make([]float64, n*n)
+			for b.Loop() {
+				blas64.Syrk(blas.Trans, 1, blas64.General{Rows: rows, Cols: n, Stride: n, Data: buf},
+					1, blas64.Symmetric{N: n, Stride: n, Uplo: blas.Upper, Data: c})
+			}
+		})
+	}
 }

@@ -33,6 +33,10 @@ type gemmOpts struct {
 	// wanted; tiles entirely above the diagonal are skipped and keep
 	// beta·C.
 	lowerC bool
+	// upperC: C is square and only its upper triangle (and the diagonal)
+	// is wanted; tiles entirely below the diagonal are skipped and keep
+	// beta·C.
+	upperC bool
 	// lowerB: op(B) is square and lower triangular (zeros above the
 	// diagonal), so column j of C needs only rows p ≥ j of op(B).
 	lowerB bool
@@ -63,7 +67,7 @@ func gemmEx(th int, o gemmOpts, tA, tB bool, m, n, k int, alpha float64, a []flo
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	if m*n*k < gemmSmall && !o.lowerB && gonumSerial(m, n) {
+	if m*n*k < gemmSmall && !o.lowerB && !o.upperC && gonumSerial(m, n) {
 		ta, tb := blas.NoTrans, blas.NoTrans
 		if tA {
 			ta = blas.Trans
@@ -86,7 +90,7 @@ func gemmEx(th int, o gemmOpts, tA, tB bool, m, n, k int, alpha float64, a []flo
 	for ti := 0; ti < tm; ti++ {
 		for tj := 0; tj < tn; tj++ {
 			i0, j0 := ti*tileM, tj*tileN
-			if o.lowerC && j0 >= min(i0+tileM, m) {
+			if (o.lowerC && j0 >= min(i0+tileM, m)) || (o.upperC && i0 >= min(j0+tileN, n)) {
 				if overwrite {
 					i1, j1 := min(i0+tileM, m), min(j0+tileN, n)
 					for i := i0; i < i1; i++ {

@@ -3,6 +3,7 @@ package lowrank
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -155,4 +156,53 @@ func BenchmarkGemm2048(b *testing.B) {
 		gemm(th, false, true, n, n, n, 1, x, n, y, n, 0, c, n)
 	}
 	b.ReportMetric(2*float64(n*n*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// TestStatsAddBatchTiled checks the tiled rank-r update of AddBatch against
+// a plain float64 sum of outer products on odd sizes (several chunks, tiles
+// straddling the diagonal), and that the thread budget does not change a
+// bit of it.
+func TestStatsAddBatchTiled(t *testing.T) {
+	for _, c := range []struct{ n, rows int }{{1, 3}, {7, 1100}, {97, 600}, {515, 531}, {600, 70}} {
+		rng := rand.New(rand.NewPCG(uint64(c.n), uint64(c.rows)))
+		x := make([]float32, c.n*c.rows)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		want := make([]float64, c.n*c.n)
+		for r := 0; r < c.rows; r++ {
+			v := x[r*c.n : (r+1)*c.n]
+			for i := range v {
+				for j := i; j < c.n; j++ {
+					want[i*c.n+j] += float64(v[i]) * float64(v[j])
+				}
+			}
+		}
+		var first []float64
+		for _, th := range []int{1, 3} {
+			s := NewStats(c.n)
+			s.Threads = th
+			s.AddBatch(x, c.rows)
+			if s.Count != int64(c.rows) {
+				t.Fatalf("n=%d rows=%d: count %d", c.n, c.rows, s.Count)
+			}
+			for i := 0; i < c.n; i++ {
+				for j := i; j < c.n; j++ {
+					g, w := s.XXt[i*c.n+j], want[i*c.n+j]
+					if math.Abs(g-w) > 1e-9*(1+math.Abs(w)) {
+						t.Fatalf("n=%d rows=%d threads=%d: XXt[%d,%d] = %v, want %v", c.n, c.rows, th, i, j, g, w)
+					}
+				}
+			}
+			if first == nil {
+				first = s.XXt
+			} else {
+				for i := range first {
+					if math.Float64bits(first[i]) != math.Float64bits(s.XXt[i]) {
+						t.Fatalf("n=%d rows=%d: XXt[%d] differs between 1 and %d threads", c.n, c.rows, i, th)
+					}
+				}
+			}
+		}
+	}
 }

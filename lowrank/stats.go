@@ -3,6 +3,7 @@ package lowrank
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
@@ -26,6 +27,9 @@ type Stats struct {
 	AbsSum  []float64
 	Count   int64
 	Skipped int64
+	// Threads bounds the goroutines AddBatch keeps busy (its own
+	// included); 0 means GOMAXPROCS. The sums do not depend on it.
+	Threads int
 
 	mu    sync.Mutex
 	cache *whitening // derived from the fields above; dropped on change
@@ -72,17 +76,24 @@ func (s *Stats) AddBatch(X []float32, rows int) {
 		return
 	}
 	s.invalidate()
-	// Chunks bound the float64 copy; each chunk is one rank-r update with
-	// Dsyrk, far faster than r rank-1 updates.
+	// Chunks bound the float64 copy; each chunk is one rank-r update
+	// XXt += bufᵀ·buf with the packed, register-blocked gemm (upper
+	// triangle's tiles only), far faster than r rank-1 updates or gonum's
+	// single-threaded Dsyrk. Every element of XXt is summed over the chunk
+	// in one fixed order by one goroutine, so the result does not depend
+	// on Threads.
 	const chunk = 512
+	th := s.Threads
+	if th <= 0 {
+		th = runtime.GOMAXPROCS(0)
+	}
 	buf := make([]float64, 0, min(rows, chunk)*n)
 	flush := func() {
 		r := len(buf) / n
 		if r == 0 {
 			return
 		}
-		blas64.Syrk(blas.Trans, 1, blas64.General{Rows: r, Cols: n, Stride: n, Data: buf},
-			1, blas64.Symmetric{N: n, Stride: n, Uplo: blas.Upper, Data: s.XXt})
+		gemmEx(th, gemmOpts{upperC: true}, true, false, n, n, r, 1, buf, n, buf, n, 1, s.XXt, n)
 		s.Count += int64(r)
 		buf = buf[:0]
 	}
