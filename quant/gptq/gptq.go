@@ -344,6 +344,7 @@ func (p *pass) rowBlock(ctx context.Context, r0, r1 int) error {
 	}
 	bs := p.opt.BlockSize
 	span := make([]float32, 0)
+	var nz []int
 	for b0 := 0; b0 < n; b0 += bs {
 		b1 := min(b0+bs, n)
 		for j := b0; j < b1; j++ {
@@ -365,19 +366,7 @@ func (p *pass) rowBlock(ctx context.Context, r0, r1 int) error {
 		}
 		// Lazy update of the columns after the block.
 		if b1 < n {
-			for r := range b.rb {
-				row := b.wb[r*n+b1 : (r+1)*n]
-				for jj := b0; jj < b1; jj++ {
-					ev := b.errs[r*bs+jj-b0]
-					if ev == 0 {
-						continue
-					}
-					ur := p.u[jj*n+b1 : (jj+1)*n]
-					for k, uv := range ur {
-						row[k] -= ev * uv
-					}
-				}
-			}
+			nz = lazyUpdate(b.wb, b.rb, n, b0, b1, b.errs, bs, p.u, nz)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
