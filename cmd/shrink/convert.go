@@ -55,13 +55,23 @@ func convertCommand() *cli.Command {
 			&cli.BoolFlag{Name: "gptq-refit-groups", Usage: "gptq, two-level encodings: fit each group's 6-bit scale and offset when the pass reaches it (the super-block's float16 pair is fixed when the super-block begins)"},
 			&cli.BoolFlag{Name: "gptq-plain-scales", Usage: "gptq: choose group scales by plain weight error, not activation-weighted"},
 			&cli.StringFlag{Name: "calib-pass", Value: "layer", Usage: "calibration `PASS`: layer (each block's statistics with the blocks before it compressed) or model (the uncompressed model once, as SVD-LLM does)"},
+			cpuProfileFlag,
 			&cli.StringFlag{Name: "rounding", Value: string(convert.RoundingRTN), Usage: "rounding of q8 and packed projections: `MODE` rtn (nearest) or gptq (error feedback under the calibration statistics; needs --calib)"},
 		}, append(planFlags(), calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...)...),
-		Action: withPath("one model path", func(c *cli.Context, path string) error {
+		Action: withPath("one model path", func(c *cli.Context, path string) (err error) {
 			pol, err := policyFromFlags(c)
 			if err != nil {
 				return err
 			}
+			stopProfile, err := startCPUProfile(c)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				if perr := stopProfile(); err == nil {
+					err = perr
+				}
+			}()
 			dry := c.Bool("dry-run")
 			if !dry && c.String("out") == "" {
 				return usagef("convert: -o FILE is required (or --dry-run)")
