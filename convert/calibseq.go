@@ -2,12 +2,15 @@ package convert
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/lowrank"
+	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/runtime"
 )
 
@@ -201,6 +204,9 @@ func (p *layerPass) collect(ctx context.Context) error {
 // projections, then frees them and block at's statistics.
 func (p *layerPass) advance(ctx context.Context) error {
 	l := p.at
+	if err := widenPacked(p.got[l]); err != nil {
+		return fmt.Errorf("calibration: %w", err)
+	}
 	if err := p.rt.ReplaceBlock(l, p.got[l]); err != nil {
 		return fmt.Errorf("calibration: %w", err)
 	}
@@ -266,6 +272,34 @@ func (p *layerPass) start(ctx context.Context, m *Model, keys []string, ids []in
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// widenPacked replaces the packed dense projections of src (q4, q4s,
+// q4nl, …) by their float32 decoding. The calibration runtime multiplies
+// packed weights by float32 activations by decoding each tile's rows for
+// every token tile, the same float32 rows times the same activations with
+// the same kernel as an f32 weight, so the hidden states come out bit for
+// bit the same, but each weight is decoded once rather than once per tile
+// of tokens. A block's projections in float32 are a few hundred MB at
+// most (7B shape: 0.8 GB), held only while the block is run.
+func widenPacked(src *runtime.MemSource) error {
+	for _, w := range src.Weights {
+		if w.Kind != "" || len(w.Parts) != 1 || !w.Parts[0].Encoding.IsPacked() || len(w.Parts[0].Shape) != 2 {
+			continue
+		}
+		p := &w.Parts[0]
+		rows, cols := int(p.Shape[0]), int(p.Shape[1])
+		f := make([]float32, rows*cols)
+		if err := quant.Decode(p.Encoding, f, p.Data, rows, cols); err != nil {
+			return fmt.Errorf("%s: %w", w.Name, err)
+		}
+		data := make([]byte, 4*len(f))
+		for i, v := range f {
+			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(v))
+		}
+		p.Encoding, p.Data = quant.F32, data
 	}
 	return nil
 }
