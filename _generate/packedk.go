@@ -381,6 +381,11 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 	g.MOVQ(f("xq", "base"), RDI)
 	g.MOVQ(f("xs", "base"), R10)
 	g.MOVQ(f("xsum", "base"), R11)
+	// RAX: the distance from a row's quants to the same place in the next
+	// pair's row (two rows' worth of the lo plane), the quant prefetch
+	// distance (see the loop).
+	g.MOVQ(f("loRow", ""), RAX)
+	g.SHLQ(U8(1), RAX)
 	g.MOVQ(f("sbs", ""), RCX)
 	g.TESTQ(RCX, RCX)
 	g.JZ(LabelRef("half"))
@@ -418,6 +423,13 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 		} else {
 			g.PREFETCHT0(m(rr.sub, 256))
 			g.PREFETCHT0(m(rr.sup, 128))
+		}
+		// The quants of the same super-block in the next pair of rows:
+		// a pair interleaves two streams a row apart, which the hardware
+		// prefetchers follow poorly once rows are longer than a few
+		// pages' worth; one pair's work ahead covers the memory latency.
+		for off := 0; off < 32*lo; off += 64 {
+			g.PREFETCHT0(mi(rr.lo, RAX, 1, off))
 		}
 	}
 	body(K1, 2, false)
