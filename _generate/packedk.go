@@ -323,7 +323,8 @@ func packedKTokens(g *gen, T, chunks int, half, nib bool) {
 // loop's bookkeeping is shared. rows must be even. Row 0 of a pair: SI, BX,
 // R8, R9 as in packedK; row 1: R12 lo, R13 hi, R14 sub, R15 sup. Sums: Y16
 // products, Y17 offsets (row 0), Y18, Y19 (row 1); Y23 the half
-// super-block's masked xs.
+// super-block's masked xs. RAX: twice the lo plane's row stride (the quant
+// prefetch distance); 48(SP): twice the hi plane's.
 func packedK2(g *gen, lo, hi int, sym bool) {
 	kind := "QK"
 	if sym {
@@ -336,7 +337,7 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 	if hi > 0 {
 		hiTabs = g.planeTables(name+"_hi", w.vbytes, hi)
 	}
-	g.text(name, "func(p *packedKArgs)", 48)
+	g.text(name, "func(p *packedKArgs)", 56)
 	f := func(field, part string) Mem { return g.field(RDX, field, part) }
 	g.MOVQ(g.arg(0), RDX)
 	g.MOVQ(f("rows", ""), RAX)
@@ -386,6 +387,14 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 	// distance (see the loop).
 	g.MOVQ(f("loRow", ""), RAX)
 	g.SHLQ(U8(1), RAX)
+	if hi > 0 {
+		// The hi plane's distance, the same for its stream, waits in the
+		// frame: no register is left in the loop.
+		g.MOVQ(f("hiRow", ""), RDX)
+		g.SHLQ(U8(1), RDX)
+		g.MOVQ(RDX, sp(48))
+		g.MOVQ(g.arg(0), RDX)
+	}
 	g.MOVQ(f("sbs", ""), RCX)
 	g.TESTQ(RCX, RCX)
 	g.JZ(LabelRef("half"))
@@ -430,6 +439,16 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 		// pages' worth; one pair's work ahead covers the memory latency.
 		for off := 0; off < 32*lo; off += 64 {
 			g.PREFETCHT0(mi(rr.lo, RAX, 1, off))
+		}
+	}
+	if hi > 0 {
+		// RDX (the argument pointer) is free until after the body,
+		// which reloads it.
+		g.MOVQ(sp(48), RDX)
+		for _, rr := range rws {
+			for off := 0; off < 32*hi; off += 64 {
+				g.PREFETCHT0(mi(rr.hi, RDX, 1, off))
+			}
 		}
 	}
 	body(K1, 2, false)

@@ -3961,7 +3961,7 @@ ret:
 
 // func packedQKLo4Hi0R2VNNI(p *packedKArgs)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
-TEXT ·packedQKLo4Hi0R2VNNI(SB), NOSPLIT, $48-8
+TEXT ·packedQKLo4Hi0R2VNNI(SB), NOSPLIT, $56-8
 	MOVQ         p+0(FP), DX
 	MOVQ         248(DX), AX
 	SHRQ         $0x01, AX
@@ -4333,7 +4333,7 @@ GLOBL packedQKLo4Hi1R2VNNI_hi_p1_v1<>(SB), RODATA|NOPTR, $64
 
 // func packedQKLo4Hi1R2VNNI(p *packedKArgs)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
-TEXT ·packedQKLo4Hi1R2VNNI(SB), NOSPLIT, $48-8
+TEXT ·packedQKLo4Hi1R2VNNI(SB), NOSPLIT, $56-8
 	MOVQ         p+0(FP), DX
 	MOVQ         248(DX), AX
 	SHRQ         $0x01, AX
@@ -4404,6 +4404,10 @@ pair:
 	MOVQ   208(DX), R11
 	MOVQ   128(DX), AX
 	SHLQ   $0x01, AX
+	MOVQ   136(DX), DX
+	SHLQ   $0x01, DX
+	MOVQ   DX, 48(SP)
+	MOVQ   p+0(FP), DX
 	MOVQ   256(DX), CX
 	TESTQ  CX, CX
 	JZ     half
@@ -4417,6 +4421,9 @@ sb:
 	PREFETCHT0      128(R15)
 	PREFETCHT0      (R12)(AX*1)
 	PREFETCHT0      64(R12)(AX*1)
+	MOVQ            48(SP), DX
+	PREFETCHT0      (BX)(DX*1)
+	PREFETCHT0      (R13)(DX*1)
 	VCVTDQ2PS       (R11), Y27
 	VMULPS          (R10), Y27, Y27
 	VPBROADCASTD    (R9), X4
@@ -4764,7 +4771,7 @@ GLOBL packedQKLo4Hi2R2VNNI_hi_p2_v1<>(SB), RODATA|NOPTR, $64
 
 // func packedQKLo4Hi2R2VNNI(p *packedKArgs)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
-TEXT ·packedQKLo4Hi2R2VNNI(SB), NOSPLIT, $48-8
+TEXT ·packedQKLo4Hi2R2VNNI(SB), NOSPLIT, $56-8
 	MOVQ         p+0(FP), DX
 	MOVQ         248(DX), AX
 	SHRQ         $0x01, AX
@@ -4835,6 +4842,10 @@ pair:
 	MOVQ   208(DX), R11
 	MOVQ   128(DX), AX
 	SHLQ   $0x01, AX
+	MOVQ   136(DX), DX
+	SHLQ   $0x01, DX
+	MOVQ   DX, 48(SP)
+	MOVQ   p+0(FP), DX
 	MOVQ   256(DX), CX
 	TESTQ  CX, CX
 	JZ     half
@@ -4848,6 +4859,9 @@ sb:
 	PREFETCHT0      128(R15)
 	PREFETCHT0      (R12)(AX*1)
 	PREFETCHT0      64(R12)(AX*1)
+	MOVQ            48(SP), DX
+	PREFETCHT0      (BX)(DX*1)
+	PREFETCHT0      (R13)(DX*1)
 	VCVTDQ2PS       (R11), Y27
 	VMULPS          (R10), Y27, Y27
 	VPBROADCASTD    (R9), X4
@@ -5195,7 +5209,7 @@ GLOBL packedQKLo2Hi0R2VNNI_lo_p2_v1<>(SB), RODATA|NOPTR, $64
 
 // func packedQKLo2Hi0R2VNNI(p *packedKArgs)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
-TEXT ·packedQKLo2Hi0R2VNNI(SB), NOSPLIT, $48-8
+TEXT ·packedQKLo2Hi0R2VNNI(SB), NOSPLIT, $56-8
 	MOVQ         p+0(FP), DX
 	MOVQ         248(DX), AX
 	SHRQ         $0x01, AX
@@ -5604,7 +5618,7 @@ GLOBL packedQKLo2Hi1R2VNNI_hi_p1_v1<>(SB), RODATA|NOPTR, $64
 
 // func packedQKLo2Hi1R2VNNI(p *packedKArgs)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
-TEXT ·packedQKLo2Hi1R2VNNI(SB), NOSPLIT, $48-8
+TEXT ·packedQKLo2Hi1R2VNNI(SB), NOSPLIT, $56-8
 	MOVQ         p+0(FP), DX
 	MOVQ         248(DX), AX
 	SHRQ         $0x01, AX
@@ -5675,6 +5689,10 @@ pair:
 	MOVQ   208(DX), R11
 	MOVQ   128(DX), AX
 	SHLQ   $0x01, AX
+	MOVQ   136(DX), DX
+	SHLQ   $0x01, DX
+	MOVQ   DX, 48(SP)
+	MOVQ   p+0(FP), DX
 	MOVQ   256(DX), CX
 	TESTQ  CX, CX
 	JZ     half
@@ -5686,6 +5704,9 @@ sb:
 	PREFETCHT0      256(R14)
 	PREFETCHT0      128(R15)
 	PREFETCHT0      (R12)(AX*1)
+	MOVQ            48(SP), DX
+	PREFETCHT0      (BX)(DX*1)
+	PREFETCHT0      (R13)(DX*1)
 	VCVTDQ2PS       (R11), Y27
 	VMULPS          (R10), Y27, Y27
 	VPBROADCASTD    (R9), X4
@@ -6003,7 +6024,7 @@ ret:
 
 // func packedSymLo4Hi0R2VNNI(p *packedKArgs)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
-TEXT ·packedSymLo4Hi0R2VNNI(SB), NOSPLIT, $48-8
+TEXT ·packedSymLo4Hi0R2VNNI(SB), NOSPLIT, $56-8
 	MOVQ         p+0(FP), DX
 	MOVQ         248(DX), AX
 	SHRQ         $0x01, AX
