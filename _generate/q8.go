@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/mmcloughlin/avo/attr"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
 )
@@ -723,7 +724,17 @@ func quantizeQ8AVX512(g *gen) {
 // y[t·ldy + r]. Each pair step loads four weight vectors and two activation
 // vectors for eight VPDPBUSD; an int32 group sum is seeded with −128·Σx (so
 // w XOR 0x80 can be the unsigned operand, as in the row kernels), converted
-// and accumulated times d = ws·xs. acc[r][t] = Z(2r+t).
+// and accumulated times d = ws·xs. acc[r][t] = Z(2r+t). The weights are
+// prefetched p.pf bytes ahead.
+//
+// The combined scales d are made once per block of eight groups: each
+// row's and token's eight scales are laid out as [s0 s2 s4 s6 s0 s2 s4 s6 |
+// s1 s3 s5 s7 s1 s3 s5 s7] (one VPERMPS each) and multiplied, row by token,
+// into Z16–Z23 (D(r, t) = Z(16+2r+t)); pair k of the block then takes
+// [d_2k ×8 | d_2k+1 ×8] with the in-lane VPERMILPS $k·0x55. A VMULPS per
+// (row, token, pair) would compete with the dot products and the FMAs for
+// the multiply ports, which bound this kernel; the in-lane shuffle does
+// not. The immediate fixes k, so a block's up to four pairs are unrolled.
 //
 // Every lane sees the same operations in the same order as in
 // dotQ8RowsVNNI32 (exact int32 sums, d rounded once, one FMA per pair of
@@ -732,9 +743,14 @@ func quantizeQ8AVX512(g *gen) {
 // batch of tokens through this kernel gives every token exactly what it
 // would get alone (runtime's batched decode relies on it).
 //
+// Other registers: Z8–Z11 the rows' w XOR 0x80, Z12 a token's quants, Z13
+// its seed, Z14 0x80 bytes, Z15 the int sum, Z24 the layout index, Z25
+// zero, Z26 the pair's scale vector (at a block's start: token 1's
+// scales), Z27–Z31 the rows' and token 0's scales at a block's start.
+//
 // Frame: 0(SP) groups left, 8(SP) the token scale stride in bytes, 16(SP)
 // and 24(SP) the tile's first quant and scale rows, 32(SP) its y, 40(SP)
-// tiles left, 48(SP) four rows' bytes (the prefetch distance).
+// tiles left, 48(SP) the prefetch distance.
 func tileQ8x2VNNI(g *gen) {
 	g.text("tileQ8x2VNNI", "func(p *q8TileArgs)", 56)
 	f := func(name, part string) Mem { return g.field(RCX, name, part) }
@@ -753,12 +769,11 @@ func tileQ8x2VNNI(g *gen) {
 	g.MOVQ(f("xsstride", ""), RAX)
 	g.SHLQ(U8(2), RAX)
 	g.MOVQ(RAX, sp(8))
-	g.MOVQ(f("stride", ""), RAX)
-	g.SHLQ(U8(2), RAX)
+	g.MOVQ(f("pf", ""), RAX)
 	g.MOVQ(RAX, sp(48))
 	c80(g, z)
-	pairConst(g)
-	g.VPXORD(Z19, Z19, Z19)
+	g.VPXORD(Z25, Z25, Z25)
+	g.VMOVDQU32(g.layoutTable(), Z24)
 
 	g.Label("trowblk")
 	g.MOVQ(g.arg(0), RCX)
@@ -787,55 +802,61 @@ func tileQ8x2VNNI(g *gen) {
 	g.MOVQ(U32(8), RCX)
 	g.Label("blkmask")
 	g.lowMask(EAX, K1)
+	// The block's scales, laid out (masked loads: nothing past the block
+	// is read, the lanes of missing groups are zero), and their products.
 	for i, r := range srows {
-		g.VMOVDQU16_Z(m(r, 0), K1, x(24+i))
-		g.VCVTPH2PS(x(24+i), y(24+i))
+		g.VMOVDQU16_Z(m(r, 0), K1, x(27+i))
+		g.VCVTPH2PS(x(27+i), y(27+i))
+		g.VPERMPS(z(27+i), Z24, z(27+i))
 	}
 	g.MOVQ(sp(8), RAX)
-	g.VMOVUPS_Z(m(RDX, 0), K1, Y28)
-	g.VMOVUPS_Z(mi(RDX, RAX, 1, 0), K1, Y29)
-	g.VMOVDQA32(Z18, Z16)
-	g.MOVQ(RCX, R14)
-	g.SHRQ(U8(1), R14)
-
-	g.MOVQ(sp(48), RAX)
-
-	g.Label("tpair")
-	// The next four rows' same line, so that their first token pair
-	// finds them in cache (from memory on the first pass over a block).
-	for _, r := range rows {
-		g.PREFETCHT0(mi(r, RAX, 1, 0))
+	toks := []VecPhysical{Z31, Z26}
+	g.VMOVUPS_Z(m(RDX, 0), K1, Y31)
+	g.VMOVUPS_Z(mi(RDX, RAX, 1, 0), K1, Y26)
+	for _, t := range toks {
+		g.VPERMPS(t, Z24, t)
 	}
-	for i, r := range rows {
-		g.VPXORD(m(r, 0), Z14, z(8+i))
-	}
-	for i := range rows {
-		g.VPERMPS(z(24+i), Z16, z(20+i))
-	}
-	for t, xaddr := range []Mem{m(RDI, 0), mi(RDI, R15, 1, 0)} {
-		g.VMOVDQU64(xaddr, Z12)
-		g.VPXORD(Z13, Z13, Z13)
-		g.VPDPBUSD(Z12, Z14, Z13)
-		g.VPSUBD(Z13, Z19, Z13)
-		g.VPERMPS(z(28+t), Z16, Z30)
-		for r := range rows {
-			g.VMOVDQA32(Z13, Z15)
-			g.VPDPBUSD(Z12, z(8+r), Z15)
-			g.VCVTDQ2PS(Z15, Z15)
-			// d = ws·xs first, then sum·d fused into the accumulator:
-			// the row kernel's order, so every (row, token) result is
-			// the row kernel's bit for bit.
-			g.VMULPS(z(20+r), Z30, Z31)
-			g.VFMADD231PS(Z31, Z15, z(2*r+t))
+	for r := range 4 {
+		for t, tv := range toks {
+			g.VMULPS(tv, z(27+r), z(16+2*r+t))
 		}
 	}
-	g.VPADDD(Z17, Z16, Z16)
-	for _, r := range append(rows, RDI) {
-		g.ADDQ(U8(64), r)
-	}
-	g.DECQ(R14)
-	g.JNZ(LabelRef("tpair"))
+	g.MOVQ(RCX, R14)
+	g.SHRQ(U8(1), R14)
+	g.MOVQ(sp(48), RAX)
 
+	for k := range 4 {
+		// The rows pf bytes on, so that they are in cache when the
+		// walk gets there.
+		for _, r := range rows {
+			g.PREFETCHT0(mi(r, RAX, 1, 0))
+		}
+		for i, r := range rows {
+			g.VPXORD(m(r, 0), Z14, z(8+i))
+		}
+		for t, xaddr := range []Mem{m(RDI, 0), mi(RDI, R15, 1, 0)} {
+			g.VMOVDQU64(xaddr, Z12)
+			g.VPXORD(Z13, Z13, Z13)
+			g.VPDPBUSD(Z12, Z14, Z13)
+			g.VPSUBD(Z13, Z25, Z13)
+			for r := range rows {
+				g.VMOVDQA32(Z13, Z15)
+				g.VPDPBUSD(Z12, z(8+r), Z15)
+				g.VCVTDQ2PS(Z15, Z15)
+				g.VPERMILPS(U8(0x55*k), z(16+2*r+t), Z26)
+				g.VFMADD231PS(Z26, Z15, z(2*r+t))
+			}
+		}
+		for _, r := range append(rows, RDI) {
+			g.ADDQ(U8(64), r)
+		}
+		if k < 3 {
+			g.DECQ(R14)
+			g.JZ(LabelRef("tnext"))
+		}
+	}
+
+	g.Label("tnext")
 	g.SUBQ(RCX, sp(0))
 	g.SHLQ(U8(1), RCX)
 	for _, r := range srows {
@@ -850,7 +871,7 @@ func tileQ8x2VNNI(g *gen) {
 	// The row kernel adds its (here empty) odd-group accumulator before
 	// folding; adding zero too keeps the sign of a zero sum the same.
 	for i := range 8 {
-		g.VADDPS(Z19, z(i), z(i))
+		g.VADDPS(Z25, z(i), z(i))
 	}
 	g.foldZ(8, 8)
 	g.MOVQ(g.arg(0), RCX)
@@ -866,4 +887,15 @@ func tileQ8x2VNNI(g *gen) {
 	g.SHLQ(U8(3), RAX)
 	g.ADDQ(RAX, sp(24))
 	g.closeLoop(sp(40), "trowblk", "tret")
+}
+
+// layoutTable is tileQ8x2VNNI's VPERMPS index: a block's eight scales
+// s0…s7 to [s0 s2 s4 s6 s0 s2 s4 s6 | s1 s3 s5 s7 s1 s3 s5 s7].
+func (g *gen) layoutTable() Mem {
+	m := g.StaticGlobal("q8ScaleLayout")
+	g.DataAttributes(attr.RODATA | attr.NOPTR)
+	for _, i := range []uint32{0, 2, 4, 6, 0, 2, 4, 6, 1, 3, 5, 7, 1, 3, 5, 7} {
+		g.AppendDatum(U32(i))
+	}
+	return m
 }

@@ -233,6 +233,7 @@ func RunMany(ctx context.Context, ref *runtime.Model, cands []*runtime.Model, to
 	bos := AddedBOS(ref)
 	var refTime time.Duration
 	var toks []Token
+	var prepared []RefPosition
 	for c := range chunks {
 		in, lo, hi := chunkInput(tokens, c, opts.Ctx, opts.Convention, bos)
 		t0 := time.Now()
@@ -240,6 +241,7 @@ func RunMany(ctx context.Context, ref *runtime.Model, cands []*runtime.Model, to
 		if err != nil {
 			return nil, fmt.Errorf("reference, chunk %d: %w", c+1, err)
 		}
+		prepared = prepareChunk(prepared, rl[lo:hi], max(1, ref.Threads()))
 		refTime += time.Since(t0)
 		targets := tokens[c*opts.Ctx+lo+1 : c*opts.Ctx+hi+1]
 		for i, st := range states {
@@ -256,7 +258,7 @@ func RunMany(ctx context.Context, ref *runtime.Model, cands []*runtime.Model, to
 				st.fwd += time.Since(t0)
 			}
 			t0 = time.Now()
-			toks = compareChunk(toks, rl[lo:hi], cl[lo:hi], targets, max(1, st.m.Threads()))
+			toks = compareChunk(toks, prepared, cl[lo:hi], targets, max(1, st.m.Threads()))
 			var nll, nllRef float64
 			for _, t := range toks {
 				nll += t.NLL
@@ -305,29 +307,50 @@ func rate(n float64, d time.Duration) float64 {
 // compareChunk scores every position of one chunk. The positions are
 // independent, so they are split among workers; the result keeps position
 // order so that the statistics do not depend on the thread count.
-func compareChunk(dst []Token, ref, cand [][]float32, targets []int, workers int) []Token {
+func compareChunk(dst []Token, ref []RefPosition, cand [][]float32, targets []int, workers int) []Token {
 	n := len(ref)
 	dst = append(dst[:0], make([]Token, n)...)
+	parallel(n, workers, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			dst[p] = ref[p].Compare(cand[p], targets[p])
+		}
+	})
+	return dst
+}
+
+// prepareChunk derives every position's reference probabilities once per
+// chunk for all candidates, reusing dst's storage.
+func prepareChunk(dst []RefPosition, ref [][]float32, workers int) []RefPosition {
+	n := len(ref)
+	if cap(dst) < n {
+		dst = append(dst[:cap(dst)], make([]RefPosition, n-cap(dst))...)
+	}
+	dst = dst[:n]
+	parallel(n, workers, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			dst[p].Prepare(ref[p], dst[p].p)
+		}
+	})
+	return dst
+}
+
+// parallel runs f over [0,n) split into at most workers contiguous ranges.
+func parallel(n, workers int, f func(lo, hi int)) {
 	workers = min(workers, n)
 	if workers <= 1 {
-		for p := range n {
-			dst[p] = Compare(ref[p], cand[p], targets[p])
-		}
-		return dst
+		f(0, n)
+		return
 	}
 	var g errgroup.Group
 	per := (n + workers - 1) / workers
 	for lo := 0; lo < n; lo += per {
 		hi := min(lo+per, n)
 		g.Go(func() error {
-			for p := lo; p < hi; p++ {
-				dst[p] = Compare(ref[p], cand[p], targets[p])
-			}
+			f(lo, hi)
 			return nil
 		})
 	}
-	_ = g.Wait() // Compare cannot fail
-	return dst
+	_ = g.Wait() // f cannot fail
 }
 
 // chunkCorrelation is the Pearson correlation of per-chunk ln PPL. Every

@@ -120,9 +120,13 @@ func TestCompareChunkParallel(t *testing.T) {
 			ref[p], cand[p] = randF32(r, vocab), randF32(r, vocab)
 			targets[p] = r.IntN(vocab)
 		}
-		serial := compareChunk(nil, ref, cand, targets, 1)
-		for _, w := range []int{2, 3, 8, 64} {
-			if par := compareChunk(nil, ref, cand, targets, w); !slices.Equal(par, serial) {
+		serial := make([]Token, n)
+		for p := range n {
+			serial[p] = Compare(ref[p], cand[p], targets[p])
+		}
+		for _, w := range []int{1, 2, 3, 8, 64} {
+			prep := prepareChunk(nil, ref, w)
+			if par := compareChunk(nil, prep, cand, targets, w); !slices.Equal(par, serial) {
 				t.Errorf("n=%d workers=%d: results differ", n, w)
 			}
 		}

@@ -236,13 +236,49 @@ func (a *Accumulator) Summary() Summary {
 // next token, in float64 so that identical logits give exactly KLD 0 and
 // Δp 0.
 func Compare(ref, cand []float32, target int) Token {
-	lr, ir := logSumExp(ref)
+	var r RefPosition
+	r.Prepare(ref, nil)
+	return r.Compare(cand, target)
+}
+
+// RefPosition holds what Compare derives from the reference's logits at one
+// position: ln Σ exp, the argmax and every probability. A sweep compares many
+// candidates with the same reference, so these are computed once per
+// position instead of once per candidate (they were two thirds of the
+// exponentials); the arithmetic is the same, so the results are bit-identical.
+type RefPosition struct {
+	logits []float32
+	lse    float64
+	top    int
+	p      []float64 // exp(logits[i] − lse) in float64
+}
+
+// Prepare fills r from the reference logits, reusing p's storage when it is
+// large enough. r keeps logits (not a copy): they must not change while r is
+// used.
+func (r *RefPosition) Prepare(logits []float32, p []float64) {
+	r.logits = logits
+	r.lse, r.top = logSumExp(logits)
+	if cap(p) < len(logits) {
+		p = make([]float64, len(logits))
+	}
+	p = p[:len(logits)]
+	for i, v := range logits {
+		p[i] = math.Exp(float64(v) - r.lse)
+	}
+	r.p = p
+}
+
+// Compare scores candidate logits against the prepared reference position.
+func (r *RefPosition) Compare(cand []float32, target int) Token {
+	ref := r.logits
+	lr, ir := r.lse, r.top
 	lc, ic := logSumExp(cand)
 	var kld float64
-	for i := range ref {
-		lpRef := float64(ref[i]) - lr
-		lpCand := float64(cand[i]) - lc
-		if p := math.Exp(lpRef); p > 0 {
+	for i, p := range r.p[:len(cand)] {
+		if p > 0 {
+			lpRef := float64(ref[i]) - lr
+			lpCand := float64(cand[i]) - lc
 			kld += p * (lpRef - lpCand)
 		}
 	}

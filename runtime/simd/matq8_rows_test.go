@@ -19,10 +19,10 @@ func TestMatQ8EqualsRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(41, 42))
 	for _, fs := range testFeatureSets() {
 		for _, group := range []int{32, 64, 48} {
-			for _, n := range []int{32, 64, 96, 128, 288, 512, 576, 2048} {
+			for _, n := range []int{32, 64, 96, 128, 192, 288, 512, 576, 2048} {
 				ng := (n + group - 1) / group
 				for _, rows := range []int{1, 4, 5, 8, 13, 32} {
-					for _, tokens := range []int{1, 2, 3, 4, 7, 8} {
+					for _, tokens := range []int{1, 2, 3, 4, 5, 6, 7, 8, 11} {
 						for _, add := range []bool{false, true} {
 							name := fmt.Sprintf("%s g=%d n=%d rows=%d tokens=%d add=%v", fs.name, group, n, rows, tokens, add)
 							stride, sstride, xstride, xsstride, ldy := n+64, ng+3, n+32, ng+1, rows+1

@@ -84,9 +84,15 @@ func unpackNLRow(q []int8, w *Packed, levels *[16]int8, r int) {
 	}
 }
 
-// nlScratch holds one unpacked row, pooled so that the kernels allocate
-// nothing in steady state.
-type nlScratch struct{ q []int8 }
+// nlScratch holds one unpacked row and the per-token sums of the tile
+// path, pooled so that the kernels allocate nothing in steady state.
+type nlScratch struct {
+	q        []int8
+	isum     []float32
+	acc      []float32
+	ones     []uint16
+	onesOnce [1]float32
+}
 
 var nlScratchPool = sync.Pool{New: func() any { return new(nlScratch) }}
 
@@ -104,6 +110,10 @@ func matPackedNLGo(y []float32, ldy int, w *Packed, levels *[16]int8, xq []int8,
 		sc.q = make([]int8, n)
 	}
 	q := sc.q[:n]
+	if tokens >= nlTileTokens {
+		matPackedNLTile(sc, q, y, ldy, w, levels, xq, xs, xstride, xsstride, rows, tokens, add)
+		return
+	}
 	for r := range rows {
 		unpackNLRow(q, w, levels, r)
 		sup := w.Sup[r*w.SupRow : (r+1)*w.SupRow]
@@ -119,6 +129,49 @@ func matPackedNLGo(y []float32, ldy int, w *Packed, levels *[16]int8, xq []int8,
 				acc += y[i]
 			}
 			y[i] = acc
+		}
+	}
+}
+
+// nlTileTokens is the token count from which matPackedNLGo takes the
+// block-by-block path below.
+const nlTileTokens = 2
+
+// matPackedNLTile computes the same products as matPackedNLGo's token
+// loop, bit for bit, with the integer sums from the q8 row kernels: for
+// each row and block of 32, the tokens' activation blocks are the "rows"
+// of a q8 product with unit scales and the row's 32 levels the
+// "activations", which gives float32(Σ level·xq) for every token at once
+// (an integer below 2²⁴, so exact in any summation order). The float
+// combination then runs per token in block order as in the token loop.
+func matPackedNLTile(sc *nlScratch, q []int8, y []float32, ldy int, w *Packed, levels *[16]int8, xq []int8, xs []float32, xstride, xsstride, rows, tokens int, add bool) {
+	if cap(sc.isum) < tokens {
+		sc.isum = make([]float32, tokens)
+		sc.acc = make([]float32, tokens)
+		sc.ones = make([]uint16, tokens)
+	}
+	isum, acc, ones := sc.isum[:tokens], sc.acc[:tokens], sc.ones[:tokens]
+	for i := range ones {
+		ones[i] = 0x3c00 // float16 1.0
+	}
+	sc.onesOnce[0] = 1
+	for r := range rows {
+		unpackNLRow(q, w, levels, r)
+		sup := w.Sup[r*w.SupRow : (r+1)*w.SupRow]
+		clear(acc)
+		for b := range w.Blocks {
+			dotQ8Rows(isum, xq[32*b:], ones, xstride, 1, q[32*b:32*b+32], sc.onesOnce[:], 32, false)
+			d := F16ToF32(sup[32*b/w.Group])
+			for t, v := range isum {
+				acc[t] += float32(xs[t*xsstride+b] * float32(d*v))
+			}
+		}
+		for t, a := range acc {
+			i := t*ldy + r
+			if add {
+				a += y[i]
+			}
+			y[i] = a
 		}
 	}
 }
