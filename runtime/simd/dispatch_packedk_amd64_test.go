@@ -115,7 +115,9 @@ func FuzzPackedWholeRow(f *testing.F) {
 // BenchmarkPackedKernels compares, back to back, the block-sum kernels with
 // Go scaling (old) and the whole-row kernels (whole) on a 2048 × 5632
 // matrix (decode, one token), a 256 × 2048 one that stays in L2 (decodeL2:
-// the kernel's own cost, without memory) and a 64-row × 2048 tile of 32
+// the kernel's own cost, without memory), a 16384 × 8192 one larger than
+// any last-level cache (decodeMem: streaming from memory, as decode on a
+// 1B-class model does) and a 64-row × 2048 tile of 32
 // tokens (prefill), per encoding. Only ratios from one run mean anything.
 func BenchmarkPackedKernels(b *testing.B) {
 	f := current()
@@ -124,7 +126,7 @@ func BenchmarkPackedKernels(b *testing.B) {
 		for _, sh := range []struct {
 			name               string
 			rows, cols, tokens int
-		}{{"decode", 2048, 5632, 1}, {"decodeL2", 256, 2048, 1}, {"prefill", 64, 2048, 32}} {
+		}{{"decode", 2048, 5632, 1}, {"decodeL2", 256, 2048, 1}, {"decodeMem", 16384, 8192, 1}, {"prefill", 64, 2048, 32}} {
 			w := randPacked(r, s, sh.rows, sh.cols)
 			xq, xs, xsum, xstride, xsstride := randActs(r, w, sh.cols, sh.tokens, 0)
 			y := make([]float32, sh.rows*sh.tokens)
