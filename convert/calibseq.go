@@ -286,7 +286,7 @@ func (p *layerPass) start(ctx context.Context, m *Model, keys []string, ids []in
 // most (7B shape: 0.8 GB), held only while the block is run.
 func widenPacked(src *runtime.MemSource) error {
 	for _, w := range src.Weights {
-		if w.Kind != "" || len(w.Parts) != 1 || !w.Parts[0].Encoding.IsPacked() || len(w.Parts[0].Shape) != 2 {
+		if !w.Kind.Dense() || len(w.Parts) != 1 || !w.Parts[0].Encoding.IsPacked() || len(w.Parts[0].Shape) != 2 {
 			continue
 		}
 		p := &w.Parts[0]
