@@ -101,6 +101,14 @@ func FromHF(tokenizerJSON, tokenizerConfig, specialTokensMap []byte) (*Tokenizer
 	if maxID+1 > 2*count+4096 {
 		return nil, fmt.Errorf("tokenizer.json: ids are too sparse (max id %d for %d tokens)", maxID, count)
 	}
+	// The post-processor's ids are inserted into every encoding as they
+	// are: each must name a token of the table, or Encode would hand the
+	// model an id outside its vocabulary.
+	for _, id := range append(append([]int(nil), before...), after...) {
+		if id > maxID {
+			return nil, fmt.Errorf("tokenizer.json: post_processor inserts id %d, outside the vocabulary of %d tokens", id, maxID+1)
+		}
+	}
 	t := &Tokenizer{
 		idToToken: make([]string, maxID+1),
 		hasToken:  make([]bool, maxID+1),
