@@ -388,12 +388,12 @@ func matQ8(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq
 // tokens are split does not change any result.
 func matQ8With(f features, y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
 	ng := (n + group - 1) / group
-	rowsK := func(u, r0 int) {
-		dotQ8RowsWith(f, y[u*ldy+r0:u*ldy+rows], wq[r0*stride:], ws[r0*sstride:], stride, sstride, xq[u*xstride:u*xstride+n], xs[u*xsstride:u*xsstride+ng], group, add)
-	}
+	// rowsKR runs rows [r0, r1) of token u through the Rows kernel; rowsK
+	// the rows from r0 to the end.
 	rowsKR := func(u, r0, r1 int) {
 		dotQ8RowsWith(f, y[u*ldy+r0:u*ldy+r1], wq[r0*stride:], ws[r0*sstride:], stride, sstride, xq[u*xstride:u*xstride+n], xs[u*xsstride:u*xsstride+ng], group, add)
 	}
+	rowsK := func(u, r0 int) { rowsKR(u, r0, rows) }
 	if tokens == 1 || !(f.VNNI && group == 32 && n > 0 && n%64 == 0) {
 		matWalk(rows, tokens, 2, nil, rowsK)
 		return
