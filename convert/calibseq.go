@@ -295,9 +295,14 @@ func widenPacked(src *runtime.MemSource) error {
 		if err := quant.Decode(p.Encoding, f, p.Data, rows, cols); err != nil {
 			return fmt.Errorf("%s: %w", w.Name, err)
 		}
-		data := make([]byte, 4*len(f))
-		for i, v := range f {
-			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(v))
+		// Little-endian hosts use the decoded values' own bytes (no second
+		// block-sized buffer), as the safetensors loader does.
+		data := float32Bytes(f)
+		if !quant.HostLittleEndian {
+			data = make([]byte, 4*len(f))
+			for i, v := range f {
+				binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(v))
+			}
 		}
 		p.Encoding, p.Data = quant.F32, data
 	}
