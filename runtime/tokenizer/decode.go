@@ -37,22 +37,7 @@ func parseDecoder(raw json.RawMessage) (decoder, error) {
 	}
 	switch d.Type {
 	case "Sequence":
-		var seq []decoder
-		for i, sub := range d.Decoders {
-			f, err := parseDecoder(sub)
-			if err != nil {
-				return nil, fmt.Errorf("decoder Sequence[%d]: %w", i, err)
-			}
-			if f != nil {
-				seq = append(seq, f)
-			}
-		}
-		return func(toks []string) []string {
-			for _, f := range seq {
-				toks = f(toks)
-			}
-			return toks
-		}, nil
+		return parseSequence("decoder", d.Decoders, parseDecoder)
 	case "ByteLevel":
 		return decodeByteLevel, nil
 	case "ByteFallback":

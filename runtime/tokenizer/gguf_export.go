@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -51,17 +50,8 @@ func VocabFromSentencePiece(model, tokenizerConfig []byte, ids *SpecialIDs) (*GG
 	if ids != nil {
 		v.BOS, v.EOS, v.AddBOS = ids.BOS, ids.EOS, ids.BOS >= 0
 	}
-	if len(tokenizerConfig) > 0 {
-		var c hfConfig
-		if err := json.Unmarshal(tokenizerConfig, &c); err != nil {
-			return nil, fmt.Errorf("tokenizer_config.json: %w", err)
-		}
-		if c.AddBosToken != nil {
-			v.AddBOS = *c.AddBosToken
-		}
-		if c.AddEosToken != nil {
-			v.AddEOS = *c.AddEosToken
-		}
+	if err := readAddSpecial(tokenizerConfig, &v.AddBOS, &v.AddEOS); err != nil {
+		return nil, err
 	}
 	if err := v.check(); err != nil {
 		return nil, fmt.Errorf("tokenizer.model: %w", err)

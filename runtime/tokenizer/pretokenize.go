@@ -73,22 +73,7 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 	}
 	switch p.Type {
 	case "Sequence":
-		var seq []preTokenizer
-		for i, sub := range p.PreTokenizers {
-			f, err := parsePreTokenizer(sub)
-			if err != nil {
-				return nil, fmt.Errorf("pre_tokenizer Sequence[%d]: %w", i, err)
-			}
-			if f != nil {
-				seq = append(seq, f)
-			}
-		}
-		return func(in []piece) []piece {
-			for _, f := range seq {
-				in = f(in)
-			}
-			return in
-		}, nil
+		return parseSequence("pre_tokenizer", p.PreTokenizers, parsePreTokenizer)
 	case "ByteLevel":
 		prefix := p.AddPrefixSpace != nil && *p.AddPrefixSpace
 		useRegex := p.UseRegex == nil || *p.UseRegex

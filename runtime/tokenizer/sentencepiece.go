@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -64,41 +63,33 @@ func parseSentencePiece(data []byte) (*spModelProto, error) {
 		modelType: spModelTypeUnigram, unkID: 0, bosID: 1, eosID: 2, padID: -1,
 		addDummyPrefix: true, removeExtraWhitespaces: true, escapeWhitespaces: true,
 	}
-	r := protoReader{buf: data}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrNotSentencePiece, err)
-		}
-		if !ok {
-			break
-		}
+	err := eachField(data, func(f protoField) error {
+		var read func([]byte) error
+		name := ""
 		switch f.num {
 		case mpPieces:
-			b, err := f.message()
-			if err != nil {
-				return nil, fmt.Errorf("%w: piece %d: %w", ErrNotSentencePiece, len(m.pieces), err)
-			}
-			if err := m.addPiece(b); err != nil {
-				return nil, fmt.Errorf("%w: piece %d: %w", ErrNotSentencePiece, len(m.pieces), err)
-			}
+			read = m.addPiece
 		case mpTrainerSpec:
-			b, err := f.message()
-			if err == nil {
-				err = m.readTrainer(b)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%w: trainer_spec: %w", ErrNotSentencePiece, err)
-			}
+			read, name = m.readTrainer, "trainer_spec"
 		case mpNormalizerSpec:
-			b, err := f.message()
-			if err == nil {
-				err = m.readNormalizer(b)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%w: normalizer_spec: %w", ErrNotSentencePiece, err)
-			}
+			read, name = m.readNormalizer, "normalizer_spec"
+		default:
+			return nil
 		}
+		b, err := f.message()
+		if err == nil {
+			err = read(b)
+		}
+		if err != nil {
+			if f.num == mpPieces {
+				name = fmt.Sprintf("piece %d", len(m.pieces))
+			}
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotSentencePiece, err)
 	}
 	if len(m.pieces) == 0 {
 		return nil, fmt.Errorf("%w: no pieces", ErrNotSentencePiece)
@@ -114,15 +105,7 @@ func (m *spModelProto) addPiece(b []byte) error {
 	var score float32
 	typ := typeNormal
 	hasPiece := false
-	r := protoReader{buf: b}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
+	err := eachField(b, func(f protoField) error {
 		switch f.num {
 		case spPiece:
 			p, err := f.message()
@@ -131,6 +114,7 @@ func (m *spModelProto) addPiece(b []byte) error {
 			}
 			piece, hasPiece = string(p), true
 		case spScore:
+			var err error
 			if score, err = f.float32(); err != nil {
 				return err
 			}
@@ -147,6 +131,10 @@ func (m *spModelProto) addPiece(b []byte) error {
 			}
 			typ = pieceType(t)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if !hasPiece || piece == "" {
 		return errors.New("empty piece")
@@ -159,52 +147,30 @@ func (m *spModelProto) addPiece(b []byte) error {
 
 func (m *spModelProto) readTrainer(b []byte) error {
 	m.hasTrainer = true
-	r := protoReader{buf: b}
-	for {
-		f, ok, err := r.next()
-		if err != nil || !ok {
-			return err
-		}
-		var v int32
-		var flag bool
+	return eachField(b, func(f protoField) (err error) {
 		switch f.num {
 		case tsModelType:
-			v, err = f.int32()
-			m.modelType = v
+			m.modelType, err = f.int32()
 		case tsByteFallback:
-			flag, err = f.bool()
-			m.byteFallback = flag
+			m.byteFallback, err = f.bool()
 		case tsTreatWhitespaceAsSuffix:
-			flag, err = f.bool()
-			m.treatWhitespaceAsSuffix = flag
+			m.treatWhitespaceAsSuffix, err = f.bool()
 		case tsUnkID:
-			v, err = f.int32()
-			m.unkID = v
+			m.unkID, err = f.int32()
 		case tsBosID:
-			v, err = f.int32()
-			m.bosID = v
+			m.bosID, err = f.int32()
 		case tsEosID:
-			v, err = f.int32()
-			m.eosID = v
+			m.eosID, err = f.int32()
 		case tsPadID:
-			v, err = f.int32()
-			m.padID = v
+			m.padID, err = f.int32()
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (m *spModelProto) readNormalizer(b []byte) error {
 	m.hasNormalize = true
-	r := protoReader{buf: b}
-	for {
-		f, ok, err := r.next()
-		if err != nil || !ok {
-			return err
-		}
-		var flag bool
+	return eachField(b, func(f protoField) (err error) {
 		var s []byte
 		switch f.num {
 		case nsName:
@@ -214,19 +180,14 @@ func (m *spModelProto) readNormalizer(b []byte) error {
 			s, err = f.message()
 			m.charsmapLen = len(s)
 		case nsAddDummyPrefix:
-			flag, err = f.bool()
-			m.addDummyPrefix = flag
+			m.addDummyPrefix, err = f.bool()
 		case nsRemoveExtraWhitespaces:
-			flag, err = f.bool()
-			m.removeExtraWhitespaces = flag
+			m.removeExtraWhitespaces, err = f.bool()
 		case nsEscapeWhitespaces:
-			flag, err = f.bool()
-			m.escapeWhitespaces = flag
+			m.escapeWhitespaces, err = f.bool()
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // checkID validates a special id from the trainer spec (-1 = none).
@@ -288,17 +249,8 @@ func FromSentencePiece(model, tokenizerConfig []byte) (*Tokenizer, error) {
 	}
 	sm.rankByID = true
 	cfg := configInfo{addBos: true}
-	if len(tokenizerConfig) > 0 {
-		var c hfConfig
-		if err := json.Unmarshal(tokenizerConfig, &c); err != nil {
-			return nil, fmt.Errorf("tokenizer_config.json: %w", err)
-		}
-		if c.AddBosToken != nil {
-			cfg.addBos = *c.AddBosToken
-		}
-		if c.AddEosToken != nil {
-			cfg.addEos = *c.AddEosToken
-		}
+	if err := readAddSpecial(tokenizerConfig, &cfg.addBos, &cfg.addEos); err != nil {
+		return nil, err
 	}
 
 	n := len(p.pieces)

@@ -215,6 +215,26 @@ func readConfigs(tokenizerConfig, specialTokensMap []byte) (configInfo, error) {
 	return ci, nil
 }
 
+// readAddSpecial sets addBos and addEos from tokenizer_config.json's
+// add_bos_token and add_eos_token where it has them (tokenizerConfig may be
+// nil), keeping the caller's defaults otherwise.
+func readAddSpecial(tokenizerConfig []byte, addBos, addEos *bool) error {
+	if len(tokenizerConfig) == 0 {
+		return nil
+	}
+	var c hfConfig
+	if err := json.Unmarshal(tokenizerConfig, &c); err != nil {
+		return fmt.Errorf("tokenizer_config.json: %w", err)
+	}
+	if c.AddBosToken != nil {
+		*addBos = *c.AddBosToken
+	}
+	if c.AddEosToken != nil {
+		*addEos = *c.AddEosToken
+	}
+	return nil
+}
+
 // tokenContent reads a token given as "text" or {"content": "text", ...}.
 func tokenContent(raw json.RawMessage) string {
 	if isNull(raw) {
