@@ -202,10 +202,10 @@ func readConfigs(tokenizerConfig, specialTokensMap []byte) (configInfo, error) {
 			return ci, fmt.Errorf("%s: %w", src.name, err)
 		}
 		if ci.bos == "" {
-			ci.bos = tokenContent(c.BosToken)
+			ci.bos = TokenContent(c.BosToken)
 		}
 		if ci.eos == "" {
-			ci.eos = tokenContent(c.EosToken)
+			ci.eos = TokenContent(c.EosToken)
 		}
 		if src.name == "tokenizer_config.json" {
 			ci.addBos = c.AddBosToken != nil && *c.AddBosToken
@@ -235,8 +235,10 @@ func readAddSpecial(tokenizerConfig []byte, addBos, addEos *bool) error {
 	return nil
 }
 
-// tokenContent reads a token given as "text" or {"content": "text", ...}.
-func tokenContent(raw json.RawMessage) string {
+// TokenContent reads a special token as tokenizer_config.json and
+// special_tokens_map.json give it: "text" or {"content": "text", ...}; ""
+// when it is absent or neither.
+func TokenContent(raw json.RawMessage) string {
 	if isNull(raw) {
 		return ""
 	}
