@@ -31,12 +31,9 @@ type hfNormalizer struct {
 }
 
 func parseNormalizer(raw json.RawMessage) (normalizer, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var n hfNormalizer
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return nil, fmt.Errorf("normalizer: %w", err)
+	n, ok, err := decodeSpec[hfNormalizer]("normalizer", raw)
+	if !ok {
+		return nil, err
 	}
 	switch n.Type {
 	case "Sequence":
@@ -265,6 +262,18 @@ func parseSequence[F ~func(T) T, T any](kind string, steps []json.RawMessage, pa
 		}
 		return x
 	}, nil
+}
+
+// decodeSpec decodes one component of tokenizer.json (kind names it in the
+// error); ok is false when it is absent (null) or does not decode.
+func decodeSpec[S any](kind string, raw json.RawMessage) (spec S, ok bool, err error) {
+	if isNull(raw) {
+		return spec, false, nil
+	}
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return spec, false, fmt.Errorf("%s: %w", kind, err)
+	}
+	return spec, true, nil
 }
 
 func isNull(raw json.RawMessage) bool {

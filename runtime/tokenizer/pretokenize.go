@@ -64,12 +64,9 @@ type hfPreTokenizer struct {
 }
 
 func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var p hfPreTokenizer
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("pre_tokenizer: %w", err)
+	p, ok, err := decodeSpec[hfPreTokenizer]("pre_tokenizer", raw)
+	if !ok {
+		return nil, err
 	}
 	switch p.Type {
 	case "Sequence":

@@ -190,12 +190,23 @@ func (m *spModelProto) readNormalizer(b []byte) error {
 	})
 }
 
-// checkID validates a special id from the trainer spec (-1 = none).
-func (m *spModelProto) checkID(name string, id int32) (int, error) {
-	if id < -1 || int(id) >= len(m.pieces) {
-		return 0, fmt.Errorf("%s %d is outside the %d pieces", name, id, len(m.pieces))
+// spID is a special id of the trainer spec (-1 = none), its field name and
+// where it goes once checked.
+type spID struct {
+	name string
+	id   int32
+	dst  *int
+}
+
+// checkIDs checks each id against the pieces, in order, and stores it.
+func (m *spModelProto) checkIDs(ids ...spID) error {
+	for _, sp := range ids {
+		if sp.id < -1 || int(sp.id) >= len(m.pieces) {
+			return fmt.Errorf("%s %d is outside the %d pieces", sp.name, sp.id, len(m.pieces))
+		}
+		*sp.dst = int(sp.id)
 	}
-	return int(id), nil
+	return nil
 }
 
 // FromSentencePiece builds a tokenizer from a SentencePiece tokenizer.model
@@ -223,20 +234,12 @@ func FromSentencePiece(model, tokenizerConfig []byte) (*Tokenizer, error) {
 	if p.charsmapLen > 0 {
 		return nil, fmt.Errorf("tokenizer.model: normalization rule %q uses a precompiled character map, which is not supported (only identity)", p.normName)
 	}
-	unk, err := p.checkID("unk_id", p.unkID)
-	if err != nil {
+	var unk, bos, eos int
+	if err := p.checkIDs(spID{"unk_id", p.unkID, &unk}, spID{"bos_id", p.bosID, &bos}, spID{"eos_id", p.eosID, &eos}); err != nil {
 		return nil, fmt.Errorf("tokenizer.model: %w", err)
 	}
 	if unk < 0 || p.types[unk] != typeUnknown {
 		return nil, fmt.Errorf("tokenizer.model: unk_id %d is not an unknown piece", unk)
-	}
-	bos, err := p.checkID("bos_id", p.bosID)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer.model: %w", err)
-	}
-	eos, err := p.checkID("eos_id", p.eosID)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer.model: %w", err)
 	}
 	for id, ty := range p.types {
 		if ty == typeByte && !p.byteFallback {
