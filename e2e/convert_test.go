@@ -41,16 +41,12 @@ func expectedLlama(src map[string]stTensor, canon string) ([]float32, bool) {
 		"output.weight":      "lm_head.weight",
 	}
 	if n, ok := top[canon]; ok {
-		s, ok := src[n]
-		if !ok && canon == "token_embd.weight" {
-			// Tied checkpoints may store the shared matrix only as lm_head
-			// (tinystories-656k does).
-			s, ok = src["lm_head.weight"]
+		if v, ok := sourceFloats(src, n); ok || canon != "token_embd.weight" {
+			return v, ok
 		}
-		if !ok {
-			return nil, false
-		}
-		return s.Floats(), true
+		// Tied checkpoints may store the shared matrix only as lm_head
+		// (tinystories-656k does).
+		return sourceFloats(src, "lm_head.weight")
 	}
 	m := blkRe.FindStringSubmatch(canon)
 	if m == nil {
@@ -61,7 +57,12 @@ func expectedLlama(src map[string]stTensor, canon string) ([]float32, bool) {
 		"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
 		"attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
 	}[m[2]]
-	s, ok := src[fmt.Sprintf("model.layers.%s.%s.%s", m[1], sub, m[3])]
+	return sourceFloats(src, fmt.Sprintf("model.layers.%s.%s.%s", m[1], sub, m[3]))
+}
+
+// sourceFloats is the values of the source tensor name, if there is one.
+func sourceFloats(src map[string]stTensor, name string) ([]float32, bool) {
+	s, ok := src[name]
 	if !ok {
 		return nil, false
 	}
@@ -76,11 +77,7 @@ func expectedGPT2(src map[string]stTensor, canon string) ([]float32, bool) {
 		"output_norm.weight": "transformer.ln_f.weight", "output_norm.bias": "transformer.ln_f.bias",
 	}
 	if n, ok := top[canon]; ok {
-		s, ok := src[n]
-		if !ok {
-			return nil, false
-		}
-		return s.Floats(), true
+		return sourceFloats(src, n)
 	}
 	m := blkRe.FindStringSubmatch(canon)
 	if m == nil {
@@ -114,11 +111,7 @@ func expectedGPT2(src map[string]stTensor, canon string) ([]float32, bool) {
 	}
 	switch m[2] {
 	case "attn_norm", "ffn_norm":
-		s, ok := src[p+map[string]string{"attn_norm": "ln_1.", "ffn_norm": "ln_2."}[m[2]]+m[3]]
-		if !ok {
-			return nil, false
-		}
-		return s.Floats(), true
+		return sourceFloats(src, p+map[string]string{"attn_norm": "ln_1.", "ffn_norm": "ln_2."}[m[2]]+m[3])
 	case "attn_q", "attn_k", "attn_v":
 		s, ok := src[p+"attn.c_attn.weight"]
 		if !ok {
