@@ -30,6 +30,17 @@ func loadSource(t *testing.T, dir string) map[string]stTensor {
 	return all
 }
 
+// openShrink opens a .shrink file for the rest of the test.
+func openShrink(t *testing.T, path string) *format.File {
+	t.Helper()
+	f, err := format.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 var blkRe = regexp.MustCompile(`^blk\.(\d+)\.(\w+)\.(weight|bias)$`)
 
 // expectedLlama gives the source values of a canonical tensor of a
@@ -150,12 +161,7 @@ func TestConvertF32BitIdentical(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			src := loadSource(t, modelPath(t, tc.srcDir))
-			out := convertTo(t, modelPath(t, tc.path), quant.F32)
-			f, err := format.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			f := openShrink(t, convertTo(t, modelPath(t, tc.path), quant.F32))
 			if len(f.Header().Tensors) == 0 {
 				t.Fatal("no tensors")
 			}
@@ -196,12 +202,7 @@ func TestConvertStoredDTypeByteCopy(t *testing.T) {
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			src := loadSource(t, modelPath(t, tc.dir))
-			out := convertTo(t, modelPath(t, tc.dir), tc.enc)
-			f, err := format.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			f := openShrink(t, convertTo(t, modelPath(t, tc.dir), tc.enc))
 			for _, tn := range f.Header().Tensors {
 				p := &tn.Parts[0]
 				rows, cols := 1, int(tn.Shape[0])
