@@ -27,14 +27,15 @@ type hfDecoder struct {
 	Cleanup        *bool             `json:"cleanup"`
 }
 
+func (d hfDecoder) sequence() (string, []json.RawMessage) { return d.Type, d.Decoders }
+
 func parseDecoder(raw json.RawMessage) (decoder, error) {
-	d, ok, err := decodeSpec[hfDecoder]("decoder", raw)
-	if !ok {
-		return nil, err
-	}
+	return parseStep("decoder", raw, parseDecoder, decoderOf)
+}
+
+// decoderOf builds a decoder other than a Sequence.
+func decoderOf(d hfDecoder) (decoder, error) {
 	switch d.Type {
-	case "Sequence":
-		return parseSequence("decoder", d.Decoders, parseDecoder)
 	case "ByteLevel":
 		return decodeByteLevel, nil
 	case "ByteFallback":

@@ -30,14 +30,15 @@ type hfNormalizer struct {
 	Right       *bool             `json:"right"`
 }
 
+func (n hfNormalizer) sequence() (string, []json.RawMessage) { return n.Type, n.Normalizers }
+
 func parseNormalizer(raw json.RawMessage) (normalizer, error) {
-	n, ok, err := decodeSpec[hfNormalizer]("normalizer", raw)
-	if !ok {
-		return nil, err
-	}
+	return parseStep("normalizer", raw, parseNormalizer, normalizerOf)
+}
+
+// normalizerOf builds a normalizer other than a Sequence.
+func normalizerOf(n hfNormalizer) (normalizer, error) {
 	switch n.Type {
-	case "Sequence":
-		return parseSequence("normalizer", n.Normalizers, parseNormalizer)
 	case "Prepend":
 		p := n.Prepend
 		return func(s string) string {
@@ -240,6 +241,26 @@ func compileHFRegex(pattern string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("regex %q: %w", pattern, err)
 	}
 	return re, nil
+}
+
+// hfStep is the spec of a normalizer, pre-tokenizer or decoder: its type
+// and, for a Sequence, its steps.
+type hfStep interface {
+	sequence() (typ string, steps []json.RawMessage)
+}
+
+// parseStep reads one normalizer, pre-tokenizer or decoder (kind) of
+// tokenizer.json: none (nil) for null, the chain of its steps (each read by
+// parse) for a Sequence, and otherwise what build makes of its spec.
+func parseStep[S hfStep, F ~func(T) T, T any](kind string, raw json.RawMessage, parse func(json.RawMessage) (F, error), build func(S) (F, error)) (F, error) {
+	spec, ok, err := decodeSpec[S](kind, raw)
+	if !ok {
+		return nil, err
+	}
+	if typ, steps := spec.sequence(); typ == "Sequence" {
+		return parseSequence(kind, steps, parse)
+	}
+	return build(spec)
 }
 
 // parseSequence parses the steps of a Sequence (of normalizers,

@@ -63,14 +63,15 @@ type hfPreTokenizer struct {
 	IndividualDigits bool              `json:"individual_digits"`
 }
 
+func (p hfPreTokenizer) sequence() (string, []json.RawMessage) { return p.Type, p.PreTokenizers }
+
 func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
-	p, ok, err := decodeSpec[hfPreTokenizer]("pre_tokenizer", raw)
-	if !ok {
-		return nil, err
-	}
+	return parseStep("pre_tokenizer", raw, parsePreTokenizer, preTokenizerOf)
+}
+
+// preTokenizerOf builds a pre-tokenizer other than a Sequence.
+func preTokenizerOf(p hfPreTokenizer) (preTokenizer, error) {
 	switch p.Type {
-	case "Sequence":
-		return parseSequence("pre_tokenizer", p.PreTokenizers, parsePreTokenizer)
 	case "ByteLevel":
 		prefix := p.AddPrefixSpace != nil && *p.AddPrefixSpace
 		useRegex := p.UseRegex == nil || *p.UseRegex
