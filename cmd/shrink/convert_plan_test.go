@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -54,7 +53,7 @@ func TestConvertTargetBPW(t *testing.T) {
 		}
 		files = append(files, out)
 	}
-	a, b := readAll(t, files[0]), readAll(t, files[1])
+	a, b := readFileT(t, files[0]), readFileT(t, files[1])
 	if string(a) != string(b) {
 		t.Error("the same flags gave different files")
 	}
@@ -100,15 +99,6 @@ func TestParseSize(t *testing.T) {
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
-
-func readAll(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // projectionName reports whether a canonical name is a per-layer projection.
 func projectionName(name string) (format.Stem, bool) {

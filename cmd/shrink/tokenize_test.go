@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,13 +104,4 @@ func TestTokenizeErrors(t *testing.T) {
 		{"not a tokenizer", []string{"tokenize", "main.go", "-p", "a"}, exitFail, "is not a .shrink, GGUF, tokenizer.json"},
 		{"missing", []string{"tokenize", "nope.gguf", "-p", "a"}, exitFail, "nope.gguf"},
 	})
-}
-
-func readFileT(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/crafted"
+)
+
+func readFileT(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// editedCopy writes edit's version of the file at path to a new temporary
+// .shrink file and returns its path.
+func editedCopy(t *testing.T, path string, edit func(b []byte) []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "edited.shrink")
+	if err := os.WriteFile(p, edit(readFileT(t, path)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// rewriteHeader is a copy of the .shrink file at path with its JSON header
+// rewritten by edit and its length and checksum fixed (crafted.RewriteHeader),
+// so that the file passes the container's integrity checks and exercises
+// what comes after them.
+func rewriteHeader(t *testing.T, path string, edit func([]byte) []byte) string {
+	t.Helper()
+	return editedCopy(t, path, func(b []byte) []byte { return crafted.RewriteHeader(b, edit) })
+}
+
+// editHeader is rewriteHeader through the header decoded as JSON
+// (crafted.EditHeader).
+func editHeader(t *testing.T, path string, edit func(h map[string]any)) string {
+	t.Helper()
+	return editedCopy(t, path, func(b []byte) []byte { return crafted.EditHeader(b, edit) })
+}
+
+// patchPart is a copy of the .shrink file at path (whose header is h) with
+// the stored bytes of a tensor's first part edited and that part's checksum
+// fixed (crafted.PatchPart), so only the model validation can tell.
+func patchPart(t *testing.T, path string, h *format.Header, name string, edit func(b []byte, rows, cols int)) string {
+	t.Helper()
+	return editedCopy(t, path, func(b []byte) []byte { return crafted.PatchPart(b, h, name, edit) })
+}
