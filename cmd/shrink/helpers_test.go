@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/shrink-llm/shrink/format"
@@ -51,4 +52,30 @@ func editHeader(t *testing.T, path string, edit func(h map[string]any)) string {
 func patchPart(t *testing.T, path string, h *format.Header, name string, edit func(b []byte, rows, cols int)) string {
 	t.Helper()
 	return editedCopy(t, path, func(b []byte) []byte { return crafted.PatchPart(b, h, name, edit) })
+}
+
+// planJSON is what the tests read of `convert --dry-run --json`, declared
+// by the field names users see (not as convert.Plan, whose tags would
+// follow a rename).
+type planJSON struct {
+	Tensors []struct {
+		Name     string `json:"name"`
+		Encoding string `json:"encoding"`
+		Kind     string `json:"kind"`
+		Rank     int    `json:"rank"`
+		Parts    []struct {
+			Role  string  `json:"role"`
+			Shape []int64 `json:"shape"`
+			Bytes int64   `json:"bytes"`
+		} `json:"parts"`
+	} `json:"tensors"`
+	LowRank struct {
+		Factored int `json:"factored"`
+	} `json:"lowrank"`
+}
+
+// argsWith returns a function that gives the command line base followed by
+// more arguments, for tables of invocations that differ in their last flags.
+func argsWith(base ...string) func(more ...string) []string {
+	return func(more ...string) []string { return append(slices.Clone(base), more...) }
 }
