@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/gguf"
 	"github.com/shrink-llm/shrink/internal/crafted"
 )
 
@@ -78,4 +79,15 @@ type planJSON struct {
 // more arguments, for tables of invocations that differ in their last flags.
 func argsWith(base ...string) func(more ...string) []string {
 	return func(more ...string) []string { return append(slices.Clone(base), more...) }
+}
+
+// openGGUF opens a GGUF file for the rest of the test.
+func openGGUF(t *testing.T, path string) *gguf.File {
+	t.Helper()
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

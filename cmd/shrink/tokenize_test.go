@@ -22,16 +22,7 @@ func readVectors(t *testing.T, base string) ([]string, []string) {
 	}
 	inp := string(readFileT(t, inpPath))
 	const sep = "\n__ggml_vocab_test__\n"
-	var inputs []string
-	for pos := 0; pos < len(inp); {
-		k := strings.Index(inp[pos:], sep)
-		if k < 0 {
-			inputs = append(inputs, inp[pos:])
-			break
-		}
-		inputs = append(inputs, inp[pos:pos+k])
-		pos += k + len(sep)
-	}
+	inputs := strings.Split(strings.TrimSuffix(inp, sep), sep)
 	lines := strings.Split(strings.TrimSuffix(string(readFileT(t, base+".out")), "\n"), "\n")
 	if len(inputs) != len(lines) || len(inputs) == 0 {
 		t.Fatalf("%s: %d inputs, %d output lines", base, len(inputs), len(lines))
