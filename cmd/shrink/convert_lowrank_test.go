@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,11 +16,7 @@ func writeCalib(t *testing.T) string {
 		b.WriteString(strings.Repeat("The sun was warm and the sky was blue. ", i%4+1))
 		b.WriteString("\n<|endoftext|>\n")
 	}
-	p := filepath.Join(t.TempDir(), "calib.txt")
-	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return writeText(t, "calib.txt", b.String())
 }
 
 func TestConvertLowRankCLI(t *testing.T) {
