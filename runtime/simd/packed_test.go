@@ -219,14 +219,8 @@ func compareExact(t *testing.T, name string, s packedShape, rows, cols int, got,
 // and one token may land from the definition's in another order:
 // (blocks + 16)·2^-22·(Σ|term| + |init|).
 func reorderTol(w *Packed, r int, xq []int8, xs []float32, xsum []int32, init float32) float64 {
-	q := make([]uint8, 32*w.Blocks)
-	w.unpackRowRef(q, r)
 	s := math.Abs(float64(init))
-	for b := range w.Blocks {
-		var isum int64
-		for i := 32 * b; i < 32*(b+1); i++ {
-			isum += int64(q[i]) * int64(xq[i])
-		}
+	for b, isum := range w.blockSumsRef(r, xq, func(q uint8) int32 { return int32(q) }) {
 		a, m := w.groupParams(r, 32*b/w.Group)
 		s += math.Abs(float64(xs[b])) * (math.Abs(float64(a)*float64(isum)) + math.Abs(float64(m)*float64(xsum[b])))
 	}
