@@ -75,6 +75,23 @@ func lowRankT(tb testing.TB, r *rand.Rand, name string, enc quant.Encoding, rows
 	return w
 }
 
+// kindT builds a random weight of kind "dense", "lowrank" or "lorc" (rank k
+// for the low-rank kinds) and its Matrix.
+func kindT(tb testing.TB, r *rand.Rand, name string, enc quant.Encoding, kind string, rows, cols, k int, sd float64) (*Weight, *Matrix) {
+	tb.Helper()
+	var w *Weight
+	if kind == "dense" {
+		w = denseT(tb, r, name, enc, rows, cols, sd)
+	} else {
+		w = lowRankT(tb, r, name, enc, rows, cols, k, kind == "lorc", sd)
+	}
+	mat, err := NewMatrix(w)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return w, mat
+}
+
 // vecT encodes a 1-D tensor of n values around mean.
 func vecT(tb testing.TB, r *rand.Rand, name string, enc quant.Encoding, n int, mean, sd float64) *Weight {
 	v := randn(r, n, sd)
