@@ -45,11 +45,7 @@ func decodeT(tb testing.TB, p *WeightPart) []float64 {
 	if err := quant.Decode(p.Encoding, f, p.Data, rows, cols); err != nil {
 		tb.Fatal(err)
 	}
-	out := make([]float64, len(f))
-	for i, v := range f {
-		out[i] = float64(v)
-	}
-	return out
+	return f64(f)
 }
 
 // denseT encodes a random [rows, cols] matrix as a dense weight.
