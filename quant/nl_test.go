@@ -1,12 +1,8 @@
 package quant
 
 import (
-	"context"
-	"errors"
-	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -132,33 +128,3 @@ func TestQ4NLQuality(t *testing.T) {
 	}
 }
 
-func TestQ4NLEdgesAndErrors(t *testing.T) {
-	e := Q4NL(32)
-	cols := 40
-	x := make([]float32, 3*cols)
-	for i := range cols {
-		x[cols+i] = -0.5
-		x[2*cols+i] = 0.25
-	}
-	b := encodeOK(t, e, x, 3, cols)
-	got := make([]float32, len(x))
-	if err := Decode(e, got, b, 3, cols); err != nil {
-		t.Fatal(err)
-	}
-	for i, v := range got {
-		if math.Abs(float64(v-x[i])) > 1e-3*math.Abs(float64(x[i])) {
-			t.Fatalf("element %d decodes to %v, want %v", i, v, x[i])
-		}
-	}
-	xs := make([]float32, 5*70)
-	xs[3*70+41] = float32(math.NaN())
-	dst := make([]byte, mustSize(t, e, 5, 70))
-	if err := EncodeParallel(context.Background(), e, dst, xs, 5, 70, 2); !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "row 3, col 41") {
-		t.Errorf("NaN: %v", err)
-	}
-	big := make([]float32, 64)
-	big[9] = 1e10
-	if err := Encode(e, make([]byte, mustSize(t, e, 1, 64)), big, 1, 64); !errors.Is(err, ErrScaleRange) {
-		t.Errorf("huge value: %v", err)
-	}
-}

@@ -185,7 +185,7 @@ func TestPackedQuality(t *testing.T) {
 }
 
 func TestPackedEdgeValues(t *testing.T) {
-	for _, e := range []Encoding{Q4, QK(3, 32), QK(6, 64), Q4S(32)} {
+	for _, e := range []Encoding{Q4, QK(3, 32), QK(6, 64), Q4S(32), Q4NL(32)} {
 		// All zero, one constant negative, one constant positive row.
 		cols := 40
 		x := make([]float32, 3*cols)
@@ -208,7 +208,7 @@ func TestPackedEdgeValues(t *testing.T) {
 }
 
 func TestPackedErrors(t *testing.T) {
-	for _, e := range []Encoding{Q4, Q4S(32), QK(5, 64)} {
+	for _, e := range []Encoding{Q4, Q4S(32), QK(5, 64), Q4NL(32)} {
 		for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
 			x := make([]float32, 5*70)
 			x[3*70+41] = bad
