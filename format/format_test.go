@@ -127,14 +127,7 @@ func TestEmptyModelAndReplace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Commit(Header{Config: testConfig()}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := commitOpen(t, w, Header{Config: testConfig()}, path)
 	if len(f.Tensors()) != 0 || len(f.Header().Blobs) != 0 || f.Size() <= PreambleSize {
 		t.Errorf("empty model: %d tensors, %d blobs, size %d", len(f.Tensors()), len(f.Header().Blobs), f.Size())
 	}
@@ -219,14 +212,7 @@ func TestWriterRejects(t *testing.T) {
 		}
 	}
 	// Rejections leave the writer usable and the file clean.
-	if err := w.Commit(Header{Config: testConfig()}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := commitOpen(t, w, Header{Config: testConfig()}, path)
 	if len(f.Tensors()) != 1 || len(f.Header().Blobs) != 1 {
 		t.Errorf("file has %d tensors and %d blobs, want 1 and 1", len(f.Tensors()), len(f.Header().Blobs))
 	}
