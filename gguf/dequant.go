@@ -221,6 +221,13 @@ func scaleMinK4(j int, q []byte) (sc, m byte) {
 	return q[j+4]&0x0f | (q[j-4]>>6)<<4, q[j+4]>>4 | (q[j]>>6)<<4
 }
 
+// subBlockK4 returns the j-th sub-block's scale d·sc and min dmin·m of
+// Q4_K and Q5_K.
+func subBlockK4(j int, q []byte, d, dmin float32) (float32, float32) {
+	sc, m := scaleMinK4(j, q)
+	return d * float32(sc), dmin * float32(m)
+}
+
 // Q4_K: d f16, dmin f16, scales[12], qs[128]. Eight sub-blocks of 32:
 // y = d·sc·q − dmin·m.
 func dequantQ4_K(y []float32, x []byte) {
@@ -229,10 +236,8 @@ func dequantQ4_K(y []float32, x []byte) {
 	q := x[16:144]
 	is := 0
 	for j := 0; j < qkK; j += 64 {
-		sc, m := scaleMinK4(is, scales)
-		d1, m1 := d*float32(sc), dmin*float32(m)
-		sc, m = scaleMinK4(is+1, scales)
-		d2, m2 := d*float32(sc), dmin*float32(m)
+		d1, m1 := subBlockK4(is, scales, d, dmin)
+		d2, m2 := subBlockK4(is+1, scales, d, dmin)
 		for l := 0; l < 32; l++ {
 			y[l] = float32(d1*float32(q[l]&0x0f)) - m1
 			y[l+32] = float32(d2*float32(q[l]>>4)) - m2
@@ -252,10 +257,8 @@ func dequantQ5_K(y []float32, x []byte) {
 	is := 0
 	u1, u2 := byte(1), byte(2)
 	for j := 0; j < qkK; j += 64 {
-		sc, m := scaleMinK4(is, scales)
-		d1, m1 := d*float32(sc), dmin*float32(m)
-		sc, m = scaleMinK4(is+1, scales)
-		d2, m2 := d*float32(sc), dmin*float32(m)
+		d1, m1 := subBlockK4(is, scales, d, dmin)
+		d2, m2 := subBlockK4(is+1, scales, d, dmin)
 		for l := 0; l < 32; l++ {
 			lo, hi := ql[l]&0x0f, ql[l]>>4
 			if qh[l]&u1 != 0 {
