@@ -352,29 +352,11 @@ func (f *File) readValue(c *cursor) (Value, error) {
 	case TypeArray:
 		return f.readArray(c)
 	}
-	var v uint64
-	switch t.size() {
-	case 1:
-		if err := c.fill(c.scratch[:1]); err != nil {
-			return Value{}, err
-		}
-		v = uint64(c.scratch[0])
-	case 2:
-		if err := c.fill(c.scratch[:2]); err != nil {
-			return Value{}, err
-		}
-		v = uint64(binary.LittleEndian.Uint16(c.scratch[:2]))
-	case 4:
-		u, err := c.u32()
-		if err != nil {
-			return Value{}, err
-		}
-		v = uint64(u)
-	case 8:
-		if v, err = c.u64(); err != nil {
-			return Value{}, err
-		}
+	n := t.size()
+	if err := c.fill(c.scratch[:n]); err != nil {
+		return Value{}, err
 	}
+	v := leBits(c.scratch[:n])
 	if t == TypeBool && v > 1 {
 		return Value{}, fmt.Errorf("bool value %d is neither 0 nor 1", v)
 	}
