@@ -220,54 +220,33 @@ func benchData(n int) []float32 {
 	return x
 }
 
-func BenchmarkF32ToF16(b *testing.B) {
-	src := benchData(1 << 16)
-	dst := make([]uint16, len(src))
-	b.SetBytes(int64(len(src)) * 4)
+// benchConvert times conv over src (elemBytes bytes a value) into a
+// destination of the same length and reports ns per value.
+func benchConvert[S, D any](b *testing.B, conv func([]D, []S), src []S, elemBytes int) {
+	dst := make([]D, len(src))
+	b.SetBytes(int64(len(src) * elemBytes))
 	for b.Loop() {
-		F32ToF16(dst, src)
+		conv(dst, src)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(src)), "ns/value")
 }
+
+func BenchmarkF32ToF16(b *testing.B) { benchConvert(b, F32ToF16, benchData(1<<16), 4) }
 
 func BenchmarkF32ToF16RandomBits(b *testing.B) {
-	src := randomF32Bits(rand.New(rand.NewPCG(5, 6)), 1<<16)
-	dst := make([]uint16, len(src))
-	b.SetBytes(int64(len(src)) * 4)
-	for b.Loop() {
-		F32ToF16(dst, src)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(src)), "ns/value")
+	benchConvert(b, F32ToF16, randomF32Bits(rand.New(rand.NewPCG(5, 6)), 1<<16), 4)
 }
 
-func BenchmarkF32ToBF16(b *testing.B) {
-	src := benchData(1 << 16)
-	dst := make([]uint16, len(src))
-	b.SetBytes(int64(len(src)) * 4)
-	for b.Loop() {
-		F32ToBF16(dst, src)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(src)), "ns/value")
-}
+func BenchmarkF32ToBF16(b *testing.B) { benchConvert(b, F32ToBF16, benchData(1<<16), 4) }
 
 func BenchmarkBF16ToF32(b *testing.B) {
 	src := make([]uint16, 1<<16)
 	F32ToBF16(src, benchData(len(src)))
-	dst := make([]float32, len(src))
-	b.SetBytes(int64(len(src)) * 2)
-	for b.Loop() {
-		BF16ToF32(dst, src)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(src)), "ns/value")
+	benchConvert(b, BF16ToF32, src, 2)
 }
 
 func BenchmarkF16ToF32(b *testing.B) {
 	src := make([]uint16, 1<<16)
 	F32ToF16(src, benchData(len(src)))
-	dst := make([]float32, len(src))
-	b.SetBytes(int64(len(src)) * 2)
-	for b.Loop() {
-		F16ToF32(dst, src)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(src)), "ns/value")
+	benchConvert(b, F16ToF32, src, 2)
 }

@@ -127,4 +127,3 @@ func TestQ4NLQuality(t *testing.T) {
 		}
 	}
 }
-
