@@ -106,11 +106,7 @@ func TestQ4NLQuality(t *testing.T) {
 	// Decoded values lie on the table.
 	rows, cols := 4, 100
 	x := gaussian(r, rows*cols)
-	b := encodeOK(t, Q4NL(32), x, rows, cols)
-	got := make([]float32, len(x))
-	if err := Decode(Q4NL(32), got, b, rows, cols); err != nil {
-		t.Fatal(err)
-	}
+	b, got := encodeDecode(t, Q4NL(32), x, rows, cols)
 	lo, _, _, sup, l, err := PackedPlanes(Q4NL(32), b, rows, cols)
 	if err != nil {
 		t.Fatal(err)

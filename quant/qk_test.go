@@ -136,11 +136,7 @@ func TestSubScales(t *testing.T) {
 // packedRelErr encodes and decodes x, returning ‖x − x̂‖/‖x‖.
 func packedRelErr(t *testing.T, e Encoding, x []float32, rows, cols int) float64 {
 	t.Helper()
-	b := encodeOK(t, e, x, rows, cols)
-	got := make([]float32, len(x))
-	if err := Decode(e, got, b, rows, cols); err != nil {
-		t.Fatal(err)
-	}
+	_, got := encodeDecode(t, e, x, rows, cols)
 	return Compare(x, got).RelFrobenius
 }
 
@@ -193,11 +189,7 @@ func TestPackedEdgeValues(t *testing.T) {
 			x[cols+i] = -0.5
 			x[2*cols+i] = 0.25
 		}
-		b := encodeOK(t, e, x, 3, cols)
-		got := make([]float32, len(x))
-		if err := Decode(e, got, b, 3, cols); err != nil {
-			t.Fatal(err)
-		}
+		_, got := encodeDecode(t, e, x, 3, cols)
 		for i, v := range got {
 			// The offset is a 6-bit multiple of a float16: exact to ~1e-3.
 			if math.Abs(float64(v-x[i])) > 1e-3*math.Abs(float64(x[i])) {
