@@ -424,6 +424,11 @@ func TestCorruption(t *testing.T) {
 		}, ErrCorrupt, []string{"duplicate blob name"}},
 		{"raw length of plain blob", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.Blobs[1].RawLength++ }) }, ErrCorrupt, []string{"raw_length"}},
 		{"missing tokenizer", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.Blobs[0].Name = "other" }) }, ErrCorrupt, []string{`needs blob "tokenizer.json"`}},
+		{"missing llama2c tokenizer", func(b []byte) []byte {
+			return mutateHeader(t, b, func(h *Header) { h.TokenizerKind = TokenizerLlama2c })
+		}, ErrCorrupt, []string{`tokenizer_kind "llama2c" needs blob "tokenizer.bin"`}},
+		{"missing spm tokenizer", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.TokenizerKind = TokenizerSPM }) }, ErrCorrupt, []string{`tokenizer_kind "spm" needs blob "tokenizer.model"`}},
+		{"missing gguf vocab", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.TokenizerKind = TokenizerGGUF }) }, ErrCorrupt, []string{`tokenizer_kind "gguf" needs blob "gguf-vocab.bin"`}},
 		{"config heads", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.Config.NumKVHeads = 3 }) }, ErrCorrupt, []string{"config: num_kv_heads 3"}},
 		{"config arch", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.Config.Arch = "" }) }, ErrCorrupt, []string{"config: arch is empty"}},
 		{"config vocab", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.Config.VocabSize = 0 }) }, ErrCorrupt, []string{"config: vocab_size is 0"}},
