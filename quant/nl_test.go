@@ -6,33 +6,6 @@ import (
 	"testing"
 )
 
-func TestQ4NLNames(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want Encoding
-		name string
-	}{
-		{"q4nl", Q4NL(32), "q4nl"},
-		{"Q4NL", Q4NL(32), "q4nl"},
-		{"q4nlg64", Q4NL(64), "q4nlg64"},
-		{"q4nlg128", Q4NL(128), "q4nlg128"},
-		{"q4nlg32", Q4NL(32), "q4nl"},
-	} {
-		e, err := Parse(tc.in)
-		if err != nil || e != tc.want || e.String() != tc.name {
-			t.Errorf("Parse(%q) = %v (%q), %v; want %v (%q)", tc.in, e, e.String(), err, tc.want, tc.name)
-		}
-		if !e.IsPacked() || e.Linear() {
-			t.Errorf("%v: IsPacked %v, Linear %v", e, e.IsPacked(), e.Linear())
-		}
-	}
-	for _, bad := range []string{"q3nl", "q5nl", "q4nlg48", "q4nlg", "q4n", "q4nls", "q4snl"} {
-		if e, err := Parse(bad); err == nil {
-			t.Errorf("Parse(%q) = %v, want an error", bad, e)
-		}
-	}
-}
-
 // q4nl has q4s's planes, so its sizes are q4s's.
 func TestQ4NLSizes(t *testing.T) {
 	for _, g := range []int{32, 64, 128} {

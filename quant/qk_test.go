@@ -27,13 +27,23 @@ func TestPackedNames(t *testing.T) {
 		{"q4s", Q4S(32), "q4s"},
 		{"q4_0", Q4S(32), "q4s"},
 		{"q4sg64", Q4S(64), "q4sg64"},
+		{"q4nl", Q4NL(32), "q4nl"},
+		{"Q4NL", Q4NL(32), "q4nl"},
+		{"q4nlg64", Q4NL(64), "q4nlg64"},
+		{"q4nlg128", Q4NL(128), "q4nlg128"},
+		{"q4nlg32", Q4NL(32), "q4nl"},
 	} {
 		e, err := Parse(tc.in)
 		if err != nil || e != tc.want || e.String() != tc.name {
 			t.Errorf("Parse(%q) = %v (%q), %v; want %v (%q)", tc.in, e, e.String(), err, tc.want, tc.name)
 		}
+		// Every packed encoding but the table-driven q4nl is linear.
+		if !e.IsPacked() || e.Linear() != (e.Kind != KindQ4NL) {
+			t.Errorf("%v: IsPacked %v, Linear %v", e, e.IsPacked(), e.Linear())
+		}
 	}
-	for _, bad := range []string{"q7", "q1", "q4g48", "q4g", "q4g064", "q5s", "q4x", "q", "q4sg", "q4g+64", "q9"} {
+	for _, bad := range []string{"q7", "q1", "q4g48", "q4g", "q4g064", "q5s", "q4x", "q", "q4sg", "q4g+64", "q9",
+		"q3nl", "q5nl", "q4nlg48", "q4nlg", "q4n", "q4nls", "q4snl"} {
 		if e, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) = %v, want an error", bad, e)
 		}
