@@ -126,9 +126,9 @@ func TestGetterErrors(t *testing.T) {
 	}
 }
 
-// TestIntArraysEveryElemType writes an integer array of each element type
-// with its extremes and reads it back from the encoded file.
-func TestIntArraysEveryElemType(t *testing.T) {
+// TestScalarArraysEveryElemType writes an array of each integer and float
+// element type with its extremes and reads it back from the encoded file.
+func TestScalarArraysEveryElemType(t *testing.T) {
 	for _, tc := range []struct {
 		elem ValueType
 		vals []int64
@@ -152,6 +152,27 @@ func TestIntArraysEveryElemType(t *testing.T) {
 		}
 		if got, err := f.Ints("a"); err != nil || !slices.Equal(got, tc.vals) {
 			t.Errorf("%v: read %v (%v), wrote %v", tc.elem, got, err, tc.vals)
+		}
+	}
+	// Float arrays of either width read back as float32 (float64 rounded).
+	for _, v := range []Value{
+		Float32sValue([]float32{-1.5, 0x1p-149, 3e38}),
+		{typ: TypeArray, elem: TypeFloat64, n: 3, mem: []float64{-1.5, 0x1p-149, 1 + 0x1p-30}},
+	} {
+		w := NewWriter()
+		if err := w.Set("f", v); err != nil {
+			t.Fatal(err)
+		}
+		f, err := parseBytes(encode(t, w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []float32{-1.5, 0x1p-149, 3e38}
+		if v.elem == TypeFloat64 {
+			want[2] = 1
+		}
+		if got, err := f.Floats("f"); err != nil || !slices.Equal(got, want) {
+			t.Errorf("array of %v: read %v (%v), want %v", v.elem, got, err, want)
 		}
 	}
 	// A uint64 element above MaxInt64 is refused, naming the element.

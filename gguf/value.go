@@ -213,19 +213,10 @@ func (v Value) AsFloat32s() ([]float32, error) {
 		}
 		return out, nil
 	}
-	b, err := v.arrayBytes()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]float32, v.n)
-	for i := range out {
-		x, err := v.elemAt(b, i).AsFloat()
-		if err != nil {
-			return nil, fmt.Errorf("element %d %w", i, err)
-		}
-		out[i] = float32(x)
-	}
-	return out, nil
+	return scalars(v, func(e Value) (float32, error) {
+		x, err := e.AsFloat()
+		return float32(x), err
+	})
 }
 
 // AsInts returns an array of any integer element type as int64 (a uint64
@@ -237,26 +228,26 @@ func (v Value) AsInts() ([]int64, error) {
 	if m, ok := v.mem.([]int64); ok {
 		return m, nil
 	}
+	return scalars(v, Value.AsInt)
+}
+
+// scalars decodes every element of a lazy array of scalars, each read as a
+// Value of the element type and converted by as.
+func scalars[T any](v Value, as func(Value) (T, error)) ([]T, error) {
 	b, err := v.arrayBytes()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]int64, v.n)
+	n := int(v.elem.size())
+	out := make([]T, v.n)
 	for i := range out {
-		x, err := v.elemAt(b, i).AsInt()
+		x, err := as(Value{typ: v.elem, bits: leBits(b[i*n : (i+1)*n])})
 		if err != nil {
 			return nil, fmt.Errorf("element %d %w", i, err)
 		}
 		out[i] = x
 	}
 	return out, nil
-}
-
-// elemAt returns the i-th element of a scalar array whose encoded elements
-// are b.
-func (v Value) elemAt(b []byte, i int) Value {
-	n := int(v.elem.size())
-	return Value{typ: v.elem, bits: leBits(b[i*n : (i+1)*n])}
 }
 
 // leBits reads a little-endian scalar of up to 8 bytes, zero-extended: the
