@@ -24,9 +24,9 @@ var sharedModels = []struct {
 	{"stories260K-bin", "stories260K/stories260K.bin"},
 }
 
-// convertTo converts the model at src into a temp .shrink with the given
-// projection encoding and returns its path.
-func convertTo(t testing.TB, src string, enc quant.Encoding) string {
+// openCheckpoint opens the checkpoint at src with convert; the caller
+// closes it.
+func openCheckpoint(t testing.TB, src string) *convert.Model {
 	t.Helper()
 	var opts convert.OpenOptions
 	if strings.HasSuffix(filepath.ToSlash(src), "stories260K/hf") {
@@ -38,6 +38,14 @@ func convertTo(t testing.TB, src string, enc quant.Encoding) string {
 	if err != nil {
 		t.Fatalf("open %s: %v", src, err)
 	}
+	return m
+}
+
+// convertTo converts the model at src into a temp .shrink with the given
+// projection encoding and returns its path.
+func convertTo(t testing.TB, src string, enc quant.Encoding) string {
+	t.Helper()
+	m := openCheckpoint(t, src)
 	defer m.Close()
 	plan, err := convert.MakePlan(m.Config, m.Tensors, convert.Policy{Quant: enc})
 	if err != nil {

@@ -5,15 +5,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/internal/testshared"
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
-	"github.com/shrink-llm/shrink/runtime"
 )
 
 // TestLowRankEveryModelEveryMethod converts every ../shared model with every
@@ -49,15 +48,7 @@ func TestLowRankEveryModelEveryMethod(t *testing.T) {
 			if sm.name == "llama-stories-12m" && testing.Short() {
 				t.Skip("12m model skipped in -short")
 			}
-			src := modelPath(t, sm.path)
-			var opts convert.OpenOptions
-			if strings.HasSuffix(filepath.ToSlash(src), "stories260K/hf") {
-				opts.Tokenizer = filepath.Join(src, "..", "tok512.bin")
-			}
-			m, err := convert.Open(src, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := openCheckpoint(t, modelPath(t, sm.path))
 			defer m.Close()
 			ctx := context.Background()
 			cal, err := convert.Calibrate(ctx, m, convert.CalibOptions{
@@ -107,24 +98,7 @@ func TestLowRankEveryModelEveryMethod(t *testing.T) {
 // NaN or infinite logit.
 func checkFiniteLogits(t *testing.T, path string) {
 	t.Helper()
-	rt, err := runtime.Open(path, runtime.Options{Threads: 1})
-	if err != nil {
-		t.Fatalf("runtime: %v", err)
-	}
-	defer rt.Close()
-	ids, err := rt.Tokenizer().Encode("Once upon a time, there was a little dog named Max. He liked to run in the park.", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := rt.NewSession(len(ids))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	lg, err := s.Prefill(context.Background(), ids, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, lg := demotest.Prefill(t, demotest.Open(t, path), "Once upon a time, there was a little dog named Max. He liked to run in the park.", 0, true)
 	for p, row := range lg {
 		for i, v := range row {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {

@@ -4,46 +4,27 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/shrink-llm/shrink/convert"
-	"github.com/shrink-llm/shrink/internal/demo"
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/runtime"
 )
 
-// DemoModel copies the embedded demo model to a temporary folder, lets edit
-// (when not nil) change the copy, converts it to q8 with the convert package
-// and opens the result with two threads; the model is closed when the test
+// DemoModel unpacks the embedded demo model, lets edit (when not nil)
+// change the unpacked folder, converts it to q8 and opens the result with
+// two threads (so that the server's batches run on a pool), until the test
 // ends.
 func DemoModel(t testing.TB, edit func(dir string)) *runtime.Model {
 	t.Helper()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "model")
-	if err := os.CopyFS(src, demo.FS()); err != nil {
-		t.Fatal(err)
-	}
+	src := demotest.Unpack(t)
 	if edit != nil {
 		edit(src)
 	}
-	cm, err := convert.Open(src, convert.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cm.Close()
-	plan, err := convert.MakePlan(cm.Config, cm.Tensors, convert.Policy{Quant: quant.Q8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "demo-q8.shrink")
-	if _, err := convert.Convert(context.Background(), cm, plan, out, convert.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := runtime.Open(out, runtime.Options{Threads: 2})
+	m, err := runtime.Open(demotest.Convert(t, src, convert.Policy{Quant: quant.Q8}), runtime.Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
