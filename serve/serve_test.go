@@ -222,6 +222,36 @@ func TestChatWithoutTemplate(t *testing.T) {
 	checkErrorObject(t, out)
 }
 
+// TestChatRequestErrors: a chat request the template cannot take is a 400
+// naming what is wrong: no messages, an unknown role, content that is not
+// text, a template that raises.
+func TestChatRequestErrors(t *testing.T) {
+	m := demoModel(t, "{% if messages[0]['role'] != 'user' %}{{ raise_exception('the first turn must be the user') }}{% endif %}{{ messages[0]['content'] }}")
+	url, _ := testServer(t, m, Config{})
+	for _, tc := range []struct {
+		name     string
+		messages any
+		want     string
+	}{
+		{"no messages", []any{}, "must hold at least one message"},
+		{"unknown role", []map[string]any{{"role": "wizard", "content": "hi"}}, "is not one of system, developer, user, assistant"},
+		{"image part", []map[string]any{{"role": "user", "content": []map[string]string{{"type": "image_url"}}}}, "is not supported (text only)"},
+		{"template raises", []map[string]any{{"role": "assistant", "content": "hi"}}, "chat template: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, out := post(t, url+"/v1/chat/completions", map[string]any{"messages": tc.messages, "max_tokens": 2})
+			if resp.StatusCode != 400 || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("status %d: %s; want 400 mentioning %q", resp.StatusCode, out, tc.want)
+			}
+			checkErrorObject(t, out)
+		})
+	}
+	resp, out := post(t, url+"/v1/chat/completions", map[string]any{"messages": []map[string]any{{"role": "user", "content": "Once upon a time"}}, "max_tokens": 2})
+	if resp.StatusCode != 200 {
+		t.Fatalf("a request the template takes: status %d: %s", resp.StatusCode, out)
+	}
+}
+
 func checkErrorObject(t testing.TB, body []byte) {
 	t.Helper()
 	var e struct {

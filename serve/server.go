@@ -329,22 +329,7 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (*request, 
 }
 
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
-	req, e := s.readRequest(w, r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	text, e := req.promptText()
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	prompt, err := s.m.Tokenizer().Encode(text, true)
-	if err != nil {
-		writeError(w, badRequest("prompt", "tokenizing the prompt: %v", err))
-		return
-	}
-	s.generate(w, r, req, prompt, false)
+	s.complete(w, r, false, s.completionPrompt)
 }
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
@@ -352,14 +337,43 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("messages", "model %q has no chat template (tokenizer_config.json carries no chat_template); use /v1/completions", s.cfg.ModelName))
 		return
 	}
+	s.complete(w, r, true, s.chatPrompt)
+}
+
+// complete is both endpoints' path: read the request, make its prompt ids
+// with prompt, generate; an error from either step is the response.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool, prompt func(context.Context, *request) ([]int, *apiError)) {
 	req, e := s.readRequest(w, r)
 	if e != nil {
 		writeError(w, e)
 		return
 	}
-	if len(req.Messages) == 0 {
-		writeError(w, badRequest("messages", "field \"messages\" must hold at least one message"))
+	ids, e := prompt(r.Context(), req)
+	if e != nil {
+		writeError(w, e)
 		return
+	}
+	s.generate(w, r, req, ids, chat)
+}
+
+// completionPrompt tokenizes a completion's prompt, BOS included.
+func (s *Server) completionPrompt(_ context.Context, req *request) ([]int, *apiError) {
+	text, e := req.promptText()
+	if e != nil {
+		return nil, e
+	}
+	prompt, err := s.m.Tokenizer().Encode(text, true)
+	if err != nil {
+		return nil, badRequest("prompt", "tokenizing the prompt: %v", err)
+	}
+	return prompt, nil
+}
+
+// chatPrompt renders a chat's messages with the model's template and
+// tokenizes the result.
+func (s *Server) chatPrompt(ctx context.Context, req *request) ([]int, *apiError) {
+	if len(req.Messages) == 0 {
+		return nil, badRequest("messages", "field \"messages\" must hold at least one message")
 	}
 	roles := make([]string, len(req.Messages))
 	contents := make([]string, len(req.Messages))
@@ -368,33 +382,29 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		switch m.Role {
 		case "system", "user", "assistant", "developer":
 		default:
-			writeError(w, badRequest(fmt.Sprintf("messages[%d].role", i), "messages[%d]: role %q is not one of system, developer, user, assistant", i, m.Role))
-			return
+			return nil, badRequest(fmt.Sprintf("messages[%d].role", i), "messages[%d]: role %q is not one of system, developer, user, assistant", i, m.Role)
 		}
 		roles[i] = m.Role
+		var e *apiError
 		if contents[i], e = m.text(i); e != nil {
-			writeError(w, e)
-			return
+			return nil, e
 		}
 	}
-	text, err := s.chat.renderWithin(r.Context(), s.cfg.TemplateTimeout, roles, contents)
+	text, err := s.chat.renderWithin(ctx, s.cfg.TemplateTimeout, roles, contents)
 	var to templateTimeout
 	switch {
 	case errors.As(err, &to) || errors.Is(err, errTemplateStuck):
 		// The model's template, not the request, is at fault.
-		writeError(w, &apiError{status: http.StatusInternalServerError, Message: err.Error(), Type: errServer})
-		return
+		return nil, &apiError{status: http.StatusInternalServerError, Message: err.Error(), Type: errServer}
 	case err != nil:
-		writeError(w, badRequest("messages", "chat template: %v", err))
-		return
+		return nil, badRequest("messages", "chat template: %v", err)
 	}
 	// The template writes the special tokens (BOS included) itself.
 	prompt, err := s.m.Tokenizer().Encode(text, false)
 	if err != nil {
-		writeError(w, badRequest("messages", "tokenizing the rendered chat: %v", err))
-		return
+		return nil, badRequest("messages", "tokenizing the rendered chat: %v", err)
 	}
-	s.generate(w, r, req, prompt, true)
+	return prompt, nil
 }
 
 // buildJob validates the sampling fields against the prompt.
