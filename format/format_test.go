@@ -127,14 +127,7 @@ func TestEmptyModelAndReplace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Commit(Header{Config: testConfig()}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := commitOpen(t, w, Header{Config: testConfig()}, path)
 	if len(f.Tensors()) != 0 || len(f.Header().Blobs) != 0 || f.Size() <= PreambleSize {
 		t.Errorf("empty model: %d tensors, %d blobs, size %d", len(f.Tensors()), len(f.Header().Blobs), f.Size())
 	}
@@ -219,14 +212,7 @@ func TestWriterRejects(t *testing.T) {
 		}
 	}
 	// Rejections leave the writer usable and the file clean.
-	if err := w.Commit(Header{Config: testConfig()}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := commitOpen(t, w, Header{Config: testConfig()}, path)
 	if len(f.Tensors()) != 1 || len(f.Header().Blobs) != 1 {
 		t.Errorf("file has %d tensors and %d blobs, want 1 and 1", len(f.Tensors()), len(f.Header().Blobs))
 	}
@@ -438,6 +424,11 @@ func TestCorruption(t *testing.T) {
 		}, ErrCorrupt, []string{"duplicate blob name"}},
 		{"raw length of plain blob", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.Blobs[1].RawLength++ }) }, ErrCorrupt, []string{"raw_length"}},
 		{"missing tokenizer", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.Blobs[0].Name = "other" }) }, ErrCorrupt, []string{`needs blob "tokenizer.json"`}},
+		{"missing llama2c tokenizer", func(b []byte) []byte {
+			return mutateHeader(t, b, func(h *Header) { h.TokenizerKind = TokenizerLlama2c })
+		}, ErrCorrupt, []string{`tokenizer_kind "llama2c" needs blob "tokenizer.bin"`}},
+		{"missing spm tokenizer", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.TokenizerKind = TokenizerSPM }) }, ErrCorrupt, []string{`tokenizer_kind "spm" needs blob "tokenizer.model"`}},
+		{"missing gguf vocab", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.TokenizerKind = TokenizerGGUF }) }, ErrCorrupt, []string{`tokenizer_kind "gguf" needs blob "gguf-vocab.bin"`}},
 		{"config heads", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.Config.NumKVHeads = 3 }) }, ErrCorrupt, []string{"config: num_kv_heads 3"}},
 		{"config arch", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.Config.Arch = "" }) }, ErrCorrupt, []string{"config: arch is empty"}},
 		{"config vocab", func(b []byte) []byte { return mutateHeader(t, b, func(h *Header) { h.Config.VocabSize = 0 }) }, ErrCorrupt, []string{"config: vocab_size is 0"}},

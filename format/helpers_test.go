@@ -116,6 +116,21 @@ func (fx *fixture) write(t testing.TB, path string) {
 	}
 }
 
+// commitOpen commits w with h and opens the file it wrote at path; the file
+// is closed when the test ends.
+func commitOpen(t testing.TB, w *Writer, h Header, path string) *File {
+	t.Helper()
+	if err := w.Commit(h); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 // image writes the fixture and returns the file bytes.
 func (fx *fixture) image(t testing.TB) []byte {
 	t.Helper()

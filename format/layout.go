@@ -50,6 +50,14 @@ const (
 	BlobGGUFVocab       = "gguf-vocab.bin"
 )
 
+// tokenizerBlob is the blob each tokenizer kind is read from.
+var tokenizerBlob = map[string]string{
+	TokenizerHF:      BlobTokenizerJSON,
+	TokenizerLlama2c: BlobTokenizerBin,
+	TokenizerSPM:     BlobTokenizerModel,
+	TokenizerGGUF:    BlobGGUFVocab,
+}
+
 // Blob compressions (Blob.Compression).
 const (
 	CompressionNone = ""

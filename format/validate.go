@@ -286,26 +286,14 @@ func validateHeader(h *Header, dataEnd uint64) *Error {
 		items = append(items, item{off: b.Offset, end: b.Offset + b.Length, blob: b.Name})
 	}
 
-	switch h.TokenizerKind {
-	case TokenizerNone:
-	case TokenizerHF:
-		if !blobs[BlobTokenizerJSON] {
-			return problem(ErrCorrupt, fmt.Sprintf("tokenizer_kind %q needs blob %q", h.TokenizerKind, BlobTokenizerJSON))
+	if h.TokenizerKind != TokenizerNone {
+		need, ok := tokenizerBlob[h.TokenizerKind]
+		if !ok {
+			return problem(ErrUnsupported, fmt.Sprintf("unknown tokenizer_kind %q (this reader knows hf, llama2c, spm, gguf)", h.TokenizerKind))
 		}
-	case TokenizerLlama2c:
-		if !blobs[BlobTokenizerBin] {
-			return problem(ErrCorrupt, fmt.Sprintf("tokenizer_kind %q needs blob %q", h.TokenizerKind, BlobTokenizerBin))
+		if !blobs[need] {
+			return problem(ErrCorrupt, fmt.Sprintf("tokenizer_kind %q needs blob %q", h.TokenizerKind, need))
 		}
-	case TokenizerSPM:
-		if !blobs[BlobTokenizerModel] {
-			return problem(ErrCorrupt, fmt.Sprintf("tokenizer_kind %q needs blob %q", h.TokenizerKind, BlobTokenizerModel))
-		}
-	case TokenizerGGUF:
-		if !blobs[BlobGGUFVocab] {
-			return problem(ErrCorrupt, fmt.Sprintf("tokenizer_kind %q needs blob %q", h.TokenizerKind, BlobGGUFVocab))
-		}
-	default:
-		return problem(ErrUnsupported, fmt.Sprintf("unknown tokenizer_kind %q (this reader knows hf, llama2c, spm, gguf)", h.TokenizerKind))
 	}
 
 	names := make(map[string]bool, len(h.Tensors))

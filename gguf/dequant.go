@@ -18,19 +18,31 @@ import (
 const qkK = 256 // super-block size of the k-quants
 
 // CanDequantize reports whether Dequantize supports t.
-func CanDequantize(t TensorType) bool {
-	switch t {
-	case TypeF32, TypeF16, TypeBF16, TypeQ8_0, TypeQ4_0, TypeQ4_1, TypeQ5_0, TypeQ5_1,
-		TypeQ2_K, TypeQ3_K, TypeQ4_K, TypeQ5_K, TypeQ6_K:
-		return true
-	}
-	return false
+func CanDequantize(t TensorType) bool { _, ok := dequantizers[t]; return ok }
+
+// dequantizers decode a whole run of elements of each supported type: the
+// float types element by element, the quantized ones block by block.
+var dequantizers = map[TensorType]func(t TensorType, dst []float32, src []byte){
+	TypeF32:  dequantF32,
+	TypeF16:  dequantF16,
+	TypeBF16: dequantBF16,
+	TypeQ8_0: blocks(dequantQ8_0),
+	TypeQ4_0: blocks(dequantQ4_0),
+	TypeQ4_1: blocks(dequantQ4_1),
+	TypeQ5_0: blocks(dequantQ5_0),
+	TypeQ5_1: blocks(dequantQ5_1),
+	TypeQ2_K: blocks(dequantQ2_K),
+	TypeQ3_K: blocks(dequantQ3_K),
+	TypeQ4_K: blocks(dequantQ4_K),
+	TypeQ5_K: blocks(dequantQ5_K),
+	TypeQ6_K: blocks(dequantQ6_K),
 }
 
 // Dequantize decodes len(dst) elements of type t from src, which must hold
 // exactly their encoded bytes (len(dst) a multiple of the block size).
 func Dequantize(t TensorType, dst []float32, src []byte) error {
-	if !CanDequantize(t) {
+	dequant, ok := dequantizers[t]
+	if !ok {
 		return fmt.Errorf("cannot dequantize tensor type %s", t)
 	}
 	need, err := t.RowBytes(int64(len(dst)))
@@ -40,49 +52,36 @@ func Dequantize(t TensorType, dst []float32, src []byte) error {
 	if int64(len(src)) != need {
 		return fmt.Errorf("%d %s elements need %d bytes, got %d", len(dst), t, need, len(src))
 	}
-	bs, bb := int(t.BlockSize()), int(t.BlockBytes())
-	var block func(y []float32, x []byte)
-	switch t {
-	case TypeF32:
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-		}
-		return nil
-	case TypeF16:
-		for i := range dst {
-			dst[i] = quant.HalfToFloat(binary.LittleEndian.Uint16(src[2*i:]))
-		}
-		return nil
-	case TypeBF16:
-		for i := range dst {
-			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16)
-		}
-		return nil
-	case TypeQ8_0:
-		block = dequantQ8_0
-	case TypeQ4_0:
-		block = dequantQ4_0
-	case TypeQ4_1:
-		block = dequantQ4_1
-	case TypeQ5_0:
-		block = dequantQ5_0
-	case TypeQ5_1:
-		block = dequantQ5_1
-	case TypeQ2_K:
-		block = dequantQ2_K
-	case TypeQ3_K:
-		block = dequantQ3_K
-	case TypeQ4_K:
-		block = dequantQ4_K
-	case TypeQ5_K:
-		block = dequantQ5_K
-	case TypeQ6_K:
-		block = dequantQ6_K
-	}
-	for i := 0; i < len(dst)/bs; i++ {
-		block(dst[i*bs:(i+1)*bs], src[i*bb:(i+1)*bb])
-	}
+	dequant(t, dst, src)
 	return nil
+}
+
+// blocks applies a decoder of one block of t to each block in turn.
+func blocks(block func(y []float32, x []byte)) func(t TensorType, dst []float32, src []byte) {
+	return func(t TensorType, dst []float32, src []byte) {
+		bs, bb := int(t.BlockSize()), int(t.BlockBytes())
+		for i := 0; i < len(dst)/bs; i++ {
+			block(dst[i*bs:(i+1)*bs], src[i*bb:(i+1)*bb])
+		}
+	}
+}
+
+func dequantF32(_ TensorType, dst []float32, src []byte) {
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+	}
+}
+
+func dequantF16(_ TensorType, dst []float32, src []byte) {
+	for i := range dst {
+		dst[i] = quant.HalfToFloat(binary.LittleEndian.Uint16(src[2*i:]))
+	}
+}
+
+func dequantBF16(_ TensorType, dst []float32, src []byte) {
+	for i := range dst {
+		dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16)
+	}
 }
 
 func half(b []byte) float32 { return quant.HalfToFloat(binary.LittleEndian.Uint16(b)) }
@@ -221,6 +220,13 @@ func scaleMinK4(j int, q []byte) (sc, m byte) {
 	return q[j+4]&0x0f | (q[j-4]>>6)<<4, q[j+4]>>4 | (q[j]>>6)<<4
 }
 
+// subBlockK4 returns the j-th sub-block's scale d·sc and min dmin·m of
+// Q4_K and Q5_K.
+func subBlockK4(j int, q []byte, d, dmin float32) (float32, float32) {
+	sc, m := scaleMinK4(j, q)
+	return d * float32(sc), dmin * float32(m)
+}
+
 // Q4_K: d f16, dmin f16, scales[12], qs[128]. Eight sub-blocks of 32:
 // y = d·sc·q − dmin·m.
 func dequantQ4_K(y []float32, x []byte) {
@@ -229,10 +235,8 @@ func dequantQ4_K(y []float32, x []byte) {
 	q := x[16:144]
 	is := 0
 	for j := 0; j < qkK; j += 64 {
-		sc, m := scaleMinK4(is, scales)
-		d1, m1 := d*float32(sc), dmin*float32(m)
-		sc, m = scaleMinK4(is+1, scales)
-		d2, m2 := d*float32(sc), dmin*float32(m)
+		d1, m1 := subBlockK4(is, scales, d, dmin)
+		d2, m2 := subBlockK4(is+1, scales, d, dmin)
 		for l := 0; l < 32; l++ {
 			y[l] = float32(d1*float32(q[l]&0x0f)) - m1
 			y[l+32] = float32(d2*float32(q[l]>>4)) - m2
@@ -252,10 +256,8 @@ func dequantQ5_K(y []float32, x []byte) {
 	is := 0
 	u1, u2 := byte(1), byte(2)
 	for j := 0; j < qkK; j += 64 {
-		sc, m := scaleMinK4(is, scales)
-		d1, m1 := d*float32(sc), dmin*float32(m)
-		sc, m = scaleMinK4(is+1, scales)
-		d2, m2 := d*float32(sc), dmin*float32(m)
+		d1, m1 := subBlockK4(is, scales, d, dmin)
+		d2, m2 := subBlockK4(is+1, scales, d, dmin)
 		for l := 0; l < 32; l++ {
 			lo, hi := ql[l]&0x0f, ql[l]>>4
 			if qh[l]&u1 != 0 {

@@ -352,29 +352,11 @@ func (f *File) readValue(c *cursor) (Value, error) {
 	case TypeArray:
 		return f.readArray(c)
 	}
-	var v uint64
-	switch t.size() {
-	case 1:
-		if err := c.fill(c.scratch[:1]); err != nil {
-			return Value{}, err
-		}
-		v = uint64(c.scratch[0])
-	case 2:
-		if err := c.fill(c.scratch[:2]); err != nil {
-			return Value{}, err
-		}
-		v = uint64(binary.LittleEndian.Uint16(c.scratch[:2]))
-	case 4:
-		u, err := c.u32()
-		if err != nil {
-			return Value{}, err
-		}
-		v = uint64(u)
-	case 8:
-		if v, err = c.u64(); err != nil {
-			return Value{}, err
-		}
+	n := t.size()
+	if err := c.fill(c.scratch[:n]); err != nil {
+		return Value{}, err
 	}
+	v := leBits(c.scratch[:n])
 	if t == TypeBool && v > 1 {
 		return Value{}, fmt.Errorf("bool value %d is neither 0 nor 1", v)
 	}
@@ -527,109 +509,44 @@ func (f *File) wrap(key string, err error) error {
 	return fmt.Errorf("gguf: %s: metadata key %q %w", f.Name, key, err)
 }
 
-// String returns a string value.
-func (f *File) String(key string) (string, error) {
+// typed returns key's value converted by as, with the key named in either
+// error (missing key or wrong type).
+func typed[T any](f *File, key string, as func(Value) (T, error)) (T, error) {
+	var zero T
 	v, err := f.get(key)
 	if err != nil {
-		return "", err
+		return zero, err
 	}
-	s, err := v.AsString()
+	x, err := as(v)
 	if err != nil {
-		return "", f.wrap(key, err)
-	}
-	return s, nil
-}
-
-// Uint returns a non-negative integer value of any integer type.
-func (f *File) Uint(key string) (uint64, error) {
-	v, err := f.get(key)
-	if err != nil {
-		return 0, err
-	}
-	u, err := v.AsUint()
-	if err != nil {
-		return 0, f.wrap(key, err)
-	}
-	return u, nil
-}
-
-// Int returns an integer value of any integer type that fits int64.
-func (f *File) Int(key string) (int64, error) {
-	v, err := f.get(key)
-	if err != nil {
-		return 0, err
-	}
-	i, err := v.AsInt()
-	if err != nil {
-		return 0, f.wrap(key, err)
-	}
-	return i, nil
-}
-
-// Float returns a float32 or float64 value.
-func (f *File) Float(key string) (float64, error) {
-	v, err := f.get(key)
-	if err != nil {
-		return 0, err
-	}
-	x, err := v.AsFloat()
-	if err != nil {
-		return 0, f.wrap(key, err)
+		return zero, f.wrap(key, err)
 	}
 	return x, nil
 }
 
+// String returns a string value.
+func (f *File) String(key string) (string, error) { return typed(f, key, Value.AsString) }
+
+// Uint returns a non-negative integer value of any integer type.
+func (f *File) Uint(key string) (uint64, error) { return typed(f, key, Value.AsUint) }
+
+// Int returns an integer value of any integer type that fits int64.
+func (f *File) Int(key string) (int64, error) { return typed(f, key, Value.AsInt) }
+
+// Float returns a float32 or float64 value.
+func (f *File) Float(key string) (float64, error) { return typed(f, key, Value.AsFloat) }
+
 // Bool returns a bool value.
-func (f *File) Bool(key string) (bool, error) {
-	v, err := f.get(key)
-	if err != nil {
-		return false, err
-	}
-	b, err := v.AsBool()
-	if err != nil {
-		return false, f.wrap(key, err)
-	}
-	return b, nil
-}
+func (f *File) Bool(key string) (bool, error) { return typed(f, key, Value.AsBool) }
 
 // Strings returns an array of strings.
-func (f *File) Strings(key string) ([]string, error) {
-	v, err := f.get(key)
-	if err != nil {
-		return nil, err
-	}
-	s, err := v.AsStrings()
-	if err != nil {
-		return nil, f.wrap(key, err)
-	}
-	return s, nil
-}
+func (f *File) Strings(key string) ([]string, error) { return typed(f, key, Value.AsStrings) }
 
 // Floats returns an array of float32 (float64 elements are rounded).
-func (f *File) Floats(key string) ([]float32, error) {
-	v, err := f.get(key)
-	if err != nil {
-		return nil, err
-	}
-	s, err := v.AsFloat32s()
-	if err != nil {
-		return nil, f.wrap(key, err)
-	}
-	return s, nil
-}
+func (f *File) Floats(key string) ([]float32, error) { return typed(f, key, Value.AsFloat32s) }
 
 // Ints returns an array of integers of any integer element type.
-func (f *File) Ints(key string) ([]int64, error) {
-	v, err := f.get(key)
-	if err != nil {
-		return nil, err
-	}
-	s, err := v.AsInts()
-	if err != nil {
-		return nil, f.wrap(key, err)
-	}
-	return s, nil
-}
+func (f *File) Ints(key string) ([]int64, error) { return typed(f, key, Value.AsInts) }
 
 // Tensor returns the descriptor named name.
 func (f *File) Tensor(name string) (*Tensor, bool) {

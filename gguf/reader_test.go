@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -122,5 +123,68 @@ func TestGetterErrors(t *testing.T) {
 		if c.err == nil || errors.Is(c.err, ErrNotFound) {
 			t.Errorf("%s: err = %v, want a type error", c.name, c.err)
 		}
+	}
+}
+
+// TestScalarArraysEveryElemType writes an array of each integer and float
+// element type with its extremes and reads it back from the encoded file.
+func TestScalarArraysEveryElemType(t *testing.T) {
+	for _, tc := range []struct {
+		elem ValueType
+		vals []int64
+	}{
+		{TypeUint8, []int64{0, 1, 255}},
+		{TypeInt8, []int64{-128, -1, 127}},
+		{TypeUint16, []int64{0, 258, 65535}},
+		{TypeInt16, []int64{-32768, -1, 32767}},
+		{TypeUint32, []int64{0, 1 << 20, 1<<32 - 1}},
+		{TypeInt32, []int64{-1 << 31, -1, 1<<31 - 1}},
+		{TypeUint64, []int64{0, 1 << 40, 1<<63 - 1}},
+		{TypeInt64, []int64{-1 << 63, -1, 1<<63 - 1}},
+	} {
+		w := NewWriter()
+		if err := w.Set("a", IntsValue(tc.elem, tc.vals)); err != nil {
+			t.Fatal(err)
+		}
+		f, err := parseBytes(encode(t, w))
+		if err != nil {
+			t.Fatalf("%v: %v", tc.elem, err)
+		}
+		if got, err := f.Ints("a"); err != nil || !slices.Equal(got, tc.vals) {
+			t.Errorf("%v: read %v (%v), wrote %v", tc.elem, got, err, tc.vals)
+		}
+	}
+	// Float arrays of either width read back as float32 (float64 rounded).
+	for _, v := range []Value{
+		Float32sValue([]float32{-1.5, 0x1p-149, 3e38}),
+		{typ: TypeArray, elem: TypeFloat64, n: 3, mem: []float64{-1.5, 0x1p-149, 1 + 0x1p-30}},
+	} {
+		w := NewWriter()
+		if err := w.Set("f", v); err != nil {
+			t.Fatal(err)
+		}
+		f, err := parseBytes(encode(t, w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []float32{-1.5, 0x1p-149, 3e38}
+		if v.elem == TypeFloat64 {
+			want[2] = 1
+		}
+		if got, err := f.Floats("f"); err != nil || !slices.Equal(got, want) {
+			t.Errorf("array of %v: read %v (%v), want %v", v.elem, got, err, want)
+		}
+	}
+	// A uint64 element above MaxInt64 is refused, naming the element.
+	w := NewWriter()
+	if err := w.Set("a", IntsValue(TypeUint64, []int64{5, -1})); err != nil {
+		t.Fatal(err)
+	}
+	f, err := parseBytes(encode(t, w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.Ints("a"); err == nil || !strings.Contains(err.Error(), "element 1 is 18446744073709551615, too large") {
+		t.Errorf("uint64 2^64-1 read as %v, %v", got, err)
 	}
 }

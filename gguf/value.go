@@ -213,19 +213,10 @@ func (v Value) AsFloat32s() ([]float32, error) {
 		}
 		return out, nil
 	}
-	b, err := v.arrayBytes()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]float32, v.n)
-	for i := range out {
-		if v.elem == TypeFloat32 {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-		} else {
-			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
-		}
-	}
-	return out, nil
+	return scalars(v, func(e Value) (float32, error) {
+		x, err := e.AsFloat()
+		return float32(x), err
+	})
 }
 
 // AsInts returns an array of any integer element type as int64 (a uint64
@@ -237,36 +228,34 @@ func (v Value) AsInts() ([]int64, error) {
 	if m, ok := v.mem.([]int64); ok {
 		return m, nil
 	}
+	return scalars(v, Value.AsInt)
+}
+
+// scalars decodes every element of a lazy array of scalars, each read as a
+// Value of the element type and converted by as.
+func scalars[T any](v Value, as func(Value) (T, error)) ([]T, error) {
 	b, err := v.arrayBytes()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]int64, v.n)
+	n := int(v.elem.size())
+	out := make([]T, v.n)
 	for i := range out {
-		switch v.elem {
-		case TypeUint8:
-			out[i] = int64(b[i])
-		case TypeInt8:
-			out[i] = int64(int8(b[i]))
-		case TypeUint16:
-			out[i] = int64(binary.LittleEndian.Uint16(b[2*i:]))
-		case TypeInt16:
-			out[i] = int64(int16(binary.LittleEndian.Uint16(b[2*i:])))
-		case TypeUint32:
-			out[i] = int64(binary.LittleEndian.Uint32(b[4*i:]))
-		case TypeInt32:
-			out[i] = int64(int32(binary.LittleEndian.Uint32(b[4*i:])))
-		case TypeInt64:
-			out[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
-		case TypeUint64:
-			u := binary.LittleEndian.Uint64(b[8*i:])
-			if u > math.MaxInt64 {
-				return nil, fmt.Errorf("element %d is %d, too large", i, u)
-			}
-			out[i] = int64(u)
+		x, err := as(Value{typ: v.elem, bits: leBits(b[i*n : (i+1)*n])})
+		if err != nil {
+			return nil, fmt.Errorf("element %d %w", i, err)
 		}
+		out[i] = x
 	}
 	return out, nil
+}
+
+// leBits reads a little-endian scalar of up to 8 bytes, zero-extended: the
+// inverse of writing the low len(b) bytes of a value's bits.
+func leBits(b []byte) uint64 {
+	var w [8]byte
+	copy(w[:], b)
+	return binary.LittleEndian.Uint64(w[:])
 }
 
 // String formats the value for display; arrays show their type and length

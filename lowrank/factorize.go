@@ -422,16 +422,23 @@ func factorExact(ctx context.Context, w []float64, m, n int, tr transform, rank 
 	}
 	sigma := svd.Values(nil)
 	k := rank.resolve(m, n, sigma)
-	var u mat.Dense
-	svd.UTo(&u)
-	ur := u.RawMatrix()
-	a := make([]float64, m*k)
-	for i := 0; i < m; i++ {
-		copy(a[i*k:(i+1)*k], ur.Data[i*ur.Stride:i*ur.Stride+k])
-	}
+	a := leadingU(&svd, k)
 	b := make([]float64, k*n)
 	gemm(th, true, false, k, n, m, 1, a, k, w, n, 0, b, n)
 	return finish(a, b, m, n, k, sigma, wkind)
+}
+
+// leadingU returns the first k left singular vectors of a factorized svd
+// as a row-major rows×k matrix.
+func leadingU(svd *mat.SVD, k int) []float64 {
+	var u mat.Dense
+	svd.UTo(&u)
+	ur := u.RawMatrix()
+	out := make([]float64, ur.Rows*k)
+	for i := range ur.Rows {
+		copy(out[i*k:(i+1)*k], ur.Data[i*ur.Stride:i*ur.Stride+k])
+	}
+	return out
 }
 
 // factors64 is the float64 result of a route before narrowing.

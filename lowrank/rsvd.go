@@ -56,13 +56,7 @@ func factorRandomized(ctx context.Context, w []float64, m, n int, tr transform, 
 		return nil, fmt.Errorf("SVD of the %d×%d projected matrix did not converge", l, n)
 	}
 	sigma := svd.Values(nil)
-	var ut mat.Dense
-	svd.UTo(&ut)
-	ur := ut.RawMatrix()
-	uk := make([]float64, l*k)
-	for i := 0; i < l; i++ {
-		copy(uk[i*k:(i+1)*k], ur.Data[i*ur.Stride:i*ur.Stride+k])
-	}
+	uk := leadingU(&svd, k)
 	a := make([]float64, m*k)
 	gemm(th, false, false, m, k, l, 1, y, l, uk, k, 0, a, k)
 	b := make([]float64, k*n)

@@ -204,38 +204,18 @@ func tridiagInverseIteration(d, e, lams []float64, norm float64, rng *rand.Rand)
 		}
 		prevUsed = lam
 		f.factor(ds, es, lam)
-		for r := range x {
-			x[r] = rng.Float64()*2 - 1
-		}
+		randomize(x, rng)
 		for it := 0; it < 3; it++ {
 			normalize(x)
 			f.solve(x)
-			for _, q := range cluster {
-				dot := 0.0
-				for r := range x {
-					dot += x[r] * q[r]
-				}
-				for r := range x {
-					x[r] -= dot * q[r]
-				}
-			}
+			projectOut(x, cluster)
 		}
 		if normalize(x) == 0 {
 			// Everything was removed by reorthogonalisation: the cluster is
 			// wider than its vectors (cannot happen for an unreduced matrix
 			// in exact arithmetic); restart from a fresh random vector.
-			for r := range x {
-				x[r] = rng.Float64()*2 - 1
-			}
-			for _, q := range cluster {
-				dot := 0.0
-				for r := range x {
-					dot += x[r] * q[r]
-				}
-				for r := range x {
-					x[r] -= dot * q[r]
-				}
-			}
+			randomize(x, rng)
+			projectOut(x, cluster)
 			normalize(x)
 		}
 		v := append([]float64(nil), x...)
@@ -243,6 +223,28 @@ func tridiagInverseIteration(d, e, lams []float64, norm float64, rng *rand.Rand)
 		cluster = append(cluster, v)
 	}
 	return out
+}
+
+// randomize fills x with uniform values in [−1, 1), a start vector with
+// components along every eigenvector.
+func randomize(x []float64, rng *rand.Rand) {
+	for r := range x {
+		x[r] = rng.Float64()*2 - 1
+	}
+}
+
+// projectOut removes from x its components along the unit vectors of
+// cluster, one after another (modified Gram–Schmidt).
+func projectOut(x []float64, cluster [][]float64) {
+	for _, q := range cluster {
+		dot := 0.0
+		for r := range x {
+			dot += x[r] * q[r]
+		}
+		for r := range x {
+			x[r] -= dot * q[r]
+		}
+	}
 }
 
 func normalize(x []float64) float64 {

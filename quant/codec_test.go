@@ -106,6 +106,18 @@ func encodeOK(t *testing.T, e Encoding, x []float32, rows, cols int) []byte {
 	return dst
 }
 
+// encodeDecode encodes x with encodeOK and decodes it back, returning
+// both the encoding and the decoded values.
+func encodeDecode(t *testing.T, e Encoding, x []float32, rows, cols int) ([]byte, []float32) {
+	t.Helper()
+	b := encodeOK(t, e, x, rows, cols)
+	y := make([]float32, len(x))
+	if err := Decode(e, y, b, rows, cols); err != nil {
+		t.Fatalf("Decode %v [%d, %d]: %v", e, rows, cols, err)
+	}
+	return b, y
+}
+
 func TestEncodeSizeChecks(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, e := range allEncodings {
@@ -177,11 +189,7 @@ func TestHalfEncodingsMatchScalar(t *testing.T) {
 		for _, sh := range oddShapes {
 			rows, cols := sh[0], sh[1]
 			x := randomF32Bits(r, rows*cols)
-			b := encodeOK(t, tc.e, x, rows, cols)
-			y := make([]float32, len(x))
-			if err := Decode(tc.e, y, b, rows, cols); err != nil {
-				t.Fatal(err)
-			}
+			b, y := encodeDecode(t, tc.e, x, rows, cols)
 			for i, v := range x {
 				h := binary.LittleEndian.Uint16(b[2*i:])
 				if want := tc.narrow(v); h != want {
@@ -231,11 +239,7 @@ func TestQ8ErrorBound(t *testing.T) {
 		for _, sh := range oddShapes {
 			rows, cols := sh[0], sh[1]
 			x := weights(r, rows, cols)
-			b := encodeOK(t, e, x, rows, cols)
-			y := make([]float32, len(x))
-			if err := Decode(e, y, b, rows, cols); err != nil {
-				t.Fatal(err)
-			}
+			b, y := encodeDecode(t, e, x, rows, cols)
 			quants, scales, err := Q8Planes(b, rows, cols, g)
 			if err != nil {
 				t.Fatal(err)
@@ -392,11 +396,7 @@ func TestDecodeRowMatchesDecode(t *testing.T) {
 		for _, sh := range oddShapes {
 			rows, cols := sh[0], sh[1]
 			x := weights(r, rows, cols)
-			b := encodeOK(t, e, x, rows, cols)
-			all := make([]float32, len(x))
-			if err := Decode(e, all, b, rows, cols); err != nil {
-				t.Fatal(err)
-			}
+			b, all := encodeDecode(t, e, x, rows, cols)
 			row := make([]float32, cols)
 			for ri := range rows {
 				if err := DecodeRow(e, row, b, rows, cols, ri); err != nil {

@@ -17,22 +17,7 @@ func FloatToBF16(f float32) uint16 { return f32BitsToBF16(math.Float32bits(f)) }
 func F32ToF16(dst []uint16, src []float32) {
 	dst = dst[:len(src)]
 	for i, f := range src {
-		// Body of f32BitsToF16, written out because the call does not inline.
-		x := math.Float32bits(f)
-		a := x & 0x7fffffff
-		h := (a - (112 << 23) + 0xfff + (a>>13)&1) >> 13
-		sub := math.Float32bits(math.Float32frombits(a)+0.5) - halfSubnormalMagic
-		if a < f16MinNormalAsF32 {
-			h = sub
-		}
-		special := uint32(0x7c00)
-		if a > f32InfBits {
-			special = 0x7e00 | a>>13&0x3ff
-		}
-		if a >= f16OverflowAsF32 {
-			h = special
-		}
-		dst[i] = uint16(h | x>>16&0x8000)
+		dst[i] = f32BitsToF16(math.Float32bits(f))
 	}
 }
 
@@ -70,24 +55,22 @@ const (
 // f32BitsToF16 works on the magnitude and reattaches the sign. Normal
 // results rebias the exponent (127→15) and round the 13 dropped mantissa
 // bits the same way as bf16; a mantissa carry rolls into the exponent and at
-// the top into Inf. The three cases are computed unconditionally and picked
-// with selects the compiler turns into conditional moves, so the loop does
-// not depend on branch prediction.
+// the top into Inf. The cases are computed unconditionally and picked with
+// selects the compiler turns into conditional moves, so the loop does not
+// depend on branch prediction; NaN is picked last, over Inf. The function
+// stays within the inlining budget so that F32ToF16's loop inlines it.
 func f32BitsToF16(x uint32) uint16 {
-	sign := x >> 16 & 0x8000
 	a := x & 0x7fffffff
-
 	h := (a - (112 << 23) + 0xfff + (a>>13)&1) >> 13
 	sub := math.Float32bits(math.Float32frombits(a)+0.5) - halfSubnormalMagic
 	if a < f16MinNormalAsF32 {
 		h = sub
 	}
-	special := uint32(0x7c00)
-	if a > f32InfBits {
-		special = 0x7e00 | a>>13&0x3ff
-	}
 	if a >= f16OverflowAsF32 {
-		h = special
+		h = 0x7c00
 	}
-	return uint16(h | sign)
+	if a > f32InfBits {
+		h = 0x7e00 | a>>13&0x3ff
+	}
+	return uint16(h | x>>16&0x8000)
 }

@@ -58,57 +58,50 @@ func randomF32Bits(r *rand.Rand, n int) []float32 {
 	return out
 }
 
-func TestF16AllPatternsRoundTrip(t *testing.T) {
-	src := make([]uint16, 1<<16)
-	for i := range src {
-		src[i] = uint16(i)
-	}
-	wide := make([]float32, len(src))
-	F16ToF32(wide, src)
-	back := make([]uint16, len(src))
-	F32ToF16(back, wide)
-	for i, h := range src {
-		ref := float16.Frombits(h).Float32()
-		if math.Float32bits(wide[i]) != math.Float32bits(ref) && !(isF16NaN(h) && wide[i] != wide[i]) {
-			t.Fatalf("F16ToF32(%#04x) = %#08x, want %#08x", h, math.Float32bits(wide[i]), math.Float32bits(ref))
-		}
-		if isF16NaN(h) {
-			if !isF16NaN(back[i]) || back[i]&0x8000 != h&0x8000 || back[i]&0x0200 == 0 {
-				t.Fatalf("NaN %#04x round-tripped to %#04x, want a quiet NaN of the same sign", h, back[i])
+// TestAllPatternsRoundTrip widens every 16-bit pattern, checks it against
+// an independent reference, and narrows it back, in bulk and one at a time:
+// every pattern comes back, NaNs as quiet NaNs of the same sign.
+func TestAllPatternsRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		widen  func([]float32, []uint16)
+		narrow func([]uint16, []float32)
+		one    func(float32) uint16
+		ref    func(uint16) float32
+		isNaN  func(uint16) bool
+		quiet  uint16 // the quiet-NaN bit
+	}{
+		{"f16", F16ToF32, F32ToF16, FloatToHalf, func(h uint16) float32 { return float16.Frombits(h).Float32() }, isF16NaN, 0x0200},
+		{"bf16", BF16ToF32, F32ToBF16, FloatToBF16, func(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }, isBF16NaN, 0x0040},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := make([]uint16, 1<<16)
+			for i := range src {
+				src[i] = uint16(i)
 			}
-			continue
-		}
-		if back[i] != h {
-			t.Fatalf("f16 %#04x round-tripped to %#04x", h, back[i])
-		}
-		if s := FloatToHalf(wide[i]); s != h {
-			t.Fatalf("FloatToHalf(HalfToFloat(%#04x)) = %#04x", h, s)
-		}
-	}
-}
-
-func TestBF16AllPatternsRoundTrip(t *testing.T) {
-	src := make([]uint16, 1<<16)
-	for i := range src {
-		src[i] = uint16(i)
-	}
-	wide := make([]float32, len(src))
-	BF16ToF32(wide, src)
-	back := make([]uint16, len(src))
-	F32ToBF16(back, wide)
-	for i, h := range src {
-		if isBF16NaN(h) {
-			if !isBF16NaN(back[i]) || back[i]&0x8000 != h&0x8000 || back[i]&0x0040 == 0 {
-				t.Fatalf("NaN %#04x round-tripped to %#04x, want a quiet NaN of the same sign", h, back[i])
+			wide := make([]float32, len(src))
+			tc.widen(wide, src)
+			back := make([]uint16, len(src))
+			tc.narrow(back, wide)
+			for i, h := range src {
+				ref := tc.ref(h)
+				if math.Float32bits(wide[i]) != math.Float32bits(ref) && !(tc.isNaN(h) && wide[i] != wide[i]) {
+					t.Fatalf("%s %#04x widened to %#08x, want %#08x", tc.name, h, math.Float32bits(wide[i]), math.Float32bits(ref))
+				}
+				if tc.isNaN(h) {
+					if !tc.isNaN(back[i]) || back[i]&0x8000 != h&0x8000 || back[i]&tc.quiet == 0 {
+						t.Fatalf("NaN %#04x round-tripped to %#04x, want a quiet NaN of the same sign", h, back[i])
+					}
+					continue
+				}
+				if back[i] != h {
+					t.Fatalf("%s %#04x round-tripped to %#04x", tc.name, h, back[i])
+				}
+				if s := tc.one(wide[i]); s != h {
+					t.Fatalf("%s %#04x narrowed one at a time to %#04x", tc.name, h, s)
+				}
 			}
-			continue
-		}
-		if back[i] != h {
-			t.Fatalf("bf16 %#04x round-tripped to %#04x", h, back[i])
-		}
-		if s := FloatToBF16(wide[i]); s != h {
-			t.Fatalf("FloatToBF16 %#04x = %#04x", h, s)
-		}
+		})
 	}
 }
 
@@ -220,54 +213,33 @@ func benchData(n int) []float32 {
 	return x
 }
 
-func BenchmarkF32ToF16(b *testing.B) {
-	src := benchData(1 << 16)
-	dst := make([]uint16, len(src))
-	b.SetBytes(int64(len(src)) * 4)
+// benchConvert times conv over src (elemBytes bytes a value) into a
+// destination of the same length and reports ns per value.
+func benchConvert[S, D any](b *testing.B, conv func([]D, []S), src []S, elemBytes int) {
+	dst := make([]D, len(src))
+	b.SetBytes(int64(len(src) * elemBytes))
 	for b.Loop() {
-		F32ToF16(dst, src)
+		conv(dst, src)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(src)), "ns/value")
 }
+
+func BenchmarkF32ToF16(b *testing.B) { benchConvert(b, F32ToF16, benchData(1<<16), 4) }
 
 func BenchmarkF32ToF16RandomBits(b *testing.B) {
-	src := randomF32Bits(rand.New(rand.NewPCG(5, 6)), 1<<16)
-	dst := make([]uint16, len(src))
-	b.SetBytes(int64(len(src)) * 4)
-	for b.Loop() {
-		F32ToF16(dst, src)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(src)), "ns/value")
+	benchConvert(b, F32ToF16, randomF32Bits(rand.New(rand.NewPCG(5, 6)), 1<<16), 4)
 }
 
-func BenchmarkF32ToBF16(b *testing.B) {
-	src := benchData(1 << 16)
-	dst := make([]uint16, len(src))
-	b.SetBytes(int64(len(src)) * 4)
-	for b.Loop() {
-		F32ToBF16(dst, src)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(src)), "ns/value")
-}
+func BenchmarkF32ToBF16(b *testing.B) { benchConvert(b, F32ToBF16, benchData(1<<16), 4) }
 
 func BenchmarkBF16ToF32(b *testing.B) {
 	src := make([]uint16, 1<<16)
 	F32ToBF16(src, benchData(len(src)))
-	dst := make([]float32, len(src))
-	b.SetBytes(int64(len(src)) * 2)
-	for b.Loop() {
-		BF16ToF32(dst, src)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(src)), "ns/value")
+	benchConvert(b, BF16ToF32, src, 2)
 }
 
 func BenchmarkF16ToF32(b *testing.B) {
 	src := make([]uint16, 1<<16)
 	F32ToF16(src, benchData(len(src)))
-	dst := make([]float32, len(src))
-	b.SetBytes(int64(len(src)) * 2)
-	for b.Loop() {
-		F16ToF32(dst, src)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(src)), "ns/value")
+	benchConvert(b, F16ToF32, src, 2)
 }

@@ -1,41 +1,10 @@
 package quant
 
 import (
-	"context"
-	"errors"
-	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 )
-
-func TestQ4NLNames(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want Encoding
-		name string
-	}{
-		{"q4nl", Q4NL(32), "q4nl"},
-		{"Q4NL", Q4NL(32), "q4nl"},
-		{"q4nlg64", Q4NL(64), "q4nlg64"},
-		{"q4nlg128", Q4NL(128), "q4nlg128"},
-		{"q4nlg32", Q4NL(32), "q4nl"},
-	} {
-		e, err := Parse(tc.in)
-		if err != nil || e != tc.want || e.String() != tc.name {
-			t.Errorf("Parse(%q) = %v (%q), %v; want %v (%q)", tc.in, e, e.String(), err, tc.want, tc.name)
-		}
-		if !e.IsPacked() || e.Linear() {
-			t.Errorf("%v: IsPacked %v, Linear %v", e, e.IsPacked(), e.Linear())
-		}
-	}
-	for _, bad := range []string{"q3nl", "q5nl", "q4nlg48", "q4nlg", "q4n", "q4nls", "q4snl"} {
-		if e, err := Parse(bad); err == nil {
-			t.Errorf("Parse(%q) = %v, want an error", bad, e)
-		}
-	}
-}
 
 // q4nl has q4s's planes, so its sizes are q4s's.
 func TestQ4NLSizes(t *testing.T) {
@@ -110,11 +79,7 @@ func TestQ4NLQuality(t *testing.T) {
 	// Decoded values lie on the table.
 	rows, cols := 4, 100
 	x := gaussian(r, rows*cols)
-	b := encodeOK(t, Q4NL(32), x, rows, cols)
-	got := make([]float32, len(x))
-	if err := Decode(Q4NL(32), got, b, rows, cols); err != nil {
-		t.Fatal(err)
-	}
+	b, got := encodeDecode(t, Q4NL(32), x, rows, cols)
 	lo, _, _, sup, l, err := PackedPlanes(Q4NL(32), b, rows, cols)
 	if err != nil {
 		t.Fatal(err)
@@ -129,36 +94,5 @@ func TestQ4NLQuality(t *testing.T) {
 				t.Fatalf("row %d col %d: %v, want %v·%d", row, c, got[row*cols+c], d, NLLevels[q[c]])
 			}
 		}
-	}
-}
-
-func TestQ4NLEdgesAndErrors(t *testing.T) {
-	e := Q4NL(32)
-	cols := 40
-	x := make([]float32, 3*cols)
-	for i := range cols {
-		x[cols+i] = -0.5
-		x[2*cols+i] = 0.25
-	}
-	b := encodeOK(t, e, x, 3, cols)
-	got := make([]float32, len(x))
-	if err := Decode(e, got, b, 3, cols); err != nil {
-		t.Fatal(err)
-	}
-	for i, v := range got {
-		if math.Abs(float64(v-x[i])) > 1e-3*math.Abs(float64(x[i])) {
-			t.Fatalf("element %d decodes to %v, want %v", i, v, x[i])
-		}
-	}
-	xs := make([]float32, 5*70)
-	xs[3*70+41] = float32(math.NaN())
-	dst := make([]byte, mustSize(t, e, 5, 70))
-	if err := EncodeParallel(context.Background(), e, dst, xs, 5, 70, 2); !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "row 3, col 41") {
-		t.Errorf("NaN: %v", err)
-	}
-	big := make([]float32, 64)
-	big[9] = 1e10
-	if err := Encode(e, make([]byte, mustSize(t, e, 1, 64)), big, 1, 64); !errors.Is(err, ErrScaleRange) {
-		t.Errorf("huge value: %v", err)
 	}
 }

@@ -430,6 +430,12 @@ const (
 // 2×2 system; o clamped at 0, which K-quants also require, since the
 // offset is stored unsigned), keeping the best.
 func fitGroup(x, w []float32, nmax int) (scale, off float32) {
+	return fitGroupTrials(x, w, nmax, true)
+}
+
+// fitGroupTrials is fitGroup; with paired false it gathers every trial on
+// its own, the plain loop that the paired one must match bit for bit.
+func fitGroupTrials(x, w []float32, nmax int, paired bool) (scale, off float32) {
 	xmin, xmax := x[0], x[0]
 	for _, v := range x[1:] {
 		xmin = min(xmin, v)
@@ -468,7 +474,7 @@ func fitGroup(x, w []float32, nmax int) (scale, off float32) {
 		return (fn + fitLo + fitStep*float32(t-1)) / (xmax - xmin)
 	}
 	t := 0
-	for ; t+2 <= trials; t += 2 {
+	for ; paired && t+2 <= trials; t += 2 {
 		is0, is1 := inv(t), inv(t+1)
 		// is·u ≥ 0 and < 2^22, so adding 1.5·2^23 and taking it away
 		// again rounds it to an integer (ties to even); the conversion

@@ -27,13 +27,23 @@ func TestPackedNames(t *testing.T) {
 		{"q4s", Q4S(32), "q4s"},
 		{"q4_0", Q4S(32), "q4s"},
 		{"q4sg64", Q4S(64), "q4sg64"},
+		{"q4nl", Q4NL(32), "q4nl"},
+		{"Q4NL", Q4NL(32), "q4nl"},
+		{"q4nlg64", Q4NL(64), "q4nlg64"},
+		{"q4nlg128", Q4NL(128), "q4nlg128"},
+		{"q4nlg32", Q4NL(32), "q4nl"},
 	} {
 		e, err := Parse(tc.in)
 		if err != nil || e != tc.want || e.String() != tc.name {
 			t.Errorf("Parse(%q) = %v (%q), %v; want %v (%q)", tc.in, e, e.String(), err, tc.want, tc.name)
 		}
+		// Every packed encoding but the table-driven q4nl is linear.
+		if !e.IsPacked() || e.Linear() != (e.Kind != KindQ4NL) {
+			t.Errorf("%v: IsPacked %v, Linear %v", e, e.IsPacked(), e.Linear())
+		}
 	}
-	for _, bad := range []string{"q7", "q1", "q4g48", "q4g", "q4g064", "q5s", "q4x", "q", "q4sg", "q4g+64", "q9"} {
+	for _, bad := range []string{"q7", "q1", "q4g48", "q4g", "q4g064", "q5s", "q4x", "q", "q4sg", "q4g+64", "q9",
+		"q3nl", "q5nl", "q4nlg48", "q4nlg", "q4n", "q4nls", "q4snl"} {
 		if e, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) = %v, want an error", bad, e)
 		}
@@ -136,11 +146,7 @@ func TestSubScales(t *testing.T) {
 // packedRelErr encodes and decodes x, returning ‖x − x̂‖/‖x‖.
 func packedRelErr(t *testing.T, e Encoding, x []float32, rows, cols int) float64 {
 	t.Helper()
-	b := encodeOK(t, e, x, rows, cols)
-	got := make([]float32, len(x))
-	if err := Decode(e, got, b, rows, cols); err != nil {
-		t.Fatal(err)
-	}
+	_, got := encodeDecode(t, e, x, rows, cols)
 	return Compare(x, got).RelFrobenius
 }
 
@@ -185,7 +191,7 @@ func TestPackedQuality(t *testing.T) {
 }
 
 func TestPackedEdgeValues(t *testing.T) {
-	for _, e := range []Encoding{Q4, QK(3, 32), QK(6, 64), Q4S(32)} {
+	for _, e := range []Encoding{Q4, QK(3, 32), QK(6, 64), Q4S(32), Q4NL(32)} {
 		// All zero, one constant negative, one constant positive row.
 		cols := 40
 		x := make([]float32, 3*cols)
@@ -193,11 +199,7 @@ func TestPackedEdgeValues(t *testing.T) {
 			x[cols+i] = -0.5
 			x[2*cols+i] = 0.25
 		}
-		b := encodeOK(t, e, x, 3, cols)
-		got := make([]float32, len(x))
-		if err := Decode(e, got, b, 3, cols); err != nil {
-			t.Fatal(err)
-		}
+		_, got := encodeDecode(t, e, x, 3, cols)
 		for i, v := range got {
 			// The offset is a 6-bit multiple of a float16: exact to ~1e-3.
 			if math.Abs(float64(v-x[i])) > 1e-3*math.Abs(float64(x[i])) {
@@ -208,7 +210,7 @@ func TestPackedEdgeValues(t *testing.T) {
 }
 
 func TestPackedErrors(t *testing.T) {
-	for _, e := range []Encoding{Q4, Q4S(32), QK(5, 64)} {
+	for _, e := range []Encoding{Q4, Q4S(32), QK(5, 64), Q4NL(32)} {
 		for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
 			x := make([]float32, 5*70)
 			x[3*70+41] = bad
