@@ -8,7 +8,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/runtime"
 )
 
 // llamaCppGreedy is a gguf-quants <stem>.llama-cpp-greedy.json record.
@@ -49,7 +51,7 @@ func TestGGUFQuantsRunLikeLlamaCpp(t *testing.T) {
 			if err := json.Unmarshal(b, &ref); err != nil {
 				t.Fatal(err)
 			}
-			m := openRuntime(t, convertTo(t, filepath.Join(dir, r.stem+".gguf"), r.enc))
+			m := demotest.Open(t, convertTo(t, filepath.Join(dir, r.stem+".gguf"), r.enc), runtime.Options{})
 			ids, err := m.Tokenizer().Encode(ref.Prompt, true)
 			if err != nil || !slices.Equal(ids, ref.PromptIDs) {
 				t.Fatalf("prompt tokenizes to %v (%v), llama.cpp %v", ids, err, ref.PromptIDs)

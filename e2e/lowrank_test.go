@@ -13,6 +13,7 @@ import (
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/runtime"
 )
 
 // TestLowRankEveryModelEveryMethod converts every ../shared model with every
@@ -98,7 +99,7 @@ func TestLowRankEveryModelEveryMethod(t *testing.T) {
 // NaN or infinite logit.
 func checkFiniteLogits(t *testing.T, path string) {
 	t.Helper()
-	_, lg := demotest.Prefill(t, demotest.Open(t, path), "Once upon a time, there was a little dog named Max. He liked to run in the park.", 0, true)
+	_, lg := demotest.Prefill(t, demotest.Open(t, path, runtime.Options{Threads: 1}), "Once upon a time, there was a little dog named Max. He liked to run in the park.", 0, true)
 	for p, row := range lg {
 		for i, v := range row {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/runtime"
 )
@@ -600,7 +601,7 @@ func TestQwen2MatchesReference(t *testing.T) {
 			for _, enc := range []quant.Encoding{quant.F32, quant.BF16, quant.Q8} {
 				exact := enc == quant.F32 || (enc == quant.BF16 && vr.dtype == "BF16")
 				t.Run(enc.String(), func(t *testing.T) {
-					m := openRuntime(t, convertTo(t, dir, enc))
+					m := demotest.Open(t, convertTo(t, dir, enc), runtime.Options{})
 					if got := m.Config().Arch; got != "qwen2" {
 						t.Fatalf("arch %q, want qwen2", got)
 					}
@@ -799,7 +800,7 @@ func TestQwen2ConfigStyles(t *testing.T) {
 			if !reflect.DeepEqual(names, wantNames) {
 				t.Errorf("tensor mapping\n got %v\nwant %v", names, wantNames)
 			}
-			m := openRuntime(t, convertTo(t, dir, quant.F32))
+			m := demotest.Open(t, convertTo(t, dir, quant.F32), runtime.Options{})
 			if rc := m.Config(); !reflect.DeepEqual(rc, want) {
 				t.Errorf("runtime ModelConfig\n got %+v\nwant %+v", rc, want)
 			}
@@ -813,7 +814,7 @@ func TestQwen2ConfigStyles(t *testing.T) {
 // round trip.
 func TestQwen2Tokenizer(t *testing.T) {
 	dir := writeQwen2Checkpoint(t, qwen2ConfigT4, "BF16", 1)
-	m := openRuntime(t, convertTo(t, dir, quant.Q8))
+	m := demotest.Open(t, convertTo(t, dir, quant.Q8), runtime.Options{})
 	tok := m.Tokenizer()
 	if tok == nil {
 		t.Fatal("no tokenizer in the converted file")

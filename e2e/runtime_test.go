@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/eval"
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/internal/testshared"
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/runtime"
@@ -68,16 +69,6 @@ var refModels = []struct {
 	{"stories260K-gguf", "stories260K/hf", "stories260K/stories260K.gguf", quant.F32},
 }
 
-func openRuntime(t *testing.T, path string) *runtime.Model {
-	t.Helper()
-	m, err := runtime.Open(path, runtime.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
-}
-
 // TestLogitsMatchTransformers converts every shared model at f32 and at its
 // stored dtype and checks the logits at every prompt position against
 // transformers (max abs error < 1e-3), then greedy generation token for
@@ -90,7 +81,7 @@ func TestLogitsMatchTransformers(t *testing.T) {
 			}
 			t.Run(fmt.Sprintf("%s/%v", rm.name, enc), func(t *testing.T) {
 				ref := loadReference(t, modelPath(t, rm.ref))
-				m := openRuntime(t, convertTo(t, modelPath(t, rm.open), enc))
+				m := demotest.Open(t, convertTo(t, modelPath(t, rm.open), enc), runtime.Options{})
 				vocab := m.Config().VocabSize
 				var worst float64
 				for i := 0; ; i++ {
@@ -192,7 +183,7 @@ func TestPerplexityMatchesTransformers(t *testing.T) {
 			if want == nil {
 				testshared.Absent(t, "no eval.ids in "+rm.ref+"/reference.safetensors")
 			}
-			m := openRuntime(t, convertTo(t, modelPath(t, rm.open), quant.F32))
+			m := demotest.Open(t, convertTo(t, modelPath(t, rm.open), quant.F32), runtime.Options{})
 			got, err := eval.Frame(m.Tokenizer(), eval.SplitDocuments(corpus(t), eval.DefaultDocSep))
 			if err != nil {
 				t.Fatal(err)
@@ -234,7 +225,7 @@ func TestQ8GreedyAgreesWithF32(t *testing.T) {
 	}
 	dir := modelPath(t, "llama-stories-12m")
 	ref := loadReference(t, dir)
-	m := openRuntime(t, convertTo(t, dir, quant.Q8))
+	m := demotest.Open(t, convertTo(t, dir, quant.Q8), runtime.Options{})
 	agree, total := 0, 0
 	for i := 0; ; i++ {
 		ids := ref.ids(fmt.Sprintf("prompt.%d.ids", i))

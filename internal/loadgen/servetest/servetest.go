@@ -24,12 +24,7 @@ func DemoModel(t testing.TB, edit func(dir string)) *runtime.Model {
 	if edit != nil {
 		edit(src)
 	}
-	m, err := runtime.Open(demotest.Convert(t, src, convert.Policy{Quant: quant.Q8}), runtime.Options{Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return demotest.Open(t, demotest.Convert(t, src, convert.Policy{Quant: quant.Q8}), runtime.Options{Threads: 2})
 }
 
 // stopWait bounds how long stop waits for Serve to return after its
