@@ -1,6 +1,7 @@
 package lowrank
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
@@ -105,8 +106,9 @@ func gemmEx(th int, o gemmOpts, tA, tB bool, m, n, k int, alpha float64, a []flo
 	workers := max(1, min(th, len(tiles)))
 	var next atomic.Int64
 	parallel(workers, workers, func(int) {
-		ap := make([]float64, tileM*kc)
-		bp := make([]float64, tileN*kc)
+		pb := packPool.Get().(*packBufs)
+		defer packPool.Put(pb)
+		ap, bp := pb.ap, pb.bp
 		var edge [mr * nrMax]float64
 		for {
 			t := int(next.Add(1)) - 1
@@ -128,6 +130,17 @@ func gemmEx(th int, o gemmOpts, tA, tB bool, m, n, k int, alpha float64, a []flo
 		}
 	})
 }
+
+// packBufs are one worker's packed panels. They are pooled: a caller that
+// runs many small products (GPTQ's lazy updates, one per block of columns
+// and worker) would otherwise allocate and clear 1.75 MiB for each, which
+// costs as much as the product. packA and packB write every element the
+// kernels read (partial panels are cleared), so reuse needs no clearing.
+type packBufs struct{ ap, bp []float64 }
+
+var packPool = sync.Pool{New: func() any {
+	return &packBufs{ap: make([]float64, tileM*kc), bp: make([]float64, tileN*kc)}
+}}
 
 func scaleC(m, n int, beta float64, c []float64, ldc int) {
 	if beta == 1 {

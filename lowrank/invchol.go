@@ -189,3 +189,12 @@ func dotF64(x, y []float64) float64 {
 	}
 	return s0 + s1
 }
+
+// Gemm computes c = alpha·op(a)·op(b) + beta·c for row-major float64
+// matrices, op(a) m×k (aᵀ when tA) and op(b) k×n (bᵀ when tB), on at most
+// th threads: the package's packed, register-blocked product, for callers
+// whose cubic work is a matrix product too (GPTQ's lazy updates). The
+// result does not depend on th.
+func Gemm(th int, tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	gemm(th, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}

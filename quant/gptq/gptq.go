@@ -63,7 +63,7 @@ type Factor struct {
 	actOrder bool
 	perm     []int     // position j rounds column perm[j]
 	dead     []bool    // by original column: no input energy, weight zeroed
-	u        []float32 // upper Cholesky factor of H⁻¹ (permuted), n×n
+	u        []float64 // upper Cholesky factor of H⁻¹ (permuted), n×n, zeros below
 }
 
 // NewFactor factors h (n×n, upper triangle read) under opt's PercDamp and
@@ -169,7 +169,7 @@ type pass struct {
 	span       int       // columns whose parameters are chosen together
 	perm       []int     // position j rounds column perm[j]
 	dead       []bool    // by original column: no input energy, weight zeroed
-	u          []float32 // upper Cholesky factor of H⁻¹ (permuted), cols×cols
+	u          []float64 // upper Cholesky factor of H⁻¹ (permuted), cols×cols, zeros below
 }
 
 // factor builds perm, dead and u from h.
@@ -233,12 +233,11 @@ func (p *pass) factor(h []float64) error {
 		}
 		damp = 10 * max(damp, 1e-8*mean, 1e-12)
 	}
-	p.u = make([]float32, n*n)
-	for i := range n {
-		for j := i; j < n; j++ {
-			p.u[i*n+j] = float32(a[i*n+j])
-		}
+	// The strict lower triangle was the factorization's scratch.
+	for i := 1; i < n; i++ {
+		clear(a[i*n : i*n+i])
 	}
+	p.u = a
 	return nil
 }
 
@@ -291,7 +290,7 @@ func (p *pass) rowBlock(ctx context.Context, r0, r1 int) error {
 	}
 	bs := p.opt.BlockSize
 	span := make([]float32, 0)
-	var nz []int
+	var lz lazyScratch
 	for b0 := 0; b0 < n; b0 += bs {
 		b1 := min(b0+bs, n)
 		for j := b0; j < b1; j++ {
@@ -313,7 +312,7 @@ func (p *pass) rowBlock(ctx context.Context, r0, r1 int) error {
 		}
 		// Lazy update of the columns after the block.
 		if b1 < n {
-			nz = lazyUpdate(b.wb, b.rb, n, b0, b1, b.errs, bs, p.u, nz)
+			lazyUpdate(b.wb, b.rb, n, b0, b1, b.errs, bs, p.u, &lz)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -406,7 +405,7 @@ func (p *pass) refit(b *block, r0, c int) {
 func (p *pass) roundColumn(b *block, r0, j, c, b0, b1 int) {
 	n, e := p.cols, p.e
 	ng, g := e.Groups(n), c/e.Group
-	ujj := p.u[j*n+j]
+	ujj := float32(p.u[j*n+j])
 	urow := p.u[j*n+j+1 : j*n+b1]
 	var padded int
 	if e.IsPacked() {
@@ -442,7 +441,7 @@ func (p *pass) roundColumn(b *block, r0, j, c, b0, b1 int) {
 		}
 		row := b.wb[r*n+j+1 : r*n+b1]
 		for k, uv := range urow {
-			row[k] -= ev * uv
+			row[k] -= ev * float32(uv)
 		}
 	}
 }

@@ -1,52 +1,52 @@
 package gptq
 
+import "github.com/shrink-llm/shrink/lowrank"
+
+// lazyScratch is one worker's float64 operands of the lazy update.
+type lazyScratch struct {
+	c, a []float64
+}
+
 // lazyUpdate applies a finished block's scaled errors to the columns after
-// it, block [b0, b1): row[b1:] -= Σ_jj errs[jj]·U[jj, b1:] in jj order for
-// each of wb's rb rows (stride n); errs is rb × bs, U is n × n. nz is
-// scratch, returned for reuse.
+// it, block [b0, b1): row[b1:] −= Σ_jj errs[jj]·U[jj, b1:] for each of
+// wb's rb rows (stride n); errs is rb × bs, U is n × n (upper part read).
 //
-// It is the plain column-by-column loop with four error columns applied
-// per pass over a row, so each row is loaded and stored a quarter as often.
-// Each element still sees the same operations in the same order, and zero
-// errors are still skipped (subtracting 0·u could turn −0 into +0), so the
-// result is bit-identical to the plain loop (lazyUpdateRef).
-func lazyUpdate(wb []float32, rb, n, b0, b1 int, errs []float32, bs int, u []float32, nz []int) []int {
-	w := n - b1
+// This is where the pass spends its flops (rows·cols²/2 over a matrix,
+// against rows·cols·BlockSize/2 inside the blocks), so it runs as one
+// matrix product C −= E·U_block on lowrank's packed GEMM, in float64: the
+// block's rows are widened once per block (1/BlockSize of the product's
+// work), multiplied, and rounded back to float32 once per element instead
+// of once per column as a float32 loop would. One thread: the pass already
+// runs a worker per row block.
+func lazyUpdate(wb []float32, rb, n, b0, b1 int, errs []float32, bs int, u []float64, s *lazyScratch) {
+	w, k := n-b1, b1-b0
+	if w <= 0 || k <= 0 {
+		return
+	}
+	s.c = grow64(s.c, rb*w)
+	s.a = grow64(s.a, rb*k)
 	for r := range rb {
-		row := wb[r*n+b1 : (r+1)*n]
-		er := errs[r*bs : r*bs+b1-b0]
-		nz = nz[:0]
-		for i, ev := range er {
-			if ev != 0 {
-				nz = append(nz, i)
-			}
+		c := s.c[r*w : (r+1)*w]
+		for i, v := range wb[r*n+b1 : (r+1)*n] {
+			c[i] = float64(v)
 		}
-		i := 0
-		for ; i+4 <= len(nz); i += 4 {
-			j0, j1, j2, j3 := nz[i], nz[i+1], nz[i+2], nz[i+3]
-			e0, e1, e2, e3 := er[j0], er[j1], er[j2], er[j3]
-			u0 := u[(b0+j0)*n+b1:][:w]
-			u1 := u[(b0+j1)*n+b1:][:w]
-			u2 := u[(b0+j2)*n+b1:][:w]
-			u3 := u[(b0+j3)*n+b1:][:w]
-			row := row[:w]
-			for k := range row {
-				v := row[k]
-				v -= e0 * u0[k]
-				v -= e1 * u1[k]
-				v -= e2 * u2[k]
-				v -= e3 * u3[k]
-				row[k] = v
-			}
-		}
-		for ; i < len(nz); i++ {
-			j := nz[i]
-			ev := er[j]
-			ur := u[(b0+j)*n+b1:][:w]
-			for k, uv := range ur {
-				row[k] -= ev * uv
-			}
+		a := s.a[r*k : (r+1)*k]
+		for i, v := range errs[r*bs : r*bs+k] {
+			a[i] = float64(v)
 		}
 	}
-	return nz
+	lowrank.Gemm(1, false, false, rb, w, k, -1, s.a, k, u[b0*n+b1:], n, 1, s.c, w)
+	for r := range rb {
+		row := wb[r*n+b1 : (r+1)*n]
+		for i, v := range s.c[r*w : (r+1)*w] {
+			row[i] = float32(v)
+		}
+	}
+}
+
+func grow64(s []float64, n int) []float64 {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]float64, n)
 }
