@@ -107,6 +107,16 @@ func (g *gen) planeTables(prefix string, vbytes, p int) []Mem {
 	return tabs
 }
 
+// loHiTables builds the shift tables of a kernel's lo plane and, when the
+// encoding has one, its hi plane (planeTables; hiTabs is nil for hi = 0).
+func (g *gen) loHiTables(name string, vbytes, lo, hi int) (loTabs, hiTabs []Mem) {
+	loTabs = g.planeTables(name+"_lo", vbytes, lo)
+	if hi > 0 {
+		hiTabs = g.planeTables(name+"_hi", vbytes, hi)
+	}
+	return loTabs, hiTabs
+}
+
 // unpackPlane ORs (or, for the lo plane, writes) vector i of the chunk's
 // p-bit plane at base, shifted left by shl, into dst[i]: weights
 // i·vbytes … (i+1)·vbytes−1 of the chunk, one per byte. scratch holds the
@@ -160,11 +170,7 @@ func unpackPlane(g *gen, w packedWidth, p, shl int, base GPPhysical, tabs []Mem,
 // bytes, R10 = tokens.
 func packedSums(g *gen, w packedWidth, lo, hi int) {
 	name := fmt.Sprintf("packedSumsLo%dHi%d%s", lo, hi, w.suffix)
-	loTabs := g.planeTables(name+"_lo", w.vbytes, lo)
-	var hiTabs []Mem
-	if hi > 0 {
-		hiTabs = g.planeTables(name+"_hi", w.vbytes, hi)
-	}
+	loTabs, hiTabs := g.loHiTables(name, w.vbytes, lo, hi)
 	g.text(name, "func(p *packedSumArgs)", 0)
 	f := func(field, part string) Mem { return g.field(RAX, field, part) }
 	g.MOVQ(g.arg(0), RAX)

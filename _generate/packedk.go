@@ -62,51 +62,15 @@ func emitPackedK(g *gen) {
 }
 
 func packedK(g *gen, lo, hi int, sym bool, T int) {
-	kind := "QK"
-	if sym {
-		kind = "Sym"
-	}
-	name := fmt.Sprintf("packed%sLo%dHi%dT%dVNNI", kind, lo, hi, T)
 	w := packed512
-	loTabs := g.planeTables(name+"_lo", w.vbytes, lo)
-	var hiTabs []Mem
-	if hi > 0 {
-		hiTabs = g.planeTables(name+"_hi", w.vbytes, hi)
-	}
-	g.text(name, "func(p *packedKArgs)", 48)
+	loTabs, hiTabs := packedKEntry(g, lo, hi, sym, fmt.Sprintf("T%d", T), 1)
 	f := func(field, part string) Mem { return g.field(RDX, field, part) }
-	g.MOVQ(g.arg(0), RDX)
-	g.MOVQ(f("rows", ""), RAX)
-	g.TESTQ(RAX, RAX)
-	g.JZ(LabelRef("ret"))
-	g.MOVQ(RAX, sp(0))
-	for i, fl := range []string{"y", "lo", "hi", "sub", "sup"} {
-		g.MOVQ(f(fl, "base"), RAX)
-		g.MOVQ(RAX, sp(8*(i+1)))
-	}
 	g.MOVQ(f("xstride", ""), R12)
 	g.LEAQ(mi(R12, R12, 2, 0), R14)
 	g.MOVQ(f("xsstride", ""), R13)
 	g.SHLQ(U8(2), R13)
 	g.LEAQ(mi(R13, R13, 2, 0), R15)
-	g.KMOVQ(f("kFull", ""), K1)
-	g.KMOVQ(f("kHalf", ""), K2)
-	g.MOVL(U32(0x0f), EAX)
-	g.KMOVW(EAX, K3)
-	g.broadcast32(uint32(1<<lo-1)*0x01010101, Z28)
-	if hi > 0 {
-		g.broadcast32(uint32(1<<hi-1)*0x01010101, Z29)
-	}
-	g.MOVQ(f("ctrl", ""), RAX)
-	g.VMOVDQU32(m(RAX, 0), Y20)
-	g.MOVQ(f("shift", ""), RAX)
-	g.VMOVDQU32(m(RAX, 0), Y21)
-	if sym {
-		g.broadcast32(0x41000000, Y22) // 8.0
-	} else {
-		g.broadcast32(63, Y22)
-	}
-	packedKConsts(g, lo, hi)
+	packedKSetup(g, lo, hi, sym)
 
 	g.Label("row")
 	g.zeroZ(16, 17, 18, 19)
@@ -115,12 +79,7 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	g.MOVQ(sp(32), R8)
 	g.MOVQ(sp(40), R9)
 	g.MOVQ(g.arg(0), RDX)
-	g.MOVQ(f("xq", "base"), RDI)
-	g.MOVQ(f("xs", "base"), R10)
-	g.MOVQ(f("xsum", "base"), R11)
-	g.MOVQ(f("sbs", ""), RCX)
-	g.TESTQ(RCX, RCX)
-	g.JZ(LabelRef("half"))
+	packedKFirstSB(g)
 
 	g.Label("sb")
 	if T == 1 {
@@ -129,13 +88,7 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 		// streams are thin (12 and 4 bytes per super-block for q4) and
 		// are prefetched about 20 super-blocks ahead, as the q8 row
 		// kernel does with its scales.
-		if sym {
-			g.PREFETCHT0(m(R9, 256))
-		} else {
-			g.PREFETCHT0(m(R8, 256))
-			g.PREFETCHT0(m(R9, 128))
-		}
-		packedKPrefetchQuants(g, lo, hi, RSI, RBX)
+		packedKPrefetch(g, lo, hi, sym, packedKRow{RSI, RBX, R8, R9})
 	}
 	packedKParams(g, sym, K1)
 	for c := range 2 {
@@ -145,16 +98,7 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 	g.MOVQ(g.arg(0), RDX)
 	g.ADDQ(f("subSB", ""), R8)
 	g.ADDQ(f("supSB", ""), R9)
-	g.ADDQ(U32(256), RDI)
-	g.ADDQ(U8(32), R10)
-	g.ADDQ(U8(32), R11)
-	g.DECQ(RCX)
-	g.JNZ(LabelRef("sb"))
-
-	g.Label("half")
-	g.MOVQ(g.arg(0), RDX)
-	g.CMPQ(f("half", ""), U8(0))
-	g.JEQ(LabelRef("reduce"))
+	packedKNextSB(g)
 	packedKParams(g, sym, K2)
 	packedKChunk(g, w, lo, hi, 0, loTabs, hiTabs)
 	packedKTokens(g, T, 1, true, nibbleHigh(lo, hi))
@@ -188,17 +132,61 @@ func packedK(g *gen, lo, hi int, sym bool, T int) {
 			g.ADDQ(RCX, RAX)
 		}
 	}
-	// Next row.
-	g.ADDQ(U8(4), sp(8))
-	for i, fl := range []string{"loRow", "hiRow", "subRow", "supRow"} {
-		g.MOVQ(f(fl, ""), RAX)
-		g.ADDQ(RAX, sp(16+8*i))
+	packedKNextRows(g, 1, "row")
+}
+
+// packedKEntry builds the shift tables of the kernel named by its encoding
+// and tag (T1, T4, R2) and opens its text: DX the argument pointer, 0(SP) the
+// loop's iterations (step rows each), returning early when there are none,
+// and the frame's plane pointers (see above).
+func packedKEntry(g *gen, lo, hi int, sym bool, tag string, step int) (loTabs, hiTabs []Mem) {
+	kind := "QK"
+	if sym {
+		kind = "Sym"
 	}
-	g.DECQ(sp(0))
-	g.JNZ(LabelRef("row"))
-	g.VZEROUPPER()
-	g.Label("ret")
-	g.RET()
+	name := fmt.Sprintf("packed%sLo%dHi%d%sVNNI", kind, lo, hi, tag)
+	loTabs, hiTabs = g.loHiTables(name, packed512.vbytes, lo, hi)
+	g.text(name, "func(p *packedKArgs)", 48)
+	f := func(field, part string) Mem { return g.field(RDX, field, part) }
+	g.MOVQ(g.arg(0), RDX)
+	g.MOVQ(f("rows", ""), RAX)
+	if step == 2 {
+		g.SHRQ(U8(1), RAX)
+	} else {
+		g.TESTQ(RAX, RAX)
+	}
+	g.JZ(LabelRef("ret"))
+	g.MOVQ(RAX, sp(0))
+	for i, fl := range []string{"y", "lo", "hi", "sub", "sup"} {
+		g.MOVQ(f(fl, "base"), RAX)
+		g.MOVQ(RAX, sp(8*(i+1)))
+	}
+	return loTabs, hiTabs
+}
+
+// packedKSetup loads the registers every super-block reads: the masks K1
+// (whole super-block), K2 (half) and K3 (four dwords), the plane masks Z28,
+// Z29, the parameter decoding's Y20–Y22 and packedKConsts.
+func packedKSetup(g *gen, lo, hi int, sym bool) {
+	f := func(field, part string) Mem { return g.field(RDX, field, part) }
+	g.KMOVQ(f("kFull", ""), K1)
+	g.KMOVQ(f("kHalf", ""), K2)
+	g.MOVL(U32(0x0f), EAX)
+	g.KMOVW(EAX, K3)
+	g.broadcast32(uint32(1<<lo-1)*0x01010101, Z28)
+	if hi > 0 {
+		g.broadcast32(uint32(1<<hi-1)*0x01010101, Z29)
+	}
+	g.MOVQ(f("ctrl", ""), RAX)
+	g.VMOVDQU32(m(RAX, 0), Y20)
+	g.MOVQ(f("shift", ""), RAX)
+	g.VMOVDQU32(m(RAX, 0), Y21)
+	if sym {
+		g.broadcast32(0x41000000, Y22) // 8.0
+	} else {
+		g.broadcast32(63, Y22)
+	}
+	packedKConsts(g, lo, hi)
 }
 
 // packedKParams sets Y24 = a and Y25 = m of the super-block's eight blocks
@@ -319,12 +307,71 @@ func packedKTokens(g *gen, T, chunks int, half, nib bool) {
 	}
 }
 
-// packedK2 is the decode kernel (one token) over pairs of rows: per
-// super-block the activation terms are loaded once for both rows, and the
-// loop's bookkeeping is shared. rows must be even. Row 0 of a pair: SI, BX,
-// R8, R9 as in packedK; row 1: R12 lo, R13 hi, R14 sub, R15 sup. Sums: Y16
-// products, Y17 offsets (row 0), Y18, Y19 (row 1); Y23 the half
-// super-block's masked xs.
+// packedKNextRows moves the frame's y and plane pointers step rows on, loops
+// to label while iterations are left, and returns ("ret").
+func packedKNextRows(g *gen, step int, label string) {
+	g.ADDQ(U8(4*step), sp(8))
+	for i, fl := range []string{"loRow", "hiRow", "subRow", "supRow"} {
+		g.MOVQ(g.field(RDX, fl, ""), RAX)
+		if step == 2 {
+			g.SHLQ(U8(1), RAX)
+		}
+		g.ADDQ(RAX, sp(16+8*i))
+	}
+	g.DECQ(sp(0))
+	g.JNZ(LabelRef(label))
+	g.VZEROUPPER()
+	g.Label("ret")
+	g.RET()
+}
+
+// packedKFirstSB points DI, R10 and R11 at token 0's activations, scales and
+// sums of the row's first super-block and CX at the super-block count,
+// jumping to "half" when there are none.
+func packedKFirstSB(g *gen) {
+	f := func(field, part string) Mem { return g.field(RDX, field, part) }
+	g.MOVQ(f("xq", "base"), RDI)
+	g.MOVQ(f("xs", "base"), R10)
+	g.MOVQ(f("xsum", "base"), R11)
+	g.MOVQ(f("sbs", ""), RCX)
+	g.TESTQ(RCX, RCX)
+	g.JZ(LabelRef("half"))
+}
+
+// packedKNextSB moves the activation pointers (DI, R10, R11) to the next
+// super-block and closes the super-block loop; at "half", it skips to
+// "reduce" when the row has no lone last chunk.
+func packedKNextSB(g *gen) {
+	g.ADDQ(U32(256), RDI)
+	g.ADDQ(U8(32), R10)
+	g.ADDQ(U8(32), R11)
+	g.DECQ(RCX)
+	g.JNZ(LabelRef("sb"))
+
+	g.Label("half")
+	g.MOVQ(g.arg(0), RDX)
+	g.CMPQ(g.field(RDX, "half", ""), U8(0))
+	g.JEQ(LabelRef("reduce"))
+}
+
+// packedKRow is where one row's planes are walked: the lo and hi quant
+// planes and the sub and sup parameter planes.
+type packedKRow struct{ lo, hi, sub, sup GPPhysical }
+
+// packedKPrefetch prefetches a decode row's streams for a super-block ahead:
+// the thin parameter planes about 20 super-blocks ahead (12 and 4 bytes per
+// super-block for q4), as the q8 row kernel does with its scales, and the
+// quants packedKQuantAhead ahead.
+func packedKPrefetch(g *gen, lo, hi int, sym bool, r packedKRow) {
+	if sym {
+		g.PREFETCHT0(m(r.sup, 256))
+	} else {
+		g.PREFETCHT0(m(r.sub, 256))
+		g.PREFETCHT0(m(r.sup, 128))
+	}
+	packedKPrefetchQuants(g, lo, hi, r.lo, r.hi)
+}
+
 // packedKQuantAhead is how far ahead (bytes) the decode kernels prefetch
 // each row's quant planes.
 const packedKQuantAhead = 4096
@@ -347,50 +394,19 @@ func packedKPrefetchQuants(g *gen, lo, hi int, loP, hiP GPPhysical) {
 	}
 }
 
+// packedK2 is the decode kernel (one token) over pairs of rows: per
+// super-block the activation terms are loaded once for both rows, and the
+// loop's bookkeeping is shared. rows must be even. Row 0 of a pair: SI, BX,
+// R8, R9 as in packedK; row 1: R12 lo, R13 hi, R14 sub, R15 sup. Sums: Y16
+// products, Y17 offsets (row 0), Y18, Y19 (row 1); Y23 the half
+// super-block's masked xs.
 func packedK2(g *gen, lo, hi int, sym bool) {
-	kind := "QK"
-	if sym {
-		kind = "Sym"
-	}
-	name := fmt.Sprintf("packed%sLo%dHi%dR2VNNI", kind, lo, hi)
 	w := packed512
-	loTabs := g.planeTables(name+"_lo", w.vbytes, lo)
-	var hiTabs []Mem
-	if hi > 0 {
-		hiTabs = g.planeTables(name+"_hi", w.vbytes, hi)
-	}
-	g.text(name, "func(p *packedKArgs)", 48)
+	loTabs, hiTabs := packedKEntry(g, lo, hi, sym, "R2", 2)
 	f := func(field, part string) Mem { return g.field(RDX, field, part) }
-	g.MOVQ(g.arg(0), RDX)
-	g.MOVQ(f("rows", ""), RAX)
-	g.SHRQ(U8(1), RAX)
-	g.JZ(LabelRef("ret"))
-	g.MOVQ(RAX, sp(0))
-	for i, fl := range []string{"y", "lo", "hi", "sub", "sup"} {
-		g.MOVQ(f(fl, "base"), RAX)
-		g.MOVQ(RAX, sp(8*(i+1)))
-	}
-	g.KMOVQ(f("kFull", ""), K1)
-	g.KMOVQ(f("kHalf", ""), K2)
-	g.MOVL(U32(0x0f), EAX)
-	g.KMOVW(EAX, K3)
-	g.broadcast32(uint32(1<<lo-1)*0x01010101, Z28)
-	if hi > 0 {
-		g.broadcast32(uint32(1<<hi-1)*0x01010101, Z29)
-	}
-	g.MOVQ(f("ctrl", ""), RAX)
-	g.VMOVDQU32(m(RAX, 0), Y20)
-	g.MOVQ(f("shift", ""), RAX)
-	g.VMOVDQU32(m(RAX, 0), Y21)
-	if sym {
-		g.broadcast32(0x41000000, Y22) // 8.0
-	} else {
-		g.broadcast32(63, Y22)
-	}
-	packedKConsts(g, lo, hi)
+	packedKSetup(g, lo, hi, sym)
 
-	type rowRegs struct{ lo, hi, sub, sup GPPhysical }
-	rws := []rowRegs{{RSI, RBX, R8, R9}, {R12, R13, R14, R15}}
+	rws := []packedKRow{{RSI, RBX, R8, R9}, {R12, R13, R14, R15}}
 	g.Label("pair")
 	g.zeroZ(16, 17, 18, 19)
 	g.MOVQ(g.arg(0), RDX)
@@ -401,12 +417,7 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 		g.MOVQ(f(fl, ""), r1)
 		g.ADDQ(r0, r1)
 	}
-	g.MOVQ(f("xq", "base"), RDI)
-	g.MOVQ(f("xs", "base"), R10)
-	g.MOVQ(f("xsum", "base"), R11)
-	g.MOVQ(f("sbs", ""), RCX)
-	g.TESTQ(RCX, RCX)
-	g.JZ(LabelRef("half"))
+	packedKFirstSB(g)
 
 	body := func(k Register, chunks int, half bool) {
 		if half {
@@ -436,13 +447,7 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 
 	g.Label("sb")
 	for _, rr := range rws {
-		if sym {
-			g.PREFETCHT0(m(rr.sup, 256))
-		} else {
-			g.PREFETCHT0(m(rr.sub, 256))
-			g.PREFETCHT0(m(rr.sup, 128))
-		}
-		packedKPrefetchQuants(g, lo, hi, rr.lo, rr.hi)
+		packedKPrefetch(g, lo, hi, sym, rr)
 	}
 	body(K1, 2, false)
 	g.MOVQ(g.arg(0), RDX)
@@ -452,16 +457,7 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 		}
 		g.ADDQ(f("supSB", ""), rr.sup)
 	}
-	g.ADDQ(U32(256), RDI)
-	g.ADDQ(U8(32), R10)
-	g.ADDQ(U8(32), R11)
-	g.DECQ(RCX)
-	g.JNZ(LabelRef("sb"))
-
-	g.Label("half")
-	g.MOVQ(g.arg(0), RDX)
-	g.CMPQ(f("half", ""), U8(0))
-	g.JEQ(LabelRef("reduce"))
+	packedKNextSB(g)
 	body(K2, 1, true)
 
 	g.Label("reduce")
@@ -478,18 +474,7 @@ func packedK2(g *gen, lo, hi int, sym bool) {
 	g.VADDPS(X5, X4, X4)
 	g.Label("store")
 	g.VMOVSD(X4, m(RAX, 0))
-	// Next pair of rows.
-	g.ADDQ(U8(8), sp(8))
-	for i, fl := range []string{"loRow", "hiRow", "subRow", "supRow"} {
-		g.MOVQ(f(fl, ""), RAX)
-		g.SHLQ(U8(1), RAX)
-		g.ADDQ(RAX, sp(16+8*i))
-	}
-	g.DECQ(sp(0))
-	g.JNZ(LabelRef("pair"))
-	g.VZEROUPPER()
-	g.Label("ret")
-	g.RET()
+	packedKNextRows(g, 2, "pair")
 }
 
 // packedKConsts sets Z12 to the VPERMD index that gathers the eight block
@@ -532,17 +517,25 @@ func packedKBlockSums(g *gen, chunks int, nib bool, x func(k int) Mem) {
 	g.VSHUFI32X4(U8(0x88), Z11, Z10, Z6)
 	g.VSHUFI32X4(U8(0xdd), Z11, Z10, Z7)
 	g.VPADDD(Z7, Z6, Z6)
-	// Lane j: [b_j, b_j, b_4+j, b_4+j], complete sums.
-	g.VPUNPCKLQDQ(Z6, Z4, Z5)
-	g.VPUNPCKHQDQ(Z6, Z4, Z7)
-	g.VPADDD(Z7, Z5, Z5)
-	g.VPSHUFD(U8(0xb1), Z5, Z7)
-	g.VPADDD(Z7, Z5, Z5)
-	g.VPERMD(Z5, Z12, Z5)
+	packedKGather(g, nib, 4, 6, 5, 7)
+}
+
+// packedKGather finishes the block sums from Z(a) (partials of blocks 0–3,
+// one per 128-bit lane) and Z(b) (blocks 4–7): pairs of them are added until
+// lane j holds [b_j, b_j, b_4+j, b_4+j], VPERMD (Z12) gathers them in block
+// order, and Y(dst) gets them converted to float32 (nib: the in-place high
+// nibbles' sums shifted back first). Scratch: Z(tmp).
+func packedKGather(g *gen, nib bool, a, b, dst, tmp int) {
+	g.VPUNPCKLQDQ(z(b), z(a), z(dst))
+	g.VPUNPCKHQDQ(z(b), z(a), z(tmp))
+	g.VPADDD(z(tmp), z(dst), z(dst))
+	g.VPSHUFD(U8(0xb1), z(dst), z(tmp))
+	g.VPADDD(z(tmp), z(dst), z(dst))
+	g.VPERMD(z(dst), Z12, z(dst))
 	if nib {
-		g.VPSRAVD(Y13, Y5, Y5)
+		g.VPSRAVD(Y13, y(dst), y(dst))
 	}
-	g.VCVTDQ2PS(Y5, Y5)
+	g.VCVTDQ2PS(y(dst), y(dst))
 }
 
 // packedKRegroup rewrites each unpacked chunk's two vectors (Z0, Z1: blocks
@@ -568,14 +561,5 @@ func packedKBlockSumsPerm(g *gen, chunks int, nib bool, x func(k int) Mem) {
 	for k := range 2 * chunks {
 		g.VPDPBUSD(x(k), z(4+k), z(8+k/2))
 	}
-	g.VPUNPCKLQDQ(Z9, Z8, Z10)
-	g.VPUNPCKHQDQ(Z9, Z8, Z11)
-	g.VPADDD(Z11, Z10, Z10)
-	g.VPSHUFD(U8(0xb1), Z10, Z11)
-	g.VPADDD(Z11, Z10, Z10)
-	g.VPERMD(Z10, Z12, Z10)
-	if nib {
-		g.VPSRAVD(Y13, Y10, Y10)
-	}
-	g.VCVTDQ2PS(Y10, Y10)
+	packedKGather(g, nib, 8, 9, 10, 11)
 }

@@ -237,30 +237,11 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 	for _, k := range keys {
 		cal.Stats[k] = nil // created at the first activation, with its width
 	}
-	var statTime time.Duration
-	var hookErr error
-	hook := func(layer int, point string, x []float32, rows, cols int) {
-		key := StatsKey(layer, point)
-		st, want := cal.Stats[key]
-		if !want {
-			return
-		}
-		if st == nil {
-			st = lowrank.NewStats(cols)
-			st.Threads = opts.Threads
-			cal.Stats[key] = st
-		}
-		if st.N != cols {
-			if hookErr == nil {
-				hookErr = fmt.Errorf("calibration: input %s has %d features, earlier %d", key, cols, st.N)
-			}
-			return
-		}
-		t0 := time.Now()
-		st.AddBatch(x[:rows*cols], rows)
-		statTime += time.Since(t0)
-	}
-	sess.SetHook(hook)
+	col := &statsCollector{stats: cal.Stats, threads: opts.Threads, want: func(key string) bool {
+		_, want := cal.Stats[key]
+		return want
+	}}
+	sess.SetHook(col.hook)
 	start := time.Now()
 	for off := 0; off < len(ids); off += seq {
 		sess.Reset()
@@ -268,14 +249,14 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 		if _, err := sess.Prefill(ctx, ids[off:end], false); err != nil {
 			return nil, fmt.Errorf("calibration: tokens %d-%d: %w", off, end, err)
 		}
-		if hookErr != nil {
-			return nil, hookErr
+		if col.err != nil {
+			return nil, col.err
 		}
 		if opts.Progress != nil {
 			opts.Progress(end, len(ids))
 		}
 	}
-	cal.Timing = CalibTiming{Forward: time.Since(start) - statTime, Statistics: statTime}
+	cal.Timing = CalibTiming{Forward: time.Since(start) - col.time, Statistics: col.time}
 	var missing []string
 	for k, st := range cal.Stats {
 		if st == nil || st.Count == 0 {
@@ -287,6 +268,39 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 		return nil, fmt.Errorf("calibration: no finite activations reached %v", missing)
 	}
 	return cal, nil
+}
+
+// statsCollector is the session hook that adds each wanted input batch to
+// its statistics, created at the first batch with its width. It keeps the
+// first width mismatch as err and the time spent on statistics.
+type statsCollector struct {
+	stats   map[string]*lowrank.Stats
+	want    func(key string) bool
+	threads int
+	err     error
+	time    time.Duration
+}
+
+func (c *statsCollector) hook(layer int, point string, x []float32, rows, cols int) {
+	key := StatsKey(layer, point)
+	if !c.want(key) {
+		return
+	}
+	t0 := time.Now()
+	st := c.stats[key]
+	if st == nil {
+		st = lowrank.NewStats(cols)
+		st.Threads = c.threads
+		c.stats[key] = st
+	}
+	if st.N != cols {
+		if c.err == nil {
+			c.err = fmt.Errorf("calibration: input %s has %d features, earlier %d", key, cols, st.N)
+		}
+		return
+	}
+	st.AddBatch(x[:rows*cols], rows)
+	c.time += time.Since(t0)
 }
 
 // losslessEncoding is the float encoding that holds every tensor of the

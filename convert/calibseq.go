@@ -162,36 +162,18 @@ func (p *layerPass) run(ctx context.Context, keep bool) error {
 // collect gathers the statistics of block at from the uncompressed block.
 func (p *layerPass) collect(ctx context.Context) error {
 	p.stats = map[string]*lowrank.Stats{}
-	var hookErr error
-	var statTime time.Duration
-	p.sess.SetHook(func(layer int, point string, x []float32, rows, cols int) {
-		key := StatsKey(layer, point)
-		if _, want := p.keyLayer[key]; !want {
-			return
-		}
-		t0 := time.Now()
-		st := p.stats[key]
-		if st == nil {
-			st = lowrank.NewStats(cols)
-			st.Threads = p.threads
-			p.stats[key] = st
-		}
-		if st.N != cols {
-			if hookErr == nil {
-				hookErr = fmt.Errorf("calibration: input %s has %d features, earlier %d", key, cols, st.N)
-			}
-			return
-		}
-		st.AddBatch(x[:rows*cols], rows)
-		statTime += time.Since(t0)
-	})
+	col := &statsCollector{stats: p.stats, threads: p.threads, want: func(key string) bool {
+		_, want := p.keyLayer[key]
+		return want
+	}}
+	p.sess.SetHook(col.hook)
 	defer p.sess.SetHook(nil)
 	t0 := time.Now()
 	err := p.run(ctx, true)
-	p.timing.Forward += time.Since(t0) - statTime
-	p.timing.Statistics += statTime
+	p.timing.Forward += time.Since(t0) - col.time
+	p.timing.Statistics += col.time
 	if err == nil {
-		err = hookErr
+		err = col.err
 	}
 	if err != nil {
 		return err

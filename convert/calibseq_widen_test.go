@@ -17,21 +17,8 @@ import (
 func TestWidenPacked(t *testing.T) {
 	const rows, cols = 5, 512
 	rng := rand.New(rand.NewPCG(3, 4))
-	w := make([]float32, rows*cols)
-	for i := range w {
-		w[i] = float32(rng.NormFloat64())
-	}
-	enc := func(e quant.Encoding) []byte {
-		n, err := e.Size(rows, cols)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, n)
-		if err := quant.Encode(e, b, w, rows, cols); err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	w := randF32(rng, rows*cols)
+	enc := func(e quant.Encoding) []byte { return encodeT(t, e, w, rows, cols) }
 	shape := []int64{rows, cols}
 	src := &runtime.MemSource{Weights: map[string]*runtime.Weight{}}
 	for _, c := range []struct {

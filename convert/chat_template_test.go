@@ -18,11 +18,7 @@ import (
 // tokenizer.chat_template set to tmpl.
 func withChatTemplate(t *testing.T, src, tmpl string) string {
 	t.Helper()
-	gf, err := gguf.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gf.Close()
+	gf := openGGUFFile(t, src)
 	w := gguf.NewWriter()
 	if gf.Has(gguf.KeyAlignment) {
 		v, _ := gf.Lookup(gguf.KeyAlignment)
@@ -88,11 +84,7 @@ func TestGGUFChatTemplateCarried(t *testing.T) {
 	}
 
 	g, _ := exportFile(t, out, ExportOptions{})
-	gf, err := gguf.Open(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gf.Close()
+	gf := openGGUFFile(t, g)
 	if got, err := gf.String(ggufKeyChat); err != nil || got != tmpl {
 		t.Errorf("exported %s = %q (%v), want %q", ggufKeyChat, got, err, tmpl)
 	}
@@ -108,11 +100,7 @@ func TestGGUFChatTemplateCarried(t *testing.T) {
 // TestGGUFWithoutChatTemplateAddsNoConfig checks that nothing is invented
 // for a GGUF without a template.
 func TestGGUFWithoutChatTemplateAddsNoConfig(t *testing.T) {
-	m, err := Open(testshared.Path(t, "models", "stories260K", "stories260K.gguf"), OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openModel(t, testshared.Path(t, "models", "stories260K", "stories260K.gguf"), OpenOptions{})
 	if _, ok := m.TokenizerFiles[format.BlobTokenizerConfig]; ok {
 		t.Errorf("%s added for a GGUF without %s", format.BlobTokenizerConfig, ggufKeyChat)
 	}

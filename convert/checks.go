@@ -136,27 +136,14 @@ func nonFiniteError(x []float32, cols int) error { return nonFiniteFrom(x, cols,
 // which the error's row number counts from.
 func nonFiniteFrom(x []float32, cols, row0 int) error {
 	// The scan runs on the pipeline's single reader goroutine over every
-	// weight of the model, so it must cost next to nothing: a value is NaN
-	// or ±Inf exactly when its exponent bits are all ones, and the largest
-	// exponent field of a block (four independent maxima, no branch per
-	// value) says whether the block holds one. Only then is it searched
-	// value by value for the first one.
+	// weight of the model, so it must cost next to nothing: hasNonFinite
+	// (no branch per value) says whether a block holds a NaN or ±Inf. Only
+	// then is it searched value by value for the first one.
 	const exp = 0x7f800000
 	const block = 4096
 	for i0 := 0; i0 < len(x); i0 += block {
 		blk := x[i0:min(i0+block, len(x))]
-		var m0, m1, m2, m3 uint32
-		i := 0
-		for ; i+4 <= len(blk); i += 4 {
-			m0 = max(m0, math.Float32bits(blk[i])&exp)
-			m1 = max(m1, math.Float32bits(blk[i+1])&exp)
-			m2 = max(m2, math.Float32bits(blk[i+2])&exp)
-			m3 = max(m3, math.Float32bits(blk[i+3])&exp)
-		}
-		for ; i < len(blk); i++ {
-			m0 = max(m0, math.Float32bits(blk[i])&exp)
-		}
-		if max(m0, m1, m2, m3) != exp {
+		if !hasNonFinite(blk) {
 			continue
 		}
 		for j, v := range blk {

@@ -130,35 +130,43 @@ func (c *HFConfig) PositiveInt(key string) (int, error) {
 	return v, nil
 }
 
-// Float reads a number key, def when absent.
-func (c *HFConfig) Float(key string, def float64) (float64, error) {
-	var f float64
-	ok, err := c.get(key, &f)
+// intField is a required positive integer key and where it goes.
+type intField struct {
+	key string
+	dst *int
+}
+
+// positiveInts reads each field with PositiveInt, stopping at the first
+// error.
+func (c *HFConfig) positiveInts(fields ...intField) error {
+	for _, f := range fields {
+		v, err := c.PositiveInt(f.key)
+		if err != nil {
+			return err
+		}
+		*f.dst = v
+	}
+	return nil
+}
+
+// getOr decodes key as a T, def when absent (or on an error).
+func getOr[T any](c *HFConfig, key string, def T) (T, error) {
+	var v T
+	ok, err := c.get(key, &v)
 	if err != nil || !ok {
 		return def, err
 	}
-	return f, nil
+	return v, nil
 }
+
+// Float reads a number key, def when absent.
+func (c *HFConfig) Float(key string, def float64) (float64, error) { return getOr(c, key, def) }
 
 // Bool reads a boolean key, def when absent.
-func (c *HFConfig) Bool(key string, def bool) (bool, error) {
-	var b bool
-	ok, err := c.get(key, &b)
-	if err != nil || !ok {
-		return def, err
-	}
-	return b, nil
-}
+func (c *HFConfig) Bool(key string, def bool) (bool, error) { return getOr(c, key, def) }
 
 // String reads a string key, def when absent.
-func (c *HFConfig) String(key, def string) (string, error) {
-	var s string
-	ok, err := c.get(key, &s)
-	if err != nil || !ok {
-		return def, err
-	}
-	return s, nil
-}
+func (c *HFConfig) String(key, def string) (string, error) { return getOr(c, key, def) }
 
 // IntList reads a key that may hold an int or a list of ints (eos_token_id);
 // nil when absent.

@@ -313,10 +313,8 @@ func exportBytes(f *format.File, et exportTensor) ([]byte, error) {
 func permuteRowsToInterleaved(b []byte, rows, hd int) []byte {
 	rb := len(b) / rows
 	out := make([]byte, len(b))
-	half := hd / 2
 	for r := 0; r < rows; r++ {
-		h, t, j := r/hd, (r%hd)/half, r%half
-		d := h*hd + 2*j + t
+		d := interleavedRow(r, hd)
 		copy(out[d*rb:(d+1)*rb], b[r*rb:(r+1)*rb])
 	}
 	return out
@@ -460,10 +458,7 @@ func qkToK(data []byte, rows, cols, bits int) ([]byte, error) {
 					sc[j] |= (m >> 4) << 6
 				}
 			}
-			qs, qh := blk[16:], []byte(nil)
-			if bits == 5 {
-				qh, qs = blk[16:48], blk[48:]
-			}
+			qs, qh := kQuants(blk, bits)
 			w := q[b*256:]
 			for c := 0; c < 4; c++ {
 				for i := 0; i < 32; i++ {
@@ -513,29 +508,10 @@ func denseValues(f *format.File, t *format.Tensor, rows, cols int) ([]float32, e
 	if a == nil || b == nil {
 		return nil, fmt.Errorf("%s tensor without factors a and b", t.Kind)
 	}
-	out := w
-	if out == nil {
-		out = make([]float32, rows*cols)
+	if len(a) != rows*k || len(b) != k*cols || (w != nil && len(w) != rows*cols) {
+		return nil, fmt.Errorf("%s tensor: factors [%d, %d]·[%d, %d] do not make [%d, %d]", t.Kind, len(a)/max(k, 1), k, len(b)/max(cols, 1), cols, rows, cols)
 	}
-	// out[i, :] += Σ_j a[i, j] · b[j, :], accumulated in float64 per row.
-	acc := make([]float64, cols)
-	for i := 0; i < rows; i++ {
-		clear(acc)
-		for j := 0; j < k; j++ {
-			aij := float64(a[i*k+j])
-			if aij == 0 {
-				continue
-			}
-			for c, bv := range b[j*cols : (j+1)*cols] {
-				acc[c] += aij * float64(bv)
-			}
-		}
-		row := out[i*cols : (i+1)*cols]
-		for c := range row {
-			row[c] = float32(float64(row[c]) + acc[c])
-		}
-	}
-	return out, nil
+	return reconstruct(a, b, w, rows, cols, k), nil
 }
 
 // ggufModelMetadata writes general.* and {arch}.* keys.

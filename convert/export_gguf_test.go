@@ -41,29 +41,14 @@ var llamaRequiredKeys = []string{
 // convertFile converts a checkpoint with the policy and returns the path.
 func convertFile(t *testing.T, src string, opts OpenOptions, pol Policy) string {
 	t.Helper()
-	m, err := Open(src, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	plan, err := MakePlan(m.Config, m.Tensors, pol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "m.shrink")
-	if _, err := Convert(context.Background(), m, plan, out, Options{}); err != nil {
-		t.Fatal(err)
-	}
+	m := openModel(t, src, opts)
+	out, _ := convertModel(t, m, pol, Options{})
 	return out
 }
 
 func exportFile(t *testing.T, path string, opts ExportOptions) (string, *ExportResult) {
 	t.Helper()
-	f, err := format.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := openShrink(t, path)
 	out := filepath.Join(t.TempDir(), "m.gguf")
 	res, err := ExportGGUF(context.Background(), f, out, opts)
 	if err != nil {
@@ -76,16 +61,7 @@ func exportFile(t *testing.T, path string, opts ExportOptions) (string, *ExportR
 // shapes, encodings and bytes.
 func sameTensors(t *testing.T, aPath, bPath string) {
 	t.Helper()
-	a, err := format.Open(aPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := format.Open(bPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openShrink(t, aPath), openShrink(t, bPath)
 	if len(a.Tensors()) != len(b.Tensors()) {
 		t.Fatalf("%d tensors, round trip has %d", len(a.Tensors()), len(b.Tensors()))
 	}
@@ -135,11 +111,7 @@ func TestExportLlamaStories12mRoundTrip(t *testing.T) {
 			if len(res.Notes) != 0 {
 				t.Fatalf("notes on an exact export: %v", res.Notes)
 			}
-			gf, err := gguf.Open(g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer gf.Close()
+			gf := openGGUFFile(t, g)
 			for _, k := range llamaRequiredKeys {
 				if !gf.Has(k) {
 					t.Errorf("GGUF lacks %s", k)
@@ -158,32 +130,12 @@ func TestExportLlamaStories12mRoundTrip(t *testing.T) {
 			sameTensors(t, first, back)
 
 			// The exported tokenizer against the original one.
-			orig, err := format.Open(first)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer orig.Close()
-			want := loadTok(t, orig)
-			v, err := tokenizer.VocabFromGGUF(gf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := tokenizer.FromGGUFVocab(v)
-			if err != nil {
-				t.Fatal(err)
-			}
 			texts := []string{"Once upon a time", "Lily and Tom went to the park.", "The little dog was very happy because", "One day, a big bird",
 				"Tom said, \"I want to play with the big red ball!\"", "She was 3 years old.\nThe end."}
 			if corpus, err := os.ReadFile(testshared.Path(t, "corpus", "tinystories-valid-1000.txt")); err == nil {
 				texts = append(texts, strings.SplitN(string(corpus), "\n", 300)[:299]...)
 			}
-			for _, s := range texts {
-				a, err1 := want.Encode(s, true)
-				b, err2 := got.Encode(s, true)
-				if err1 != nil || err2 != nil || !slices.Equal(a, b) {
-					t.Errorf("%q: tokenizer.json gives %v (%v), exported GGUF vocab %v (%v)", s, a, err1, b, err2)
-				}
-			}
+			sameEncoding(t, loadTok(t, openShrink(t, first)), ggufTokenizer(t, gf), texts, len(texts))
 		})
 	}
 }
@@ -192,11 +144,7 @@ func TestExportLlamaStories12mRoundTrip(t *testing.T) {
 // it, undoes the q/k row order and compares with the .shrink's values.
 func checkGGUFValues(t *testing.T, shrinkPath string, gf *gguf.File) {
 	t.Helper()
-	f, err := format.Open(shrinkPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := openShrink(t, shrinkPath)
 	cfg := f.Config()
 	for _, st := range f.Tensors() {
 		gt, ok := gf.Tensor(st.Name)
@@ -207,10 +155,7 @@ func checkGGUFValues(t *testing.T, shrinkPath string, gf *gguf.File) {
 			t.Fatalf("%s: GGUF shape %v, .shrink %v", st.Name, gt.Shape(), st.Shape)
 		}
 		rows, cols, _ := matrixShape(st.Shape)
-		want := make([]float32, rows*cols)
-		if err := quant.Decode(st.Parts[0].Encoding, want, f.PartData(&st.Parts[0]), rows, cols); err != nil {
-			t.Fatal(err)
-		}
+		want := decodePart(t, f, &st)
 		raw, err := gf.ReadTensor(gt)
 		if err != nil {
 			t.Fatal(err)
@@ -253,16 +198,8 @@ func TestExportMatchesLlamaCppConverter(t *testing.T) {
 	dir := testshared.Path(t, "models", "stories260K")
 	first := convertFile(t, filepath.Join(dir, "stories260K.bin"), OpenOptions{}, Policy{Quant: quant.F32})
 	g, _ := exportFile(t, first, ExportOptions{Exact: true})
-	ours, err := gguf.Open(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ours.Close()
-	ref, err := gguf.Open(filepath.Join(dir, "stories260K.gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ref.Close()
+	ours := openGGUFFile(t, g)
+	ref := openGGUFFile(t, filepath.Join(dir, "stories260K.gguf"))
 	for _, rt := range ref.Tensors {
 		if rt.Name == "output.weight" {
 			continue // llama.cpp writes the tied head as a copy; shrink ties it
@@ -319,39 +256,12 @@ func TestExportRoundTripOtherFamilies(t *testing.T) {
 			}
 			back := convertFile(t, g, OpenOptions{}, Policy{Quant: c.enc})
 			sameTensors(t, first, back)
-			gf, err := gguf.Open(g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer gf.Close()
-			orig, err := format.Open(first)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer orig.Close()
-			want := loadTok(t, orig)
-			v, err := tokenizer.VocabFromGGUF(gf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := tokenizer.FromGGUFVocab(v)
-			if err != nil {
-				t.Fatal(err)
-			}
 			corpus, err := os.ReadFile(testshared.Path(t, "corpus", "tinystories-valid-1000.txt"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			bad := 0
-			for _, s := range strings.SplitN(string(corpus), "\n", 200)[:199] {
-				a, err1 := want.Encode(s, true)
-				b, err2 := got.Encode(s, true)
-				if err1 != nil || err2 != nil || !slices.Equal(a, b) {
-					if bad++; bad <= 3 {
-						t.Errorf("%q: tokenizer.json %v (%v), GGUF vocab %v (%v)", s, a, err1, b, err2)
-					}
-				}
-			}
+			texts := strings.SplitN(string(corpus), "\n", 200)[:199]
+			sameEncoding(t, loadTok(t, openShrink(t, first)), ggufTokenizer(t, openGGUFFile(t, g)), texts, 3)
 		})
 	}
 }
@@ -367,10 +277,7 @@ func TestExportQ8GroupsWithoutLlamaCppType(t *testing.T) {
 		if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], want) || res.Reencoded != 28 {
 			t.Fatalf("exact=%v: notes %q (%d re-encoded), want one containing %q for the 28 projections", exact, res.Notes, res.Reencoded, want)
 		}
-		gf, err := gguf.Open(g)
-		if err != nil {
-			t.Fatal(err)
-		}
+		gf := openGGUFFile(t, g)
 		wantType := map[bool]gguf.TensorType{false: gguf.TypeQ8_0, true: gguf.TypeF32}[exact]
 		if tn, _ := gf.Tensor("blk.1.ffn_down.weight"); tn == nil || tn.Type != wantType {
 			t.Fatalf("exact=%v: blk.1.ffn_down.weight %+v, want %v", exact, tn, wantType)
@@ -378,7 +285,6 @@ func TestExportQ8GroupsWithoutLlamaCppType(t *testing.T) {
 		if exact {
 			checkGGUFValues(t, src, gf)
 		}
-		gf.Close()
 	}
 }
 
@@ -391,11 +297,7 @@ func TestQ4SAndQ4_0(t *testing.T) {
 	q4s := quant.Q4S(32)
 	pol := Policy{Quant: q4s, Embed: &q4s, Output: &q4s}
 	first := convertFile(t, filepath.Join(dir, "q4_0.gguf"), OpenOptions{}, pol)
-	f, err := format.Open(first)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := openShrink(t, first)
 	ref := testshared.ReadSafetensors(t, filepath.Join(dir, "q4_0.dequant.safetensors"))
 	for _, st := range f.Tensors() {
 		if len(st.Shape) != 2 {
@@ -404,12 +306,7 @@ func TestQ4SAndQ4_0(t *testing.T) {
 		if st.Parts[0].Encoding != q4s || st.Metrics == nil || st.Metrics.SNRdB != snrExact {
 			t.Fatalf("%s: %v, metrics %+v; want q4s reported exact", st.Name, st.Parts[0].Encoding, st.Metrics)
 		}
-		rows, cols, _ := matrixShape(st.Shape)
-		got := make([]float32, rows*cols)
-		if err := quant.Decode(q4s, got, f.PartData(&st.Parts[0]), rows, cols); err != nil {
-			t.Fatal(err)
-		}
-		if want := canonicalRef(t, ref, st.Name, f.Config().HeadDim); !slices.Equal(got, want) {
+		if got, want := decodePart(t, f, &st), canonicalRef(t, ref, st.Name, f.Config().HeadDim); !slices.Equal(got, want) {
 			t.Fatalf("%s: q4s values differ from Q4_0's", st.Name)
 		}
 	}
@@ -417,11 +314,7 @@ func TestQ4SAndQ4_0(t *testing.T) {
 	if len(res.Notes) != 0 {
 		t.Fatalf("notes: %v", res.Notes)
 	}
-	gf, err := gguf.Open(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gf.Close()
+	gf := openGGUFFile(t, g)
 	if tn, _ := gf.Tensor("blk.0.ffn_up.weight"); tn == nil || tn.Type != gguf.TypeQ4_0 {
 		t.Fatalf("blk.0.ffn_up.weight exported as %+v, want Q4_0", tn)
 	}
@@ -450,16 +343,8 @@ func testKQuantRoundTrip(t *testing.T, stem string, enc quant.Encoding) {
 	if len(res.Notes) != 0 {
 		t.Fatalf("notes: %v", res.Notes)
 	}
-	ours, err := gguf.Open(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ours.Close()
-	orig, err := gguf.Open(filepath.Join(dir, stem+".gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
+	ours := openGGUFFile(t, g)
+	orig := openGGUFFile(t, filepath.Join(dir, stem+".gguf"))
 	identical := 0
 	for _, ot := range orig.Tensors {
 		nt, ok := ours.Tensor(ot.Name)

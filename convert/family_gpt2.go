@@ -23,21 +23,15 @@ func (gpt2Family) Config(hf *HFConfig) (format.ModelConfig, error) {
 		TiedEmbeddings: true, // GPT2LMHeadModel always ties lm_head to wte
 		AttnBias:       true,
 	}
-	var err error
-	ints := []struct {
-		key string
-		dst *int
-	}{
-		{"vocab_size", &cfg.VocabSize},
-		{"n_embd", &cfg.HiddenSize},
-		{"n_layer", &cfg.NumLayers},
-		{"n_head", &cfg.NumHeads},
-		{"n_positions", &cfg.ContextLength},
-	}
-	for _, k := range ints {
-		if *k.dst, err = hf.PositiveInt(k.key); err != nil {
-			return cfg, err
-		}
+	err := hf.positiveInts(
+		intField{"vocab_size", &cfg.VocabSize},
+		intField{"n_embd", &cfg.HiddenSize},
+		intField{"n_layer", &cfg.NumLayers},
+		intField{"n_head", &cfg.NumHeads},
+		intField{"n_positions", &cfg.ContextLength},
+	)
+	if err != nil {
+		return cfg, err
 	}
 	if cfg.HiddenSize%cfg.NumHeads != 0 {
 		return cfg, fmt.Errorf("%s: n_embd %d is not a multiple of n_head %d", hf.Path, cfg.HiddenSize, cfg.NumHeads)
@@ -88,14 +82,7 @@ func (gpt2Family) Config(hf *HFConfig) (format.ModelConfig, error) {
 
 func (f gpt2Family) Tensors(cfg format.ModelConfig, src map[string]*SourceTensor) ([]*TensorDesc, error) {
 	p := newPicker(src)
-	var errs []string
-	take := func(name string, shape ...int64) *SourceTensor {
-		s, err := p.take(name, shape...)
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-		return s
-	}
+	take := p.need
 	// GPT2LMHeadModel saves with the "transformer." prefix; GPT2Model and
 	// the original OpenAI export without it.
 	pre := ""
@@ -164,10 +151,7 @@ func (f gpt2Family) Tensors(cfg format.ModelConfig, src map[string]*SourceTensor
 		return strings.HasSuffix(n, ".attn.bias") || strings.HasSuffix(n, ".attn.masked_bias")
 	})
 	p.ignore("lm_head.weight")
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("gpt2: %s", firstErrors(errs))
-	}
-	if err := p.leftovers("gpt2"); err != nil {
+	if err := p.err("gpt2"); err != nil {
 		return nil, err
 	}
 	return out, nil

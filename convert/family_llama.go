@@ -31,22 +31,16 @@ func (f llamaFamily) Config(hf *HFConfig) (format.ModelConfig, error) {
 		Activation: "silu",
 		AttnBias:   f.qkvBias,
 	}
-	var err error
-	ints := []struct {
-		key string
-		dst *int
-	}{
-		{"vocab_size", &cfg.VocabSize},
-		{"hidden_size", &cfg.HiddenSize},
-		{"intermediate_size", &cfg.IntermediateSize},
-		{"num_hidden_layers", &cfg.NumLayers},
-		{"num_attention_heads", &cfg.NumHeads},
-		{"max_position_embeddings", &cfg.ContextLength},
-	}
-	for _, k := range ints {
-		if *k.dst, err = hf.PositiveInt(k.key); err != nil {
-			return cfg, err
-		}
+	err := hf.positiveInts(
+		intField{"vocab_size", &cfg.VocabSize},
+		intField{"hidden_size", &cfg.HiddenSize},
+		intField{"intermediate_size", &cfg.IntermediateSize},
+		intField{"num_hidden_layers", &cfg.NumLayers},
+		intField{"num_attention_heads", &cfg.NumHeads},
+		intField{"max_position_embeddings", &cfg.ContextLength},
+	)
+	if err != nil {
+		return cfg, err
 	}
 	if cfg.NumKVHeads, err = hf.Int("num_key_value_heads", cfg.NumHeads); err != nil {
 		return cfg, err
@@ -113,14 +107,10 @@ func (f llamaFamily) Config(hf *HFConfig) (format.ModelConfig, error) {
 func (f llamaFamily) Tensors(cfg format.ModelConfig, src map[string]*SourceTensor) ([]*TensorDesc, error) {
 	p := newPicker(src)
 	var out []*TensorDesc
-	var errs []string
 	add := func(canon, name string, shape ...int64) {
-		s, err := p.take(name, shape...)
-		if err != nil {
-			errs = append(errs, err.Error())
-			return
+		if s := p.need(name, shape...); s != nil {
+			out = append(out, whole(canon, s))
 		}
-		out = append(out, whole(canon, s))
 	}
 	h, v, ffn := int64(cfg.HiddenSize), int64(cfg.VocabSize), int64(cfg.IntermediateSize)
 	qd, kvd := int64(cfg.NumHeads*cfg.HeadDim), int64(cfg.NumKVHeads*cfg.HeadDim)
@@ -162,10 +152,7 @@ func (f llamaFamily) Tensors(cfg format.ModelConfig, src map[string]*SourceTenso
 	// Older exports keep the rotary inverse-frequency buffer; it is derived
 	// from rope_theta, so it carries no information.
 	p.ignoreMatching(func(n string) bool { return strings.HasSuffix(n, "rotary_emb.inv_freq") })
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s: %s", f.Arch(), firstErrors(errs))
-	}
-	if err := p.leftovers(f.Arch()); err != nil {
+	if err := p.err(f.Arch()); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -64,13 +64,7 @@ func TestLlamaVariants(t *testing.T) {
 		cfg["tie_word_embeddings"] = true
 		head := ts[len(ts)-1]
 		ts = append(ts[1:], testTensor{"model.layers.0.self_attn.rotary_emb.inv_freq", "F32", []int64{1}, make([]byte, 4)})
-		dir := t.TempDir()
-		writeHFDir(t, dir, cfg, ts)
-		m, err := Open(dir, OpenOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
+		m := openHFModel(t, cfg, ts)
 		d, _ := m.Tensor("token_embd.weight")
 		if d.SourceName != "lm_head.weight" {
 			t.Errorf("token_embd from %s", d.SourceName)
@@ -78,9 +72,8 @@ func TestLlamaVariants(t *testing.T) {
 		if _, ok := m.Tensor("output.weight"); ok {
 			t.Error("tied model has output.weight")
 		}
-		got := make([]float32, d.NumElements())
-		if err := d.Load(context.Background(), got); err != nil || !bytes.Equal(f32Bytes(got), head.data) {
-			t.Errorf("token_embd values differ from lm_head (err %v)", err)
+		if got := loadTensor(t, m, "token_embd.weight"); !bytes.Equal(f32Bytes(got), head.data) {
+			t.Error("token_embd values differ from lm_head")
 		}
 	})
 	t.Run("qwen2 biases", func(t *testing.T) {
@@ -93,13 +86,7 @@ func TestLlamaVariants(t *testing.T) {
 		}{{"q", 4}, {"k", 2}, {"v", 2}} {
 			ts = append(ts, testTensor{"model.layers.0.self_attn." + b.n + "_proj.bias", "F32", []int64{int64(b.k)}, f32Bytes(randF32(rng, b.k))})
 		}
-		dir := t.TempDir()
-		writeHFDir(t, dir, cfg, ts)
-		m, err := Open(dir, OpenOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
+		m := openHFModel(t, cfg, ts)
 		var names []string
 		for _, d := range m.Tensors {
 			names = append(names, d.Name)
@@ -123,13 +110,7 @@ func TestGPT2Synthetic(t *testing.T) {
 	const h, ffn, vocab, ctx = 6, 10, 7, 5
 	cfg := map[string]any{"architectures": []string{"GPT2LMHeadModel"}, "vocab_size": vocab, "n_embd": h, "n_head": 2,
 		"n_layer": 1, "n_positions": ctx, "n_inner": ffn}
-	mk := func(name string, shape ...int64) testTensor {
-		n := int64(1)
-		for _, d := range shape {
-			n *= d
-		}
-		return testTensor{name, "F32", shape, f32Bytes(randF32(rng, int(n)))}
-	}
+	mk := func(name string, shape ...int64) testTensor { return randTensors(rng, []namedShape{{name, shape}})[0] }
 	ts := []testTensor{
 		mk("wte.weight", vocab, h), mk("wpe.weight", ctx, h), mk("lm_head.weight", vocab, h),
 		mk("h.0.ln_1.weight", h), mk("h.0.ln_1.bias", h), mk("h.0.ln_2.weight", h), mk("h.0.ln_2.bias", h),
@@ -140,13 +121,7 @@ func TestGPT2Synthetic(t *testing.T) {
 		mk("h.0.attn.bias", 1, 1, ctx, ctx), mk("h.0.attn.masked_bias"),
 		mk("ln_f.weight", h), mk("ln_f.bias", h),
 	}
-	dir := t.TempDir()
-	writeHFDir(t, dir, cfg, ts)
-	m, err := Open(dir, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openHFModel(t, cfg, ts)
 	if len(m.Tensors) != 2+16+2 {
 		t.Errorf("%d tensors", len(m.Tensors))
 	}
@@ -157,14 +132,7 @@ func TestGPT2Synthetic(t *testing.T) {
 		src[x.name] = v
 	}
 	check := func(name string, want func(out, in int) float32, rows, cols int) {
-		d, ok := m.Tensor(name)
-		if !ok {
-			t.Fatalf("no %s", name)
-		}
-		got := make([]float32, d.NumElements())
-		if err := d.Load(context.Background(), got); err != nil {
-			t.Fatal(err)
-		}
+		got := loadTensor(t, m, name)
 		for o := 0; o < rows; o++ {
 			for i := 0; i < cols; i++ {
 				if got[o*cols+i] != want(o, i) {

@@ -1,14 +1,21 @@
 package convert
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/gguf"
+	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/runtime/tokenizer"
 )
 
 // testTensor is one tensor for the tiny safetensors writer below.
@@ -109,10 +116,7 @@ func tinyLlamaCkpt(rng *rand.Rand) (map[string]any, []testTensor) {
 		"rope_theta": 10000.0, "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2,
 		"torch_dtype": "float32",
 	}
-	shapes := []struct {
-		name  string
-		shape []int64
-	}{
+	shapes := []namedShape{
 		{"model.embed_tokens.weight", []int64{8, 4}},
 		{"model.layers.0.input_layernorm.weight", []int64{4}},
 		{"model.layers.0.self_attn.q_proj.weight", []int64{4, 4}},
@@ -126,6 +130,18 @@ func tinyLlamaCkpt(rng *rand.Rand) (map[string]any, []testTensor) {
 		{"model.norm.weight", []int64{4}},
 		{"lm_head.weight", []int64{8, 4}},
 	}
+	return cfg, randTensors(rng, shapes)
+}
+
+// namedShape is a tensor's name and shape, for randTensors.
+type namedShape struct {
+	name  string
+	shape []int64
+}
+
+// randTensors gives F32 tensors of the given names and shapes filled with
+// finite random values.
+func randTensors(rng *rand.Rand, shapes []namedShape) []testTensor {
 	var ts []testTensor
 	for _, s := range shapes {
 		n := int64(1)
@@ -134,7 +150,7 @@ func tinyLlamaCkpt(rng *rand.Rand) (map[string]any, []testTensor) {
 		}
 		ts = append(ts, testTensor{s.name, "F32", s.shape, f32Bytes(randF32(rng, int(n)))})
 	}
-	return cfg, ts
+	return ts
 }
 
 // writeHFDir writes config.json, model.safetensors and a tokenizer.json.
@@ -154,6 +170,156 @@ func wantErr(t *testing.T, err error, parts ...string) {
 	for _, p := range parts {
 		if !strings.Contains(err.Error(), p) {
 			t.Errorf("error %q does not mention %q", err, p)
+		}
+	}
+}
+
+// mustOpen opens path with open, failing the test on an error, and closes
+// what it opened when the test ends.
+func mustOpen[T interface{ Close() error }](t testing.TB, open func(string) (T, error), path string) T {
+	t.Helper()
+	v, err := open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return v
+}
+
+// openModel opens a checkpoint, closed when the test ends.
+func openModel(t testing.TB, path string, opts OpenOptions) *Model {
+	t.Helper()
+	return mustOpen(t, func(p string) (*Model, error) { return Open(p, opts) }, path)
+}
+
+// openHFModel writes a Hugging Face folder (writeHFDir) and opens it.
+func openHFModel(t testing.TB, cfg map[string]any, ts []testTensor) *Model {
+	t.Helper()
+	dir := t.TempDir()
+	writeHFDir(t, dir, cfg, ts)
+	return openModel(t, dir, OpenOptions{})
+}
+
+// openShrink opens a .shrink file, closed when the test ends.
+func openShrink(t testing.TB, path string) *format.File {
+	t.Helper()
+	return mustOpen(t, format.Open, path)
+}
+
+// openGGUFFile opens a GGUF file, closed when the test ends.
+func openGGUFFile(t testing.TB, path string) *gguf.File {
+	t.Helper()
+	return mustOpen(t, gguf.Open, path)
+}
+
+// loadTensor loads the named canonical tensor of m as float32.
+func loadTensor(t testing.TB, m *Model, name string) []float32 {
+	t.Helper()
+	d, ok := m.Tensor(name)
+	if !ok {
+		t.Fatalf("no %s", name)
+	}
+	return loadDesc(t, d)
+}
+
+// loadDesc loads a tensor descriptor's values as float32.
+func loadDesc(t testing.TB, d *TensorDesc) []float32 {
+	t.Helper()
+	v := make([]float32, d.NumElements())
+	if err := d.Load(context.Background(), v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// convertModel plans m with pol and converts it with opts into a new file
+// in a temporary folder.
+func convertModel(t testing.TB, m *Model, pol Policy, opts Options) (string, *Result) {
+	t.Helper()
+	plan, err := MakePlan(m.Config, m.Tensors, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "m.shrink")
+	res, err := Convert(context.Background(), m, plan, out, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, res
+}
+
+// encodeT encodes the [rows, cols] values w in e.
+func encodeT(t testing.TB, e quant.Encoding, w []float32, rows, cols int) []byte {
+	t.Helper()
+	n, err := e.Size(rows, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, n)
+	if err := quant.Encode(e, b, w, rows, cols); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// decodePart decodes the first part of a stored tensor as [rows, cols],
+// the shape of the tensor itself.
+func decodePart(t testing.TB, f *format.File, st *format.Tensor) []float32 {
+	t.Helper()
+	rows, cols, err := matrixShape(st.Shape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := make([]float32, rows*cols)
+	if err := quant.Decode(st.Parts[0].Encoding, v, f.PartData(&st.Parts[0]), rows, cols); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// ggufTokenizer builds the tokenizer of a GGUF's vocabulary metadata.
+func ggufTokenizer(t testing.TB, gf *gguf.File) *tokenizer.Tokenizer {
+	t.Helper()
+	v, err := tokenizer.VocabFromGGUF(gf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.FromGGUFVocab(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// sameEncoding checks that two tokenizers give the same ids for every text,
+// reporting at most maxReports of the texts they differ on.
+func sameEncoding(t testing.TB, want, got *tokenizer.Tokenizer, texts []string, maxReports int) {
+	t.Helper()
+	bad := 0
+	for _, s := range texts {
+		a, err1 := want.Encode(s, true)
+		b, err2 := got.Encode(s, true)
+		if err1 != nil || err2 != nil || !slices.Equal(a, b) {
+			if bad++; bad <= maxReports {
+				t.Errorf("%q: want %v (%v), got %v (%v)", s, a, err1, b, err2)
+			}
+		}
+	}
+	if bad > maxReports {
+		t.Errorf("and %d more texts encode differently", bad-maxReports)
+	}
+}
+
+// sameBits fails unless got holds want's values bit for bit; name is for
+// the message, which compares with gguf-py's reference values.
+func sameBits(t testing.TB, name string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, gguf-py %d", name, len(got), len(want))
+	}
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: element %d = %g, gguf-py %g", name, i, got[i], want[i])
 		}
 	}
 }

@@ -27,10 +27,7 @@ func wideLlamaCkpt(rng *rand.Rand) (map[string]any, []testTensor) {
 		"num_key_value_heads": 4, "max_position_embeddings": 64, "rms_norm_eps": 1e-5,
 		"tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2,
 	}
-	shapes := []struct {
-		name  string
-		shape []int64
-	}{
+	shapes := []namedShape{
 		{"model.embed_tokens.weight", []int64{v, h}},
 		{"model.layers.0.input_layernorm.weight", []int64{h}},
 		{"model.layers.0.self_attn.q_proj.weight", []int64{h, h}},
@@ -44,15 +41,7 @@ func wideLlamaCkpt(rng *rand.Rand) (map[string]any, []testTensor) {
 		{"model.norm.weight", []int64{h}},
 		{"lm_head.weight", []int64{v, h}},
 	}
-	var ts []testTensor
-	for _, s := range shapes {
-		n := int64(1)
-		for _, d := range s.shape {
-			n *= d
-		}
-		ts = append(ts, testTensor{s.name, "F32", s.shape, f32Bytes(randF32(rng, int(n)))})
-	}
-	return cfg, ts
+	return cfg, randTensors(rng, shapes)
 }
 
 // TestConvertDeterministicAcrossWorkers converts one checkpoint with 1, 2
@@ -66,20 +55,8 @@ func TestConvertDeterministicAcrossWorkers(t *testing.T) {
 		t.Run(enc.String(), func(t *testing.T) {
 			var first []byte
 			for _, workers := range []int{1, 2, 4, 2, 4, 3} {
-				out := filepath.Join(t.TempDir(), "m.shrink")
-				m, err := Open(dir, OpenOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
 				e := enc
-				plan, err := MakePlan(m.Config, m.Tensors, Policy{Quant: enc, Embed: &e, Output: &e})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := Convert(context.Background(), m, plan, out, Options{Workers: workers}); err != nil {
-					t.Fatal(err)
-				}
-				m.Close()
+				out, _ := convertModel(t, openModel(t, dir, OpenOptions{}), Policy{Quant: enc, Embed: &e, Output: &e}, Options{Workers: workers})
 				b, err := os.ReadFile(out)
 				if err != nil {
 					t.Fatal(err)
@@ -125,11 +102,7 @@ func TestNonFiniteRejectedAtEveryEncoding(t *testing.T) {
 		for _, enc := range []quant.Encoding{quant.F32, quant.F16, quant.BF16, quant.Q8} {
 			for _, allow := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/%v/allow=%v", c.canon, enc, allow), func(t *testing.T) {
-					m, err := Open(dir, OpenOptions{})
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer m.Close()
+					m := openModel(t, dir, OpenOptions{})
 					e := enc
 					plan, err := MakePlan(m.Config, m.Tensors, Policy{Quant: enc, Embed: &e, Output: &e})
 					if err != nil {

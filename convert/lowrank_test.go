@@ -45,12 +45,7 @@ func calibText(t testing.TB) string {
 
 func openDemo(t testing.TB) *Model {
 	t.Helper()
-	m, err := Open(demoModel, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return openModel(t, demoModel, OpenOptions{})
 }
 
 func calibrateDemo(t testing.TB, m *Model, tokens int) *Calibration {
@@ -117,15 +112,7 @@ func convertDemo(t *testing.T, m *Model, pol Policy, cal *Calibration, workers i
 		}
 		pol.LowRank.Ranks = ranks
 	}
-	plan, err := MakePlan(m.Config, m.Tensors, pol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "m.shrink")
-	res, err := Convert(context.Background(), m, plan, out, Options{Workers: workers, Calibration: cal})
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, res := convertModel(t, m, pol, Options{Workers: workers, Calibration: cal})
 	rt, err := runtime.Open(out, runtime.Options{Threads: 1})
 	if err != nil {
 		t.Fatalf("runtime cannot open the low-rank file: %v", err)

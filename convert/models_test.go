@@ -2,7 +2,6 @@ package convert
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"math"
@@ -91,11 +90,7 @@ func TestOpenSharedModels(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(filepath.Join(tc.dir...), func(t *testing.T) {
 			path := testshared.Path(t, append([]string{"models"}, tc.dir...)...)
-			m, err := Open(path, tc.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			m := openModel(t, path, tc.opts)
 			if !reflect.DeepEqual(m.Config, tc.want) {
 				t.Errorf("config\n got %+v\nwant %+v", m.Config, tc.want)
 			}
@@ -148,10 +143,7 @@ func TestOpenSharedModels(t *testing.T) {
 // non-finite weights, which no trained model here has.
 func checkLoadAgainstRaw(t *testing.T, d *TensorDesc) {
 	t.Helper()
-	got := make([]float32, d.NumElements())
-	if err := d.Load(context.Background(), got); err != nil {
-		t.Fatal(err)
-	}
+	got := loadDesc(t, d)
 	for i, x := range got {
 		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
 			t.Fatalf("%s[%d] = %v", d.Name, i, x)
@@ -185,23 +177,9 @@ func sourceValues(t *testing.T, s *SourceTensor) []float32 {
 }
 
 func TestGPT2TransposeAndSplit(t *testing.T) {
-	m, err := Open(testshared.Path(t, "models", "gpt2-stories-4m"), OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openModel(t, testshared.Path(t, "models", "gpt2-stories-4m"), OpenOptions{})
 	h := m.Config.HiddenSize
-	load := func(name string) []float32 {
-		d, ok := m.Tensor(name)
-		if !ok {
-			t.Fatalf("no %s", name)
-		}
-		v := make([]float32, d.NumElements())
-		if err := d.Load(context.Background(), v); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	load := func(name string) []float32 { return loadTensor(t, m, name) }
 	for layer := 0; layer < m.Config.NumLayers; layer++ {
 		blk := fmt.Sprintf("blk.%d.", layer)
 		cw, _ := m.Tensor(blk + "attn_q.weight")
@@ -242,17 +220,9 @@ func TestGPT2TransposeAndSplit(t *testing.T) {
 // Hugging Face layout: every canonical tensor must be bit-identical.
 func TestStories260KBinMatchesHF(t *testing.T) {
 	dir := testshared.Path(t, "models", "stories260K")
-	bin, err := Open(filepath.Join(dir, "stories260K.bin"), OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bin.Close()
+	bin := openModel(t, filepath.Join(dir, "stories260K.bin"), OpenOptions{})
 	// hf/ has no tokenizer.json; supplying the llama2.c tokenizer opens it.
-	hf, err := Open(filepath.Join(dir, "hf"), OpenOptions{Tokenizer: filepath.Join(dir, "tok512.bin")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hf.Close()
+	hf := openModel(t, filepath.Join(dir, "hf"), OpenOptions{Tokenizer: filepath.Join(dir, "tok512.bin")})
 	if hf.TokenizerKind != "llama2c" || !bytes.Equal(hf.TokenizerFiles["tokenizer.bin"], bin.TokenizerFiles["tokenizer.bin"]) {
 		t.Errorf("hf tokenizer override: kind %q", hf.TokenizerKind)
 	}
@@ -264,19 +234,11 @@ func TestStories260KBinMatchesHF(t *testing.T) {
 		if d.Name != e.Name || !reflect.DeepEqual(d.Shape, e.Shape) {
 			t.Fatalf("tensor %d: .bin %s %v, hf %s %v", i, d.Name, d.Shape, e.Name, e.Shape)
 		}
-		a := make([]float32, d.NumElements())
-		b := make([]float32, e.NumElements())
-		if err := d.Load(context.Background(), a); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Load(context.Background(), b); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(f32Bytes(a), f32Bytes(b)) {
+		if !bytes.Equal(f32Bytes(loadDesc(t, d)), f32Bytes(loadDesc(t, e))) {
 			t.Errorf("%s differs between stories260K.bin and hf/", d.Name)
 		}
 	}
 	// Without the override the folder lacks a tokenizer: a clear error.
-	_, err = Open(filepath.Join(dir, "hf"), OpenOptions{})
+	_, err := Open(filepath.Join(dir, "hf"), OpenOptions{})
 	wantErr(t, err, filepath.Join(dir, "hf"), "no tokenizer.json")
 }

@@ -8,11 +8,9 @@ import (
 	"math"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/gguf"
-	"github.com/shrink-llm/shrink/internal/safeio"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -37,26 +35,10 @@ const (
 	ggufKeyChat        = "tokenizer.chat_template"
 )
 
-// openGGUF opens a GGUF model file (llama, qwen2 or gpt2 architecture).
-func openGGUF(path string, opts OpenOptions) (*Model, error) {
-	fh, err := safeio.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("convert: %w", err)
-	}
-	m, err := readGGUF(fh, path, opts)
-	if err != nil {
-		fh.Close()
-		return nil, err
-	}
-	return m, nil
-}
-
-func readGGUF(fh *os.File, path string, opts OpenOptions) (*Model, error) {
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("convert: %w", err)
-	}
-	gf, err := gguf.Parse(fh, st.Size(), path)
+// readGGUF reads a GGUF model file (llama, qwen2 or gpt2 architecture) of
+// size bytes; openFile opens it.
+func readGGUF(fh *os.File, size int64, path string, opts OpenOptions) (*Model, error) {
+	gf, err := gguf.Parse(fh, size, path)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
@@ -153,7 +135,6 @@ func readGGUF(fh *os.File, path string, opts OpenOptions) (*Model, error) {
 	return &Model{
 		Path: path, Config: cfg, Tensors: ts,
 		TokenizerKind: kind, TokenizerFiles: files,
-		SourceBytes: st.Size(), files: []*os.File{fh},
 	}, nil
 }
 
@@ -338,15 +319,7 @@ func ggufSpecialIDs(gf *gguf.File, cfg format.ModelConfig) (int, []int, error) {
 func ggufTensors(cfg format.ModelConfig, src map[string]*SourceTensor) ([]*TensorDesc, error) {
 	p := newPicker(src)
 	var out []*TensorDesc
-	var errs []string
-	take := func(name string, shape ...int64) *SourceTensor {
-		s, err := p.take(name, shape...)
-		if err != nil {
-			errs = append(errs, err.Error())
-			return nil
-		}
-		return s
-	}
+	take := p.need
 	add := func(name string, shape ...int64) {
 		if s := take(name, shape...); s != nil {
 			out = append(out, whole(name, s))
@@ -416,14 +389,8 @@ func ggufTensors(cfg format.ModelConfig, src map[string]*SourceTensor) ([]*Tenso
 	if !cfg.TiedEmbeddings {
 		add("output.weight", v, h)
 	}
-	if err := p.leftovers(cfg.Arch); err != nil {
-		errs = append(errs, err.Error())
-	}
-	if len(errs) > 3 {
-		errs = append(errs[:3], fmt.Sprintf("and %d more problems", len(errs)-3))
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
+	if err := p.err(cfg.Arch); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -467,6 +434,40 @@ func (d *TensorDesc) sourceBytes() int64 {
 	return d.NumElements() * d.DType.Size()
 }
 
+// ggufBlocks reads the raw blocks behind the tensor's rows from a GGUF
+// source of type typ, whose blocks hold qk weights in bb bytes. ok is false,
+// and nothing is read, unless the tensor is such a source, whole, a row
+// range or rotary-permuted, on whole blocks.
+func (d *TensorDesc) ggufBlocks(typ gguf.TensorType, rows, cols, qk, bb int) (raw []byte, ok bool, err error) {
+	s := d.src
+	if s == nil || !s.fromGGUF || s.ggml != typ || (d.xf != xfSlice && d.xf != xfRotary) || cols%qk != 0 || d.elemOff%int64(qk) != 0 {
+		return nil, false, nil
+	}
+	raw = make([]byte, rows*(cols/qk*bb))
+	if _, err := s.r.ReadAt(raw, s.off+d.elemOff/int64(qk)*int64(bb)); err != nil {
+		return nil, false, fmt.Errorf("read: %w", err)
+	}
+	return raw, true, nil
+}
+
+// sourceRow is the source row behind canonical row r: r itself, or the
+// interleaved row of a rotary-permuted tensor.
+func (d *TensorDesc) sourceRow(r int) int {
+	if d.xf == xfRotary {
+		return interleavedRow(r, int(d.headDim))
+	}
+	return r
+}
+
+// kQuants splits a Q4_K (bits 4) or Q5_K (bits 5) super-block after its
+// scales into the nibbles qs and, for Q5_K, the 32 bytes of fifth bits qh.
+func kQuants(blk []byte, bits int) (qs, qh []byte) {
+	if bits == 5 {
+		return blk[48:], blk[16:48]
+	}
+	return blk[16:], nil
+}
+
 // carryQ8 repacks a Q8_0 source into shrink's q8 with group 32 without
 // requantizing: Q8_0 blocks are 32 int8 quants and one float16 scale along
 // a row, exactly a q8 group, so the numbers stay the same. out has the q8
@@ -475,27 +476,17 @@ func (d *TensorDesc) sourceBytes() int64 {
 // block holds what q8 does not allow (the quant −128, a negative, infinite
 // or NaN scale).
 func (d *TensorDesc) carryQ8(out []byte, rows, cols int) (bool, error) {
-	s := d.src
 	const qk, bb = 32, 34
-	if s == nil || !s.fromGGUF || s.ggml != gguf.TypeQ8_0 || (d.xf != xfSlice && d.xf != xfRotary) || cols%qk != 0 || d.elemOff%qk != 0 {
-		return false, nil
+	raw, ok, err := d.ggufBlocks(gguf.TypeQ8_0, rows, cols, qk, bb)
+	if !ok || err != nil {
+		return false, err
 	}
 	nb := cols / qk
 	rowBytes := nb * bb
-	raw := make([]byte, rows*rowBytes)
-	if _, err := s.r.ReadAt(raw, s.off+d.elemOff/qk*bb); err != nil {
-		return false, fmt.Errorf("read: %w", err)
-	}
 	qp := int(quant.QuantsPlaneSize(rows, cols))
 	clear(out[rows*cols : qp])
-	hd := int(d.headDim)
 	for r := 0; r < rows; r++ {
-		sr := r
-		if d.xf == xfRotary {
-			// Canonical row h·hd + t·hd/2 + j is source row h·hd + 2j + t.
-			half := hd / 2
-			sr = r/hd*hd + 2*(r%half) + (r%hd)/half
-		}
+		sr := d.sourceRow(r)
 		src := raw[sr*rowBytes : (sr+1)*rowBytes]
 		for g := 0; g < nb; g++ {
 			blk := src[g*bb : (g+1)*bb]
@@ -528,34 +519,25 @@ func (d *TensorDesc) carryQ8(out []byte, rows, cols int) (bool, error) {
 // It reports false when the source type does not match the plan or the
 // shape does not fall on whole super-blocks.
 func (d *TensorDesc) carryQK(out []byte, rows, cols int, bits int) (bool, error) {
-	s := d.src
 	want := map[int]gguf.TensorType{4: gguf.TypeQ4_K, 5: gguf.TypeQ5_K}[bits]
 	const qk = 256
-	if s == nil || !s.fromGGUF || s.ggml != want || (d.xf != xfSlice && d.xf != xfRotary) || cols%qk != 0 || d.elemOff%qk != 0 {
-		return false, nil
-	}
 	bb := int(want.BlockBytes())
 	e := quant.QK(bits, 32)
 	if size, err := e.Size(rows, cols); err != nil || int64(len(out)) != size {
 		return false, nil
 	}
+	raw, ok, err := d.ggufBlocks(want, rows, cols, qk, bb)
+	if !ok || err != nil {
+		return false, err
+	}
 	l := e.Layout(rows, cols)
 	nsb := cols / qk
 	rowBytes := nsb * bb
-	raw := make([]byte, rows*rowBytes)
-	if _, err := s.r.ReadAt(raw, s.off+d.elemOff/qk*int64(bb)); err != nil {
-		return false, fmt.Errorf("read: %w", err)
-	}
 	clear(out)
 	lo, hi, sub, sup := out[l.LoAt:], out[l.HiAt:], out[l.SubAt:], out[l.SupAt:]
 	q := make([]uint8, l.PaddedCols)
-	hd := int(d.headDim)
 	for r := 0; r < rows; r++ {
-		sr := r
-		if d.xf == xfRotary {
-			half := hd / 2
-			sr = r/hd*hd + 2*(r%half) + (r%hd)/half
-		}
+		sr := d.sourceRow(r)
 		src := raw[sr*rowBytes : (sr+1)*rowBytes]
 		subRow := sub[r*l.SubRow : (r+1)*l.SubRow]
 		for b := 0; b < nsb; b++ {
@@ -575,10 +557,7 @@ func (d *TensorDesc) carryQK(out []byte, rows, cols int, bits int) (bool, error)
 			// Q4_K: qs at 16; Q5_K: qh[32] at 16, qs at 48. Chunk c holds
 			// weights 64c+i (low nibble of qs[32c+i], fifth bit qh[i]>>2c)
 			// and 64c+32+i (high nibble, fifth bit qh[i]>>(2c+1)).
-			qs, qh := blk[16:], []byte(nil)
-			if bits == 5 {
-				qh, qs = blk[16:48], blk[48:]
-			}
+			qs, qh := kQuants(blk, bits)
 			w := q[b*256:]
 			for c := 0; c < 4; c++ {
 				for i := 0; i < 32; i++ {

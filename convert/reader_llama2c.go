@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/shrink-llm/shrink/format"
-	"github.com/shrink-llm/shrink/internal/safeio"
 )
 
 // llama2cMagic starts llama2.c's versioned exports (version ≥ 1); the legacy
@@ -95,25 +94,9 @@ func (h llama2cHeader) layout() (llama2cLayout, error) {
 	return l, nil
 }
 
-// openLlama2c opens a llama2.c v0 .bin checkpoint.
-func openLlama2c(path string, opts OpenOptions) (*Model, error) {
-	f, err := safeio.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("convert: %w", err)
-	}
-	m, err := readLlama2c(f, path, opts)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return m, nil
-}
-
-func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("convert: %w", err)
-	}
+// readLlama2c reads a llama2.c v0 .bin checkpoint of size bytes; openFile
+// opens it.
+func readLlama2c(f *os.File, size int64, path string, opts OpenOptions) (*Model, error) {
 	var raw [28]byte
 	if _, err := f.ReadAt(raw[:], 0); err != nil {
 		return nil, fmt.Errorf("convert: llama2.c %s: reading the 28-byte header: %w", path, err)
@@ -130,8 +113,8 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("convert: llama2.c %s: %w", path, err)
 	}
-	if st.Size() != l.size {
-		return nil, fmt.Errorf("convert: llama2.c %s: file is %d bytes, but header %+v needs exactly %d", path, st.Size(), h, l.size)
+	if size != l.size {
+		return nil, fmt.Errorf("convert: llama2.c %s: file is %d bytes, but header %+v needs exactly %d", path, size, h, l.size)
 	}
 
 	vocab := int(h.Vocab)
@@ -202,6 +185,5 @@ func readLlama2c(f *os.File, path string, opts OpenOptions) (*Model, error) {
 	return &Model{
 		Path: path, Config: cfg, Tensors: ts,
 		TokenizerKind: tokKind, TokenizerFiles: tokFiles,
-		SourceBytes: st.Size(), files: []*os.File{f},
 	}, nil
 }

@@ -1,7 +1,6 @@
 package convert
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -70,25 +69,11 @@ func TestLlama2cUntiedLayout(t *testing.T) {
 	path := filepath.Join(dir, "model.bin")
 	writeFile(t, path, llama2cFile(h))
 	writeFile(t, filepath.Join(dir, "tokenizer.bin"), llama2cTokenizerFile(300))
-	m, err := Open(path, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openModel(t, path, OpenOptions{})
 	if m.Config.TiedEmbeddings || m.Config.VocabSize != 300 || m.Config.NumKVHeads != 1 || m.Config.HeadDim != 4 {
 		t.Errorf("config %+v", m.Config)
 	}
-	load := func(name string) []float32 {
-		d, ok := m.Tensor(name)
-		if !ok {
-			t.Fatalf("no %s", name)
-		}
-		v := make([]float32, d.NumElements())
-		if err := d.Load(context.Background(), v); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	load := func(name string) []float32 { return loadTensor(t, m, name) }
 	// array index a, first element of layer 1 for a [L, rows, cols] array
 	first := func(a, layerElems int) float32 { return float32(a*1e6 + layerElems) }
 	tests := []struct {

@@ -186,11 +186,7 @@ func TestShardedOpen(t *testing.T) {
 		}
 	}
 	writeJSON(t, filepath.Join(dir, "model.safetensors.index.json"), map[string]any{"weight_map": wm})
-	m, err := Open(dir, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openModel(t, dir, OpenOptions{})
 	if m.SourceBytes != total {
 		t.Errorf("SourceBytes = %d, want %d", m.SourceBytes, total)
 	}

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -13,11 +12,7 @@ import (
 // converted file, H the calibration statistics of each one's input.
 func actError(t *testing.T, m *Model, cal *Calibration, path string) (float64, int) {
 	t.Helper()
-	f, err := format.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := openShrink(t, path)
 	var sum float64
 	var n int
 	for _, d := range m.Tensors {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/gguf"
+	"github.com/shrink-llm/shrink/internal/safeio"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -458,16 +459,17 @@ func transposeColsRef(dst, src []float32, rows, cols, c0, m int) {
 // rows: the inverse of the permutation llama2.c's export applies to HF
 // weights.
 func rotaryToHalf(dst, src []float32, rows, cols, hd int) {
-	half := hd / 2
-	for h := 0; h < rows/hd; h++ {
-		for j := 0; j < half; j++ {
-			for t := 0; t < 2; t++ {
-				d := h*hd + t*half + j
-				s := h*hd + 2*j + t
-				copy(dst[d*cols:(d+1)*cols], src[s*cols:(s+1)*cols])
-			}
-		}
+	for d := range rows / hd * hd {
+		s := interleavedRow(d, hd)
+		copy(dst[d*cols:(d+1)*cols], src[s*cols:(s+1)*cols])
 	}
+}
+
+// interleavedRow is where rotate-half row r stands in interleaved rotary
+// order, within heads of hd rows: row h·hd + t·hd/2 + j is row h·hd + 2j + t.
+func interleavedRow(r, hd int) int {
+	half := hd / 2
+	return r/hd*hd + 2*(r%half) + (r%hd)/half
 }
 
 // Model is an opened checkpoint: its canonical config, lazy tensor
@@ -544,11 +546,11 @@ func Open(path string, opts OpenOptions) (*Model, error) {
 		if ext := strings.ToLower(filepath.Ext(path)); ext == ".safetensors" || ext == ".json" {
 			return nil, fmt.Errorf("convert: %s: pass the Hugging Face checkpoint folder (with config.json), not one of its files", path)
 		}
+		read := readLlama2c
 		if gguf.IsFile(path) {
-			m, err = openGGUF(path, opts)
-		} else {
-			m, err = openLlama2c(path, opts)
+			read = readGGUF
 		}
+		m, err = openFile(path, opts, read)
 	}
 	if err != nil {
 		return nil, err
@@ -557,6 +559,28 @@ func Open(path string, opts OpenOptions) (*Model, error) {
 		m.Close()
 		return nil, err
 	}
+	return m, nil
+}
+
+// openFile opens a one-file checkpoint (GGUF, llama2.c .bin) and reads it
+// with read. The Model keeps the file open for loading; it is closed when
+// read fails.
+func openFile(path string, opts OpenOptions, read func(f *os.File, size int64, path string, opts OpenOptions) (*Model, error)) (*Model, error) {
+	f, err := safeio.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	m, err := read(f, st.Size(), path, opts)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	m.SourceBytes, m.files = st.Size(), []*os.File{f}
 	return m, nil
 }
 
@@ -606,6 +630,7 @@ func supportedArchitectures() string {
 type tensorPicker struct {
 	src  map[string]*SourceTensor
 	used map[string]bool
+	errs []string // need's problems, for err
 }
 
 func newPicker(src map[string]*SourceTensor) *tensorPicker {
@@ -626,6 +651,26 @@ func (p *tensorPicker) take(name string, shape ...int64) (*SourceTensor, error) 
 		return nil, fmt.Errorf("%s: tensor %s has shape %v, want %v", s.File, name, s.Shape, shape)
 	}
 	return s, nil
+}
+
+// need is take for mappings that report all their problems at once: it
+// keeps the error for err and returns nil.
+func (p *tensorPicker) need(name string, shape ...int64) *SourceTensor {
+	s, err := p.take(name, shape...)
+	if err != nil {
+		p.errs = append(p.errs, err.Error())
+		return nil
+	}
+	return s
+}
+
+// err names the first problems need met, else the leftovers; nil when the
+// mapping took every source tensor as it wanted.
+func (p *tensorPicker) err(arch string) error {
+	if len(p.errs) > 0 {
+		return fmt.Errorf("%s: %s", arch, firstErrors(p.errs))
+	}
+	return p.leftovers(arch)
 }
 
 func (p *tensorPicker) has(name string) bool { _, ok := p.src[name]; return ok }

@@ -58,11 +58,7 @@ func deepLlamaDir(t *testing.T, layers int) string {
 // for factored tensors, instead of encoding every remaining tensor before
 // reporting the error; and that it leaves no file.
 func TestConvertStopsAtFirstWriteError(t *testing.T) {
-	m, err := Open(deepLlamaDir(t, 24), OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := openModel(t, deepLlamaDir(t, 24), OpenOptions{})
 	for _, tc := range []struct {
 		name string
 		pol  Policy

@@ -53,11 +53,7 @@ func TestTokenizerSources(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := Open(tc.path, OpenOptions{Tokenizer: tc.tok})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			m := openModel(t, tc.path, OpenOptions{Tokenizer: tc.tok})
 			if m.TokenizerKind != tc.kind {
 				t.Fatalf("kind %q, want %q", m.TokenizerKind, tc.kind)
 			}

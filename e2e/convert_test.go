@@ -30,6 +30,17 @@ func loadSource(t *testing.T, dir string) map[string]stTensor {
 	return all
 }
 
+// openShrink opens a .shrink file for the rest of the test.
+func openShrink(t *testing.T, path string) *format.File {
+	t.Helper()
+	f, err := format.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 var blkRe = regexp.MustCompile(`^blk\.(\d+)\.(\w+)\.(weight|bias)$`)
 
 // expectedLlama gives the source values of a canonical tensor of a
@@ -41,16 +52,12 @@ func expectedLlama(src map[string]stTensor, canon string) ([]float32, bool) {
 		"output.weight":      "lm_head.weight",
 	}
 	if n, ok := top[canon]; ok {
-		s, ok := src[n]
-		if !ok && canon == "token_embd.weight" {
-			// Tied checkpoints may store the shared matrix only as lm_head
-			// (tinystories-656k does).
-			s, ok = src["lm_head.weight"]
+		if v, ok := sourceFloats(src, n); ok || canon != "token_embd.weight" {
+			return v, ok
 		}
-		if !ok {
-			return nil, false
-		}
-		return s.Floats(), true
+		// Tied checkpoints may store the shared matrix only as lm_head
+		// (tinystories-656k does).
+		return sourceFloats(src, "lm_head.weight")
 	}
 	m := blkRe.FindStringSubmatch(canon)
 	if m == nil {
@@ -61,7 +68,12 @@ func expectedLlama(src map[string]stTensor, canon string) ([]float32, bool) {
 		"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
 		"attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
 	}[m[2]]
-	s, ok := src[fmt.Sprintf("model.layers.%s.%s.%s", m[1], sub, m[3])]
+	return sourceFloats(src, fmt.Sprintf("model.layers.%s.%s.%s", m[1], sub, m[3]))
+}
+
+// sourceFloats is the values of the source tensor name, if there is one.
+func sourceFloats(src map[string]stTensor, name string) ([]float32, bool) {
+	s, ok := src[name]
 	if !ok {
 		return nil, false
 	}
@@ -76,11 +88,7 @@ func expectedGPT2(src map[string]stTensor, canon string) ([]float32, bool) {
 		"output_norm.weight": "transformer.ln_f.weight", "output_norm.bias": "transformer.ln_f.bias",
 	}
 	if n, ok := top[canon]; ok {
-		s, ok := src[n]
-		if !ok {
-			return nil, false
-		}
-		return s.Floats(), true
+		return sourceFloats(src, n)
 	}
 	m := blkRe.FindStringSubmatch(canon)
 	if m == nil {
@@ -114,11 +122,7 @@ func expectedGPT2(src map[string]stTensor, canon string) ([]float32, bool) {
 	}
 	switch m[2] {
 	case "attn_norm", "ffn_norm":
-		s, ok := src[p+map[string]string{"attn_norm": "ln_1.", "ffn_norm": "ln_2."}[m[2]]+m[3]]
-		if !ok {
-			return nil, false
-		}
-		return s.Floats(), true
+		return sourceFloats(src, p+map[string]string{"attn_norm": "ln_1.", "ffn_norm": "ln_2."}[m[2]]+m[3])
 	case "attn_q", "attn_k", "attn_v":
 		s, ok := src[p+"attn.c_attn.weight"]
 		if !ok {
@@ -157,12 +161,7 @@ func TestConvertF32BitIdentical(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			src := loadSource(t, modelPath(t, tc.srcDir))
-			out := convertTo(t, modelPath(t, tc.path), quant.F32)
-			f, err := format.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			f := openShrink(t, convertTo(t, modelPath(t, tc.path), quant.F32))
 			if len(f.Header().Tensors) == 0 {
 				t.Fatal("no tensors")
 			}
@@ -203,12 +202,7 @@ func TestConvertStoredDTypeByteCopy(t *testing.T) {
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			src := loadSource(t, modelPath(t, tc.dir))
-			out := convertTo(t, modelPath(t, tc.dir), tc.enc)
-			f, err := format.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			f := openShrink(t, convertTo(t, modelPath(t, tc.dir), tc.enc))
 			for _, tn := range f.Header().Tensors {
 				p := &tn.Parts[0]
 				rows, cols := 1, int(tn.Shape[0])

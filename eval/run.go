@@ -159,6 +159,23 @@ func shape(c format.ModelConfig) string {
 		c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKVHeads, c.IntermediateSize, c.ContextLength)
 }
 
+// start checks the options against m and the token stream, and returns the
+// number of chunks to evaluate, the stream from the first of them on, and a
+// session on m for one chunk.
+func (o *Options) start(m *runtime.Model, tokens []int) (chunks int, from []int, s *runtime.Session, err error) {
+	if chunks, err = o.check(m, len(tokens)); err != nil {
+		return 0, nil, nil, err
+	}
+	from = tokens[o.First*o.Ctx:]
+	if err := checkTokens(from[:chunks*o.Ctx], m.Config().VocabSize); err != nil {
+		return 0, nil, nil, err
+	}
+	if s, err = m.NewSession(o.Ctx); err != nil {
+		return 0, nil, nil, err
+	}
+	return chunks, from, s, nil
+}
+
 func checkTokens(tokens []int, vocab int) error {
 	for i, t := range tokens {
 		if t < 0 || t >= vocab {
@@ -205,15 +222,7 @@ func RunMany(ctx context.Context, ref *runtime.Model, cands []*runtime.Model, to
 			return nil, err
 		}
 	}
-	chunks, err := opts.check(ref, len(tokens))
-	if err != nil {
-		return nil, err
-	}
-	tokens = tokens[opts.First*opts.Ctx:]
-	if err := checkTokens(tokens[:chunks*opts.Ctx], ref.Config().VocabSize); err != nil {
-		return nil, err
-	}
-	rs, err := ref.NewSession(opts.Ctx)
+	chunks, tokens, rs, err := opts.start(ref, tokens)
 	if err != nil {
 		return nil, err
 	}
@@ -389,15 +398,7 @@ func chunkCorrelation(a, b []float64) float64 {
 // Perplexity runs one model and returns the per-chunk sums of −ln p over the
 // scored predictions, the figures ../shared's references record.
 func Perplexity(ctx context.Context, m *runtime.Model, tokens []int, opts Options) ([]float64, error) {
-	chunks, err := opts.check(m, len(tokens))
-	if err != nil {
-		return nil, err
-	}
-	tokens = tokens[opts.First*opts.Ctx:]
-	if err := checkTokens(tokens[:chunks*opts.Ctx], m.Config().VocabSize); err != nil {
-		return nil, err
-	}
-	s, err := m.NewSession(opts.Ctx)
+	chunks, tokens, s, err := opts.start(m, tokens)
 	if err != nil {
 		return nil, err
 	}

@@ -34,13 +34,13 @@ type Batch struct {
 	e   *exec
 	max int
 
-	x, xn, q, k, v, att, g, u []float32
-	cos, sin                  []float32
-	logits                    []float32 // [max, vocab]
-	pos                       []int
-	out                       [][]float32
-	ss                        []*Session // the sessions of the step under way
-	aj                        batchAttn
+	stepBufs
+	k      []float32 // [max, kvDim]: the step's keys, before they go to each session's cache
+	logits []float32 // [max, vocab]
+	pos    []int
+	out    [][]float32
+	ss     []*Session // the sessions of the step under way
+	aj     batchAttn
 }
 
 // NewBatch returns a Batch for up to maxSeqs sessions per step.
@@ -52,31 +52,13 @@ func (m *Model) NewBatch(maxSeqs int) (*Batch, error) {
 		return nil, fmt.Errorf("batch of %d sessions: must be at least 1", maxSeqs)
 	}
 	T := maxSeqs
-	h := m.cfg.HiddenSize
 	b := &Batch{m: m, e: newExec(m.pool, m.opts.ExactQ8), max: T}
 	b.e.perToken = true
-	b.x = make([]float32, T*h)
-	b.xn = make([]float32, T*h)
-	b.q = make([]float32, T*m.qDim)
+	b.stepBufs = m.newStepBufs(b.e, T)
 	b.k = make([]float32, T*m.kvDim)
-	b.v = make([]float32, T*m.kvDim)
-	b.att = make([]float32, T*m.qDim)
-	b.g = make([]float32, T*m.ffn)
-	if m.glu {
-		b.u = make([]float32, T*m.ffn)
-	}
-	half := len(m.invFreq)
-	b.cos = make([]float32, T*half)
-	b.sin = make([]float32, T*half)
 	b.logits = make([]float32, T*m.cfg.VocabSize)
 	b.pos = make([]int, T)
 	b.out = make([][]float32, T)
-	ms := []*Matrix{m.output}
-	for i := range m.layers {
-		L := &m.layers[i]
-		ms = append(ms, L.q, L.k, L.v, L.o, L.gate, L.up, L.down)
-	}
-	b.e.reserve(T, ms...)
 	return b, nil
 }
 
@@ -139,12 +121,7 @@ func (b *Batch) forwardMapped(ctx context.Context, ss []*Session, tokens []int) 
 	m := b.m
 	T := len(ss)
 	h := m.cfg.HiddenSize
-	st := step{m: m, e: b.e, T: T,
-		x: b.x[:T*h], xn: b.xn[:T*h], q: b.q[:T*m.qDim], v: b.v[:T*m.kvDim], att: b.att[:T*m.qDim],
-		g: b.g[:T*m.ffn]}
-	if m.glu {
-		st.u = b.u[:T*m.ffn]
-	}
+	st := b.view(m, b.e, b.x[:T*h], b.xn[:T*h], T)
 	half := len(m.invFreq)
 	for i, s := range ss {
 		p := s.n

@@ -31,22 +31,9 @@ func BenchmarkBatchDecode(b *testing.B) {
 	// The ceiling: one session's prefill of 64 tokens, the matrix-matrix
 	// kernels over 16 tokens per weight tile.
 	b.Run("prefill64", func(b *testing.B) {
-		s, err := m.NewSession(64)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		prompt := randTokens(newRand(6), 64, vocab)
-		b.ResetTimer()
+		s, prompt := benchSession(b, m, 64, 64, 6)
 		cpu0 := cpuTime()
-		start := time.Now()
-		for range b.N {
-			s.Reset()
-			if _, err := s.Prefill(ctx, prompt, false); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(64*b.N)/time.Since(start).Seconds(), "tok/s")
+		benchPrefills(b, s, prompt)
 		b.ReportMetric((cpuTime()-cpu0).Seconds()*1e3/float64(64*b.N), "cpu-ms/tok")
 	})
 	for _, tiled := range []bool{false, true} {

@@ -84,12 +84,7 @@ func BenchmarkLlama110M(b *testing.B) {
 		}
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%v/threads=%d/decode", enc, threads), func(b *testing.B) {
-				m := newModelT(b, get(b), Options{Threads: threads})
-				s, err := m.NewSession(512)
-				if err != nil {
-					b.Fatal(err)
-				}
-				prompt := randTokens(newRand(2), 64, benchSpec.VocabSize)
+				s, prompt := benchSession(b, newModelT(b, get(b), Options{Threads: threads}), 512, 64, 2)
 				if _, err := s.Prefill(ctx, prompt, false); err != nil {
 					b.Fatal(err)
 				}
@@ -104,26 +99,41 @@ func BenchmarkLlama110M(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tok/s")
-				b.ReportMetric(float64(m.ResidentBytes())/(1<<20), "MiB")
+				b.ReportMetric(float64(s.m.ResidentBytes())/(1<<20), "MiB")
 			})
 			b.Run(fmt.Sprintf("%v/threads=%d/prefill128", enc, threads), func(b *testing.B) {
-				m := newModelT(b, get(b), Options{Threads: threads})
-				s, err := m.NewSession(128)
-				if err != nil {
-					b.Fatal(err)
-				}
-				prompt := randTokens(newRand(3), 128, benchSpec.VocabSize)
-				b.ResetTimer()
-				start := time.Now()
-				for range b.N {
-					s.Reset()
-					if _, err := s.Prefill(ctx, prompt, false); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(128*b.N)/time.Since(start).Seconds(), "tok/s")
+				s, prompt := benchSession(b, newModelT(b, get(b), Options{Threads: threads}), 128, 128, 3)
+				benchPrefills(b, s, prompt)
 			})
 		}
 		src = nil // release this encoding before building the next
 	}
+}
+
+// benchSession opens a session of maxTokens positions on m (closed when the
+// benchmark ends) and draws a prompt of n tokens from seed.
+func benchSession(b *testing.B, m *Model, maxTokens, n int, seed uint64) (*Session, []int) {
+	b.Helper()
+	s, err := m.NewSession(maxTokens)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	return s, randTokens(newRand(seed), n, m.Config().VocabSize)
+}
+
+// benchPrefills times b.N prefills of prompt, each into the emptied session,
+// and reports tokens/s.
+func benchPrefills(b *testing.B, s *Session, prompt []int) {
+	b.Helper()
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		s.Reset()
+		if _, err := s.Prefill(ctx, prompt, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(prompt)*b.N)/time.Since(start).Seconds(), "tok/s")
 }

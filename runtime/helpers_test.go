@@ -45,11 +45,7 @@ func decodeT(tb testing.TB, p *WeightPart) []float64 {
 	if err := quant.Decode(p.Encoding, f, p.Data, rows, cols); err != nil {
 		tb.Fatal(err)
 	}
-	out := make([]float64, len(f))
-	for i, v := range f {
-		out[i] = float64(v)
-	}
-	return out
+	return f64(f)
 }
 
 // denseT encodes a random [rows, cols] matrix as a dense weight.
@@ -73,6 +69,23 @@ func lowRankT(tb testing.TB, r *rand.Rand, name string, enc quant.Encoding, rows
 		WeightPart{Role: "b", Shape: []int64{int64(k), int64(cols)}, Encoding: enc,
 			Data: encodeT(tb, enc, randn(r, k*cols, sab), k, cols)})
 	return w
+}
+
+// kindT builds a random weight of kind "dense", "lowrank" or "lorc" (rank k
+// for the low-rank kinds) and its Matrix.
+func kindT(tb testing.TB, r *rand.Rand, name string, enc quant.Encoding, kind string, rows, cols, k int, sd float64) (*Weight, *Matrix) {
+	tb.Helper()
+	var w *Weight
+	if kind == "dense" {
+		w = denseT(tb, r, name, enc, rows, cols, sd)
+	} else {
+		w = lowRankT(tb, r, name, enc, rows, cols, k, kind == "lorc", sd)
+	}
+	mat, err := NewMatrix(w)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return w, mat
 }
 
 // vecT encodes a 1-D tensor of n values around mean.

@@ -50,6 +50,18 @@ func transpose(v []float32, rows, cols int) []float32 {
 	return out
 }
 
+// readHFConfig decodes the checkpoint's config.json in dir into hc.
+func readHFConfig(tb testing.TB, dir string, hc any) {
+	tb.Helper()
+	cj, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := json.Unmarshal(cj, hc); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 func hfLlama(tb testing.TB, dir string, enc quant.Encoding) *MemSource {
 	var hc struct {
 		Hidden     int     `json:"hidden_size"`
@@ -67,13 +79,7 @@ func hfLlama(tb testing.TB, dir string, enc quant.Encoding) *MemSource {
 		Vocab int  `json:"vocab_size"`
 		Tied  bool `json:"tie_word_embeddings"`
 	}
-	cj, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := json.Unmarshal(cj, &hc); err != nil {
-		tb.Fatal(err)
-	}
+	readHFConfig(tb, dir, &hc)
 	if hc.RopeParams != nil {
 		hc.Theta = hc.RopeParams.Theta
 	}
@@ -112,13 +118,7 @@ func hfGPT2(tb testing.TB, dir string, enc quant.Encoding) *MemSource {
 		Eps    float64 `json:"layer_norm_epsilon"`
 		Vocab  int     `json:"vocab_size"`
 	}
-	cj, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := json.Unmarshal(cj, &hc); err != nil {
-		tb.Fatal(err)
-	}
+	readHFConfig(tb, dir, &hc)
 	h := hc.Embd
 	src := &MemSource{Cfg: format.ModelConfig{
 		Arch: "gpt2", VocabSize: hc.Vocab, HiddenSize: h, IntermediateSize: 4 * h,

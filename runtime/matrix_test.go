@@ -59,25 +59,11 @@ func TestMatrixKernelsMatchReference(t *testing.T) {
 		for _, sz := range sizes {
 			for _, kind := range kinds {
 				rows, cols := sz[0], sz[1]
-				var w *Weight
-				switch kind {
-				case "dense":
-					w = denseT(t, rng, "w", enc, rows, cols, 1/math.Sqrt(float64(cols)))
-				default:
-					k := max(1, min(rows, cols)/3)
-					w = lowRankT(t, rng, "w", enc, rows, cols, k, kind == "lorc", 1/math.Sqrt(float64(cols)))
-				}
-				mat, err := NewMatrix(w)
-				if err != nil {
-					t.Fatal(err)
-				}
+				w, mat := kindT(t, rng, "w", enc, kind, rows, cols, max(1, min(rows, cols)/3), 1/math.Sqrt(float64(cols)))
 				W, _, _ := denseOf(t, w)
 				for _, T := range []int{1, 5, 19} {
 					X := randn(rng, T*cols, 1)
-					X64 := make([]float64, len(X))
-					for i, v := range X {
-						X64[i] = float64(v)
-					}
+					X64 := f64(X)
 					for _, threads := range []int{1, 3} {
 						for _, exact := range []bool{true, false} {
 							if exact && !intActs(enc) {
@@ -166,16 +152,7 @@ func TestMatrixRowMatchesReference(t *testing.T) {
 	for _, enc := range allEncodings {
 		for _, kind := range []string{"dense", "lowrank", "lorc"} {
 			rows, cols := 11, 45
-			var w *Weight
-			if kind == "dense" {
-				w = denseT(t, rng, "e", enc, rows, cols, 1)
-			} else {
-				w = lowRankT(t, rng, "e", enc, rows, cols, 4, kind == "lorc", 1)
-			}
-			mat, err := NewMatrix(w)
-			if err != nil {
-				t.Fatal(err)
-			}
+			w, mat := kindT(t, rng, "e", enc, kind, rows, cols, 4, 1)
 			W, _, _ := denseOf(t, w)
 			scr := make([]float32, embScratch(mat))
 			dst := make([]float32, cols)
@@ -264,16 +241,7 @@ func TestQ8HandleReuse(t *testing.T) {
 	rng := newRand(8)
 	const rows, cols, T = 40, 96, 3
 	mk := func(enc quant.Encoding, kind string) *Matrix {
-		var w *Weight
-		if kind == "dense" {
-			w = denseT(t, rng, "w", enc, rows, cols, 0.1)
-		} else {
-			w = lowRankT(t, rng, "w", enc, rows, cols, 7, kind == "lorc", 0.1)
-		}
-		m, err := NewMatrix(w)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, m := kindT(t, rng, "w", enc, kind, rows, cols, 7, 0.1)
 		return m
 	}
 	// The same for q8, packed and mixed neighbours (packed weights need the

@@ -289,6 +289,18 @@ func (m *Model) load(src WeightSource) error {
 		return out, nil
 	}
 	var err error
+	// setMat and setVec load a tensor only while err is nil, so that in a
+	// run of them the first missing or malformed tensor is the error.
+	setMat := func(dst **Matrix, name string, rows, cols int) {
+		if err == nil {
+			*dst, err = mat(name, rows, cols)
+		}
+	}
+	setVec := func(dst *[]float32, name string, n int, required bool) {
+		if err == nil {
+			*dst, err = vec(name, n, required)
+		}
+	}
 	if m.embd, err = mat(format.Name(format.TokenEmbd, format.Weight), c.VocabSize, h); err != nil {
 		return err
 	}
@@ -308,44 +320,21 @@ func (m *Model) load(src WeightSource) error {
 	for i := range c.NumLayers {
 		m.layers = append(m.layers, layer{})
 		L := &m.layers[i]
-		if L.attnNorm, err = vec(format.BlockName(i, format.AttnNorm, format.Weight), h, true); err != nil {
-			return err
-		}
-		if L.attnNormB, err = vec(format.BlockName(i, format.AttnNorm, format.Bias), h, false); err != nil {
-			return err
-		}
-		if L.ffnNorm, err = vec(format.BlockName(i, format.FFNNorm, format.Weight), h, true); err != nil {
-			return err
-		}
-		if L.ffnNormB, err = vec(format.BlockName(i, format.FFNNorm, format.Bias), h, false); err != nil {
-			return err
-		}
-		if L.q, err = mat(format.BlockName(i, format.AttnQ, format.Weight), m.qDim, h); err != nil {
-			return err
-		}
-		if L.k, err = mat(format.BlockName(i, format.AttnK, format.Weight), m.kvDim, h); err != nil {
-			return err
-		}
-		if L.v, err = mat(format.BlockName(i, format.AttnV, format.Weight), m.kvDim, h); err != nil {
-			return err
-		}
-		if L.o, err = mat(format.BlockName(i, format.AttnOutput, format.Weight), h, m.qDim); err != nil {
-			return err
-		}
+		setVec(&L.attnNorm, format.BlockName(i, format.AttnNorm, format.Weight), h, true)
+		setVec(&L.attnNormB, format.BlockName(i, format.AttnNorm, format.Bias), h, false)
+		setVec(&L.ffnNorm, format.BlockName(i, format.FFNNorm, format.Weight), h, true)
+		setVec(&L.ffnNormB, format.BlockName(i, format.FFNNorm, format.Bias), h, false)
+		setMat(&L.q, format.BlockName(i, format.AttnQ, format.Weight), m.qDim, h)
+		setMat(&L.k, format.BlockName(i, format.AttnK, format.Weight), m.kvDim, h)
+		setMat(&L.v, format.BlockName(i, format.AttnV, format.Weight), m.kvDim, h)
+		setMat(&L.o, format.BlockName(i, format.AttnOutput, format.Weight), h, m.qDim)
 		need := c.AttnBias
-		if L.qb, err = vec(format.BlockName(i, format.AttnQ, format.Bias), m.qDim, need); err != nil {
-			return err
-		}
-		if L.kb, err = vec(format.BlockName(i, format.AttnK, format.Bias), m.kvDim, need); err != nil {
-			return err
-		}
-		if L.vb, err = vec(format.BlockName(i, format.AttnV, format.Bias), m.kvDim, need); err != nil {
-			return err
-		}
-		if L.ob, err = vec(format.BlockName(i, format.AttnOutput, format.Bias), h, false); err != nil {
-			return err
-		}
-		if L.up, err = mat(format.BlockName(i, format.FFNUp, format.Weight), -1, h); err != nil {
+		setVec(&L.qb, format.BlockName(i, format.AttnQ, format.Bias), m.qDim, need)
+		setVec(&L.kb, format.BlockName(i, format.AttnK, format.Bias), m.kvDim, need)
+		setVec(&L.vb, format.BlockName(i, format.AttnV, format.Bias), m.kvDim, need)
+		setVec(&L.ob, format.BlockName(i, format.AttnOutput, format.Bias), h, false)
+		setMat(&L.up, format.BlockName(i, format.FFNUp, format.Weight), -1, h)
+		if err != nil {
 			return err
 		}
 		if m.ffn == 0 {
@@ -357,24 +346,18 @@ func (m *Model) load(src WeightSource) error {
 			return fmt.Errorf("tensor %s: %d rows, earlier layers have %d", format.BlockName(i, format.FFNUp, format.Weight), L.up.rows, m.ffn)
 		}
 		if m.glu {
-			if L.gate, err = mat(format.BlockName(i, format.FFNGate, format.Weight), m.ffn, h); err != nil {
-				return err
-			}
+			setMat(&L.gate, format.BlockName(i, format.FFNGate, format.Weight), m.ffn, h)
 		}
-		if L.down, err = mat(format.BlockName(i, format.FFNDown, format.Weight), h, m.ffn); err != nil {
-			return err
-		}
-		if L.upb, err = vec(format.BlockName(i, format.FFNUp, format.Bias), m.ffn, false); err != nil {
-			return err
-		}
-		if L.downb, err = vec(format.BlockName(i, format.FFNDown, format.Bias), h, false); err != nil {
+		setMat(&L.down, format.BlockName(i, format.FFNDown, format.Weight), h, m.ffn)
+		setVec(&L.upb, format.BlockName(i, format.FFNUp, format.Bias), m.ffn, false)
+		setVec(&L.downb, format.BlockName(i, format.FFNDown, format.Bias), h, false)
+		if err != nil {
 			return err
 		}
 	}
-	if m.outNorm, err = vec(format.Name(format.OutputNorm, format.Weight), h, true); err != nil {
-		return err
-	}
-	if m.outNormB, err = vec(format.Name(format.OutputNorm, format.Bias), h, false); err != nil {
+	setVec(&m.outNorm, format.Name(format.OutputNorm, format.Weight), h, true)
+	setVec(&m.outNormB, format.Name(format.OutputNorm, format.Bias), h, false)
+	if err != nil {
 		return err
 	}
 	if _, ok := src.Weight(format.Name(format.Output, format.Weight)); ok && !c.TiedEmbeddings {

@@ -23,16 +23,15 @@ type Session struct {
 	hook ActivationHook
 	e    *exec
 
-	cap                    int // tokens the scratch below is sized for
-	x, xn, q, v, att, g, u []float32
-	cos, sin               []float32
-	scores                 []float32 // [threads, attnTokBlock, max]
-	logits                 []float32 // decode logits, [vocab]
-	rowScr                 []float32
-	aj                     attnJob
-	p0, T                  int // the forward pass under way: first position, tokens
-	bytes                  int64
-	closed                 bool
+	cap int // tokens the scratch below is sized for
+	stepBufs
+	scores []float32 // [threads, attnTokBlock, max]
+	logits []float32 // decode logits, [vocab]
+	rowScr []float32
+	aj     attnJob
+	p0, T  int // the forward pass under way: first position, tokens
+	bytes  int64
+	closed bool
 }
 
 // NewSession starts an empty sequence whose KV cache holds maxTokens
@@ -93,26 +92,8 @@ func (s *Session) ensure(T int) {
 		return
 	}
 	m := s.m
-	h := m.cfg.HiddenSize
 	old := s.scratchBytes()
-	s.x = make([]float32, T*h)
-	s.xn = make([]float32, T*h)
-	s.q = make([]float32, T*m.qDim)
-	s.v = make([]float32, T*m.kvDim)
-	s.att = make([]float32, T*m.qDim)
-	s.g = make([]float32, T*m.ffn)
-	if m.glu {
-		s.u = make([]float32, T*m.ffn)
-	}
-	half := len(m.invFreq)
-	s.cos = make([]float32, T*half)
-	s.sin = make([]float32, T*half)
-	ms := []*Matrix{m.output}
-	for i := range m.layers {
-		L := &m.layers[i]
-		ms = append(ms, L.q, L.k, L.v, L.o, L.gate, L.up, L.down)
-	}
-	s.e.reserve(T, ms...)
+	s.stepBufs = m.newStepBufs(s.e, T)
 	s.cap = T
 	diff := s.scratchBytes() - old
 	s.bytes += diff
@@ -122,8 +103,7 @@ func (s *Session) ensure(T int) {
 }
 
 func (s *Session) scratchBytes() int64 {
-	n := len(s.x) + len(s.xn) + len(s.q) + len(s.v) + len(s.att) + len(s.g) + len(s.u) + len(s.cos) + len(s.sin) +
-		cap(s.e.xs) + cap(s.e.tmp)
+	n := s.floats() + cap(s.e.xs) + cap(s.e.tmp)
 	return int64(4*n + cap(s.e.xq))
 }
 
@@ -273,12 +253,8 @@ func (s *Session) forwardMapped(ctx context.Context, tokens []int, logits []floa
 // session's scratch (xn: T×hidden) and hook; it sets the positions keys
 // and attend work on.
 func (s *Session) step(x, xn []float32, p0, T int) step {
-	m := s.m
-	st := step{m: m, e: s.e, hook: s.hook, T: T, x: x, xn: xn,
-		q: s.q[:T*m.qDim], v: s.v[:T*m.kvDim], att: s.att[:T*m.qDim], g: s.g[:T*m.ffn]}
-	if m.glu {
-		st.u = s.u[:T*m.ffn]
-	}
+	st := s.view(s.m, s.e, x, xn, T)
+	st.hook = s.hook
 	s.p0, s.T = p0, T
 	return st
 }

@@ -30,6 +30,57 @@ type step struct {
 	x, xn, q, v, att, g, u []float32 // [T, …] views
 }
 
+// stepBufs are the activation buffers of forward passes of up to a number
+// of rows (a step's [T, …] views are their first T rows) and the rows'
+// rotary tables. Sessions and Batches embed them.
+type stepBufs struct {
+	x, xn, q, v, att, g, u []float32
+	cos, sin               []float32
+}
+
+// newStepBufs allocates the buffers for T rows (u only for a gated FFN) and
+// reserves e's scratch for products of T rows with every matrix.
+func (m *Model) newStepBufs(e *exec, T int) stepBufs {
+	h := m.cfg.HiddenSize
+	bf := stepBufs{
+		x:   make([]float32, T*h),
+		xn:  make([]float32, T*h),
+		q:   make([]float32, T*m.qDim),
+		v:   make([]float32, T*m.kvDim),
+		att: make([]float32, T*m.qDim),
+		g:   make([]float32, T*m.ffn),
+	}
+	if m.glu {
+		bf.u = make([]float32, T*m.ffn)
+	}
+	half := len(m.invFreq)
+	bf.cos = make([]float32, T*half)
+	bf.sin = make([]float32, T*half)
+	ms := []*Matrix{m.output}
+	for i := range m.layers {
+		L := &m.layers[i]
+		ms = append(ms, L.q, L.k, L.v, L.o, L.gate, L.up, L.down)
+	}
+	e.reserve(T, ms...)
+	return bf
+}
+
+// floats is how many float32 the buffers hold.
+func (bf *stepBufs) floats() int {
+	return len(bf.x) + len(bf.xn) + len(bf.q) + len(bf.v) + len(bf.att) + len(bf.g) + len(bf.u) + len(bf.cos) + len(bf.sin)
+}
+
+// view returns the step of m over T rows x, xn (T×hidden) with the other
+// views the first T rows of the buffers.
+func (bf *stepBufs) view(m *Model, e *exec, x, xn []float32, T int) step {
+	st := step{m: m, e: e, T: T, x: x, xn: xn,
+		q: bf.q[:T*m.qDim], v: bf.v[:T*m.kvDim], att: bf.att[:T*m.qDim], g: bf.g[:T*m.ffn]}
+	if m.glu {
+		st.u = bf.u[:T*m.ffn]
+	}
+	return st
+}
+
 // layers runs every transformer block over the T rows of st.x.
 func (st *step) layers(ctx context.Context, a attender) error {
 	for l := range st.m.layers {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ardanlabs/jinja"
 	"github.com/shrink-llm/shrink/runtime"
+	"github.com/shrink-llm/shrink/runtime/tokenizer"
 )
 
 // chatTemplate is a compiled tokenizer_config.json chat template and the
@@ -64,7 +65,7 @@ func parseChatTemplate(raw []byte) (*chatTemplate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer_config.json: chat_template: %w", err)
 	}
-	return &chatTemplate{t: t, bos: tokenString(tc.BOS), eos: tokenString(tc.EOS), sourceText: src, slot: make(chan struct{}, 1)}, nil
+	return &chatTemplate{t: t, bos: tokenizer.TokenContent(tc.BOS), eos: tokenizer.TokenContent(tc.EOS), sourceText: src, slot: make(chan struct{}, 1)}, nil
 }
 
 func templateSource(raw json.RawMessage) (string, error) {
@@ -91,20 +92,6 @@ func templateSource(raw json.RawMessage) (string, error) {
 		return named[0].Template, nil
 	}
 	return "", nil
-}
-
-func tokenString(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var obj struct {
-		Content string `json:"content"`
-	}
-	if json.Unmarshal(raw, &obj) == nil {
-		return obj.Content
-	}
-	return ""
 }
 
 // render formats a conversation for generation, as transformers'

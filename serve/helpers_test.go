@@ -7,17 +7,14 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/internal/demo"
-	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/internal/loadgen/servetest"
 	"github.com/shrink-llm/shrink/runtime"
 )
 
@@ -25,18 +22,14 @@ import (
 // special-token strings, a loop over messages, the generation prompt.
 const testTemplate = "{{ bos_token }}{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 
-// demoModel copies the built-in model to a temp folder (adding chatTemplate
-// to its tokenizer_config.json when not empty), converts it to q8 with the
-// convert package and opens the result.
+// demoModel converts the built-in model to q8 and opens it, adding
+// chatTemplate to its tokenizer_config.json when not empty.
 func demoModel(t testing.TB, chatTemplate string) *runtime.Model {
 	t.Helper()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "model")
-	if err := os.CopyFS(src, demo.FS()); err != nil {
-		t.Fatal(err)
+	if chatTemplate == "" {
+		return servetest.DemoModel(t, nil)
 	}
-	if chatTemplate != "" {
-		p := filepath.Join(src, "tokenizer_config.json")
+	return servetest.DemoModel(t, func(dir string) {
 		raw, err := fs.ReadFile(demo.FS(), "tokenizer_config.json")
 		if err != nil {
 			t.Fatal(err)
@@ -47,58 +40,29 @@ func demoModel(t testing.TB, chatTemplate string) *runtime.Model {
 		}
 		cfg["chat_template"] = chatTemplate
 		b, _ := json.Marshal(cfg)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-	}
-	cm, err := convert.Open(src, convert.OpenOptions{})
+	})
+}
+
+// newServer is New that fails the test on an error.
+func newServer(t testing.TB, m *runtime.Model, cfg Config) *Server {
+	t.Helper()
+	srv, err := New(m, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cm.Close()
-	plan, err := convert.MakePlan(cm.Config, cm.Tensors, convert.Policy{Quant: quant.Q8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "demo-q8.shrink")
-	if _, err := convert.Convert(context.Background(), cm, plan, out, convert.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := runtime.Open(out, runtime.Options{Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return srv
 }
 
 // testServer serves m on a loopback port until the test ends; it returns
 // the base URL and the server.
 func testServer(t testing.TB, m *runtime.Model, cfg Config) (string, *Server) {
 	t.Helper()
-	srv, err := New(m, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("Serve did not return after its context ended")
-		}
-	})
-	return "http://" + ln.Addr().String(), srv
+	srv := newServer(t, m, cfg)
+	url, _ := servetest.Serve(t, srv.Serve)
+	return url, srv
 }
 
 func post(t testing.TB, url string, body any) (*http.Response, []byte) {
@@ -188,5 +152,3 @@ func reference(t testing.TB, m *runtime.Model, prompt []int, maxNew int, sc runt
 	b.WriteString(dec.Flush())
 	return b.String(), st.GenTokens
 }
-
-func netListen(t testing.TB) (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

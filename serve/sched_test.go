@@ -16,10 +16,7 @@ import (
 // chunk, so its prefill is interleaved with the others' decoding.
 func TestJobsShareDecodeSteps(t *testing.T) {
 	m := demoModel(t, "")
-	s, err := New(m, Config{Parallel: 4, PrefillChunk: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newServer(t, m, Config{Parallel: 4, PrefillChunk: 8})
 	ctx := context.Background()
 	texts := []string{"Once upon a time", "The cat sat", strings.Repeat("Tim had a red ball and a blue car. ", 4), "Lily"}
 	type want struct {

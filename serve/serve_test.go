@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shrink-llm/shrink/internal/loadgen/servetest"
 	"github.com/shrink-llm/shrink/runtime"
 )
 
@@ -323,10 +324,7 @@ func TestStopStrings(t *testing.T) {
 // with Retry-After. The scheduler is not started, so the queue stays full.
 func TestQueueFull(t *testing.T) {
 	m := demoModel(t, "")
-	srv, err := New(m, Config{Parallel: 1, Queue: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newServer(t, m, Config{Parallel: 1, Queue: 1})
 	h := srv.Handler()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -460,18 +458,8 @@ func TestAPIKey(t *testing.T) {
 // with a well-formed stream, and Serve returns nil.
 func TestShutdown(t *testing.T) {
 	m := demoModel(t, "")
-	srv, err := New(m, Config{Parallel: 2, ShutdownGrace: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := netListen(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	url := "http://" + ln.Addr().String()
+	srv := newServer(t, m, Config{Parallel: 2, ShutdownGrace: 200 * time.Millisecond})
+	url, stop := servetest.Serve(t, srv.Serve)
 	var wg sync.WaitGroup
 	bodies := make([][]byte, 3)
 	started := make(chan struct{}, 3)
@@ -494,14 +482,8 @@ func TestShutdown(t *testing.T) {
 	for range bodies {
 		<-started
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Serve did not return")
+	if err := stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
 	}
 	wg.Wait()
 	for i, b := range bodies {

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/quant"
-	"github.com/shrink-llm/shrink/runtime"
 )
 
 // TestTinyConvertsAndRuns writes the tiny shape in every dtype, with shards
@@ -37,33 +36,8 @@ func TestTinyConvertsAndRuns(t *testing.T) {
 			if want := 1 + 9*s.layers + 2; len(m.Tensors) != want {
 				t.Fatalf("%d tensors, want %d", len(m.Tensors), want)
 			}
-			plan, err := convert.MakePlan(m.Config, m.Tensors, convert.Policy{Quant: quant.Q8})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := filepath.Join(t.TempDir(), "tiny.shrink")
-			ctx := context.Background()
-			if _, err := convert.Convert(ctx, m, plan, out, convert.Options{}); err != nil {
-				t.Fatal(err)
-			}
-			rm, err := runtime.Open(out, runtime.Options{Threads: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rm.Close()
-			ids, err := rm.Tokenizer().Encode("Once upon a time", true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sess, err := rm.NewSession(len(ids))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sess.Close()
-			logits, err := sess.Prefill(ctx, ids, false)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rm := demotest.Open(t, demotest.Convert(t, dir, convert.Policy{Quant: quant.Q8}))
+			_, logits := demotest.Prefill(t, rm, "Once upon a time", 0, false)
 			if n := len(logits[len(logits)-1]); n != s.vocab {
 				t.Fatalf("%d logits, want %d", n, s.vocab)
 			}

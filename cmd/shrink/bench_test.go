@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,14 +51,8 @@ func TestBenchTable(t *testing.T) {
 
 func TestBenchJSON(t *testing.T) {
 	m := benchDemo(t)
-	code, stdout, stderr := shrink(t, "bench", m, "--pp", "8", "--tg", "4", "--reps", "2", "-t", "1", "--bw-mib", "64", "--json")
-	if code != 0 {
-		t.Fatalf("bench exit %d: %s", code, stderr)
-	}
 	var rs []benchResult
-	if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
-		t.Fatalf("bench --json: %v\n%s", err, stdout)
-	}
+	shrinkJSON(t, &rs, "bench", m, "--pp", "8", "--tg", "4", "--reps", "2", "-t", "1", "--bw-mib", "64", "--json")
 	if len(rs) != 2 || rs[0].Test != "pp8" || rs[1].Test != "tg4" {
 		t.Fatalf("results: %+v", rs)
 	}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,11 +16,7 @@ func writeCalib(t *testing.T) string {
 		b.WriteString(strings.Repeat("The sun was warm and the sky was blue. ", i%4+1))
 		b.WriteString("\n<|endoftext|>\n")
 	}
-	p := filepath.Join(t.TempDir(), "calib.txt")
-	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return writeText(t, "calib.txt", b.String())
 }
 
 func TestConvertLowRankCLI(t *testing.T) {
@@ -72,28 +66,8 @@ func TestConvertLowRankDryRun(t *testing.T) {
 			t.Errorf("plan table lacks %q:\n%s", w, stdout)
 		}
 	}
-	code, stdout, stderr = shrink(t, "convert", demoModel, "--dry-run", "--json", "--lowrank", "svd", "--rank-ratio", "0.5")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	var plan struct {
-		Tensors []struct {
-			Name  string `json:"name"`
-			Kind  string `json:"kind"`
-			Rank  int    `json:"rank"`
-			Parts []struct {
-				Role  string  `json:"role"`
-				Shape []int64 `json:"shape"`
-				Bytes int64   `json:"bytes"`
-			} `json:"parts"`
-		} `json:"tensors"`
-		LowRank struct {
-			Factored int `json:"factored"`
-		} `json:"lowrank"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
-		t.Fatal(err)
-	}
+	var plan planJSON
+	shrinkJSON(t, &plan, "convert", demoModel, "--dry-run", "--json", "--lowrank", "svd", "--rank-ratio", "0.5")
 	found := false
 	for _, e := range plan.Tensors {
 		if e.Name == "blk.0.attn_q.weight" {
@@ -112,52 +86,29 @@ func TestConvertLowRankDryRun(t *testing.T) {
 func TestConvertLowRankUsage(t *testing.T) {
 	dir := t.TempDir()
 	calib := writeCalib(t)
-	out := filepath.Join(dir, "x.shrink")
-	tests := []convertCase{
-		{"whiten without calib", []string{"--lowrank", "whiten", "--rank", "8"}, exitUsage, "needs calibration text"},
-		{"asvd without calib", []string{"--lowrank", "asvd", "--rank", "8"}, exitUsage, "--calib FILE"},
-		{"lorc-whiten without calib", []string{"--quant", "q8", "--lowrank", "lorc", "--rank", "8", "--lorc-whiten"}, exitUsage, "--lorc-whiten needs calibration"},
-		{"ratio above 1", []string{"--lowrank", "svd", "--rank-ratio", "1.5"}, exitUsage, "(0, 1]"},
-		{"ratio zero", []string{"--lowrank", "svd", "--rank-ratio", "0"}, exitUsage, "positive"},
-		{"two rank specs", []string{"--lowrank", "svd", "--rank", "8", "--rank-ratio", "0.5"}, exitUsage, "exactly one"},
-		{"no rank spec", []string{"--lowrank", "svd"}, exitUsage, "exactly one"},
-		{"unknown method", []string{"--lowrank", "pca", "--rank", "8"}, exitUsage, "want svd, whiten, asvd or lorc"},
-		{"lorc on float", []string{"--quant", "f16", "--lowrank", "lorc", "--rank", "8"}, exitUsage, "integer --quant"},
-		{"lorc with ratio", []string{"--quant", "q8", "--lowrank", "lorc", "--rank-ratio", "0.5"}, exitUsage, "fixed --rank"},
-		{"rank without method", []string{"--rank", "8"}, exitUsage, "--rank needs --lowrank"},
-		{"calib without a method using it", []string{"--lowrank", "svd", "--rank", "8", "--calib", calib}, exitUsage, "--calib is read only by"},
-		{"calib-docs without calib", []string{"--lowrank", "svd", "--rank", "8", "--calib-docs", "1-5"}, exitUsage, "goes with --calib"},
-		{"bad calib-docs", []string{"--lowrank", "whiten", "--rank", "8", "--calib", calib, "--calib-docs", "9-3"}, exitUsage, "--calib-docs"},
-		{"bad include", []string{"--lowrank", "svd", "--rank", "8", "--lowrank-include", "("}, exitUsage, "--lowrank-include"},
-		{"include matching nothing", []string{"--lowrank", "svd", "--rank", "8", "--lowrank-include", "nothing"}, exitFail, "match no projection"},
-		{"bad factor encoding", []string{"--lowrank", "svd", "--rank", "8", "--factor-encoding", "q7"}, exitUsage, "--factor-encoding"},
-		{"missing calib file", []string{"--lowrank", "whiten", "--rank", "8", "--calib", filepath.Join(dir, "nope.txt")}, exitFail, "nope.txt"},
-		{"calib docs past the text", []string{"--lowrank", "whiten", "--rank", "8", "--calib", calib, "--calib-docs", "500-"}, exitFail, "starts past"},
-	}
-	convertCases(t, out, tests)
+	with := argsWith("convert", demoModel, "-o", filepath.Join(dir, "x.shrink"))
+	checkCLIErrors(t, []cliCase{
+		{"whiten without calib", with("--lowrank", "whiten", "--rank", "8"), exitUsage, "needs calibration text"},
+		{"asvd without calib", with("--lowrank", "asvd", "--rank", "8"), exitUsage, "--calib FILE"},
+		{"lorc-whiten without calib", with("--quant", "q8", "--lowrank", "lorc", "--rank", "8", "--lorc-whiten"), exitUsage, "--lorc-whiten needs calibration"},
+		{"ratio above 1", with("--lowrank", "svd", "--rank-ratio", "1.5"), exitUsage, "(0, 1]"},
+		{"ratio zero", with("--lowrank", "svd", "--rank-ratio", "0"), exitUsage, "positive"},
+		{"two rank specs", with("--lowrank", "svd", "--rank", "8", "--rank-ratio", "0.5"), exitUsage, "exactly one"},
+		{"no rank spec", with("--lowrank", "svd"), exitUsage, "exactly one"},
+		{"unknown method", with("--lowrank", "pca", "--rank", "8"), exitUsage, "want svd, whiten, asvd or lorc"},
+		{"lorc on float", with("--quant", "f16", "--lowrank", "lorc", "--rank", "8"), exitUsage, "integer --quant"},
+		{"lorc with ratio", with("--quant", "q8", "--lowrank", "lorc", "--rank-ratio", "0.5"), exitUsage, "fixed --rank"},
+		{"rank without method", with("--rank", "8"), exitUsage, "--rank needs --lowrank"},
+		{"calib without a method using it", with("--lowrank", "svd", "--rank", "8", "--calib", calib), exitUsage, "--calib is read only by"},
+		{"calib-docs without calib", with("--lowrank", "svd", "--rank", "8", "--calib-docs", "1-5"), exitUsage, "goes with --calib"},
+		{"bad calib-docs", with("--lowrank", "whiten", "--rank", "8", "--calib", calib, "--calib-docs", "9-3"), exitUsage, "--calib-docs"},
+		{"bad include", with("--lowrank", "svd", "--rank", "8", "--lowrank-include", "("), exitUsage, "--lowrank-include"},
+		{"include matching nothing", with("--lowrank", "svd", "--rank", "8", "--lowrank-include", "nothing"), exitFail, "match no projection"},
+		{"bad factor encoding", with("--lowrank", "svd", "--rank", "8", "--factor-encoding", "q7"), exitUsage, "--factor-encoding"},
+		{"missing calib file", with("--lowrank", "whiten", "--rank", "8", "--calib", filepath.Join(dir, "nope.txt")), exitFail, "nope.txt"},
+		{"calib docs past the text", with("--lowrank", "whiten", "--rank", "8", "--calib", calib, "--calib-docs", "500-"), exitFail, "starts past"},
+	})
 	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
 		t.Errorf("failed conversions left %v", left)
-	}
-}
-
-// convertCase is a convert command line (after MODEL -o OUT) with the exit
-// code and a part of stderr it must give.
-type convertCase struct {
-	name    string
-	args    []string
-	code    int
-	wantErr string
-}
-
-// convertCases converts the demo model to out with each case's flags.
-func convertCases(t *testing.T, out string, tests []convertCase) {
-	t.Helper()
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := shrink(t, append([]string{"convert", demoModel, "-o", out}, tt.args...)...)
-			if code != tt.code || !strings.Contains(stderr, tt.wantErr) {
-				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.code, tt.wantErr)
-			}
-		})
 	}
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,14 +19,8 @@ import (
 func TestConvertTargetBPW(t *testing.T) {
 	calib := writeCalib(t)
 	for _, bits := range []float64{3.5, 4.5, 5.5} {
-		code, stdout, stderr := shrink(t, "convert", demoModel, "--dry-run", "--json", "--target-bpw", ftoa(bits), "-t", "2")
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
 		var plan convert.Plan
-		if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
-			t.Fatal(err)
-		}
+		shrinkJSON(t, &plan, "convert", demoModel, "--dry-run", "--json", "--target-bpw", ftoa(bits), "-t", "2")
 		b := plan.Budget
 		if b == nil || b.Bits > bits || b.Bits < bits-0.1 || math.Abs(plan.ProjectionBits()-b.Bits) > 1e-9 || len(b.Tensors) != 4*7 {
 			t.Fatalf("%v bits: summary %+v, plan's projection bits %v", bits, b, plan.ProjectionBits())
@@ -54,7 +46,7 @@ func TestConvertTargetBPW(t *testing.T) {
 		}
 		files = append(files, out)
 	}
-	a, b := readAll(t, files[0]), readAll(t, files[1])
+	a, b := readFileT(t, files[0]), readFileT(t, files[1])
 	if string(a) != string(b) {
 		t.Error("the same flags gave different files")
 	}
@@ -68,8 +60,7 @@ func TestConvertTargetBPW(t *testing.T) {
 }
 
 func TestConvertTargetBad(t *testing.T) {
-	base := []string{"convert", demoModel, "--dry-run"}
-	with := func(a ...string) []string { return append(append([]string{}, base...), a...) }
+	with := argsWith("convert", demoModel, "--dry-run")
 	checkCLIErrors(t, []cliCase{
 		{"zero", with("--target-bpw", "0"), exitUsage, "--target-bpw 0"},
 		{"too few bits", with("--target-bpw", "1.5"), exitUsage, "want bits per weight in [2, 16]"},
@@ -100,15 +91,6 @@ func TestParseSize(t *testing.T) {
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
-
-func readAll(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // projectionName reports whether a canonical name is a per-layer projection.
 func projectionName(name string) (format.Stem, bool) {

@@ -6,13 +6,11 @@ import (
 )
 
 func TestConvertRounding(t *testing.T) {
-	dir := t.TempDir()
 	calib := writeCalib(t)
-	out := filepath.Join(dir, "x.shrink")
-	tests := []convertCase{
-		{"gptq without calib", []string{"--quant", "q4", "--rounding", "gptq"}, exitUsage, "--rounding gptq needs calibration"},
-		{"unknown rounding", []string{"--quant", "q4", "--rounding", "best"}, exitUsage, "want rtn or gptq"},
-		{"gptq q8", []string{"--quant", "q8", "--rounding", "gptq", "--calib", calib, "--calib-tokens", "256"}, 0, ""},
-	}
-	convertCases(t, out, tests)
+	with := argsWith("convert", demoModel, "-o", filepath.Join(t.TempDir(), "x.shrink"))
+	checkCLIErrors(t, []cliCase{
+		{"gptq without calib", with("--quant", "q4", "--rounding", "gptq"), exitUsage, "--rounding gptq needs calibration"},
+		{"unknown rounding", with("--quant", "q4", "--rounding", "best"), exitUsage, "want rtn or gptq"},
+		{"gptq q8", with("--quant", "q8", "--rounding", "gptq", "--calib", calib, "--calib-tokens", "256"), 0, ""},
+	})
 }

@@ -56,10 +56,7 @@ func evalCommand() *cli.Command {
    every tensor against the original, worst first, with totals per kind and per
    layer; --calib adds the activation-weighted error ‖(W−Ŵ)X‖/‖WX‖.`,
 		Flags: flags,
-		Action: func(c *cli.Context) error {
-			if c.NArg() != 0 {
-				return usagef("eval: takes no positional arguments (use --ref, --model, --text)")
-			}
+		Action: withoutArgs("--ref, --model, --text", func(c *cli.Context) error {
 			if c.String("ref") == "" {
 				return usagef("eval: --ref MODEL is required")
 			}
@@ -88,7 +85,7 @@ func evalCommand() *cli.Command {
 			return doEval(c.Context, c.App.Writer, c.App.ErrWriter, evalArgs{
 				ref: c.String("ref"), models: c.StringSlice("model"), input: in, json: c.Bool("json"),
 			})
-		},
+		}),
 	}
 }
 

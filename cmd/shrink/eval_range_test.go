@@ -51,8 +51,7 @@ func TestEvalChunkRangeAndExact(t *testing.T) {
 
 func TestEvalChunkRangeBad(t *testing.T) {
 	text := writeText(t, "story.txt", evalStory)
-	base := []string{"eval", "--ref", demoModel, "--model", demoModel, "--text", text, "--ctx", "64"}
-	with := func(a ...string) []string { return append(append([]string{}, base...), a...) }
+	with := argsWith("eval", "--ref", demoModel, "--model", demoModel, "--text", text, "--ctx", "64")
 	checkCLIErrors(t, []cliCase{
 		{"reversed", with("--chunk-range", "3-1"), exitUsage, "--chunk-range"},
 		{"negative", with("--chunk-range", "-1-2"), exitUsage, "--chunk-range"},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,14 +77,8 @@ func TestEvalSelfIsExact(t *testing.T) {
 func TestEvalQuantizedDiffers(t *testing.T) {
 	text := writeText(t, "story.txt", evalStory)
 	q8 := convertDemo(t, demoModel, "q8")
-	code, stdout, stderr := shrink(t, "eval", "--ref", demoModel, "--model", q8, "--text", text, "--ctx", "64", "--chunks", "2", "--json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
 	var rep eval.Report
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-		t.Fatal(err)
-	}
+	shrinkJSON(t, &rep, "eval", "--ref", demoModel, "--model", q8, "--text", text, "--ctx", "64", "--chunks", "2", "--json")
 	if s := rep.Summary; !(s.KLD.Value > 0 && s.KLD.Value < 0.05) || s.PPLRatio.Value == 1 || s.SameTop.Value < 0.8 {
 		t.Errorf("q8: KLD %v, PPL ratio %v, same top %v", s.KLD.Value, s.PPLRatio.Value, s.SameTop.Value)
 	}
@@ -132,13 +125,10 @@ func TestEvalBadInput(t *testing.T) {
 // TestEvalTokensInput evaluates a pre-tokenized stream from ../shared.
 func TestEvalTokensInput(t *testing.T) {
 	ref := testshared.Path(t, "models", "llama-stories-tiny", "reference.safetensors")
-	code, stdout, stderr := shrink(t, "eval", "--ref", demoModel, "--model", demoModel, "--tokens", ref+":eval.ids", "--ctx", "64", "--chunks", "2", "--json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
 	var rep eval.Report
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || rep.Summary.Tokens != 126 || rep.Input.NumTokens < 1000 {
-		t.Fatalf("%v: %+v", err, rep.Input)
+	shrinkJSON(t, &rep, "eval", "--ref", demoModel, "--model", demoModel, "--tokens", ref+":eval.ids", "--ctx", "64", "--chunks", "2", "--json")
+	if rep.Summary.Tokens != 126 || rep.Input.NumTokens < 1000 {
+		t.Fatalf("%d tokens scored: %+v", rep.Summary.Tokens, rep.Input)
 	}
 }
 

@@ -26,6 +26,17 @@ func promptFlag(usage string) cli.Flag {
 	return &cli.StringFlag{Name: "prompt", Aliases: []string{"p"}, Usage: usage}
 }
 
+// withoutArgs is the Action of a command that takes flags only (use names
+// the flags to give instead, for the usage error).
+func withoutArgs(use string, action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() != 0 {
+			return usagef("%s: takes no positional arguments (use %s)", c.Command.Name, use)
+		}
+		return action(c)
+	}
+}
+
 // withPath is the Action of a command that takes exactly one path (what
 // describes it in the usage error).
 func withPath(what string, action func(c *cli.Context, path string) error) cli.ActionFunc {

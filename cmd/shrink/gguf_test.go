@@ -113,16 +113,7 @@ func TestExportCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "wrote "+direct+": GGUF v3") {
 		t.Fatalf("convert --format gguf: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	ga, err := gguf.Open(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ga.Close()
-	gb, err := gguf.Open(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gb.Close()
+	ga, gb := openGGUF(t, g), openGGUF(t, direct)
 	if len(ga.Tensors) != len(gb.Tensors) || len(ga.KV) != len(gb.KV) {
 		t.Fatalf("convert --format gguf: %d tensors %d keys, convert + export: %d and %d", len(gb.Tensors), len(gb.KV), len(ga.Tensors), len(ga.KV))
 	}

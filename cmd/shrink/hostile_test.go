@@ -12,34 +12,9 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/crafted"
 	"github.com/shrink-llm/shrink/runtime"
 )
-
-// editHeader rewrites a .shrink file's JSON header through edit (any
-// length: the header is the last thing in the file) and fixes its
-// checksum, so the file passes every integrity check and reaches the model
-// validation behind them.
-func editHeader(t *testing.T, path string, edit func(h map[string]any)) string {
-	t.Helper()
-	return rewriteHeader(t, path, func(b []byte) []byte {
-		var h map[string]any
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.UseNumber()
-		if err := dec.Decode(&h); err != nil {
-			t.Fatal(err)
-		}
-		edit(h)
-		hdr, err := json.Marshal(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return hdr
-	})
-}
-
-func setConfig(key string, v any) func(map[string]any) {
-	return func(h map[string]any) { h["config"].(map[string]any)[key] = v }
-}
 
 // TestCraftedHeaderSizes: a header declaring huge sizes with valid
 // checksums is refused in one line by `inspect --verify` and by `run`
@@ -51,12 +26,12 @@ func TestCraftedHeaderSizes(t *testing.T) {
 		edit func(map[string]any)
 		want string
 	}{
-		{"num_layers 1e9", setConfig("num_layers", 1_000_000_000), "num_layers"},
-		{"num_layers 5", setConfig("num_layers", 5), "blk.4"},
-		{"head_dim 2^40", setConfig("head_dim", int64(1)<<40), "head_dim"},
-		{"head_dim 64", setConfig("head_dim", 64), "head_dim"},
-		{"context 1e12", setConfig("context_length", int64(1e12)), "context_length"},
-		{"vocab 2^31", setConfig("vocab_size", int64(1)<<31), "vocab_size"},
+		{"num_layers 1e9", crafted.SetConfig("num_layers", 1_000_000_000), "num_layers"},
+		{"num_layers 5", crafted.SetConfig("num_layers", 5), "blk.4"},
+		{"head_dim 2^40", crafted.SetConfig("head_dim", int64(1)<<40), "head_dim"},
+		{"head_dim 64", crafted.SetConfig("head_dim", 64), "head_dim"},
+		{"context 1e12", crafted.SetConfig("context_length", int64(1e12)), "context_length"},
+		{"vocab 2^31", crafted.SetConfig("vocab_size", int64(1)<<31), "vocab_size"},
 	}
 	for _, c := range cases {
 		p := editHeader(t, f, c.edit)
@@ -116,39 +91,6 @@ func readHeader(t *testing.T, path string) *format.Header {
 	}
 	defer r.Close()
 	return r.Header()
-}
-
-// patchPart edits the stored bytes of a tensor's first part and fixes that
-// part's checksum in the header, so only the model validation can tell.
-func patchPart(t *testing.T, path string, h *format.Header, name string, edit func(b []byte, rows, cols int)) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ti, tn := range h.Tensors {
-		if tn.Name != name {
-			continue
-		}
-		p := tn.Parts[0]
-		rows, cols := 1, int(p.Shape[len(p.Shape)-1])
-		if len(p.Shape) == 2 {
-			rows = int(p.Shape[0])
-		}
-		data := b[p.Offset : p.Offset+p.Length]
-		edit(data, rows, cols)
-		sum := format.Checksum(data)
-		tmp := filepath.Join(t.TempDir(), "patched.shrink")
-		if err := os.WriteFile(tmp, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return editHeader(t, tmp, func(hm map[string]any) {
-			part := hm["tensors"].([]any)[ti].(map[string]any)["parts"].([]any)[0].(map[string]any)
-			part["crc32c"] = sum
-		})
-	}
-	t.Fatalf("no tensor %s", name)
-	return ""
 }
 
 // TestUsageErrorsExit2: every malformed invocation exits 2 with one line,

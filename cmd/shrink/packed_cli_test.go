@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,14 +20,8 @@ func TestPackedEncodingsThroughCLI(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, enc) {
 			t.Errorf("bench %s: exit %d, %s\n%s", enc, code, stderr, stdout)
 		}
-		code, stdout, stderr = shrink(t, "eval", "--ref", demoModel, "--model", m, "--text", text, "--ctx", "64", "--chunks", "2", "--json")
-		if code != 0 {
-			t.Fatalf("eval %s: exit %d: %s", enc, code, stderr)
-		}
 		var rep eval.Report
-		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-			t.Fatal(err)
-		}
+		shrinkJSON(t, &rep, "eval", "--ref", demoModel, "--model", m, "--text", text, "--ctx", "64", "--chunks", "2", "--json")
 		if s := rep.Summary; !(s.KLD.Value > 0 && s.KLD.Value < 0.5) || s.SameTop.Value < 0.5 || !(rep.Model.BitsPerWeight < 16) {
 			t.Errorf("eval %s: KLD %v, same top %v, %v bits/weight", enc, s.KLD.Value, s.SameTop.Value, rep.Model.BitsPerWeight)
 		}

@@ -2,13 +2,9 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/shrink-llm/shrink/format"
 )
 
 // demoShrink converts the built-in model once per test at enc.
@@ -19,29 +15,6 @@ func demoShrink(t *testing.T, enc string) string {
 		t.Fatalf("convert: %s", stderr)
 	}
 	return out
-}
-
-// rewriteHeader rewrites a .shrink file's JSON header through edit (any
-// length: the header is the last thing in the file) and fixes its length and
-// checksum, so that the file passes the container's integrity checks and
-// exercises what comes after them.
-func rewriteHeader(t *testing.T, path string, edit func([]byte) []byte) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	off := binary.LittleEndian.Uint64(b[16:])
-	n := binary.LittleEndian.Uint64(b[24:])
-	hdr := edit(bytes.Clone(b[off : off+n]))
-	out := append(bytes.Clone(b[:off]), hdr...)
-	binary.LittleEndian.PutUint64(out[24:], uint64(len(hdr)))
-	binary.LittleEndian.PutUint32(out[32:], format.Checksum(hdr))
-	p := filepath.Join(t.TempDir(), "edited.shrink")
-	if err := os.WriteFile(p, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func TestRunGenerates(t *testing.T) {

@@ -56,10 +56,7 @@ func sweepCommand() *cli.Command {
    DIR/bpw_vs_ppl_ratio.{png,svg} (bits per weight against mean KLD and
    against the PPL ratio, one series per method, Pareto front marked).`,
 		Flags: flags,
-		Action: func(c *cli.Context) error {
-			if c.NArg() != 0 {
-				return usagef("sweep: takes no positional arguments (use --ref, --text, --out)")
-			}
+		Action: withoutArgs("--ref, --text, --out", func(c *cli.Context) error {
 			if c.String("out") == "" {
 				return usagef("sweep: --out DIR is required")
 			}
@@ -97,7 +94,7 @@ func sweepCommand() *cli.Command {
 				return err
 			}
 			return doSweep(c.Context, c.App.Writer, c.App.ErrWriter, a)
-		},
+		}),
 	}
 }
 

@@ -48,8 +48,7 @@ func TestSweepRoundingAndPlanner(t *testing.T) {
 func TestSweepPlannerBad(t *testing.T) {
 	story := writeText(t, "story.txt", evalStory)
 	out := t.TempDir()
-	base := []string{"sweep", "--ref", demoModel, "--text", story, "--out", out, "--quant", "q4"}
-	with := func(a ...string) []string { return append(append([]string{}, base...), a...) }
+	with := argsWith("sweep", "--ref", demoModel, "--text", story, "--out", out, "--quant", "q4")
 	bad := writeText(t, "ref.json", `{"label":"x","points":[]}`)
 	checkCLIErrors(t, []cliCase{
 		{"unknown rounding", with("--rounding", "rtn,best"), exitUsage, "want rtn or gptq"},

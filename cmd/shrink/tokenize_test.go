@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,16 +22,7 @@ func readVectors(t *testing.T, base string) ([]string, []string) {
 	}
 	inp := string(readFileT(t, inpPath))
 	const sep = "\n__ggml_vocab_test__\n"
-	var inputs []string
-	for pos := 0; pos < len(inp); {
-		k := strings.Index(inp[pos:], sep)
-		if k < 0 {
-			inputs = append(inputs, inp[pos:])
-			break
-		}
-		inputs = append(inputs, inp[pos:pos+k])
-		pos += k + len(sep)
-	}
+	inputs := strings.Split(strings.TrimSuffix(inp, sep), sep)
 	lines := strings.Split(strings.TrimSuffix(string(readFileT(t, base+".out")), "\n"), "\n")
 	if len(inputs) != len(lines) || len(inputs) == 0 {
 		t.Fatalf("%s: %d inputs, %d output lines", base, len(inputs), len(lines))
@@ -105,13 +95,4 @@ func TestTokenizeErrors(t *testing.T) {
 		{"not a tokenizer", []string{"tokenize", "main.go", "-p", "a"}, exitFail, "is not a .shrink, GGUF, tokenizer.json"},
 		{"missing", []string{"tokenize", "nope.gguf", "-p", "a"}, exitFail, "nope.gguf"},
 	})
-}
-
-func readFileT(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -3,12 +3,12 @@ package bench
 import (
 	"context"
 	"math"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -33,24 +33,7 @@ func TestSetStats(t *testing.T) {
 
 func convertDemo(t *testing.T, q quant.Encoding, embed *quant.Encoding) string {
 	t.Helper()
-	m, err := convert.Open(demoModel, convert.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	pol := convert.Policy{Quant: q}
-	if embed != nil {
-		pol.Embed = embed
-	}
-	plan, err := convert.MakePlan(m.Config, m.Tensors, pol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "m.shrink")
-	if _, err := convert.Convert(context.Background(), m, plan, out, convert.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return demotest.Convert(t, demoModel, convert.Policy{Quant: q, Embed: embed})
 }
 
 func TestRun(t *testing.T) {

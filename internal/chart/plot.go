@@ -1061,24 +1061,22 @@ func labelRect(sp labelSpec, dir [2]float64, g vg.Length) vg.Rectangle {
 	if dir[0] != 0 && dir[1] != 0 {
 		off = (sp.radius + g) * 0.75
 	}
-	var x0, y0 vg.Length
-	switch dir[0] {
-	case 1:
-		x0 = sp.at.X + off
-	case -1:
-		x0 = sp.at.X - off - sp.w
-	default:
-		x0 = sp.at.X - sp.w/2
-	}
-	switch dir[1] {
-	case 1:
-		y0 = sp.at.Y + off
-	case -1:
-		y0 = sp.at.Y - off - sp.h
-	default:
-		y0 = sp.at.Y - sp.h/2
-	}
+	x0 := labelStart(dir[0], sp.at.X, off, sp.w)
+	y0 := labelStart(dir[1], sp.at.Y, off, sp.h)
 	return vg.Rectangle{Min: vg.Point{X: x0, Y: y0}, Max: vg.Point{X: x0 + sp.w, Y: y0 + sp.h}}
+}
+
+// labelStart is where, along one axis, a label of extent w begins when it
+// is placed in direction d (-1, 0 or 1) at distance off from a marker
+// centred at c; with d 0 the label is centred on the marker.
+func labelStart(d float64, c, off, w vg.Length) vg.Length {
+	switch d {
+	case 1:
+		return c + off
+	case -1:
+		return c - off - w
+	}
+	return c - w/2
 }
 
 func sameRect(a, b vg.Rectangle) bool {

@@ -240,23 +240,31 @@ func (g *gen) specialFiles(cat, name string) {
 		cname := cat + "-" + strings.TrimSuffix(name, ".json") + "-" + kind
 		dir, out := g.caseDir(cname)
 		m := g.modelCopy(dir, map[string][]byte{name: nil})
-		p := filepath.Join(m, name)
-		switch kind {
-		case "devzero":
-			g.check(os.Symlink("/dev/zero", p))
-		case "fifo":
-			g.check(syscall.Mkfifo(p, 0o644))
-		case "dir":
-			g.check(os.Mkdir(p, 0o755))
-		case "huge":
-			f, err := os.Create(p)
-			g.check(err)
-			if f != nil {
-				g.check(f.Truncate(1 << 30)) // sparse: no disk used
-				f.Close()
-			}
-		}
+		g.notAFile(filepath.Join(m, name), kind)
 		g.add(Case{Name: cname, Category: cat, Args: []string{"convert", m, "-o", filepath.Join(out, "o.shrink")}, OutDir: out})
+	}
+}
+
+// notAFile puts at p what a reader of regular files must refuse: kind
+// devzero is a symlink to /dev/zero, fifo a named pipe, dir a directory,
+// huge a sparse 1 GiB file.
+func (g *gen) notAFile(p, kind string) {
+	switch kind {
+	case "devzero":
+		g.check(os.Symlink("/dev/zero", p))
+	case "fifo":
+		g.check(syscall.Mkfifo(p, 0o644))
+	case "dir":
+		g.check(os.Mkdir(p, 0o755))
+	case "huge":
+		f, err := os.Create(p)
+		g.check(err)
+		if f != nil {
+			g.check(f.Truncate(1 << 30)) // sparse: no disk used
+			f.Close()
+		}
+	default:
+		panic("notAFile: kind " + kind)
 	}
 }
 
@@ -470,23 +478,23 @@ func (g *gen) shrinkCases() {
 		name string
 		edit func(map[string]any)
 	}{
-		{"num_layers-1e9", setConfig("num_layers", 1_000_000_000)},
-		{"num_layers-5", setConfig("num_layers", 5)},
-		{"head_dim-2^40", setConfig("head_dim", int64(1)<<40)},
-		{"head_dim-64", setConfig("head_dim", 64)},
-		{"context-1e12", setConfig("context_length", int64(1e12))},
-		{"vocab-2^31", setConfig("vocab_size", int64(1)<<31)},
-		{"hidden-1", setConfig("hidden_size", 1)},
-		{"heads-3", setConfig("num_heads", 3)},
-		{"arch-1MB", setConfig("arch", strings.Repeat("x", 1<<20))},
+		{"num_layers-1e9", SetConfig("num_layers", 1_000_000_000)},
+		{"num_layers-5", SetConfig("num_layers", 5)},
+		{"head_dim-2^40", SetConfig("head_dim", int64(1)<<40)},
+		{"head_dim-64", SetConfig("head_dim", 64)},
+		{"context-1e12", SetConfig("context_length", int64(1e12))},
+		{"vocab-2^31", SetConfig("vocab_size", int64(1)<<31)},
+		{"hidden-1", SetConfig("hidden_size", 1)},
+		{"heads-3", SetConfig("num_heads", 3)},
+		{"arch-1MB", SetConfig("arch", strings.Repeat("x", 1<<20))},
 		{"tensor-shape-huge", func(h map[string]any) {
 			h["tensors"].([]any)[0].(map[string]any)["shape"] = []any{int64(1) << 40, int64(1) << 40}
 		}},
 		{"tokenizer-kind-unknown", func(h map[string]any) { h["tokenizer_kind"] = "frobnicate" }},
 	} {
-		both("shrink-header-"+e.name, editHeader(b, e.edit), "")
+		both("shrink-header-"+e.name, EditHeader(b, e.edit), "")
 	}
-	both("shrink-header-norm-eps-huge", editHeader(b, setConfig("norm_eps", 1e300)),
+	both("shrink-header-norm-eps-huge", EditHeader(b, SetConfig("norm_eps", 1e300)),
 		"a finite norm epsilon is a valid setting (it flattens the norms; the output is poor, not undefined)")
 	// Encoded values: NaN and Inf q8 scales, a NaN norm, with the part's
 	// checksum fixed.
@@ -503,7 +511,7 @@ func (g *gen) shrinkCases() {
 		{"nan-norm", "blk.2.ffn_norm.weight", func(d []byte, rows, cols int) { binary.LittleEndian.PutUint32(d[28:], 0x7fc00000) }},
 		{"inf-final-norm", "output_norm.weight", func(d []byte, rows, cols int) { binary.LittleEndian.PutUint32(d[0:], 0x7f800000) }},
 	} {
-		both("shrink-values-"+p.name, patchPart(b, hdr, p.tensor, p.edit), "")
+		both("shrink-values-"+p.name, PatchPart(b, hdr, p.tensor, p.edit), "")
 	}
 	// The model path itself as something other than a regular file.
 	for _, kind := range []string{"fifo", "devzero", "dir"} {
@@ -511,14 +519,7 @@ func (g *gen) shrinkCases() {
 			cname := "shrink-path-" + kind + "-" + cmd[0]
 			dir, out := g.caseDir(cname)
 			p := filepath.Join(dir, "m.shrink")
-			switch kind {
-			case "fifo":
-				g.check(syscall.Mkfifo(p, 0o644))
-			case "devzero":
-				g.check(os.Symlink("/dev/zero", p))
-			case "dir":
-				g.check(os.Mkdir(p, 0o755))
-			}
+			g.notAFile(p, kind)
 			args := []string{cmd[0], p}
 			if cmd[0] == "eval" {
 				args = []string{"eval", "--ref", p, "--model", g.q8, "--text", filepath.Join(g.base, "config.json")}
@@ -537,31 +538,48 @@ func (g *gen) shrinkCases() {
 	}
 }
 
-func setConfig(key string, v any) func(map[string]any) {
+// SetConfig is a header edit (for EditHeader) that sets one config key.
+func SetConfig(key string, v any) func(map[string]any) {
 	return func(h map[string]any) { h["config"].(map[string]any)[key] = v }
 }
 
-// editHeader rewrites the JSON header of file b through edit and fixes its
-// length and checksum.
-func editHeader(b []byte, edit func(map[string]any)) []byte {
+// RewriteHeader returns a copy of the .shrink file b whose JSON header is
+// edit's result (any length: the header is the last thing in the file),
+// with the header's length and checksum fixed, so the file passes every
+// integrity check and reaches the model validation behind them.
+func RewriteHeader(b []byte, edit func(hdr []byte) []byte) []byte {
 	off := binary.LittleEndian.Uint64(b[16:])
 	n := binary.LittleEndian.Uint64(b[24:])
-	var h map[string]any
-	dec := json.NewDecoder(bytes.NewReader(b[off : off+n]))
-	dec.UseNumber()
-	if err := dec.Decode(&h); err != nil {
-		panic(err) // the base file is ours
-	}
-	edit(h)
-	hdr, _ := json.Marshal(h)
+	hdr := edit(bytes.Clone(b[off : off+n]))
 	out := append(bytes.Clone(b[:off]), hdr...)
 	binary.LittleEndian.PutUint64(out[24:], uint64(len(hdr)))
 	binary.LittleEndian.PutUint32(out[32:], format.Checksum(hdr))
 	return out
 }
 
-// patchPart edits a tensor's first part in place and fixes its checksum.
-func patchPart(b []byte, hdr *format.Header, name string, edit func(d []byte, rows, cols int)) []byte {
+// EditHeader is RewriteHeader through the header decoded as JSON (numbers
+// kept as written).
+func EditHeader(b []byte, edit func(map[string]any)) []byte {
+	return RewriteHeader(b, func(raw []byte) []byte {
+		var h map[string]any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&h); err != nil {
+			panic(err) // the base file is ours
+		}
+		edit(h)
+		hdr, err := json.Marshal(h)
+		if err != nil {
+			panic(err) // edit put something unencodable in the header
+		}
+		return hdr
+	})
+}
+
+// PatchPart returns a copy of the .shrink file b (whose header is hdr) with
+// the stored bytes of the named tensor's first part edited and that part's
+// checksum fixed, so only the model validation can tell.
+func PatchPart(b []byte, hdr *format.Header, name string, edit func(d []byte, rows, cols int)) []byte {
 	c := bytes.Clone(b)
 	for ti, t := range hdr.Tensors {
 		if t.Name != name {
@@ -575,7 +593,7 @@ func patchPart(b []byte, hdr *format.Header, name string, edit func(d []byte, ro
 		d := c[p.Offset : p.Offset+p.Length]
 		edit(d, rows, cols)
 		sum := format.Checksum(d)
-		return editHeader(c, func(h map[string]any) {
+		return EditHeader(c, func(h map[string]any) {
 			h["tensors"].([]any)[ti].(map[string]any)["parts"].([]any)[0].(map[string]any)["crc32c"] = sum
 		})
 	}
@@ -596,11 +614,9 @@ func (g *gen) textCases() {
 		case "devzero":
 			p = "/dev/zero"
 		case "devzero-link":
-			g.check(os.Symlink("/dev/zero", p))
-		case "fifo":
-			g.check(syscall.Mkfifo(p, 0o644))
-		case "dir":
-			g.check(os.Mkdir(p, 0o755))
+			g.notAFile(p, "devzero")
+		case "fifo", "dir":
+			g.notAFile(p, kind)
 		case "missing":
 		case "empty":
 			g.check(os.WriteFile(p, nil, 0o644))
@@ -623,29 +639,26 @@ func (g *gen) textCases() {
 		}
 		g.add(Case{Name: name, Category: "text", Args: evalArgs(p), Accept: accept, OutDir: out, Bytes: size})
 	}
-	for _, kind := range []string{"devzero", "fifo"} {
-		name := "calib-" + kind
-		dir, out := g.caseDir(name)
-		p := filepath.Join(dir, "calib.txt")
-		if kind == "devzero" {
-			g.check(os.Symlink("/dev/zero", p))
-		} else {
-			g.check(syscall.Mkfifo(p, 0o644))
+	// The calibration text and a token file as a link to /dev/zero or a
+	// named pipe.
+	for _, in := range []struct {
+		name, file string
+		args       func(p, out string) []string
+	}{
+		{"calib", "calib.txt", func(p, out string) []string {
+			return []string{"convert", g.base, "-o", filepath.Join(out, "o.shrink"), "--lowrank", "whiten", "--rank", "8", "--calib", p}
+		}},
+		{"tokens", "tokens.safetensors", func(p, _ string) []string {
+			return []string{"eval", "--ref", g.q8, "--model", g.q8, "--tokens", p + ":ids", "--ctx", "16"}
+		}},
+	} {
+		for _, kind := range []string{"devzero", "fifo"} {
+			name := in.name + "-" + kind
+			dir, out := g.caseDir(name)
+			p := filepath.Join(dir, in.file)
+			g.notAFile(p, kind)
+			g.add(Case{Name: name, Category: "text", OutDir: out, Args: in.args(p, out)})
 		}
-		g.add(Case{Name: name, Category: "text", OutDir: out,
-			Args: []string{"convert", g.base, "-o", filepath.Join(out, "o.shrink"), "--lowrank", "whiten", "--rank", "8", "--calib", p}})
-	}
-	for _, kind := range []string{"devzero", "fifo"} {
-		name := "tokens-" + kind
-		dir, out := g.caseDir(name)
-		p := filepath.Join(dir, "tokens.safetensors")
-		if kind == "devzero" {
-			g.check(os.Symlink("/dev/zero", p))
-		} else {
-			g.check(syscall.Mkfifo(p, 0o644))
-		}
-		g.add(Case{Name: name, Category: "text", OutDir: out,
-			Args: []string{"eval", "--ref", g.q8, "--model", g.q8, "--tokens", p + ":ids", "--ctx", "16"}})
 	}
 }
 

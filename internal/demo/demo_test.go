@@ -1,18 +1,15 @@
 package demo_test
 
 import (
-	"context"
 	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/eval"
 	"github.com/shrink-llm/shrink/internal/demo"
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/quant"
-	"github.com/shrink-llm/shrink/runtime"
 )
 
 // maxEmbedded bounds what the demo adds to every binary that links it; the
@@ -63,43 +60,8 @@ func TestStories(t *testing.T) {
 // TestConvertAndRun unpacks the embedded model, converts it and runs the
 // first story through it: the path `shrink demo` takes.
 func TestConvertAndRun(t *testing.T) {
-	src := filepath.Join(t.TempDir(), demo.Name)
-	if err := os.CopyFS(src, demo.FS()); err != nil {
-		t.Fatal(err)
-	}
-	m, err := convert.Open(src, convert.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	plan, err := convert.MakePlan(m.Config, m.Tensors, convert.Policy{Quant: quant.F32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "demo.shrink")
-	ctx := context.Background()
-	if _, err := convert.Convert(ctx, m, plan, out, convert.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	rm, err := runtime.Open(out, runtime.Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rm.Close()
-	ids, err := rm.Tokenizer().Encode(eval.SplitDocuments(demo.Stories, eval.DefaultDocSep)[0], true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids = ids[:min(len(ids), 64)]
-	s, err := rm.NewSession(len(ids))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	logits, err := s.Prefill(ctx, ids, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rm := demotest.Open(t, demotest.Convert(t, demotest.Unpack(t), convert.Policy{Quant: quant.F32}))
+	ids, logits := demotest.Prefill(t, rm, eval.SplitDocuments(demo.Stories, eval.DefaultDocSep)[0], 64, true)
 	// A trained model predicts its own kind of text far better than
 	// chance: the mean negative log-likelihood must sit well below
 	// log(vocab).

@@ -180,31 +180,15 @@ func (c *Client) Sweep(ctx context.Context, streams []int, perLevel int, maxWall
 		lctx, cancel := context.WithTimeout(ctx, maxWall)
 		var mu sync.Mutex
 		var results []Result
-		next := 0
 		start := time.Now()
-		var wg sync.WaitGroup
-		for range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					mu.Lock()
-					i := next
-					next++
-					mu.Unlock()
-					if i >= total || lctx.Err() != nil {
-						return
-					}
-					req := r
-					req.Seed = r.Seed + int64(i)
-					res := c.Stream(lctx, req, 0)
-					mu.Lock()
-					results = append(results, res)
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
+		eachRequest(lctx, n, total, func(i int) {
+			req := r
+			req.Seed = r.Seed + int64(i)
+			res := c.Stream(lctx, req, 0)
+			mu.Lock()
+			results = append(results, res)
+			mu.Unlock()
+		})
 		cancel()
 		lv := Level{Streams: n, Wall: time.Since(start), StatusSeen: map[int]int{}}
 		var ttft []time.Duration
@@ -236,6 +220,32 @@ func (c *Client) Sweep(ctx context.Context, streams []int, perLevel int, maxWall
 		}
 	}
 	return out, nil
+}
+
+// eachRequest runs do(i) for i = 0 … n-1 on streams goroutines, each taking
+// the next index when it is done with one, until the indices run out or ctx
+// ends, and waits for them.
+func eachRequest(ctx context.Context, streams, n int, do func(i int)) {
+	var mu sync.Mutex
+	next := 0
+	var wg sync.WaitGroup
+	for range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				do(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // percentile is the nearest-rank percentile of ds.
@@ -378,74 +388,58 @@ func (c *Client) Soak(ctx context.Context, o SoakOptions) (SoakReport, error) {
 		}
 	}
 	var mu sync.Mutex
-	next := 0
-	var wg sync.WaitGroup
-	for range o.Streams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= len(plans) || ctx.Err() != nil {
-					return
-				}
-				p := plans[i]
-				var status int
-				var rerr error
-				var res Result
-				if p.malformed > 0 {
-					resp, err := c.post(ctx, "/v1/completions", []byte(malformedBodies[p.malformed-1]))
-					if err == nil {
-						status = resp.StatusCode
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-					}
-					rerr = err
-				} else {
-					req := o.Request
-					req.Seed = int64(i)
-					stop := 0
-					if p.disconnect {
-						stop = p.stopAfter
-					}
-					res = c.Stream(ctx, req, stop)
-					status, rerr = res.Status, res.Err
-				}
-				if status == http.StatusServiceUnavailable {
-					// Full: back off as Retry-After asks, briefly, so
-					// rejected clients do not spin.
-					time.Sleep(100 * time.Millisecond)
-				}
-				mu.Lock()
-				rep.Requests++
-				rep.Status[status]++
-				switch {
-				case rerr != nil:
-					if len(rep.Errors) < 10 {
-						rep.Errors = append(rep.Errors, fmt.Sprintf("request %d: %v", i, rerr))
-					}
-				case status >= 500 && status != http.StatusServiceUnavailable:
-					rep.Bad5xx++
-				case p.malformed > 0:
-					rep.Malformed++
-					if status < 400 || status >= 500 {
-						rep.MalformedNot4xx++
-					}
-				case status >= 400 && status < 500:
-					rep.Bad4xx++
-				case res.Cancelled:
-					rep.Disconnected++
-				case status == http.StatusOK:
-					rep.OK++
-				}
-				mu.Unlock()
+	eachRequest(ctx, o.Streams, len(plans), func(i int) {
+		p := plans[i]
+		var status int
+		var rerr error
+		var res Result
+		if p.malformed > 0 {
+			resp, err := c.post(ctx, "/v1/completions", []byte(malformedBodies[p.malformed-1]))
+			if err == nil {
+				status = resp.StatusCode
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
 			}
-		}()
-	}
-	wg.Wait()
+			rerr = err
+		} else {
+			req := o.Request
+			req.Seed = int64(i)
+			stop := 0
+			if p.disconnect {
+				stop = p.stopAfter
+			}
+			res = c.Stream(ctx, req, stop)
+			status, rerr = res.Status, res.Err
+		}
+		if status == http.StatusServiceUnavailable {
+			// Full: back off as Retry-After asks, briefly, so
+			// rejected clients do not spin.
+			time.Sleep(100 * time.Millisecond)
+		}
+		mu.Lock()
+		rep.Requests++
+		rep.Status[status]++
+		switch {
+		case rerr != nil:
+			if len(rep.Errors) < 10 {
+				rep.Errors = append(rep.Errors, fmt.Sprintf("request %d: %v", i, rerr))
+			}
+		case status >= 500 && status != http.StatusServiceUnavailable:
+			rep.Bad5xx++
+		case p.malformed > 0:
+			rep.Malformed++
+			if status < 400 || status >= 500 {
+				rep.MalformedNot4xx++
+			}
+		case status >= 400 && status < 500:
+			rep.Bad4xx++
+		case res.Cancelled:
+			rep.Disconnected++
+		case status == http.StatusOK:
+			rep.OK++
+		}
+		mu.Unlock()
+	})
 	if ctx.Err() != nil {
 		return rep, fmt.Errorf("loadgen: soak stopped after %d of %d requests: %w", rep.Requests, o.Requests, ctx.Err())
 	}

@@ -2,16 +2,10 @@ package loadgen
 
 import (
 	"context"
-	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/shrink-llm/shrink/convert"
-	"github.com/shrink-llm/shrink/internal/demo"
-	"github.com/shrink-llm/shrink/quant"
-	"github.com/shrink-llm/shrink/runtime"
+	"github.com/shrink-llm/shrink/internal/loadgen/servetest"
 	"github.com/shrink-llm/shrink/serve"
 )
 
@@ -19,47 +13,12 @@ import (
 // until the test ends.
 func serveDemo(t *testing.T, cfg serve.Config) string {
 	t.Helper()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "model")
-	if err := os.CopyFS(src, demo.FS()); err != nil {
-		t.Fatal(err)
-	}
-	cm, err := convert.Open(src, convert.OpenOptions{})
+	srv, err := serve.New(servetest.DemoModel(t, nil), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := convert.MakePlan(cm.Config, cm.Tensors, convert.Policy{Quant: quant.Q8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "demo.shrink")
-	if _, err := convert.Convert(context.Background(), cm, plan, out, convert.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	cm.Close()
-	m, err := runtime.Open(out, runtime.Options{Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := serve.New(m, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		m.Close()
-	})
-	return "http://" + ln.Addr().String()
+	url, _ := servetest.Serve(t, srv.Serve)
+	return url
 }
 
 func TestNewClientLoopbackOnly(t *testing.T) {

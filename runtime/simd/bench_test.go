@@ -23,122 +23,54 @@ func benchPaths(b *testing.B, weightBytes int, body func(b *testing.B, f feature
 	}
 }
 
-func BenchmarkDotF32(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 1))
+// benchDotFormat benchmarks one float weight format's single-row kernel
+// (rows=1) and four-row kernel (rows=4) at each length; size is its bytes per
+// weight.
+func benchDotFormat[W any](b *testing.B, seed uint64, size int, randW func(*rand.Rand, int) []W,
+	dot func(features, []W, []float32) float32, dot4 func(features, *[4]float32, []W, int, []float32)) {
+	r := rand.New(rand.NewPCG(1, seed))
 	for _, n := range benchLengths {
-		w, x := randF32(r, n), randF32(r, n)
-		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
-			benchPaths(b, 4*n, func(b *testing.B, f features) {
+		w, x := randW(r, 4*n), randF32(r, n)
+		b.Run(fmt.Sprintf("n=%d/rows=1", n), func(b *testing.B) {
+			benchPaths(b, size*n, func(b *testing.B, f features) {
 				for b.Loop() {
-					benchSink += dotF32With(f, w, x)
+					benchSink += dot(f, w[:n], x)
 				}
+			})
+		})
+		b.Run(fmt.Sprintf("n=%d/rows=4", n), func(b *testing.B) {
+			benchPaths(b, 4*size*n, func(b *testing.B, f features) {
+				var out [4]float32
+				for b.Loop() {
+					dot4(f, &out, w, n, x)
+				}
+				benchSink += out[0]
 			})
 		})
 	}
 }
 
-func BenchmarkDotF16(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, n := range benchLengths {
-		w, x := randF16(r, n), randF32(r, n)
-		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
-			benchPaths(b, 2*n, func(b *testing.B, f features) {
-				for b.Loop() {
-					benchSink += dotF16With(f, w, x)
-				}
-			})
-		})
-	}
-}
+func BenchmarkDotF32(b *testing.B)  { benchDotFormat(b, 1, 4, randF32, dotF32With, dotF32x4With) }
+func BenchmarkDotF16(b *testing.B)  { benchDotFormat(b, 2, 2, randF16, dotF16With, dotF16x4With) }
+func BenchmarkDotBF16(b *testing.B) { benchDotFormat(b, 3, 2, randBF16, dotBF16With, dotBF16x4With) }
 
-func BenchmarkDotBF16(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 3))
-	for _, n := range benchLengths {
-		w, x := randBF16(r, n), randF32(r, n)
-		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
-			benchPaths(b, 2*n, func(b *testing.B, f features) {
-				for b.Loop() {
-					benchSink += dotBF16With(f, w, x)
-				}
-			})
-		})
-	}
-}
-
+// BenchmarkDotQ8 is benchDotFormat for q8 weights (one float16 scale per
+// group) at each group size.
 func BenchmarkDotQ8(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 4))
 	for _, group := range []int{32, 64, 128} {
 		for _, n := range benchLengths {
 			ng := (n + group - 1) / group
-			wq, xq := randQ8(r, n, -127), randQ8(r, n, -127)
-			ws, xs := randF16(r, ng), randF32(r, ng)
-			b.Run(fmt.Sprintf("g=%d/n=%d", group, n), func(b *testing.B) {
+			wq, xq := randQ8(r, 4*n, -127), randQ8(r, n, -127)
+			ws, xs := randF16(r, 4*ng), randF32(r, ng)
+			b.Run(fmt.Sprintf("g=%d/n=%d/rows=1", group, n), func(b *testing.B) {
 				benchPaths(b, n+2*ng, func(b *testing.B, f features) {
 					for b.Loop() {
-						benchSink += dotQ8With(f, wq, ws, xq, xs, group)
+						benchSink += dotQ8With(f, wq[:n], ws[:ng], xq, xs, group)
 					}
 				})
 			})
-		}
-	}
-}
-
-func BenchmarkDotF32x4(b *testing.B) {
-	r := rand.New(rand.NewPCG(2, 1))
-	for _, n := range benchLengths {
-		w, x := randF32(r, 4*n), randF32(r, n)
-		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
-			benchPaths(b, 4*4*n, func(b *testing.B, f features) {
-				var out [4]float32
-				for b.Loop() {
-					dotF32x4With(f, &out, w, n, x)
-				}
-				benchSink += out[0]
-			})
-		})
-	}
-}
-
-func BenchmarkDotF16x4(b *testing.B) {
-	r := rand.New(rand.NewPCG(2, 2))
-	for _, n := range benchLengths {
-		w, x := randF16(r, 4*n), randF32(r, n)
-		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
-			benchPaths(b, 4*2*n, func(b *testing.B, f features) {
-				var out [4]float32
-				for b.Loop() {
-					dotF16x4With(f, &out, w, n, x)
-				}
-				benchSink += out[0]
-			})
-		})
-	}
-}
-
-func BenchmarkDotBF16x4(b *testing.B) {
-	r := rand.New(rand.NewPCG(2, 3))
-	for _, n := range benchLengths {
-		w, x := randBF16(r, 4*n), randF32(r, n)
-		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
-			benchPaths(b, 4*2*n, func(b *testing.B, f features) {
-				var out [4]float32
-				for b.Loop() {
-					dotBF16x4With(f, &out, w, n, x)
-				}
-				benchSink += out[0]
-			})
-		})
-	}
-}
-
-func BenchmarkDotQ8x4(b *testing.B) {
-	r := rand.New(rand.NewPCG(2, 4))
-	for _, group := range []int{32, 64, 128} {
-		for _, n := range benchLengths {
-			ng := (n + group - 1) / group
-			wq, xq := randQ8(r, 4*n, -127), randQ8(r, n, -127)
-			ws, xs := randF16(r, 4*ng), randF32(r, ng)
-			b.Run(fmt.Sprintf("g=%d/n=%d", group, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("g=%d/n=%d/rows=4", group, n), func(b *testing.B) {
 				benchPaths(b, 4*(n+2*ng), func(b *testing.B, f features) {
 					var out [4]float32
 					for b.Loop() {

@@ -139,8 +139,7 @@ func packedMatWith(f features, y []float32, ldy int, w *Packed, xq []int8, xs []
 		for r := range rows {
 			clear(acc[:nt])
 			par := newPackedParams(w, r)
-			lo := w.Lo[r*w.LoRow : (r+1)*w.LoRow]
-			hi := w.Hi[r*w.HiRow : (r+1)*w.HiRow]
+			lo, hi := w.rowPlanes(r)
 			// The blocks in order, each token's term written as in the
 			// definition (same rounding, same fusion).
 			for c0 := 0; c0 < full; c0 += packedSegChunks {

@@ -42,37 +42,25 @@ func checkPackedLevels(t *testing.T, s packedShape, w *Packed, cols int, xq []in
 	}
 }
 
-// TestPackedAsmLevels checks the generated block-sum kernels (VNNI and
-// AVX2, every plane combination) through packedMatWith on odd shapes:
-// rows not a multiple of anything, rows of whole chunks, of whole chunks
-// plus a 32/64/96-weight tail, more than one kernel segment and more than
-// one block of tokens.
-func TestPackedAsmLevels(t *testing.T) {
-	r := rand.New(rand.NewPCG(11, 12))
-	for _, s := range packedShapes {
-		for _, sh := range [][3]int{{1, 128, 1}, {3, 37, 2}, {2, 256, 9}, {5, 416, 3}, {1, 2048 + 96, 17}, {2, 4100, 1}} {
-			rows, cols, tokens := sh[0], sh[1], sh[2]
-			w := randPacked(r, s, rows+1, cols)
-			xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 1)
-			v := w.Rows(1, rows+1)
-			for _, add := range []bool{false, true} {
-				checkPackedLevels(t, s, &v, cols, xq, xs, xsum, xstride, xsstride, rows, tokens, add)
-			}
-		}
-	}
+// The generated block-sum kernels (VNNI and AVX2, every plane combination)
+// through packedMatWith: rows of whole chunks, of whole chunks plus a
+// 32/64/96-weight tail, more than one kernel segment and more than one block
+// of tokens.
+func init() {
+	packedKernelCases = append(packedKernelCases, packedKernelCase{"levels", 11, packedShapes,
+		[][3]int{{1, 128, 1}, {3, 37, 2}, {2, 256, 9}, {5, 416, 3}, {1, 2048 + 96, 17}, {2, 4100, 1}}, checkPackedLevels})
 }
 
-// FuzzPackedAsmLevels feeds arbitrary plane bytes and activations (all of
-// −127…127, and −128, which VPMADDUBSW and VPDPBUSD also multiply exactly
-// here) to every level's kernels.
-func FuzzPackedAsmLevels(f *testing.F) {
-	f.Add([]byte{0xff, 0x0f, 0xf0, 0x80, 0x7f}, uint8(1), uint16(300), uint8(3), uint64(4))
-	f.Add(make([]byte, 600), uint8(6), uint16(1024), uint8(9), uint64(5))
+// fuzzPacked runs check on the case a fuzz input selects: a random view of
+// 1…maxRows rows of minCols… weights of a shape from packedShapes, whose lo,
+// hi and sub planes have the fuzzer's bytes XORed in, and 1…12 tokens'
+// activations (padded by a block for odd seeds when pad) with the bytes
+// written over them (all of −128…127, which VPMADDUBSW and VPDPBUSD
+// multiply exactly here), their sums recomputed.
+func fuzzPacked(f *testing.F, minCols, maxRows int, pad bool, check packedCheck) {
 	f.Fuzz(func(t *testing.T, raw []byte, sel uint8, colsRaw uint16, tokRaw uint8, seed uint64) {
 		s := packedShapes[int(sel)%len(packedShapes)]
-		cols := 1 + int(colsRaw)%2200
-		tokens := 1 + int(tokRaw)%12
-		rows := 1 + int(seed%3)
+		cols, tokens, rows := minCols+int(colsRaw)%2200, 1+int(tokRaw)%12, 1+int(seed%uint64(maxRows))
 		r := rand.New(rand.NewPCG(seed, 9))
 		w := randPacked(r, s, rows, cols)
 		for i, b := range raw {
@@ -80,16 +68,29 @@ func FuzzPackedAsmLevels(f *testing.F) {
 			if len(w.Hi) > 0 {
 				w.Hi[(i*7)%len(w.Hi)] ^= b
 			}
+			if len(w.Sub) > 0 {
+				w.Sub[(i*5)%len(w.Sub)] ^= b
+			}
 		}
-		xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 0)
+		padding := 0
+		if pad {
+			padding = int(seed % 2)
+		}
+		xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, padding)
 		for i, b := range raw {
 			if j := (i * 13) % len(xq); j%xstride < cols {
 				xq[j] = int8(b)
 			}
 		}
-		for u := range tokens {
-			SumQ8Blocks(xsum[u*xsstride:(u+1)*xsstride], xq[u*xstride:(u+1)*xstride])
-		}
-		checkPackedLevels(t, s, w, cols, xq, xs, xsum, xstride, xsstride, rows, tokens, seed%2 == 0)
+		sumActs(xq, xsum, xstride, xsstride, tokens)
+		check(t, s, w, cols, xq, xs, xsum, xstride, xsstride, rows, tokens, seed%2 == 0)
 	})
+}
+
+// FuzzPackedAsmLevels feeds arbitrary plane bytes and activations to every
+// level's kernels.
+func FuzzPackedAsmLevels(f *testing.F) {
+	f.Add([]byte{0xff, 0x0f, 0xf0, 0x80, 0x7f}, uint8(1), uint16(300), uint8(3), uint64(4))
+	f.Add(make([]byte, 600), uint8(6), uint16(1024), uint8(9), uint64(5))
+	fuzzPacked(f, 1, 3, false, checkPackedLevels)
 }

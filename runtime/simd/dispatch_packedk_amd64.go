@@ -303,8 +303,7 @@ func packedTailGo(y []float32, ldy int, w *Packed, xq []int8, xs []float32, xsum
 	var q [128]int8
 	h := 32*w.Blocks - c0
 	for r := range rows {
-		lo := w.Lo[r*w.LoRow : (r+1)*w.LoRow]
-		hi := w.Hi[r*w.HiRow : (r+1)*w.HiRow]
+		lo, hi := w.rowPlanes(r)
 		unpackChunk(q[:h], lo[c0*w.LoBits/8:], hi, c0, w.LoBits, w.HiBits)
 		for t := range tokens {
 			var acc float32

@@ -59,23 +59,12 @@ func checkPackedK(t *testing.T, s packedShape, w *Packed, cols int, xq []int8, x
 	}
 }
 
-// TestPackedWholeRow checks the whole-row kernels on odd shapes: one and
-// five rows, rows of whole super-blocks, of a lone last chunk (384), with a
-// 32/64/96-weight tail, padded activation strides, token counts that leave
-// one to three tokens after the four-token passes.
-func TestPackedWholeRow(t *testing.T) {
-	r := rand.New(rand.NewPCG(21, 22))
-	for _, s := range packedShapes {
-		for _, sh := range [][3]int{{1, 128, 1}, {5, 384, 3}, {2, 256, 9}, {3, 416, 4}, {4, 2048 + 96, 7}, {2, 5632, 2}, {3, 768 + 64, 5}, {1, 100, 2}} {
-			rows, cols, tokens := sh[0], sh[1], sh[2]
-			w := randPacked(r, s, rows+1, cols)
-			xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 1)
-			v := w.Rows(1, rows+1)
-			for _, add := range []bool{false, true} {
-				checkPackedK(t, s, &v, cols, xq, xs, xsum, xstride, xsstride, rows, tokens, add)
-			}
-		}
-	}
+// The whole-row kernels: one and five rows, rows of whole super-blocks, of
+// a lone last chunk (384), with a 32/64/96-weight tail, token counts that
+// leave one to three tokens after the four-token passes.
+func init() {
+	packedKernelCases = append(packedKernelCases, packedKernelCase{"wholeRow", 21, packedShapes,
+		[][3]int{{1, 128, 1}, {5, 384, 3}, {2, 256, 9}, {3, 416, 4}, {4, 2048 + 96, 7}, {2, 5632, 2}, {3, 768 + 64, 5}, {1, 100, 2}}, checkPackedK})
 }
 
 // FuzzPackedWholeRow feeds arbitrary plane bytes (sub-scales included) and
@@ -83,33 +72,7 @@ func TestPackedWholeRow(t *testing.T) {
 func FuzzPackedWholeRow(f *testing.F) {
 	f.Add([]byte{0xff, 0x0f, 0xf0, 0x80, 0x7f}, uint8(1), uint16(300), uint8(3), uint64(4))
 	f.Add(make([]byte, 600), uint8(7), uint16(384), uint8(9), uint64(5))
-	f.Fuzz(func(t *testing.T, raw []byte, sel uint8, colsRaw uint16, tokRaw uint8, seed uint64) {
-		s := packedShapes[int(sel)%len(packedShapes)]
-		cols := 128 + int(colsRaw)%2200
-		tokens := 1 + int(tokRaw)%12
-		rows := 1 + int(seed%5)
-		r := rand.New(rand.NewPCG(seed, 9))
-		w := randPacked(r, s, rows, cols)
-		for i, b := range raw {
-			w.Lo[i%len(w.Lo)] ^= b
-			if len(w.Hi) > 0 {
-				w.Hi[(i*7)%len(w.Hi)] ^= b
-			}
-			if len(w.Sub) > 0 {
-				w.Sub[(i*5)%len(w.Sub)] ^= b
-			}
-		}
-		xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, int(seed%2))
-		for i, b := range raw {
-			if j := (i * 13) % len(xq); j%xstride < cols {
-				xq[j] = int8(b)
-			}
-		}
-		for u := range tokens {
-			SumQ8Blocks(xsum[u*xsstride:(u+1)*xsstride], xq[u*xstride:(u+1)*xstride])
-		}
-		checkPackedK(t, s, w, cols, xq, xs, xsum, xstride, xsstride, rows, tokens, seed%2 == 0)
-	})
+	fuzzPacked(f, 128, 5, true, checkPackedK)
 }
 
 // BenchmarkPackedKernels compares, back to back, the block-sum kernels with

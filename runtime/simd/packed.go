@@ -54,6 +54,11 @@ func (w *Packed) groupParams(r, g int) (a, m float32) {
 	return F16ToF32(sup[2*sb]) * float32(v&63), F16ToF32(sup[2*sb+1]) * float32(v>>6&63)
 }
 
+// rowPlanes returns row r's lo and hi planes (hi is empty without one).
+func (w *Packed) rowPlanes(r int) (lo, hi []byte) {
+	return w.Lo[r*w.LoRow : (r+1)*w.LoRow], w.Hi[r*w.HiRow : (r+1)*w.HiRow]
+}
+
 // unpackPlaneBits ORs the p-bit fields of one row's plane, shifted left by
 // shift, into q (len(q) = 32·Blocks).
 func unpackPlaneBits(q []uint8, src []byte, shift, p int) {
@@ -71,10 +76,25 @@ func unpackPlaneBits(q []uint8, src []byte, shift, p int) {
 // unpackRowRef writes row r's quants (unsigned, 0 … 2^bits−1) into q.
 func (w *Packed) unpackRowRef(q []uint8, r int) {
 	clear(q)
-	unpackPlaneBits(q, w.Lo[r*w.LoRow:(r+1)*w.LoRow], 0, w.LoBits)
+	lo, hi := w.rowPlanes(r)
+	unpackPlaneBits(q, lo, 0, w.LoBits)
 	if w.HiBits > 0 {
-		unpackPlaneBits(q, w.Hi[r*w.HiRow:(r+1)*w.HiRow], w.LoBits, w.HiBits)
+		unpackPlaneBits(q, hi, w.LoBits, w.HiBits)
 	}
+}
+
+// blockSumsRef returns the exact sums Σ_{i∈b} val(q_i)·xq_i of row r's
+// 32-weight blocks b, q_i the row's quants.
+func (w *Packed) blockSumsRef(r int, xq []int8, val func(q uint8) int32) []int32 {
+	q := make([]uint8, 32*w.Blocks)
+	w.unpackRowRef(q, r)
+	isum := make([]int32, w.Blocks)
+	for b := range isum {
+		for i := 32 * b; i < 32*(b+1); i++ {
+			isum[b] += val(q[i]) * int32(xq[i])
+		}
+	}
+	return isum
 }
 
 // dotPackedRowRef is the definition of the packed product for row r and one
@@ -83,14 +103,8 @@ func (w *Packed) unpackRowRef(q []uint8, r int) {
 // parameters of the group holding block b, and the float32 operations
 // evaluated left to right, each rounded.
 func dotPackedRowRef(w *Packed, r int, xq []int8, xs []float32, xsum []int32) float32 {
-	q := make([]uint8, 32*w.Blocks)
-	w.unpackRowRef(q, r)
 	var acc float32
-	for b := range w.Blocks {
-		var isum int32
-		for i := 32 * b; i < 32*(b+1); i++ {
-			isum += int32(q[i]) * int32(xq[i])
-		}
+	for b, isum := range w.blockSumsRef(r, xq, func(q uint8) int32 { return int32(q) }) {
 		a, m := w.groupParams(r, 32*b/w.Group)
 		acc += xs[b] * (float32(a*float32(isum)) - float32(m*float32(xsum[b])))
 	}
@@ -174,11 +188,7 @@ func packedRowsGo(y []float32, w *Packed, xq []int8, xs []float32, xsum []int32,
 	n := 32 * w.Blocks
 	for r := range y {
 		var acc float32
-		lo := w.Lo[r*w.LoRow : (r+1)*w.LoRow]
-		var hi []byte
-		if w.HiBits > 0 {
-			hi = w.Hi[r*w.HiRow : (r+1)*w.HiRow]
-		}
+		lo, hi := w.rowPlanes(r)
 		for c0 := 0; c0 < n; c0 += 128 {
 			h := min(128, n-c0)
 			unpackChunk(q[:h], lo[c0*w.LoBits/8:], hi, c0, w.LoBits, w.HiBits)
@@ -247,11 +257,7 @@ func matPackedGo(y []float32, ldy int, w *Packed, xq []int8, xs []float32, xsum 
 		x0, x1 := xp[:n], xp[n:2*n]
 		for r := range rows {
 			var acc [per]float32
-			lo := w.Lo[r*w.LoRow : (r+1)*w.LoRow]
-			var hi []byte
-			if w.HiBits > 0 {
-				hi = w.Hi[r*w.HiRow : (r+1)*w.HiRow]
-			}
+			lo, hi := w.rowPlanes(r)
 			for c0 := 0; c0 < n; c0 += 128 {
 				h := min(128, n-c0)
 				unpackChunk(q[:h], lo[c0*w.LoBits/8:], hi, c0, w.LoBits, w.HiBits)

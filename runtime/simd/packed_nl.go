@@ -55,14 +55,8 @@ func checkPackedNL(w *Packed, rows int, xq []int8, xs []float32) {
 
 // dotPackedNLRowRef is the definition for row r and one token.
 func dotPackedNLRowRef(w *Packed, levels *[16]int8, r int, xq []int8, xs []float32) float32 {
-	q := make([]uint8, 32*w.Blocks)
-	w.unpackRowRef(q, r)
 	var acc float32
-	for b := range w.Blocks {
-		var isum int32
-		for i := 32 * b; i < 32*(b+1); i++ {
-			isum += int32(levels[q[i]]) * int32(xq[i])
-		}
+	for b, isum := range w.blockSumsRef(r, xq, func(q uint8) int32 { return int32(levels[q]) }) {
 		d := F16ToF32(w.Sup[r*w.SupRow+32*b/w.Group])
 		acc += float32(xs[b] * float32(d*float32(isum)))
 	}

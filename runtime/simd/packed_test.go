@@ -58,16 +58,40 @@ func randActs(r *rand.Rand, w *Packed, cols, tokens, pad int) (xq []int8, xs []f
 	for t := range tokens {
 		x := randF32(r, cols)
 		quantizeQ8Go(xq[t*xstride:t*xstride+cols], xs[t*xsstride:t*xsstride+(cols+31)/32], x, 32)
-		SumQ8Blocks(xsum[t*xsstride:(t+1)*xsstride], xq[t*xstride:(t+1)*xstride])
 	}
+	sumActs(xq, xsum, xstride, xsstride, tokens)
 	return
 }
 
+// sumActs sets the block sums xsum of tokens tokens' activations xq.
+func sumActs(xq []int8, xsum []int32, xstride, xsstride, tokens int) {
+	for t := range tokens {
+		SumQ8Blocks(xsum[t*xsstride:(t+1)*xsstride], xq[t*xstride:(t+1)*xstride])
+	}
+}
+
 // TestPackedDefinition checks the reference against a float64 evaluation of
-// the decoded weights: the definition is what decoding promises.
+// the decoded weights a·q − m: the definition is what decoding promises.
 func TestPackedDefinition(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	for _, s := range packedShapes {
+	checkDefinition(t, rand.New(rand.NewPCG(5, 6)), packedShapes,
+		func(w *Packed, row int, xq []int8, xs []float32, xsum []int32) float32 {
+			return dotPackedRowRef(w, row, xq, xs, xsum)
+		},
+		func(w *Packed, row, i int, q uint8) (float64, float64) {
+			a, m := w.groupParams(row, i/w.Group)
+			return float64(a)*float64(q) - float64(m), math.Abs(float64(a)*float64(q)) + math.Abs(float64(m))
+		})
+}
+
+// checkDefinition requires a definition def of one row's dot product to
+// agree, on three rows of odd widths per shape, with the float64 sum of
+// weight·xq·xs over the row's decoded weights (weight returns weight i of
+// the row from its quant q, and the magnitude that bounds its rounding).
+func checkDefinition(t *testing.T, r *rand.Rand, shapes []packedShape,
+	def func(w *Packed, row int, xq []int8, xs []float32, xsum []int32) float32,
+	weight func(w *Packed, row, i int, q uint8) (v, mag float64)) {
+	t.Helper()
+	for _, s := range shapes {
 		for _, cols := range []int{32, 37, 96, 352, 384, 1000} {
 			w := randPacked(r, s, 3, cols)
 			xq, xs, xsum, _, _ := randActs(r, w, cols, 1, 0)
@@ -76,12 +100,12 @@ func TestPackedDefinition(t *testing.T) {
 				w.unpackRowRef(q, row)
 				var want, abs float64
 				for i := range cols {
-					a, m := w.groupParams(row, i/s.group)
-					v := (float64(a)*float64(q[i]) - float64(m)) * float64(xq[i]) * float64(xs[i/32])
-					want += v
-					abs += math.Abs(float64(a)*float64(q[i])*float64(xq[i])*float64(xs[i/32])) + math.Abs(float64(m)*float64(xq[i])*float64(xs[i/32]))
+					v, mag := weight(w, row, i, q[i])
+					x := float64(xq[i]) * float64(xs[i/32])
+					want += v * x
+					abs += mag * math.Abs(x)
 				}
-				got := dotPackedRowRef(w, row, xq, xs, xsum)
+				got := def(w, row, xq, xs, xsum)
 				if math.Abs(float64(got)-want) > 1e-5*abs+1e-30 {
 					t.Fatalf("%+v cols %d row %d: definition %v, decoded weights give %v", s, cols, row, got, want)
 				}
@@ -90,48 +114,93 @@ func TestPackedDefinition(t *testing.T) {
 	}
 }
 
-// TestPackedKernels compares the installed row-range and tile kernels with
-// the definitions on odd shapes: bit for bit for the Go kernels (they keep
-// the definition's order), within float32 reordering otherwise.
+// packedCheck compares one family of kernels with the definition on the view
+// w (rows rows of cols weights) and tokens tokens' activations (xq, xs, xsum
+// at strides xstride, xsstride), accumulating (add) or not.
+type packedCheck func(t *testing.T, s packedShape, w *Packed, cols int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, rows, tokens int, add bool)
+
+// packedKernelCase is one family of kernels TestPackedKernels checks, on
+// every shape of shapes and every (rows, cols, tokens) of sizes.
+type packedKernelCase struct {
+	name   string
+	seed   uint64
+	shapes []packedShape
+	sizes  [][3]int
+	check  packedCheck
+}
+
+// oddSizes are rows, cols and tokens the kernels must handle: one row and
+// one token, partial blocks, whole chunks, a lone last chunk (384), more
+// tokens than a tile.
+var oddSizes = [][3]int{{1, 32, 1}, {5, 37, 3}, {4, 352, 9}, {7, 384, 2}, {9, 160, 17}, {3, 1000, 5}}
+
+// packedKernelCases are the kernel families; the amd64 tests append the
+// assembly kernels' own (init).
+var packedKernelCases = []packedKernelCase{
+	{"installed", 7, packedShapes, oddSizes, checkPackedInstalled},
+	{"nl", 13, nlShapes, oddSizes, checkPackedNLKernels},
+}
+
+// TestPackedKernels runs each kernel family on random views of odd shapes
+// that neither start at row 0 nor end at the matrix's last row, padded
+// activation strides, with and without accumulation.
 func TestPackedKernels(t *testing.T) {
-	r := rand.New(rand.NewPCG(7, 8))
-	for _, s := range packedShapes {
-		for _, sh := range [][3]int{{1, 32, 1}, {5, 37, 3}, {4, 352, 9}, {7, 384, 2}, {9, 160, 17}, {3, 1000, 5}} {
-			rows, cols, tokens := sh[0], sh[1], sh[2]
-			w := randPacked(r, s, rows+2, cols)
-			xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 1)
-			v := w.Rows(1, rows+1) // a view not starting at row 0
-			for _, add := range []bool{false, true} {
-				ldy := rows + 3
-				want := make([]float32, tokens*ldy)
-				got := make([]float32, tokens*ldy)
-				for i := range want {
-					want[i] = float32(i)
-					got[i] = float32(i)
-				}
-				matPackedRef(want, ldy, &v, xq, xs, xsum, xstride, xsstride, rows, tokens, add)
-				MatPacked(got, ldy, &v, xq, xs, xsum, xstride, xsstride, rows, tokens, add)
-				tol := func(i int) float64 {
-					u, r := i/ldy, i%ldy
-					if r >= rows {
-						return 0
+	for _, c := range packedKernelCases {
+		t.Run(c.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(c.seed, c.seed+1))
+			for _, s := range c.shapes {
+				for _, sh := range c.sizes {
+					rows, cols, tokens := sh[0], sh[1], sh[2]
+					w := randPacked(r, s, rows+2, cols)
+					xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 1)
+					v := w.Rows(1, rows+1)
+					for _, add := range []bool{false, true} {
+						c.check(t, s, &v, cols, xq, xs, xsum, xstride, xsstride, rows, tokens, add)
 					}
-					init := float32(0)
-					if add {
-						init = float32(i)
-					}
-					return reorderTol(&v, r, xq[u*xstride:], xs[u*xsstride:], xsum[u*xsstride:], init)
 				}
-				compareExact(t, "MatPacked", s, rows, cols, got, want, tol)
-				y := make([]float32, rows)
-				for i := range y {
-					y[i] = float32(i)
-				}
-				DotPackedRows(y, &v, xq, xs, xsum, add)
-				compareExact(t, "DotPackedRows", s, rows, cols, y, want[:rows], tol)
 			}
-		}
+		})
 	}
+}
+
+// checkPackedInstalled compares the installed row-range and tile kernels
+// with the definitions: bit for bit for the Go kernels (they keep the
+// definition's order), within float32 reordering otherwise.
+func checkPackedInstalled(t *testing.T, s packedShape, v *Packed, cols int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, rows, tokens int, add bool) {
+	t.Helper()
+	ldy, want, got, y := presetOutputs(rows, tokens)
+	matPackedRef(want, ldy, v, xq, xs, xsum, xstride, xsstride, rows, tokens, add)
+	MatPacked(got, ldy, v, xq, xs, xsum, xstride, xsstride, rows, tokens, add)
+	tol := func(i int) float64 {
+		u, r := i/ldy, i%ldy
+		if r >= rows {
+			return 0
+		}
+		init := float32(0)
+		if add {
+			init = float32(i)
+		}
+		return reorderTol(v, r, xq[u*xstride:], xs[u*xsstride:], xsum[u*xsstride:], init)
+	}
+	compareExact(t, "MatPacked", s, rows, cols, got, want, tol)
+	DotPackedRows(y, v, xq, xs, xsum, add)
+	compareExact(t, "DotPackedRows", s, rows, cols, y, want[:rows], tol)
+}
+
+// presetOutputs returns a definition's and a tile kernel's outputs for
+// tokens tokens (rows rows each, at stride ldy: a gap of rows nothing may
+// write) and a row kernel's (one token), each output preset to its index so
+// that accumulation and stray writes show.
+func presetOutputs(rows, tokens int) (ldy int, want, got, y []float32) {
+	ldy = rows + 3
+	want = make([]float32, tokens*ldy)
+	got = make([]float32, tokens*ldy)
+	for i := range want {
+		want[i] = float32(i)
+		got[i] = float32(i)
+	}
+	y = append([]float32(nil), want[:rows]...)
+	return ldy, want, got, y
 }
 
 // compareExact requires got = want, or (when a reordering kernel is
@@ -150,14 +219,8 @@ func compareExact(t *testing.T, name string, s packedShape, rows, cols int, got,
 // and one token may land from the definition's in another order:
 // (blocks + 16)·2^-22·(Σ|term| + |init|).
 func reorderTol(w *Packed, r int, xq []int8, xs []float32, xsum []int32, init float32) float64 {
-	q := make([]uint8, 32*w.Blocks)
-	w.unpackRowRef(q, r)
 	s := math.Abs(float64(init))
-	for b := range w.Blocks {
-		var isum int64
-		for i := 32 * b; i < 32*(b+1); i++ {
-			isum += int64(q[i]) * int64(xq[i])
-		}
+	for b, isum := range w.blockSumsRef(r, xq, func(q uint8) int32 { return int32(q) }) {
 		a, m := w.groupParams(r, 32*b/w.Group)
 		s += math.Abs(float64(xs[b])) * (math.Abs(float64(a)*float64(isum)) + math.Abs(float64(m)*float64(xsum[b])))
 	}
@@ -208,9 +271,7 @@ func FuzzPackedRows(f *testing.F) {
 				xq[i] = max(int8(raw[i]), -127)
 			}
 		}
-		for tt := range tokens {
-			SumQ8Blocks(xsum[tt*xsstride:(tt+1)*xsstride], xq[tt*xstride:(tt+1)*xstride])
-		}
+		sumActs(xq, xsum, xstride, xsstride, tokens)
 		want := make([]float32, tokens*rows)
 		got := make([]float32, tokens*rows)
 		matPackedRef(want, rows, w, xq, xs, xsum, xstride, xsstride, rows, tokens, false)

@@ -263,25 +263,12 @@ type mergeEntry struct {
 	newID int32
 }
 
+// less orders merges by (rank, pos), lowest first.
 func (a mergeEntry) less(b mergeEntry) bool {
 	if a.rank != b.rank {
 		return a.rank < b.rank
 	}
 	return a.pos < b.pos
-}
-
-// mergeHeap is a min-heap on (rank, pos) for container/heap.
-type mergeHeap []mergeEntry
-
-func (h mergeHeap) Len() int           { return len(h) }
-func (h mergeHeap) Less(i, j int) bool { return h[i].less(h[j]) }
-func (h mergeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)        { *h = append(*h, x.(mergeEntry)) }
-func (h *mergeHeap) Pop() any {
-	s := *h
-	e := s[len(s)-1]
-	*h = s[:len(s)-1]
-	return e
 }
 
 // mergeAll applies merges lowest rank first (leftmost among equals),
@@ -290,7 +277,7 @@ func (m *bpeModel) mergeAll(syms []symbol) []symbol {
 	if len(syms) < 2 || len(m.merges) == 0 {
 		return syms
 	}
-	h := make(mergeHeap, 0, len(syms))
+	h := make(entryHeap[mergeEntry], 0, len(syms))
 	hp := &h
 	for i := 0; i+1 < len(syms); i++ {
 		if mi, ok := m.merges[uint64(syms[i].id)<<32|uint64(syms[i+1].id)]; ok {

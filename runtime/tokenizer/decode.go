@@ -28,31 +28,13 @@ type hfDecoder struct {
 }
 
 func parseDecoder(raw json.RawMessage) (decoder, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var d hfDecoder
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return nil, fmt.Errorf("decoder: %w", err)
+	d, ok, err := decodeSpec[hfDecoder]("decoder", raw)
+	if !ok {
+		return nil, err
 	}
 	switch d.Type {
 	case "Sequence":
-		var seq []decoder
-		for i, sub := range d.Decoders {
-			f, err := parseDecoder(sub)
-			if err != nil {
-				return nil, fmt.Errorf("decoder Sequence[%d]: %w", i, err)
-			}
-			if f != nil {
-				seq = append(seq, f)
-			}
-		}
-		return func(toks []string) []string {
-			for _, f := range seq {
-				toks = f(toks)
-			}
-			return toks
-		}, nil
+		return parseSequence("decoder", d.Decoders, parseDecoder)
 	case "ByteLevel":
 		return decodeByteLevel, nil
 	case "ByteFallback":
@@ -273,8 +255,8 @@ func invalidPrefixLen(b []byte) int {
 // whose all-or-nothing treatment of a run of byte tokens means a run's text
 // is only final once a non-byte token ends it.
 func usesByteFallback(raw json.RawMessage) bool {
-	var d hfDecoder
-	if isNull(raw) || json.Unmarshal(raw, &d) != nil {
+	d, ok, _ := decodeSpec[hfDecoder]("decoder", raw)
+	if !ok {
 		return false
 	}
 	if d.Type == "ByteFallback" {

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -106,18 +107,11 @@ func FuzzSentencePiece(f *testing.F) {
 // spByteModel is a BPE model with byte fallback and all 256 byte pieces.
 func spByteModel() []byte {
 	var out []byte
-	varint := func(b []byte, v uint64) []byte {
-		for v >= 0x80 {
-			b = append(b, byte(v)|0x80)
-			v >>= 7
-		}
-		return append(b, byte(v))
-	}
 	piece := func(s string, typ int) {
-		p := varint([]byte{0x0a}, uint64(len(s)))
+		p := binary.AppendUvarint([]byte{0x0a}, uint64(len(s)))
 		p = append(p, s...)
-		p = varint(append(p, 0x18), uint64(typ))
-		out = varint(append(out, 0x0a), uint64(len(p)))
+		p = binary.AppendUvarint(append(p, 0x18), uint64(typ))
+		out = binary.AppendUvarint(append(out, 0x0a), uint64(len(p)))
 		out = append(out, p...)
 	}
 	piece("<unk>", 2)
@@ -130,10 +124,10 @@ func spByteModel() []byte {
 		piece(s, 1)
 	}
 	ts := []byte{0x18, 2, 0x98, 0x02, 1} // model_type BPE, byte_fallback (field 35)
-	out = varint(append(out, 0x12), uint64(len(ts)))
+	out = binary.AppendUvarint(append(out, 0x12), uint64(len(ts)))
 	out = append(out, ts...)
 	ns := []byte{0x20, 0} // remove_extra_whitespaces off
-	out = varint(append(out, 0x1a), uint64(len(ns)))
+	out = binary.AppendUvarint(append(out, 0x1a), uint64(len(ns)))
 	return append(out, ns...)
 }
 

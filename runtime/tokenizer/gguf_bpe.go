@@ -73,10 +73,13 @@ func newGGUFBPE(v *GGUFVocab, lookup map[string]int) (*ggufBPE, error) {
 	return b, nil
 }
 
+// bpePair is a candidate merge on the byte-level BPE agenda.
 type bpePair struct {
-	rank, left, right, size int
+	rank int
+	symbolPair
 }
 
+// before orders the agenda: lowest rank first, then leftmost.
 func (a bpePair) before(b bpePair) bool {
 	if a.rank != b.rank {
 		return a.rank < b.rank
@@ -122,28 +125,12 @@ func (b *ggufBPE) encodeWord(w string, out []int) []int {
 		if !ok {
 			return
 		}
-		agenda.push(bpePair{rank: rank, left: l, right: r, size: syms[l].n + syms[r].n})
+		agenda.push(bpePair{rank: rank, symbolPair: symbolPair{left: l, right: r, size: syms[l].n + syms[r].n}})
 	}
 	for i := 1; i < len(syms); i++ {
 		try(i-1, i)
 	}
-	for agenda.len() > 0 {
-		p := agenda.pop()
-		l, r := &syms[p.left], &syms[p.right]
-		// A pair is stale once either side has changed; sizes only grow,
-		// so comparing the combined size detects it.
-		if l.n == 0 || r.n == 0 || l.n+r.n != p.size || l.next != p.right {
-			continue
-		}
-		l.n += r.n
-		r.n = 0
-		l.next = r.next
-		if r.next >= 0 {
-			syms[r.next].prev = p.left
-		}
-		try(l.prev, p.left)
-		try(p.left, l.next)
-	}
+	mergeAgenda(syms, &agenda, try)
 	for i := 0; i >= 0; i = syms[i].next {
 		s := text(i)
 		if id, ok := b.lookup[s]; ok {

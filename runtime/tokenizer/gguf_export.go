@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -39,29 +38,14 @@ func VocabFromSentencePiece(model, tokenizerConfig []byte, ids *SpecialIDs) (*GG
 	for i, t := range p.types {
 		v.Types[i] = int32(t)
 	}
-	for _, sp := range []struct {
-		name string
-		id   int32
-		dst  *int
-	}{{"unk_id", p.unkID, &v.UNK}, {"bos_id", p.bosID, &v.BOS}, {"eos_id", p.eosID, &v.EOS}, {"pad_id", p.padID, &v.PAD}} {
-		if *sp.dst, err = p.checkID(sp.name, sp.id); err != nil {
-			return nil, fmt.Errorf("tokenizer.model: %w", err)
-		}
+	if err := p.checkIDs(spID{"unk_id", p.unkID, &v.UNK}, spID{"bos_id", p.bosID, &v.BOS}, spID{"eos_id", p.eosID, &v.EOS}, spID{"pad_id", p.padID, &v.PAD}); err != nil {
+		return nil, fmt.Errorf("tokenizer.model: %w", err)
 	}
 	if ids != nil {
 		v.BOS, v.EOS, v.AddBOS = ids.BOS, ids.EOS, ids.BOS >= 0
 	}
-	if len(tokenizerConfig) > 0 {
-		var c hfConfig
-		if err := json.Unmarshal(tokenizerConfig, &c); err != nil {
-			return nil, fmt.Errorf("tokenizer_config.json: %w", err)
-		}
-		if c.AddBosToken != nil {
-			v.AddBOS = *c.AddBosToken
-		}
-		if c.AddEosToken != nil {
-			v.AddEOS = *c.AddEosToken
-		}
+	if err := readAddSpecial(tokenizerConfig, &v.AddBOS, &v.AddEOS); err != nil {
+		return nil, err
 	}
 	if err := v.check(); err != nil {
 		return nil, fmt.Errorf("tokenizer.model: %w", err)

@@ -104,33 +104,12 @@ func TestHFCases(t *testing.T) {
 		t.Run(folder, func(t *testing.T) {
 			tok := loadHF(t, "tokenizers", folder)
 			cases := loadCases(t, folder)
-			var okIDs, okSpecial, okDecoded, okStream int
+			var n caseTally
+			okStream := 0
 			for i, c := range cases {
-				ids, err := tok.Encode(c.Text, false)
-				if err != nil {
-					t.Errorf("case %d %q: Encode: %v", i, clip(c.Text), err)
+				dec, ok := n.check(t, tok, i, c)
+				if !ok {
 					continue
-				}
-				if slices.Equal(ids, c.IDs) {
-					okIDs++
-				} else {
-					t.Errorf("case %d %q: ids\n got %v\nwant %v", i, clip(c.Text), ids, c.IDs)
-				}
-				ws, err := tok.Encode(c.Text, true)
-				if err != nil {
-					t.Errorf("case %d: Encode(special): %v", i, err)
-				} else if slices.Equal(ws, c.IDsWithSpecial) {
-					okSpecial++
-				} else {
-					t.Errorf("case %d %q: ids_with_special\n got %v\nwant %v", i, clip(c.Text), ws, c.IDsWithSpecial)
-				}
-				dec, err := tok.Decode(c.IDs, false)
-				if err != nil {
-					t.Errorf("case %d: Decode: %v", i, err)
-				} else if dec == c.Decoded {
-					okDecoded++
-				} else {
-					t.Errorf("case %d: decoded\n got %q\nwant %q", i, clip(dec), clip(c.Decoded))
 				}
 				st, err := streamDecode(tok, c.IDs)
 				if err != nil {
@@ -142,9 +121,48 @@ func TestHFCases(t *testing.T) {
 				}
 			}
 			t.Logf("%s: %d cases: ids %d, ids_with_special %d, decoded %d, stream %d match",
-				folder, len(cases), okIDs, okSpecial, okDecoded, okStream)
+				folder, len(cases), n.ids, n.special, n.decoded, okStream)
 		})
 	}
+}
+
+// caseTally counts the cases whose ids, ids with special tokens and decoded
+// text match the reference.
+type caseTally struct{ ids, special, decoded int }
+
+// check encodes case i without and with special tokens and decodes its ids,
+// reporting every mismatch with the reference. It returns the decoded text
+// ("" if Decode failed), or ok=false when Encode failed and there is
+// nothing more to compare.
+func (n *caseTally) check(t *testing.T, tok *Tokenizer, i int, c hfCase) (dec string, ok bool) {
+	t.Helper()
+	ids, err := tok.Encode(c.Text, false)
+	if err != nil {
+		t.Errorf("case %d %q: Encode: %v", i, clip(c.Text), err)
+		return "", false
+	}
+	if slices.Equal(ids, c.IDs) {
+		n.ids++
+	} else {
+		t.Errorf("case %d %q: ids\n got %v\nwant %v", i, clip(c.Text), ids, c.IDs)
+	}
+	ws, err := tok.Encode(c.Text, true)
+	if err != nil {
+		t.Errorf("case %d: Encode(special): %v", i, err)
+	} else if slices.Equal(ws, c.IDsWithSpecial) {
+		n.special++
+	} else {
+		t.Errorf("case %d %q: ids_with_special\n got %v\nwant %v", i, clip(c.Text), ws, c.IDsWithSpecial)
+	}
+	dec, err = tok.Decode(c.IDs, false)
+	if err != nil {
+		t.Errorf("case %d: Decode: %v", i, err)
+	} else if dec == c.Decoded {
+		n.decoded++
+	} else {
+		t.Errorf("case %d: decoded\n got %q\nwant %q", i, clip(dec), clip(c.Decoded))
+	}
+	return dec, true
 }
 
 func clip(s string) string {

@@ -133,25 +133,12 @@ type l2cEntry struct {
 	id    int32
 }
 
-func (a l2cEntry) before(b l2cEntry) bool {
+// less puts the better merge first: the higher score, then the leftmost.
+func (a l2cEntry) less(b l2cEntry) bool {
 	if a.score != b.score {
 		return a.score > b.score
 	}
 	return a.pos < b.pos
-}
-
-// l2cHeap orders candidate merges best first, for container/heap.
-type l2cHeap []l2cEntry
-
-func (h l2cHeap) Len() int           { return len(h) }
-func (h l2cHeap) Less(i, j int) bool { return h[i].before(h[j]) }
-func (h l2cHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *l2cHeap) Push(x any)        { *h = append(*h, x.(l2cEntry)) }
-func (h *l2cHeap) Pop() any {
-	s := *h
-	e := s[len(s)-1]
-	*h = s[:len(s)-1]
-	return e
 }
 
 func (v *llama2cVocab) merge(ids []int) []int {
@@ -167,7 +154,7 @@ func (v *llama2cVocab) merge(ids []int) []int {
 		next[i], prev[i], alive[i], cur[i] = int32(i+1), int32(i-1), true, int32(ids[i])
 	}
 	next[n-1] = -1
-	h := &l2cHeap{}
+	h := &entryHeap[l2cEntry]{}
 	consider := func(i int32) {
 		j := next[i]
 		if j < 0 {

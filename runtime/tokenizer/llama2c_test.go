@@ -18,10 +18,10 @@ func loadLlama2C(tb testing.TB) *Tokenizer {
 	return tok
 }
 
-// TestLlama2CPrompts encodes the stories260K prompts with tok512.bin and
-// compares with the ids of the Hugging Face export of the same model.
-func TestLlama2CPrompts(t *testing.T) {
-	tok := loadLlama2C(t)
+// loadStories260KPrompts reads the stories260K prompt texts and the ids the
+// Hugging Face export of the model gives them (with special tokens).
+func loadStories260KPrompts(t *testing.T) ([]string, reference) {
+	t.Helper()
 	var texts []string
 	if err := json.Unmarshal(readFile(t, testshared.Path(t, "models", "stories260K", "hf", "prompts.json")), &texts); err != nil {
 		t.Fatal(err)
@@ -33,6 +33,14 @@ func TestLlama2CPrompts(t *testing.T) {
 	if len(texts) != len(ref.Prompts) || len(texts) == 0 {
 		t.Fatalf("%d prompt texts for %d reference prompts", len(texts), len(ref.Prompts))
 	}
+	return texts, ref
+}
+
+// TestLlama2CPrompts encodes the stories260K prompts with tok512.bin and
+// compares with the ids of the Hugging Face export of the same model.
+func TestLlama2CPrompts(t *testing.T) {
+	tok := loadLlama2C(t)
+	texts, ref := loadStories260KPrompts(t)
 	if tok.BOS() != 1 || tok.EOS() != 2 || tok.VocabSize() != 512 || tok.Token(1) != "<s>" {
 		t.Errorf("BOS %d EOS %d vocab %d Token(1) %q", tok.BOS(), tok.EOS(), tok.VocabSize(), tok.Token(1))
 	}

@@ -31,31 +31,13 @@ type hfNormalizer struct {
 }
 
 func parseNormalizer(raw json.RawMessage) (normalizer, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var n hfNormalizer
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return nil, fmt.Errorf("normalizer: %w", err)
+	n, ok, err := decodeSpec[hfNormalizer]("normalizer", raw)
+	if !ok {
+		return nil, err
 	}
 	switch n.Type {
 	case "Sequence":
-		var seq []normalizer
-		for i, sub := range n.Normalizers {
-			f, err := parseNormalizer(sub)
-			if err != nil {
-				return nil, fmt.Errorf("normalizer Sequence[%d]: %w", i, err)
-			}
-			if f != nil {
-				seq = append(seq, f)
-			}
-		}
-		return func(s string) string {
-			for _, f := range seq {
-				s = f(s)
-			}
-			return s
-		}, nil
+		return parseSequence("normalizer", n.Normalizers, parseNormalizer)
 	case "Prepend":
 		p := n.Prepend
 		return func(s string) string {
@@ -258,6 +240,40 @@ func compileHFRegex(pattern string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("regex %q: %w", pattern, err)
 	}
 	return re, nil
+}
+
+// parseSequence parses the steps of a Sequence (of normalizers,
+// pre-tokenizers or decoders: kind) with parse and chains them, each step's
+// output feeding the next; null steps are dropped.
+func parseSequence[F ~func(T) T, T any](kind string, steps []json.RawMessage, parse func(json.RawMessage) (F, error)) (F, error) {
+	var seq []F
+	for i, raw := range steps {
+		f, err := parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s Sequence[%d]: %w", kind, i, err)
+		}
+		if f != nil {
+			seq = append(seq, f)
+		}
+	}
+	return func(x T) T {
+		for _, f := range seq {
+			x = f(x)
+		}
+		return x
+	}, nil
+}
+
+// decodeSpec decodes one component of tokenizer.json (kind names it in the
+// error); ok is false when it is absent (null) or does not decode.
+func decodeSpec[S any](kind string, raw json.RawMessage) (spec S, ok bool, err error) {
+	if isNull(raw) {
+		return spec, false, nil
+	}
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return spec, false, fmt.Errorf("%s: %w", kind, err)
+	}
+	return spec, true, nil
 }
 
 func isNull(raw json.RawMessage) bool {

@@ -32,12 +32,9 @@ type hfPostProcessor struct {
 // before and after the sequence (used to guess BOS/EOS when no config
 // names them).
 func parsePostProcessor(raw json.RawMessage) (postProcessor, []int, []int, error) {
-	if isNull(raw) {
-		return nil, nil, nil, nil
-	}
-	var p hfPostProcessor
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, nil, nil, fmt.Errorf("post_processor: %w", err)
+	p, ok, err := decodeSpec[hfPostProcessor]("post_processor", raw)
+	if !ok {
+		return nil, nil, nil, err
 	}
 	switch p.Type {
 	case "ByteLevel":

@@ -64,31 +64,13 @@ type hfPreTokenizer struct {
 }
 
 func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var p hfPreTokenizer
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("pre_tokenizer: %w", err)
+	p, ok, err := decodeSpec[hfPreTokenizer]("pre_tokenizer", raw)
+	if !ok {
+		return nil, err
 	}
 	switch p.Type {
 	case "Sequence":
-		var seq []preTokenizer
-		for i, sub := range p.PreTokenizers {
-			f, err := parsePreTokenizer(sub)
-			if err != nil {
-				return nil, fmt.Errorf("pre_tokenizer Sequence[%d]: %w", i, err)
-			}
-			if f != nil {
-				seq = append(seq, f)
-			}
-		}
-		return func(in []piece) []piece {
-			for _, f := range seq {
-				in = f(in)
-			}
-			return in
-		}, nil
+		return parseSequence("pre_tokenizer", p.PreTokenizers, parsePreTokenizer)
 	case "ByteLevel":
 		prefix := p.AddPrefixSpace != nil && *p.AddPrefixSpace
 		useRegex := p.UseRegex == nil || *p.UseRegex

@@ -140,3 +140,18 @@ func (f protoField) message() ([]byte, error) {
 	}
 	return f.bytes, nil
 }
+
+// eachField calls fn with every field of the message in buf, in order, and
+// stops at the first error, the reader's or fn's.
+func eachField(buf []byte, fn func(protoField) error) error {
+	r := protoReader{buf: buf}
+	for {
+		f, ok, err := r.next()
+		if err != nil || !ok {
+			return err
+		}
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+}

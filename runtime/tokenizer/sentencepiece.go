@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -64,41 +63,33 @@ func parseSentencePiece(data []byte) (*spModelProto, error) {
 		modelType: spModelTypeUnigram, unkID: 0, bosID: 1, eosID: 2, padID: -1,
 		addDummyPrefix: true, removeExtraWhitespaces: true, escapeWhitespaces: true,
 	}
-	r := protoReader{buf: data}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrNotSentencePiece, err)
-		}
-		if !ok {
-			break
-		}
+	err := eachField(data, func(f protoField) error {
+		var read func([]byte) error
+		name := ""
 		switch f.num {
 		case mpPieces:
-			b, err := f.message()
-			if err != nil {
-				return nil, fmt.Errorf("%w: piece %d: %w", ErrNotSentencePiece, len(m.pieces), err)
-			}
-			if err := m.addPiece(b); err != nil {
-				return nil, fmt.Errorf("%w: piece %d: %w", ErrNotSentencePiece, len(m.pieces), err)
-			}
+			read = m.addPiece
 		case mpTrainerSpec:
-			b, err := f.message()
-			if err == nil {
-				err = m.readTrainer(b)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%w: trainer_spec: %w", ErrNotSentencePiece, err)
-			}
+			read, name = m.readTrainer, "trainer_spec"
 		case mpNormalizerSpec:
-			b, err := f.message()
-			if err == nil {
-				err = m.readNormalizer(b)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%w: normalizer_spec: %w", ErrNotSentencePiece, err)
-			}
+			read, name = m.readNormalizer, "normalizer_spec"
+		default:
+			return nil
 		}
+		b, err := f.message()
+		if err == nil {
+			err = read(b)
+		}
+		if err != nil {
+			if f.num == mpPieces {
+				name = fmt.Sprintf("piece %d", len(m.pieces))
+			}
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotSentencePiece, err)
 	}
 	if len(m.pieces) == 0 {
 		return nil, fmt.Errorf("%w: no pieces", ErrNotSentencePiece)
@@ -114,15 +105,7 @@ func (m *spModelProto) addPiece(b []byte) error {
 	var score float32
 	typ := typeNormal
 	hasPiece := false
-	r := protoReader{buf: b}
-	for {
-		f, ok, err := r.next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
+	err := eachField(b, func(f protoField) error {
 		switch f.num {
 		case spPiece:
 			p, err := f.message()
@@ -131,6 +114,7 @@ func (m *spModelProto) addPiece(b []byte) error {
 			}
 			piece, hasPiece = string(p), true
 		case spScore:
+			var err error
 			if score, err = f.float32(); err != nil {
 				return err
 			}
@@ -147,6 +131,10 @@ func (m *spModelProto) addPiece(b []byte) error {
 			}
 			typ = pieceType(t)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if !hasPiece || piece == "" {
 		return errors.New("empty piece")
@@ -159,52 +147,30 @@ func (m *spModelProto) addPiece(b []byte) error {
 
 func (m *spModelProto) readTrainer(b []byte) error {
 	m.hasTrainer = true
-	r := protoReader{buf: b}
-	for {
-		f, ok, err := r.next()
-		if err != nil || !ok {
-			return err
-		}
-		var v int32
-		var flag bool
+	return eachField(b, func(f protoField) (err error) {
 		switch f.num {
 		case tsModelType:
-			v, err = f.int32()
-			m.modelType = v
+			m.modelType, err = f.int32()
 		case tsByteFallback:
-			flag, err = f.bool()
-			m.byteFallback = flag
+			m.byteFallback, err = f.bool()
 		case tsTreatWhitespaceAsSuffix:
-			flag, err = f.bool()
-			m.treatWhitespaceAsSuffix = flag
+			m.treatWhitespaceAsSuffix, err = f.bool()
 		case tsUnkID:
-			v, err = f.int32()
-			m.unkID = v
+			m.unkID, err = f.int32()
 		case tsBosID:
-			v, err = f.int32()
-			m.bosID = v
+			m.bosID, err = f.int32()
 		case tsEosID:
-			v, err = f.int32()
-			m.eosID = v
+			m.eosID, err = f.int32()
 		case tsPadID:
-			v, err = f.int32()
-			m.padID = v
+			m.padID, err = f.int32()
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (m *spModelProto) readNormalizer(b []byte) error {
 	m.hasNormalize = true
-	r := protoReader{buf: b}
-	for {
-		f, ok, err := r.next()
-		if err != nil || !ok {
-			return err
-		}
-		var flag bool
+	return eachField(b, func(f protoField) (err error) {
 		var s []byte
 		switch f.num {
 		case nsName:
@@ -214,27 +180,33 @@ func (m *spModelProto) readNormalizer(b []byte) error {
 			s, err = f.message()
 			m.charsmapLen = len(s)
 		case nsAddDummyPrefix:
-			flag, err = f.bool()
-			m.addDummyPrefix = flag
+			m.addDummyPrefix, err = f.bool()
 		case nsRemoveExtraWhitespaces:
-			flag, err = f.bool()
-			m.removeExtraWhitespaces = flag
+			m.removeExtraWhitespaces, err = f.bool()
 		case nsEscapeWhitespaces:
-			flag, err = f.bool()
-			m.escapeWhitespaces = flag
+			m.escapeWhitespaces, err = f.bool()
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
-// checkID validates a special id from the trainer spec (-1 = none).
-func (m *spModelProto) checkID(name string, id int32) (int, error) {
-	if id < -1 || int(id) >= len(m.pieces) {
-		return 0, fmt.Errorf("%s %d is outside the %d pieces", name, id, len(m.pieces))
+// spID is a special id of the trainer spec (-1 = none), its field name and
+// where it goes once checked.
+type spID struct {
+	name string
+	id   int32
+	dst  *int
+}
+
+// checkIDs checks each id against the pieces, in order, and stores it.
+func (m *spModelProto) checkIDs(ids ...spID) error {
+	for _, sp := range ids {
+		if sp.id < -1 || int(sp.id) >= len(m.pieces) {
+			return fmt.Errorf("%s %d is outside the %d pieces", sp.name, sp.id, len(m.pieces))
+		}
+		*sp.dst = int(sp.id)
 	}
-	return int(id), nil
+	return nil
 }
 
 // FromSentencePiece builds a tokenizer from a SentencePiece tokenizer.model
@@ -262,20 +234,12 @@ func FromSentencePiece(model, tokenizerConfig []byte) (*Tokenizer, error) {
 	if p.charsmapLen > 0 {
 		return nil, fmt.Errorf("tokenizer.model: normalization rule %q uses a precompiled character map, which is not supported (only identity)", p.normName)
 	}
-	unk, err := p.checkID("unk_id", p.unkID)
-	if err != nil {
+	var unk, bos, eos int
+	if err := p.checkIDs(spID{"unk_id", p.unkID, &unk}, spID{"bos_id", p.bosID, &bos}, spID{"eos_id", p.eosID, &eos}); err != nil {
 		return nil, fmt.Errorf("tokenizer.model: %w", err)
 	}
 	if unk < 0 || p.types[unk] != typeUnknown {
 		return nil, fmt.Errorf("tokenizer.model: unk_id %d is not an unknown piece", unk)
-	}
-	bos, err := p.checkID("bos_id", p.bosID)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer.model: %w", err)
-	}
-	eos, err := p.checkID("eos_id", p.eosID)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer.model: %w", err)
 	}
 	for id, ty := range p.types {
 		if ty == typeByte && !p.byteFallback {
@@ -288,17 +252,8 @@ func FromSentencePiece(model, tokenizerConfig []byte) (*Tokenizer, error) {
 	}
 	sm.rankByID = true
 	cfg := configInfo{addBos: true}
-	if len(tokenizerConfig) > 0 {
-		var c hfConfig
-		if err := json.Unmarshal(tokenizerConfig, &c); err != nil {
-			return nil, fmt.Errorf("tokenizer_config.json: %w", err)
-		}
-		if c.AddBosToken != nil {
-			cfg.addBos = *c.AddBosToken
-		}
-		if c.AddEosToken != nil {
-			cfg.addEos = *c.AddEosToken
-		}
+	if err := readAddSpecial(tokenizerConfig, &cfg.addBos, &cfg.addEos); err != nil {
+		return nil, err
 	}
 
 	n := len(p.pieces)

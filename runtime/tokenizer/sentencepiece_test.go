@@ -1,7 +1,7 @@
 package tokenizer
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"math"
 	"slices"
@@ -30,42 +30,16 @@ func TestSentencePieceLlama2Cases(t *testing.T) {
 		t.Errorf("vocab %d BOS %d EOS %d Token(29871) %q", tok.VocabSize(), tok.BOS(), tok.EOS(), tok.Token(29871))
 	}
 	cases := loadCases(t, "llama2")
-	okIDs, okSpecial, okDecoded := 0, 0, 0
+	var n caseTally
 	for i, c := range cases {
-		ids, err := tok.Encode(c.Text, false)
-		if err != nil {
-			t.Fatalf("case %d: %v", i, err)
-		}
-		if slices.Equal(ids, c.IDs) {
-			okIDs++
-		} else {
-			t.Errorf("case %d %q: ids\n got %v\nwant %v", i, clip(c.Text), ids, c.IDs)
-		}
-		ws, err := tok.Encode(c.Text, true)
-		if err != nil {
-			t.Fatalf("case %d: %v", i, err)
-		}
-		if slices.Equal(ws, c.IDsWithSpecial) {
-			okSpecial++
-		} else {
-			t.Errorf("case %d %q: ids_with_special\n got %v\nwant %v", i, clip(c.Text), ws, c.IDsWithSpecial)
-		}
+		n.check(t, tok, i, c)
 		for k, id := range c.IDs {
 			if k < len(c.Tokens) && tok.Token(id) != c.Tokens[k] {
 				t.Errorf("case %d: Token(%d) = %q, want %q", i, id, tok.Token(id), c.Tokens[k])
 			}
 		}
-		dec, err := tok.Decode(c.IDs, false)
-		if err != nil {
-			t.Fatalf("case %d: %v", i, err)
-		}
-		if dec == c.Decoded {
-			okDecoded++
-		} else {
-			t.Errorf("case %d: decoded\n got %q\nwant %q", i, clip(dec), clip(c.Decoded))
-		}
 	}
-	t.Logf("%d cases: ids %d, ids_with_special %d, decoded %d match", len(cases), okIDs, okSpecial, okDecoded)
+	t.Logf("%d cases: ids %d, ids_with_special %d, decoded %d match", len(cases), n.ids, n.special, n.decoded)
 }
 
 // TestSentencePieceTok512 checks that tok512.model gives the ids of
@@ -74,17 +48,7 @@ func TestSentencePieceLlama2Cases(t *testing.T) {
 func TestSentencePieceTok512(t *testing.T) {
 	sp := loadSentencePiece(t, "models", "stories260K", "tok512.model")
 	l2c := loadLlama2C(t)
-	var texts []string
-	if err := json.Unmarshal(readFile(t, testshared.Path(t, "models", "stories260K", "hf", "prompts.json")), &texts); err != nil {
-		t.Fatal(err)
-	}
-	var ref reference
-	if err := json.Unmarshal(readFile(t, testshared.Path(t, "models", "stories260K", "hf", "reference.json")), &ref); err != nil {
-		t.Fatal(err)
-	}
-	if len(texts) != len(ref.Prompts) || len(texts) == 0 {
-		t.Fatalf("%d prompt texts for %d reference prompts", len(texts), len(ref.Prompts))
-	}
+	texts, ref := loadStories260KPrompts(t)
 	if sp.VocabSize() != l2c.VocabSize() || sp.BOS() != l2c.BOS() || sp.EOS() != l2c.EOS() {
 		t.Errorf("vocab/BOS/EOS %d/%d/%d, tok512.bin %d/%d/%d", sp.VocabSize(), sp.BOS(), sp.EOS(), l2c.VocabSize(), l2c.BOS(), l2c.EOS())
 	}
@@ -147,24 +111,17 @@ func TestSentencePieceErrors(t *testing.T) {
 // (all NORMAL, score -index), with the given model type and byte_fallback.
 func spProto(pieces []string, modelType int) []byte {
 	var out []byte
-	varint := func(b []byte, v uint64) []byte {
-		for v >= 0x80 {
-			b = append(b, byte(v)|0x80)
-			v >>= 7
-		}
-		return append(b, byte(v))
-	}
 	piece := func(s string, typ int, score float32) {
 		var p []byte
 		p = append(p, 0x0a)
-		p = varint(p, uint64(len(s)))
+		p = binary.AppendUvarint(p, uint64(len(s)))
 		p = append(p, s...)
 		bits := math.Float32bits(score)
 		p = append(p, 0x15, byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24))
 		p = append(p, 0x18)
-		p = varint(p, uint64(typ))
+		p = binary.AppendUvarint(p, uint64(typ))
 		out = append(out, 0x0a)
-		out = varint(out, uint64(len(p)))
+		out = binary.AppendUvarint(out, uint64(len(p)))
 		out = append(out, p...)
 	}
 	piece("<unk>", 2, 0)
@@ -173,13 +130,13 @@ func spProto(pieces []string, modelType int) []byte {
 	for i, s := range pieces {
 		piece(s, 1, -float32(i))
 	}
-	ts := varint([]byte{0x18}, uint64(modelType))
+	ts := binary.AppendUvarint([]byte{0x18}, uint64(modelType))
 	out = append(out, 0x12)
-	out = varint(out, uint64(len(ts)))
+	out = binary.AppendUvarint(out, uint64(len(ts)))
 	out = append(out, ts...)
 	ns := []byte{0x18, 1, 0x20, 0} // add_dummy_prefix, no remove_extra_whitespaces
 	out = append(out, 0x1a)
-	out = varint(out, uint64(len(ns)))
+	out = binary.AppendUvarint(out, uint64(len(ns)))
 	return append(out, ns...)
 }
 

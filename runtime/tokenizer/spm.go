@@ -109,10 +109,19 @@ type spmSymbol struct {
 	frozen     bool
 }
 
-type spmPair struct {
-	score       float32
+// symbolPair is a candidate merge of the symbols left and right, size bytes
+// together.
+type symbolPair struct {
 	left, right int
 	size        int
+}
+
+func (p symbolPair) pair() symbolPair { return p }
+
+// spmPair is a candidate merge on sentencepiece's agenda.
+type spmPair struct {
+	score float32
+	symbolPair
 }
 
 // before orders the agenda: higher score first, then leftmost.
@@ -121,6 +130,28 @@ func (a spmPair) before(b spmPair) bool {
 		return a.score > b.score
 	}
 	return a.left < b.left
+}
+
+// mergeAgenda merges greedily, best pair first: a pair whose sides have
+// changed since it was offered is stale and skipped (sizes only grow, so
+// comparing the joined size detects it); a merged symbol absorbs its right
+// neighbour, and its new pairs with both neighbours are offered to try.
+func mergeAgenda[T interface{ pair() symbolPair }](syms []spmSymbol, agenda *pairHeap[T], try func(l, r int)) {
+	for agenda.len() > 0 {
+		p := agenda.pop().pair()
+		l, r := &syms[p.left], &syms[p.right]
+		if l.n == 0 || r.n == 0 || l.n+r.n != p.size || l.next != p.right {
+			continue
+		}
+		l.n += r.n
+		r.n = 0
+		l.next = r.next
+		if r.next >= 0 {
+			syms[r.next].prev = p.left
+		}
+		try(l.prev, p.left)
+		try(p.left, l.next)
+	}
 }
 
 // utf8Len is llama.cpp's character length from the lead byte (continuation
@@ -180,7 +211,7 @@ func (m *spmModel) encode(text string, out []int) []int {
 		if m.rankByID {
 			score = -float32(id)
 		}
-		agenda.push(spmPair{score: score, left: l, right: r, size: len(s)})
+		agenda.push(spmPair{score: score, symbolPair: symbolPair{left: l, right: r, size: len(s)}})
 		if m.sentencepiece && m.types[id] == typeUnused {
 			if revMerge == nil {
 				revMerge = make(map[string][2]string)
@@ -191,21 +222,7 @@ func (m *spmModel) encode(text string, out []int) []int {
 	for i := 1; i < len(syms); i++ {
 		try(i-1, i)
 	}
-	for agenda.len() > 0 {
-		p := agenda.pop()
-		l, r := &syms[p.left], &syms[p.right]
-		if l.n == 0 || r.n == 0 || l.n+r.n != p.size {
-			continue // stale: one side has merged since
-		}
-		l.n += r.n
-		r.n = 0
-		l.next = r.next
-		if r.next >= 0 {
-			syms[r.next].prev = p.left
-		}
-		try(l.prev, p.left)
-		try(p.left, l.next)
-	}
+	mergeAgenda(syms, &agenda, try)
 	for i := 0; i >= 0; i = syms[i].next {
 		out = m.emit(text[syms[i].start:syms[i].start+syms[i].n], revMerge, out)
 	}

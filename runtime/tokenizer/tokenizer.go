@@ -202,10 +202,10 @@ func readConfigs(tokenizerConfig, specialTokensMap []byte) (configInfo, error) {
 			return ci, fmt.Errorf("%s: %w", src.name, err)
 		}
 		if ci.bos == "" {
-			ci.bos = tokenContent(c.BosToken)
+			ci.bos = TokenContent(c.BosToken)
 		}
 		if ci.eos == "" {
-			ci.eos = tokenContent(c.EosToken)
+			ci.eos = TokenContent(c.EosToken)
 		}
 		if src.name == "tokenizer_config.json" {
 			ci.addBos = c.AddBosToken != nil && *c.AddBosToken
@@ -215,8 +215,30 @@ func readConfigs(tokenizerConfig, specialTokensMap []byte) (configInfo, error) {
 	return ci, nil
 }
 
-// tokenContent reads a token given as "text" or {"content": "text", ...}.
-func tokenContent(raw json.RawMessage) string {
+// readAddSpecial sets addBos and addEos from tokenizer_config.json's
+// add_bos_token and add_eos_token where it has them (tokenizerConfig may be
+// nil), keeping the caller's defaults otherwise.
+func readAddSpecial(tokenizerConfig []byte, addBos, addEos *bool) error {
+	if len(tokenizerConfig) == 0 {
+		return nil
+	}
+	var c hfConfig
+	if err := json.Unmarshal(tokenizerConfig, &c); err != nil {
+		return fmt.Errorf("tokenizer_config.json: %w", err)
+	}
+	if c.AddBosToken != nil {
+		*addBos = *c.AddBosToken
+	}
+	if c.AddEosToken != nil {
+		*addEos = *c.AddEosToken
+	}
+	return nil
+}
+
+// TokenContent reads a special token as tokenizer_config.json and
+// special_tokens_map.json give it: "text" or {"content": "text", ...}; ""
+// when it is absent or neither.
+func TokenContent(raw json.RawMessage) string {
 	if isNull(raw) {
 		return ""
 	}

@@ -1,0 +1,79 @@
+package demotest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/internal/demo"
+	"github.com/shrink-llm/shrink/runtime"
+)
+
+// Unpack writes the embedded demo model into a temporary folder and
+// returns the folder's path.
+func Unpack(tb testing.TB) string {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), demo.Name)
+	if err := os.CopyFS(dir, demo.FS()); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}
+
+// Convert converts the checkpoint at src with policy pol into a .shrink
+// file in a temporary folder and returns the file's path.
+func Convert(tb testing.TB, src string, pol convert.Policy) string {
+	tb.Helper()
+	m, err := convert.Open(src, convert.OpenOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer m.Close()
+	plan, err := convert.MakePlan(m.Config, m.Tensors, pol)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := filepath.Join(tb.TempDir(), filepath.Base(src)+".shrink")
+	if _, err := convert.Convert(context.Background(), m, plan, out, convert.Options{}); err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// Open opens a .shrink file with the runtime on one thread until the test
+// ends.
+func Open(tb testing.TB, path string) *runtime.Model {
+	tb.Helper()
+	m, err := runtime.Open(path, runtime.Options{Threads: 1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { m.Close() })
+	return m
+}
+
+// Prefill encodes text (with BOS), keeps at most maxTokens of it (0: all)
+// and runs it through m in a fresh session; it returns the ids and the
+// logits of every position (all) or of the last one.
+func Prefill(tb testing.TB, m *runtime.Model, text string, maxTokens int, all bool) ([]int, [][]float32) {
+	tb.Helper()
+	ids, err := m.Tokenizer().Encode(text, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if maxTokens > 0 {
+		ids = ids[:min(len(ids), maxTokens)]
+	}
+	s, err := m.NewSession(len(ids))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer s.Close()
+	logits, err := s.Prefill(context.Background(), ids, all)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ids, logits
+}
