@@ -200,11 +200,7 @@ func TestShardedOpen(t *testing.T) {
 		if d == nil {
 			t.Fatalf("%s not mapped", x.name)
 		}
-		got := make([]float32, d.NumElements())
-		if err := d.Load(context.Background(), got); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(f32Bytes(got), x.data) {
+		if got := loadDesc(t, d); !bytes.Equal(f32Bytes(got), x.data) {
 			t.Errorf("%s: loaded values differ from the written ones", x.name)
 		}
 		sr, ok := d.Raw()

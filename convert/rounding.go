@@ -58,7 +58,7 @@ func (e *encoder) encodeGPTQ(ctx context.Context, name string, enc quant.Encodin
 		// Projections reading the same input come one after another
 		// (q, k, v; gate, up): factor each input once.
 		e.gptqKey, e.gptqFactor = "", nil
-		f, err := gptq.NewFactor(st.XXt, cols, gptq.Options{PercDamp: e.gptqOpt.PercDamp, ActOrder: e.gptqOpt.ActOrder})
+		f, err := gptq.NewFactor(st.XXt, cols, gptq.Options{PercDamp: e.gptqOpt.PercDamp, ActOrder: e.gptqOpt.ActOrder, Threads: workers})
 		if err != nil {
 			return quant.Metrics{}, false, fmt.Errorf("input %s: %w", key, err)
 		}

@@ -26,14 +26,7 @@ func actError(t *testing.T, m *Model, cal *Calibration, path string) (float64, i
 			t.Fatalf("%s: no statistics or tensor", d.Name)
 		}
 		rows, cols := int(ft.Shape[0]), int(ft.Shape[1])
-		w := make([]float32, rows*cols)
-		if err := d.Load(context.Background(), w); err != nil {
-			t.Fatal(err)
-		}
-		got := make([]float32, rows*cols)
-		if err := quant.Decode(ft.Parts[0].Encoding, got, f.PartData(&ft.Parts[0]), rows, cols); err != nil {
-			t.Fatal(err)
-		}
+		w, got := loadDesc(t, d), decodePart(t, f, ft)
 		h := st.XXt // upper triangle
 		dv := make([]float64, cols)
 		var e float64

@@ -44,6 +44,15 @@ type tensor struct {
 	dims []int
 }
 
+// bytes is the tensor's size at elem bytes per value.
+func (t tensor) bytes(elem int) int64 {
+	n := int64(elem)
+	for _, d := range t.dims {
+		n *= int64(d)
+	}
+	return n
+}
+
 func main() {
 	shapeName := flag.String("shape", "tinyllama-1.1b", "tinyllama-1.1b, llama-110m, llama2-7b or tiny")
 	dtype := flag.String("dtype", "bf16", "f32, f16 or bf16")
@@ -98,10 +107,7 @@ func run(shapeName, dtype, out string, shardBytes int64, seed uint64) error {
 	var cur []tensor
 	var curBytes int64
 	for _, t := range ts {
-		n := int64(elem)
-		for _, d := range t.dims {
-			n *= int64(d)
-		}
+		n := t.bytes(elem)
 		if len(cur) > 0 && curBytes+n > shardBytes {
 			shards = append(shards, cur)
 			cur, curBytes = nil, 0
@@ -156,10 +162,7 @@ func writeShard(path string, ts []tensor, dtype string, elem int, normals []floa
 	header := map[string]any{}
 	var off int64
 	for _, t := range ts {
-		n := int64(elem)
-		for _, d := range t.dims {
-			n *= int64(d)
-		}
+		n := t.bytes(elem)
 		header[t.name] = map[string]any{"dtype": map[string]string{"f32": "F32", "f16": "F16", "bf16": "BF16"}[dtype], "shape": t.dims, "data_offsets": []int64{off, off + n}}
 		off += n
 	}

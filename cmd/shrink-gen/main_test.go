@@ -8,6 +8,7 @@ import (
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/runtime"
 )
 
 // TestTinyConvertsAndRuns writes the tiny shape in every dtype, with shards
@@ -36,7 +37,7 @@ func TestTinyConvertsAndRuns(t *testing.T) {
 			if want := 1 + 9*s.layers + 2; len(m.Tensors) != want {
 				t.Fatalf("%d tensors, want %d", len(m.Tensors), want)
 			}
-			rm := demotest.Open(t, demotest.Convert(t, dir, convert.Policy{Quant: quant.Q8}))
+			rm := demotest.Open(t, demotest.Convert(t, dir, convert.Policy{Quant: quant.Q8}), runtime.Options{Threads: 1})
 			_, logits := demotest.Prefill(t, rm, "Once upon a time", 0, false)
 			if n := len(logits[len(logits)-1]); n != s.vocab {
 				t.Fatalf("%d logits, want %d", n, s.vocab)

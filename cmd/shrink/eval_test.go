@@ -181,14 +181,9 @@ func TestEvalTensors(t *testing.T) {
 
 func TestSweepWritesEverything(t *testing.T) {
 	story := writeText(t, "story.txt", evalStory)
-	out := filepath.Join(t.TempDir(), "sweep")
-	code, stdout, stderr := shrink(t, "sweep", "--ref", demoModel, "--text", story, "--quant", "f32,q8", "--out", out, "--ctx", "32", "--chunks", "1")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	sw, err := readSweep(t, out)
-	if err != nil || len(sw.Points) != 2 {
-		t.Fatalf("sweep.json: %v, %d points", err, len(sw.Points))
+	out, stdout, sw := runSweep(t, "--ref", demoModel, "--text", story, "--quant", "f32,q8", "--ctx", "32", "--chunks", "1")
+	if len(sw.Points) != 2 {
+		t.Fatalf("sweep.json: %d points", len(sw.Points))
 	}
 	if p := sw.Points[0]; p.Name != "f32" || p.Summary.KLD.Value != 0 || p.Summary.PPLRatio.Value != 1 || p.BitsPerWeight != 32 || !p.Pareto {
 		t.Errorf("f32 point %+v", p)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,14 +25,9 @@ func TestPackedEncodingsThroughCLI(t *testing.T) {
 			t.Errorf("eval %s: KLD %v, same top %v, %v bits/weight", enc, s.KLD.Value, s.SameTop.Value, rep.Model.BitsPerWeight)
 		}
 	}
-	out := filepath.Join(t.TempDir(), "sweep")
-	code, _, stderr := shrink(t, "sweep", "--ref", demoModel, "--text", text, "--quant", strings.Join(encs, ","), "--out", out, "--ctx", "32", "--chunks", "1")
-	if code != 0 {
-		t.Fatalf("sweep: exit %d: %s", code, stderr)
-	}
-	sw, err := readSweep(t, out)
-	if err != nil || len(sw.Points) != len(encs) {
-		t.Fatalf("sweep.json: %v, %d points", err, len(sw.Points))
+	_, _, sw := runSweep(t, "--ref", demoModel, "--text", text, "--quant", strings.Join(encs, ","), "--ctx", "32", "--chunks", "1")
+	if len(sw.Points) != len(encs) {
+		t.Fatalf("sweep.json: %d points", len(sw.Points))
 	}
 	got := map[string]bool{}
 	for _, p := range sw.Points {

@@ -26,17 +26,9 @@ Ben wanted to fly a kite, but there was no wind. He waited and waited, and then 
 // calibration and evaluation documents.
 func TestSweepLowRankGrid(t *testing.T) {
 	text := writeText(t, "stories.txt", sweepText)
-	out := filepath.Join(t.TempDir(), "sweep")
-	code, stdout, stderr := shrink(t, "sweep", "--ref", demoModel, "--text", text, "--eval-docs", "1-3",
+	out, stdout, sw := runSweep(t, "--ref", demoModel, "--text", text, "--eval-docs", "1-3",
 		"--calib", text, "--calib-docs", "4-6", "--calib-tokens", "64", "--quant", "f16,q8",
-		"--lowrank", "svd,whiten,lorc", "--rank-ratio", "0.5", "--rank", "8", "--out", out, "--ctx", "32", "--chunks", "2")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	sw, err := readSweep(t, out)
-	if err != nil {
-		t.Fatal(err)
-	}
+		"--lowrank", "svd,whiten,lorc", "--rank-ratio", "0.5", "--rank", "8", "--ctx", "32", "--chunks", "2")
 	want := []struct{ name, series string }{
 		{"f16", "dense"}, {"q8", "dense"},
 		{"svd r0.5 + f16 factors", "svd"}, {"svd r0.5 + q8 factors", "svd"},
@@ -91,56 +83,45 @@ func TestSweepGridUsage(t *testing.T) {
 	text := writeText(t, "stories.txt", sweepText)
 	other := writeText(t, "other.txt", sweepText)
 	out := t.TempDir()
-	base := []string{"sweep", "--ref", demoModel, "--out", out, "--quant", "f16,q8"}
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"calibrate on the evaluated text", []string{"--text", text, "--lowrank", "whiten", "--rank-ratio", "0.5", "--calib", text}, "do not overlap"},
-		{"only calibration documents given", []string{"--text", text, "--lowrank", "whiten", "--rank-ratio", "0.5", "--calib", text, "--calib-docs", "4-6"}, "--eval-docs"},
-		{"overlapping documents", []string{"--text", text, "--eval-docs", "1-4", "--lowrank", "asvd", "--rank-ratio", "0.5", "--calib", text, "--calib-docs", "4-6"}, "overlap (documents 4-4"},
-		{"open ranges overlap", []string{"--text", text, "--eval-docs", "3-", "--lowrank", "asvd", "--rank-ratio", "0.5", "--calib", text, "--calib-docs", "5-"}, "overlap (documents 5-"},
-		{"whiten without calibration", []string{"--text", text, "--lowrank", "svd,whiten", "--rank-ratio", "0.5"}, "needs calibration text"},
-		{"calibration nobody reads", []string{"--text", text, "--lowrank", "svd", "--rank-ratio", "0.5", "--calib", other}, "--calib is read only by"},
-		{"unknown method", []string{"--text", text, "--lowrank", "svd,qr", "--rank-ratio", "0.5"}, `--lowrank "qr"`},
-		{"ratio without method", []string{"--text", text, "--rank-ratio", "0.5"}, "--rank-ratio needs --lowrank"},
-		{"svd without ratios", []string{"--text", text, "--lowrank", "svd", "--rank", "8"}, "need --rank-ratio"},
-		{"rank for svd", []string{"--text", text, "--lowrank", "svd", "--rank-ratio", "0.5", "--rank", "8"}, "--rank applies to lorc"},
-		{"lorc without rank", []string{"--text", text, "--lowrank", "lorc"}, "needs --rank"},
-		{"ratio out of range", []string{"--text", text, "--lowrank", "svd", "--rank-ratio", "0.5,1.5"}, "(0, 1]"},
-		{"negative rank", []string{"--text", text, "--lowrank", "lorc", "--rank", "-4"}, "not a positive number"},
-		{"eval docs of a token stream", []string{"--tokens", "x.safetensors:ids", "--eval-docs", "1-3"}, "--eval-docs selects documents of --text"},
-		{"bad eval docs", []string{"--text", text, "--eval-docs", "3-1"}, "--eval-docs"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := shrink(t, append(slices.Clone(base), tt.args...)...)
-			if code != exitUsage || !strings.Contains(stderr, tt.want) {
-				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, exitUsage, tt.want)
-			}
-		})
-	}
-	// lorc needs an integer encoding to correct.
-	code, _, stderr := shrink(t, "sweep", "--ref", demoModel, "--out", out, "--quant", "f16", "--text", text, "--lowrank", "lorc", "--rank", "8")
-	if code != exitUsage || !strings.Contains(stderr, "integer --quant") {
-		t.Errorf("lorc on f16 only: exit %d, %q", code, stderr)
-	}
+	with := argsWith("sweep", "--ref", demoModel, "--out", out, "--quant", "f16,q8")
+	checkCLIErrors(t, []cliCase{
+		{"calibrate on the evaluated text", with("--text", text, "--lowrank", "whiten", "--rank-ratio", "0.5", "--calib", text), exitUsage, "do not overlap"},
+		{"only calibration documents given", with("--text", text, "--lowrank", "whiten", "--rank-ratio", "0.5", "--calib", text, "--calib-docs", "4-6"), exitUsage, "--eval-docs"},
+		{"overlapping documents", with("--text", text, "--eval-docs", "1-4", "--lowrank", "asvd", "--rank-ratio", "0.5", "--calib", text, "--calib-docs", "4-6"), exitUsage, "overlap (documents 4-4"},
+		{"open ranges overlap", with("--text", text, "--eval-docs", "3-", "--lowrank", "asvd", "--rank-ratio", "0.5", "--calib", text, "--calib-docs", "5-"), exitUsage, "overlap (documents 5-"},
+		{"whiten without calibration", with("--text", text, "--lowrank", "svd,whiten", "--rank-ratio", "0.5"), exitUsage, "needs calibration text"},
+		{"calibration nobody reads", with("--text", text, "--lowrank", "svd", "--rank-ratio", "0.5", "--calib", other), exitUsage, "--calib is read only by"},
+		{"unknown method", with("--text", text, "--lowrank", "svd,qr", "--rank-ratio", "0.5"), exitUsage, `--lowrank "qr"`},
+		{"ratio without method", with("--text", text, "--rank-ratio", "0.5"), exitUsage, "--rank-ratio needs --lowrank"},
+		{"svd without ratios", with("--text", text, "--lowrank", "svd", "--rank", "8"), exitUsage, "need --rank-ratio"},
+		{"rank for svd", with("--text", text, "--lowrank", "svd", "--rank-ratio", "0.5", "--rank", "8"), exitUsage, "--rank applies to lorc"},
+		{"lorc without rank", with("--text", text, "--lowrank", "lorc"), exitUsage, "needs --rank"},
+		{"ratio out of range", with("--text", text, "--lowrank", "svd", "--rank-ratio", "0.5,1.5"), exitUsage, "(0, 1]"},
+		{"negative rank", with("--text", text, "--lowrank", "lorc", "--rank", "-4"), exitUsage, "not a positive number"},
+		{"eval docs of a token stream", with("--tokens", "x.safetensors:ids", "--eval-docs", "1-3"), exitUsage, "--eval-docs selects documents of --text"},
+		{"bad eval docs", with("--text", text, "--eval-docs", "3-1"), exitUsage, "--eval-docs"},
+		// lorc needs an integer encoding to correct.
+		{"lorc on f16 only", []string{"sweep", "--ref", demoModel, "--out", out, "--quant", "f16", "--text", text, "--lowrank", "lorc", "--rank", "8"}, exitUsage, "integer --quant"},
+	})
 }
 
-// readSweep checks that a sweep wrote every file into out and reads its
-// sweep.json.
-func readSweep(t *testing.T, out string) (eval.Sweep, error) {
+// runSweep runs `shrink sweep` with args, writing into a new folder, which
+// must succeed and write every file; it returns the folder, stdout and the
+// sweep.json it wrote.
+func runSweep(t *testing.T, args ...string) (out, stdout string, sw eval.Sweep) {
 	t.Helper()
+	out = filepath.Join(t.TempDir(), "sweep")
+	code, stdout, stderr := shrink(t, append([]string{"sweep", "--out", out}, args...)...)
+	if code != 0 {
+		t.Fatalf("sweep: exit %d: %s", code, stderr)
+	}
 	for _, f := range []string{"sweep.json", "sweep.md", "bpw_vs_kld.png", "bpw_vs_kld.svg", "bpw_vs_ppl_ratio.png", "bpw_vs_ppl_ratio.svg"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	var sw eval.Sweep
-	b, err := os.ReadFile(filepath.Join(out, "sweep.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &sw)
+	if err := json.Unmarshal(readFileT(t, filepath.Join(out, "sweep.json")), &sw); err != nil {
+		t.Fatalf("sweep.json: %v", err)
 	}
-	return sw, err
+	return out, stdout, sw
 }

@@ -7,9 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -218,7 +219,8 @@ func (g *gen) configCases() {
 		"config-sliding-window-on":     with("use_sliding_window", true),
 		"config-gpt2-arch-n_layer-1e9": with("architectures", []string{"GPT2LMHeadModel"}),
 	}
-	for _, name := range sortedKeys(m0) {
+	// Map cases run in sorted order here and below, so the case numbers stay fixed.
+	for _, name := range slices.Sorted(maps.Keys(m0)) {
 		b := m0[name]
 		g.convertCase("config", name, map[string][]byte{"config.json": b}, "")
 	}
@@ -289,7 +291,7 @@ func (g *gen) tokenizerCases() {
 		"tok-regex-bad":        `{"pre_tokenizer":{"type":"Split","pattern":{"Regex":"(("},"behavior":"Isolated"},"model":{"type":"BPE","vocab":{"a":0}}}`,
 		"tok-string-1MB":       `{"model":{"type":"BPE","vocab":{"` + strings.Repeat("a", 1<<20) + `":99999}}}`,
 	}
-	for _, name := range sortedKeys(m1) {
+	for _, name := range slices.Sorted(maps.Keys(m1)) {
 		b := m1[name]
 		g.convertCase("tokenizer", name, map[string][]byte{"tokenizer.json": []byte(b)}, "")
 	}
@@ -298,7 +300,7 @@ func (g *gen) tokenizerCases() {
 		"tokcfg-null":     `null`,
 		"tokcfg-array":    `[]`,
 	}
-	for _, name := range sortedKeys(m2) {
+	for _, name := range slices.Sorted(maps.Keys(m2)) {
 		b := m2[name]
 		g.convertCase("tokenizer", name, map[string][]byte{"tokenizer_config.json": []byte(b)}, "")
 	}
@@ -343,7 +345,7 @@ func (g *gen) safetensorsCases() {
 		"st-dtype-int":     {`"F32"`, `"I32"`},
 		"st-not-json":      {`{`, `[`},
 	}
-	for _, name := range sortedKeys(m3) {
+	for _, name := range slices.Sorted(maps.Keys(m3)) {
 		e := m3[name]
 		if b := edit(e[0], e[1]); b != nil {
 			g.convertCase("safetensors", name, map[string][]byte{"model.safetensors": b}, "")
@@ -367,7 +369,7 @@ func (g *gen) safetensorsCases() {
 		"st-entry-null":        `null`,
 		"st-shape-huge-layers": `{"dtype":"F32","shape":[1000000000,1000000000],"data_offsets":[0,4]}`,
 	}
-	for _, name := range sortedKeys(m4) {
+	for _, name := range slices.Sorted(maps.Keys(m4)) {
 		entry := m4[name]
 		h2 := map[string]json.RawMessage{}
 		for k, v := range h {
@@ -390,7 +392,7 @@ func (g *gen) safetensorsCases() {
 		"st-index-null":      `null`,
 		"st-index-missing":   `{"weight_map":{"model.embed_tokens.weight":"nope.safetensors"}}`,
 	}
-	for _, name := range sortedKeys(m5) {
+	for _, name := range slices.Sorted(maps.Keys(m5)) {
 		idx := m5[name]
 		g.convertCase("safetensors", name, map[string][]byte{"model.safetensors": nil, "model.safetensors.index.json": []byte(idx)}, "")
 	}
@@ -766,14 +768,4 @@ func Files(dir string) ([]string, error) {
 		return nil
 	})
 	return names, err
-}
-
-// sortedKeys keeps the case order (and so the case numbers) fixed.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/shrink-llm/shrink/internal/demo"
 	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/runtime"
 )
 
 // maxEmbedded bounds what the demo adds to every binary that links it; the
@@ -60,7 +61,7 @@ func TestStories(t *testing.T) {
 // TestConvertAndRun unpacks the embedded model, converts it and runs the
 // first story through it: the path `shrink demo` takes.
 func TestConvertAndRun(t *testing.T) {
-	rm := demotest.Open(t, demotest.Convert(t, demotest.Unpack(t), convert.Policy{Quant: quant.F32}))
+	rm := demotest.Open(t, demotest.Convert(t, demotest.Unpack(t), convert.Policy{Quant: quant.F32}), runtime.Options{Threads: 1})
 	ids, logits := demotest.Prefill(t, rm, eval.SplitDocuments(demo.Stories, eval.DefaultDocSep)[0], 64, true)
 	// A trained model predicts its own kind of text far better than
 	// chance: the mean negative log-likelihood must sit well below

@@ -17,6 +17,11 @@
 // group parameters are chosen from the original weights first, so groups
 // stay contiguous in the stored order.
 //
-// It imports only quant; memory is O(cols²) for the factor plus one block
-// of rows per worker.
+// The factor (the upper Cholesky factor of the damped H⁻¹) is cubic in the
+// columns: a 5632-column input of a 1.1B model is about 1.2e11 flops, which
+// a scalar loop takes most of a minute over, once per input of every
+// layer. It comes from lowrank.InverseCholeskyUpper, blocked on lowrank's
+// packed GEMM under the thread budget; that is the one import besides
+// quant (a change of docs/DESIGN.md's table, which gave gptq quant only).
+// Memory is O(cols²) for the factor plus one block of rows per worker.
 package gptq

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -66,7 +67,7 @@ type Factor struct {
 }
 
 // NewFactor factors h (n×n, upper triangle read) under opt's PercDamp and
-// ActOrder.
+// ActOrder, on opt.Threads threads (0: all CPUs).
 func NewFactor(h []float64, n int, opt Options) (*Factor, error) {
 	if len(h) != n*n {
 		return nil, fmt.Errorf("gptq: H has %d entries, want %d", len(h), n*n)
@@ -203,6 +204,10 @@ func (p *pass) factor(h []float64) error {
 		sort.SliceStable(p.perm, func(a, b int) bool { return diag[p.perm[a]] > diag[p.perm[b]] })
 	}
 	damp := max(p.opt.PercDamp, 0) * mean
+	threads := p.opt.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
 	a := make([]float64, n*n)
 	for try := 0; ; try++ {
 		for i := range n {
@@ -217,7 +222,10 @@ func (p *pass) factor(h []float64) error {
 			}
 			a[i*n+i] = diag[pi] + damp
 		}
-		if reverseCholesky(a, n) && invertUpper(a, n) {
+		// a = R·Rᵀ (R upper, from the last column) gives
+		// H⁻¹ = R⁻ᵀR⁻¹ = UᵀU with U = R⁻¹: the upper Cholesky factor
+		// of H⁻¹ without forming H⁻¹.
+		if lowrank.InverseCholeskyUpper(a, n, threads) {
 			break
 		}
 		if try == 3 {
@@ -232,67 +240,6 @@ func (p *pass) factor(h []float64) error {
 		}
 	}
 	return nil
-}
-
-// reverseCholesky overwrites the upper triangle of the symmetric positive
-// definite a (n×n, upper triangle given) with R, upper triangular, such that
-// a = R·Rᵀ. Then H⁻¹ = R⁻ᵀR⁻¹ = UᵀU with U = R⁻¹ upper: the upper Cholesky
-// factor of H⁻¹ without forming H⁻¹. It reports false when a is not
-// positive definite.
-func reverseCholesky(a []float64, n int) bool {
-	for j := n - 1; j >= 0; j-- {
-		rj := a[j*n+j+1 : (j+1)*n]
-		d := a[j*n+j] - dot64(rj, rj)
-		if !(d > 0) {
-			return false
-		}
-		d = math.Sqrt(d)
-		a[j*n+j] = d
-		for i := range j {
-			ri := a[i*n+j+1 : (i+1)*n]
-			a[i*n+j] = (a[i*n+j] - dot64(ri, rj)) / d
-		}
-	}
-	return true
-}
-
-// invertUpper overwrites the upper triangular r (n×n) with its inverse.
-func invertUpper(a []float64, n int) bool {
-	tmp := make([]float64, n)
-	for i := n - 1; i >= 0; i-- {
-		d := a[i*n+i]
-		if !(d > 0) {
-			return false
-		}
-		clear(tmp[i:])
-		for k := i + 1; k < n; k++ {
-			if c := a[i*n+k]; c != 0 {
-				uk := a[k*n+k : (k+1)*n]
-				t := tmp[k:n]
-				for j, v := range uk {
-					t[j] += c * v
-				}
-			}
-		}
-		a[i*n+i] = 1 / d
-		for j := i + 1; j < n; j++ {
-			a[i*n+j] = -tmp[j] / d
-		}
-	}
-	return true
-}
-
-func dot64(x, y []float64) float64 {
-	var s0, s1 float64
-	i := 0
-	for ; i+2 <= len(x); i += 2 {
-		s0 += x[i] * y[i]
-		s1 += x[i+1] * y[i+1]
-	}
-	if i < len(x) {
-		s0 += x[i] * y[i]
-	}
-	return s0 + s1
 }
 
 // block is one worker's rows.

@@ -113,27 +113,6 @@ func dotBF16(w []uint16, x []float32) float32 { return dotBF16With(current(), w,
 func dotQ8(wq []int8, ws []uint16, xq []int8, xs []float32, g int) float32 {
 	return dotQ8With(current(), wq, ws, xq, xs, g)
 }
-func dotQ8Rows(y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int, add bool) {
-	dotQ8RowsWith(current(), y, wq, ws, stride, sstride, xq, xs, g, add)
-}
-func dotF32Rows(y []float32, w []float32, stride int, x []float32, add bool) {
-	dotF32RowsWith(current(), y, w, stride, x, add)
-}
-func dotF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
-	dotF16RowsWith(current(), y, w, stride, x, add)
-}
-func dotBF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
-	dotBF16RowsWith(current(), y, w, stride, x, add)
-}
-func matF32(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matF32With(current(), y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
-}
-func matF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matF16With(current(), y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
-}
-func matBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matBF16With(current(), y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
-}
 func quantizeQ8(xq []int8, xs []float32, x []float32, g int) {
 	quantizeQ8With(current(), xq, xs, x, g)
 }
@@ -374,10 +353,6 @@ func quantizeQ8With(f features, xq []int8, xs []float32, x []float32, group int)
 	if n := full * 32; n < len(x) {
 		quantizeQ8Go(xq[n:], xs[full:], x[n:], group)
 	}
-}
-
-func matQ8(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
-	matQ8With(current(), y, ldy, wq, ws, stride, sstride, xq, xs, xstride, xsstride, rows, tokens, n, group, add)
 }
 
 // matQ8With runs 4×2 tiles where the kernel applies (VNNI, groups of 32,

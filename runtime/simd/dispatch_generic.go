@@ -14,62 +14,38 @@ func dotBF16(w []uint16, x []float32) float32 { return dotBF16Portable(w, x) }
 func dotQ8(wq []int8, ws []uint16, xq []int8, xs []float32, g int) float32 {
 	return dotQ8Portable(wq, ws, xq, xs, g)
 }
-func dotQ8Rows(y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int, add bool) {
-	dotQ8RowsFrom(current(), 0, y, wq, ws, stride, sstride, xq, xs, g, add)
-}
 func dotQ8RowsWith(f features, y []float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int, add bool) {
 	dotQ8RowsFrom(f, 0, y, wq, ws, stride, sstride, xq, xs, g, add)
-}
-func dotF32Rows(y []float32, w []float32, stride int, x []float32, add bool) {
-	dotF32RowsWith(current(), y, w, stride, x, add)
 }
 func dotF32RowsWith(f features, y []float32, w []float32, stride int, x []float32, add bool) {
 	rowsFrom(0, y, add,
 		func(r int) (o [4]float32) { dotF32x4With(f, &o, w[r*stride:], stride, x); return o },
 		func(r int) float32 { return dotF32With(f, w[r*stride:r*stride+len(x)], x) })
 }
-func dotF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
-	dotF16RowsWith(current(), y, w, stride, x, add)
-}
 func dotF16RowsWith(f features, y []float32, w []uint16, stride int, x []float32, add bool) {
 	rowsFrom(0, y, add,
 		func(r int) (o [4]float32) { dotF16x4With(f, &o, w[r*stride:], stride, x); return o },
 		func(r int) float32 { return dotF16With(f, w[r*stride:r*stride+len(x)], x) })
-}
-func dotBF16Rows(y []float32, w []uint16, stride int, x []float32, add bool) {
-	dotBF16RowsWith(current(), y, w, stride, x, add)
 }
 func dotBF16RowsWith(f features, y []float32, w []uint16, stride int, x []float32, add bool) {
 	rowsFrom(0, y, add,
 		func(r int) (o [4]float32) { dotBF16x4With(f, &o, w[r*stride:], stride, x); return o },
 		func(r int) float32 { return dotBF16With(f, w[r*stride:r*stride+len(x)], x) })
 }
-func matF32(y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matF32With(current(), y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
-}
 func matF32With(f features, y []float32, ldy int, w []float32, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	matWalk(rows, tokens, 1, nil, func(u, _ int) {
 		dotF32RowsWith(f, y[u*ldy:u*ldy+rows], w, wstride, x[u*xstride:u*xstride+n], add)
 	})
-}
-func matF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matF16With(current(), y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
 }
 func matF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	matWalk(rows, tokens, 1, nil, func(u, _ int) {
 		dotF16RowsWith(f, y[u*ldy:u*ldy+rows], w, wstride, x[u*xstride:u*xstride+n], add)
 	})
 }
-func matBF16(y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
-	matBF16With(current(), y, ldy, w, wstride, x, xstride, rows, tokens, n, add)
-}
 func matBF16With(f features, y []float32, ldy int, w []uint16, wstride int, x []float32, xstride, rows, tokens, n int, add bool) {
 	matWalk(rows, tokens, 1, nil, func(u, _ int) {
 		dotBF16RowsWith(f, y[u*ldy:u*ldy+rows], w, wstride, x[u*xstride:u*xstride+n], add)
 	})
-}
-func matQ8(y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
-	matQ8With(current(), y, ldy, wq, ws, stride, sstride, xq, xs, xstride, xsstride, rows, tokens, n, group, add)
 }
 func matQ8With(f features, y []float32, ldy int, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, xstride, xsstride, rows, tokens, n, group int, add bool) {
 	ng := (n + group - 1) / group

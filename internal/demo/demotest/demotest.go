@@ -42,11 +42,10 @@ func Convert(tb testing.TB, src string, pol convert.Policy) string {
 	return out
 }
 
-// Open opens a .shrink file with the runtime on one thread until the test
-// ends.
-func Open(tb testing.TB, path string) *runtime.Model {
+// Open opens a .shrink file with the runtime until the test ends.
+func Open(tb testing.TB, path string, opts runtime.Options) *runtime.Model {
 	tb.Helper()
-	m, err := runtime.Open(path, runtime.Options{Threads: 1})
+	m, err := runtime.Open(path, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
