@@ -16,16 +16,11 @@ import (
 func mapFile(path string) ([]byte, func() error, error) {
 	// Only a regular file: a named pipe would block the open, a device
 	// cannot be mapped sensibly.
-	fh, err := safeio.Open(path)
+	fh, size, err := safeio.OpenSized(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer fh.Close() // the mapping outlives the descriptor
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	size := st.Size()
 	if size < PreambleSize {
 		// Too small to be valid; mmap of an empty file fails, so let the
 		// validator report it as truncated.

@@ -322,16 +322,11 @@ func (f *File) Close() error {
 // readAligned reads a whole file into a 64-byte aligned buffer, for
 // platforms without mmap and for files too small to map.
 func readAligned(path string) ([]byte, error) {
-	fh, err := safeio.Open(path)
+	fh, size, err := safeio.OpenSized(path)
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, err
-	}
-	size := st.Size()
 	if size < 0 || uint64(size) > uint64(maxInt-Alignment) {
 		return nil, errors.New("file too large for memory")
 	}

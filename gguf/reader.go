@@ -65,16 +65,11 @@ func (t *Tensor) Shape() []int64 {
 
 // Open opens and validates the GGUF file at path. Close releases it.
 func Open(path string) (*File, error) {
-	fh, err := safeio.Open(path)
+	fh, size, err := safeio.OpenSized(path)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}
-	st, err := fh.Stat()
-	if err != nil {
-		fh.Close()
-		return nil, fmt.Errorf("gguf: %w", err)
-	}
-	f, err := Parse(fh, st.Size(), path)
+	f, err := Parse(fh, size, path)
 	if err != nil {
 		fh.Close()
 		return nil, err

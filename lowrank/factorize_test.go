@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/shrink-llm/shrink/internal/testshared"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -303,22 +304,7 @@ func TestLoRC(t *testing.T) {
 		}
 		return q
 	}
-	q8 := func(w []float32) []float32 {
-		enc := quant.Q8
-		sz, err := enc.Size(m, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, sz)
-		if err := quant.Encode(enc, buf, w, m, n); err != nil {
-			t.Fatal(err)
-		}
-		out := make([]float32, m*n)
-		if err := quant.Decode(enc, out, buf, m, n); err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
+	q8 := func(w []float32) []float32 { return testshared.RoundTrip(t, quant.Q8, w, m, n) }
 	for name, quantize := range map[string]func([]float32) []float32{"round": round, "q8": q8} {
 		for _, whiten := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/whiten=%v", name, whiten), func(t *testing.T) {

@@ -81,10 +81,7 @@ func cholLower(a []float64, n, th int) bool {
 			break
 		}
 		// inv = L_kk⁻¹ (w×w, lower, zeros above).
-		clear(inv[:w*w])
-		for i := range w {
-			copy(inv[i*w:i*w+i+1], d[i*n:i*n+i+1])
-		}
+		loadLowerTile(inv, d, w, n)
 		invLowerUnblocked(inv, w, w)
 		// P ← P·L_kk⁻ᵀ: panel = A21 · invᵀ, then back into A21.
 		a21 := a[k1*n+k0:]
@@ -114,10 +111,7 @@ func invLower(a []float64, n, th int) bool {
 	for i0 := 0; i0 < n; i0 += b {
 		i1 := min(i0+b, n)
 		w := i1 - i0
-		clear(xii[:w*w])
-		for i := range w {
-			copy(xii[i*w:i*w+i+1], a[(i0+i)*n+i0:(i0+i)*n+i0+i+1])
-		}
+		loadLowerTile(xii, a[i0*n+i0:], w, n)
 		if !invLowerUnblocked(xii, w, w) {
 			return false
 		}
@@ -132,6 +126,15 @@ func invLower(a []float64, n, th int) bool {
 		}
 	}
 	return true
+}
+
+// loadLowerTile sets the w×w tile t (row stride w) to the lower triangle
+// and diagonal of the block at src (row stride ld), zeros above.
+func loadLowerTile(t, src []float64, w, ld int) {
+	clear(t[:w*w])
+	for i := range w {
+		copy(t[i*w:i*w+i+1], src[i*ld:i*ld+i+1])
+	}
 }
 
 // cholUnblocked factors the w×w SPD block at d (row stride ld, lower

@@ -344,7 +344,7 @@ const stageLen = 1024
 // encodeU16 narrows src straight into dst when dst can alias []uint16, and
 // otherwise through a small staging buffer.
 func encodeU16(dst []byte, src []float32, narrow func([]uint16, []float32)) {
-	if v, ok := aliasU16(dst); ok {
+	if v, ok := alias[uint16](dst); ok {
 		narrow(v, src)
 		return
 	}
@@ -364,7 +364,7 @@ func encodeU16Portable(dst []byte, src []float32, narrow func([]uint16, []float3
 }
 
 func decodeU16(dst []float32, src []byte, widen func([]float32, []uint16)) {
-	if v, ok := aliasU16(src); ok {
+	if v, ok := alias[uint16](src); ok {
 		widen(dst, v)
 		return
 	}
@@ -375,9 +375,7 @@ func decodeU16Portable(dst []float32, src []byte, widen func([]float32, []uint16
 	var buf [stageLen]uint16
 	for len(dst) > 0 {
 		n := min(len(dst), stageLen)
-		for i := range buf[:n] {
-			buf[i] = binary.LittleEndian.Uint16(src[2*i:])
-		}
+		decodeU16sPortable(buf[:n], src)
 		widen(dst[:n], buf[:n])
 		dst, src = dst[n:], src[2*n:]
 	}

@@ -13,33 +13,26 @@ import (
 // copying, so the result must be treated as read-only; otherwise it returns
 // a decoded copy. len(b) must be a multiple of 4; anything else is a caller
 // bug (the format reader validates sizes) and panics.
-func F32View(b []byte) []float32 {
-	if len(b)%4 != 0 {
-		panic(fmt.Sprintf("quant.F32View: %d bytes is not a whole number of float32", len(b)))
-	}
-	if v, ok := aliasF32(b); ok {
-		return v
-	}
-	out := make([]float32, len(b)/4)
-	decodeF32Portable(out, b)
-	return out
-}
+func F32View(b []byte) []float32 { return view(b, "F32View", decodeF32Portable) }
 
 // U16View returns the uint16 values (f16 or bf16 bit patterns, or q8
 // scales) stored little-endian in b, aliasing b when the host is
 // little-endian and b is 2-byte aligned and copying otherwise, like F32View.
 // len(b) must be even.
-func U16View(b []byte) []uint16 {
-	if len(b)%2 != 0 {
-		panic(fmt.Sprintf("quant.U16View: %d bytes is not a whole number of uint16", len(b)))
+func U16View(b []byte) []uint16 { return view(b, "U16View", decodeU16sPortable) }
+
+// view is F32View and U16View: b aliased as []T where alias allows, else
+// decoded by decode into a copy; name is the caller's, for the panic.
+func view[T float32 | uint16](b []byte, name string, decode func([]T, []byte)) []T {
+	size := int(unsafe.Sizeof(T(0)))
+	if len(b)%size != 0 {
+		panic(fmt.Sprintf("quant.%s: %d bytes is not a whole number of %T", name, len(b), T(0)))
 	}
-	if v, ok := aliasU16(b); ok {
+	if v, ok := alias[T](b); ok {
 		return v
 	}
-	out := make([]uint16, len(b)/2)
-	for i := range out {
-		out[i] = binary.LittleEndian.Uint16(b[2*i:])
-	}
+	out := make([]T, len(b)/size)
+	decode(out, b)
 	return out
 }
 
@@ -67,28 +60,18 @@ func Q8Planes(b []byte, rows, cols, group int) (quants []int8, scales []uint16, 
 	return quants, U16View(b[qp:]), nil
 }
 
-// aliasF32 reinterprets b as []float32 when that gives the little-endian
-// values: the host is little-endian and b is suitably aligned (a misaligned
-// unsafe conversion is invalid Go even where the CPU would tolerate it).
-func aliasF32(b []byte) ([]float32, bool) {
+// alias reinterprets b as []T when that gives the little-endian values: the
+// host is little-endian and b is aligned to T (a misaligned unsafe
+// conversion is invalid Go even where the CPU would tolerate it).
+func alias[T float32 | uint16](b []byte) ([]T, bool) {
 	if len(b) == 0 {
-		return []float32{}, true
+		return []T{}, true
 	}
-	if !HostLittleEndian || uintptr(unsafe.Pointer(&b[0]))%4 != 0 {
+	size := unsafe.Sizeof(T(0))
+	if !HostLittleEndian || uintptr(unsafe.Pointer(&b[0]))%size != 0 {
 		return nil, false
 	}
-	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4), true
-}
-
-// aliasU16 is aliasF32 for 2-byte values.
-func aliasU16(b []byte) ([]uint16, bool) {
-	if len(b) == 0 {
-		return []uint16{}, true
-	}
-	if !HostLittleEndian || uintptr(unsafe.Pointer(&b[0]))%2 != 0 {
-		return nil, false
-	}
-	return unsafe.Slice((*uint16)(unsafe.Pointer(&b[0])), len(b)/2), true
+	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), uintptr(len(b))/size), true
 }
 
 // f32Bytes is the memory of f as bytes; only meaningful as the little-endian
@@ -103,5 +86,11 @@ func f32Bytes(f []float32) []byte {
 func decodeF32Portable(dst []float32, b []byte) {
 	for i := range dst {
 		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+}
+
+func decodeU16sPortable(dst []uint16, b []byte) {
+	for i := range dst {
+		dst[i] = binary.LittleEndian.Uint16(b[2*i:])
 	}
 }

@@ -20,20 +20,27 @@ var ErrTooLarge = errors.New("file too large")
 // instead of hanging the open; the check is made on the opened file, so a
 // path swapped between a check and the open cannot slip through.
 func Open(path string) (*os.File, error) {
+	f, _, err := OpenSized(path)
+	return f, err
+}
+
+// OpenSized is Open that also returns the file's size, from the same stat
+// of the opened file that found it regular.
+func OpenSized(path string) (*os.File, int64, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, kind(st.Mode()))
+		return nil, 0, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, kind(st.Mode()))
 	}
-	return f, nil
+	return f, st.Size(), nil
 }
 
 func kind(m os.FileMode) string {
@@ -54,17 +61,13 @@ func kind(m os.FileMode) string {
 // more than limit bytes (what is read is capped too, should the file grow
 // while it is read). what names the file's role in the error ("config.json").
 func ReadFile(path string, limit int64, what string) ([]byte, error) {
-	f, err := Open(path)
+	f, size, err := OpenSized(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: %w: %d bytes, over the %d-byte limit for %s", path, ErrTooLarge, st.Size(), limit, what)
+	if size > limit {
+		return nil, fmt.Errorf("%s: %w: %d bytes, over the %d-byte limit for %s", path, ErrTooLarge, size, limit, what)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {

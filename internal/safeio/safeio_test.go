@@ -53,3 +53,21 @@ func TestOpenRefusesNonRegular(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenSized: the size comes with the file, and a directory is refused
+// like by Open.
+func TestOpenSized(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "five")
+	if err := os.WriteFile(p, []byte("12345"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, size, err := OpenSized(p)
+	if err != nil || size != 5 {
+		t.Fatalf("OpenSized = %d, %v; want 5", size, err)
+	}
+	f.Close()
+	if f, _, err := OpenSized(dir); !errors.Is(err, ErrNotRegular) || f != nil {
+		t.Fatalf("OpenSized of a directory = %v, %v", f, err)
+	}
+}

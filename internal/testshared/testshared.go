@@ -3,6 +3,10 @@
 // test with a clear message when they are absent, so that `go test ./...`
 // passes in a fresh clone without them. Under CI (the environment variable
 // CI=true) absence fails the test instead: CI must not pass by skipping.
+//
+// It also holds what tests of several packages need around those assets: a
+// minimal safetensors reader for the references, and Encode and RoundTrip
+// for a test matrix in a quant encoding.
 package testshared
 
 import (
