@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/testshared"
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/runtime"
 )
@@ -18,7 +19,7 @@ func TestWidenPacked(t *testing.T) {
 	const rows, cols = 5, 512
 	rng := rand.New(rand.NewPCG(3, 4))
 	w := randF32(rng, rows*cols)
-	enc := func(e quant.Encoding) []byte { return encodeT(t, e, w, rows, cols) }
+	enc := func(e quant.Encoding) []byte { return testshared.Encode(t, e, w, rows, cols) }
 	shape := []int64{rows, cols}
 	src := &runtime.MemSource{Weights: map[string]*runtime.Weight{}}
 	for _, c := range []struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/gguf"
+	"github.com/shrink-llm/shrink/internal/testshared"
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/runtime/tokenizer"
 )
@@ -174,22 +175,10 @@ func wantErr(t *testing.T, err error, parts ...string) {
 	}
 }
 
-// mustOpen opens path with open, failing the test on an error, and closes
-// what it opened when the test ends.
-func mustOpen[T interface{ Close() error }](t testing.TB, open func(string) (T, error), path string) T {
-	t.Helper()
-	v, err := open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
-	return v
-}
-
 // openModel opens a checkpoint, closed when the test ends.
 func openModel(t testing.TB, path string, opts OpenOptions) *Model {
 	t.Helper()
-	return mustOpen(t, func(p string) (*Model, error) { return Open(p, opts) }, path)
+	return testshared.Open(t, func(p string) (*Model, error) { return Open(p, opts) }, path)
 }
 
 // openHFModel writes a Hugging Face folder (writeHFDir) and opens it.
@@ -203,13 +192,13 @@ func openHFModel(t testing.TB, cfg map[string]any, ts []testTensor) *Model {
 // openShrink opens a .shrink file, closed when the test ends.
 func openShrink(t testing.TB, path string) *format.File {
 	t.Helper()
-	return mustOpen(t, format.Open, path)
+	return testshared.Open(t, format.Open, path)
 }
 
 // openGGUFFile opens a GGUF file, closed when the test ends.
 func openGGUFFile(t testing.TB, path string) *gguf.File {
 	t.Helper()
-	return mustOpen(t, gguf.Open, path)
+	return testshared.Open(t, gguf.Open, path)
 }
 
 // loadTensor loads the named canonical tensor of m as float32.
@@ -246,20 +235,6 @@ func convertModel(t testing.TB, m *Model, pol Policy, opts Options) (string, *Re
 		t.Fatal(err)
 	}
 	return out, res
-}
-
-// encodeT encodes the [rows, cols] values w in e.
-func encodeT(t testing.TB, e quant.Encoding, w []float32, rows, cols int) []byte {
-	t.Helper()
-	n, err := e.Size(rows, cols)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, n)
-	if err := quant.Encode(e, b, w, rows, cols); err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // decodePart decodes the first part of a stored tensor as [rows, cols],

@@ -1,7 +1,6 @@
 package convert
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,17 +39,7 @@ func TestTokenizerSources(t *testing.T) {
 		{"hf + tok512.bin", filepath.Join(dir, "hf"), filepath.Join(dir, "tok512.bin"), format.TokenizerLlama2c},
 		{"hf folder with tokenizer.model", spmDir, "", format.TokenizerSPM},
 	}
-	var ref struct {
-		Prompts []struct {
-			IDs []int `json:"ids"`
-		} `json:"prompts"`
-	}
-	readJSON(t, filepath.Join(dir, "hf", "reference.json"), &ref)
-	var texts []string
-	readJSON(t, filepath.Join(dir, "hf", "prompts.json"), &texts)
-	if len(texts) == 0 || len(texts) != len(ref.Prompts) {
-		t.Fatalf("%d prompts, %d reference prompts", len(texts), len(ref.Prompts))
-	}
+	texts, wants := testshared.Stories260KPrompts(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := openModel(t, tc.path, OpenOptions{Tokenizer: tc.tok})
@@ -63,8 +52,8 @@ func TestTokenizerSources(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !slices.Equal(ids, ref.Prompts[i].IDs) {
-					t.Errorf("prompt %d: %v, want %v", i, ids, ref.Prompts[i].IDs)
+				if !slices.Equal(ids, wants[i]) {
+					t.Errorf("prompt %d: %v, want %v", i, ids, wants[i])
 				}
 			}
 		})
@@ -109,7 +98,7 @@ func TestTokenizerFileErrors(t *testing.T) {
 		{"gguf too many tokens", filepath.Join(dir, "hf"), testshared.Path(t, "tokenizers", "gguf-vocab", "ggml-vocab-gpt-2.gguf"), []string{"has 50257 tokens"}},
 		{"empty hf folder", tmp, "", []string{"no tokenizer.json or tokenizer.model"}},
 	}
-	writeFile(t, filepath.Join(tmp, "config.json"), readFileT(t, filepath.Join(dir, "hf", "config.json")))
+	writeFile(t, filepath.Join(tmp, "config.json"), testshared.ReadFile(t, filepath.Join(dir, "hf", "config.json")))
 	if err := os.Symlink(filepath.Join(dir, "hf", "model.safetensors"), filepath.Join(tmp, "model.safetensors")); err != nil {
 		t.Fatal(err)
 	}
@@ -130,21 +119,5 @@ func TestTokenizerFileErrors(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func readFileT(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	if err := json.Unmarshal(readFileT(t, path), v); err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 }

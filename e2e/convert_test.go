@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/testshared"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -28,17 +29,6 @@ func loadSource(t *testing.T, dir string) map[string]stTensor {
 		}
 	}
 	return all
-}
-
-// openShrink opens a .shrink file for the rest of the test.
-func openShrink(t *testing.T, path string) *format.File {
-	t.Helper()
-	f, err := format.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
 }
 
 var blkRe = regexp.MustCompile(`^blk\.(\d+)\.(\w+)\.(weight|bias)$`)
@@ -161,7 +151,7 @@ func TestConvertF32BitIdentical(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			src := loadSource(t, modelPath(t, tc.srcDir))
-			f := openShrink(t, convertTo(t, modelPath(t, tc.path), quant.F32))
+			f := testshared.Open(t, format.Open, convertTo(t, modelPath(t, tc.path), quant.F32))
 			if len(f.Header().Tensors) == 0 {
 				t.Fatal("no tensors")
 			}
@@ -202,7 +192,7 @@ func TestConvertStoredDTypeByteCopy(t *testing.T) {
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			src := loadSource(t, modelPath(t, tc.dir))
-			f := openShrink(t, convertTo(t, modelPath(t, tc.dir), tc.enc))
+			f := testshared.Open(t, format.Open, convertTo(t, modelPath(t, tc.dir), tc.enc))
 			for _, tn := range f.Header().Tensors {
 				p := &tn.Parts[0]
 				rows, cols := 1, int(tn.Shape[0])

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/testshared"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -20,19 +21,6 @@ func randn(r *rand.Rand, n int, sd float64) []float32 {
 		out[i] = float32(r.NormFloat64() * sd)
 	}
 	return out
-}
-
-func encodeT(tb testing.TB, enc quant.Encoding, src []float32, rows, cols int) []byte {
-	tb.Helper()
-	n, err := enc.Size(rows, cols)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	dst := make([]byte, n)
-	if err := quant.Encode(enc, dst, src, rows, cols); err != nil {
-		tb.Fatal(err)
-	}
-	return dst
 }
 
 func decodeT(tb testing.TB, p *WeightPart) []float64 {
@@ -50,7 +38,7 @@ func decodeT(tb testing.TB, p *WeightPart) []float64 {
 
 // denseT encodes a random [rows, cols] matrix as a dense weight.
 func denseT(tb testing.TB, r *rand.Rand, name string, enc quant.Encoding, rows, cols int, sd float64) *Weight {
-	data := encodeT(tb, enc, randn(r, rows*cols, sd), rows, cols)
+	data := testshared.Encode(tb, enc, randn(r, rows*cols, sd), rows, cols)
 	return DenseWeight(name, []int64{int64(rows), int64(cols)}, enc, data)
 }
 
@@ -60,14 +48,14 @@ func lowRankT(tb testing.TB, r *rand.Rand, name string, enc quant.Encoding, rows
 	if lorc {
 		w.Kind = format.KindLoRC
 		w.Parts = append(w.Parts, WeightPart{Role: "w", Shape: w.Shape, Encoding: enc,
-			Data: encodeT(tb, enc, randn(r, rows*cols, sd), rows, cols)})
+			Data: testshared.Encode(tb, enc, randn(r, rows*cols, sd), rows, cols)})
 	}
 	sab := math.Sqrt(sd / math.Sqrt(float64(k)))
 	w.Parts = append(w.Parts,
 		WeightPart{Role: "a", Shape: []int64{int64(rows), int64(k)}, Encoding: enc,
-			Data: encodeT(tb, enc, randn(r, rows*k, sab), rows, k)},
+			Data: testshared.Encode(tb, enc, randn(r, rows*k, sab), rows, k)},
 		WeightPart{Role: "b", Shape: []int64{int64(k), int64(cols)}, Encoding: enc,
-			Data: encodeT(tb, enc, randn(r, k*cols, sab), k, cols)})
+			Data: testshared.Encode(tb, enc, randn(r, k*cols, sab), k, cols)})
 	return w
 }
 
@@ -94,7 +82,7 @@ func vecT(tb testing.TB, r *rand.Rand, name string, enc quant.Encoding, n int, m
 	for i := range v {
 		v[i] += float32(mean)
 	}
-	return DenseWeight(name, []int64{int64(n)}, enc, encodeT(tb, enc, v, 1, n))
+	return DenseWeight(name, []int64{int64(n)}, enc, testshared.Encode(tb, enc, v, 1, n))
 }
 
 // denseOf reconstructs any weight kind as a float64 [rows, cols] matrix from

@@ -37,7 +37,7 @@ func addF32(tb testing.TB, src *MemSource, name string, v []float32, shape []int
 	} else {
 		enc = quant.F32
 	}
-	src.Add(DenseWeight(name, s64, enc, encodeT(tb, enc, v, rows, cols)))
+	src.Add(DenseWeight(name, s64, enc, testshared.Encode(tb, enc, v, rows, cols)))
 }
 
 func transpose(v []float32, rows, cols int) []float32 {

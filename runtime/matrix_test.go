@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shrink-llm/shrink/internal/testshared"
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/runtime/simd"
 )
@@ -176,7 +177,7 @@ func TestNewMatrixRejectsBadWeights(t *testing.T) {
 	badB := *lr
 	badB.Parts = append([]WeightPart(nil), lr.Parts...)
 	badB.Parts[1].Shape = []int64{3, 8}
-	badB.Parts[1].Data = encodeT(t, quant.F32, make([]float32, 24), 3, 8)
+	badB.Parts[1].Data = testshared.Encode(t, quant.F32, make([]float32, 24), 3, 8)
 	tests := []struct {
 		name string
 		w    *Weight

@@ -10,6 +10,7 @@ import (
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/eval"
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/testshared"
 )
 
 // TestConvertTargetBPW: the planner lands just under the target over the
@@ -46,7 +47,7 @@ func TestConvertTargetBPW(t *testing.T) {
 		}
 		files = append(files, out)
 	}
-	a, b := readFileT(t, files[0]), readFileT(t, files[1])
+	a, b := testshared.ReadFile(t, files[0]), testshared.ReadFile(t, files[1])
 	if string(a) != string(b) {
 		t.Error("the same flags gave different files")
 	}

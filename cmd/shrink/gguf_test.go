@@ -113,7 +113,7 @@ func TestExportCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "wrote "+direct+": GGUF v3") {
 		t.Fatalf("convert --format gguf: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	ga, gb := openGGUF(t, g), openGGUF(t, direct)
+	ga, gb := testshared.Open(t, gguf.Open, g), testshared.Open(t, gguf.Open, direct)
 	if len(ga.Tensors) != len(gb.Tensors) || len(ga.KV) != len(gb.KV) {
 		t.Fatalf("convert --format gguf: %d tensors %d keys, convert + export: %d and %d", len(gb.Tensors), len(gb.KV), len(ga.Tensors), len(ga.KV))
 	}

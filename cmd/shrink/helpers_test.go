@@ -7,25 +7,16 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/format"
-	"github.com/shrink-llm/shrink/gguf"
 	"github.com/shrink-llm/shrink/internal/crafted"
+	"github.com/shrink-llm/shrink/internal/testshared"
 )
-
-func readFileT(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // editedCopy writes edit's version of the file at path to a new temporary
 // .shrink file and returns its path.
 func editedCopy(t *testing.T, path string, edit func(b []byte) []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "edited.shrink")
-	if err := os.WriteFile(p, edit(readFileT(t, path)), 0o644); err != nil {
+	if err := os.WriteFile(p, edit(testshared.ReadFile(t, path)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -79,15 +70,4 @@ type planJSON struct {
 // more arguments, for tables of invocations that differ in their last flags.
 func argsWith(base ...string) func(more ...string) []string {
 	return func(more ...string) []string { return append(slices.Clone(base), more...) }
-}
-
-// openGGUF opens a GGUF file for the rest of the test.
-func openGGUF(t *testing.T, path string) *gguf.File {
-	t.Helper()
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
 }

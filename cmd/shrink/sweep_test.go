@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/eval"
+	"github.com/shrink-llm/shrink/internal/testshared"
 )
 
 // sweepText is six documents: the first three are evaluated, the last
@@ -120,7 +121,7 @@ func runSweep(t *testing.T, args ...string) (out, stdout string, sw eval.Sweep) 
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	if err := json.Unmarshal(readFileT(t, filepath.Join(out, "sweep.json")), &sw); err != nil {
+	if err := json.Unmarshal(testshared.ReadFile(t, filepath.Join(out, "sweep.json")), &sw); err != nil {
 		t.Fatalf("sweep.json: %v", err)
 	}
 	return out, stdout, sw

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -8,44 +9,22 @@ import (
 	"github.com/shrink-llm/shrink/internal/testshared"
 )
 
-// readVectors reads a llama.cpp .inp/.out pair: inputs separated by
-// "\n__ggml_vocab_test__\n", one line of space-separated ids per input.
-//
-// ggml-vocab-bert-bge.gguf has only its .out: llama.cpp writes the same
-// inputs for every vocabulary (the shared .inp files are identical), so the
-// llama-spm inputs stand in.
-func readVectors(t *testing.T, base string) ([]string, []string) {
-	t.Helper()
-	inpPath := base + ".inp"
-	if filepath.Base(base) == "ggml-vocab-bert-bge.gguf" {
-		inpPath = filepath.Join(filepath.Dir(base), "ggml-vocab-llama-spm.gguf.inp")
-	}
-	inp := string(readFileT(t, inpPath))
-	const sep = "\n__ggml_vocab_test__\n"
-	inputs := strings.Split(strings.TrimSuffix(inp, sep), sep)
-	lines := strings.Split(strings.TrimSuffix(string(readFileT(t, base+".out")), "\n"), "\n")
-	if len(inputs) != len(lines) || len(inputs) == 0 {
-		t.Fatalf("%s: %d inputs, %d output lines", base, len(inputs), len(lines))
-	}
-	return inputs, lines
-}
-
 // TestTokenizeGGUFVectors runs every .inp/.out pair of the shared vocab-only
 // GGUFs through `shrink tokenize --ids`, as llama.cpp's test-tokenizer-0
 // does (no BOS, special tokens not parsed).
 func TestTokenizeGGUFVectors(t *testing.T) {
-	dir := testshared.Path(t, "tokenizers", "gguf-vocab")
-	for _, name := range []string{"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf", "ggml-vocab-bert-bge.gguf"} {
+	for _, name := range testshared.GGUFVocabs {
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(dir, name)
-			inputs, want := readVectors(t, path)
+			path := testshared.Path(t, "tokenizers", "gguf-vocab", name)
+			inputs, ids := testshared.LlamaCppVectors(t, name)
 			for i, in := range inputs {
+				want := strings.Trim(fmt.Sprint(ids[i]), "[]")
 				code, out, stderr := shrink(t, "tokenize", path, "--ids", "-p", in)
 				if code != 0 {
 					t.Fatalf("input %d: exit %d: %s", i, code, stderr)
 				}
-				if got := strings.TrimSuffix(out, "\n"); got != strings.TrimSpace(want[i]) || strings.Count(out, "\n") != 1 {
-					t.Errorf("input %d %q:\n got %q\nwant %q", i, in, got, strings.TrimSpace(want[i]))
+				if got := strings.TrimSuffix(out, "\n"); got != want || strings.Count(out, "\n") != 1 {
+					t.Errorf("input %d %q:\n got %q\nwant %q", i, in, got, want)
 				}
 			}
 		})

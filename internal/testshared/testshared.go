@@ -5,8 +5,10 @@
 // CI=true) absence fails the test instead: CI must not pass by skipping.
 //
 // It also holds what tests of several packages need around those assets: a
-// minimal safetensors reader for the references, and Encode and RoundTrip
-// for a test matrix in a quant encoding.
+// minimal safetensors reader for the references, llama.cpp's tokenizer test
+// vectors of the vocab-only GGUFs, the stories260K prompts with their
+// reference ids, Encode and RoundTrip for a test matrix in a quant encoding,
+// and ReadFile and Open, which fail the test instead of returning an error.
 package testshared
 
 import (
@@ -76,4 +78,17 @@ func OptionalRoot(tb testing.TB) string {
 		tb.Fatal("CI=true and ../shared (test models and references) is not beside the module root")
 	}
 	return root
+}
+
+// Open opens path with open (format.Open, gguf.Open, a runtime.Open with
+// its options bound, ...), failing tb on an error, and closes what it
+// opened when the test ends.
+func Open[T interface{ Close() error }](tb testing.TB, open func(string) (T, error), path string) T {
+	tb.Helper()
+	v, err := open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { v.Close() })
+	return v
 }

@@ -8,7 +8,7 @@ import (
 
 func benchText(b *testing.B) string {
 	b.Helper()
-	data := readFile(b, testshared.Path(b, "corpus", "tinystories-valid-1000.txt"))
+	data := testshared.ReadFile(b, testshared.Path(b, "corpus", "tinystories-valid-1000.txt"))
 	if len(data) > 200<<10 {
 		data = data[:200<<10]
 	}

@@ -2,61 +2,11 @@ package tokenizer
 
 import (
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/shrink-llm/shrink/gguf"
 	"github.com/shrink-llm/shrink/internal/testshared"
 )
-
-// ggufVocabFiles are llama.cpp's vocab-only GGUFs that come with test
-// inputs (.inp) and the ids llama.cpp gives them (.out).
-var ggufVocabFiles = []string{"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf", "ggml-vocab-bert-bge.gguf"}
-
-// llamaCppVectors reads a .inp/.out pair as llama.cpp's test-tokenizer-0
-// does: inputs separated by "\n__ggml_vocab_test__\n", one line of ids per
-// input.
-//
-// ggml-vocab-bert-bge.gguf comes with its .out only. llama.cpp generates
-// the same inputs for every vocabulary (the two .inp files here are
-// identical), so its ids are checked against the llama-spm inputs.
-func llamaCppVectors(tb testing.TB, gguf string) ([]string, [][]int) {
-	tb.Helper()
-	inpName := gguf + ".inp"
-	if gguf == "ggml-vocab-bert-bge.gguf" {
-		inpName = "ggml-vocab-llama-spm.gguf.inp"
-	}
-	inp := string(readFile(tb, testshared.Path(tb, "tokenizers", "gguf-vocab", inpName)))
-	out := string(readFile(tb, testshared.Path(tb, "tokenizers", "gguf-vocab", gguf+".out")))
-	const sep = "\n__ggml_vocab_test__\n"
-	var inputs []string
-	for pos := 0; pos < len(inp); {
-		k := strings.Index(inp[pos:], sep)
-		if k < 0 {
-			inputs = append(inputs, inp[pos:])
-			break
-		}
-		inputs = append(inputs, inp[pos:pos+k])
-		pos += k + len(sep)
-	}
-	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	if len(inputs) != len(lines) || len(inputs) == 0 {
-		tb.Fatalf("%s: %d inputs but %d output lines", gguf, len(inputs), len(lines))
-	}
-	want := make([][]int, len(lines))
-	for i, l := range lines {
-		want[i] = []int{}
-		for _, f := range strings.Fields(l) {
-			id, err := strconv.Atoi(f)
-			if err != nil {
-				tb.Fatalf("%s.out line %d: %v", gguf, i+1, err)
-			}
-			want[i] = append(want[i], id)
-		}
-	}
-	return inputs, want
-}
 
 func loadGGUFVocab(tb testing.TB, name string) *GGUFVocab {
 	tb.Helper()
@@ -76,7 +26,7 @@ func loadGGUFVocab(tb testing.TB, name string) *GGUFVocab {
 // shared vocab-only GGUF, through the tokenizer built from the metadata and
 // through the one rebuilt from its .shrink blob.
 func TestGGUFVocabLlamaCppVectors(t *testing.T) {
-	for _, name := range ggufVocabFiles {
+	for _, name := range testshared.GGUFVocabs {
 		t.Run(name, func(t *testing.T) {
 			v := loadGGUFVocab(t, name)
 			direct, err := FromGGUFVocab(v)
@@ -91,7 +41,7 @@ func TestGGUFVocabLlamaCppVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			inputs, want := llamaCppVectors(t, name)
+			inputs, want := testshared.LlamaCppVectors(t, name)
 			ok := 0
 			for i, in := range inputs {
 				for _, tok := range []*Tokenizer{direct, viaBlob} {
@@ -149,7 +99,7 @@ func sameVocab(t *testing.T, name string, got, want *GGUFVocab) {
 // converters wrote for the same tokenizers.
 func TestVocabForExport(t *testing.T) {
 	fromModel := func(rel ...string) *GGUFVocab {
-		v, err := VocabFromSentencePiece(readFile(t, testshared.Path(t, rel...)), nil, nil)
+		v, err := VocabFromSentencePiece(testshared.ReadFile(t, testshared.Path(t, rel...)), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +119,7 @@ func TestVocabForExport(t *testing.T) {
 	}()
 	sameVocab(t, "llama2 tokenizer.model", fromModel("tokenizers", "llama2", "tokenizer.model"), loadGGUFVocab(t, "ggml-vocab-llama-spm.gguf"))
 	sameVocab(t, "tok512.model", fromModel("models", "stories260K", "tok512.model"), stories)
-	l2c, err := VocabFromLlama2C(readFile(t, testshared.Path(t, "models", "stories260K", "tok512.bin")), 512, nil)
+	l2c, err := VocabFromLlama2C(testshared.ReadFile(t, testshared.Path(t, "models", "stories260K", "tok512.bin")), 512, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func loadHF(tb testing.TB, rel ...string) *Tokenizer {
 	if t, ok := loaded[dir]; ok {
 		return t
 	}
-	tj := readFile(tb, filepath.Join(dir, "tokenizer.json"))
+	tj := testshared.ReadFile(tb, filepath.Join(dir, "tokenizer.json"))
 	cfg := readOptional(tb, filepath.Join(dir, "tokenizer_config.json"))
 	stm := readOptional(tb, filepath.Join(dir, "special_tokens_map.json"))
 	t, err := FromHF(tj, cfg, stm)
@@ -46,15 +46,6 @@ func loadHF(tb testing.TB, rel ...string) *Tokenizer {
 	}
 	loaded[dir] = t
 	return t
-}
-
-func readFile(tb testing.TB, path string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
 }
 
 func readOptional(tb testing.TB, path string) []byte {
@@ -72,7 +63,7 @@ func readOptional(tb testing.TB, path string) []byte {
 func loadCases(tb testing.TB, folder string) []hfCase {
 	tb.Helper()
 	var cases []hfCase
-	if err := json.Unmarshal(readFile(tb, testshared.Path(tb, "tokenizers", folder, "cases.json")), &cases); err != nil {
+	if err := json.Unmarshal(testshared.ReadFile(tb, testshared.Path(tb, "tokenizers", folder, "cases.json")), &cases); err != nil {
 		tb.Fatalf("%s/cases.json: %v", folder, err)
 	}
 	if len(cases) == 0 {
@@ -187,7 +178,7 @@ func TestModelPrompts(t *testing.T) {
 		t.Run(model, func(t *testing.T) {
 			tok := loadHF(t, "models", model)
 			var ref reference
-			if err := json.Unmarshal(readFile(t, testshared.Path(t, "models", model, "reference.json")), &ref); err != nil {
+			if err := json.Unmarshal(testshared.ReadFile(t, testshared.Path(t, "models", model, "reference.json")), &ref); err != nil {
 				t.Fatal(err)
 			}
 			if len(ref.Prompts) == 0 {
@@ -244,32 +235,14 @@ func TestModelSpecialTokens(t *testing.T) {
 // the tokenizers library.
 func TestGGUFGPT2Vectors(t *testing.T) {
 	tok := loadHF(t, "tokenizers", "gpt2")
-	inp := string(readFile(t, testshared.Path(t, "tokenizers", "gguf-vocab", "ggml-vocab-gpt-2.gguf.inp")))
-	out := string(readFile(t, testshared.Path(t, "tokenizers", "gguf-vocab", "ggml-vocab-gpt-2.gguf.out")))
-	inputs := strings.Split(inp, "\n__ggml_vocab_test__\n")
-	// The file ends with a separator, leaving an empty last element.
-	if inputs[len(inputs)-1] == "" {
-		inputs = inputs[:len(inputs)-1]
-	}
-	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	if len(inputs) != len(lines) {
-		t.Fatalf("%d inputs but %d output lines", len(inputs), len(lines))
-	}
+	inputs, wants := testshared.LlamaCppVectors(t, "ggml-vocab-gpt-2.gguf")
 	for i, in := range inputs {
 		ids, err := tok.Encode(in, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var want []int
-		for _, f := range strings.Fields(lines[i]) {
-			var v int
-			if err := json.Unmarshal([]byte(f), &v); err != nil {
-				t.Fatalf("line %d: %v", i, err)
-			}
-			want = append(want, v)
-		}
-		if !slices.Equal(ids, want) {
-			t.Errorf("input %d %q:\n got %v\nwant %v", i, clip(in), ids, want)
+		if !slices.Equal(ids, wants[i]) {
+			t.Errorf("input %d %q:\n got %v\nwant %v", i, clip(in), ids, wants[i])
 		}
 	}
 	t.Logf("%d llama.cpp GPT-2 vectors", len(inputs))

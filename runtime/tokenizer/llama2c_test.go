@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"encoding/json"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -11,36 +10,18 @@ import (
 
 func loadLlama2C(tb testing.TB) *Tokenizer {
 	tb.Helper()
-	tok, err := FromLlama2C(readFile(tb, testshared.Path(tb, "models", "stories260K", "tok512.bin")), 512)
+	tok, err := FromLlama2C(testshared.ReadFile(tb, testshared.Path(tb, "models", "stories260K", "tok512.bin")), 512)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return tok
 }
 
-// loadStories260KPrompts reads the stories260K prompt texts and the ids the
-// Hugging Face export of the model gives them (with special tokens).
-func loadStories260KPrompts(t *testing.T) ([]string, reference) {
-	t.Helper()
-	var texts []string
-	if err := json.Unmarshal(readFile(t, testshared.Path(t, "models", "stories260K", "hf", "prompts.json")), &texts); err != nil {
-		t.Fatal(err)
-	}
-	var ref reference
-	if err := json.Unmarshal(readFile(t, testshared.Path(t, "models", "stories260K", "hf", "reference.json")), &ref); err != nil {
-		t.Fatal(err)
-	}
-	if len(texts) != len(ref.Prompts) || len(texts) == 0 {
-		t.Fatalf("%d prompt texts for %d reference prompts", len(texts), len(ref.Prompts))
-	}
-	return texts, ref
-}
-
 // TestLlama2CPrompts encodes the stories260K prompts with tok512.bin and
 // compares with the ids of the Hugging Face export of the same model.
 func TestLlama2CPrompts(t *testing.T) {
 	tok := loadLlama2C(t)
-	texts, ref := loadStories260KPrompts(t)
+	texts, wants := testshared.Stories260KPrompts(t)
 	if tok.BOS() != 1 || tok.EOS() != 2 || tok.VocabSize() != 512 || tok.Token(1) != "<s>" {
 		t.Errorf("BOS %d EOS %d vocab %d Token(1) %q", tok.BOS(), tok.EOS(), tok.VocabSize(), tok.Token(1))
 	}
@@ -49,8 +30,8 @@ func TestLlama2CPrompts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(ids, ref.Prompts[i].IDs) {
-			t.Errorf("prompt %q:\n got %v\nwant %v", text, ids, ref.Prompts[i].IDs)
+		if !slices.Equal(ids, wants[i]) {
+			t.Errorf("prompt %q:\n got %v\nwant %v", text, ids, wants[i])
 		}
 		for _, skip := range []bool{true, false} {
 			dec, err := tok.Decode(ids, skip)
@@ -77,7 +58,7 @@ func TestLlama2CPrompts(t *testing.T) {
 // outside the vocab (byte fallback) and invalid UTF-8.
 func TestLlama2CMergeMatchesRunC(t *testing.T) {
 	tok := loadLlama2C(t)
-	v, err := parseLlama2C(readFile(t, testshared.Path(t, "models", "stories260K", "tok512.bin")), 512)
+	v, err := parseLlama2C(testshared.ReadFile(t, testshared.Path(t, "models", "stories260K", "tok512.bin")), 512)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 func loadSentencePiece(tb testing.TB, rel ...string) *Tokenizer {
 	tb.Helper()
-	tok, err := FromSentencePiece(readFile(tb, testshared.Path(tb, rel...)), nil)
+	tok, err := FromSentencePiece(testshared.ReadFile(tb, testshared.Path(tb, rel...)), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestSentencePieceLlama2Cases(t *testing.T) {
 func TestSentencePieceTok512(t *testing.T) {
 	sp := loadSentencePiece(t, "models", "stories260K", "tok512.model")
 	l2c := loadLlama2C(t)
-	texts, ref := loadStories260KPrompts(t)
+	texts, refs := testshared.Stories260KPrompts(t)
 	if sp.VocabSize() != l2c.VocabSize() || sp.BOS() != l2c.BOS() || sp.EOS() != l2c.EOS() {
 		t.Errorf("vocab/BOS/EOS %d/%d/%d, tok512.bin %d/%d/%d", sp.VocabSize(), sp.BOS(), sp.EOS(), l2c.VocabSize(), l2c.BOS(), l2c.EOS())
 	}
@@ -61,8 +61,8 @@ func TestSentencePieceTok512(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(got, want) || !slices.Equal(got, ref.Prompts[i].IDs) {
-			t.Errorf("prompt %d %q:\n model %v\n   bin %v\n   ref %v", i, text, got, want, ref.Prompts[i].IDs)
+		if !slices.Equal(got, want) || !slices.Equal(got, refs[i]) {
+			t.Errorf("prompt %d %q:\n model %v\n   bin %v\n   ref %v", i, text, got, want, refs[i])
 		}
 		dec, err := sp.Decode(got, true)
 		if err != nil || dec != text {
@@ -73,7 +73,7 @@ func TestSentencePieceTok512(t *testing.T) {
 
 // TestSentencePieceErrors feeds bytes that are not a usable model.
 func TestSentencePieceErrors(t *testing.T) {
-	tok512 := readFile(t, testshared.Path(t, "models", "stories260K", "tok512.bin"))
+	tok512 := testshared.ReadFile(t, testshared.Path(t, "models", "stories260K", "tok512.bin"))
 	tests := []struct {
 		name   string
 		data   []byte
