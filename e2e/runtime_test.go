@@ -108,14 +108,7 @@ func TestLogitsMatchTransformers(t *testing.T) {
 					}
 					// Greedy continuation.
 					greedy := ref.ids(fmt.Sprintf("greedy.%d.ids", i))
-					var gen []int
-					_, err = m.Generate(context.Background(), ids, len(greedy), runtime.SamplerConfig{}, func(id int) error {
-						gen = append(gen, id)
-						return nil
-					})
-					if err != nil {
-						t.Fatal(err)
-					}
+					gen := demotest.Greedy(t, m, ids, len(greedy))
 					n := len(greedy)
 					for j, id := range greedy {
 						if isEOS(m, id) {
@@ -233,13 +226,7 @@ func TestQ8GreedyAgreesWithF32(t *testing.T) {
 			break
 		}
 		want := ref.ids(fmt.Sprintf("greedy.%d.ids", i))[:16]
-		var got []int
-		if _, err := m.Generate(context.Background(), ids, 16, runtime.SamplerConfig{}, func(id int) error {
-			got = append(got, id)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		got := demotest.Greedy(t, m, ids, 16)
 		same := 0
 		for same < min(len(got), len(want)) && got[same] == want[same] {
 			same++

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/internal/loadgen/servetest"
 	"github.com/shrink-llm/shrink/runtime"
 )
@@ -539,13 +540,7 @@ func TestPromptEndingInByteTokens(t *testing.T) {
 	if !strings.HasPrefix(tok.Token(prompt[len(prompt)-1]), "<0x") {
 		t.Skipf("the prompt does not end in byte tokens: %q", tok.Token(prompt[len(prompt)-1]))
 	}
-	var ids []int
-	if _, err := m.Generate(context.Background(), prompt, 12, runtime.SamplerConfig{}, func(id int) error {
-		ids = append(ids, id)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	ids := demotest.Greedy(t, m, prompt, 12)
 	whole, _ := tok.Decode(append(append([]int{}, prompt...), ids...), false)
 	head, _ := tok.Decode(prompt, false)
 	want := whole[len(head):]

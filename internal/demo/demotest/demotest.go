@@ -8,6 +8,7 @@ import (
 
 	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/internal/demo"
+	"github.com/shrink-llm/shrink/internal/testshared"
 	"github.com/shrink-llm/shrink/runtime"
 )
 
@@ -45,12 +46,7 @@ func Convert(tb testing.TB, src string, pol convert.Policy) string {
 // Open opens a .shrink file with the runtime until the test ends.
 func Open(tb testing.TB, path string, opts runtime.Options) *runtime.Model {
 	tb.Helper()
-	m, err := runtime.Open(path, opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { m.Close() })
-	return m
+	return testshared.Open(tb, func(p string) (*runtime.Model, error) { return runtime.Open(p, opts) }, path)
 }
 
 // Prefill encodes text (with BOS), keeps at most maxTokens of it (0: all)
@@ -75,4 +71,19 @@ func Prefill(tb testing.TB, m *runtime.Model, text string, maxTokens int, all bo
 		tb.Fatal(err)
 	}
 	return ids, logits
+}
+
+// Greedy returns the ids m generates after prompt with the zero
+// SamplerConfig (greedy decoding): at most n, fewer where one of the
+// model's EOS ids stops it (the EOS itself is not returned).
+func Greedy(tb testing.TB, m *runtime.Model, prompt []int, n int) []int {
+	tb.Helper()
+	var ids []int
+	if _, err := m.Generate(context.Background(), prompt, n, runtime.SamplerConfig{}, func(id int) error {
+		ids = append(ids, id)
+		return nil
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	return ids
 }
