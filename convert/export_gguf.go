@@ -344,7 +344,7 @@ func tensorBytesAs(f *format.File, t *format.Tensor, typ gguf.TensorType) ([]byt
 			return qkToK(data, rows, cols, 5)
 		}
 	}
-	x, err := denseValues(f, t, rows, cols)
+	x, err := DecodeTensor(f, t)
 	if err != nil {
 		return nil, err
 	}
@@ -471,47 +471,6 @@ func qkToK(data []byte, rows, cols, bits int) ([]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// denseValues decodes a tensor to float32, multiplying low-rank factors
-// out (W = a·b, plus w for LoRC).
-func denseValues(f *format.File, t *format.Tensor, rows, cols int) ([]float32, error) {
-	decode := func(p *format.Part) ([]float32, int, int, error) {
-		r, c, err := matrixShape(p.Shape)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		x := make([]float32, r*c)
-		return x, r, c, quant.Decode(p.Encoding, x, f.PartData(p), r, c)
-	}
-	if t.Kind == format.KindDense {
-		x, _, _, err := decode(&t.Parts[0])
-		return x, err
-	}
-	var w, a, b []float32
-	var k int
-	for i := range t.Parts {
-		p := &t.Parts[i]
-		x, _, c, err := decode(p)
-		if err != nil {
-			return nil, err
-		}
-		switch p.Role {
-		case format.RoleW:
-			w = x
-		case format.RoleA:
-			a, k = x, c
-		case format.RoleB:
-			b = x
-		}
-	}
-	if a == nil || b == nil {
-		return nil, fmt.Errorf("%s tensor without factors a and b", t.Kind)
-	}
-	if len(a) != rows*k || len(b) != k*cols || (w != nil && len(w) != rows*cols) {
-		return nil, fmt.Errorf("%s tensor: factors [%d, %d]·[%d, %d] do not make [%d, %d]", t.Kind, len(a)/max(k, 1), k, len(b)/max(cols, 1), cols, rows, cols)
-	}
-	return reconstruct(a, b, w, rows, cols, k), nil
 }
 
 // ggufModelMetadata writes general.* and {arch}.* keys.

@@ -182,6 +182,59 @@ func reconstruct(a, b, base []float32, m, n, k int) []float32 {
 	return out
 }
 
+// DecodeTensor decodes a stored tensor to float32 in its logical shape: the
+// dense part w, or a·b for a low-rank tensor, or w + a·b for LoRC, with the
+// product and the sum in float64 (reconstruct, the same numbers conversion
+// measured). The GGUF export and eval's tensor comparison both read tensors
+// through it. Its errors name neither the file nor the tensor: callers add
+// them.
+func DecodeTensor(f *format.File, t *format.Tensor) ([]float32, error) {
+	rows, cols, err := matrixShape(t.Shape)
+	if err != nil {
+		return nil, err
+	}
+	var w, a, b []float32
+	var ra, ca, rb, cb int
+	for i := range t.Parts {
+		p := &t.Parts[i]
+		r, c, err := matrixShape(p.Shape)
+		if err != nil {
+			return nil, fmt.Errorf("part %s: %w", p.Role, err)
+		}
+		x := make([]float32, r*c)
+		if err := quant.Decode(p.Encoding, x, f.PartData(p), r, c); err != nil {
+			return nil, fmt.Errorf("part %s: %w", p.Role, err)
+		}
+		switch p.Role {
+		case format.RoleW:
+			w = x
+		case format.RoleA:
+			a, ra, ca = x, r, c
+		case format.RoleB:
+			b, rb, cb = x, r, c
+		}
+	}
+	if w != nil && len(w) != rows*cols {
+		return nil, fmt.Errorf("part w has %d values for shape %v", len(w), t.Shape)
+	}
+	switch t.Kind {
+	case format.KindDense, "": // empty means dense
+		if w == nil {
+			return nil, fmt.Errorf("dense tensor without part w")
+		}
+		return w, nil
+	case format.KindLowRank, format.KindLoRC:
+		if a == nil || b == nil || (t.Kind == format.KindLoRC && w == nil) {
+			return nil, fmt.Errorf("%s tensor lacks a part", t.Kind)
+		}
+		if ca != rb || ra != rows || cb != cols {
+			return nil, fmt.Errorf("%s tensor: factors [%d, %d]·[%d, %d] do not make shape %v", t.Kind, ra, ca, rb, cb, t.Shape)
+		}
+		return reconstruct(a, b, w, rows, cols, ca), nil
+	}
+	return nil, fmt.Errorf("unknown kind %q", t.Kind)
+}
+
 // activationError is ||(W − Ŵ)X||_F / ||W X||_F for the inputs X the
 // statistics summarise, through C = X Xᵀ: ||E X||² = Σ_rows e C eᵀ. The
 // count normalisation cancels in the ratio. Returns -1 when undefined.

@@ -544,7 +544,7 @@ func (d *TensorDesc) carryQK(out []byte, rows, cols int, bits int) (bool, error)
 			blk := src[b*bb : (b+1)*bb]
 			copy(sup[r*l.SupRow+4*b:], blk[0:4]) // d, dmin
 			for j := 0; j < 8; j++ {
-				sc, mn := scaleMinK4(j, blk[4:16])
+				sc, mn := gguf.ScaleMinK4(j, blk[4:16])
 				g := b*8 + j
 				// Sub plane: pair g/2 is a 24-bit word at 3·(g/2), group g
 				// in bits 12·(g&1) as scale | min<<6.
@@ -576,15 +576,6 @@ func (d *TensorDesc) carryQK(out []byte, rows, cols int, bits int) (bool, error)
 		}
 	}
 	return true, nil
-}
-
-// scaleMinK4 unpacks the j-th 6-bit scale and min of a Q4_K/Q5_K block's
-// 12 scale bytes (ggml's get_scale_min_k4).
-func scaleMinK4(j int, q []byte) (sc, m byte) {
-	if j < 4 {
-		return q[j] & 63, q[j+4] & 63
-	}
-	return q[j+4]&0x0f | (q[j-4]>>6)<<4, q[j+4]>>4 | (q[j]>>6)<<4
 }
 
 // ggufChatConfig is a tokenizer_config.json holding the GGUF's

@@ -55,9 +55,13 @@ func (s *SourceTensor) bytesOf(n int64) int64 {
 }
 
 // NumElements is the product of Shape (1 for a scalar).
-func (s *SourceTensor) NumElements() int64 {
+func (s *SourceTensor) NumElements() int64 { return Numel(s.Shape) }
+
+// Numel is the number of elements of a tensor of the given shape, the
+// product of its dimensions (1 for a scalar).
+func Numel(shape []int64) int64 {
 	n := int64(1)
-	for _, d := range s.Shape {
+	for _, d := range shape {
 		n *= d
 	}
 	return n
@@ -100,13 +104,7 @@ type TensorDesc struct {
 }
 
 // NumElements is the product of the canonical shape.
-func (d *TensorDesc) NumElements() int64 {
-	n := int64(1)
-	for _, s := range d.Shape {
-		n *= s
-	}
-	return n
-}
+func (d *TensorDesc) NumElements() int64 { return Numel(d.Shape) }
 
 // Raw returns a reader of the exact source bytes when the canonical tensor is
 // the source tensor byte for byte (no transform), for a byte-copy fast path.
@@ -566,21 +564,16 @@ func Open(path string, opts OpenOptions) (*Model, error) {
 // with read. The Model keeps the file open for loading; it is closed when
 // read fails.
 func openFile(path string, opts OpenOptions, read func(f *os.File, size int64, path string, opts OpenOptions) (*Model, error)) (*Model, error) {
-	f, err := safeio.Open(path)
+	f, size, err := safeio.OpenSized(path)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("convert: %w", err)
-	}
-	m, err := read(f, st.Size(), path, opts)
+	m, err := read(f, size, path, opts)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	m.SourceBytes, m.files = st.Size(), []*os.File{f}
+	m.SourceBytes, m.files = size, []*os.File{f}
 	return m, nil
 }
 

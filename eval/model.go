@@ -131,7 +131,7 @@ func ShrinkInfo(path string) (ModelInfo, error) {
 	info := ModelInfo{Path: path, Arch: f.Config().Arch, FileBytes: f.Size()}
 	var projBytes, projParams int64
 	for _, t := range f.Tensors() {
-		n := numel(t.Shape)
+		n := convert.Numel(t.Shape)
 		info.Params += n
 		var b int64
 		for _, p := range t.Parts {
@@ -148,12 +148,4 @@ func ShrinkInfo(path string) (ModelInfo, error) {
 		info.ProjectionBits = float64(projBytes) * 8 / float64(projParams)
 	}
 	return info, nil
-}
-
-func numel(shape []int64) int64 {
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
-	return n
 }

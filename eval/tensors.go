@@ -166,99 +166,15 @@ func (s shrinkSource) Load(_ context.Context, name string) ([]float32, []int64, 
 	return w, t.Shape, nil
 }
 
-func partDims(shape []int64) (rows, cols int, err error) {
-	switch len(shape) {
-	case 1:
-		return 1, int(shape[0]), nil
-	case 2:
-		return int(shape[0]), int(shape[1]), nil
-	}
-	return 0, 0, fmt.Errorf("part shape %v is neither 1-D nor 2-D", shape)
-}
-
-func decodePart(f *format.File, t *format.Tensor, p *format.Part) ([]float32, int, int, error) {
-	rows, cols, err := partDims(p.Shape)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%s: tensor %s part %s: %w", f.Path(), t.Name, p.Role, err)
-	}
-	out := make([]float32, rows*cols)
-	if err := quant.Decode(p.Encoding, out, f.PartData(p), rows, cols); err != nil {
-		return nil, 0, 0, fmt.Errorf("%s: tensor %s part %s: %w", f.Path(), t.Name, p.Role, err)
-	}
-	return out, rows, cols, nil
-}
-
 // Reconstruct decodes a stored tensor to float32 in its logical shape: the
-// dense part w, or A·B for a low-rank tensor, or Q + A·B for LoRC.
+// dense part w, or A·B for a low-rank tensor, or Q + A·B for LoRC
+// (convert.DecodeTensor, what the GGUF export writes too).
 func Reconstruct(f *format.File, t *format.Tensor) ([]float32, error) {
-	parts := map[format.Role]*format.Part{}
-	for i := range t.Parts {
-		parts[t.Parts[i].Role] = &t.Parts[i]
+	w, err := convert.DecodeTensor(f, t)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tensor %s: %w", f.Path(), t.Name, err)
 	}
-	n := int(numel(t.Shape))
-	var out []float32
-	if p, ok := parts[format.RoleW]; ok {
-		w, _, _, err := decodePart(f, t, p)
-		if err != nil {
-			return nil, err
-		}
-		out = w
-	}
-	switch t.Kind {
-	case format.KindDense, "": // empty means dense
-		if out == nil {
-			return nil, fmt.Errorf("%s: tensor %s: dense tensor without part w", f.Path(), t.Name)
-		}
-	case format.KindLowRank, format.KindLoRC:
-		pa, okA := parts[format.RoleA]
-		pb, okB := parts[format.RoleB]
-		if !okA || !okB || (t.Kind == format.KindLoRC && out == nil) {
-			return nil, fmt.Errorf("%s: tensor %s: %s tensor lacks a part", f.Path(), t.Name, t.Kind)
-		}
-		a, ra, ca, err := decodePart(f, t, pa)
-		if err != nil {
-			return nil, err
-		}
-		b, rb, cb, err := decodePart(f, t, pb)
-		if err != nil {
-			return nil, err
-		}
-		if ca != rb || ra*cb != n {
-			return nil, fmt.Errorf("%s: tensor %s: factors [%d, %d]·[%d, %d] do not make shape %v", f.Path(), t.Name, ra, ca, rb, cb, t.Shape)
-		}
-		if out == nil {
-			out = make([]float32, n)
-		}
-		addProduct(out, a, b, ra, ca, cb)
-	default:
-		return nil, fmt.Errorf("%s: tensor %s: unknown kind %q", f.Path(), t.Name, t.Kind)
-	}
-	if len(out) != n {
-		return nil, fmt.Errorf("%s: tensor %s: %d values for shape %v", f.Path(), t.Name, len(out), t.Shape)
-	}
-	return out, nil
-}
-
-// addProduct adds A·B (A rows×k, B k×cols) to dst, accumulating each row in
-// float64.
-func addProduct(dst, a, b []float32, rows, k, cols int) {
-	acc := make([]float64, cols)
-	for i := range rows {
-		clear(acc)
-		for p := range k {
-			aip := float64(a[i*k+p])
-			if aip == 0 {
-				continue
-			}
-			for j, v := range b[p*cols : (p+1)*cols] {
-				acc[j] += aip * float64(v)
-			}
-		}
-		row := dst[i*cols : (i+1)*cols]
-		for j := range row {
-			row[j] = float32(float64(row[j]) + acc[j])
-		}
-	}
+	return w, nil
 }
 
 func describeEncoding(t *format.Tensor) string {
@@ -337,7 +253,7 @@ func CompareTensors(ctx context.Context, src TensorSource, refPath string, f *fo
 			return nil, err
 		}
 		layer, kind := tensorKind(t.Name)
-		te := TensorError{Name: t.Name, Kind: kind, Layer: layer, Shape: t.Shape, Encoding: describeEncoding(t), params: numel(t.Shape)}
+		te := TensorError{Name: t.Name, Kind: kind, Layer: layer, Shape: t.Shape, Encoding: describeEncoding(t), params: convert.Numel(t.Shape)}
 		for _, p := range t.Parts {
 			te.Bytes += int64(p.Length)
 		}

@@ -212,8 +212,10 @@ func dequantQ3_K(y []float32, x []byte) {
 	}
 }
 
-// scaleMinK4 unpacks the j-th 6-bit scale and min of Q4_K and Q5_K.
-func scaleMinK4(j int, q []byte) (sc, m byte) {
+// ScaleMinK4 unpacks the j-th (0..7) 6-bit scale and min from the 12 scale
+// bytes of a Q4_K or Q5_K block (ggml's get_scale_min_k4). It is exported
+// for converters that repack K-quant blocks without decoding them.
+func ScaleMinK4(j int, q []byte) (sc, m byte) {
 	if j < 4 {
 		return q[j] & 63, q[j+4] & 63
 	}
@@ -223,7 +225,7 @@ func scaleMinK4(j int, q []byte) (sc, m byte) {
 // subBlockK4 returns the j-th sub-block's scale d·sc and min dmin·m of
 // Q4_K and Q5_K.
 func subBlockK4(j int, q []byte, d, dmin float32) (float32, float32) {
-	sc, m := scaleMinK4(j, q)
+	sc, m := ScaleMinK4(j, q)
 	return d * float32(sc), dmin * float32(m)
 }
 

@@ -342,7 +342,7 @@ func encodeQ4SRow(s *packedScratch, sup []byte, x []float32, group int) (int, er
 		}
 		id := 1 / d
 		for i, v := range x[lo:hi] {
-			q := int(roundHalfAway(v*id)) + 8
+			q := int(RoundHalfAway(v*id)) + 8
 			s.q[lo+i] = uint8(min(max(q, 0), 15))
 		}
 	}
@@ -351,9 +351,10 @@ func encodeQ4SRow(s *packedScratch, sup []byte, x []float32, group int) (int, er
 
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
 
-// roundHalfAway rounds to the nearest integer, ties away from zero, for
-// the small magnitudes (|v| < 2^23) the encoders produce.
-func roundHalfAway(v float32) float32 {
+// RoundHalfAway rounds to the nearest integer, ties away from zero, for
+// the small magnitudes (|v| < 2^23) the encoders produce. It is exported so
+// that encoders outside this package (GPTQ) round exactly as ours do.
+func RoundHalfAway(v float32) float32 {
 	h := float32(0.5)
 	if v < 0 {
 		h = -0.5
@@ -394,10 +395,10 @@ func encodeQKRow(s *packedScratch, sub, sup []byte, x, imp []float32, e Encoding
 		for g := g0; g < g1; g++ {
 			var sc, mn uint8
 			if d > 0 {
-				sc = uint8(min(max(roundHalfAway(s.scale[g]/d), 0), subMax))
+				sc = uint8(min(max(RoundHalfAway(s.scale[g]/d), 0), subMax))
 			}
 			if dm > 0 {
-				mn = uint8(min(max(roundHalfAway(s.off[g]/dm), 0), subMax))
+				mn = uint8(min(max(RoundHalfAway(s.off[g]/dm), 0), subMax))
 			}
 			putSubScales(sub, g, sc, mn)
 			st, ot := d*float32(sc), dm*float32(mn)
@@ -407,7 +408,7 @@ func encodeQKRow(s *packedScratch, sub, sup []byte, x, imp []float32, e Encoding
 			}
 			id := 1 / st
 			for i, v := range x[lo:hi] {
-				q := int(roundHalfAway((v + ot) * id))
+				q := int(RoundHalfAway((v + ot) * id))
 				s.q[lo+i] = uint8(min(max(q, 0), nmax))
 			}
 		}

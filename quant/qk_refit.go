@@ -21,10 +21,10 @@ func (e Encoding) RefitSubScales(sub, sup []byte, g int, x, w []float32) (a, m f
 	dm := HalfToFloat(uint16(sup[4*sb+2]) | uint16(sup[4*sb+3])<<8)
 	var sc, mn uint8
 	if d > 0 {
-		sc = uint8(min(max(roundHalfAway(scale/d), 0), subMax))
+		sc = uint8(min(max(RoundHalfAway(scale/d), 0), subMax))
 	}
 	if dm > 0 {
-		mn = uint8(min(max(roundHalfAway(off/dm), 0), subMax))
+		mn = uint8(min(max(RoundHalfAway(off/dm), 0), subMax))
 	}
 	nmax := 1<<e.Bits - 1
 	osc, omn := SubScales(sub, g)
@@ -42,7 +42,7 @@ func groupError(x, w []float32, a, m float32, nmax int) float64 {
 	for i, v := range x {
 		var dq float32
 		if a != 0 {
-			q := min(max(roundHalfAway(min(max((v+m)/a, -256), 256)), 0), float32(nmax))
+			q := min(max(RoundHalfAway(min(max((v+m)/a, -256), 256)), 0), float32(nmax))
 			dq = a*q - m
 		} else {
 			dq = -m

@@ -462,7 +462,7 @@ func printPlan(w io.Writer, p *convert.Plan) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "tensor\tshape\tsource\tkind\tencoding\trank\tbytes\tbits/w\trule")
 	for _, e := range p.Entries {
-		bpw := float64(e.Bytes) * 8 / float64(max(numel(e.Shape), 1))
+		bpw := float64(e.Bytes) * 8 / float64(max(convert.Numel(e.Shape), 1))
 		rule := e.Rule
 		if e.ShortGroup {
 			rule += " (last group of each row is shorter)"
@@ -506,14 +506,6 @@ func partsString(e convert.PlanEntry) string {
 	}
 	parts = append(parts, strings.Join(roles, ",")+":"+last.String())
 	return strings.Join(parts, " ")
-}
-
-func numel(shape []int64) int64 {
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
-	return n
 }
 
 // calibFlags are the calibration-text flags convert and sweep share; the

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/shrink-llm/shrink/convert"
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/gguf"
 	"github.com/shrink-llm/shrink/runtime"
@@ -72,7 +73,7 @@ func makeInspectReport(f *format.File, verified bool) *inspectReport {
 	h := f.Header()
 	rep := &inspectReport{Path: f.Path(), FileBytes: f.Size(), Verified: verified, Header: h}
 	for _, t := range h.Tensors {
-		rep.Params += numel(t.Shape)
+		rep.Params += convert.Numel(t.Shape)
 		for _, p := range t.Parts {
 			rep.TensorBytes += int64(p.Length)
 		}
@@ -175,7 +176,7 @@ func printInspect(w io.Writer, r *inspectReport) {
 			cos = fmt.Sprintf("%.6f", m.Cosine)
 		}
 		fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%.2f\t%s\t%s\t%s\t\n", tn.Name, tn.Shape, encs, bytes,
-			float64(bytes)*8/float64(max(numel(tn.Shape), 1)), rel, snr, cos)
+			float64(bytes)*8/float64(max(convert.Numel(tn.Shape), 1)), rel, snr, cos)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ntotal: %d tensors, %s params, tensor data %s (%.2f bits/weight), file %s",

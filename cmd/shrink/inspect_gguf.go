@@ -108,7 +108,7 @@ func printGGUF(w io.Writer, r *ggufReport) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "tensor\tshape\ttype\tbytes\tbits/w\t")
 	for _, t := range r.Tensors {
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%.2f\t\n", printable(t.Name), t.Shape, t.Type, t.Bytes, float64(t.Bytes)*8/float64(max(numel(t.Shape), 1)))
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%.2f\t\n", printable(t.Name), t.Shape, t.Type, t.Bytes, float64(t.Bytes)*8/float64(max(convert.Numel(t.Shape), 1)))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ntotal: %d tensors, %s params, tensor data %s (%.2f bits/weight), file %s\n",

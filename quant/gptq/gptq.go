@@ -464,30 +464,22 @@ func roundQ8(v, s float32) int8 {
 	return int8(min(max(math.RoundToEven(float64(t)), -127), 127))
 }
 
-// roundQ4S: d = a (signed); q = clamp(roundHalfAway(v/d), −8, 7) + 8.
+// roundQ4S: d = a (signed); q = clamp(quant.RoundHalfAway(v/d), −8, 7) + 8.
 func roundQ4S(v, d float32) uint8 {
 	if d == 0 {
 		return 8
 	}
 	id := 1 / d
 	t := min(max(float32(v*id), -64), 64)
-	return uint8(min(max(int(roundHalfAway(t))+8, 0), 15))
+	return uint8(min(max(int(quant.RoundHalfAway(t))+8, 0), 15))
 }
 
-// roundQK: q = clamp(roundHalfAway((v + m)/a), 0, nmax); a = 0 gives 0.
+// roundQK: q = clamp(quant.RoundHalfAway((v + m)/a), 0, nmax); a = 0 gives 0.
 func roundQK(v, a, m float32, nmax int) uint8 {
 	if a == 0 {
 		return 0
 	}
 	id := 1 / a
 	t := min(max(float32((v+m)*id), -256), 256)
-	return uint8(min(max(int(roundHalfAway(t)), 0), nmax))
-}
-
-func roundHalfAway(v float32) float32 {
-	h := float32(0.5)
-	if v < 0 {
-		h = -0.5
-	}
-	return float32(int32(v + h))
+	return uint8(min(max(int(quant.RoundHalfAway(t)), 0), nmax))
 }
