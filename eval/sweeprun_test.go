@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
 )
@@ -63,7 +64,7 @@ func TestSweepGridSettings(t *testing.T) {
 // show: f16 is nearly lossless, truncating half the parameters is not.
 func TestRunSweep(t *testing.T) {
 	text := filepath.Join(t.TempDir(), "stories.txt")
-	if err := os.WriteFile(text, []byte(testStory), 0o644); err != nil {
+	if err := os.WriteFile(text, []byte(demotest.Story), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var converted, evalCalls int

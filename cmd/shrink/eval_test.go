@@ -7,21 +7,9 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/eval"
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/internal/testshared"
 )
-
-// evalStory is a short text of three documents, enough for two chunks of
-// 64 tokens with the demo model's tokenizer.
-const evalStory = `Once upon a time, there was a little girl named Lily. She loved to play in the park with her red ball.
-One day, she saw a big dog under a tree. The dog was sad because it had lost its bone.
-Lily wanted to help the dog. She looked behind the bench and found the bone. The dog was very happy.
-<|endoftext|>
-Tom had a small boat. Every morning he took it to the lake and watched it float on the water.
-One day the wind was strong and the boat went far away. Tom was scared, but his dad helped him get it back.
-<|endoftext|>
-Sara and Ben found a shiny key in the garden. They wondered what it could open.
-They tried the shed, the box and the old door, but nothing opened. At last they tried the little chest under the bed.
-`
 
 func writeText(t *testing.T, name, text string) string {
 	t.Helper()
@@ -45,7 +33,7 @@ func convertDemo(t *testing.T, src, enc string) string {
 // separately converted f32 file) reads KLD 0, same top 100% and PPL ratio 1
 // exactly.
 func TestEvalSelfIsExact(t *testing.T) {
-	text := writeText(t, "story.txt", evalStory)
+	text := writeText(t, "story.txt", demotest.Story)
 	f32 := convertDemo(t, demoModel, "f32")
 	for _, cand := range []string{demoModel, f32} {
 		var rep eval.Report
@@ -75,7 +63,7 @@ func TestEvalSelfIsExact(t *testing.T) {
 // TestEvalQuantizedDiffers makes sure the comparison is not trivially
 // zero: q8 must show some divergence.
 func TestEvalQuantizedDiffers(t *testing.T) {
-	text := writeText(t, "story.txt", evalStory)
+	text := writeText(t, "story.txt", demotest.Story)
 	q8 := convertDemo(t, demoModel, "q8")
 	var rep eval.Report
 	shrinkJSON(t, &rep, "eval", "--ref", demoModel, "--model", q8, "--text", text, "--ctx", "64", "--chunks", "2", "--json")
@@ -91,7 +79,7 @@ func TestEvalBadInput(t *testing.T) {
 	dir := t.TempDir()
 	empty := writeText(t, "empty.txt", "\n<|endoftext|>\n\n")
 	short := writeText(t, "short.txt", "Once upon a time.")
-	story := writeText(t, "story.txt", evalStory)
+	story := writeText(t, "story.txt", demotest.Story)
 	q8 := convertDemo(t, demoModel, "q8")
 	type tc = cliCase
 	tests := []tc{
@@ -134,7 +122,7 @@ func TestEvalTokensInput(t *testing.T) {
 
 func TestEvalTensors(t *testing.T) {
 	q8 := convertDemo(t, demoModel, "q8")
-	story := writeText(t, "story.txt", evalStory)
+	story := writeText(t, "story.txt", demotest.Story)
 	var rep eval.TensorReport
 	shrinkJSON(t, &rep, "eval", "--tensors", q8, "--ref", demoModel, "--calib", story, "--calib-tokens", "128", "--ctx", "64", "--json")
 	if rep.Calib == nil || rep.Calib.Tokens != 128 {
@@ -180,7 +168,7 @@ func TestEvalTensors(t *testing.T) {
 }
 
 func TestSweepWritesEverything(t *testing.T) {
-	story := writeText(t, "story.txt", evalStory)
+	story := writeText(t, "story.txt", demotest.Story)
 	out, stdout, sw := runSweep(t, "--ref", demoModel, "--text", story, "--quant", "f32,q8", "--ctx", "32", "--chunks", "1")
 	if len(sw.Points) != 2 {
 		t.Fatalf("sweep.json: %d points", len(sw.Points))

@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/eval"
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 )
 
 // TestPackedEncodingsThroughCLI: every packed 4-bit encoding (and a 3-bit
 // one) converts, benches, evaluates and sweeps by name, and its damage
 // against the float32 model is real but bounded.
 func TestPackedEncodingsThroughCLI(t *testing.T) {
-	text := writeText(t, "story.txt", evalStory)
+	text := writeText(t, "story.txt", demotest.Story)
 	encs := []string{"q4", "q4s", "q4nl", "q4nlg64", "q3"}
 	for _, enc := range encs {
 		m := convertDemo(t, demoModel, enc)

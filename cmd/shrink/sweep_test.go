@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/eval"
+	"github.com/shrink-llm/shrink/internal/demo/demotest"
 	"github.com/shrink-llm/shrink/internal/testshared"
 )
 
 // sweepText is six documents: the first three are evaluated, the last
 // three calibrate.
-const sweepText = evalStory + `<|endoftext|>
+const sweepText = demotest.Story + `<|endoftext|>
 The cat sat on the warm mat and watched the birds in the tree. A small bird came down to look at the cat.
 <|endoftext|>
 Mia baked a cake with her mom. They put red berries on top and gave a piece to every friend on the street.

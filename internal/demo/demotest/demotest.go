@@ -87,3 +87,19 @@ func Greedy(tb testing.TB, m *runtime.Model, prompt []int, n int) []int {
 	}
 	return ids
 }
+
+// Story is a short text of three documents in the demo model's domain,
+// separated by <|endoftext|>: enough for a few chunks of 64 tokens with its
+// tokenizer, so that evaluation tests need no ../shared corpus.
+const Story = `Once upon a time, there was a little girl named Lily. She loved to play in the park with her red ball.
+One day, she saw a big dog under a tree. The dog was sad because it had lost its bone.
+Lily wanted to help the dog. She looked behind the bench and found the bone. The dog was very happy.
+<|endoftext|>
+Tom had a small boat. Every morning he took it to the lake and watched it float on the water.
+One day the wind was strong and the boat went far away. Tom was scared, but his dad helped him get it back.
+They laughed and went home to eat warm soup together. Tom said thank you to his dad and gave him a big hug.
+<|endoftext|>
+Sara and Ben found a shiny key in the garden. They wondered what it could open.
+They tried the shed, the box and the old door, but nothing opened. At last they tried the little chest under the bed.
+Inside were many colorful stones. Sara and Ben shared them with all their friends.
+`
