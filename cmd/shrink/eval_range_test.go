@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/eval"
-	"github.com/shrink-llm/shrink/internal/demo/demotest"
 )
 
 // TestEvalChunkRangeAndExact: --chunk-range scores exactly the chunks it
@@ -14,7 +13,7 @@ import (
 // several --model values give one report each, and the projection bits are
 // reported.
 func TestEvalChunkRangeAndExact(t *testing.T) {
-	text := writeText(t, "story.txt", demotest.Story)
+	text := storyFile(t)
 	q4 := convertDemo(t, demoModel, "q4")
 	run := func(args ...string) []eval.Report {
 		t.Helper()
@@ -51,7 +50,7 @@ func TestEvalChunkRangeAndExact(t *testing.T) {
 }
 
 func TestEvalChunkRangeBad(t *testing.T) {
-	text := writeText(t, "story.txt", demotest.Story)
+	text := storyFile(t)
 	with := argsWith("eval", "--ref", demoModel, "--model", demoModel, "--text", text, "--ctx", "64")
 	checkCLIErrors(t, []cliCase{
 		{"reversed", with("--chunk-range", "3-1"), exitUsage, "--chunk-range"},

@@ -20,6 +20,13 @@ func writeText(t *testing.T, name, text string) string {
 	return p
 }
 
+// storyFile writes demotest.Story (three short documents, enough for at
+// least two chunks of 64 tokens) to a temporary file and returns its path.
+func storyFile(t *testing.T) string {
+	t.Helper()
+	return writeText(t, "story.txt", demotest.Story)
+}
+
 func convertDemo(t *testing.T, src, enc string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), filepath.Base(src)+"-"+enc+".shrink")
@@ -33,7 +40,7 @@ func convertDemo(t *testing.T, src, enc string) string {
 // separately converted f32 file) reads KLD 0, same top 100% and PPL ratio 1
 // exactly.
 func TestEvalSelfIsExact(t *testing.T) {
-	text := writeText(t, "story.txt", demotest.Story)
+	text := storyFile(t)
 	f32 := convertDemo(t, demoModel, "f32")
 	for _, cand := range []string{demoModel, f32} {
 		var rep eval.Report
@@ -63,7 +70,7 @@ func TestEvalSelfIsExact(t *testing.T) {
 // TestEvalQuantizedDiffers makes sure the comparison is not trivially
 // zero: q8 must show some divergence.
 func TestEvalQuantizedDiffers(t *testing.T) {
-	text := writeText(t, "story.txt", demotest.Story)
+	text := storyFile(t)
 	q8 := convertDemo(t, demoModel, "q8")
 	var rep eval.Report
 	shrinkJSON(t, &rep, "eval", "--ref", demoModel, "--model", q8, "--text", text, "--ctx", "64", "--chunks", "2", "--json")
@@ -79,7 +86,7 @@ func TestEvalBadInput(t *testing.T) {
 	dir := t.TempDir()
 	empty := writeText(t, "empty.txt", "\n<|endoftext|>\n\n")
 	short := writeText(t, "short.txt", "Once upon a time.")
-	story := writeText(t, "story.txt", demotest.Story)
+	story := storyFile(t)
 	q8 := convertDemo(t, demoModel, "q8")
 	type tc = cliCase
 	tests := []tc{
@@ -122,7 +129,7 @@ func TestEvalTokensInput(t *testing.T) {
 
 func TestEvalTensors(t *testing.T) {
 	q8 := convertDemo(t, demoModel, "q8")
-	story := writeText(t, "story.txt", demotest.Story)
+	story := storyFile(t)
 	var rep eval.TensorReport
 	shrinkJSON(t, &rep, "eval", "--tensors", q8, "--ref", demoModel, "--calib", story, "--calib-tokens", "128", "--ctx", "64", "--json")
 	if rep.Calib == nil || rep.Calib.Tokens != 128 {
@@ -168,7 +175,7 @@ func TestEvalTensors(t *testing.T) {
 }
 
 func TestSweepWritesEverything(t *testing.T) {
-	story := writeText(t, "story.txt", demotest.Story)
+	story := storyFile(t)
 	out, stdout, sw := runSweep(t, "--ref", demoModel, "--text", story, "--quant", "f32,q8", "--ctx", "32", "--chunks", "1")
 	if len(sw.Points) != 2 {
 		t.Fatalf("sweep.json: %d points", len(sw.Points))

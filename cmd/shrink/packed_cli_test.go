@@ -5,14 +5,13 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/eval"
-	"github.com/shrink-llm/shrink/internal/demo/demotest"
 )
 
 // TestPackedEncodingsThroughCLI: every packed 4-bit encoding (and a 3-bit
 // one) converts, benches, evaluates and sweeps by name, and its damage
 // against the float32 model is real but bounded.
 func TestPackedEncodingsThroughCLI(t *testing.T) {
-	text := writeText(t, "story.txt", demotest.Story)
+	text := storyFile(t)
 	encs := []string{"q4", "q4s", "q4nl", "q4nlg64", "q3"}
 	for _, enc := range encs {
 		m := convertDemo(t, demoModel, enc)

@@ -4,15 +4,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/shrink-llm/shrink/internal/demo/demotest"
 )
 
 // TestSweepRoundingAndPlanner: --rounding rtn,gptq gives every point once
 // per mode, --target-bpw adds planner points near their targets, and
 // --reference lists another tool's points under the table.
 func TestSweepRoundingAndPlanner(t *testing.T) {
-	story := writeText(t, "story.txt", demotest.Story)
+	story := storyFile(t)
 	calib := writeCalib(t)
 	ref := filepath.Join("..", "..", "docs", "reference", "llamacpp-llama-stories-12m.json")
 	_, stdout, sw := runSweep(t, "--ref", demoModel, "--text", story, "--quant", "q4", "--ctx", "32", "--chunks", "1",
@@ -36,7 +34,7 @@ func TestSweepRoundingAndPlanner(t *testing.T) {
 }
 
 func TestSweepPlannerBad(t *testing.T) {
-	story := writeText(t, "story.txt", demotest.Story)
+	story := storyFile(t)
 	out := t.TempDir()
 	with := argsWith("sweep", "--ref", demoModel, "--text", story, "--out", out, "--quant", "q4")
 	bad := writeText(t, "ref.json", `{"label":"x","points":[]}`)
