@@ -402,6 +402,7 @@ func Perplexity(ctx context.Context, m *runtime.Model, tokens []int, opts Option
 	if err != nil {
 		return nil, err
 	}
+	defer s.Close()
 	out := make([]float64, 0, chunks)
 	for c := range chunks {
 		in, lo, hi := chunkInput(tokens, c, opts.Ctx, opts.Convention, AddedBOS(m))

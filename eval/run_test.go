@@ -3,6 +3,7 @@ package eval
 import (
 	"bytes"
 	"context"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -220,5 +221,43 @@ func TestSweepWriteAndPareto(t *testing.T) {
 	md, _ := os.ReadFile(filepath.Join(dir, "sweep.md"))
 	if !strings.Contains(string(md), "| q8g64 | 10.20 |") || strings.Index(string(md), "q8g64") > strings.Index(string(md), "| f32") {
 		t.Errorf("table not sorted by size:\n%s", md)
+	}
+}
+
+// TestPerplexityReleasesSession: Perplexity's chunk sums are Run's
+// reference NLLs, and neither leaves a session open (a server or sweep
+// that evaluates repeatedly would otherwise count a KV cache per call in
+// the model's ResidentBytes).
+func TestPerplexityReleasesSession(t *testing.T) {
+	l := openDemo(t)
+	toks := demoTokens(t, l.Model)
+	before := l.Model.ResidentBytes()
+	opts := Options{Ctx: 64, Chunks: 2}
+	nll, err := Perplexity(context.Background(), l.Model, toks, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Model.ResidentBytes(); got != before {
+		t.Errorf("Perplexity left %d bytes of sessions open", got-before)
+	}
+	rep, err := Run(context.Background(), l.Model, l.Model, toks, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Model.ResidentBytes(); got != before {
+		t.Errorf("Run left %d bytes of sessions open", got-before)
+	}
+	if len(nll) != 2 || rep.Chunks != 2 {
+		t.Fatalf("%d chunk sums, %d chunks", len(nll), rep.Chunks)
+	}
+	var sum float64
+	for _, v := range nll {
+		if !(v > 0) {
+			t.Fatalf("chunk NLL sums %v", nll)
+		}
+		sum += v
+	}
+	if ppl := math.Exp(sum / float64(rep.Summary.Tokens)); math.Abs(ppl-rep.Summary.PPLRef.Value) > 1e-9*ppl {
+		t.Errorf("Perplexity gives PPL %v, Run's reference %v", ppl, rep.Summary.PPLRef.Value)
 	}
 }
