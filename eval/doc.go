@@ -17,5 +17,7 @@
 // It is its own package because it sits above runtime/ (it drives models)
 // and beside convert/ (a checkpoint reference is converted on the fly, and
 // original tensors are read from the checkpoint), and both the CLI's eval
-// and sweep commands use it.
+// and sweep commands use it. It names quant/gptq's Options only to carry a
+// sweep's GPTQ tuning to convert (SweepOptions.GPTQ), as convert --gptq-*
+// does.
 package eval

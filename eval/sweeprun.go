@@ -12,6 +12,7 @@ import (
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/quant/gptq"
 	"github.com/shrink-llm/shrink/runtime"
 )
 
@@ -224,6 +225,11 @@ type SweepOptions struct {
 	// Exact runs every product with float32 activations (weight error
 	// only; runtime.Options.ExactQ8).
 	Exact bool
+	// GPTQ tunes the convert.RoundingGPTQ points (convert.Options.GPTQ and
+	// its planner measurement); GPTQNoImportance chooses their group
+	// scales by plain weight error (convert --gptq-plain-scales).
+	GPTQ             gptq.Options
+	GPTQNoImportance bool
 	// Calibration is required when a method reads statistics.
 	Calibration *SweepCalibrationText
 	// Command and Note are recorded in the result.
@@ -290,12 +296,12 @@ func RunSweep(ctx context.Context, o SweepOptions) (*Sweep, error) {
 			return nil, fmt.Errorf("%s at %s: %w", o.Ref, g.Point.Name, err)
 		}
 		if g.Target > 0 {
-			if err := planBudget(ctx, src, plan, cal, g, measured, o.Threads); err != nil {
+			if err := planBudget(ctx, src, plan, cal, g, measured, o); err != nil {
 				return nil, fmt.Errorf("%s at %s: %w", o.Ref, g.Point.Name, err)
 			}
 		}
 		path := filepath.Join(dir, fmt.Sprintf("%03d.shrink", i))
-		copts := convert.Options{Workers: o.Threads, Rounding: g.Rounding}
+		copts := convert.Options{Workers: o.Threads, Rounding: g.Rounding, GPTQ: o.GPTQ, GPTQNoImportance: o.GPTQNoImportance}
 		if g.Policy.LowRank.NeedsStats() || g.Rounding == convert.RoundingGPTQ || g.Target > 0 {
 			copts.Calibration = cal
 		}
@@ -346,8 +352,8 @@ func RunSweep(ctx context.Context, o SweepOptions) (*Sweep, error) {
 
 // planBudget makes a planner point's plan: the measurement of its rounding
 // (made once), then the allocation for its target.
-func planBudget(ctx context.Context, src *convert.Model, plan *convert.Plan, cal *convert.Calibration, g SweepSetting, measured map[convert.Rounding][]convert.BudgetTensor, threads int) error {
-	mo := convert.MeasureOptions{Calibration: cal, Rounding: g.Rounding, Workers: threads}
+func planBudget(ctx context.Context, src *convert.Model, plan *convert.Plan, cal *convert.Calibration, g SweepSetting, measured map[convert.Rounding][]convert.BudgetTensor, o SweepOptions) error {
+	mo := convert.MeasureOptions{Calibration: cal, Rounding: g.Rounding, Workers: o.Threads, GPTQ: o.GPTQ, GPTQNoImportance: o.GPTQNoImportance}
 	ts, ok := measured[g.Rounding]
 	if !ok {
 		var err error

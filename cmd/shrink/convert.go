@@ -49,15 +49,10 @@ func convertCommand() *cli.Command {
 			&cli.BoolFlag{Name: "lorc-whiten", Usage: "lorc: whiten the residual's factorisation (needs --calib)"},
 			&cli.BoolFlag{Name: "no-tokenizer", Usage: "write a weights-only file: no tokenizer is read or embedded (run it with --ids)"},
 			&cli.BoolFlag{Name: "allow-nonfinite", Usage: "keep NaN/Inf weights in float encodings instead of refusing them"},
-			&cli.Float64Flag{Name: "gptq-damp", Value: gptq.DefaultPercDamp, Usage: "gptq: damping added to XXᵀ's diagonal, as a `FRACTION` of its mean"},
-			&cli.IntFlag{Name: "gptq-block", Value: gptq.DefaultBlockSize, Usage: "gptq: `COLUMNS` rounded between lazy updates"},
-			&cli.BoolFlag{Name: "gptq-act-order", Usage: "gptq: round columns by decreasing activation energy (group parameters fixed from the original weights)"},
-			&cli.BoolFlag{Name: "gptq-refit-groups", Usage: "gptq, two-level encodings: fit each group's 6-bit scale and offset when the pass reaches it (the super-block's float16 pair is fixed when the super-block begins)"},
-			&cli.BoolFlag{Name: "gptq-plain-scales", Usage: "gptq: choose group scales by plain weight error, not activation-weighted"},
 			&cli.StringFlag{Name: "calib-pass", Value: "layer", Usage: "calibration `PASS`: layer (each block's statistics with the blocks before it compressed) or model (the uncompressed model once, as SVD-LLM does)"},
 			cpuProfileFlag,
 			&cli.StringFlag{Name: "rounding", Value: string(convert.RoundingRTN), Usage: "rounding of q8 and packed projections: `MODE` rtn (nearest) or gptq (error feedback under the calibration statistics; needs --calib)"},
-		}, append(planFlags(), calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...)...),
+		}, append(append(planFlags(), calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...), gptqFlags()...)...),
 		Action: withPath("one model path", func(c *cli.Context, path string) (err error) {
 			pol, err := policyFromFlags(c)
 			if err != nil {
@@ -89,8 +84,9 @@ func convertCommand() *cli.Command {
 			if p := c.String("calib-pass"); p != "layer" && p != "model" {
 				return usagef("--calib-pass %q: want layer or model", p)
 			}
-			if c.Float64("gptq-damp") < 0 || c.Int("gptq-block") < 1 {
-				return usagef("--gptq-damp wants a fraction ≥ 0 and --gptq-block at least 1 column")
+			gopt, gptqPlain, err := gptqFromFlags(c)
+			if err != nil {
+				return err
 			}
 			budget, err := budgetFromFlags(c)
 			if err != nil {
@@ -113,8 +109,7 @@ func convertCommand() *cli.Command {
 				src: path, out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
 				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"), rounding: rounding,
-				gptq:             gptq.Options{PercDamp: gptqDamp(c.Float64("gptq-damp")), BlockSize: c.Int("gptq-block"), ActOrder: c.Bool("gptq-act-order"), RefitGroups: c.Bool("gptq-refit-groups")},
-				gptqNoImportance: c.Bool("gptq-plain-scales"), calibWhole: c.String("calib-pass") == "model",
+				gptq: gopt, gptqNoImportance: gptqPlain, calibWhole: c.String("calib-pass") == "model",
 				budget: budget,
 			}
 			switch c.String("format") {
@@ -518,11 +513,29 @@ func calibFlags(fileUsage, docsOf string) []cli.Flag {
 	}
 }
 
-// gptqDamp maps --gptq-damp to gptq.Options.PercDamp, where 0 means the
-// default and a negative value no damping.
-func gptqDamp(f float64) float64 {
-	if f == 0 {
-		return -1
+// gptqFlags are the GPTQ tuning flags of convert and sweep.
+func gptqFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.Float64Flag{Name: "gptq-damp", Value: gptq.DefaultPercDamp, Usage: "gptq: damping added to XXᵀ's diagonal, as a `FRACTION` of its mean"},
+		&cli.IntFlag{Name: "gptq-block", Value: gptq.DefaultBlockSize, Usage: "gptq: `COLUMNS` rounded between lazy updates"},
+		&cli.BoolFlag{Name: "gptq-act-order", Usage: "gptq: round columns by decreasing activation energy (group parameters fixed from the original weights)"},
+		&cli.BoolFlag{Name: "gptq-refit-groups", Usage: "gptq, two-level encodings: fit each group's 6-bit scale and offset when the pass reaches it (the super-block's float16 pair is fixed when the super-block begins)"},
+		&cli.BoolFlag{Name: "gptq-plain-scales", Usage: "gptq: choose group scales by plain weight error, not activation-weighted"},
 	}
-	return f
+}
+
+// gptqFromFlags reads gptqFlags: the pass's options and whether group
+// scales ignore the activation energy (--gptq-plain-scales).
+func gptqFromFlags(c *cli.Context) (gptq.Options, bool, error) {
+	if c.Float64("gptq-damp") < 0 || c.Int("gptq-block") < 1 {
+		return gptq.Options{}, false, usagef("--gptq-damp wants a fraction ≥ 0 and --gptq-block at least 1 column")
+	}
+	// --gptq-damp 0 asks for no damping; gptq.Options reads 0 as the
+	// default and a negative value as none.
+	damp := c.Float64("gptq-damp")
+	if damp == 0 {
+		damp = -1
+	}
+	return gptq.Options{PercDamp: damp, BlockSize: c.Int("gptq-block"), ActOrder: c.Bool("gptq-act-order"),
+		RefitGroups: c.Bool("gptq-refit-groups")}, c.Bool("gptq-plain-scales"), nil
 }

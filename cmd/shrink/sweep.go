@@ -21,6 +21,7 @@ import (
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/lowrank"
 	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/quant/gptq"
 )
 
 func sweepCommand() *cli.Command {
@@ -42,6 +43,7 @@ func sweepCommand() *cli.Command {
 	}
 	flags = append(flags, calibFlags("calibration text `FILE` for whiten, asvd and lorc-whiten (documents separated by <|endoftext|> lines)", "--calib")...)
 	flags = append(flags, inputFlags()...)
+	flags = append(flags, gptqFlags()...)
 	return &cli.Command{
 		Name:  "sweep",
 		Usage: "convert a model at several settings, evaluate each against the original, write a table and size-vs-accuracy plots",
@@ -143,9 +145,12 @@ func parseNumList[T int | float64](flag, s string, parse func(string) (T, error)
 
 type sweepArgs struct {
 	refs *eval.ReferenceSet // --reference, or nil
-	// roundings (--rounding) and planner targets (--target-bpw).
+	// roundings (--rounding) and planner targets (--target-bpw), and the
+	// GPTQ tuning of the gptq points (--gptq-*).
 	roundings []convert.Rounding
 	targets   []float64
+	gptq      gptq.Options
+	gptqPlain bool
 	ref, out  string
 	encs      []quant.Encoding
 	presets   []convert.Preset
@@ -243,6 +248,9 @@ func calibGridFromFlags(c *cli.Context, a *sweepArgs) error {
 		if !(b >= 2 && b <= 16) {
 			return usagef("--target-bpw %v: want bits per weight in [2, 16]", b)
 		}
+	}
+	if a.gptq, a.gptqPlain, err = gptqFromFlags(c); err != nil {
+		return err
 	}
 	users := eval.SweepGrid{Methods: a.methods, Roundings: a.roundings, Targets: a.targets}.NeedsCalibration()
 	file := c.String("calib")
@@ -375,6 +383,7 @@ func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 		Eval:    a.input.opts,
 		Threads: a.input.threads,
 		Exact:   a.input.exact,
+		GPTQ:    a.gptq, GPTQNoImportance: a.gptqPlain,
 		Command: a.command(),
 		Note:    a.note,
 	}

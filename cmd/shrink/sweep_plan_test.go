@@ -33,6 +33,31 @@ func TestSweepRoundingAndPlanner(t *testing.T) {
 	}
 }
 
+// TestSweepGPTQFlags: the sweep's gptq points take convert's GPTQ tuning
+// (--gptq-refit-groups here, which changes how q4's group parameters are
+// fitted and so the point's KLD), and the flags are checked as convert
+// checks them.
+func TestSweepGPTQFlags(t *testing.T) {
+	story := storyFile(t)
+	calib := writeCalib(t)
+	args := []string{"--ref", demoModel, "--text", story, "--quant", "q4", "--ctx", "32", "--chunks", "2",
+		"--rounding", "gptq", "--calib", calib, "--calib-tokens", "256", "-t", "2"}
+	kld := func(extra ...string) float64 {
+		_, _, sw := runSweep(t, append(append([]string(nil), args...), extra...)...)
+		if len(sw.Points) != 1 || sw.Points[0].Name != "q4 gptq" {
+			t.Fatalf("points %+v", sw.Points)
+		}
+		return sw.Points[0].Summary.KLD.Value
+	}
+	plain, refit := kld(), kld("--gptq-refit-groups")
+	if !(plain > 0 && refit > 0) || plain == refit {
+		t.Errorf("q4 gptq mean KLD %v without --gptq-refit-groups, %v with it: want two different positive values", plain, refit)
+	}
+	checkCLIErrors(t, []cliCase{
+		{"negative damping", append(append([]string{"sweep"}, args...), "--out", t.TempDir(), "--gptq-damp", "-1"), exitUsage, "--gptq-damp wants a fraction"},
+	})
+}
+
 func TestSweepPlannerBad(t *testing.T) {
 	story := storyFile(t)
 	out := t.TempDir()
