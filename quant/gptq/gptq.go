@@ -290,7 +290,7 @@ func (p *pass) rowBlock(ctx context.Context, r0, r1 int) error {
 	}
 	bs := p.opt.BlockSize
 	span := make([]float32, 0)
-	var lz lazyScratch
+	lz := newLazyScratch(b.rb, n, bs)
 	for b0 := 0; b0 < n; b0 += bs {
 		b1 := min(b0+bs, n)
 		for j := b0; j < b1; j++ {
@@ -411,8 +411,6 @@ func (p *pass) roundColumn(b *block, r0, j, c, b0, b1 int) {
 	if e.IsPacked() {
 		padded = len(b.q) / b.rb
 	}
-	q8at := quant.QuantsPlaneSize(p.rows, n)
-	_ = q8at
 	for r := range b.rb {
 		v := b.wb[r*n+j]
 		a, m := b.a[r*ng+g], b.m[r*ng+g]

@@ -2,9 +2,15 @@ package gptq
 
 import "github.com/shrink-llm/shrink/lowrank"
 
-// lazyScratch is one worker's float64 operands of the lazy update.
+// lazyScratch is one worker's float64 operands of the lazy update, sized
+// for its rows once: c holds up to rb×cols of the rows, a the rb×BlockSize
+// errors.
 type lazyScratch struct {
 	c, a []float64
+}
+
+func newLazyScratch(rb, cols, bs int) lazyScratch {
+	return lazyScratch{c: make([]float64, rb*cols), a: make([]float64, rb*bs)}
 }
 
 // lazyUpdate applies a finished block's scaled errors to the columns after
@@ -23,30 +29,22 @@ func lazyUpdate(wb []float32, rb, n, b0, b1 int, errs []float32, bs int, u []flo
 	if w <= 0 || k <= 0 {
 		return
 	}
-	s.c = grow64(s.c, rb*w)
-	s.a = grow64(s.a, rb*k)
+	sc, sa := s.c[:rb*w], s.a[:rb*k]
 	for r := range rb {
-		c := s.c[r*w : (r+1)*w]
+		c := sc[r*w : (r+1)*w]
 		for i, v := range wb[r*n+b1 : (r+1)*n] {
 			c[i] = float64(v)
 		}
-		a := s.a[r*k : (r+1)*k]
+		a := sa[r*k : (r+1)*k]
 		for i, v := range errs[r*bs : r*bs+k] {
 			a[i] = float64(v)
 		}
 	}
-	lowrank.Gemm(1, false, false, rb, w, k, -1, s.a, k, u[b0*n+b1:], n, 1, s.c, w)
+	lowrank.Gemm(1, false, false, rb, w, k, -1, sa, k, u[b0*n+b1:], n, 1, sc, w)
 	for r := range rb {
 		row := wb[r*n+b1 : (r+1)*n]
-		for i, v := range s.c[r*w : (r+1)*w] {
+		for i, v := range sc[r*w : (r+1)*w] {
 			row[i] = float32(v)
 		}
 	}
-}
-
-func grow64(s []float64, n int) []float64 {
-	if cap(s) >= n {
-		return s[:n]
-	}
-	return make([]float64, n)
 }

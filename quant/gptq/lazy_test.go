@@ -39,7 +39,7 @@ func TestLazyUpdateMatchesRef(t *testing.T) {
 			}
 			want, mag := lazyUpdateRef(wb, c.rb, c.n, c.b0, b1, errs, c.bs, u)
 			got := append([]float32(nil), wb...)
-			var s lazyScratch
+			s := newLazyScratch(c.rb, c.n, c.bs)
 			lazyUpdate(got, c.rb, c.n, c.b0, b1, errs, c.bs, u, &s)
 			for i := range got {
 				if i%c.n < b1 {
@@ -89,7 +89,7 @@ func BenchmarkLazyUpdate(b *testing.B) {
 	for i := range errs {
 		errs[i] = float32(rng.NormFloat64() * 1e-3)
 	}
-	var s lazyScratch
+	s := newLazyScratch(rb, n, bs)
 	for b.Loop() {
 		lazyUpdate(wb, rb, n, b0, b0+bs, errs, bs, u, &s)
 	}
