@@ -52,6 +52,9 @@ type SweepGrid struct {
 	// Targets are planner points: projection bits per weight for
 	// convert's --target-bpw, one point per target and rounding.
 	Targets []float64
+	// Embed and Output, when not nil, encode the embeddings and the output
+	// head of every point (convert.Policy's; nil keeps its default).
+	Embed, Output *quant.Encoding
 }
 
 // roundings is Roundings with its default.
@@ -162,6 +165,9 @@ func (g SweepGrid) Settings() ([]SweepSetting, error) {
 		if err := p.Policy.LowRank.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrBadSetting, p.Point.Name, err)
 		}
+	}
+	for i := range pts {
+		pts[i].Policy.Embed, pts[i].Policy.Output = g.Embed, g.Output
 	}
 	return pts, nil
 }

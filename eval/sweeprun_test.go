@@ -59,6 +59,41 @@ func TestSweepGridSettings(t *testing.T) {
 	}
 }
 
+// TestSweepGridHeads: Embed and Output reach every point's policy, planner
+// and low-rank points included; without them each keeps its default.
+func TestSweepGridHeads(t *testing.T) {
+	f32 := quant.F32
+	for _, tt := range []struct {
+		name       string
+		head       *quant.Encoding
+		q4, f16pts quant.Encoding // embeddings of a q4 point and of an f16 point
+	}{
+		{"default", nil, quant.F16, quant.F16},
+		{"f32", &f32, quant.F32, quant.F32},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := SweepGrid{Quants: []quant.Encoding{quant.Q4, quant.F16}, Targets: []float64{4.5},
+				Methods: []lowrank.Method{lowrank.MethodLoRC}, Ranks: []int{4}, Embed: tt.head, Output: tt.head}
+			pts, err := g.Settings()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pts) != 4 {
+				t.Fatalf("%d points, want 4", len(pts))
+			}
+			for _, p := range pts {
+				want := tt.q4
+				if p.Policy.Quant == quant.F16 && p.Target == 0 {
+					want = tt.f16pts
+				}
+				if got, out := p.Policy.EmbedEncoding(), p.Policy.OutputEncoding(); got != want || out != want {
+					t.Errorf("%s: embeddings %v, head %v, want %v", p.Point.Name, got, out, want)
+				}
+			}
+		})
+	}
+}
+
 // TestRunSweep sweeps the demo model at two encodings and one truncation,
 // as a Go program would, and checks the ordering the measurements must
 // show: f16 is nearly lossless, truncating half the parameters is not.

@@ -39,6 +39,8 @@ func sweepCommand() *cli.Command {
 		&cli.StringFlag{Name: "rounding", Usage: "comma-separated rounding `MODES` (rtn, gptq): every dense, preset and planner point once per mode (gptq needs --calib)"},
 		&cli.StringFlag{Name: "target-bpw", Usage: "comma-separated planner targets `BITS` (convert --target-bpw): one point each, encodings chosen per projection (needs --calib)"},
 		&cli.StringFlag{Name: "reference", Usage: "draw another tool's points from JSON `FILE` (label, source, points with projection_bits_per_weight and mean_kld) beside the sweep's; the KLD plot's x axis is then projection bits/weight (with --replot too)"},
+		&cli.StringFlag{Name: "embed", Usage: "`ENC` of every point's token/position embeddings (as convert --embed; default: the point's float encoding, else f16)"},
+		&cli.StringFlag{Name: "output", Usage: "`ENC` of every point's untied output head (as convert --output; default as --embed)"},
 		&cli.StringFlag{Name: "eval-docs", Usage: "evaluate documents `A-B` of --text only (1-based, inclusive; default all)"},
 	}
 	flags = append(flags, calibFlags("calibration text `FILE` for whiten, asvd and lorc-whiten (documents separated by <|endoftext|> lines)", "--calib")...)
@@ -91,6 +93,18 @@ func sweepCommand() *cli.Command {
 					return usagef("--preset: %v", err)
 				}
 				a.presets = append(a.presets, p)
+			}
+			for _, f := range []struct {
+				name string
+				dst  **quant.Encoding
+			}{{"embed", &a.embed}, {"output", &a.output}} {
+				if s := c.String(f.name); s != "" {
+					e, err := quant.Parse(s)
+					if err != nil {
+						return usagef("--%s: %v", f.name, err)
+					}
+					*f.dst = &e
+				}
 			}
 			if err := gridFromFlags(c, &a); err != nil {
 				return err
@@ -160,7 +174,10 @@ type sweepArgs struct {
 	ratios  []float64
 	ranks   []int
 	factors *quant.Encoding
-	calib   *calibSettings
+	// embed and output (--embed, --output) override every point's
+	// embeddings and output head encodings when not nil.
+	embed, output *quant.Encoding
+	calib         *calibSettings
 	// evalDocs selects the documents of --text evaluated.
 	evalDocs textdata.DocRange
 	note     string
@@ -312,6 +329,32 @@ func checkDisjoint(a *sweepArgs) error {
 	return nil
 }
 
+// gptqCommand is the --gptq-* part of command: the flags whose values
+// differ from their defaults, when a point rounds with gptq.
+func (a sweepArgs) gptqCommand() string {
+	if !slices.Contains(a.roundings, convert.RoundingGPTQ) {
+		return ""
+	}
+	var s string
+	g := a.gptq
+	if g.PercDamp != gptq.DefaultPercDamp {
+		s += " --gptq-damp " + strconv.FormatFloat(max(g.PercDamp, 0), 'g', -1, 64)
+	}
+	if g.BlockSize != gptq.DefaultBlockSize {
+		s += " --gptq-block " + strconv.Itoa(g.BlockSize)
+	}
+	if g.ActOrder {
+		s += " --gptq-act-order"
+	}
+	if g.RefitGroups {
+		s += " --gptq-refit-groups"
+	}
+	if a.gptqPlain {
+		s += " --gptq-plain-scales"
+	}
+	return s
+}
+
 // command reconstructs the invocation for the record in sweep.md.
 func (a sweepArgs) command() string {
 	join := func(n int, f func(i int) string) string {
@@ -365,6 +408,13 @@ func (a sweepArgs) command() string {
 	if len(a.targets) > 0 {
 		s += " --target-bpw " + join(len(a.targets), func(i int) string { return strconv.FormatFloat(a.targets[i], 'g', -1, 64) })
 	}
+	if a.embed != nil {
+		s += " --embed " + a.embed.String()
+	}
+	if a.output != nil {
+		s += " --output " + a.output.String()
+	}
+	s += a.gptqCommand()
 	if c := a.calib; c != nil {
 		s += fmt.Sprintf(" --calib %s --calib-tokens %d", c.file, c.tokens)
 		if c.docs != (textdata.DocRange{}) {
@@ -377,7 +427,7 @@ func (a sweepArgs) command() string {
 func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 	o := eval.SweepOptions{
 		Ref: a.ref,
-		Grid: eval.SweepGrid{Quants: a.encs, Presets: a.presets, Methods: a.methods, Ratios: a.ratios, Ranks: a.ranks, Factors: a.factors,
+		Grid: eval.SweepGrid{Quants: a.encs, Presets: a.presets, Methods: a.methods, Ratios: a.ratios, Ranks: a.ranks, Factors: a.factors, Embed: a.embed, Output: a.output,
 			Roundings: a.roundings, Targets: a.targets},
 		Input:   eval.SweepInput{Text: a.input.text, Tokens: a.input.tokens, DocSep: a.input.docSep, Docs: a.evalDocs},
 		Eval:    a.input.opts,

@@ -4,6 +4,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/quant"
+	"github.com/shrink-llm/shrink/quant/gptq"
 )
 
 // TestSweepRoundingAndPlanner: --rounding rtn,gptq gives every point once
@@ -70,6 +74,48 @@ func TestSweepPlannerBad(t *testing.T) {
 		{"target out of range", with("--target-bpw", "40"), exitUsage, "want bits per weight in [2, 16]"},
 		{"target not a number", with("--target-bpw", "four"), exitUsage, "--target-bpw"},
 		{"bad reference file", with("--reference", bad), exitUsage, "--reference"},
+		{"bad embed", with("--embed", "q9"), exitUsage, "--embed"},
+		{"bad output", with("--output", "f12"), exitUsage, "--output"},
 		{"missing reference file", with("--reference", filepath.Join(out, "nope.json")), exitUsage, "nope.json"},
 	})
+}
+
+// TestSweepCommandRecord: the command sweep.md records carries the head
+// encodings and the GPTQ tuning that differs from the defaults, so the
+// recorded line rebuilds the same points.
+func TestSweepCommandRecord(t *testing.T) {
+	f32 := quant.F32
+	base := sweepArgs{ref: "m", out: "o", encs: []quant.Encoding{quant.Q4}, input: inputArgs{text: "t.txt"},
+		gptq: gptq.Options{PercDamp: gptq.DefaultPercDamp, BlockSize: gptq.DefaultBlockSize}}
+	tests := []struct {
+		name      string
+		edit      func(a *sweepArgs)
+		want, not []string
+	}{
+		{"rtn", func(a *sweepArgs) { a.gptq.RefitGroups = true }, nil, []string{"--gptq", "--embed"}},
+		{"gptq defaults", func(a *sweepArgs) { a.roundings = []convert.Rounding{convert.RoundingGPTQ} }, []string{"--rounding gptq"}, []string{"--gptq-"}},
+		{"gptq tuned", func(a *sweepArgs) {
+			a.roundings = []convert.Rounding{convert.RoundingRTN, convert.RoundingGPTQ}
+			a.gptq = gptq.Options{PercDamp: -1, BlockSize: 64, ActOrder: true, RefitGroups: true}
+			a.gptqPlain = true
+		}, []string{"--rounding rtn,gptq --gptq-damp 0 --gptq-block 64 --gptq-act-order --gptq-refit-groups --gptq-plain-scales"}, nil},
+		{"heads", func(a *sweepArgs) { a.embed, a.output = &f32, &f32 }, []string{"--embed f32 --output f32"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := base
+			tt.edit(&a)
+			got := a.command()
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("command %q lacks %q", got, w)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(got, w) {
+					t.Errorf("command %q has %q", got, w)
+				}
+			}
+		})
+	}
 }
