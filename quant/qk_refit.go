@@ -52,3 +52,10 @@ func groupError(x, w []float32, a, m float32, nmax int) float64 {
 	}
 	return s
 }
+
+// SetSubScales stores group g's 6-bit scale and offset (each 0…63; higher
+// bits are dropped) in sub, a row of a KindQK sub plane: group g then
+// decodes with a = d·sc and m = dmin·mn under its super-block's pair.
+func (e Encoding) SetSubScales(sub []byte, g int, sc, mn uint8) {
+	putSubScales(sub, g, sc, mn)
+}

@@ -520,6 +520,7 @@ func gptqFlags() []cli.Flag {
 		&cli.IntFlag{Name: "gptq-block", Value: gptq.DefaultBlockSize, Usage: "gptq: `COLUMNS` rounded between lazy updates"},
 		&cli.BoolFlag{Name: "gptq-act-order", Usage: "gptq: round columns by decreasing activation energy (group parameters fixed from the original weights)"},
 		&cli.BoolFlag{Name: "gptq-refit-groups", Usage: "gptq, two-level encodings: fit each group's 6-bit scale and offset when the pass reaches it (the super-block's float16 pair is fixed when the super-block begins)"},
+		&cli.IntFlag{Name: "gptq-refine", Usage: "gptq: after the pass, up to `N` passes of coordinate descent on the same objective (each code, then each group's stored scale and offset, moved to the grid point that lowers the output error most); 0 = off"},
 		&cli.BoolFlag{Name: "gptq-plain-scales", Usage: "gptq: choose group scales by plain weight error, not activation-weighted"},
 	}
 }
@@ -527,8 +528,8 @@ func gptqFlags() []cli.Flag {
 // gptqFromFlags reads gptqFlags: the pass's options and whether group
 // scales ignore the activation energy (--gptq-plain-scales).
 func gptqFromFlags(c *cli.Context) (gptq.Options, bool, error) {
-	if c.Float64("gptq-damp") < 0 || c.Int("gptq-block") < 1 {
-		return gptq.Options{}, false, usagef("--gptq-damp wants a fraction ≥ 0 and --gptq-block at least 1 column")
+	if c.Float64("gptq-damp") < 0 || c.Int("gptq-block") < 1 || c.Int("gptq-refine") < 0 {
+		return gptq.Options{}, false, usagef("--gptq-damp wants a fraction ≥ 0, --gptq-block at least 1 column and --gptq-refine passes ≥ 0")
 	}
 	// --gptq-damp 0 asks for no damping; gptq.Options reads 0 as the
 	// default and a negative value as none.
@@ -537,5 +538,5 @@ func gptqFromFlags(c *cli.Context) (gptq.Options, bool, error) {
 		damp = -1
 	}
 	return gptq.Options{PercDamp: damp, BlockSize: c.Int("gptq-block"), ActOrder: c.Bool("gptq-act-order"),
-		RefitGroups: c.Bool("gptq-refit-groups")}, c.Bool("gptq-plain-scales"), nil
+		RefitGroups: c.Bool("gptq-refit-groups"), Refine: c.Int("gptq-refine")}, c.Bool("gptq-plain-scales"), nil
 }

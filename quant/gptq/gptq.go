@@ -40,6 +40,13 @@ type Options struct {
 	// float16 pair chosen when the super-block began; without it every
 	// group of a super-block is fitted when the super-block begins.
 	RefitGroups bool
+	// Refine, when positive, runs up to that many passes of exact
+	// coordinate descent on the pass's own objective tr(E·Hd·Eᵀ) (Hd the
+	// damped H) after the greedy pass: each code, then each group's stored
+	// scale and offset, moves to the grid point that lowers it most (see
+	// refine.go). The objective never rises. A shared Factor must have
+	// been made with the same Refine > 0 (it then keeps Hd).
+	Refine int
 	// RowBlock is the number of rows one worker holds (0 = DefaultRowBlock).
 	RowBlock int
 	// Threads bounds the workers over row blocks (0 = all CPUs).
@@ -64,6 +71,7 @@ type Factor struct {
 	perm     []int     // position j rounds column perm[j]
 	dead     []bool    // by original column: no input energy, weight zeroed
 	u        []float64 // upper Cholesky factor of H⁻¹ (permuted), n×n, zeros below
+	hd       []float64 // Refine: the damped H in original order, n×n (nil otherwise)
 }
 
 // NewFactor factors h (n×n, upper triangle read) under opt's PercDamp and
@@ -79,7 +87,7 @@ func NewFactor(h []float64, n int, opt Options) (*Factor, error) {
 	if err := p.factor(h); err != nil {
 		return nil, fmt.Errorf("gptq: %w", err)
 	}
-	return &Factor{n: n, actOrder: opt.ActOrder, perm: p.perm, dead: p.dead, u: p.u}, nil
+	return &Factor{n: n, actOrder: opt.ActOrder, perm: p.perm, dead: p.dead, u: p.u, hd: p.hd}, nil
 }
 
 // Quantize writes w ([rows, cols] row-major, not modified) into dst
@@ -133,10 +141,10 @@ func Quantize(ctx context.Context, e quant.Encoding, dst []byte, w []float32, ro
 		p.opt.BlockSize = (opt.BlockSize + p.span - 1) / p.span * p.span
 	}
 	if f := opt.Factor; f != nil {
-		if f.n != cols || f.actOrder != opt.ActOrder {
-			return fmt.Errorf("gptq %v [%d, %d]: factor of %d columns (act order %v) given", e, rows, cols, f.n, f.actOrder)
+		if f.n != cols || f.actOrder != opt.ActOrder || (opt.Refine > 0 && f.hd == nil) {
+			return fmt.Errorf("gptq %v [%d, %d]: factor of %d columns (act order %v, for refinement %v) given", e, rows, cols, f.n, f.actOrder, f.hd != nil)
 		}
-		p.perm, p.dead, p.u = f.perm, f.dead, f.u
+		p.perm, p.dead, p.u, p.hd = f.perm, f.dead, f.u, f.hd
 	} else if err := p.factor(h); err != nil {
 		return fmt.Errorf("gptq %v [%d, %d]: %w", e, rows, cols, err)
 	}
@@ -170,6 +178,7 @@ type pass struct {
 	perm       []int     // position j rounds column perm[j]
 	dead       []bool    // by original column: no input energy, weight zeroed
 	u          []float64 // upper Cholesky factor of H⁻¹ (permuted), cols×cols, zeros below
+	hd         []float64 // Refine: damped H, original order, cols×cols
 }
 
 // factor builds perm, dead and u from h.
@@ -233,6 +242,20 @@ func (p *pass) factor(h []float64) error {
 		}
 		damp = 10 * max(damp, 1e-8*mean, 1e-12)
 	}
+	if p.opt.Refine > 0 {
+		// The objective refinement lowers: the matrix just factored, in
+		// the stored column order, both triangles.
+		p.hd = make([]float64, n*n)
+		for i := range n {
+			for j := i + 1; j < n; j++ {
+				if !p.dead[i] && !p.dead[j] {
+					v := at(i, j)
+					p.hd[i*n+j], p.hd[j*n+i] = v, v
+				}
+			}
+			p.hd[i*n+i] = diag[i] + damp
+		}
+	}
 	// The strict lower triangle was the factorization's scratch.
 	for i := 1; i < n; i++ {
 		clear(a[i*n : i*n+i])
@@ -243,11 +266,13 @@ func (p *pass) factor(h []float64) error {
 
 // block is one worker's rows.
 type block struct {
-	rb   int
-	wb   []float32 // rb × cols, permuted column order, updated in place
-	errs []float32 // rb × BlockSize scaled errors of the current block
-	q    []uint8   // packed: rb × PaddedCols quants
-	a, m []float32 // rb × groups: weight = a·q − m (q8: a = scale)
+	r0     int // first row
+	rb     int
+	padded int       // packed: codes per row in q
+	wb     []float32 // rb × cols, permuted column order, updated in place
+	errs   []float32 // rb × BlockSize scaled errors of the current block
+	q      []uint8   // packed: rb × PaddedCols quants
+	a, m   []float32 // rb × groups: weight = a·q − m (q8: a = scale)
 }
 
 // rowBlock rounds rows [r0, r1) and writes them into dst.
@@ -255,6 +280,7 @@ func (p *pass) rowBlock(ctx context.Context, r0, r1 int) error {
 	n, e := p.cols, p.e
 	ng := e.Groups(n)
 	b := &block{
+		r0:   r0,
 		rb:   r1 - r0,
 		wb:   make([]float32, (r1-r0)*n),
 		errs: make([]float32, (r1-r0)*p.opt.BlockSize),
@@ -265,6 +291,7 @@ func (p *pass) rowBlock(ctx context.Context, r0, r1 int) error {
 	if e.IsPacked() {
 		l = e.Layout(p.rows, n)
 		b.q = make([]uint8, b.rb*l.PaddedCols)
+		b.padded = l.PaddedCols
 	}
 	for r := range b.rb {
 		src := p.w[(r0+r)*n : (r0+r+1)*n]
@@ -317,6 +344,9 @@ func (p *pass) rowBlock(ctx context.Context, r0, r1 int) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+	}
+	if p.opt.Refine > 0 {
+		p.refine(b)
 	}
 	if e.IsPacked() {
 		for r := range b.rb {

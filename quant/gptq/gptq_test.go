@@ -239,10 +239,12 @@ func TestDeadColumnsAndErrors(t *testing.T) {
 			h[dc*cols+j], h[j*cols+dc] = 0, 0
 		}
 	}
-	_, got := quantize(t, quant.Q4, w, rows, cols, h, Options{})
-	for r := range rows {
-		if got[r*cols+17] != 0 && math.Abs(float64(got[r*cols+17])) > 0.01 {
-			t.Errorf("row %d: dead column decodes to %v, want about 0", r, got[r*cols+17])
+	for _, refine := range []int{0, 3} {
+		_, got := quantize(t, quant.Q4, w, rows, cols, h, Options{Refine: refine})
+		for r := range rows {
+			if got[r*cols+17] != 0 && math.Abs(float64(got[r*cols+17])) > 0.01 {
+				t.Errorf("refine %d, row %d: dead column decodes to %v, want about 0", refine, r, got[r*cols+17])
+			}
 		}
 	}
 	if err := Quantize(context.Background(), quant.Q4, make([]byte, 3), w, rows, cols, h, Options{}); err == nil {
@@ -258,19 +260,28 @@ func TestDeadColumnsAndErrors(t *testing.T) {
 func TestSharedFactor(t *testing.T) {
 	const rows, cols = 12, 100
 	w, h := correlated(21, rows, cols, 2*cols)
-	for _, act := range []bool{false, true} {
-		want, _ := quantize(t, quant.Q4, w, rows, cols, h, Options{ActOrder: act})
-		f, err := NewFactor(h, cols, Options{ActOrder: act})
+	for _, c := range []struct {
+		act    bool
+		refine int
+	}{{false, 0}, {true, 0}, {false, 2}, {true, 3}} {
+		act := c.act
+		want, _ := quantize(t, quant.Q4, w, rows, cols, h, Options{ActOrder: act, Refine: c.refine})
+		f, err := NewFactor(h, cols, Options{ActOrder: act, Refine: c.refine})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := quantize(t, quant.Q4, w, rows, cols, nil, Options{ActOrder: act, Factor: f})
+		got, _ := quantize(t, quant.Q4, w, rows, cols, nil, Options{ActOrder: act, Refine: c.refine, Factor: f})
 		if !bytes.Equal(got, want) {
-			t.Errorf("act=%v: shared factor changes the output", act)
+			t.Errorf("act=%v refine=%d: shared factor changes the output", act, c.refine)
 		}
 		size, _ := quant.Q4.Size(rows, cols)
-		if err := Quantize(context.Background(), quant.Q4, make([]byte, size), w, rows, cols, nil, Options{ActOrder: !act, Factor: f}); err == nil {
+		if err := Quantize(context.Background(), quant.Q4, make([]byte, size), w, rows, cols, nil, Options{ActOrder: !act, Refine: c.refine, Factor: f}); err == nil {
 			t.Errorf("act=%v: factor with the other order accepted", act)
+		}
+		if c.refine == 0 {
+			if err := Quantize(context.Background(), quant.Q4, make([]byte, size), w, rows, cols, nil, Options{ActOrder: act, Refine: 1, Factor: f}); err == nil {
+				t.Errorf("act=%v: factor made without refinement accepted for refinement", act)
+			}
 		}
 	}
 }
