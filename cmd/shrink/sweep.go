@@ -346,8 +346,11 @@ func (a sweepArgs) gptqCommand() string {
 	if g.ActOrder {
 		s += " --gptq-act-order"
 	}
-	if g.RefitGroups {
-		s += " --gptq-refit-groups"
+	if !g.RefitGroups {
+		s += " --gptq-refit-groups=false"
+	}
+	if g.Refine > 0 {
+		s += " --gptq-refine " + strconv.Itoa(g.Refine)
 	}
 	if a.gptqPlain {
 		s += " --gptq-plain-scales"

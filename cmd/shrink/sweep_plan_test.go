@@ -38,7 +38,7 @@ func TestSweepRoundingAndPlanner(t *testing.T) {
 }
 
 // TestSweepGPTQFlags: the sweep's gptq points take convert's GPTQ tuning
-// (--gptq-refit-groups here, which changes how q4's group parameters are
+// (--gptq-refit-groups=false here, which changes how q4's group parameters are
 // fitted and so the point's KLD), and the flags are checked as convert
 // checks them.
 func TestSweepGPTQFlags(t *testing.T) {
@@ -53,9 +53,9 @@ func TestSweepGPTQFlags(t *testing.T) {
 		}
 		return sw.Points[0].Summary.KLD.Value
 	}
-	plain, refit := kld(), kld("--gptq-refit-groups")
+	refit, plain := kld(), kld("--gptq-refit-groups=false")
 	if !(plain > 0 && refit > 0) || plain == refit {
-		t.Errorf("q4 gptq mean KLD %v without --gptq-refit-groups, %v with it: want two different positive values", plain, refit)
+		t.Errorf("q4 gptq mean KLD %v with --gptq-refit-groups=false, %v by default: want two different positive values", plain, refit)
 	}
 	checkCLIErrors(t, []cliCase{
 		{"negative damping", append(append([]string{"sweep"}, args...), "--out", t.TempDir(), "--gptq-damp", "-1"), exitUsage, "--gptq-damp wants a fraction"},
@@ -86,19 +86,19 @@ func TestSweepPlannerBad(t *testing.T) {
 func TestSweepCommandRecord(t *testing.T) {
 	f32 := quant.F32
 	base := sweepArgs{ref: "m", out: "o", encs: []quant.Encoding{quant.Q4}, input: inputArgs{text: "t.txt"},
-		gptq: gptq.Options{PercDamp: gptq.DefaultPercDamp, BlockSize: gptq.DefaultBlockSize}}
+		gptq: gptq.Options{PercDamp: gptq.DefaultPercDamp, BlockSize: gptq.DefaultBlockSize, RefitGroups: true}}
 	tests := []struct {
 		name      string
 		edit      func(a *sweepArgs)
 		want, not []string
 	}{
-		{"rtn", func(a *sweepArgs) { a.gptq.RefitGroups = true }, nil, []string{"--gptq", "--embed"}},
+		{"rtn", func(a *sweepArgs) { a.gptq.RefitGroups = false }, nil, []string{"--gptq", "--embed"}},
 		{"gptq defaults", func(a *sweepArgs) { a.roundings = []convert.Rounding{convert.RoundingGPTQ} }, []string{"--rounding gptq"}, []string{"--gptq-"}},
 		{"gptq tuned", func(a *sweepArgs) {
 			a.roundings = []convert.Rounding{convert.RoundingRTN, convert.RoundingGPTQ}
-			a.gptq = gptq.Options{PercDamp: -1, BlockSize: 64, ActOrder: true, RefitGroups: true}
+			a.gptq = gptq.Options{PercDamp: -1, BlockSize: 64, ActOrder: true, Refine: 3}
 			a.gptqPlain = true
-		}, []string{"--rounding rtn,gptq --gptq-damp 0 --gptq-block 64 --gptq-act-order --gptq-refit-groups --gptq-plain-scales"}, nil},
+		}, []string{"--rounding rtn,gptq --gptq-damp 0 --gptq-block 64 --gptq-act-order --gptq-refit-groups=false --gptq-refine 3 --gptq-plain-scales"}, nil},
 		{"heads", func(a *sweepArgs) { a.embed, a.output = &f32, &f32 }, []string{"--embed f32 --output f32"}, nil},
 	}
 	for _, tt := range tests {
