@@ -517,6 +517,7 @@ func calibFlags(fileUsage, docsOf string) []cli.Flag {
 func gptqFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.Float64Flag{Name: "gptq-damp", Value: gptq.DefaultPercDamp, Usage: "gptq: damping added to XXᵀ's diagonal, as a `FRACTION` of its mean"},
+		&cli.Float64Flag{Name: "gptq-damp-diag", Usage: "gptq: also add `FRACTION` × each input channel's own energy to XXᵀ's diagonal (shrinks the correlations toward the diagonal); 0 = none"},
 		&cli.IntFlag{Name: "gptq-block", Value: gptq.DefaultBlockSize, Usage: "gptq: `COLUMNS` rounded between lazy updates"},
 		&cli.BoolFlag{Name: "gptq-act-order", Usage: "gptq: round columns by decreasing activation energy (group parameters fixed from the original weights)"},
 		&cli.BoolFlag{Name: "gptq-refit-groups", Value: true, Usage: "gptq, two-level encodings: fit each group's 6-bit scale and offset when the pass reaches it (the super-block's float16 pair is fixed when the super-block begins); --gptq-refit-groups=false fits all of a super-block's groups when it begins"},
@@ -528,8 +529,8 @@ func gptqFlags() []cli.Flag {
 // gptqFromFlags reads gptqFlags: the pass's options and whether group
 // scales ignore the activation energy (--gptq-plain-scales).
 func gptqFromFlags(c *cli.Context) (gptq.Options, bool, error) {
-	if c.Float64("gptq-damp") < 0 || c.Int("gptq-block") < 1 || c.Int("gptq-refine") < 0 {
-		return gptq.Options{}, false, usagef("--gptq-damp wants a fraction ≥ 0, --gptq-block at least 1 column and --gptq-refine passes ≥ 0")
+	if c.Float64("gptq-damp") < 0 || c.Int("gptq-block") < 1 || c.Int("gptq-refine") < 0 || c.Float64("gptq-damp-diag") < 0 {
+		return gptq.Options{}, false, usagef("--gptq-damp wants a fraction ≥ 0, --gptq-block at least 1 column, --gptq-refine passes ≥ 0 and --gptq-damp-diag ≥ 0")
 	}
 	// --gptq-damp 0 asks for no damping; gptq.Options reads 0 as the
 	// default and a negative value as none.
@@ -537,6 +538,6 @@ func gptqFromFlags(c *cli.Context) (gptq.Options, bool, error) {
 	if damp == 0 {
 		damp = -1
 	}
-	return gptq.Options{PercDamp: damp, BlockSize: c.Int("gptq-block"), ActOrder: c.Bool("gptq-act-order"),
+	return gptq.Options{PercDamp: damp, DampDiag: c.Float64("gptq-damp-diag"), BlockSize: c.Int("gptq-block"), ActOrder: c.Bool("gptq-act-order"),
 		RefitGroups: c.Bool("gptq-refit-groups"), Refine: c.Int("gptq-refine")}, c.Bool("gptq-plain-scales"), nil
 }

@@ -26,6 +26,13 @@ type Options struct {
 	// PercDamp is λ/mean(diag H): λ is added to H's diagonal before
 	// factoring (0 = DefaultPercDamp; negative = no damping).
 	PercDamp float64
+	// DampDiag adds DampDiag·H_ii to each diagonal entry besides
+	// PercDamp's λ: up to a scale, H moves toward its own diagonal
+	// ((1−β)·H + β·diag H with β = DampDiag/(1+DampDiag)), which shrinks
+	// the correlations a short calibration estimates poorly while keeping
+	// each input channel's energy, where λ alone swamps the weak channels
+	// and leaves the strong ones untouched. 0 = none.
+	DampDiag float64
 	// BlockSize is the number of columns rounded between the lazy updates
 	// of the columns after them (0 = DefaultBlockSize). Without ActOrder
 	// it is rounded up to a whole number of parameter spans, so that a
@@ -68,6 +75,7 @@ type Options struct {
 type Factor struct {
 	n        int
 	actOrder bool
+	dampDiag float64
 	perm     []int     // position j rounds column perm[j]
 	dead     []bool    // by original column: no input energy, weight zeroed
 	u        []float64 // upper Cholesky factor of H⁻¹ (permuted), n×n, zeros below
@@ -87,7 +95,7 @@ func NewFactor(h []float64, n int, opt Options) (*Factor, error) {
 	if err := p.factor(h); err != nil {
 		return nil, fmt.Errorf("gptq: %w", err)
 	}
-	return &Factor{n: n, actOrder: opt.ActOrder, perm: p.perm, dead: p.dead, u: p.u, hd: p.hd}, nil
+	return &Factor{n: n, actOrder: opt.ActOrder, dampDiag: opt.DampDiag, perm: p.perm, dead: p.dead, u: p.u, hd: p.hd}, nil
 }
 
 // Quantize writes w ([rows, cols] row-major, not modified) into dst
@@ -141,7 +149,7 @@ func Quantize(ctx context.Context, e quant.Encoding, dst []byte, w []float32, ro
 		p.opt.BlockSize = (opt.BlockSize + p.span - 1) / p.span * p.span
 	}
 	if f := opt.Factor; f != nil {
-		if f.n != cols || f.actOrder != opt.ActOrder || (opt.Refine > 0 && f.hd == nil) {
+		if f.n != cols || f.actOrder != opt.ActOrder || f.dampDiag != opt.DampDiag || (opt.Refine > 0 && f.hd == nil) {
 			return fmt.Errorf("gptq %v [%d, %d]: factor of %d columns (act order %v, for refinement %v) given", e, rows, cols, f.n, f.actOrder, f.hd != nil)
 		}
 		p.perm, p.dead, p.u, p.hd = f.perm, f.dead, f.u, f.hd
@@ -213,6 +221,7 @@ func (p *pass) factor(h []float64) error {
 		sort.SliceStable(p.perm, func(a, b int) bool { return diag[p.perm[a]] > diag[p.perm[b]] })
 	}
 	damp := max(p.opt.PercDamp, 0) * mean
+	dd := max(p.opt.DampDiag, 0)
 	threads := p.opt.Threads
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
@@ -229,7 +238,7 @@ func (p *pass) factor(h []float64) error {
 					a[i*n+j] = at(pi, pj)
 				}
 			}
-			a[i*n+i] = diag[pi] + damp
+			a[i*n+i] = diag[pi]*(1+dd) + damp
 		}
 		// a = R·Rᵀ (R upper, from the last column) gives
 		// H⁻¹ = R⁻ᵀR⁻¹ = UᵀU with U = R⁻¹: the upper Cholesky factor
@@ -253,7 +262,7 @@ func (p *pass) factor(h []float64) error {
 					p.hd[i*n+j], p.hd[j*n+i] = v, v
 				}
 			}
-			p.hd[i*n+i] = diag[i] + damp
+			p.hd[i*n+i] = diag[i]*(1+dd) + damp
 		}
 	}
 	// The strict lower triangle was the factorization's scratch.

@@ -1,6 +1,8 @@
 package gptq
 
 import (
+	"context"
+	"math"
 	"testing"
 )
 
@@ -60,6 +62,41 @@ func TestRefineLowersObjective(t *testing.T) {
 				t.Errorf("%s [%d, %d]: one refinement pass leaves the objective at %.6g (from %.6g)", c.enc, c.rows, c.cols, f, prev)
 			}
 			prev = f
+		}
+	}
+}
+
+// TestDampDiag: DampDiag is the pass on H with its diagonal scaled by
+// 1+DampDiag (the mean damping rescaled to the same λ), on plain and
+// act-order passes with refinement; a factor made with another DampDiag is
+// refused.
+func TestDampDiag(t *testing.T) {
+	const rows, cols = 9, 136
+	w, h := correlated(31, rows, cols, 2*cols)
+	for _, c := range []struct {
+		enc    string
+		dd     float64
+		act    bool
+		refine int
+	}{{"q4", 0.25, false, 0}, {"q3", 1, false, 2}, {"q5", 0.1, true, 1}} {
+		e := mustParse(t, c.enc)
+		_, got := quantize(t, e, w, rows, cols, h, Options{DampDiag: c.dd, ActOrder: c.act, Refine: c.refine, RowBlock: 4})
+		h2 := append([]float64(nil), h...)
+		for i := range cols {
+			h2[i*cols+i] *= 1 + c.dd
+		}
+		_, want := quantize(t, e, w, rows, cols, h2, Options{PercDamp: DefaultPercDamp / (1 + c.dd), ActOrder: c.act, Refine: c.refine, RowBlock: 4})
+		fg, fw := outputError(w, got, h, rows, cols), outputError(w, want, h, rows, cols)
+		if math.Abs(fg-fw) > 1e-6*fw {
+			t.Errorf("%+v: objective %.9g with DampDiag, %.9g with the diagonal scaled", c, fg, fw)
+		}
+		f, err := NewFactor(h, cols, Options{DampDiag: c.dd, ActOrder: c.act})
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, _ := e.Size(rows, cols)
+		if err := Quantize(context.Background(), e, make([]byte, size), w, rows, cols, nil, Options{ActOrder: c.act, Factor: f}); err == nil {
+			t.Errorf("%+v: factor made with DampDiag accepted without it", c)
 		}
 	}
 }
