@@ -44,7 +44,10 @@ type Sweep struct {
 	// AvailableChunks is how many chunks the text holds (more than Chunks
 	// when the sweep was limited).
 	AvailableChunks int `json:"available_chunks,omitempty"`
-	Tokens          int `json:"scored_tokens"`
+	// FirstChunk is the first evaluated chunk (--chunk-range; 0: from the
+	// start).
+	FirstChunk int `json:"first_chunk,omitempty"`
+	Tokens     int `json:"scored_tokens"`
 	// EvalDocs is the range of the text's documents evaluated ("" = all),
 	// Documents how many that is, and ScoredDocs the documents the scored
 	// chunks reach into (fewer when Chunks limited the sweep).
@@ -103,7 +106,9 @@ func (s *Sweep) Markdown() string {
 		fmt.Fprintf(&b, "%s\n\n", s.Note)
 	}
 	of := ""
-	if s.AvailableChunks > s.Chunks {
+	if s.FirstChunk > 0 {
+		of = fmt.Sprintf(" (chunks %d–%d of the text's 0–%d)", s.FirstChunk, s.FirstChunk+s.Chunks-1, s.AvailableChunks-1)
+	} else if s.AvailableChunks > s.Chunks {
 		of = fmt.Sprintf(" (the first %d of the text's %d)", s.Chunks, s.AvailableChunks)
 	}
 	docs := ""

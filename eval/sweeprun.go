@@ -340,7 +340,7 @@ func RunSweep(ctx context.Context, o SweepOptions) (*Sweep, error) {
 	r0 := reps[0]
 	sw := &Sweep{
 		Model: filepath.Base(filepath.Clean(o.Ref)), Text: in.Source, Ctx: r0.Ctx, Chunks: r0.Chunks,
-		AvailableChunks: r0.AvailableChunks, Tokens: r0.Summary.Tokens, Convention: r0.Convention,
+		AvailableChunks: r0.AvailableChunks, FirstChunk: r0.FirstChunk, Tokens: r0.Summary.Tokens, Convention: r0.Convention,
 		RefPPL: r0.Summary.PPLRef, Command: o.Command, EvalDocs: in.DocRange, Documents: in.Documents,
 		Calibration: calRec, Note: o.Note,
 	}

@@ -154,3 +154,21 @@ func TestRunSweepRefusesShrinkFile(t *testing.T) {
 		t.Fatalf("sweep from a .shrink file: %v", err)
 	}
 }
+
+// TestSweepMarkdownChunks: the header says which chunks were scored, from
+// the start or from a --chunk-range.
+func TestSweepMarkdownChunks(t *testing.T) {
+	for _, tt := range []struct {
+		sw   Sweep
+		want string
+	}{
+		{Sweep{Chunks: 64, AvailableChunks: 749, FirstChunk: 400}, "64 chunks of 256 tokens (chunks 400–463 of the text's 0–748)"},
+		{Sweep{Chunks: 32, AvailableChunks: 737}, "32 chunks of 256 tokens (the first 32 of the text's 737)"},
+		{Sweep{Chunks: 20, AvailableChunks: 20}, "20 chunks of 256 tokens,"},
+	} {
+		tt.sw.Ctx, tt.sw.Model, tt.sw.Text = 256, "m", "t"
+		if got := tt.sw.Markdown(); !strings.Contains(got, tt.want) {
+			t.Errorf("%+v: markdown lacks %q:\n%s", tt.sw, tt.want, got)
+		}
+	}
+}
