@@ -521,7 +521,7 @@ func gptqFlags() []cli.Flag {
 		&cli.IntFlag{Name: "gptq-block", Value: gptq.DefaultBlockSize, Usage: "gptq: `COLUMNS` rounded between lazy updates"},
 		&cli.BoolFlag{Name: "gptq-act-order", Usage: "gptq: round columns by decreasing activation energy (group parameters fixed from the original weights)"},
 		&cli.BoolFlag{Name: "gptq-refit-groups", Value: true, Usage: "gptq, two-level encodings: fit each group's 6-bit scale and offset when the pass reaches it (the super-block's float16 pair is fixed when the super-block begins); --gptq-refit-groups=false fits all of a super-block's groups when it begins"},
-		&cli.IntFlag{Name: "gptq-refine", Usage: "gptq: after the pass, up to `N` passes of coordinate descent on the same objective (each code, then each group's stored scale and offset, moved to the grid point that lowers the output error most); 0 = off"},
+		&cli.IntFlag{Name: "gptq-refine", Usage: "gptq: after the pass, up to `N` passes of coordinate descent on the same objective (each code, then each group's stored scale and offset, moved to the grid point that lowers the output error most; several times the pass's own rounding time); 0 = off"},
 		&cli.BoolFlag{Name: "gptq-plain-scales", Usage: "gptq: choose group scales by plain weight error, not activation-weighted"},
 	}
 }
