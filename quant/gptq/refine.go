@@ -36,6 +36,8 @@ type refineScratch struct {
 	t, e, g []float64 // target (dead columns 0), error, E·Hd
 	dq      []float32 // the row's current values
 	q       []int32   // the row's codes (q8: signed)
+	x, d    []float64 // one group's code terms and value changes
+	one     [1]float64
 }
 
 // code and value access of row r of the block at original column c.
@@ -79,7 +81,7 @@ func (p *pass) nearest(v, a, m float32) int32 {
 func (p *pass) refine(b *block) {
 	n := p.cols
 	s := &refineScratch{t: make([]float64, n), e: make([]float64, n), g: make([]float64, n),
-		dq: make([]float32, n), q: make([]int32, n)}
+		dq: make([]float32, n), q: make([]int32, n), x: make([]float64, p.e.Group), d: make([]float64, p.e.Group)}
 	for r := range b.rb {
 		p.refineRow(b, r, s)
 	}
@@ -131,7 +133,8 @@ func (p *pass) refineRow(b *block, r int, s *refineScratch) {
 			}
 			s.q[c], s.dq[c] = q, v
 			p.setCode(b, r, c, q)
-			p.move(s, c, c+1, []float64{d})
+			s.one[0] = d
+			p.move(s, c, c+1, s.one[:])
 			moved = true
 		}
 		for gi := range ng {
@@ -174,7 +177,7 @@ func (p *pass) refitGroup(b *block, r, gi int, s *refineScratch) bool {
 	a, m := b.a[r*ng+gi], b.m[r*ng+gi]
 	// The quadratic in (α, μ): values move by α·x_i − μ·y_i, with x the
 	// codes (q4s: q − 8, since m = 8·a moves with a) and y = 1 (QK) or 0.
-	x := make([]float64, w)
+	x := s.x[:w]
 	hasOff := e.Kind == quant.KindQK
 	for i := range w {
 		x[i] = float64(s.q[c0+i])
@@ -209,7 +212,7 @@ func (p *pass) refitGroup(b *block, r, gi int, s *refineScratch) bool {
 		}
 		alpha = gx / xhx
 	}
-	d := make([]float64, w)
+	d := s.d[:w]
 	eval := func(na, nm float32) float64 {
 		var lin, quad float64
 		for i := range w {
