@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +21,8 @@ func planFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.Float64Flag{Name: "target-bpw", Usage: "choose each projection's encoding (q2…q6, q8) to spend at most `B` bits per weight over the projections with the least predicted damage (measured per tensor; with --calib, activation-weighted)"},
 		&cli.StringFlag{Name: "target-size", Usage: "as --target-bpw, but for the whole tensor data: at most `SIZE` bytes (e.g. 9.5MiB, 10MB, 9961472); header and tokenizer come on top"},
+		&cli.StringFlag{Name: "plan-sensitivity", Value: string(convert.SensitivityOutputError), Usage: "how the planner predicts each candidate's damage: `MODE` kl (a KL probe: the model's next-token distributions on --plan-probe-tokens of the calibration text with that one tensor encoded, against the uncompressed model's; needs --calib) or output-error (the tensor's own relative output error, activation-weighted with --calib, weighted by its size; runs no model)"},
+		&cli.IntFlag{Name: "plan-probe-tokens", Value: convert.DefaultProbeTokens, Usage: "--plan-sensitivity kl: `N` calibration tokens per probe (each candidate of each tensor runs the blocks from its own on, and the head, over them)"},
 	}
 }
 
@@ -27,6 +31,10 @@ type budgetTarget struct {
 	bits float64 // --target-bpw, or 0
 	size int64   // --target-size in bytes, or 0
 	text string  // as the user wrote it, for the plan's record
+	// sensitivity and probeTokens are --plan-sensitivity and
+	// --plan-probe-tokens.
+	sensitivity convert.Sensitivity
+	probeTokens int
 }
 
 func (t *budgetTarget) set() bool { return t != nil && (t.bits > 0 || t.size > 0) }
@@ -36,6 +44,11 @@ func (t *budgetTarget) set() bool { return t != nil && (t.bits > 0 || t.size > 0
 func budgetFromFlags(c *cli.Context) (*budgetTarget, error) {
 	bpwSet, sizeSet := c.IsSet("target-bpw"), c.IsSet("target-size")
 	if !bpwSet && !sizeSet {
+		for _, f := range []string{"plan-sensitivity", "plan-probe-tokens"} {
+			if c.IsSet(f) {
+				return nil, usagef("--%s goes with --target-bpw or --target-size", f)
+			}
+		}
 		return nil, nil
 	}
 	if bpwSet && sizeSet {
@@ -49,7 +62,20 @@ func budgetFromFlags(c *cli.Context) (*budgetTarget, error) {
 	if c.IsSet("quant") {
 		return nil, usagef("--target-bpw/--target-size choose the projections' encodings themselves; drop --quant (--embed and --output set the rest)")
 	}
-	t := &budgetTarget{}
+	sens, err := convert.ParseSensitivity(c.String("plan-sensitivity"))
+	if err != nil {
+		return nil, usagef("--plan-sensitivity: %v", err)
+	}
+	if sens == convert.SensitivityKL && c.String("calib") == "" {
+		return nil, usagef("--plan-sensitivity kl probes the model on calibration text: --calib FILE")
+	}
+	t := &budgetTarget{sensitivity: sens, probeTokens: c.Int("plan-probe-tokens")}
+	if t.probeTokens < 1 {
+		return nil, usagef("--plan-probe-tokens %d: want at least 1", t.probeTokens)
+	}
+	if c.IsSet("plan-probe-tokens") && sens != convert.SensitivityKL {
+		return nil, usagef("--plan-probe-tokens goes with --plan-sensitivity kl")
+	}
 	if bpwSet {
 		b := c.Float64("target-bpw")
 		if math.IsNaN(b) || b < 2 || b > 16 {
@@ -87,7 +113,18 @@ func parseSize(s string) (int64, error) {
 // applyBudget measures every projection in every candidate encoding and
 // rewrites the plan to the choice that meets the target.
 func applyBudget(ctx context.Context, stderr io.Writer, m *convert.Model, plan *convert.Plan, a convertArgs, cal *convert.Calibration) error {
-	mo := convert.MeasureOptions{Calibration: cal, Rounding: a.rounding, Workers: a.threads, GPTQ: a.gptq, GPTQNoImportance: a.gptqNoImportance}
+	mo := convert.MeasureOptions{Calibration: cal, Rounding: a.rounding, Workers: a.threads, GPTQ: a.gptq, GPTQNoImportance: a.gptqNoImportance,
+		Sensitivity: a.budget.sensitivity}
+	if a.budget.sensitivity == convert.SensitivityKL {
+		docs, err := readCalibDocs(a.calib.file, a.calib.docs, a.budget.probeTokens)
+		if err != nil {
+			return fmt.Errorf("--calib: %w", err)
+		}
+		mo.Probe = convert.ProbeOptions{Documents: docs, Tokens: a.budget.probeTokens, TempDir: os.TempDir()}
+		if a.out != "" {
+			mo.Probe.TempDir = filepath.Dir(a.out)
+		}
+	}
 	start := time.Now()
 	bar := newCountProgress(stderr, "measuring")
 	if bar != nil {
