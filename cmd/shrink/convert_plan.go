@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/shrink-llm/shrink/convert"
+	"github.com/shrink-llm/shrink/quant"
 )
 
 // planFlags are convert's byte-budget planner flags.
@@ -22,6 +24,7 @@ func planFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "target-bpw", Usage: "choose each projection's encoding (q2…q6, q8) to spend at most `B` bits per weight over the projections with the least predicted damage (measured per tensor; with --calib, activation-weighted)"},
 		&cli.StringFlag{Name: "target-size", Usage: "as --target-bpw, but for the whole tensor data: at most `SIZE` bytes (e.g. 9.5MiB, 10MB, 9961472); header and tokenizer come on top"},
 		&cli.StringFlag{Name: "plan-sensitivity", Value: string(convert.SensitivityOutputError), Usage: "how the planner predicts each candidate's damage: `MODE` kl (a KL probe: the model's next-token distributions on --plan-probe-tokens of the calibration text with that one tensor encoded, against the uncompressed model's; needs --calib) or output-error (the tensor's own relative output error, activation-weighted with --calib, weighted by its size; runs no model)"},
+		&cli.StringFlag{Name: "plan-candidates", Usage: "the encodings the planner chooses among, `LIST` comma-separated (default q2,q3,q4,q5,q6,q8; group variants such as q4g64 or q5g128 make finer steps)"},
 		&cli.IntFlag{Name: "plan-probe-tokens", Value: convert.DefaultProbeTokens, Usage: "--plan-sensitivity kl: `N` calibration tokens per probe (each candidate of each tensor runs the blocks from its own on, and the head, over them)"},
 	}
 }
@@ -35,6 +38,7 @@ type budgetTarget struct {
 	// --plan-probe-tokens.
 	sensitivity convert.Sensitivity
 	probeTokens int
+	candidates  []quant.Encoding // --plan-candidates, or nil for the default
 }
 
 func (t *budgetTarget) set() bool { return t != nil && (t.bits > 0 || t.size > 0) }
@@ -44,7 +48,7 @@ func (t *budgetTarget) set() bool { return t != nil && (t.bits > 0 || t.size > 0
 func budgetFromFlags(c *cli.Context) (*budgetTarget, error) {
 	bpwSet, sizeSet := c.IsSet("target-bpw"), c.IsSet("target-size")
 	if !bpwSet && !sizeSet {
-		for _, f := range []string{"plan-sensitivity", "plan-probe-tokens"} {
+		for _, f := range []string{"plan-sensitivity", "plan-probe-tokens", "plan-candidates"} {
 			if c.IsSet(f) {
 				return nil, usagef("--%s goes with --target-bpw or --target-size", f)
 			}
@@ -75,6 +79,21 @@ func budgetFromFlags(c *cli.Context) (*budgetTarget, error) {
 	}
 	if c.IsSet("plan-probe-tokens") && sens != convert.SensitivityKL {
 		return nil, usagef("--plan-probe-tokens goes with --plan-sensitivity kl")
+	}
+	if c.IsSet("plan-candidates") {
+		for _, f := range strings.Split(c.String("plan-candidates"), ",") {
+			e, err := quant.Parse(strings.TrimSpace(f))
+			if err == nil {
+				err = e.Validate()
+			}
+			if err != nil {
+				return nil, usagef("--plan-candidates: %v", err)
+			}
+			if slices.Contains(t.candidates, e) {
+				return nil, usagef("--plan-candidates: %v twice", e)
+			}
+			t.candidates = append(t.candidates, e)
+		}
 	}
 	if bpwSet {
 		b := c.Float64("target-bpw")
@@ -114,7 +133,7 @@ func parseSize(s string) (int64, error) {
 // rewrites the plan to the choice that meets the target.
 func applyBudget(ctx context.Context, stderr io.Writer, m *convert.Model, plan *convert.Plan, a convertArgs, cal *convert.Calibration) error {
 	mo := convert.MeasureOptions{Calibration: cal, Rounding: a.rounding, Workers: a.threads, GPTQ: a.gptq, GPTQNoImportance: a.gptqNoImportance,
-		Sensitivity: a.budget.sensitivity}
+		Sensitivity: a.budget.sensitivity, Candidates: a.budget.candidates}
 	if a.budget.sensitivity == convert.SensitivityKL {
 		docs, err := readCalibDocs(a.calib.file, a.calib.docs, a.budget.probeTokens)
 		if err != nil {
