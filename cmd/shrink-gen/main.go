@@ -9,6 +9,14 @@
 // The output is a folder with config.json, sharded model-*.safetensors with
 // model.safetensors.index.json, and a tokenizer.json (Llama-2 style BPE with
 // byte fallback and no merges) so the checkpoint converts and runs end to end.
+//
+// The synthetic tokenizer spells every character as its own byte token, so a
+// prompt costs several times the tokens a real vocabulary gives it. For
+// serving and prefill figures that should see realistic prompt lengths,
+// -tokenizer copies a real tokenizer.json of the shape's vocabulary size
+// instead (the Llama-2 one for these shapes):
+//
+//	go run ./cmd/shrink-gen -shape tinyllama-1.1b -o /tmp/tl -tokenizer llama2/tokenizer.json
 package main
 
 import (
@@ -59,20 +67,30 @@ func main() {
 	out := flag.String("o", "", "output folder")
 	shardBytes := flag.Int64("shard", 1<<30, "approximate bytes per safetensors shard")
 	seed := flag.Uint64("seed", 1, "random seed")
+	tokenizer := flag.String("tokenizer", "", "copy this tokenizer.json (its vocabulary must be the shape's size) instead of writing the synthetic one")
 	flag.Parse()
-	if err := run(*shapeName, *dtype, *out, *shardBytes, *seed); err != nil {
+	if err := run(*shapeName, *dtype, *out, *shardBytes, *seed, *tokenizer); err != nil {
 		fmt.Fprintln(os.Stderr, "shrink-gen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(shapeName, dtype, out string, shardBytes int64, seed uint64) error {
+func run(shapeName, dtype, out string, shardBytes int64, seed uint64, tokenizer string) error {
 	s, ok := shapes[shapeName]
 	if !ok {
 		return fmt.Errorf("unknown shape %q", shapeName)
 	}
 	if out == "" {
 		return fmt.Errorf("-o is required")
+	}
+	// The tokenizer is checked before any weight is written, so a wrong file
+	// leaves no half-made checkpoint behind.
+	var tok []byte
+	if tokenizer != "" {
+		var err error
+		if tok, err = realTokenizer(tokenizer, s.vocab); err != nil {
+			return err
+		}
 	}
 	elem := map[string]int{"f32": 4, "f16": 2, "bf16": 2}[dtype]
 	if elem == 0 {
@@ -151,7 +169,11 @@ func run(shapeName, dtype, out string, shardBytes int64, seed uint64) error {
 	if err := writeJSON(filepath.Join(out, "config.json"), cfg); err != nil {
 		return err
 	}
-	if err := writeJSON(filepath.Join(out, "tokenizer.json"), syntheticTokenizer(s.vocab)); err != nil {
+	if tok != nil {
+		if err := os.WriteFile(filepath.Join(out, "tokenizer.json"), tok, 0o644); err != nil {
+			return err
+		}
+	} else if err := writeJSON(filepath.Join(out, "tokenizer.json"), syntheticTokenizer(s.vocab)); err != nil {
 		return err
 	}
 	fmt.Printf("wrote %s: %d tensors in %d shards, %.2f GB\n", out, len(ts), len(shards), float64(total)/1e9)
@@ -255,6 +277,39 @@ func f32ToF16(v float32) uint16 {
 		h++
 	}
 	return sign | uint16(h)
+}
+
+// realTokenizer reads a tokenizer.json and checks that every id it defines,
+// the model's vocabulary and its added tokens, lies below the shape's vocab
+// size and that the vocabulary fills it: a smaller vocabulary would leave
+// embedding rows no text reaches, a larger one ids the model cannot embed.
+func realTokenizer(path string, vocab int) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var t struct {
+		Model struct {
+			Vocab map[string]int `json:"vocab"`
+		} `json:"model"`
+		Added []struct {
+			ID int `json:"id"`
+		} `json:"added_tokens"`
+	}
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	maxID := -1
+	for _, id := range t.Model.Vocab {
+		maxID = max(maxID, id)
+	}
+	for _, a := range t.Added {
+		maxID = max(maxID, a.ID)
+	}
+	if len(t.Model.Vocab) != vocab || maxID >= vocab {
+		return nil, fmt.Errorf("%s: vocabulary of %d tokens (largest id %d), the shape has %d", path, len(t.Model.Vocab), maxID, vocab)
+	}
+	return b, nil
 }
 
 // syntheticTokenizer is a Llama-2-style tokenizer.json: <unk>, <s>, </s>, the

@@ -18,7 +18,7 @@ func TestTinyConvertsAndRuns(t *testing.T) {
 	for _, dtype := range []string{"f32", "f16", "bf16"} {
 		t.Run(dtype, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "tiny")
-			if err := run("tiny", dtype, dir, 64<<10, 7); err != nil {
+			if err := run("tiny", dtype, dir, 64<<10, 7, ""); err != nil {
 				t.Fatal(err)
 			}
 			shards, _ := filepath.Glob(filepath.Join(dir, "model-*.safetensors"))
@@ -50,7 +50,7 @@ func TestTinyConvertsAndRuns(t *testing.T) {
 func TestDeterministic(t *testing.T) {
 	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	for _, d := range []string{a, b} {
-		if err := run("tiny", "bf16", d, 1<<30, 3); err != nil {
+		if err := run("tiny", "bf16", d, 1<<30, 3, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -73,8 +73,47 @@ func TestBadFlags(t *testing.T) {
 		{"tiny", "f64", t.TempDir()},
 		{"tiny", "f32", ""},
 	} {
-		if err := run(tt.shape, tt.dtype, tt.out, 1<<30, 1); err == nil {
+		if err := run(tt.shape, tt.dtype, tt.out, 1<<30, 1, ""); err == nil {
 			t.Errorf("run(%q, %q, %q) succeeded", tt.shape, tt.dtype, tt.out)
+		}
+	}
+}
+
+// TestTokenizerFlag: -tokenizer copies a tokenizer.json of the shape's size
+// byte for byte, and refuses one whose vocabulary does not fit the shape
+// before writing anything.
+func TestTokenizerFlag(t *testing.T) {
+	tmp := t.TempDir()
+	write := func(name string, vocab int) string {
+		p := filepath.Join(tmp, name)
+		if err := writeJSON(p, syntheticTokenizer(vocab)); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good, small, big := write("good.json", 300), write("small.json", 280), write("big.json", 400)
+
+	dir := filepath.Join(tmp, "ok")
+	if err := run("tiny", "f32", dir, 1<<30, 1, good); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(good)
+	got, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("tokenizer.json not copied verbatim (err %v)", err)
+	}
+	rm := demotest.Open(t, demotest.Convert(t, dir, convert.Policy{Quant: quant.Q8}), runtime.Options{Threads: 1})
+	if _, logits := demotest.Prefill(t, rm, "Once upon a time", 0, false); len(logits) == 0 {
+		t.Fatal("no logits")
+	}
+
+	for _, bad := range []string{small, big, filepath.Join(tmp, "missing.json")} {
+		out := filepath.Join(tmp, "bad-"+filepath.Base(bad))
+		if err := run("tiny", "f32", out, 1<<30, 1, bad); err == nil {
+			t.Errorf("-tokenizer %s accepted for a 300-token shape", filepath.Base(bad))
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("-tokenizer %s: output folder written before the check", filepath.Base(bad))
 		}
 	}
 }
