@@ -23,7 +23,7 @@ func planFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.Float64Flag{Name: "target-bpw", Usage: "choose each projection's encoding (q2…q6, q8) to spend at most `B` bits per weight over the projections with the least predicted damage (measured per tensor; with --calib, activation-weighted)"},
 		&cli.StringFlag{Name: "target-size", Usage: "as --target-bpw, but for the whole tensor data: at most `SIZE` bytes (e.g. 9.5MiB, 10MB, 9961472); header and tokenizer come on top"},
-		&cli.StringFlag{Name: "plan-sensitivity", Value: string(convert.SensitivityOutputError), Usage: "how the planner predicts each candidate's damage: `MODE` kl (a KL probe: the model's next-token distributions on --plan-probe-tokens of the calibration text with that one tensor encoded, against the uncompressed model's; needs --calib) or output-error (the tensor's own relative output error, activation-weighted with --calib, weighted by its size; runs no model)"},
+		&cli.StringFlag{Name: "plan-sensitivity", Usage: "how the planner predicts each candidate's damage: `MODE` kl (a KL probe: the model's next-token distributions on --plan-probe-tokens of the calibration text with that one tensor encoded, against the uncompressed model's; needs --calib) or output-error (the tensor's own relative output error, activation-weighted with --calib, weighted by its size; runs no model); default kl with --calib, else output-error"},
 		&cli.StringFlag{Name: "plan-candidates", Usage: "the encodings the planner chooses among, `LIST` comma-separated (default q2,q3,q4,q5,q6,q8; group variants such as q4g64 or q5g128 make finer steps)"},
 		&cli.IntFlag{Name: "plan-probe-tokens", Value: convert.DefaultProbeTokens, Usage: "--plan-sensitivity kl: `N` calibration tokens per probe (each candidate of each tensor runs the blocks from its own on, and the head, over them)"},
 	}
@@ -66,9 +66,17 @@ func budgetFromFlags(c *cli.Context) (*budgetTarget, error) {
 	if c.IsSet("quant") {
 		return nil, usagef("--target-bpw/--target-size choose the projections' encodings themselves; drop --quant (--embed and --output set the rest)")
 	}
-	sens, err := convert.ParseSensitivity(c.String("plan-sensitivity"))
-	if err != nil {
-		return nil, usagef("--plan-sensitivity: %v", err)
+	// The KL probe is the better predictor (BENCHMARKS.md, section 11); it
+	// needs text to run the model on.
+	sens := convert.SensitivityOutputError
+	if c.String("calib") != "" {
+		sens = convert.SensitivityKL
+	}
+	if c.IsSet("plan-sensitivity") {
+		var err error
+		if sens, err = convert.ParseSensitivity(c.String("plan-sensitivity")); err != nil {
+			return nil, usagef("--plan-sensitivity: %v", err)
+		}
 	}
 	if sens == convert.SensitivityKL && c.String("calib") == "" {
 		return nil, usagef("--plan-sensitivity kl probes the model on calibration text: --calib FILE")

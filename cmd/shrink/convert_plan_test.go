@@ -112,6 +112,19 @@ func TestConvertPlanSensitivityKL(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "planner (4.5 bits/weight): predicted cost") || !strings.Contains(stdout, "KL probe") {
 		t.Fatalf("exit %d: %s %s", code, stdout, stderr)
 	}
+	// With --calib the probe is the default.
+	var def []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--plan-sensitivity" {
+			i++
+			continue
+		}
+		def = append(def, args[i])
+	}
+	code, stdout2, stderr := shrink(t, def...)
+	if code != 0 || stdout2 != stdout {
+		t.Fatalf("exit %d without --plan-sensitivity: %s\n%s\nwant the kl plan:\n%s", code, stderr, stdout2, stdout)
+	}
 }
 
 func TestParseSize(t *testing.T) {
