@@ -9,6 +9,7 @@ import (
 
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/quant/gptq"
+	"github.com/shrink-llm/shrink/runtime"
 )
 
 // MeasureOptions choose what the planner's measurement pass tries.
@@ -32,6 +33,12 @@ type MeasureOptions struct {
 	Sensitivity Sensitivity
 	// Probe chooses the KL probe's text and token budget.
 	Probe ProbeOptions
+	// InPlace (SensitivityKL only), when set, is an earlier plan's choice
+	// per tensor: every probe then runs with all the other tensors in
+	// their chosen encodings, and a candidate's cost is the KL it adds
+	// over the tensor left uncompressed there (a refinement pass: the
+	// costs see how errors of different tensors compound).
+	InPlace map[string]quant.Encoding
 	// Workers bounds the threads (default 2).
 	Workers int
 	// Progress, if set, is called after each tensor.
@@ -114,27 +121,60 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 		return nil, fmt.Errorf("planner sensitivity %q: want %s or %s", o.Sensitivity, SensitivityKL, SensitivityOutputError)
 	}
 	enc := &encoder{cal: o.Calibration, rounding: o.Rounding, gptqOpt: o.GPTQ, gptqNoImp: o.GPTQNoImportance}
+	if o.InPlace != nil {
+		if probe == nil {
+			return nil, fmt.Errorf("probing with the other tensors in place needs the KL probe")
+		}
+		base := &runtime.MemSource{Cfg: probe.rt.Config()}
+		for _, i := range todo {
+			e := plan.Entries[i]
+			c, ok := o.InPlace[e.Name]
+			if !ok {
+				return nil, fmt.Errorf("tensor %q has no earlier choice", e.Name)
+			}
+			rows, cols, err := matrixShape(e.Shape)
+			if err != nil {
+				return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
+			}
+			w, err := loadProjection(ctx, descs[e.Name], rows, cols)
+			if err != nil {
+				return nil, err
+			}
+			size, err := c.Size(rows, cols)
+			if err != nil {
+				return nil, fmt.Errorf("tensor %q as %v: %w", e.Name, c, err)
+			}
+			got := make([]float32, rows*cols)
+			if err := enc.roundTrip(ctx, e.Name, c, make([]byte, size), got, w, rows, cols, workers); err != nil {
+				return nil, fmt.Errorf("tensor %q as %v: %w", e.Name, c, err)
+			}
+			base.Add(f32Weight(e.Name, got, rows, cols))
+		}
+		if err := probe.setBase(ctx, base); err != nil {
+			return nil, err
+		}
+	}
 	var out []BudgetTensor
 	for n, i := range todo {
 		e := plan.Entries[i]
 		d := descs[e.Name]
-		if d == nil {
-			return nil, fmt.Errorf("tensor %q is in the plan but not in the model", e.Name)
-		}
 		rows, cols, err := matrixShape(e.Shape)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
 		}
-		w := make([]float32, rows*cols)
-		if err := d.Load(ctx, w); err != nil {
-			return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
-		}
-		if err := nonFiniteError(w, cols); err != nil {
-			return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
+		w, err := loadProjection(ctx, d, rows, cols)
+		if err != nil {
+			return nil, err
 		}
 		var h []float64
-		var ref float64
-		if probe == nil {
+		var ref, floor float64
+		switch {
+		case probe != nil && o.InPlace != nil:
+			// What the others' errors alone cost, with this tensor exact.
+			if floor, err = probe.cost(ctx, e.Name, w, rows, cols); err != nil {
+				return nil, err
+			}
+		case probe == nil:
 			if h, err = enc.inputGram(ctx, e.Name, cols); err != nil {
 				return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
 			}
@@ -160,6 +200,7 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 				if cost, err = probe.cost(ctx, e.Name, got, rows, cols); err != nil {
 					return nil, err
 				}
+				cost = max(cost-floor, 0)
 			case ref > 0:
 				cost = quadForm(ctx, h, w, got, rows, cols, workers) / ref
 			}
@@ -196,6 +237,21 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 		sortChoices(out[i].Choices)
 	}
 	return out, nil
+}
+
+// loadProjection reads a projection's weights, rejecting non-finite ones.
+func loadProjection(ctx context.Context, d *TensorDesc, rows, cols int) ([]float32, error) {
+	if d == nil {
+		return nil, fmt.Errorf("a tensor of the plan is not in the model")
+	}
+	w := make([]float32, rows*cols)
+	if err := d.Load(ctx, w); err != nil {
+		return nil, fmt.Errorf("tensor %q: %w", d.Name, err)
+	}
+	if err := nonFiniteError(w, cols); err != nil {
+		return nil, fmt.Errorf("tensor %q: %w", d.Name, err)
+	}
+	return w, nil
 }
 
 // inputGram is the calibration XXᵀ (upper triangle, row-major cols×cols)

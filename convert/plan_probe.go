@@ -85,6 +85,53 @@ type klProbe struct {
 	x       []float32
 	logits  []float32
 	workers int
+	// base, when set (setBase), holds the projections the model runs with
+	// besides the probed one; nil: the uncompressed model's.
+	base *runtime.MemSource
+}
+
+func (p *klProbe) baseSource() runtime.WeightSource {
+	if p.base != nil {
+		return p.base
+	}
+	return runtime.FileSource{F: p.file}
+}
+
+// setBase makes base's projections (decoded float32) the ones every
+// later probe runs with, and recomputes each block's input hidden states
+// through them. The reference distributions stay the uncompressed model's.
+func (p *klProbe) setBase(ctx context.Context, base *runtime.MemSource) error {
+	for l := range p.layers {
+		if err := p.rt.ReplaceBlock(l, base); err != nil {
+			return fmt.Errorf("KL probe: %w", err)
+		}
+	}
+	p.base = base
+	h := p.rt.Config().HiddenSize
+	for i, T := range p.seqLen {
+		x := p.x[:T*h]
+		copy(x, p.hidden[0][i])
+		for l := range p.layers - 1 {
+			if err := p.sess.Block(ctx, l, x, 0); err != nil {
+				return fmt.Errorf("KL probe: block %d: %w", l, err)
+			}
+			copy(p.hidden[l+1][i], x)
+		}
+	}
+	return nil
+}
+
+// f32Weight wraps a float32 matrix as a dense runtime weight (its bytes on
+// little-endian hosts, a little-endian copy elsewhere).
+func f32Weight(name string, w []float32, rows, cols int) *runtime.Weight {
+	data := float32Bytes(w)
+	if !quant.HostLittleEndian {
+		data = make([]byte, 4*len(w))
+		for i, v := range w {
+			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(v))
+		}
+	}
+	return runtime.DenseWeight(name, []int64{int64(rows), int64(cols)}, quant.F32, data)
 }
 
 // newKLProbe converts the model losslessly to a temporary .shrink, frames
@@ -206,20 +253,13 @@ func (p *klProbe) cost(ctx context.Context, name string, w []float32, rows, cols
 	if !ok || layer >= p.layers {
 		return 0, fmt.Errorf("KL probe: %s is not a projection of a block of this model", name)
 	}
-	data := float32Bytes(w)
-	if !quant.HostLittleEndian {
-		data = make([]byte, 4*len(w))
-		for i, v := range w {
-			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(v))
-		}
-	}
 	src := &runtime.MemSource{Cfg: p.rt.Config()}
-	src.Add(runtime.DenseWeight(name, []int64{int64(rows), int64(cols)}, quant.F32, data))
+	src.Add(f32Weight(name, w, rows, cols))
 	if err := p.rt.ReplaceBlock(layer, src); err != nil {
 		return 0, fmt.Errorf("KL probe: %w", err)
 	}
-	// Back to the mapped uncompressed weights whatever happens.
-	defer p.rt.ReplaceBlock(layer, runtime.FileSource{F: p.file})
+	// Back to the base weights whatever happens.
+	defer p.rt.ReplaceBlock(layer, p.baseSource())
 	h := p.rt.Config().HiddenSize
 	var total float64
 	for i, T := range p.seqLen {

@@ -223,3 +223,62 @@ func TestParseSensitivity(t *testing.T) {
 		}
 	}
 }
+
+// TestMeasureCostsKLInPlace: a refinement pass with every other tensor in
+// an exact encoding (f32) measures what the first pass measured; with them
+// all at q2 the costs change (the probe runs with them in place), and
+// InPlace without the probe or without a tensor's choice fails.
+func TestMeasureCostsKLInPlace(t *testing.T) {
+	ctx := context.Background()
+	m := openDemo(t)
+	plan, err := MakePlan(m.Config, m.Tensors, Policy{Quant: quant.F32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := MeasureOptions{Candidates: []quant.Encoding{quant.QK(3, 32), quant.QK(5, 32)}, Sensitivity: SensitivityKL, Workers: 2,
+		Probe: ProbeOptions{Documents: probeDocs(t), Tokens: 96, Seq: 48, TempDir: t.TempDir()}}
+	first, err := MeasureCosts(ctx, m, plan, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inPlace := func(e quant.Encoding) map[string]quant.Encoding {
+		ch := map[string]quant.Encoding{}
+		for _, bt := range first {
+			ch[bt.Name] = e
+		}
+		return ch
+	}
+	o.InPlace = inPlace(quant.F32)
+	exact, err := MeasureCosts(ctx, m, plan, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.InPlace = inPlace(quant.QK(2, 32))
+	coarse, err := MeasureCosts(ctx, m, plan, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := 0
+	for i, bt := range first {
+		for j, c := range bt.Choices {
+			if e := exact[i].Choices[j].Cost; math.Abs(e-c.Cost) > 1e-9+1e-6*c.Cost {
+				t.Errorf("%s as %v: %g with the others exact, %g alone", bt.Name, c.Encoding, e, c.Cost)
+			}
+			if coarse[i].Choices[j].Cost != c.Cost {
+				changed++
+			}
+		}
+	}
+	if changed == 0 {
+		t.Error("the costs with every other tensor at q2 are those of the first pass")
+	}
+	o.InPlace = inPlace(quant.F32)
+	delete(o.InPlace, first[3].Name)
+	if _, err := MeasureCosts(ctx, m, plan, o); err == nil || !strings.Contains(err.Error(), "no earlier choice") {
+		t.Errorf("a tensor without a choice: %v", err)
+	}
+	o.Sensitivity = SensitivityOutputError
+	if _, err := MeasureCosts(ctx, m, plan, o); err == nil || !strings.Contains(err.Error(), "needs the KL probe") {
+		t.Errorf("in place without the probe: %v", err)
+	}
+}

@@ -82,6 +82,8 @@ func TestConvertTargetBad(t *testing.T) {
 		{"probe tokens without kl", with("--target-bpw", "4", "--plan-sensitivity", "output-error", "--plan-probe-tokens", "64"), exitUsage, "goes with --plan-sensitivity kl"},
 		{"zero probe tokens", with("--target-bpw", "4", "--plan-probe-tokens", "0"), exitUsage, "--plan-probe-tokens 0"},
 		{"bad candidate", with("--target-bpw", "4", "--plan-candidates", "q4,q9"), exitUsage, "--plan-candidates"},
+		{"passes without kl", with("--target-bpw", "4", "--plan-passes", "2"), exitUsage, "--plan-passes goes with --plan-sensitivity kl"},
+		{"zero passes", with("--target-bpw", "4", "--plan-passes", "0"), exitUsage, "want 1 to 4"},
 		{"twice a candidate", with("--target-bpw", "4", "--plan-candidates", "q4,q5,q4"), exitUsage, "q4 twice"},
 		{"candidates above the target", with("--target-bpw", "4", "--plan-candidates", "q5,q6"), exitUsage, "below the smallest"},
 	})
@@ -111,6 +113,12 @@ func TestConvertPlanSensitivityKL(t *testing.T) {
 	code, stdout, stderr := shrink(t, args...)
 	if code != 0 || !strings.Contains(stdout, "planner (4.5 bits/weight): predicted cost") || !strings.Contains(stdout, "KL probe") {
 		t.Fatalf("exit %d: %s %s", code, stdout, stderr)
+	}
+	// A second pass probes with the first pass's choice in place.
+	var plan2 convert.Plan
+	shrinkJSON(t, &plan2, append(args, "--json", "--plan-passes", "2")...)
+	if b2 := plan2.Budget; b2 == nil || b2.Bits > 4.5 || b2.Bits < 4.4 || !strings.Contains(b2.Measure, "pass 2 with the other tensors") {
+		t.Fatalf("two passes: summary %+v", b2)
 	}
 	// With --calib the probe is the default.
 	var def []string
