@@ -21,7 +21,7 @@ import (
 // planFlags are convert's byte-budget planner flags.
 func planFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.Float64Flag{Name: "target-bpw", Usage: "choose each projection's encoding (q2…q6, q8) to spend at most `B` bits per weight over the projections with the least predicted damage (measured per tensor; with --calib, activation-weighted)"},
+		&cli.Float64Flag{Name: "target-bpw", Usage: "choose each projection's encoding (q2…q6, q8) to spend at most `B` bits per weight over the projections with the least predicted damage (measured per tensor and candidate: see --plan-sensitivity)"},
 		&cli.StringFlag{Name: "target-size", Usage: "as --target-bpw, but for the whole tensor data: at most `SIZE` bytes (e.g. 9.5MiB, 10MB, 9961472); header and tokenizer come on top"},
 		&cli.StringFlag{Name: "plan-sensitivity", Usage: "how the planner predicts each candidate's damage: `MODE` kl (a KL probe: the model's next-token distributions on --plan-probe-tokens of the calibration text with that one tensor encoded, against the uncompressed model's; needs --calib) or output-error (the tensor's own relative output error, activation-weighted with --calib, weighted by its size; runs no model); default kl with --calib, else output-error"},
 		&cli.StringFlag{Name: "plan-candidates", Usage: "the encodings the planner chooses among, `LIST` comma-separated (default q2,q3,q4,q5,q6,q8; group variants such as q4g64 or q5g128 make finer steps)"},
