@@ -77,7 +77,10 @@
 // apart so that the decision stays data: MeasureCosts encodes every
 // projection in every candidate encoding as the conversion would and
 // measures its (activation-weighted) relative error, which needs weights and
-// the whole model's calibration statistics; Allocate is a pure function from
+// the whole model's calibration statistics, or (SensitivityKL) runs a KL
+// probe: the uncompressed model, through the runtime as calibration does,
+// on a slice of the calibration text with that one tensor replaced,
+// against the uncompressed model's next-token distributions; Allocate is a pure function from
 // those measurements and the budget to one choice per tensor, and
 // Plan.ApplyBudget writes the choice into the plan the encoder then follows.
 package convert

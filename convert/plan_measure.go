@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/shrink-llm/shrink/quant"
 	"github.com/shrink-llm/shrink/quant/gptq"
+	"github.com/shrink-llm/shrink/runtime"
 )
 
 // MeasureOptions choose what the planner's measurement pass tries.
@@ -26,6 +28,17 @@ type MeasureOptions struct {
 	// (Options.GPTQ, Options.GPTQNoImportance).
 	GPTQ             gptq.Options
 	GPTQNoImportance bool
+	// Sensitivity is how a candidate's damage is predicted (default
+	// SensitivityOutputError); SensitivityKL needs Probe.Documents.
+	Sensitivity Sensitivity
+	// Probe chooses the KL probe's text and token budget.
+	Probe ProbeOptions
+	// InPlace (SensitivityKL only), when set, is an earlier plan's choice
+	// per tensor: every probe then runs with all the other tensors in
+	// their chosen encodings, and a candidate's cost is the KL it adds
+	// over the tensor left uncompressed there (a refinement pass: the
+	// costs see how errors of different tensors compound).
+	InPlace map[string]quant.Encoding
 	// Workers bounds the threads (default 2).
 	Workers int
 	// Progress, if set, is called after each tensor.
@@ -34,6 +47,9 @@ type MeasureOptions struct {
 
 // Measure names the cost MeasureCosts computes, for the plan's record.
 func (o MeasureOptions) Measure() string {
+	if o.Sensitivity == SensitivityKL {
+		return fmt.Sprintf("KL probe: mean KL divergence of the next-token distributions with the tensor alone encoded, on %d calibration tokens, %s rounding", cmp.Or(o.Probe.Tokens, DefaultProbeTokens), roundingName(o.Rounding))
+	}
 	if o.Calibration != nil {
 		return fmt.Sprintf("activation-weighted relative squared error ‖(W−Ŵ)X‖²/‖WX‖² on %d calibration tokens, %s rounding", o.Calibration.Tokens, roundingName(o.Rounding))
 	}
@@ -56,7 +72,12 @@ func roundingName(r Rounding) Rounding {
 // without them), weighted by the tensor's share of the projections'
 // weights. A relative error is comparable across tensors of different
 // scale; the allocation then spends bytes where they remove the most of it.
-// One tensor's weights are resident at a time.
+// With SensitivityKL the cost is instead a KL probe (see klProbe): the mean
+// KL divergence of the model's next-token distributions on a slice of the
+// calibration text with that tensor alone replaced by its decoded
+// candidate, which says how much the output cares about the tensor.
+// One tensor's weights are resident at a time (besides the probe's
+// uncompressed model, which is mapped).
 func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) ([]BudgetTensor, error) {
 	cands := o.Candidates
 	if len(cands) == 0 {
@@ -87,30 +108,78 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 	if len(todo) == 0 {
 		return nil, fmt.Errorf("the model has no dense projections to plan")
 	}
+	var probe *klProbe
+	switch o.Sensitivity {
+	case "", SensitivityOutputError:
+	case SensitivityKL:
+		var err error
+		if probe, err = newKLProbe(ctx, m, o.Probe, workers); err != nil {
+			return nil, err
+		}
+		defer probe.close()
+	default:
+		return nil, fmt.Errorf("planner sensitivity %q: want %s or %s", o.Sensitivity, SensitivityKL, SensitivityOutputError)
+	}
 	enc := &encoder{cal: o.Calibration, rounding: o.Rounding, gptqOpt: o.GPTQ, gptqNoImp: o.GPTQNoImportance}
+	if o.InPlace != nil {
+		if probe == nil {
+			return nil, fmt.Errorf("probing with the other tensors in place needs the KL probe")
+		}
+		base := &runtime.MemSource{Cfg: probe.rt.Config()}
+		for _, i := range todo {
+			e := plan.Entries[i]
+			c, ok := o.InPlace[e.Name]
+			if !ok {
+				return nil, fmt.Errorf("tensor %q has no earlier choice", e.Name)
+			}
+			rows, cols, err := matrixShape(e.Shape)
+			if err != nil {
+				return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
+			}
+			w, err := loadProjection(ctx, descs[e.Name], rows, cols)
+			if err != nil {
+				return nil, err
+			}
+			size, err := c.Size(rows, cols)
+			if err != nil {
+				return nil, fmt.Errorf("tensor %q as %v: %w", e.Name, c, err)
+			}
+			got := make([]float32, rows*cols)
+			if err := enc.roundTrip(ctx, e.Name, c, make([]byte, size), got, w, rows, cols, workers); err != nil {
+				return nil, fmt.Errorf("tensor %q as %v: %w", e.Name, c, err)
+			}
+			base.Add(f32Weight(e.Name, got, rows, cols))
+		}
+		if err := probe.setBase(ctx, base); err != nil {
+			return nil, err
+		}
+	}
 	var out []BudgetTensor
 	for n, i := range todo {
 		e := plan.Entries[i]
 		d := descs[e.Name]
-		if d == nil {
-			return nil, fmt.Errorf("tensor %q is in the plan but not in the model", e.Name)
-		}
 		rows, cols, err := matrixShape(e.Shape)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
 		}
-		w := make([]float32, rows*cols)
-		if err := d.Load(ctx, w); err != nil {
-			return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
-		}
-		if err := nonFiniteError(w, cols); err != nil {
-			return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
-		}
-		h, err := enc.inputGram(ctx, e.Name, cols)
+		w, err := loadProjection(ctx, d, rows, cols)
 		if err != nil {
-			return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
+			return nil, err
 		}
-		ref := quadForm(ctx, h, w, nil, rows, cols, workers)
+		var h []float64
+		var ref, floor float64
+		switch {
+		case probe != nil && o.InPlace != nil:
+			// What the others' errors alone cost, with this tensor exact.
+			if floor, err = probe.cost(ctx, e.Name, w, rows, cols); err != nil {
+				return nil, err
+			}
+		case probe == nil:
+			if h, err = enc.inputGram(ctx, e.Name, cols); err != nil {
+				return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
+			}
+			ref = quadForm(ctx, h, w, nil, rows, cols, workers)
+		}
 		bt := BudgetTensor{Name: e.Name, Params: int64(rows) * int64(cols)}
 		got := make([]float32, rows*cols)
 		for _, c := range cands {
@@ -126,7 +195,13 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 				return nil, fmt.Errorf("tensor %q as %v: %w", e.Name, c, err)
 			}
 			cost := 0.0
-			if ref > 0 {
+			switch {
+			case probe != nil:
+				if cost, err = probe.cost(ctx, e.Name, got, rows, cols); err != nil {
+					return nil, err
+				}
+				cost = max(cost-floor, 0)
+			case ref > 0:
 				cost = quadForm(ctx, h, w, got, rows, cols, workers) / ref
 			}
 			bt.Choices = append(bt.Choices, Choice{Encoding: c, Bytes: size, Cost: cost})
@@ -146,18 +221,37 @@ func MeasureCosts(ctx context.Context, m *Model, plan *Plan, o MeasureOptions) (
 	// largest matrices', and the allocation starves the large ones: on
 	// llama-stories-12m that plan at 4.5 bits/weight had a 33% higher KLD
 	// than plain q4.)
+	// A KL probe's costs are already in the units of the model's output
+	// and add up (to first order) over tensors as they are.
 	var total int64
 	for _, t := range out {
 		total += t.Params
 	}
 	for i := range out {
-		w := float64(out[i].Params) / float64(total)
-		for j := range out[i].Choices {
-			out[i].Choices[j].Cost *= w
+		if probe == nil {
+			w := float64(out[i].Params) / float64(total)
+			for j := range out[i].Choices {
+				out[i].Choices[j].Cost *= w
+			}
 		}
 		sortChoices(out[i].Choices)
 	}
 	return out, nil
+}
+
+// loadProjection reads a projection's weights, rejecting non-finite ones.
+func loadProjection(ctx context.Context, d *TensorDesc, rows, cols int) ([]float32, error) {
+	if d == nil {
+		return nil, fmt.Errorf("a tensor of the plan is not in the model")
+	}
+	w := make([]float32, rows*cols)
+	if err := d.Load(ctx, w); err != nil {
+		return nil, fmt.Errorf("tensor %q: %w", d.Name, err)
+	}
+	if err := nonFiniteError(w, cols); err != nil {
+		return nil, fmt.Errorf("tensor %q: %w", d.Name, err)
+	}
+	return w, nil
 }
 
 // inputGram is the calibration XXᵀ (upper triangle, row-major cols×cols)

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -236,6 +237,12 @@ type SweepOptions struct {
 	// scales by plain weight error (convert --gptq-plain-scales).
 	GPTQ             gptq.Options
 	GPTQNoImportance bool
+	// PlanSensitivity is how the planner points measure their candidates
+	// (convert.MeasureOptions.Sensitivity; "" = output error);
+	// convert.SensitivityKL probes on PlanProbeTokens (0: the default) of
+	// the calibration text.
+	PlanSensitivity convert.Sensitivity
+	PlanProbeTokens int
 	// Calibration is required when a method reads statistics.
 	Calibration *SweepCalibrationText
 	// Command and Note are recorded in the result.
@@ -359,7 +366,20 @@ func RunSweep(ctx context.Context, o SweepOptions) (*Sweep, error) {
 // planBudget makes a planner point's plan: the measurement of its rounding
 // (made once), then the allocation for its target.
 func planBudget(ctx context.Context, src *convert.Model, plan *convert.Plan, cal *convert.Calibration, g SweepSetting, measured map[convert.Rounding][]convert.BudgetTensor, o SweepOptions) error {
-	mo := convert.MeasureOptions{Calibration: cal, Rounding: g.Rounding, Workers: o.Threads, GPTQ: o.GPTQ, GPTQNoImportance: o.GPTQNoImportance}
+	mo := convert.MeasureOptions{Calibration: cal, Rounding: g.Rounding, Workers: o.Threads, GPTQ: o.GPTQ, GPTQNoImportance: o.GPTQNoImportance,
+		Sensitivity: o.PlanSensitivity}
+	if o.PlanSensitivity == convert.SensitivityKL {
+		c := o.Calibration
+		if c == nil {
+			return fmt.Errorf("%w: the planner's KL probe needs calibration text", ErrBadSetting)
+		}
+		tokens := cmp.Or(o.PlanProbeTokens, convert.DefaultProbeTokens)
+		docs, err := convert.ReadCalibDocs(c.File, c.Docs, tokens)
+		if err != nil {
+			return fmt.Errorf("--calib: %w", err)
+		}
+		mo.Probe = convert.ProbeOptions{Documents: docs, Tokens: tokens, TempDir: o.TempDir}
+	}
 	ts, ok := measured[g.Rounding]
 	if !ok {
 		var err error

@@ -117,3 +117,30 @@ func (m *Model) ReplaceBlock(l int, src WeightSource) error {
 	}
 	return nil
 }
+
+// Head writes the logits of the rows of x (hidden states after the last
+// block, at most PrefillChunk rows) into logits (rows×vocab): the final norm
+// and the output head, as a forward pass ends. x is not changed.
+func (s *Session) Head(x, logits []float32) (err error) {
+	m := s.m
+	h, v := m.cfg.HiddenSize, m.cfg.VocabSize
+	if len(x)%h != 0 || len(x) == 0 {
+		return fmt.Errorf("head: %d values are not rows of width %d", len(x), h)
+	}
+	T := len(x) / h
+	if T > PrefillChunk {
+		return fmt.Errorf("head: %d rows (at most %d)", T, PrefillChunk)
+	}
+	if len(logits) != T*v {
+		return fmt.Errorf("head: %d logits for %d rows of a vocabulary of %d", len(logits), T, v)
+	}
+	s.ensure(T)
+	xn := s.xn[:T*h]
+	if ferr := guardFaults(func() {
+		m.norm(xn, x, m.outNorm, m.outNormB, T, float32(m.cfg.NormEps))
+		s.e.mul(m.output, logits, xn, T, false)
+	}); ferr != nil {
+		return ferr
+	}
+	return nil
+}

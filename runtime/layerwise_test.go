@@ -98,3 +98,56 @@ func TestBlockByBlockEqualsPrefill(t *testing.T) {
 		})
 	}
 }
+
+// TestHeadEqualsPrefillLogits: Embed, every Block, then Head gives exactly
+// the logits Prefill returns for every position, and Head rejects a
+// mis-sized input.
+func TestHeadEqualsPrefillLogits(t *testing.T) {
+	ctx := context.Background()
+	for si, spec := range tinySpecs {
+		t.Run(spec.name, func(t *testing.T) {
+			src := buildTiny(t, spec, quant.F32, uint64(170+si))
+			m := newModelT(t, src, Options{Threads: 2})
+			tokens := randTokens(newRand(uint64(190+si)), min(spec.ctx, PrefillChunk)-1, spec.vocab)
+			rs, err := m.NewSession(len(tokens))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := rs.Prefill(ctx, tokens, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := m.NewSession(len(tokens))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, v := m.Config().HiddenSize, m.Config().VocabSize
+			x := make([]float32, len(tokens)*h)
+			if err := s.Embed(x, tokens, 0); err != nil {
+				t.Fatal(err)
+			}
+			for l := range spec.layers {
+				if err := s.Block(ctx, l, x, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := make([]float32, len(tokens)*v)
+			if err := s.Head(x, got); err != nil {
+				t.Fatal(err)
+			}
+			for p := range tokens {
+				for j := range v {
+					if got[p*v+j] != want[p][j] {
+						t.Fatalf("position %d logit %d: %v, prefill %v", p, j, got[p*v+j], want[p][j])
+					}
+				}
+			}
+			if err := s.Head(x[:h+1], got); err == nil {
+				t.Fatal("Head took a row of the wrong width")
+			}
+			if err := s.Head(x, got[1:]); err == nil {
+				t.Fatal("Head took a short logits slice")
+			}
+		})
+	}
+}

@@ -75,7 +75,64 @@ func TestConvertTargetBad(t *testing.T) {
 		{"bad size", with("--target-size", "lots"), exitUsage, "--target-size"},
 		{"negative size", with("--target-size", "-3MB"), exitUsage, "--target-size"},
 		{"size too small", with("--target-size", "100kB"), exitUsage, "below the smallest"},
+		{"sensitivity without target", with("--plan-sensitivity", "kl"), exitUsage, "--plan-sensitivity goes with --target-bpw"},
+		{"candidates without target", with("--plan-candidates", "q4"), exitUsage, "--plan-candidates goes with --target-bpw"},
+		{"bad sensitivity", with("--target-bpw", "4", "--plan-sensitivity", "mse"), exitUsage, "want kl or output-error"},
+		{"kl without text", with("--target-bpw", "4", "--plan-sensitivity", "kl"), exitUsage, "--calib FILE"},
+		{"probe tokens without kl", with("--target-bpw", "4", "--plan-sensitivity", "output-error", "--plan-probe-tokens", "64"), exitUsage, "goes with --plan-sensitivity kl"},
+		{"zero probe tokens", with("--target-bpw", "4", "--plan-probe-tokens", "0"), exitUsage, "--plan-probe-tokens 0"},
+		{"bad candidate", with("--target-bpw", "4", "--plan-candidates", "q4,q9"), exitUsage, "--plan-candidates"},
+		{"passes without kl", with("--target-bpw", "4", "--plan-passes", "2"), exitUsage, "--plan-passes goes with --plan-sensitivity kl"},
+		{"zero passes", with("--target-bpw", "4", "--plan-passes", "0"), exitUsage, "want 1 to 4"},
+		{"twice a candidate", with("--target-bpw", "4", "--plan-candidates", "q4,q5,q4"), exitUsage, "q4 twice"},
+		{"candidates above the target", with("--target-bpw", "4", "--plan-candidates", "q5,q6"), exitUsage, "below the smallest"},
 	})
+}
+
+// TestConvertPlanSensitivityKL: --plan-sensitivity kl measures every
+// candidate of --plan-candidates with the KL probe, shows each tensor's
+// measured cost in --dry-run, and meets the target.
+func TestConvertPlanSensitivityKL(t *testing.T) {
+	calib := writeCalib(t)
+	args := []string{"convert", demoModel, "--dry-run", "--target-bpw", "4.5", "--plan-sensitivity", "kl", "--plan-probe-tokens", "96",
+		"--plan-candidates", "q3, q4g64,q4,q5", "--calib", calib, "--calib-tokens", "256", "-t", "2"}
+	var plan convert.Plan
+	shrinkJSON(t, &plan, append(args, "--json")...)
+	b := plan.Budget
+	if b == nil || b.Bits > 4.5 || b.Bits < 4.4 || !strings.HasPrefix(b.Measure, "KL probe") || !strings.Contains(b.Measure, "96 calibration tokens") {
+		t.Fatalf("summary %+v", b)
+	}
+	for _, bt := range b.Tensors {
+		if len(bt.Choices) != 4 {
+			t.Fatalf("%s: %d candidates, want 4", bt.Name, len(bt.Choices))
+		}
+		if bt.Choices[0].Encoding.String() != "q3" || bt.Choices[3].Encoding.String() != "q5" || !(bt.Choices[0].Cost > bt.Choices[3].Cost) {
+			t.Errorf("%s: candidates %+v", bt.Name, bt.Choices)
+		}
+	}
+	code, stdout, stderr := shrink(t, args...)
+	if code != 0 || !strings.Contains(stdout, "planner (4.5 bits/weight): predicted cost") || !strings.Contains(stdout, "KL probe") {
+		t.Fatalf("exit %d: %s %s", code, stdout, stderr)
+	}
+	// A second pass probes with the first pass's choice in place.
+	var plan2 convert.Plan
+	shrinkJSON(t, &plan2, append(args, "--json", "--plan-passes", "2")...)
+	if b2 := plan2.Budget; b2 == nil || b2.Bits > 4.5 || b2.Bits < 4.4 || !strings.Contains(b2.Measure, "pass 2 with the other tensors") {
+		t.Fatalf("two passes: summary %+v", b2)
+	}
+	// With --calib the probe is the default.
+	var def []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--plan-sensitivity" {
+			i++
+			continue
+		}
+		def = append(def, args[i])
+	}
+	code, stdout2, stderr := shrink(t, def...)
+	if code != 0 || stdout2 != stdout {
+		t.Fatalf("exit %d without --plan-sensitivity: %s\n%s\nwant the kl plan:\n%s", code, stderr, stdout2, stdout)
+	}
 }
 
 func TestParseSize(t *testing.T) {

@@ -38,6 +38,8 @@ func sweepCommand() *cli.Command {
 		&cli.StringFlag{Name: "factor-encoding", Usage: "`ENC` of every low-rank point's factors (default: the point's --quant for svd/whiten/asvd, f16 for lorc)"},
 		&cli.StringFlag{Name: "rounding", Usage: "comma-separated rounding `MODES` (rtn, gptq): every dense, preset and planner point once per mode (gptq needs --calib)"},
 		&cli.StringFlag{Name: "target-bpw", Usage: "comma-separated planner targets `BITS` (convert --target-bpw): one point each, encodings chosen per projection (needs --calib)"},
+		&cli.StringFlag{Name: "plan-sensitivity", Value: string(convert.SensitivityKL), Usage: "planner points: `MODE` kl (a KL probe per candidate on --plan-probe-tokens of the calibration text) or output-error, as convert's"},
+		&cli.IntFlag{Name: "plan-probe-tokens", Value: convert.DefaultProbeTokens, Usage: "planner points with --plan-sensitivity kl: `N` calibration tokens per probe"},
 		&cli.StringFlag{Name: "reference", Usage: "draw another tool's points from JSON `FILE` (label, source, points with projection_bits_per_weight and mean_kld) beside the sweep's; the KLD plot's x axis is then projection bits/weight (with --replot too)"},
 		&cli.StringFlag{Name: "embed", Usage: "`ENC` of every point's token/position embeddings (as convert --embed; default: the point's float encoding, else f16)"},
 		&cli.StringFlag{Name: "output", Usage: "`ENC` of every point's untied output head (as convert --output; default as --embed)"},
@@ -163,12 +165,16 @@ type sweepArgs struct {
 	// GPTQ tuning of the gptq points (--gptq-*).
 	roundings []convert.Rounding
 	targets   []float64
-	gptq      gptq.Options
-	gptqPlain bool
-	ref, out  string
-	encs      []quant.Encoding
-	presets   []convert.Preset
-	input     inputArgs
+	// planSensitivity and planProbeTokens are --plan-sensitivity and
+	// --plan-probe-tokens.
+	planSensitivity convert.Sensitivity
+	planProbeTokens int
+	gptq            gptq.Options
+	gptqPlain       bool
+	ref, out        string
+	encs            []quant.Encoding
+	presets         []convert.Preset
+	input           inputArgs
 	// The low-rank grid.
 	methods []lowrank.Method
 	ratios  []float64
@@ -268,6 +274,12 @@ func calibGridFromFlags(c *cli.Context, a *sweepArgs) error {
 	}
 	if a.gptq, a.gptqPlain, err = gptqFromFlags(c); err != nil {
 		return err
+	}
+	if a.planSensitivity, err = convert.ParseSensitivity(c.String("plan-sensitivity")); err != nil {
+		return usagef("--plan-sensitivity: %v", err)
+	}
+	if a.planProbeTokens = c.Int("plan-probe-tokens"); a.planProbeTokens < 1 {
+		return usagef("--plan-probe-tokens %d: want at least 1", a.planProbeTokens)
 	}
 	users := eval.SweepGrid{Methods: a.methods, Roundings: a.roundings, Targets: a.targets}.NeedsCalibration()
 	file := c.String("calib")
@@ -410,6 +422,11 @@ func (a sweepArgs) command() string {
 	}
 	if len(a.targets) > 0 {
 		s += " --target-bpw " + join(len(a.targets), func(i int) string { return strconv.FormatFloat(a.targets[i], 'g', -1, 64) })
+		if a.planSensitivity != convert.SensitivityKL {
+			s += " --plan-sensitivity " + string(a.planSensitivity)
+		} else if a.planProbeTokens != convert.DefaultProbeTokens {
+			s += " --plan-probe-tokens " + strconv.Itoa(a.planProbeTokens)
+		}
 	}
 	if a.embed != nil {
 		s += " --embed " + a.embed.String()
@@ -437,6 +454,7 @@ func doSweep(ctx context.Context, stdout, stderr io.Writer, a sweepArgs) error {
 		Threads: a.input.threads,
 		Exact:   a.input.exact,
 		GPTQ:    a.gptq, GPTQNoImportance: a.gptqPlain,
+		PlanSensitivity: a.planSensitivity, PlanProbeTokens: a.planProbeTokens,
 		Command: a.command(),
 		Note:    a.note,
 	}

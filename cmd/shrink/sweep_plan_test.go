@@ -73,6 +73,8 @@ func TestSweepPlannerBad(t *testing.T) {
 		{"planner without calib", with("--target-bpw", "4.5"), exitUsage, "planner needs calibration text"},
 		{"target out of range", with("--target-bpw", "40"), exitUsage, "want bits per weight in [2, 16]"},
 		{"target not a number", with("--target-bpw", "four"), exitUsage, "--target-bpw"},
+		{"bad sensitivity", with("--plan-sensitivity", "mse"), exitUsage, "--plan-sensitivity"},
+		{"zero probe tokens", with("--plan-probe-tokens", "0"), exitUsage, "--plan-probe-tokens 0"},
 		{"bad reference file", with("--reference", bad), exitUsage, "--reference"},
 		{"bad embed", with("--embed", "q9"), exitUsage, "--embed"},
 		{"bad output", with("--output", "f12"), exitUsage, "--output"},
