@@ -296,47 +296,56 @@ func (e *encoder) roundTrip(ctx context.Context, name string, enc quant.Encoding
 // Rows are split among workers; each worker sums its rows in order and the
 // partial sums are added in worker order, so the result is deterministic.
 func quadForm(ctx context.Context, h []float64, w, got []float32, rows, cols, workers int) float64 {
-	workers = min(workers, rows)
+	return sumInChunks(rows, workers, func(lo, hi int) float64 {
+		d := make([]float64, cols)
+		var sum float64
+		for r := lo; r < hi; r++ {
+			if ctx.Err() != nil {
+				return sum
+			}
+			for c := range d {
+				d[c] = float64(w[r*cols+c])
+				if got != nil {
+					d[c] -= float64(got[r*cols+c])
+				}
+			}
+			if h == nil {
+				for _, v := range d {
+					sum += v * v
+				}
+				continue
+			}
+			for i, di := range d {
+				if di == 0 {
+					continue
+				}
+				row := h[i*cols : (i+1)*cols]
+				acc := row[i] * di
+				for j := i + 1; j < cols; j++ {
+					acc += 2 * row[j] * d[j]
+				}
+				sum += acc * di
+			}
+		}
+		return sum
+	})
+}
+
+// sumInChunks splits [0, n) into at most workers contiguous chunks, sums
+// each with f(lo, hi) on its own goroutine and adds the partial sums in
+// chunk order, so the result does not depend on scheduling.
+func sumInChunks(n, workers int, f func(lo, hi int) float64) float64 {
+	workers = max(1, min(workers, n))
 	part := make([]float64, workers)
-	per := (rows + workers - 1) / workers
+	per := (n + workers - 1) / workers
 	var g errgroup.Group
 	for k := range workers {
 		g.Go(func() error {
-			d := make([]float64, cols)
-			var sum float64
-			for r := k * per; r < min(rows, (k+1)*per); r++ {
-				if ctx.Err() != nil {
-					return nil
-				}
-				for c := range d {
-					d[c] = float64(w[r*cols+c])
-					if got != nil {
-						d[c] -= float64(got[r*cols+c])
-					}
-				}
-				if h == nil {
-					for _, v := range d {
-						sum += v * v
-					}
-					continue
-				}
-				for i, di := range d {
-					if di == 0 {
-						continue
-					}
-					row := h[i*cols : (i+1)*cols]
-					acc := row[i] * di
-					for j := i + 1; j < cols; j++ {
-						acc += 2 * row[j] * d[j]
-					}
-					sum += acc * di
-				}
-			}
-			part[k] = sum
+			part[k] = f(min(n, k*per), min(n, (k+1)*per))
 			return nil
 		})
 	}
-	_ = g.Wait() // the workers cannot fail
+	_ = g.Wait() // the chunks cannot fail
 	var s float64
 	for _, v := range part {
 		s += v

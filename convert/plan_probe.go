@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/internal/textdata"
 	"github.com/shrink-llm/shrink/quant"
@@ -283,26 +281,13 @@ func (p *klProbe) cost(ctx context.Context, name string, w []float32, rows, cols
 // positions split among the workers and the partial sums added in order.
 func (p *klProbe) klSum(i int, logits []float32) float64 {
 	T, v := p.seqLen[i], p.vocab
-	workers := min(p.workers, T)
-	part := make([]float64, workers)
-	per := (T + workers - 1) / workers
-	var g errgroup.Group
-	for k := range workers {
-		g.Go(func() error {
-			var s float64
-			for t := k * per; t < min(T, (k+1)*per); t++ {
-				s += klRow(p.ref[i][t*v:(t+1)*v], p.refNegH[i][t], p.refSum[i][t], logits[t*v:(t+1)*v])
-			}
-			part[k] = s
-			return nil
-		})
-	}
-	_ = g.Wait() // the workers cannot fail
-	var s float64
-	for _, v := range part {
-		s += v
-	}
-	return s
+	return sumInChunks(T, p.workers, func(lo, hi int) float64 {
+		var s float64
+		for t := lo; t < hi; t++ {
+			s += klRow(p.ref[i][t*v:(t+1)*v], p.refNegH[i][t], p.refSum[i][t], logits[t*v:(t+1)*v])
+		}
+		return s
+	})
 }
 
 // softmaxRow writes softmax(z) into p (float32) and returns Σ p·log p and
