@@ -153,17 +153,8 @@ func policyFromFlags(c *cli.Context) (convert.Policy, error) {
 		pol.Preset, q = &p, p.Base
 	}
 	pol.Quant = q
-	for _, f := range []struct {
-		name string
-		dst  **quant.Encoding
-	}{{"embed", &pol.Embed}, {"output", &pol.Output}} {
-		if s := c.String(f.name); s != "" {
-			e, err := quant.Parse(s)
-			if err != nil {
-				return pol, usagef("--%s: %v", f.name, err)
-			}
-			*f.dst = &e
-		}
+	if pol.Embed, pol.Output, err = embedOutputFromFlags(c); err != nil {
+		return pol, err
 	}
 	for _, s := range c.StringSlice("tensor-type") {
 		o, err := convert.ParseOverride(s)
@@ -540,4 +531,22 @@ func gptqFromFlags(c *cli.Context) (gptq.Options, bool, error) {
 	}
 	return gptq.Options{PercDamp: damp, DampDiag: c.Float64("gptq-damp-diag"), BlockSize: c.Int("gptq-block"), ActOrder: c.Bool("gptq-act-order"),
 		RefitGroups: c.Bool("gptq-refit-groups"), Refine: c.Int("gptq-refine")}, c.Bool("gptq-plain-scales"), nil
+}
+
+// embedOutputFromFlags reads --embed and --output (nil where unset), for
+// convert and sweep alike.
+func embedOutputFromFlags(c *cli.Context) (embed, output *quant.Encoding, err error) {
+	for _, f := range []struct {
+		name string
+		dst  **quant.Encoding
+	}{{"embed", &embed}, {"output", &output}} {
+		if s := c.String(f.name); s != "" {
+			e, err := quant.Parse(s)
+			if err != nil {
+				return nil, nil, usagef("--%s: %v", f.name, err)
+			}
+			*f.dst = &e
+		}
+	}
+	return embed, output, nil
 }

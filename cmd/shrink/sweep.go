@@ -96,17 +96,8 @@ func sweepCommand() *cli.Command {
 				}
 				a.presets = append(a.presets, p)
 			}
-			for _, f := range []struct {
-				name string
-				dst  **quant.Encoding
-			}{{"embed", &a.embed}, {"output", &a.output}} {
-				if s := c.String(f.name); s != "" {
-					e, err := quant.Parse(s)
-					if err != nil {
-						return usagef("--%s: %v", f.name, err)
-					}
-					*f.dst = &e
-				}
+			if a.embed, a.output, err = embedOutputFromFlags(c); err != nil {
+				return err
 			}
 			if err := gridFromFlags(c, &a); err != nil {
 				return err
