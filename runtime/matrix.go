@@ -47,6 +47,12 @@ type dense struct {
 	// nl: pk's quants index quant.NLLevels (KindQ4NL), which takes the
 	// simd NL kernels.
 	nl bool
+	// qi is the KindQ8 matrix repacked for the interleaved kernels
+	// (simd.Q8I), made at load where they run on this CPU: they compute
+	// the q8 definition bit for bit with a fraction of the row-major
+	// kernels' vector instructions once several tokens share the weights
+	// (batched decode, prefill). It costs a heap copy of the quants.
+	qi *simd.Q8I
 }
 
 // packedView builds the simd view of a packed part's planes.
@@ -102,6 +108,10 @@ func newDense(p *WeightPart) (*dense, error) {
 		blk := max(64, p.Encoding.Group)
 		d.cq = (cols + blk - 1) / blk * blk
 		d.ngq = d.cq / p.Encoding.Group
+		if simd.Q8IFast(p.Encoding.Group) {
+			d.qi = simd.NewQ8I(rows, cols, p.Encoding.Group)
+			d.qi.Pack(d.q, d.s, 0, d.qi.Blocks())
+		}
 	case quant.KindQK, quant.KindQ4S, quant.KindQ4NL:
 		if d.pk, err = packedView(p, rows, cols); err != nil {
 			return nil, err
@@ -128,6 +138,7 @@ type acts struct {
 	xq    []int8
 	xs    []float32
 	xsum  []int32 // packed weights: the sum of each block of 32 quants
+	xe    []int32 // interleaved q8 weights: −128·Σ of each group's quants (simd.Q8Excess)
 	useQ8 bool
 }
 
@@ -200,6 +211,10 @@ func (d *dense) tileQ8(y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bo
 	cq, ngq := d.cq, d.ngq
 	toks := t1 - t0
 	xq, xs := a.xq[t0*cq:t1*cq], a.xs[t0*ngq:t1*ngq]
+	if d.qi != nil {
+		simd.MatQ8I(y, ldy, d.qi, r0, r1, xq, xs, a.xe[t0*ngq:t1*ngq], cq, ngq, toks, add)
+		return
+	}
 	if cq == c {
 		simd.MatQ8(y, ldy, d.q[r0*c:r1*c], d.s[r0*ng:r1*ng], c, ng, xq, xs, cq, ngq, r1-r0, toks, c, g, add)
 		return
@@ -391,6 +406,7 @@ type exec struct {
 	xq       []int8
 	xs       []float32
 	xsum     []int32
+	xe       []int32
 	tmp      []float32
 	// gen counts the writes of xq/xs (quantizations and reallocations); a
 	// q8Acts handle is valid only while gen is what it was when made.
@@ -411,6 +427,7 @@ type q8Acts struct {
 	gen             uint64 // exec.gen when made; 0: holds nothing
 	T, group, width int
 	sums            bool // xsum holds the block sums too (packed weights)
+	excess          bool // xe holds the group excesses too (interleaved q8)
 }
 
 func newExec(p *pool, exactQ8 bool) *exec {
@@ -428,13 +445,17 @@ func (e *exec) reserve(T int, ms ...*Matrix) {
 			if d == nil {
 				continue
 			}
-			if cap(e.xq) < T*d.cq || cap(e.xs) < T*max(d.ngq, 1) || d.pk != nil && cap(e.xsum) < T*d.ngq {
+			if cap(e.xq) < T*d.cq || cap(e.xs) < T*max(d.ngq, 1) || d.pk != nil && cap(e.xsum) < T*d.ngq ||
+				d.qi != nil && cap(e.xe) < T*d.ngq {
 				e.gen++ // new buffers: no handle's quantization survives
 			}
 			e.xq = grow(e.xq, T*d.cq)
 			e.xs = grow(e.xs, T*max(d.ngq, 1))
 			if d.pk != nil {
 				e.xsum = grow(e.xsum, T*d.ngq)
+			}
+			if d.qi != nil {
+				e.xe = grow(e.xe, T*d.ngq)
 			}
 		}
 		if m.a != nil {
@@ -509,8 +530,8 @@ func (e *exec) mulWith(m *Matrix, Y, X []float32, T int, add bool, h *q8Acts) {
 // receives the handle of what the scratch holds afterwards.
 func (e *exec) quantize(X []float32, T int, d *dense, h *q8Acts) {
 	cols, ng, g, cq, ngq := d.cols, d.ng, d.actGroup(), d.cq, d.ngq
-	sums := d.pk != nil
-	want := q8Acts{gen: e.gen, T: T, group: g, width: cq, sums: sums}
+	sums, excess := d.pk != nil, d.qi != nil
+	want := q8Acts{gen: e.gen, T: T, group: g, width: cq, sums: sums, excess: excess}
 	if h != nil && h.gen != 0 && *h == want {
 		return
 	}
@@ -522,10 +543,14 @@ func (e *exec) quantize(X []float32, T int, d *dense, h *q8Acts) {
 		if sums {
 			simd.SumQ8Blocks(e.xsum[t*ngq:(t+1)*ngq], xq)
 		}
+		if excess {
+			simd.Q8Excess(e.xe[t*ngq:(t+1)*ngq], xq, g)
+		}
 	}
 	e.gen++
 	if h != nil {
-		*h = q8Acts{gen: e.gen, T: T, group: g, width: cq, sums: sums}
+		*h = want
+		h.gen = e.gen
 	}
 }
 
@@ -550,6 +575,9 @@ func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool,
 		if d0.pk != nil {
 			j.a.xsum = e.xsum[:T*d0.ngq]
 		}
+		if d0.qi != nil {
+			j.a.xe = e.xe[:T*d0.ngq]
+		}
 	}
 	j.nrb = 0
 	work := 0
@@ -561,6 +589,9 @@ func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool,
 			// claims, longer prefetch streams), still about decodeBlocks
 			// per thread for balance.
 			rows = max(rowBlock, (d.rows/(decodeBlocks*e.p.threads)+3)&^3)
+			if d.qi != nil {
+				rows = (rows + simd.Q8IRows - 1) &^ (simd.Q8IRows - 1) // whole interleaved blocks
+			}
 		}
 		nrb := (d.rows + rows - 1) / rows
 		j.parts[i] = matPart{d: d, Y: Ys[i], rb0: j.nrb, rows: rows}

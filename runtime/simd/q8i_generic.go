@@ -1,0 +1,11 @@
+//go:build !amd64 || noasm || !gc
+
+package simd
+
+// Q8IFast reports whether MatQ8I runs a vector kernel: never in this
+// build, so callers keep the row-major kernels.
+func Q8IFast(group int) bool { return false }
+
+func matQ8IWith(_ features, y []float32, ldy int, m *Q8I, r0, r1 int, xq []int8, xs []float32, xe []int32, xstride, xsstride, tokens int, add bool) {
+	matQ8IGo(y, ldy, m, r0, r1, xq, xs, xe, xstride, xsstride, tokens, add)
+}
