@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/quant"
@@ -109,8 +111,9 @@ func newDense(p *WeightPart) (*dense, error) {
 		d.cq = (cols + blk - 1) / blk * blk
 		d.ngq = d.cq / p.Encoding.Group
 		if simd.Q8IFast(p.Encoding.Group) {
+			// Filled by packQ8 before the matrix is used.
 			d.qi = simd.NewQ8I(rows, cols, p.Encoding.Group)
-			d.qi.Pack(d.q, d.s, 0, d.qi.Blocks())
+			adviseHuge(d.qi.W)
 		}
 	case quant.KindQK, quant.KindQ4S, quant.KindQ4NL:
 		if d.pk, err = packedView(p, rows, cols); err != nil {
@@ -288,6 +291,76 @@ type Matrix struct {
 // them (except on big-endian hosts or for misaligned in-memory bytes, where
 // quant's views decode a copy).
 func NewMatrix(w *Weight) (*Matrix, error) {
+	m, err := newMatrix(w)
+	if err != nil {
+		return nil, err
+	}
+	packQ8(m.denses(), 1, nil)
+	return m, nil
+}
+
+// denses lists m's encoded matrices.
+func (m *Matrix) denses() []*dense {
+	var ds []*dense
+	for _, d := range []*dense{m.w, m.a, m.b} {
+		if d != nil {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// packQ8 fills the interleaved copies (dense.qi) of the q8 matrices among
+// ds on up to threads goroutines, a run of blocks at a time, then hands each
+// matrix's file bytes to drop (nil: keep them), so that resident memory
+// counts the copy only.
+func packQ8(ds []*dense, threads int, drop func([]byte)) {
+	type item struct {
+		d      *dense
+		b0, b1 int
+	}
+	const run = 64 // blocks per item: 1024 rows
+	var items []item
+	for _, d := range ds {
+		if d.qi == nil {
+			continue
+		}
+		for b := 0; b < d.qi.Blocks(); b += run {
+			items = append(items, item{d, b, min(b+run, d.qi.Blocks())})
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(max(threads, 1), len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(items); i = int(next.Add(1) - 1) {
+				it := items[i]
+				it.d.qi.Pack(it.d.q, it.d.s, it.b0, it.b1)
+				if drop != nil && len(it.d.data) >= len(it.d.q) {
+					// The quants plane comes first in the part's bytes
+					// (DESIGN.md); dropping each run's rows as soon as they
+					// are copied keeps the peak near one copy.
+					c := it.d.cols
+					drop(it.d.data[it.b0*simd.Q8IRows*c : min(it.b1*simd.Q8IRows, it.d.rows)*c])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if drop != nil {
+		for _, d := range ds {
+			if d.qi != nil {
+				drop(d.data) // the scales plane, and the quants' page edges
+			}
+		}
+	}
+}
+
+// newMatrix is NewMatrix without filling the interleaved q8 copies, for
+// loaders that fill all of a model's at once (packQ8).
+func newMatrix(w *Weight) (*Matrix, error) {
 	if len(w.Shape) != 2 {
 		return nil, fmt.Errorf("tensor %s: shape %v is not 2-D", w.Name, w.Shape)
 	}

@@ -1,6 +1,10 @@
 package simd
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+)
 
 // Q8IRows is how many rows a Q8I block interleaves: one 512-bit vector of
 // int32 lanes, one lane per row.
@@ -63,22 +67,44 @@ func (m *Q8I) Pack(wq []int8, ws []uint16, b0, b1 int) {
 		w, s := m.W[b*bw:(b+1)*bw], m.S[b*bs:(b+1)*bs]
 		for l := range Q8IRows {
 			r := b*Q8IRows + l
-			for gi := range ng {
-				dst := w[gi*g*Q8IRows:]
-				for i := range g {
-					q := byte(0x80)
-					if col := gi*g + i; r < m.Rows && col < c {
-						q = byte(wq[r*c+col]) ^ 0x80
-					}
-					dst[(i/4)*4*Q8IRows+l*4+i%4] = q
+			if r >= m.Rows {
+				// Padding rows: quant 0 (stored 0x80), scale 0.
+				for i := l * 4; i < len(w); i += 4 * Q8IRows {
+					w[i], w[i+1], w[i+2], w[i+3] = 0x80, 0x80, 0x80, 0x80
 				}
-				var sc uint16
-				if r < m.Rows {
-					sc = ws[r*ng+gi]
+				for gi := range ng {
+					s[gi*Q8IRows+l] = 0
 				}
-				s[gi*Q8IRows+l] = sc
+				continue
 			}
+			row := bytesOf(wq[r*c : (r+1)*c])
+			// Quant i of the row goes to chunk i/4 (64 bytes: four quants
+			// of each of the block's rows), at lane l, byte i%4.
+			i, o := 0, l*4
+			for ; i+4 <= c; i, o = i+4, o+4*Q8IRows {
+				binary.LittleEndian.PutUint32(w[o:], binary.LittleEndian.Uint32(row[i:])^0x80808080)
+			}
+			for ; i < ng*g; i++ {
+				q := byte(0x80)
+				if i < c {
+					q = row[i] ^ 0x80
+				}
+				w[(i/4)*4*Q8IRows+l*4+i%4] = q
+			}
+			copy16(s, ws[r*ng:(r+1)*ng], l)
 		}
+	}
+}
+
+// bytesOf views int8 quants as their bytes.
+func bytesOf(q []int8) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q))), len(q))
+}
+
+// copy16 scatters a row's group scales into lane l of a block's scale plane.
+func copy16(s, row []uint16, l int) {
+	for gi, v := range row {
+		s[gi*Q8IRows+l] = v
 	}
 }
 
