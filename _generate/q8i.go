@@ -27,6 +27,10 @@ import (
 // strides, R13/R12 one and three scale strides (bytes); CX groups left, AX
 // sub-blocks left, BX blocks left; R10 the block's output, R11 ldy bytes.
 
+// q8iPrefetch is how far ahead (bytes) the kernels prefetch the weights,
+// which they read as one sequential stream.
+const q8iPrefetch = 4096
+
 func emitQ8I(g *gen) {
 	for t := 1; t <= 4; t++ {
 		q8iVNNI(g, t)
@@ -89,6 +93,7 @@ func q8iVNNI(g *gen, T int) {
 
 	g.Label("sub")
 	for k := range 8 {
+		g.PREFETCHT0(m(R8, 64*k+q8iPrefetch))
 		g.VMOVDQU64(m(R8, 64*k), Z12)
 		for t := range T {
 			g.VPDPBUSD_BCST(tokenAt(RDI, R15, R14, t, 4*k), Z12, ia(t, k%chains))

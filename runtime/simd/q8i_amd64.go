@@ -33,6 +33,11 @@ func q8iVNNI3(p *q8iArgs)
 //go:noescape
 func q8iVNNI4(p *q8iArgs)
 
+// q8iRun is how many blocks MatQ8I runs through every token group before
+// moving on when there are more than four tokens: one block of a 2048-wide
+// matrix is 32 KiB, about L1.
+const q8iRun = 1
+
 // q8iKernel runs the kernel for k tokens (a switch, not a table of func
 // values: an indirect call would make the arguments escape to the heap).
 func q8iKernel(k int, a *q8iArgs) {
@@ -65,14 +70,25 @@ func matQ8IWith(f features, y []float32, ldy int, m *Q8I, r0, r1 int, xq []int8,
 	// The last block, when the range ends inside it, goes through a scratch
 	// tile: the kernel writes whole blocks.
 	var tail [4 * Q8IRows]float32
+	// More than four tokens: a few blocks at a time through every token
+	// group, so that the groups after the first read them from L1 rather
+	// than the whole range again from memory.
+	step := full
+	if tokens > 4 {
+		step = q8iRun
+	}
+	for bb := 0; bb < full; bb += step {
+		n := min(step, full-bb)
+		for t := 0; t < tokens; t += 4 {
+			a.x, a.xs, a.xe = &xq[t*xstride], &xs[t*xsstride], &xe[t*xsstride]
+			a.w, a.s, a.blocks = &m.W[(b0+bb)*bw], &m.S[(b0+bb)*bs], n
+			a.y, a.ldy, a.add = &y[t*ldy+bb*Q8IRows], ldy, b2i(add)
+			q8iKernel(min(4, tokens-t), &a)
+		}
+	}
 	for t := 0; t < tokens; t += 4 {
 		k := min(4, tokens-t)
 		a.x, a.xs, a.xe = &xq[t*xstride], &xs[t*xsstride], &xe[t*xsstride]
-		if full > 0 {
-			a.w, a.s, a.blocks = &m.W[b0*bw], &m.S[b0*bs], full
-			a.y, a.ldy, a.add = &y[t*ldy], ldy, b2i(add)
-			q8iKernel(k, &a)
-		}
 		if rest := r1 - r0 - full*Q8IRows; rest > 0 {
 			b := b0 + full
 			a.w, a.s, a.blocks = &m.W[b*bw], &m.S[b*bs], 1
