@@ -55,7 +55,13 @@ type dense struct {
 	// kernels' vector instructions once several tokens share the weights
 	// (batched decode, prefill). It costs a heap copy of the quants.
 	qi *simd.Q8I
+	// qs is the same for a q4s matrix (simd.Q4SI), as small as its planes.
+	qs *simd.Q4SI
 }
+
+// interleaved reports whether d's products run on the interleaved kernels,
+// which take row ranges starting at multiples of simd.Q8IRows.
+func (d *dense) interleaved() bool { return d.qi != nil || d.qs != nil }
 
 // packedView builds the simd view of a packed part's planes.
 func packedView(p *WeightPart, rows, cols int) (*simd.Packed, error) {
@@ -111,7 +117,7 @@ func newDense(p *WeightPart) (*dense, error) {
 		d.cq = (cols + blk - 1) / blk * blk
 		d.ngq = d.cq / p.Encoding.Group
 		if simd.Q8IFast(p.Encoding.Group) {
-			// Filled by packQ8 before the matrix is used.
+			// Filled by packInterleaved before the matrix is used.
 			d.qi = simd.NewQ8I(rows, cols, p.Encoding.Group)
 			adviseHuge(d.qi.W)
 		}
@@ -129,6 +135,11 @@ func newDense(p *WeightPart) (*dense, error) {
 		}
 		d.ng = (cols + quant.PackBlock - 1) / quant.PackBlock
 		d.cq, d.ngq = quant.PackBlock*d.pk.Blocks, d.pk.Blocks
+		if !d.nl && simd.Q4SIFast(d.pk) {
+			// Filled by packInterleaved before the matrix is used.
+			d.qs = simd.NewQ4SI(d.pk, rows)
+			adviseHuge(d.qs.W)
+		}
 	}
 	return d, nil
 }
@@ -167,6 +178,10 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 			simd.MatPackedNL(y, ldy, &v, &quant.NLLevels, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], d.cq, d.ngq, rows, toks, add)
 			return
 		}
+		if a.useQ8 && d.qs != nil {
+			simd.MatQ4SI(y, ldy, d.qs, r0, r1, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, toks, add)
+			return
+		}
 		if a.useQ8 {
 			v := d.pk.Rows(r0, r1)
 			simd.MatPacked(y, ldy, &v, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, rows, toks, add)
@@ -199,7 +214,7 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 // kernel keeps the row kernel's order of operations (simd.MatQ8; the
 // float-activation path runs token by token anyway). The float and packed
 // register tiles sum in another order than their row kernels.
-func (d *dense) tokensIndependent() bool { return d.enc.Kind == quant.KindQ8 }
+func (d *dense) tokensIndependent() bool { return d.enc.Kind == quant.KindQ8 || d.qs != nil }
 
 // tileQ8 is tile for q8 weights with quantized activations. When a row
 // is not whole blocks of quants (cq > cols: a low-rank factor's rank, say),
@@ -295,7 +310,7 @@ func NewMatrix(w *Weight) (*Matrix, error) {
 	if err != nil {
 		return nil, err
 	}
-	packQ8(m.denses(), 1, nil)
+	packInterleaved(m.denses(), 1, nil)
 	return m, nil
 }
 
@@ -310,11 +325,11 @@ func (m *Matrix) denses() []*dense {
 	return ds
 }
 
-// packQ8 fills the interleaved copies (dense.qi) of the q8 matrices among
-// ds on up to threads goroutines, a run of blocks at a time, then hands each
-// matrix's file bytes to drop (nil: keep them), so that resident memory
-// counts the copy only.
-func packQ8(ds []*dense, threads int, drop func([]byte)) {
+// packInterleaved fills the interleaved copies (dense.qi, dense.qs) of the
+// matrices among ds on up to threads goroutines, a run of blocks at a time,
+// then hands each matrix's file bytes to drop (nil: keep them), so that
+// resident memory counts the copy only.
+func packInterleaved(ds []*dense, threads int, drop func([]byte)) {
 	type item struct {
 		d      *dense
 		b0, b1 int
@@ -322,11 +337,15 @@ func packQ8(ds []*dense, threads int, drop func([]byte)) {
 	const run = 64 // blocks per item: 1024 rows
 	var items []item
 	for _, d := range ds {
-		if d.qi == nil {
-			continue
+		n := 0
+		switch {
+		case d.qi != nil:
+			n = d.qi.Blocks()
+		case d.qs != nil:
+			n = d.qs.RowBlocks()
 		}
-		for b := 0; b < d.qi.Blocks(); b += run {
-			items = append(items, item{d, b, min(b+run, d.qi.Blocks())})
+		for b := 0; b < n; b += run {
+			items = append(items, item{d, b, min(b+run, n)})
 		}
 	}
 	var next atomic.Int64
@@ -337,13 +356,18 @@ func packQ8(ds []*dense, threads int, drop func([]byte)) {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(items); i = int(next.Add(1) - 1) {
 				it := items[i]
-				it.d.qi.Pack(it.d.q, it.d.s, it.b0, it.b1)
-				if drop != nil && len(it.d.data) >= len(it.d.q) {
-					// The quants plane comes first in the part's bytes
-					// (DESIGN.md); dropping each run's rows as soon as they
-					// are copied keeps the peak near one copy.
-					c := it.d.cols
-					drop(it.d.data[it.b0*simd.Q8IRows*c : min(it.b1*simd.Q8IRows, it.d.rows)*c])
+				// The quants (q8) or lo plane (q4s) come first in the
+				// part's bytes (format/SPEC.md); dropping each run's rows
+				// as soon as they are copied keeps the peak near one copy.
+				rowBytes := it.d.cols
+				if it.d.qi != nil {
+					it.d.qi.Pack(it.d.q, it.d.s, it.b0, it.b1)
+				} else {
+					it.d.qs.Pack(it.d.pk, it.b0, it.b1)
+					rowBytes = it.d.pk.LoRow
+				}
+				if lo, hi := it.b0*simd.Q8IRows*rowBytes, min(it.b1*simd.Q8IRows, it.d.rows)*rowBytes; drop != nil && hi <= len(it.d.data) {
+					drop(it.d.data[lo:hi])
 				}
 			}
 		}()
@@ -351,7 +375,7 @@ func packQ8(ds []*dense, threads int, drop func([]byte)) {
 	wg.Wait()
 	if drop != nil {
 		for _, d := range ds {
-			if d.qi != nil {
+			if d.interleaved() {
 				drop(d.data) // the scales plane, and the quants' page edges
 			}
 		}
@@ -359,7 +383,7 @@ func packQ8(ds []*dense, threads int, drop func([]byte)) {
 }
 
 // newMatrix is NewMatrix without filling the interleaved q8 copies, for
-// loaders that fill all of a model's at once (packQ8).
+// loaders that fill all of a model's at once (packInterleaved).
 func newMatrix(w *Weight) (*Matrix, error) {
 	if len(w.Shape) != 2 {
 		return nil, fmt.Errorf("tensor %s: shape %v is not 2-D", w.Name, w.Shape)
@@ -662,7 +686,7 @@ func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool,
 			// claims, longer prefetch streams), still about decodeBlocks
 			// per thread for balance.
 			rows = max(rowBlock, (d.rows/(decodeBlocks*e.p.threads)+3)&^3)
-			if d.qi != nil {
+			if d.interleaved() {
 				rows = (rows + simd.Q8IRows - 1) &^ (simd.Q8IRows - 1) // whole interleaved blocks
 			}
 		}

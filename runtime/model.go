@@ -240,7 +240,7 @@ func (m *Model) setup(src WeightSource) error {
 func (m *Model) load(src WeightSource) error {
 	c := &m.cfg
 	h := c.HiddenSize
-	// The matrices' interleaved q8 copies, filled in parallel at the end.
+	// The matrices' interleaved copies, filled in parallel at the end.
 	var pending []*dense
 	mat := func(name string, rows, cols int) (*Matrix, error) {
 		w, ok := src.Weight(name)
@@ -380,7 +380,7 @@ func (m *Model) load(src WeightSource) error {
 	if d, ok := src.(interface{ DropPages([]byte) }); ok {
 		drop = d.DropPages
 	}
-	packQ8(pending, threads, drop)
+	packInterleaved(pending, threads, drop)
 	return nil
 }
 
