@@ -80,16 +80,25 @@ type scheduler struct {
 	ss     []*runtime.Session
 	toks   []int
 	active []*slot
+	// mixed: prompt chunks ride in the decode step (runtime.Batch.Step)
+	// instead of a pass over the weights of their own; only where that
+	// gives every token the bits it gets alone (Batch.TokensIndependent),
+	// so that the text stays `shrink run`'s.
+	mixed bool
+	lists [][]int
+	pre   *slot // the slot whose chunk is in the step under way
 }
 
 func newScheduler(m *runtime.Model, parallel, queue, ctxLen, chunk int, met *metrics) (*scheduler, error) {
-	b, err := m.NewBatch(parallel)
+	// Room for every slot's decode token plus one prompt chunk.
+	b, err := m.NewBatch(parallel + chunk)
 	if err != nil {
 		return nil, err
 	}
 	return &scheduler{
 		m: m, tok: m.Tokenizer(), eos: m.Config().EOS, queue: make(chan *job, queue),
 		parallel: parallel, ctxLen: ctxLen, chunk: chunk, met: met, batch: b,
+		mixed: b.TokensIndependent(),
 	}, nil
 }
 
@@ -112,11 +121,17 @@ func (sc *scheduler) run(ctx context.Context) {
 			return
 		}
 		sc.dropCancelled()
-		if err := sc.prefillStep(ctx); err != nil {
-			return
-		}
-		if err := sc.decodeStep(ctx); err != nil {
-			return
+		if sc.mixed {
+			if err := sc.mixedStep(ctx); err != nil {
+				return
+			}
+		} else {
+			if err := sc.prefillStep(ctx); err != nil {
+				return
+			}
+			if err := sc.decodeStep(ctx); err != nil {
+				return
+			}
 		}
 		sc.met.active.Set(float64(len(sc.slots)))
 	}
@@ -235,6 +250,67 @@ func (sc *scheduler) prefillStep(ctx context.Context) error {
 			sc.sampled(sl, sl.smp.Sample(lg[0]))
 		}
 		return nil
+	}
+	return nil
+}
+
+// mixedStep advances every generating slot by one token and pushes one
+// chunk of one prompt (round robin over the slots still prefilling), all in
+// one pass over the weights; a prompt's last chunk yields its first token.
+func (sc *scheduler) mixedStep(ctx context.Context) error {
+	sc.ss, sc.lists, sc.active, sc.pre = sc.ss[:0], sc.lists[:0], sc.active[:0], nil
+	n := len(sc.slots)
+	for i := range n {
+		sl := sc.slots[(sc.rr+i)%n]
+		if sl.done < len(sl.j.prompt) {
+			sc.rr = (sc.rr + i + 1) % n
+			sc.pre = sl
+			end := min(sl.done+sc.chunk, len(sl.j.prompt))
+			sc.ss = append(sc.ss, sl.s)
+			sc.lists = append(sc.lists, sl.j.prompt[sl.done:end])
+			sc.active = append(sc.active, sl)
+			break
+		}
+	}
+	sc.toks = sc.toks[:0]
+	for _, sl := range sc.slots {
+		if sl.done == len(sl.j.prompt) {
+			sc.toks = append(sc.toks, sl.next)
+		}
+	}
+	k := 0
+	for _, sl := range sc.slots {
+		if sl.done == len(sl.j.prompt) {
+			sc.ss = append(sc.ss, sl.s)
+			sc.lists = append(sc.lists, sc.toks[k:k+1])
+			sc.active = append(sc.active, sl)
+			k++
+		}
+	}
+	if len(sc.ss) == 0 {
+		return nil
+	}
+	sc.met.batch.Observe(float64(len(sc.ss)))
+	lgs, err := sc.batch.Step(ctx, sc.ss, sc.lists)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, sl := range sc.active {
+			sc.finish(sl, "", err)
+		}
+		return nil
+	}
+	for i, sl := range sc.active {
+		if sl == sc.pre {
+			sl.done += len(sc.lists[i])
+			if sl.done < len(sl.j.prompt) {
+				continue
+			}
+			sl.firstTok = time.Now()
+			sc.met.ttft.Observe(sl.firstTok.Sub(sl.j.queued).Seconds())
+		}
+		sc.sampled(sl, sl.smp.Sample(lgs[i]))
 	}
 	return nil
 }
