@@ -121,17 +121,13 @@ func (sc *scheduler) run(ctx context.Context) {
 			return
 		}
 		sc.dropCancelled()
-		if sc.mixed {
-			if err := sc.mixedStep(ctx); err != nil {
-				return
-			}
-		} else {
+		if !sc.mixed {
 			if err := sc.prefillStep(ctx); err != nil {
 				return
 			}
-			if err := sc.decodeStep(ctx); err != nil {
-				return
-			}
+		}
+		if err := sc.step(ctx, sc.mixed); err != nil {
+			return
 		}
 		sc.met.active.Set(float64(len(sc.slots)))
 	}
@@ -254,13 +250,17 @@ func (sc *scheduler) prefillStep(ctx context.Context) error {
 	return nil
 }
 
-// mixedStep advances every generating slot by one token and pushes one
-// chunk of one prompt (round robin over the slots still prefilling), all in
-// one pass over the weights; a prompt's last chunk yields its first token.
-func (sc *scheduler) mixedStep(ctx context.Context) error {
+// step advances every generating slot by one token in one batch and, with
+// chunk, pushes one chunk of one prompt (round robin over the slots still
+// prefilling) in the same pass over the weights; a prompt's last chunk
+// yields its first token.
+func (sc *scheduler) step(ctx context.Context, chunk bool) error {
 	sc.ss, sc.lists, sc.active, sc.pre = sc.ss[:0], sc.lists[:0], sc.active[:0], nil
 	n := len(sc.slots)
 	for i := range n {
+		if !chunk {
+			break
+		}
 		sl := sc.slots[(sc.rr+i)%n]
 		if sl.done < len(sl.j.prompt) {
 			sc.rr = (sc.rr + i + 1) % n
@@ -310,36 +310,6 @@ func (sc *scheduler) mixedStep(ctx context.Context) error {
 			sl.firstTok = time.Now()
 			sc.met.ttft.Observe(sl.firstTok.Sub(sl.j.queued).Seconds())
 		}
-		sc.sampled(sl, sl.smp.Sample(lgs[i]))
-	}
-	return nil
-}
-
-// decodeStep advances every generating slot by one token in one batch.
-func (sc *scheduler) decodeStep(ctx context.Context) error {
-	sc.ss, sc.toks, sc.active = sc.ss[:0], sc.toks[:0], sc.active[:0]
-	for _, sl := range sc.slots {
-		if sl.done == len(sl.j.prompt) {
-			sc.ss = append(sc.ss, sl.s)
-			sc.toks = append(sc.toks, sl.next)
-			sc.active = append(sc.active, sl)
-		}
-	}
-	if len(sc.ss) == 0 {
-		return nil
-	}
-	sc.met.batch.Observe(float64(len(sc.ss)))
-	lgs, err := sc.batch.Decode(ctx, sc.ss, sc.toks)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		for _, sl := range sc.active {
-			sc.finish(sl, "", err)
-		}
-		return nil
-	}
-	for i, sl := range sc.active {
 		sc.sampled(sl, sl.smp.Sample(lgs[i]))
 	}
 	return nil
