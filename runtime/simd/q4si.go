@@ -61,12 +61,7 @@ func (m *Q4SI) Pack(w *Packed, b0, b1 int) {
 		for l := range Q8IRows {
 			r := b*Q8IRows + l
 			if r >= m.Rows {
-				for i := l * 4; i < len(dst); i += 4 * Q8IRows {
-					dst[i], dst[i+1], dst[i+2], dst[i+3] = 0, 0, 0, 0
-				}
-				for g := range m.NG {
-					s[g*Q8IRows+l] = 0
-				}
+				padLane(dst, s, l, 0)
 				continue
 			}
 			unpackLo4(q, w.Lo[r*w.LoRow:(r+1)*w.LoRow])

@@ -68,13 +68,7 @@ func (m *Q8I) Pack(wq []int8, ws []uint16, b0, b1 int) {
 		for l := range Q8IRows {
 			r := b*Q8IRows + l
 			if r >= m.Rows {
-				// Padding rows: quant 0 (stored 0x80), scale 0.
-				for i := l * 4; i < len(w); i += 4 * Q8IRows {
-					w[i], w[i+1], w[i+2], w[i+3] = 0x80, 0x80, 0x80, 0x80
-				}
-				for gi := range ng {
-					s[gi*Q8IRows+l] = 0
-				}
+				padLane(w, s, l, 0x80) // quant 0 is stored 0x80
 				continue
 			}
 			row := bytesOf(wq[r*c : (r+1)*c])
@@ -93,6 +87,17 @@ func (m *Q8I) Pack(wq []int8, ws []uint16, b0, b1 int) {
 			}
 			copy16(s, ws[r*ng:(r+1)*ng], l)
 		}
+	}
+}
+
+// padLane fills lane l of an interleaved block with a padding row: every
+// byte q (the format's stored form of quant 0) and scale 0.
+func padLane(w []byte, s []uint16, l int, q byte) {
+	for i := l * 4; i < len(w); i += 4 * Q8IRows {
+		w[i], w[i+1], w[i+2], w[i+3] = q, q, q, q
+	}
+	for i := l; i < len(s); i += Q8IRows {
+		s[i] = 0
 	}
 }
 
