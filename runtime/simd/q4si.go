@@ -116,25 +116,21 @@ func MatQ4SI(y []float32, ldy int, m *Q4SI, r0, r1 int, xq []int8, xs []float32,
 
 // matQ4SIGo is MatQ4SI's definition, read from the repacked bytes.
 func matQ4SIGo(y []float32, ldy int, m *Q4SI, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
-	bw, bs := m.Blocks*16*Q8IRows, m.NG*Q8IRows
-	for t := range tokens {
+	ilEach(y, ldy, r0, r1, tokens, add, m.Blocks*16*Q8IRows, m.NG*Q8IRows, func(t, l, wo, so int) float32 {
 		x, xst, xsu := xq[t*xstride:], xs[t*xsstride:], xsum[t*xsstride:]
-		for r := r0; r < r1; r++ {
-			b, l := r/Q8IRows, r%Q8IRows
-			w, s := m.W[b*bw:], m.S[b*bs:]
-			var acc float32
-			for k := range m.Blocks {
-				var isum int32
-				for c := range 4 {
-					v := w[(k*4+c)*4*Q8IRows+l*4:]
-					for i := range 4 {
-						isum += int32(v[i]&15)*int32(x[32*k+4*c+i]) + int32(v[i]>>4)*int32(x[32*k+16+4*c+i])
-					}
+		w, s := m.W[wo:], m.S[so:]
+		var acc float32
+		for k := range m.Blocks {
+			var isum int32
+			for c := range 4 {
+				v := w[(k*4+c)*4*Q8IRows+l*4:]
+				for i := range 4 {
+					isum += int32(v[i]&15)*int32(x[32*k+4*c+i]) + int32(v[i]>>4)*int32(x[32*k+16+4*c+i])
 				}
-				d := F16ToF32(s[(32*k/m.Group)*Q8IRows+l])
-				acc += xst[k] * (float32(d*float32(isum)) - float32(8*d*float32(xsu[k])))
 			}
-			store1(y[t*ldy:], r-r0, acc, add)
+			d := F16ToF32(s[(32*k/m.Group)*Q8IRows+l])
+			acc += xst[k] * (float32(d*float32(isum)) - float32(8*d*float32(xsu[k])))
 		}
-	}
+		return acc
+	})
 }

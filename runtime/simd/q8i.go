@@ -150,22 +150,31 @@ func MatQ8I(y []float32, ldy int, m *Q8I, r0, r1 int, xq []int8, xs []float32, x
 // matQ8IGo is MatQ8I's definition, read from the repacked bytes.
 func matQ8IGo(y []float32, ldy int, m *Q8I, r0, r1 int, xq []int8, xs []float32, xe []int32, xstride, xsstride, tokens int, add bool) {
 	g, ng := m.Group, m.NG
-	bw, bs := ng*g*Q8IRows, ng*Q8IRows
-	for t := range tokens {
+	ilEach(y, ldy, r0, r1, tokens, add, ng*g*Q8IRows, ng*Q8IRows, func(t, l, wo, so int) float32 {
 		x, xst, xet := xq[t*xstride:], xs[t*xsstride:], xe[t*xsstride:]
-		for r := r0; r < r1; r++ {
-			b, l := r/Q8IRows, r%Q8IRows
-			w, s := m.W[b*bw:], m.S[b*bs:]
-			var sum float32
-			for gi := range ng {
-				acc := xet[gi]
-				wg := w[gi*g*Q8IRows:]
-				for i := range g {
-					acc += int32(wg[(i/4)*4*Q8IRows+l*4+i%4]) * int32(x[gi*g+i])
-				}
-				sum += q8Term(s[gi*Q8IRows+l], xst[gi], acc)
+		w, s := m.W[wo:], m.S[so:]
+		var sum float32
+		for gi := range ng {
+			acc := xet[gi]
+			wg := w[gi*g*Q8IRows:]
+			for i := range g {
+				acc += int32(wg[(i/4)*4*Q8IRows+l*4+i%4]) * int32(x[gi*g+i])
 			}
-			store1(y[t*ldy:], r-r0, sum, add)
+			sum += q8Term(s[gi*Q8IRows+l], xst[gi], acc)
+		}
+		return sum
+	})
+}
+
+// ilEach is the walk of the interleaved references: for each token t and
+// row r of [r0, r1), row(t, lane, offset of r's block in the weights, in the
+// scales) is stored (added with add) at y[t·ldy + r−r0]; bw and bs are a
+// block's weight bytes and scales.
+func ilEach(y []float32, ldy, r0, r1, tokens int, add bool, bw, bs int, row func(t, l, wo, so int) float32) {
+	for t := range tokens {
+		for r := r0; r < r1; r++ {
+			b := r / Q8IRows
+			store1(y[t*ldy:], r-r0, row(t, r%Q8IRows, b*bw, b*bs), add)
 		}
 	}
 }
