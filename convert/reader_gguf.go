@@ -325,19 +325,30 @@ func ggufTensors(cfg format.ModelConfig, src map[string]*SourceTensor) ([]*Tenso
 			out = append(out, whole(name, s))
 		}
 	}
+	// GPT-2's norms and linear layers carry a bias of their output width,
+	// listed right after the weight.
+	gpt2 := cfg.Arch == "gpt2"
+	addBiased := func(name string, shape ...int64) {
+		add(name+".weight", shape...)
+		if gpt2 {
+			add(name+".bias", shape[0])
+		}
+	}
 	h, v, ffn := int64(cfg.HiddenSize), int64(cfg.VocabSize), int64(cfg.IntermediateSize)
 	hd := int64(cfg.HeadDim)
 	qd, kvd := int64(cfg.NumHeads)*hd, int64(cfg.NumKVHeads)*hd
+	if gpt2 {
+		qd = h // the thirds of the fused attn_qkv
+	}
 	add("token_embd.weight", v, h)
-	if cfg.Arch == "gpt2" {
+	if gpt2 {
 		add("position_embd.weight", int64(cfg.ContextLength), h)
 	}
 	for i := 0; i < cfg.NumLayers; i++ {
 		b := fmt.Sprintf("blk.%d.", i)
-		add(b+"attn_norm.weight", h)
+		addBiased(b+"attn_norm", h)
 		switch cfg.Arch {
 		case "gpt2":
-			add(b+"attn_norm.bias", h)
 			if s := take(b+"attn_qkv.weight", 3*h, h); s != nil {
 				for k, role := range []string{"attn_q", "attn_k", "attn_v"} {
 					out = append(out, rowsOf(b+role+".weight", s, int64(k)*h, h))
@@ -348,15 +359,6 @@ func ggufTensors(cfg format.ModelConfig, src map[string]*SourceTensor) ([]*Tenso
 					out = append(out, sliceOf(b+role+".bias", s, int64(k)*h, h))
 				}
 			}
-			add(b+"attn_output.weight", h, h)
-			add(b+"attn_output.bias", h)
-			add(b+"ffn_norm.weight", h)
-			add(b+"ffn_norm.bias", h)
-			add(b+"ffn_up.weight", ffn, h)
-			add(b+"ffn_up.bias", ffn)
-			add(b+"ffn_down.weight", h, ffn)
-			add(b+"ffn_down.bias", h)
-			continue
 		case "llama":
 			// llama.cpp's converter permutes q and k rows into interleaved
 			// rotary pairs; rotaryPermuted restores Hugging Face's order.
@@ -376,16 +378,15 @@ func ggufTensors(cfg format.ModelConfig, src map[string]*SourceTensor) ([]*Tenso
 			add(b+"attn_k.bias", kvd)
 			add(b+"attn_v.bias", kvd)
 		}
-		add(b+"attn_output.weight", h, qd)
-		add(b+"ffn_norm.weight", h)
-		add(b+"ffn_gate.weight", ffn, h)
-		add(b+"ffn_up.weight", ffn, h)
-		add(b+"ffn_down.weight", h, ffn)
+		addBiased(b+"attn_output", h, qd)
+		addBiased(b+"ffn_norm", h)
+		if !gpt2 {
+			add(b+"ffn_gate.weight", ffn, h)
+		}
+		addBiased(b+"ffn_up", ffn, h)
+		addBiased(b+"ffn_down", h, ffn)
 	}
-	add("output_norm.weight", h)
-	if cfg.Arch == "gpt2" {
-		add("output_norm.bias", h)
-	}
+	addBiased("output_norm", h)
 	if !cfg.TiedEmbeddings {
 		add("output.weight", v, h)
 	}
