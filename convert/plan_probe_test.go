@@ -154,19 +154,26 @@ func descByName(t *testing.T, m *Model, name string) *TensorDesc {
 	return nil
 }
 
-// TestMeasureCostsKL: with the KL probe every projection gets every
-// candidate, unweighted, in the order of bytes; coarser encodings cost more
-// than finer ones of the same tensor; and the probe needs text.
-func TestMeasureCostsKL(t *testing.T) {
-	ctx := context.Background()
+// klProbeDemo opens the demo model, plans it all f32 and sets up a KL probe
+// of cands on tokens calibration tokens in sequences of seq, two workers.
+func klProbeDemo(t *testing.T, cands []quant.Encoding, tokens, seq int) (*Model, *Plan, MeasureOptions) {
+	t.Helper()
 	m := openDemo(t)
 	plan, err := MakePlan(m.Config, m.Tensors, Policy{Quant: quant.F32})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, plan, MeasureOptions{Candidates: cands, Sensitivity: SensitivityKL, Workers: 2,
+		Probe: ProbeOptions{Documents: probeDocs(t), Tokens: tokens, Seq: seq, TempDir: t.TempDir()}}
+}
+
+// TestMeasureCostsKL: with the KL probe every projection gets every
+// candidate, unweighted, in the order of bytes; coarser encodings cost more
+// than finer ones of the same tensor; and the probe needs text.
+func TestMeasureCostsKL(t *testing.T) {
+	ctx := context.Background()
 	cands := []quant.Encoding{quant.QK(2, 32), quant.QK(4, 32), quant.Q8}
-	o := MeasureOptions{Candidates: cands, Sensitivity: SensitivityKL, Workers: 2,
-		Probe: ProbeOptions{Documents: probeDocs(t), Tokens: 128, Seq: 64, TempDir: t.TempDir()}}
+	m, plan, o := klProbeDemo(t, cands, 128, 64)
 	ts, err := MeasureCosts(ctx, m, plan, o)
 	if err != nil {
 		t.Fatal(err)
@@ -230,13 +237,7 @@ func TestParseSensitivity(t *testing.T) {
 // InPlace without the probe or without a tensor's choice fails.
 func TestMeasureCostsKLInPlace(t *testing.T) {
 	ctx := context.Background()
-	m := openDemo(t)
-	plan, err := MakePlan(m.Config, m.Tensors, Policy{Quant: quant.F32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := MeasureOptions{Candidates: []quant.Encoding{quant.QK(3, 32), quant.QK(5, 32)}, Sensitivity: SensitivityKL, Workers: 2,
-		Probe: ProbeOptions{Documents: probeDocs(t), Tokens: 96, Seq: 48, TempDir: t.TempDir()}}
+	m, plan, o := klProbeDemo(t, []quant.Encoding{quant.QK(3, 32), quant.QK(5, 32)}, 96, 48)
 	first, err := MeasureCosts(ctx, m, plan, o)
 	if err != nil {
 		t.Fatal(err)
