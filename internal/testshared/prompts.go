@@ -2,6 +2,7 @@ package testshared
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 )
 
@@ -31,6 +32,25 @@ func Stories260KPrompts(tb testing.TB) (texts []string, ids [][]int) {
 	ids = make([][]int, len(texts))
 	for i, p := range ref.Prompts {
 		ids[i] = p.IDs
+	}
+	return texts, ids
+}
+
+// CheckStories260KPrompts encodes every stories260K prompt (special tokens
+// added) with encode and fails tb, without stopping it, where the ids
+// differ from the Hugging Face export's. It returns the prompts and those
+// reference ids.
+func CheckStories260KPrompts(tb testing.TB, encode func(text string, special bool) ([]int, error)) (texts []string, ids [][]int) {
+	tb.Helper()
+	texts, ids = Stories260KPrompts(tb)
+	for i, text := range texts {
+		got, err := encode(text, true)
+		if err != nil {
+			tb.Fatalf("prompt %d %q: %v", i, text, err)
+		}
+		if !slices.Equal(got, ids[i]) {
+			tb.Errorf("prompt %d %q:\n got %v\nwant %v", i, text, got, ids[i])
+		}
 	}
 	return texts, ids
 }
