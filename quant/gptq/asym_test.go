@@ -171,7 +171,12 @@ func TestAsymmetricBeatsSymmetric(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, asym := quantize(t, c.enc, ws, rows, n, nil, opt)
+		ba, asym := quantize(t, c.enc, ws, rows, n, nil, opt)
+		// The same through Options.Cross, factoring H inside the pass.
+		bo, _ := quantize(t, c.enc, w, rows, n, h, Options{Threads: 2, RefitGroups: true, Cross: d, AsymAlpha: 1})
+		if !bytes.Equal(ba, bo) {
+			t.Errorf("%v noise %.2f: Options.Cross gives other bytes than rounding AsymmetricTarget's output", c.enc, c.noise)
+		}
 		es, ea := asymObjective(w, sym, x, xq, rows, n), asymObjective(w, asym, x, xq, rows, n)
 		floor := asymObjective(w, w, x, xq, rows, n) // unquantized W on X̃
 		t.Logf("%v noise %.2f: asymmetric objective GPTQ %.5g, GPTAQ %.5g (ratio %.3f); W itself on X̃ %.5g", c.enc, c.noise, es, ea, ea/es, floor)
