@@ -13,6 +13,15 @@
 // rounding. With H a multiple of the identity there is no feedback and the
 // bytes equal quant.EncodeWeighted's.
 //
+// Asymmetric calibration (GPTAQ; AsymmetricTarget, Options.Cross): when
+// the inputs the compressed model gives a matrix (X̃, whose XXᵀ is H)
+// differ from the uncompressed model's (X), fitting the uncompressed
+// output W·X is GPTQ's own problem for the least-squares target
+// W + W·D·Hd⁻¹ with D = (X − X̃)·X̃ᵀ, so the pass rounds that target
+// (scaled toward W by AsymAlpha) instead of W. Options.RowScale rescales
+// each row's stored float16 scales by the least-squares factor of the same
+// objective after rounding.
+//
 // Activation order (columns by decreasing diag H) uses static groups: all
 // group parameters are chosen from the original weights first, so groups
 // stay contiguous in the stored order.
