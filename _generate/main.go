@@ -47,6 +47,7 @@ var targets = []target{
 	{"github.com/shrink-llm/shrink/runtime/simd", false, "runtime/simd/act_amd64.s", emitActivations},
 	{"github.com/shrink-llm/shrink/runtime/simd", true, "runtime/simd/packed_amd64.s", emitPacked},
 	{"github.com/shrink-llm/shrink/runtime/simd", true, "runtime/simd/packedk_amd64.s", emitPackedK},
+	{"github.com/shrink-llm/shrink/runtime/simd", true, "runtime/simd/interleaved_amd64.s", emitInterleaved},
 	{"github.com/shrink-llm/shrink/lowrank", false, "lowrank/dgemm_amd64.s", emitDGEMM},
 }
 

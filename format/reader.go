@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -340,3 +342,26 @@ func readAligned(path string) ([]byte, error) {
 }
 
 const maxInt = int(^uint(0) >> 1)
+
+// DropPages releases this process's mapping of the pages that lie wholly
+// inside b, part data the caller has copied into a form of its own and will
+// seldom read again (the runtime's repacked q8 matrices): resident memory
+// then counts the copy only. The pages stay in the page cache and fault
+// back in when read. Nothing happens for Parse images or bytes outside the
+// mapping.
+func (f *File) DropPages(b []byte) {
+	if f.release == nil || len(b) == 0 || len(f.data) == 0 {
+		return
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(f.data)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if p < base || p+uintptr(len(b)) > base+uintptr(len(f.data)) {
+		return
+	}
+	ps := uintptr(os.Getpagesize())
+	lo, hi := (p+ps-1)&^(ps-1), (p+uintptr(len(b)))&^(ps-1)
+	if hi <= lo {
+		return
+	}
+	dropPages(f.data[lo-base : hi-base])
+}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/shrink-llm/shrink/format"
 )
@@ -37,7 +38,10 @@ type Batch struct {
 	stepBufs
 	k      []float32 // [max, kvDim]: the step's keys, before they go to each session's cache
 	logits []float32 // [max, vocab]
-	pos    []int
+	last   []float32 // [max, hidden]: each session's last row, for the head
+	pos    []int     // each row's position in its session
+	n      []int     // each session's rows in the step under way
+	flat   []int     // Step's tokens, one after another
 	out    [][]float32
 	ss     []*Session // the sessions of the step under way
 	aj     batchAttn
@@ -57,9 +61,29 @@ func (m *Model) NewBatch(maxSeqs int) (*Batch, error) {
 	b.stepBufs = m.newStepBufs(b.e, T)
 	b.k = make([]float32, T*m.kvDim)
 	b.logits = make([]float32, T*m.cfg.VocabSize)
+	b.last = make([]float32, T*m.cfg.HiddenSize)
 	b.pos = make([]int, T)
+	b.n = make([]int, T)
+	b.flat = make([]int, 0, T)
 	b.out = make([][]float32, T)
 	return b, nil
+}
+
+// TokensIndependent reports whether every product of the model gives each
+// token of a step the bits it would get in any other step (q8 and q4s on
+// the interleaved kernels; see Step).
+func (b *Batch) TokensIndependent() bool {
+	for _, mm := range b.m.matrices() {
+		if mm == nil {
+			continue
+		}
+		for _, d := range mm.denses() {
+			if !d.tokensIndependent() || b.e.exactQ8 && d.quantized() {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // SetTiled chooses the register-tiled kernels for every encoding (true)
@@ -77,25 +101,71 @@ func (b *Batch) Cap() int { return b.max }
 // the sessions are left unusable for further tokens (their caches are
 // partly written): Reset them.
 func (b *Batch) Decode(ctx context.Context, ss []*Session, tokens []int) ([][]float32, error) {
+	if len(ss) != len(tokens) {
+		return nil, fmt.Errorf("batch decode: %d sessions and %d tokens (want the same, at least one)", len(ss), len(tokens))
+	}
+	rows := b.n[:0]
+	for range ss {
+		rows = append(rows, 1)
+	}
+	return b.step(ctx, ss, tokens, rows[:len(ss)])
+}
+
+// Step is Decode with several tokens for some sessions: toks[i] (at least
+// one token) is appended to ss[i], all of them in one pass over the
+// weights, and each session gets the logits of its last token. A prompt
+// chunk then rides along with the other sessions' decoding instead of
+// costing a pass of its own. The tokens of all sessions together must fit
+// the Batch's capacity. With TokensIndependent, a session's logits are
+// bit for bit those of Session.Prefill of the same tokens (its attention
+// runs over them as Prefill's does); otherwise only single tokens are
+// exact (see the Batch doc).
+func (b *Batch) Step(ctx context.Context, ss []*Session, toks [][]int) ([][]float32, error) {
+	if len(ss) != len(toks) {
+		return nil, fmt.Errorf("batch step: %d sessions and %d token lists (want the same)", len(ss), len(toks))
+	}
+	if len(ss) > b.max {
+		return nil, fmt.Errorf("batch step: %d sessions, the batch holds %d rows", len(ss), b.max)
+	}
+	flat := b.flat[:0]
+	n := b.n[:len(ss)]
+	for i, t := range toks {
+		n[i] = len(t)
+		if len(flat)+len(t) > b.max {
+			return nil, fmt.Errorf("batch step: more than the batch's %d rows", b.max)
+		}
+		flat = append(flat, t...)
+	}
+	return b.step(ctx, ss, flat, n)
+}
+
+// step checks and runs a step of n[i] tokens for session i, the tokens of
+// all sessions one after another in tokens.
+func (b *Batch) step(ctx context.Context, ss []*Session, tokens []int, n []int) ([][]float32, error) {
 	T := len(ss)
-	if T == 0 || T != len(tokens) {
-		return nil, fmt.Errorf("batch decode: %d sessions and %d tokens (want the same, at least one)", T, len(tokens))
+	if T == 0 {
+		return nil, fmt.Errorf("batch decode: no sessions")
 	}
-	if T > b.max {
-		return nil, fmt.Errorf("batch decode: %d sessions, the batch holds %d", T, b.max)
+	if len(tokens) > b.max {
+		return nil, fmt.Errorf("batch decode: %d rows, the batch holds %d", len(tokens), b.max)
 	}
+	off := 0
 	for i, s := range ss {
 		if s.m != b.m {
 			return nil, fmt.Errorf("batch decode: session %d belongs to another model", i)
 		}
-		if err := s.check(tokens[i : i+1]); err != nil {
+		if err := s.check(tokens[off : off+n[i]]); err != nil {
 			return nil, fmt.Errorf("batch decode: session %d: %w", i, err)
 		}
+		off += n[i]
 		for _, o := range ss[:i] {
 			if o == s {
 				return nil, fmt.Errorf("batch decode: session %d appears twice", i)
 			}
 		}
+	}
+	for i, s := range ss {
+		s.ensure(n[i]) // its attention scratch for n[i] queries (allocates only for prompt chunks)
 	}
 	if err := b.forward(ctx, ss, tokens); err != nil {
 		return nil, err
@@ -107,7 +177,7 @@ func (b *Batch) Decode(ctx context.Context, ss []*Session, tokens []int) ([][]fl
 	return b.out[:T], nil
 }
 
-// forward is Session.forward for one token in each of T sessions.
+// forward is Session.forward for n[i] tokens in each session i.
 func (b *Batch) forward(ctx context.Context, ss []*Session, tokens []int) (err error) {
 	if ferr := guardFaults(func() { err = b.forwardMapped(ctx, ss, tokens) }); ferr != nil {
 		return ferr
@@ -119,16 +189,20 @@ func (b *Batch) forward(ctx context.Context, ss []*Session, tokens []int) (err e
 // guardFaults.
 func (b *Batch) forwardMapped(ctx context.Context, ss []*Session, tokens []int) error {
 	m := b.m
-	T := len(ss)
+	T := len(tokens)
 	h := m.cfg.HiddenSize
 	st := b.view(m, b.e, b.x[:T*h], b.xn[:T*h], T)
 	half := len(m.invFreq)
+	r := 0
 	for i, s := range ss {
-		p := s.n
-		b.pos[i] = p
-		m.embed(st.x[i*h:(i+1)*h], st.xn[i*h:(i+1)*h], tokens[i], p, s.rowScr)
-		if m.rope {
-			ropeTable(b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], m.invFreq, p, 1)
+		for j := range b.n[i] {
+			p := s.n + j
+			b.pos[r] = p
+			m.embed(st.x[r*h:(r+1)*h], st.xn[r*h:(r+1)*h], tokens[r], p, s.rowScr)
+			if m.rope {
+				ropeTable(b.cos[r*half:(r+1)*half], b.sin[r*half:(r+1)*half], m.invFreq, p, 1)
+			}
+			r++
 		}
 	}
 	b.ss = ss
@@ -136,17 +210,37 @@ func (b *Batch) forwardMapped(ctx context.Context, ss []*Session, tokens []int) 
 	if err := st.layers(ctx, b); err != nil {
 		return err
 	}
-	m.norm(st.xn, st.x, m.outNorm, m.outNormB, T, float32(m.cfg.NormEps))
-	b.e.mul(m.output, b.logits[:T*m.cfg.VocabSize], st.xn, T, false)
-	for _, s := range ss {
-		s.n++
+	// The head reads each session's last row only.
+	S := len(ss)
+	last := st.x
+	if S != T {
+		last = b.last[:S*h]
+		r = 0
+		for i := range ss {
+			r += b.n[i]
+			copy(last[i*h:(i+1)*h], st.x[(r-1)*h:r*h])
+		}
+	}
+	m.norm(st.xn[:S*h], last, m.outNorm, m.outNormB, S, float32(m.cfg.NormEps))
+	b.e.mul(m.output, b.logits[:S*m.cfg.VocabSize], st.xn[:S*h], S, false)
+	for i, s := range ss {
+		s.n += b.n[i]
 	}
 	return nil
 }
 
 // keys is attender.keys: the batch's scratch, copied into each session's
 // cache by attend once the rotary embedding is applied.
-func (b *Batch) keys(int) []float32 { return b.k[:len(b.ss)*b.m.kvDim] }
+func (b *Batch) keys(int) []float32 { return b.k[:b.rows()*b.m.kvDim] }
+
+// rows is the row count of the step under way.
+func (b *Batch) rows() int {
+	T := 0
+	for _, n := range b.n[:len(b.ss)] {
+		T += n
+	}
+	return T
+}
 
 // attend is attender.attend: each session's own attention over its cache,
 // with its own scratch, for its one token; the heads of all the sessions
@@ -156,50 +250,68 @@ func (b *Batch) attend(l int, q, k, v, att []float32) {
 	m := b.m
 	qd, kvd, half := m.qDim, m.kvDim, len(m.invFreq)
 	work := 0
-	for i, s := range b.ss {
-		p := b.pos[i]
-		qi, ki := q[i*qd:(i+1)*qd], k[i*kvd:(i+1)*kvd]
-		if m.rope {
-			c, sn := b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half]
-			applyRope(qi, m.cfg.NumHeads, m.cfg.HeadDim, c, sn)
-			applyRope(ki, m.cfg.NumKVHeads, m.cfg.HeadDim, c, sn)
-		}
-		copy(s.kc[l][p*kvd:(p+1)*kvd], ki)
-		vc := s.vc[l]
-		for j, e := range v[i*kvd : (i+1)*kvd] {
-			vc[j*s.max+p] = e
-		}
-		copy(s.q[:qd], qi)
-		// As Session.attention sets it up for one token at p.
-		s.aj.l, s.aj.p0, s.aj.T, s.aj.nTokBlock = l, p, 1, 1
-		work += (p + 1) * qd
-	}
 	j := &b.aj
 	j.ss, j.heads = b.ss, m.cfg.NumHeads
-	n := len(b.ss) * j.heads
+	j.first = j.first[:0]
+	items := 0
+	r0 := 0
+	for i, s := range b.ss {
+		T := b.n[i]
+		for r := r0; r < r0+T; r++ {
+			p := b.pos[r]
+			qi, ki := q[r*qd:(r+1)*qd], k[r*kvd:(r+1)*kvd]
+			if m.rope {
+				c, sn := b.cos[r*half:(r+1)*half], b.sin[r*half:(r+1)*half]
+				applyRope(qi, m.cfg.NumHeads, m.cfg.HeadDim, c, sn)
+				applyRope(ki, m.cfg.NumKVHeads, m.cfg.HeadDim, c, sn)
+			}
+			copy(s.kc[l][p*kvd:(p+1)*kvd], ki)
+			vc := s.vc[l]
+			for c, e := range v[r*kvd : (r+1)*kvd] {
+				vc[c*s.max+p] = e
+			}
+		}
+		copy(s.q[:T*qd], q[r0*qd:(r0+T)*qd])
+		// As Session.attention sets it up for T tokens from the first
+		// row's position.
+		p0 := b.pos[r0]
+		s.aj.l, s.aj.p0, s.aj.T = l, p0, T
+		s.aj.nTokBlock = (T + attnTokBlock - 1) / attnTokBlock
+		j.first = append(j.first, items)
+		items += j.heads * s.aj.nTokBlock
+		work += T * (p0 + T) * qd
+		r0 += T
+	}
 	if m.pool.threads == 1 || work < inlineWork {
-		for blk := range n {
+		for blk := range items {
 			j.run(blk, m.pool.threads-1)
 		}
 	} else {
-		m.pool.run(&b.e.t, j, n)
+		m.pool.run(&b.e.t, j, items)
 	}
 	j.ss = nil
+	r0 = 0
 	for i, s := range b.ss {
-		copy(att[i*qd:(i+1)*qd], s.att[:qd])
+		T := b.n[i]
+		copy(att[r0*qd:(r0+T)*qd], s.att[:T*qd])
+		r0 += T
 	}
 }
 
-// batchAttn is the attention of a Batch step: item b is head b mod heads
-// of session b / heads, each computed exactly as that session's own
-// attention computes it (its attnJob, its scratch per worker).
+// batchAttn is the attention of a Batch step: session i's items (head ×
+// token block, as its own attention numbers them) start at first[i], each
+// computed exactly as that session's own attention computes it (its
+// attnJob, its scratch per worker).
 type batchAttn struct {
 	ss    []*Session
 	heads int
+	first []int
 }
 
 func (j *batchAttn) run(block, worker int) {
-	j.ss[block/j.heads].aj.run(block%j.heads, worker)
+	i, _ := slices.BinarySearch(j.first, block+1)
+	i--
+	j.ss[i].aj.run(block-j.first[i], worker)
 }
 
 // Blob returns a copy of a named blob of the .shrink file the model was

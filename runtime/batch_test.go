@@ -230,3 +230,74 @@ func TestBatchDecodeErrors(t *testing.T) {
 		t.Fatal("decode past a session's capacity: no error")
 	}
 }
+
+// TestBatchStepMatchesPrefill: a Step in which some sessions bring a prompt
+// chunk (several tokens) and others one decode token gives each session the
+// logits of its last token bit for bit as Session.Prefill of the same chunk
+// (or Decode of the one token) does alone, on models whose products are
+// token-independent (q8; and q4s where the interleaved kernels run); the
+// sessions' caches then continue identically.
+func TestBatchStepMatchesPrefill(t *testing.T) {
+	ctx := context.Background()
+	for _, spec := range batchSpecs {
+		for _, enc := range []quant.Encoding{quant.Q8, quant.F32} {
+			t.Run(fmt.Sprintf("%s/%v", spec.name, enc), func(t *testing.T) {
+				src := buildTiny(t, spec, enc, 23)
+				m := newModelT(t, src, Options{Threads: 2})
+				b, err := m.NewBatch(32)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := b.TokensIndependent(), enc.Kind == quant.KindQ8; got != want {
+					t.Fatalf("TokensIndependent = %v, want %v", got, want)
+				}
+				if !b.TokensIndependent() {
+					return
+				}
+				r := newRand(9)
+				// Session 0 has 3 tokens already and decodes one; sessions
+				// 1 and 2 bring chunks of 5 and 11 (the second after 4
+				// tokens of its own).
+				pre := [][]int{randTokens(r, 3, spec.vocab), nil, randTokens(r, 4, spec.vocab)}
+				step := [][]int{randTokens(r, 1, spec.vocab), randTokens(r, 5, spec.vocab), randTokens(r, 11, spec.vocab)}
+				var batched, alone []*Session
+				for i := range pre {
+					for _, list := range []*[]*Session{&batched, &alone} {
+						s, err := m.NewSession(0)
+						if err != nil {
+							t.Fatal(err)
+						}
+						t.Cleanup(func() { s.Close() })
+						if len(pre[i]) > 0 {
+							if _, err := s.Prefill(ctx, pre[i], false); err != nil {
+								t.Fatal(err)
+							}
+						}
+						*list = append(*list, s)
+					}
+				}
+				for round := range 2 {
+					lgs, err := b.Step(ctx, batched, step)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i, s := range alone {
+						lg, err := s.Prefill(ctx, step[i], false)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for k := range lg[0] {
+							if math.Float32bits(lgs[i][k]) != math.Float32bits(lg[0][k]) {
+								t.Fatalf("round %d session %d: logit %d = %v, alone %v", round, i, k, lgs[i][k], lg[0][k])
+							}
+						}
+					}
+					// Then every session decodes one token in the next step.
+					for i := range step {
+						step[i] = randTokens(r, 1, spec.vocab)
+					}
+				}
+			})
+		}
+	}
+}

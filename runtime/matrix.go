@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/shrink-llm/shrink/format"
 	"github.com/shrink-llm/shrink/quant"
@@ -47,7 +49,19 @@ type dense struct {
 	// nl: pk's quants index quant.NLLevels (KindQ4NL), which takes the
 	// simd NL kernels.
 	nl bool
+	// qi is the KindQ8 matrix repacked for the interleaved kernels
+	// (simd.Q8I), made at load where they run on this CPU: they compute
+	// the q8 definition bit for bit with a fraction of the row-major
+	// kernels' vector instructions once several tokens share the weights
+	// (batched decode, prefill). It costs a heap copy of the quants.
+	qi *simd.Q8I
+	// qs is the same for a q4s matrix (simd.Q4SI), as small as its planes.
+	qs *simd.Q4SI
 }
+
+// interleaved reports whether d's products run on the interleaved kernels,
+// which take row ranges starting at multiples of simd.Q8IRows.
+func (d *dense) interleaved() bool { return d.qi != nil || d.qs != nil }
 
 // packedView builds the simd view of a packed part's planes.
 func packedView(p *WeightPart, rows, cols int) (*simd.Packed, error) {
@@ -102,6 +116,11 @@ func newDense(p *WeightPart) (*dense, error) {
 		blk := max(64, p.Encoding.Group)
 		d.cq = (cols + blk - 1) / blk * blk
 		d.ngq = d.cq / p.Encoding.Group
+		if simd.Q8IFast(p.Encoding.Group) {
+			// Filled by packInterleaved before the matrix is used.
+			d.qi = simd.NewQ8I(rows, cols, p.Encoding.Group)
+			adviseHuge(d.qi.W)
+		}
 	case quant.KindQK, quant.KindQ4S, quant.KindQ4NL:
 		if d.pk, err = packedView(p, rows, cols); err != nil {
 			return nil, err
@@ -116,6 +135,11 @@ func newDense(p *WeightPart) (*dense, error) {
 		}
 		d.ng = (cols + quant.PackBlock - 1) / quant.PackBlock
 		d.cq, d.ngq = quant.PackBlock*d.pk.Blocks, d.pk.Blocks
+		if !d.nl && simd.Q4SIFast(d.pk) {
+			// Filled by packInterleaved before the matrix is used.
+			d.qs = simd.NewQ4SI(d.pk, rows)
+			adviseHuge(d.qs.W)
+		}
 	}
 	return d, nil
 }
@@ -128,6 +152,7 @@ type acts struct {
 	xq    []int8
 	xs    []float32
 	xsum  []int32 // packed weights: the sum of each block of 32 quants
+	xe    []int32 // interleaved q8 weights: −128·Σ of each group's quants (simd.Q8Excess)
 	useQ8 bool
 }
 
@@ -151,6 +176,10 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 		if a.useQ8 && d.nl {
 			v := d.pk.Rows(r0, r1)
 			simd.MatPackedNL(y, ldy, &v, &quant.NLLevels, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], d.cq, d.ngq, rows, toks, add)
+			return
+		}
+		if a.useQ8 && d.qs != nil {
+			simd.MatQ4SI(y, ldy, d.qs, r0, r1, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, toks, add)
 			return
 		}
 		if a.useQ8 {
@@ -185,7 +214,7 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 // kernel keeps the row kernel's order of operations (simd.MatQ8; the
 // float-activation path runs token by token anyway). The float and packed
 // register tiles sum in another order than their row kernels.
-func (d *dense) tokensIndependent() bool { return d.enc.Kind == quant.KindQ8 }
+func (d *dense) tokensIndependent() bool { return d.enc.Kind == quant.KindQ8 || d.qs != nil }
 
 // tileQ8 is tile for q8 weights with quantized activations. When a row
 // is not whole blocks of quants (cq > cols: a low-rank factor's rank, say),
@@ -200,6 +229,10 @@ func (d *dense) tileQ8(y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bo
 	cq, ngq := d.cq, d.ngq
 	toks := t1 - t0
 	xq, xs := a.xq[t0*cq:t1*cq], a.xs[t0*ngq:t1*ngq]
+	if d.qi != nil {
+		simd.MatQ8I(y, ldy, d.qi, r0, r1, xq, xs, a.xe[t0*ngq:t1*ngq], cq, ngq, toks, add)
+		return
+	}
 	if cq == c {
 		simd.MatQ8(y, ldy, d.q[r0*c:r1*c], d.s[r0*ng:r1*ng], c, ng, xq, xs, cq, ngq, r1-r0, toks, c, g, add)
 		return
@@ -273,6 +306,85 @@ type Matrix struct {
 // them (except on big-endian hosts or for misaligned in-memory bytes, where
 // quant's views decode a copy).
 func NewMatrix(w *Weight) (*Matrix, error) {
+	m, err := newMatrix(w)
+	if err != nil {
+		return nil, err
+	}
+	packInterleaved(m.denses(), 1, nil)
+	return m, nil
+}
+
+// denses lists m's encoded matrices.
+func (m *Matrix) denses() []*dense {
+	var ds []*dense
+	for _, d := range []*dense{m.w, m.a, m.b} {
+		if d != nil {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// packInterleaved fills the interleaved copies (dense.qi, dense.qs) of the
+// matrices among ds on up to threads goroutines, a run of blocks at a time,
+// then hands each matrix's file bytes to drop (nil: keep them), so that
+// resident memory counts the copy only.
+func packInterleaved(ds []*dense, threads int, drop func([]byte)) {
+	type item struct {
+		d      *dense
+		b0, b1 int
+	}
+	const run = 64 // blocks per item: 1024 rows
+	var items []item
+	for _, d := range ds {
+		n := 0
+		switch {
+		case d.qi != nil:
+			n = d.qi.Blocks()
+		case d.qs != nil:
+			n = d.qs.RowBlocks()
+		}
+		for b := 0; b < n; b += run {
+			items = append(items, item{d, b, min(b+run, n)})
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(max(threads, 1), len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(items); i = int(next.Add(1) - 1) {
+				it := items[i]
+				// The quants (q8) or lo plane (q4s) come first in the
+				// part's bytes (format/SPEC.md); dropping each run's rows
+				// as soon as they are copied keeps the peak near one copy.
+				rowBytes := it.d.cols
+				if it.d.qi != nil {
+					it.d.qi.Pack(it.d.q, it.d.s, it.b0, it.b1)
+				} else {
+					it.d.qs.Pack(it.d.pk, it.b0, it.b1)
+					rowBytes = it.d.pk.LoRow
+				}
+				if lo, hi := it.b0*simd.Q8IRows*rowBytes, min(it.b1*simd.Q8IRows, it.d.rows)*rowBytes; drop != nil && hi <= len(it.d.data) {
+					drop(it.d.data[lo:hi])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if drop != nil {
+		for _, d := range ds {
+			if d.interleaved() {
+				drop(d.data) // the scales plane, and the quants' page edges
+			}
+		}
+	}
+}
+
+// newMatrix is NewMatrix without filling the interleaved q8 copies, for
+// loaders that fill all of a model's at once (packInterleaved).
+func newMatrix(w *Weight) (*Matrix, error) {
 	if len(w.Shape) != 2 {
 		return nil, fmt.Errorf("tensor %s: shape %v is not 2-D", w.Name, w.Shape)
 	}
@@ -391,6 +503,7 @@ type exec struct {
 	xq       []int8
 	xs       []float32
 	xsum     []int32
+	xe       []int32
 	tmp      []float32
 	// gen counts the writes of xq/xs (quantizations and reallocations); a
 	// q8Acts handle is valid only while gen is what it was when made.
@@ -411,6 +524,7 @@ type q8Acts struct {
 	gen             uint64 // exec.gen when made; 0: holds nothing
 	T, group, width int
 	sums            bool // xsum holds the block sums too (packed weights)
+	excess          bool // xe holds the group excesses too (interleaved q8)
 }
 
 func newExec(p *pool, exactQ8 bool) *exec {
@@ -428,13 +542,17 @@ func (e *exec) reserve(T int, ms ...*Matrix) {
 			if d == nil {
 				continue
 			}
-			if cap(e.xq) < T*d.cq || cap(e.xs) < T*max(d.ngq, 1) || d.pk != nil && cap(e.xsum) < T*d.ngq {
+			if cap(e.xq) < T*d.cq || cap(e.xs) < T*max(d.ngq, 1) || d.pk != nil && cap(e.xsum) < T*d.ngq ||
+				d.qi != nil && cap(e.xe) < T*d.ngq {
 				e.gen++ // new buffers: no handle's quantization survives
 			}
 			e.xq = grow(e.xq, T*d.cq)
 			e.xs = grow(e.xs, T*max(d.ngq, 1))
 			if d.pk != nil {
 				e.xsum = grow(e.xsum, T*d.ngq)
+			}
+			if d.qi != nil {
+				e.xe = grow(e.xe, T*d.ngq)
 			}
 		}
 		if m.a != nil {
@@ -509,8 +627,8 @@ func (e *exec) mulWith(m *Matrix, Y, X []float32, T int, add bool, h *q8Acts) {
 // receives the handle of what the scratch holds afterwards.
 func (e *exec) quantize(X []float32, T int, d *dense, h *q8Acts) {
 	cols, ng, g, cq, ngq := d.cols, d.ng, d.actGroup(), d.cq, d.ngq
-	sums := d.pk != nil
-	want := q8Acts{gen: e.gen, T: T, group: g, width: cq, sums: sums}
+	sums, excess := d.pk != nil, d.qi != nil
+	want := q8Acts{gen: e.gen, T: T, group: g, width: cq, sums: sums, excess: excess}
 	if h != nil && h.gen != 0 && *h == want {
 		return
 	}
@@ -522,10 +640,14 @@ func (e *exec) quantize(X []float32, T int, d *dense, h *q8Acts) {
 		if sums {
 			simd.SumQ8Blocks(e.xsum[t*ngq:(t+1)*ngq], xq)
 		}
+		if excess {
+			simd.Q8Excess(e.xe[t*ngq:(t+1)*ngq], xq, g)
+		}
 	}
 	e.gen++
 	if h != nil {
-		*h = q8Acts{gen: e.gen, T: T, group: g, width: cq, sums: sums}
+		*h = want
+		h.gen = e.gen
 	}
 }
 
@@ -550,6 +672,9 @@ func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool,
 		if d0.pk != nil {
 			j.a.xsum = e.xsum[:T*d0.ngq]
 		}
+		if d0.qi != nil {
+			j.a.xe = e.xe[:T*d0.ngq]
+		}
 	}
 	j.nrb = 0
 	work := 0
@@ -561,6 +686,9 @@ func (e *exec) denseN(ds []*dense, Ys [][]float32, X []float32, T int, add bool,
 			// claims, longer prefetch streams), still about decodeBlocks
 			// per thread for balance.
 			rows = max(rowBlock, (d.rows/(decodeBlocks*e.p.threads)+3)&^3)
+			if d.interleaved() {
+				rows = (rows + simd.Q8IRows - 1) &^ (simd.Q8IRows - 1) // whole interleaved blocks
+			}
 		}
 		nrb := (d.rows + rows - 1) / rows
 		j.parts[i] = matPart{d: d, Y: Ys[i], rb0: j.nrb, rows: rows}

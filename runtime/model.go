@@ -240,15 +240,18 @@ func (m *Model) setup(src WeightSource) error {
 func (m *Model) load(src WeightSource) error {
 	c := &m.cfg
 	h := c.HiddenSize
+	// The matrices' interleaved copies, filled in parallel at the end.
+	var pending []*dense
 	mat := func(name string, rows, cols int) (*Matrix, error) {
 		w, ok := src.Weight(name)
 		if !ok {
 			return nil, fmt.Errorf("missing tensor %s", name)
 		}
-		mm, err := NewMatrix(w)
+		mm, err := newMatrix(w)
 		if err != nil {
 			return nil, err
 		}
+		pending = append(pending, mm.denses()...)
 		if (rows >= 0 && mm.rows != rows) || mm.cols != cols {
 			return nil, fmt.Errorf("tensor %s: shape [%d, %d], want [%d, %d] (-1 = any)", name, mm.rows, mm.cols, rows, cols)
 		}
@@ -369,6 +372,15 @@ func (m *Model) load(src WeightSource) error {
 	} else {
 		return fmt.Errorf("missing tensor output.weight (and tied_embeddings is false)")
 	}
+	threads := m.opts.Threads
+	if threads <= 0 {
+		threads = goruntime.NumCPU()
+	}
+	var drop func([]byte)
+	if d, ok := src.(interface{ DropPages([]byte) }); ok {
+		drop = d.DropPages
+	}
+	packInterleaved(pending, threads, drop)
 	return nil
 }
 

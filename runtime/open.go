@@ -16,6 +16,10 @@ type FileSource struct {
 // Config returns the file's model configuration.
 func (s FileSource) Config() format.ModelConfig { return s.F.Config() }
 
+// DropPages releases the process's mapping of part bytes the runtime has
+// copied (see format.File.DropPages).
+func (s FileSource) DropPages(b []byte) { s.F.DropPages(b) }
+
 // Weight returns the named tensor with its parts' bytes mapped from the file.
 func (s FileSource) Weight(name string) (*Weight, bool) {
 	t, ok := s.F.Tensor(name)

@@ -56,13 +56,19 @@ func (m *Model) newStepBufs(e *exec, T int) stepBufs {
 	half := len(m.invFreq)
 	bf.cos = make([]float32, T*half)
 	bf.sin = make([]float32, T*half)
+	e.reserve(T, m.matrices()...)
+	return bf
+}
+
+// matrices lists the model's matrices (nil where a layer has none, gate
+// in a non-gated MLP).
+func (m *Model) matrices() []*Matrix {
 	ms := []*Matrix{m.output}
 	for i := range m.layers {
 		L := &m.layers[i]
 		ms = append(ms, L.q, L.k, L.v, L.o, L.gate, L.up, L.down)
 	}
-	e.reserve(T, ms...)
-	return bf
+	return ms
 }
 
 // floats is how many float32 the buffers hold.

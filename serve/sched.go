@@ -80,16 +80,25 @@ type scheduler struct {
 	ss     []*runtime.Session
 	toks   []int
 	active []*slot
+	// mixed: prompt chunks ride in the decode step (runtime.Batch.Step)
+	// instead of a pass over the weights of their own; only where that
+	// gives every token the bits it gets alone (Batch.TokensIndependent),
+	// so that the text stays `shrink run`'s.
+	mixed bool
+	lists [][]int
+	pre   *slot // the slot whose chunk is in the step under way
 }
 
 func newScheduler(m *runtime.Model, parallel, queue, ctxLen, chunk int, met *metrics) (*scheduler, error) {
-	b, err := m.NewBatch(parallel)
+	// Room for every slot's decode token plus one prompt chunk.
+	b, err := m.NewBatch(parallel + chunk)
 	if err != nil {
 		return nil, err
 	}
 	return &scheduler{
 		m: m, tok: m.Tokenizer(), eos: m.Config().EOS, queue: make(chan *job, queue),
 		parallel: parallel, ctxLen: ctxLen, chunk: chunk, met: met, batch: b,
+		mixed: b.TokensIndependent(),
 	}, nil
 }
 
@@ -112,10 +121,12 @@ func (sc *scheduler) run(ctx context.Context) {
 			return
 		}
 		sc.dropCancelled()
-		if err := sc.prefillStep(ctx); err != nil {
-			return
+		if !sc.mixed {
+			if err := sc.prefillStep(ctx); err != nil {
+				return
+			}
 		}
-		if err := sc.decodeStep(ctx); err != nil {
+		if err := sc.step(ctx, sc.mixed); err != nil {
 			return
 		}
 		sc.met.active.Set(float64(len(sc.slots)))
@@ -239,21 +250,48 @@ func (sc *scheduler) prefillStep(ctx context.Context) error {
 	return nil
 }
 
-// decodeStep advances every generating slot by one token in one batch.
-func (sc *scheduler) decodeStep(ctx context.Context) error {
-	sc.ss, sc.toks, sc.active = sc.ss[:0], sc.toks[:0], sc.active[:0]
+// step advances every generating slot by one token in one batch and, with
+// chunk, pushes one chunk of one prompt (round robin over the slots still
+// prefilling) in the same pass over the weights; a prompt's last chunk
+// yields its first token.
+func (sc *scheduler) step(ctx context.Context, chunk bool) error {
+	sc.ss, sc.lists, sc.active, sc.pre = sc.ss[:0], sc.lists[:0], sc.active[:0], nil
+	n := len(sc.slots)
+	for i := range n {
+		if !chunk {
+			break
+		}
+		sl := sc.slots[(sc.rr+i)%n]
+		if sl.done < len(sl.j.prompt) {
+			sc.rr = (sc.rr + i + 1) % n
+			sc.pre = sl
+			end := min(sl.done+sc.chunk, len(sl.j.prompt))
+			sc.ss = append(sc.ss, sl.s)
+			sc.lists = append(sc.lists, sl.j.prompt[sl.done:end])
+			sc.active = append(sc.active, sl)
+			break
+		}
+	}
+	sc.toks = sc.toks[:0]
+	for _, sl := range sc.slots {
+		if sl.done == len(sl.j.prompt) {
+			sc.toks = append(sc.toks, sl.next)
+		}
+	}
+	k := 0
 	for _, sl := range sc.slots {
 		if sl.done == len(sl.j.prompt) {
 			sc.ss = append(sc.ss, sl.s)
-			sc.toks = append(sc.toks, sl.next)
+			sc.lists = append(sc.lists, sc.toks[k:k+1])
 			sc.active = append(sc.active, sl)
+			k++
 		}
 	}
 	if len(sc.ss) == 0 {
 		return nil
 	}
 	sc.met.batch.Observe(float64(len(sc.ss)))
-	lgs, err := sc.batch.Decode(ctx, sc.ss, sc.toks)
+	lgs, err := sc.batch.Step(ctx, sc.ss, sc.lists)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -264,6 +302,14 @@ func (sc *scheduler) decodeStep(ctx context.Context) error {
 		return nil
 	}
 	for i, sl := range sc.active {
+		if sl == sc.pre {
+			sl.done += len(sc.lists[i])
+			if sl.done < len(sl.j.prompt) {
+				continue
+			}
+			sl.firstTok = time.Now()
+			sc.met.ttft.Observe(sl.firstTok.Sub(sl.j.queued).Seconds())
+		}
 		sc.sampled(sl, sl.smp.Sample(lgs[i]))
 	}
 	return nil

@@ -43,6 +43,17 @@
 //     excess 128·Σx subtracted per group, exact for every int8 pair;
 //     512-bit kernels for group 32 (two groups per vector; rows and tiles)
 //     and multiples of 64, a 256-bit kernel for other multiples of 32.
+//   - q8 interleaved (Q8I, MatQ8I; AVX-512 VNNI): the rows repacked
+//     sixteen to a vector, so each int32 lane accumulates one row's group
+//     sum with VPDPBUSD against four activation quants broadcast from
+//     memory; per group and token one conversion, two multiplications and
+//     one addition, in the reference's order and rounding, so the result is
+//     dotQ8Go's bit for bit for one token or four.
+//   - q4s interleaved (Q4SI, MatQ4SI; AVX-512 VNNI): the same for q4s, the
+//     quants kept 4 bits wide, two vectors of sixteen rows' nibbles per
+//     64-byte load (a mask and a shift); per 32-weight block and token the
+//     definition's float32 steps in order, so the result is
+//     dotPackedRowRef's bit for bit.
 //   - q8 with AVX2 only: VPMADDUBSW on |w|·sign(w)·x, exact for x ≠ −128.
 //   - packed low-bit encodings (Packed): the exact int32 block sums of each
 //     row's whole 128-weight chunks, unpacked once per chunk for up to eight
@@ -56,7 +67,7 @@
 //
 // The assembly is generated, never edited: _generate (its own module, run
 // with `cd _generate && go run .`) writes dot_amd64.s, tile_amd64.s,
-// dotq8_amd64.s, act_amd64.s, packed_amd64.s and packedk_amd64.s from one Go function per
+// dotq8_amd64.s, interleaved_amd64.s, act_amd64.s, packed_amd64.s and packedk_amd64.s from one Go function per
 // kernel family, parameterized by the weight encoding (f32, f16, bf16; the
 // packed planes' bit widths) or the vector width (256- or 512-bit), with
 // the kernels' fixed register plan. Kernels

@@ -353,7 +353,7 @@ func dotQ8Go(wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32
 		for i := lo; i < hi; i++ {
 			acc += int32(wq[i]) * int32(xq[i])
 		}
-		s += F16ToF32(ws[g]) * xs[g] * float32(acc)
+		s += q8Term(ws[g], xs[g], acc)
 	}
 	return s
 }

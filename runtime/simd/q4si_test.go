@@ -1,0 +1,117 @@
+package simd
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestMatQ4SIEqualsDefinition: the interleaved q4s product equals
+// dotPackedRowRef bit for bit on every kernel this CPU runs, on row counts
+// off the block height, rows that end inside a 128-weight chunk, groups of
+// 32, 64 and 128, sub-ranges of rows, one to eleven tokens, with and
+// without add.
+func TestMatQ4SIEqualsDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(81, 82))
+	for _, fs := range testFeatureSets() {
+		for _, group := range []int{32, 64, 128} {
+			for _, cols := range []int{32, 100, 256, 300, 640} {
+				for _, rows := range []int{1, 15, 16, 17, 40} {
+					w := randPacked(r, packedShape{4, group, true}, rows, cols)
+					if !Q4SIOK(w) {
+						continue
+					}
+					m := NewQ4SI(w, rows)
+					m.Pack(w, 0, m.RowBlocks())
+					for _, tokens := range []int{1, 2, 3, 4, 5, 8, 11} {
+						xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 1)
+						for _, rr := range [][2]int{{0, rows}, {16, rows}, {0, min(rows, 16)}} {
+							r0, r1 := rr[0], rr[1]
+							if r0 >= r1 {
+								continue
+							}
+							for _, add := range []bool{false, true} {
+								ldy := r1 - r0 + 3
+								y0 := randF32(r, (tokens-1)*ldy+r1-r0)
+								want := append([]float32(nil), y0...)
+								for tok := range tokens {
+									v := w.Rows(r0, r1)
+									packedRowsRef(want[tok*ldy:tok*ldy+r1-r0], &v, xq[tok*xstride:], xs[tok*xsstride:], xsum[tok*xsstride:], add)
+								}
+								y := append([]float32(nil), y0...)
+								matQ4SIWith(fs.f, y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
+								for i := range y {
+									if math.Float32bits(y[i]) != math.Float32bits(want[i]) {
+										t.Fatalf("%s g=%d cols=%d rows=%d [%d,%d) tokens=%d add=%v: y[%d] = %v, want %v",
+											fs.name, group, cols, rows, r0, r1, tokens, add, i, y[i], want[i])
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// FuzzMatQ4SI feeds arbitrary plane bytes and shapes to every kernel this
+// CPU runs, against the definition.
+func FuzzMatQ4SI(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 250, 128, 0}, uint8(3), uint16(40), uint8(2), uint64(7))
+	f.Add(make([]byte, 64), uint8(17), uint16(96), uint8(5), uint64(9))
+	f.Fuzz(func(t *testing.T, raw []byte, rowsRaw uint8, colsRaw uint16, tokRaw uint8, seed uint64) {
+		rows, cols, tokens := int(rowsRaw)%40+1, int(colsRaw)%400+1, int(tokRaw)%9+1
+		group := 32 << (seed % 3)
+		r := rand.New(rand.NewPCG(seed, 5))
+		w := randPacked(r, packedShape{4, group, true}, rows, cols)
+		if !Q4SIOK(w) {
+			return
+		}
+		for i, b := range raw {
+			w.Lo[i%len(w.Lo)] = b
+		}
+		m := NewQ4SI(w, rows)
+		m.Pack(w, 0, m.RowBlocks())
+		xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 0)
+		add := seed&8 != 0
+		ldy := rows
+		y0 := make([]float32, tokens*ldy)
+		want := append([]float32(nil), y0...)
+		for tok := range tokens {
+			packedRowsRef(want[tok*ldy:(tok+1)*ldy], w, xq[tok*xstride:], xs[tok*xsstride:], xsum[tok*xsstride:], add)
+		}
+		for _, fs := range testFeatureSets() {
+			y := append([]float32(nil), y0...)
+			matQ4SIWith(fs.f, y, ldy, m, 0, rows, xq, xs, xsum, xstride, xsstride, tokens, add)
+			for i := range y {
+				if math.Float32bits(y[i]) != math.Float32bits(want[i]) && !(y[i] != y[i] && want[i] != want[i]) {
+					t.Fatalf("%s rows=%d cols=%d g=%d tokens=%d: y[%d] = %v, want %v", fs.name, rows, cols, group, tokens, i, y[i], want[i])
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkMatQ4SI is BenchmarkMatQ8I for the interleaved q4s product.
+func BenchmarkMatQ4SI(b *testing.B) {
+	const cols = 2048
+	for _, rows := range []int{64, 16384} {
+		for _, tokens := range []int{1, 4, 8} {
+			b.Run(fmt.Sprintf("rows=%d/tokens=%d", rows, tokens), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 2))
+				w := randPacked(r, packedShape{4, 32, true}, rows, cols)
+				m := NewQ4SI(w, rows)
+				m.Pack(w, 0, m.RowBlocks())
+				xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 0)
+				y := make([]float32, tokens*rows)
+				b.ResetTimer()
+				for range b.N {
+					MatQ4SI(y, rows, m, 0, rows, xq, xs, xsum, xstride, xsstride, tokens, false)
+				}
+				b.ReportMetric(float64(rows*cols*tokens)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
+		}
+	}
+}
