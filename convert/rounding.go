@@ -58,7 +58,7 @@ func (e *encoder) encodeGPTQ(ctx context.Context, name string, enc quant.Encodin
 		// Projections reading the same input come one after another
 		// (q, k, v; gate, up): factor each input once.
 		e.gptqKey, e.gptqFactor = "", nil
-		f, err := gptq.NewFactor(st.XXt, cols, gptq.Options{PercDamp: e.gptqOpt.PercDamp, DampDiag: e.gptqOpt.DampDiag, ActOrder: e.gptqOpt.ActOrder, Refine: e.gptqOpt.Refine, RowScale: e.gptqOpt.RowScale, Threads: workers})
+		f, err := gptq.NewFactor(st.XXt, cols, gptq.Options{PercDamp: e.gptqOpt.PercDamp, DampDiag: e.gptqOpt.DampDiag, ActOrder: e.gptqOpt.ActOrder, Refine: e.gptqOpt.Refine, Threads: workers})
 		if err != nil {
 			return quant.Metrics{}, false, fmt.Errorf("input %s: %w", key, err)
 		}
@@ -69,7 +69,7 @@ func (e *encoder) encodeGPTQ(ctx context.Context, name string, enc quant.Encodin
 		imp = nil
 	}
 	opt := gptq.Options{PercDamp: e.gptqOpt.PercDamp, DampDiag: e.gptqOpt.DampDiag, BlockSize: e.gptqOpt.BlockSize, ActOrder: e.gptqOpt.ActOrder, RefitGroups: e.gptqOpt.RefitGroups, Refine: e.gptqOpt.Refine,
-		RowScale: e.gptqOpt.RowScale, Threads: workers, Importance: imp, Dequant: got, Factor: e.gptqFactor}
+		Threads: workers, Importance: imp, Dequant: got, Factor: e.gptqFactor}
 	if e.gptqOpt.AsymAlpha != 0 {
 		// The output to fit is the uncompressed model's (GPTAQ).
 		opt.AsymAlpha = e.gptqOpt.AsymAlpha

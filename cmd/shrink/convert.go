@@ -51,7 +51,6 @@ func convertCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-tokenizer", Usage: "write a weights-only file: no tokenizer is read or embedded (run it with --ids)"},
 			&cli.BoolFlag{Name: "allow-nonfinite", Usage: "keep NaN/Inf weights in float encodings instead of refusing them"},
 			&cli.StringFlag{Name: "calib-pass", Value: string(convert.CalibPassLayer), Usage: "calibration `PASS`: layer (each block's statistics with the blocks before it compressed), sequential (layer, and inside each block q/k/v, then the attention output, then gate/up, then down, each with the projections before it compressed) or model (the uncompressed model once, as SVD-LLM does)"},
-			&cli.BoolFlag{Name: "gptq-row-scale", Usage: "gptq: after rounding, scale each output row's stored float16 scales by the least-squares factor of the same objective (the codes stay)"},
 			&cli.Float64Flag{Name: "gptq-asym", Usage: "gptq, asymmetric calibration (GPTAQ): fit each projection to the uncompressed model's output from the compressed model's inputs, moving the rounded target by `ALPHA` × the least-squares correction (1 = all of it); runs the uncompressed model beside the layer-by-layer pass; 0 = off"},
 			cpuProfileFlag,
 			&cli.StringFlag{Name: "rounding", Value: string(convert.RoundingRTN), Usage: "rounding of q8 and packed projections: `MODE` rtn (nearest) or gptq (error feedback under the calibration statistics; needs --calib)"},
@@ -92,7 +91,6 @@ func convertCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			gopt.RowScale = c.Bool("gptq-row-scale")
 			if gopt.AsymAlpha = c.Float64("gptq-asym"); gopt.AsymAlpha != 0 {
 				if rounding != convert.RoundingGPTQ || calibPass == convert.CalibPassModel || math.IsNaN(gopt.AsymAlpha) || math.IsInf(gopt.AsymAlpha, 0) {
 					return usagef("--gptq-asym %v needs --rounding gptq, a finite ALPHA and a layer-by-layer --calib-pass", gopt.AsymAlpha)

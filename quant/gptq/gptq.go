@@ -54,11 +54,6 @@ type Options struct {
 	// refine.go). The objective never rises. A shared Factor must have
 	// been made with the same Refine > 0 (it then keeps Hd).
 	Refine int
-	// RowScale, after the pass (and Refine), multiplies each row's float16
-	// scales by the factor that minimizes the same objective along the
-	// row (see rowScale). A shared Factor must have been made with
-	// RowScale or Refine > 0 (it then keeps Hd).
-	RowScale bool
 	// RowBlock is the number of rows one worker holds (0 = DefaultRowBlock).
 	RowBlock int
 	// Threads bounds the workers over row blocks (0 = all CPUs).
@@ -163,7 +158,7 @@ func Quantize(ctx context.Context, e quant.Encoding, dst []byte, w []float32, ro
 		p.opt.BlockSize = (opt.BlockSize + p.span - 1) / p.span * p.span
 	}
 	if f := opt.Factor; f != nil {
-		if f.n != cols || f.actOrder != opt.ActOrder || f.dampDiag != opt.DampDiag || ((opt.Refine > 0 || opt.RowScale) && f.hd == nil) {
+		if f.n != cols || f.actOrder != opt.ActOrder || f.dampDiag != opt.DampDiag || (opt.Refine > 0 && f.hd == nil) {
 			return fmt.Errorf("gptq %v [%d, %d]: factor of %d columns (act order %v, for refinement %v) given", e, rows, cols, f.n, f.actOrder, f.hd != nil)
 		}
 		p.perm, p.dead, p.u, p.hd = f.perm, f.dead, f.u, f.hd
@@ -197,18 +192,6 @@ func Quantize(ctx context.Context, e quant.Encoding, dst []byte, w []float32, ro
 	}
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("gptq %v [%d, %d]: %w", e, rows, cols, err)
-	}
-	if opt.RowScale {
-		vals := opt.Dequant
-		if vals == nil {
-			vals = make([]float32, rows*cols)
-			if err := quant.Decode(e, vals, dst, rows, cols); err != nil {
-				return fmt.Errorf("gptq %v [%d, %d]: %w", e, rows, cols, err)
-			}
-		}
-		if err := p.rowScale(vals); err != nil {
-			return fmt.Errorf("gptq %v [%d, %d]: %w", e, rows, cols, err)
-		}
 	}
 	return nil
 }
@@ -290,10 +273,9 @@ func (p *pass) factor(h []float64) error {
 		}
 		damp = 10 * max(damp, 1e-8*mean, 1e-12)
 	}
-	if p.opt.Refine > 0 || p.opt.RowScale {
-		// The objective refinement and the row scales lower: the
-		// matrix just factored, in the stored column order, both
-		// triangles.
+	if p.opt.Refine > 0 {
+		// The objective refinement lowers: the matrix just factored, in
+		// the stored column order, both triangles.
 		p.hd = make([]float64, n*n)
 		for i := range n {
 			for j := i + 1; j < n; j++ {
