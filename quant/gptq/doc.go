@@ -18,9 +18,7 @@
 // differ from the uncompressed model's (X), fitting the uncompressed
 // output W·X is GPTQ's own problem for the least-squares target
 // W + W·D·Hd⁻¹ with D = (X − X̃)·X̃ᵀ, so the pass rounds that target
-// (scaled toward W by AsymAlpha) instead of W. Options.RowScale rescales
-// each row's stored float16 scales by the least-squares factor of the same
-// objective after rounding.
+// (scaled toward W by AsymAlpha) instead of W.
 //
 // Activation order (columns by decreasing diag H) uses static groups: all
 // group parameters are chosen from the original weights first, so groups
