@@ -101,6 +101,7 @@ func TestLayerwiseConvert(t *testing.T) {
 		{"q4s gptq asymmetric sequential", Policy{Quant: quant.Q4S(32)}, RoundingGPTQ},
 		{"q4 gptq asymmetric act order", Policy{Quant: quant.Q4}, RoundingGPTQ},
 		{"whiten ratio 0.6", Policy{Quant: quant.F16, LowRank: LowRank{Method: lowrank.MethodWhiten, Spec: lowrank.RankSpec{Ratio: 0.6}}}, RoundingRTN},
+		{"whiten ratio 0.6 sequential", Policy{Quant: quant.F16, LowRank: LowRank{Method: lowrank.MethodWhiten, Spec: lowrank.RankSpec{Ratio: 0.6}}}, RoundingRTN},
 		{"lorc whitened on q4 gptq", Policy{Quant: quant.Q4, LowRank: LowRank{Method: lowrank.MethodLoRC, Spec: lowrank.RankSpec{Rank: 8}, LoRCWhiten: true}}, RoundingGPTQ},
 	}
 	for _, tt := range tests {
