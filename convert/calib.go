@@ -3,8 +3,10 @@ package convert
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"sort"
 	"time"
 
@@ -52,6 +54,46 @@ type CalibOptions struct {
 	// keeps every statistic (what SVD-LLM describes, and what a sweep
 	// reuses across conversions).
 	Layerwise bool
+	// Sequential (layer by layer only) also orders the inputs inside a
+	// block: the attention input's statistics come from the block as it
+	// is, the attention output projection's once q, k and v are
+	// compressed, the FFN input's once the attention output projection is
+	// too, the down projection's once gate and up are: each projection is
+	// fitted to the inputs the compressed model gives it.
+	Sequential bool
+	// Asymmetric (layer by layer only) also runs the uncompressed model on
+	// the same tokens and accumulates, for each input, D = (X − X̃)·X̃ᵀ
+	// beside X̃X̃ᵀ (X the uncompressed model's input, X̃ the compressed
+	// model's): what GPTQ's asymmetric target (gptq.Options.Cross) needs.
+	// It holds the uncompressed model's hidden states and one block's
+	// inputs (tokens × the four input widths floats) besides.
+	Asymmetric bool
+}
+
+// CalibPass is how calibration statistics are collected (--calib-pass).
+type CalibPass string
+
+const (
+	// CalibPassLayer: layer by layer, each block's inputs from the
+	// compressed blocks before it (CalibOptions.Layerwise).
+	CalibPassLayer CalibPass = "layer"
+	// CalibPassSequential: layer by layer, and inside each block each
+	// input from the block's projections before it compressed
+	// (CalibOptions.Sequential).
+	CalibPassSequential CalibPass = "sequential"
+	// CalibPassModel: one pass over the uncompressed model.
+	CalibPassModel CalibPass = "model"
+)
+
+// ParseCalibPass reads a --calib-pass value ("" is CalibPassLayer).
+func ParseCalibPass(s string) (CalibPass, error) {
+	switch CalibPass(s) {
+	case "", CalibPassLayer:
+		return CalibPassLayer, nil
+	case CalibPassSequential, CalibPassModel:
+		return CalibPass(s), nil
+	}
+	return "", fmt.Errorf("unknown calibration pass %q (want layer, sequential or model)", s)
 }
 
 // Calibration holds the activation statistics of the uncompressed model,
@@ -69,6 +111,10 @@ type Calibration struct {
 // Layerwise reports whether the statistics are collected layer by layer
 // during the conversion.
 func (c *Calibration) Layerwise() bool { return c != nil && c.pass != nil }
+
+// Asymmetric reports whether the calibration also collects D = (X − X̃)·X̃ᵀ
+// for each input (CalibOptions.Asymmetric).
+func (c *Calibration) Asymmetric() bool { return c != nil && c.pass != nil && c.pass.asym }
 
 // Close releases a layer-by-layer calibration's model and hidden states.
 func (c *Calibration) Close() error {
@@ -100,6 +146,15 @@ func (c *Calibration) wants(key string) bool {
 		return ok
 	}
 	return c.Stats[key] != nil
+}
+
+// crossFor returns D = (X − X̃)·X̃ᵀ of key (CalibOptions.Asymmetric), or
+// nil when it is not collected. Call it after statsFor(key).
+func (c *Calibration) crossFor(key string) []float64 {
+	if c == nil || c.pass == nil {
+		return nil
+	}
+	return c.pass.crossFor(key)
 }
 
 // record passes a converted tensor to a layer-by-layer pass.
@@ -223,7 +278,11 @@ func Calibrate(ctx context.Context, m *Model, opts CalibOptions) (*Calibration, 
 		return nil, fmt.Errorf("calibration: %w", err)
 	}
 	pass.sess = sess
+	if (opts.Sequential || opts.Asymmetric) && !opts.Layerwise {
+		return nil, fmt.Errorf("calibration: sequential or asymmetric statistics need the layer-by-layer pass")
+	}
 	if opts.Layerwise {
+		pass.sequential, pass.asym = opts.Sequential, opts.Asymmetric
 		if err := pass.start(ctx, m, keys, ids, seq); err != nil {
 			return nil, err
 		}
@@ -279,6 +338,14 @@ type statsCollector struct {
 	threads int
 	err     error
 	time    time.Duration
+
+	// fp, when set, holds the uncompressed model's inputs of the same
+	// tokens by hook point (cursor: how far each is consumed); each
+	// batch then also adds (x_fp − x)·xᵀ to cross[key] (D of the
+	// asymmetric target), skipping the tokens where either is not finite.
+	fp     map[string][]float32
+	cursor map[string]int
+	cross  map[string][]float64
 }
 
 func (c *statsCollector) hook(layer int, point string, x []float32, rows, cols int) {
@@ -300,7 +367,56 @@ func (c *statsCollector) hook(layer int, point string, x []float32, rows, cols i
 		return
 	}
 	st.AddBatch(x[:rows*cols], rows)
+	if c.fp != nil {
+		c.addCross(key, point, x, rows, cols)
+	}
 	c.time += time.Since(t0)
+}
+
+// addCross adds (X_fp − X)ᵀ·X over the batch's rows to cross[key].
+func (c *statsCollector) addCross(key, point string, x []float32, rows, cols int) {
+	fx, at := c.fp[point], c.cursor[point]
+	if at+rows*cols > len(fx) {
+		if c.err == nil {
+			c.err = fmt.Errorf("calibration: input %s: the uncompressed model gave %d values, the compressed one more", key, len(fx))
+		}
+		return
+	}
+	fx = fx[at : at+rows*cols]
+	c.cursor[point] = at + rows*cols
+	d := c.cross[key]
+	if d == nil {
+		d = make([]float64, cols*cols)
+		c.cross[key] = d
+	}
+	dx := make([]float64, 0, rows*cols)
+	xq := make([]float64, 0, rows*cols)
+	for r := range rows {
+		q, f := x[r*cols:(r+1)*cols], fx[r*cols:(r+1)*cols]
+		if !finite32(q) || !finite32(f) {
+			continue
+		}
+		for j := range cols {
+			dx = append(dx, float64(f[j])-float64(q[j]))
+			xq = append(xq, float64(q[j]))
+		}
+	}
+	if k := len(dx) / max(cols, 1); k > 0 {
+		th := c.threads
+		if th <= 0 {
+			th = goruntime.GOMAXPROCS(0)
+		}
+		lowrank.Gemm(th, true, false, cols, cols, k, 1, dx, cols, xq, cols, 1, d, cols)
+	}
+}
+
+func finite32(x []float32) bool {
+	for _, v := range x {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // losslessEncoding is the float encoding that holds every tensor of the

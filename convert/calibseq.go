@@ -42,6 +42,38 @@ type layerPass struct {
 
 	timing  *CalibTiming
 	threads int // statistics' budget (0: GOMAXPROCS), the runtime's
+
+	// sequential (CalibOptions.Sequential): block statsAt's statistics
+	// are those of one stage (stageOf), stage; else stage is -1 (all).
+	sequential bool
+	stage      int
+	keyPoint   map[string]string // wanted statistics and their hook point
+	wantStage  [][len(hookStages)]int
+
+	// asym (CalibOptions.Asymmetric): fpHidden are the uncompressed
+	// model's hidden states, at block fpAt's output once fpIn holds that
+	// block's uncompressed inputs (by hook point, every token in sequence
+	// order); cross holds D = (X − X̃)·X̃ᵀ beside stats.
+	asym     bool
+	fpHidden [][]float32
+	fpAt     int
+	fpIn     map[string][]float32
+	cross    map[string][]float64
+}
+
+// hookStages are a block's projection inputs in the order the block
+// computes them: q, k, v read the first; the attention output projection
+// the second; gate and up the third; down the fourth.
+var hookStages = [...]string{runtime.HookAttnIn, runtime.HookAttnOutIn, runtime.HookFFNIn, runtime.HookFFNDownIn}
+
+// stageOf is point's index in hookStages (-1 when it is none of them).
+func stageOf(point string) int {
+	for i, p := range hookStages {
+		if p == point {
+			return i
+		}
+	}
+	return -1
 }
 
 // CalibTiming is where calibration's time went.
@@ -71,12 +103,17 @@ func (p *layerPass) close() error {
 	return err
 }
 
-// statsFor returns the statistics of key, running the pass up to its block.
-// It waits while the block before is not fully recorded.
+// statsFor returns the statistics of key, running the pass up to its block
+// (and, sequential, its stage). It waits while the block before, or the
+// stages before key's in its block, are not fully recorded.
 func (p *layerPass) statsFor(ctx context.Context, key string) (*lowrank.Stats, error) {
 	l, ok := p.keyLayer[key]
 	if !ok {
 		return nil, nil
+	}
+	stage := -1
+	if p.sequential {
+		stage = stageOf(p.keyPoint[key])
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -84,21 +121,20 @@ func (p *layerPass) statsFor(ctx context.Context, key string) (*lowrank.Stats, e
 		switch {
 		case p.err != nil:
 			return nil, p.err
-		case l < p.at || (l == p.at && p.statsAt == l):
-			if p.statsAt != l {
-				return nil, fmt.Errorf("calibration: the statistics of block %d were freed (blocks are converted in order)", l)
-			}
+		case l < p.at || (l == p.at && p.statsAt == l && stage < p.stage):
+			return nil, fmt.Errorf("calibration: the statistics of %s were freed (projections are converted in order)", key)
+		case l == p.at && p.statsAt == l && stage == p.stage:
 			st := p.stats[key]
 			if st == nil || st.Count == 0 {
 				return nil, fmt.Errorf("calibration: no finite activations reached %s", key)
 			}
 			return st, nil
-		case l == p.at:
-			if err := p.collect(ctx); err != nil {
+		case l == p.at && p.recordedBefore(l, stage):
+			if err := p.collect(ctx, stage); err != nil {
 				p.err = err
 				return nil, err
 			}
-		case p.want[p.at] <= len(p.got[p.at].Weights):
+		case l != p.at && p.want[p.at] <= len(p.got[p.at].Weights):
 			if err := p.advance(ctx); err != nil {
 				p.err = err
 				return nil, err
@@ -115,6 +151,38 @@ func (p *layerPass) statsFor(ctx context.Context, key string) (*lowrank.Stats, e
 			p.mu.Lock()
 		}
 	}
+}
+
+// recordedBefore reports whether every projection of block l in a stage
+// before stage is recorded (always, for stage ≤ 0).
+func (p *layerPass) recordedBefore(l, stage int) bool {
+	if stage <= 0 {
+		return true
+	}
+	var have [len(hookStages)]int
+	for name := range p.got[l].Weights {
+		if _, point, ok := projection(name); ok {
+			if s := stageOf(point); s >= 0 {
+				have[s]++
+			}
+		}
+	}
+	for s := range stage {
+		if have[s] < p.wantStage[l][s] {
+			return false
+		}
+	}
+	return true
+}
+
+// crossFor returns D of key when block at's statistics hold it.
+func (p *layerPass) crossFor(key string) []float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cross == nil {
+		return nil
+	}
+	return p.cross[key]
 }
 
 // record notes the compressed form of tensor t (parts' bytes in data, which
@@ -139,12 +207,13 @@ func (p *layerPass) record(t format.Tensor, data [][]byte) {
 	p.changed = make(chan struct{})
 }
 
-// run pushes every sequence's hidden states through block at, in place
-// when keep is false, else on a copy.
-func (p *layerPass) run(ctx context.Context, keep bool) error {
+// run pushes every sequence's hidden states (hidden: p.hidden or
+// p.fpHidden) through block at, in place when keep is false, else on a
+// copy.
+func (p *layerPass) run(ctx context.Context, hidden [][]float32, keep bool) error {
 	h := p.rt.Config().HiddenSize
 	var scratch []float32
-	for i, x := range p.hidden {
+	for i, x := range hidden {
 		if keep {
 			scratch = append(scratch[:0], x...)
 			x = scratch
@@ -159,17 +228,48 @@ func (p *layerPass) run(ctx context.Context, keep bool) error {
 	return nil
 }
 
-// collect gathers the statistics of block at from the uncompressed block.
-func (p *layerPass) collect(ctx context.Context) error {
-	p.stats = map[string]*lowrank.Stats{}
+// collect gathers the statistics of block at (sequential: of one stage,
+// with the projections of the stages before it compressed) from the
+// block run on the compressed model's hidden states; asymmetric, also D
+// against the uncompressed block's inputs.
+func (p *layerPass) collect(ctx context.Context, stage int) (err error) {
+	if p.asym && p.fpAt != p.at {
+		if err := p.captureFP(ctx); err != nil {
+			return err
+		}
+	}
+	if p.sequential && stage > 0 {
+		src := &runtime.MemSource{Cfg: p.rt.Config()}
+		for name, w := range p.got[p.at].Weights {
+			if _, point, ok := projection(name); ok && stageOf(point) < stage {
+				src.Add(w)
+			}
+		}
+		if err := widenPacked(src); err != nil {
+			return fmt.Errorf("calibration: %w", err)
+		}
+		if err := p.rt.ReplaceBlock(p.at, src); err != nil {
+			return fmt.Errorf("calibration: %w", err)
+		}
+		defer func() {
+			if rerr := p.rt.ReplaceBlock(p.at, runtime.FileSource{F: p.file}); rerr != nil && err == nil {
+				err = fmt.Errorf("calibration: %w", rerr)
+			}
+		}()
+	}
+	p.stats, p.cross, p.statsAt = map[string]*lowrank.Stats{}, nil, -1
 	col := &statsCollector{stats: p.stats, threads: p.threads, want: func(key string) bool {
 		_, want := p.keyLayer[key]
-		return want
+		return want && (stage < 0 || stageOf(p.keyPoint[key]) == stage)
 	}}
+	if p.asym {
+		p.cross = map[string][]float64{}
+		col.fp, col.cross, col.cursor = p.fpIn, p.cross, map[string]int{}
+	}
 	p.sess.SetHook(col.hook)
 	defer p.sess.SetHook(nil)
 	t0 := time.Now()
-	err := p.run(ctx, true)
+	err = p.run(ctx, p.hidden, true)
 	p.timing.Forward += time.Since(t0) - col.time
 	p.timing.Statistics += col.time
 	if err == nil {
@@ -178,8 +278,34 @@ func (p *layerPass) collect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.statsAt = p.at
+	p.statsAt, p.stage = p.at, stage
 	return nil
+}
+
+// captureFP moves the uncompressed model's hidden states through the
+// uncompressed block at, keeping the block's wanted inputs in fpIn.
+func (p *layerPass) captureFP(ctx context.Context) error {
+	tokens := 0
+	for _, n := range p.seqLen {
+		tokens += n
+	}
+	p.fpIn = map[string][]float32{}
+	p.sess.SetHook(func(layer int, point string, x []float32, rows, cols int) {
+		if _, want := p.keyLayer[StatsKey(layer, point)]; !want {
+			return
+		}
+		buf := p.fpIn[point]
+		if buf == nil {
+			buf = make([]float32, 0, tokens*cols)
+		}
+		p.fpIn[point] = append(buf, x[:rows*cols]...)
+	})
+	defer p.sess.SetHook(nil)
+	t0 := time.Now()
+	err := p.run(ctx, p.fpHidden, false)
+	p.timing.Forward += time.Since(t0)
+	p.fpAt = p.at
+	return err
 }
 
 // advance moves the hidden states past block at through its compressed
@@ -193,7 +319,15 @@ func (p *layerPass) advance(ctx context.Context) error {
 		return fmt.Errorf("calibration: %w", err)
 	}
 	t0 := time.Now()
-	err := p.run(ctx, false)
+	err := p.run(ctx, p.hidden, false)
+	if err == nil && p.asym && p.fpAt != l {
+		// No statistics were asked of this block: the uncompressed
+		// model's hidden states still have to move past it, through
+		// the uncompressed block.
+		if err = p.rt.ReplaceBlock(l, runtime.FileSource{F: p.file}); err == nil {
+			err = p.run(ctx, p.fpHidden, false)
+		}
+	}
 	p.timing.Forward += time.Since(t0)
 	if err != nil {
 		return err
@@ -204,10 +338,11 @@ func (p *layerPass) advance(ctx context.Context) error {
 		return fmt.Errorf("calibration: %w", err)
 	}
 	p.got[l] = nil
-	p.stats, p.statsAt = nil, -1
+	p.stats, p.statsAt, p.stage = nil, -1, -1
+	p.cross, p.fpIn, p.fpAt = nil, nil, -1
 	p.at++
 	if p.at == len(p.want) {
-		p.hidden = nil
+		p.hidden, p.fpHidden = nil, nil
 	}
 	return nil
 }
@@ -224,22 +359,33 @@ func (p *layerPass) start(ctx context.Context, m *Model, keys []string, ids []in
 		}
 	}
 	wanted := map[string]int{}
+	p.keyPoint = map[string]string{}
 	for _, k := range keys {
 		l, ok := p.keyLayer[k]
 		if !ok {
 			return fmt.Errorf("calibration: no input %s in a model of %d layers", k, n)
 		}
 		wanted[k] = l
+		for _, pt := range hookStages {
+			if StatsKey(l, pt) == k {
+				p.keyPoint[k] = pt
+			}
+		}
 	}
 	p.keyLayer = wanted
+	p.stage, p.fpAt = -1, -1
 	p.want = make([]int, n)
+	p.wantStage = make([][len(hookStages)]int, n)
 	p.got = make([]*runtime.MemSource, n)
 	for l := range p.got {
 		p.got[l] = &runtime.MemSource{Cfg: p.rt.Config()}
 	}
 	for _, t := range m.Tensors {
-		if l, _, ok := projection(t.Name); ok && l < n {
+		if l, point, ok := projection(t.Name); ok && l < n {
 			p.want[l]++
+			if st := stageOf(point); st >= 0 {
+				p.wantStage[l][st]++
+			}
 		}
 	}
 	h := m.Config.HiddenSize
@@ -250,6 +396,9 @@ func (p *layerPass) start(ctx context.Context, m *Model, keys []string, ids []in
 			return fmt.Errorf("calibration: tokens %d-%d: %w", off, end, err)
 		}
 		p.hidden = append(p.hidden, x)
+		if p.asym {
+			p.fpHidden = append(p.fpHidden, append([]float32(nil), x...))
+		}
 		p.seqLen = append(p.seqLen, end-off)
 		if err := ctx.Err(); err != nil {
 			return err

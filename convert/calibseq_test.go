@@ -98,7 +98,10 @@ func TestLayerwiseConvert(t *testing.T) {
 	}{
 		{"q4 gptq", Policy{Quant: quant.Q4}, RoundingGPTQ},
 		{"q8 gptq act order", Policy{Quant: quant.Q8}, RoundingGPTQ},
+		{"q4s gptq asymmetric sequential", Policy{Quant: quant.Q4S(32)}, RoundingGPTQ},
+		{"q4 gptq asymmetric act order", Policy{Quant: quant.Q4}, RoundingGPTQ},
 		{"whiten ratio 0.6", Policy{Quant: quant.F16, LowRank: LowRank{Method: lowrank.MethodWhiten, Spec: lowrank.RankSpec{Ratio: 0.6}}}, RoundingRTN},
+		{"whiten ratio 0.6 sequential", Policy{Quant: quant.F16, LowRank: LowRank{Method: lowrank.MethodWhiten, Spec: lowrank.RankSpec{Ratio: 0.6}}}, RoundingRTN},
 		{"lorc whitened on q4 gptq", Policy{Quant: quant.Q4, LowRank: LowRank{Method: lowrank.MethodLoRC, Spec: lowrank.RankSpec{Rank: 8}, LoRCWhiten: true}}, RoundingGPTQ},
 	}
 	for _, tt := range tests {
@@ -109,13 +112,18 @@ func TestLayerwiseConvert(t *testing.T) {
 			}
 			var files [][]byte
 			for run := range 2 {
-				cal, err := Calibrate(ctx, m, CalibOptions{Text: calibText(t), Tokens: 256, Seq: 128, Docs: textdata.DocRange{First: 3}, TempDir: t.TempDir(), Layerwise: true, Threads: 2})
+				asym := strings.Contains(tt.name, "asymmetric")
+				cal, err := Calibrate(ctx, m, CalibOptions{Text: calibText(t), Tokens: 256, Seq: 128, Docs: textdata.DocRange{First: 3}, TempDir: t.TempDir(), Layerwise: true, Threads: 2,
+					Sequential: strings.Contains(tt.name, "sequential"), Asymmetric: asym})
 				if err != nil {
 					t.Fatal(err)
 				}
 				out := filepath.Join(t.TempDir(), "m.shrink")
 				opts := Options{Workers: 2, Calibration: cal, Rounding: tt.rounding}
 				opts.GPTQ.ActOrder = strings.Contains(tt.name, "act order")
+				if asym {
+					opts.GPTQ.AsymAlpha = 0.5
+				}
 				res, err := Convert(ctx, m, plan, out, opts)
 				cal.Close()
 				if err != nil {
@@ -152,4 +160,136 @@ func TestLayerwiseConvert(t *testing.T) {
 			}
 		})
 	}
+}
+
+// recordBlock records every projection of block l: the calibration
+// model's own bytes when enc is the zero Encoding, else re-encoded in enc.
+func recordBlock(t *testing.T, m *Model, cal *Calibration, l int, enc quant.Encoding) {
+	t.Helper()
+	src := runtime.FileSource{F: cal.pass.file}
+	for _, d := range m.Tensors {
+		if pl, _, ok := projection(d.Name); !ok || pl != l {
+			continue
+		}
+		ft, ok := cal.pass.file.Tensor(d.Name)
+		if !ok {
+			t.Fatalf("%s missing from the calibration model", d.Name)
+		}
+		w, _ := src.Weight(d.Name)
+		tensor := *ft
+		data := [][]byte{w.Parts[0].Data}
+		if enc != (quant.Encoding{}) {
+			p := w.Parts[0]
+			rows, cols := int(p.Shape[0]), int(p.Shape[1])
+			f := make([]float32, rows*cols)
+			if err := quant.Decode(p.Encoding, f, p.Data, rows, cols); err != nil {
+				t.Fatal(err)
+			}
+			size, err := enc.Size(rows, cols)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, size)
+			if _, err := quant.EncodeWeighted(context.Background(), enc, b, f, rows, cols, 1, nil); err != nil {
+				t.Fatal(err)
+			}
+			tensor.Parts = append([]format.Part(nil), ft.Parts...)
+			tensor.Parts[0].Encoding = enc
+			data = [][]byte{b}
+		}
+		cal.record(tensor, data)
+	}
+}
+
+func allZero(x []float64) bool {
+	for _, v := range x {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestLayerwiseAsymmetricStatistics: the asymmetric pass's D = (X − X̃)·X̃ᵀ
+// is exactly zero where the compressed model's inputs are the uncompressed
+// model's (every block lossless; the first block's own input), and not
+// where they differ; the sequential pass collects each input after the
+// projections before it in its block, so it sees the compressed q, k, v
+// at the attention output projection of block 0 where the plain layer
+// pass does not. Lossless, the sequential pass's statistics equal the
+// whole pass's.
+func TestLayerwiseAsymmetricStatistics(t *testing.T) {
+	ctx := context.Background()
+	m := openDemo(t)
+	base := CalibOptions{Text: calibText(t), Tokens: 300, Seq: 128, Docs: textdata.DocRange{First: 2}, TempDir: t.TempDir()}
+	whole, err := Calibrate(ctx, m, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		sequential bool
+		enc        quant.Encoding // zero: lossless
+	}{
+		{"lossless layer", false, quant.Encoding{}},
+		{"lossless sequential", true, quant.Encoding{}},
+		{"q2 layer", false, quant.QK(2, 32)},
+		{"q2 sequential", true, quant.QK(2, 32)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := base
+			opts.Layerwise, opts.Sequential, opts.Asymmetric = true, tc.sequential, true
+			cal, err := Calibrate(ctx, m, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cal.Close()
+			if !cal.Asymmetric() {
+				t.Fatal("asymmetric calibration does not say so")
+			}
+			lossless := tc.enc == (quant.Encoding{})
+			for l := range m.Config.NumLayers {
+				for _, p := range hookStages {
+					key := StatsKey(l, p)
+					st, err := cal.statsFor(ctx, key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					d := cal.crossFor(key)
+					if st == nil || len(d) != st.N*st.N {
+						t.Fatalf("%s: statistics %v, D of %d entries", key, st != nil, len(d))
+					}
+					want := whole.Stats[key]
+					if lossless && (st.Count != want.Count || !equalF64(st.XXt, want.XXt)) {
+						t.Fatalf("%s: lossless statistics differ from the whole pass's", key)
+					}
+					// The inputs differ from block 1 on, and in block
+					// 0 after its first projections when sequential.
+					differ := !lossless && (l > 0 || (tc.sequential && p != runtime.HookAttnIn))
+					if allZero(d) == differ {
+						t.Errorf("%s: D is zero: %v; the compressed model's inputs differ from the uncompressed model's: %v", key, allZero(d), differ)
+					}
+					if tc.sequential {
+						// The next stage's projections come in order.
+						for _, dd := range m.Tensors {
+							if pl, pt, ok := projection(dd.Name); ok && pl == l && pt == p {
+								recordOne(t, cal, dd.Name, tc.enc)
+							}
+						}
+					}
+				}
+				if !tc.sequential {
+					recordBlock(t, m, cal, l, tc.enc)
+				}
+			}
+		})
+	}
+}
+
+// recordOne records one projection (as recordBlock does for a block).
+func recordOne(t *testing.T, cal *Calibration, name string, enc quant.Encoding) {
+	t.Helper()
+	m := &Model{Tensors: []*TensorDesc{{Name: name}}}
+	l, _, _ := projection(name)
+	recordBlock(t, m, cal, l, enc)
 }

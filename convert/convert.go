@@ -45,6 +45,10 @@ type Options struct {
 	Rounding Rounding
 	// GPTQ tunes RoundingGPTQ: PercDamp, BlockSize, ActOrder and RefitGroups are read
 	// (zero values: quant/gptq's defaults, in stored column order).
+	// AsymAlpha ≠ 0 rounds each projection's asymmetric target (GPTAQ:
+	// fit the uncompressed model's output from the compressed model's
+	// inputs; gptq.AsymmetricTarget) and needs a Calibration made with
+	// CalibOptions.Asymmetric; Cross is filled in per tensor.
 	GPTQ gptq.Options
 	// GPTQNoImportance makes GPTQ choose group parameters by plain error
 	// instead of the activation-weighted error.
@@ -87,6 +91,9 @@ func Convert(ctx context.Context, m *Model, plan *Plan, out string, opts Options
 	}
 	if opts.Rounding == RoundingGPTQ && opts.Calibration == nil {
 		return nil, fmt.Errorf("rounding %s needs calibration statistics (--calib)", RoundingGPTQ)
+	}
+	if opts.GPTQ.AsymAlpha != 0 && (opts.Rounding != RoundingGPTQ || !opts.Calibration.Asymmetric()) {
+		return nil, fmt.Errorf("the asymmetric GPTQ target needs rounding %s and asymmetric layer-by-layer calibration", RoundingGPTQ)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("conversion cancelled: %w", err)

@@ -46,6 +46,16 @@
 // holds threads the encoder needs to finish the block before. The
 // calibration's own forward runs on the runtime's threads (the same count,
 // Workers) while the asking encoder or factorisation waits for it.
+// Sequential calibration (CalibPassSequential) splits a block into its
+// four inputs in computation order (q/k/v, attention output, gate/up,
+// down): an input's statistics are collected once the projections of the
+// inputs before it in the block are recorded, with those replaced, so the
+// pass relies on the families' canonical tensor order inside a block as it
+// already relies on block order. Asymmetric calibration (for GPTQ's
+// asymmetric target, gptq.Options.Cross) carries the uncompressed model's
+// hidden states beside the compressed model's and, per input, D = (X −
+// X̃)·X̃ᵀ beside X̃X̃ᵀ; it holds one block's uncompressed inputs (tokens ×
+// the four input widths floats) while the block is converted.
 //
 // Source element types are DType values (one size table, dtype.go);
 // canonical names, tensor kinds and part roles are format's (format.Stem,

@@ -70,6 +70,13 @@ func (e *encoder) encodeGPTQ(ctx context.Context, name string, enc quant.Encodin
 	}
 	opt := gptq.Options{PercDamp: e.gptqOpt.PercDamp, DampDiag: e.gptqOpt.DampDiag, BlockSize: e.gptqOpt.BlockSize, ActOrder: e.gptqOpt.ActOrder, RefitGroups: e.gptqOpt.RefitGroups, Refine: e.gptqOpt.Refine,
 		Threads: workers, Importance: imp, Dequant: got, Factor: e.gptqFactor}
+	if e.gptqOpt.AsymAlpha != 0 {
+		// The output to fit is the uncompressed model's (GPTAQ).
+		opt.AsymAlpha = e.gptqOpt.AsymAlpha
+		if opt.Cross = e.cal.crossFor(key); opt.Cross == nil {
+			return quant.Metrics{}, false, fmt.Errorf("input %s: the asymmetric target needs asymmetric calibration statistics", key)
+		}
+	}
 	if err := gptq.Quantize(ctx, enc, out, w, rows, cols, nil, opt); err != nil {
 		return quant.Metrics{}, false, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -49,7 +50,8 @@ func convertCommand() *cli.Command {
 			&cli.BoolFlag{Name: "lorc-whiten", Usage: "lorc: whiten the residual's factorisation (needs --calib)"},
 			&cli.BoolFlag{Name: "no-tokenizer", Usage: "write a weights-only file: no tokenizer is read or embedded (run it with --ids)"},
 			&cli.BoolFlag{Name: "allow-nonfinite", Usage: "keep NaN/Inf weights in float encodings instead of refusing them"},
-			&cli.StringFlag{Name: "calib-pass", Value: "layer", Usage: "calibration `PASS`: layer (each block's statistics with the blocks before it compressed) or model (the uncompressed model once, as SVD-LLM does)"},
+			&cli.StringFlag{Name: "calib-pass", Value: string(convert.CalibPassLayer), Usage: "calibration `PASS`: layer (each block's statistics with the blocks before it compressed), sequential (layer, and inside each block q/k/v, then the attention output, then gate/up, then down, each with the projections before it compressed) or model (the uncompressed model once, as SVD-LLM does)"},
+			&cli.Float64Flag{Name: "gptq-asym", Usage: "gptq, asymmetric calibration (GPTAQ): fit each projection to the uncompressed model's output from the compressed model's inputs, moving the rounded target by `ALPHA` × the least-squares correction (1 = all of it; 0.25–0.4 did best on the TinyStories llamas, with --calib-pass sequential); runs the uncompressed model beside the layer-by-layer pass; 0 = off"},
 			cpuProfileFlag,
 			&cli.StringFlag{Name: "rounding", Value: string(convert.RoundingRTN), Usage: "rounding of q8 and packed projections: `MODE` rtn (nearest) or gptq (error feedback under the calibration statistics; needs --calib)"},
 		}, append(append(planFlags(), calibFlags("calibration text `FILE` (documents separated by <|endoftext|> lines)", "the text")...), gptqFlags()...)...),
@@ -81,12 +83,18 @@ func convertCommand() *cli.Command {
 			if rounding == convert.RoundingGPTQ && c.String("calib") == "" {
 				return usagef("--rounding gptq needs calibration text: --calib FILE")
 			}
-			if p := c.String("calib-pass"); p != "layer" && p != "model" {
-				return usagef("--calib-pass %q: want layer or model", p)
+			calibPass, err := convert.ParseCalibPass(c.String("calib-pass"))
+			if err != nil {
+				return usagef("--calib-pass: %v", err)
 			}
 			gopt, gptqPlain, err := gptqFromFlags(c)
 			if err != nil {
 				return err
+			}
+			if gopt.AsymAlpha = c.Float64("gptq-asym"); gopt.AsymAlpha != 0 {
+				if rounding != convert.RoundingGPTQ || calibPass == convert.CalibPassModel || math.IsNaN(gopt.AsymAlpha) || math.IsInf(gopt.AsymAlpha, 0) {
+					return usagef("--gptq-asym %v needs --rounding gptq, a finite ALPHA and a layer-by-layer --calib-pass", gopt.AsymAlpha)
+				}
 			}
 			budget, err := budgetFromFlags(c)
 			if err != nil {
@@ -109,7 +117,7 @@ func convertCommand() *cli.Command {
 				src: path, out: c.String("out"), tokenizer: c.String("tokenizer"),
 				policy: pol, dry: dry, json: c.Bool("json"), threads: c.Int("threads"), calib: cal,
 				noTokenizer: c.Bool("no-tokenizer"), allowNonFinite: c.Bool("allow-nonfinite"), rounding: rounding,
-				gptq: gopt, gptqNoImportance: gptqPlain, calibWhole: c.String("calib-pass") == "model",
+				gptq: gopt, gptqNoImportance: gptqPlain, calibPass: calibPass,
 				budget: budget,
 			}
 			switch c.String("format") {
@@ -276,7 +284,7 @@ type convertArgs struct {
 	rounding            convert.Rounding
 	gptq                gptq.Options
 	gptqNoImportance    bool
-	calibWhole          bool
+	calibPass           convert.CalibPass
 	budget              *budgetTarget // --target-bpw / --target-size, or nil
 }
 
@@ -389,12 +397,18 @@ func calibrateLowRank(ctx context.Context, stderr io.Writer, m *convert.Model, a
 	if a.out != "" {
 		dir = filepath.Dir(a.out)
 	}
+	// Ranks chosen from spectra, and the planner's measurement, need
+	// every statistic before the conversion starts.
+	layerwise := a.calibPass != convert.CalibPassModel && !a.policy.LowRank.NeedsSpectra() && !a.budget.set()
+	if !layerwise && (a.gptq.AsymAlpha != 0 || a.calibPass == convert.CalibPassSequential) {
+		return nil, usagef("--gptq-asym and --calib-pass sequential need the layer-by-layer pass, which --target-bpw, --target-size and ranks chosen from spectra do not use")
+	}
 	start := time.Now()
 	cal, err := convert.Calibrate(ctx, m, convert.CalibOptions{
 		Documents: docs, Docs: a.calib.docs, Tokens: a.calib.tokens, Keys: list, TempDir: dir, Threads: a.threads,
-		// Ranks chosen from spectra, and the planner's measurement, need
-		// every statistic before the conversion starts.
-		Layerwise: !a.calibWhole && !a.policy.LowRank.NeedsSpectra() && !a.budget.set(),
+		Layerwise:  layerwise,
+		Sequential: layerwise && a.calibPass == convert.CalibPassSequential,
+		Asymmetric: layerwise && a.gptq.AsymAlpha != 0,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.calib.file, err)

@@ -13,6 +13,13 @@
 // rounding. With H a multiple of the identity there is no feedback and the
 // bytes equal quant.EncodeWeighted's.
 //
+// Asymmetric calibration (GPTAQ; AsymmetricTarget, Options.Cross): when
+// the inputs the compressed model gives a matrix (X̃, whose XXᵀ is H)
+// differ from the uncompressed model's (X), fitting the uncompressed
+// output W·X is GPTQ's own problem for the least-squares target
+// W + W·D·Hd⁻¹ with D = (X − X̃)·X̃ᵀ, so the pass rounds that target
+// (scaled toward W by AsymAlpha) instead of W.
+//
 // Activation order (columns by decreasing diag H) uses static groups: all
 // group parameters are chosen from the original weights first, so groups
 // stay contiguous in the stored order.

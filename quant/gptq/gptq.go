@@ -68,6 +68,15 @@ type Options struct {
 	// be nil): matrices reading the same input (q, k, v) share one. It must
 	// come from NewFactor with the same H, PercDamp and ActOrder.
 	Factor *Factor
+	// Cross, when not nil with AsymAlpha ≠ 0, is D = (X − X̃)·X̃ᵀ
+	// (cols×cols, full, row-major), H being X̃X̃ᵀ of the compressed
+	// model's inputs X̃ and X the uncompressed model's inputs over the
+	// same tokens: the pass then rounds AsymmetricTarget(w, …, AsymAlpha)
+	// instead of w, fitting the uncompressed model's output W·X from X̃
+	// (asymmetric calibration, GPTAQ). Dequant and the error still refer
+	// to the rounded values; the caller compares them with w.
+	Cross     []float64
+	AsymAlpha float64
 }
 
 // Factor is what the pass derives from H alone: the column order, the dead
@@ -155,6 +164,19 @@ func Quantize(ctx context.Context, e quant.Encoding, dst []byte, w []float32, ro
 		p.perm, p.dead, p.u, p.hd = f.perm, f.dead, f.u, f.hd
 	} else if err := p.factor(h); err != nil {
 		return fmt.Errorf("gptq %v [%d, %d]: %w", e, rows, cols, err)
+	}
+	if opt.Cross != nil && opt.AsymAlpha != 0 {
+		f := &Factor{n: cols, actOrder: opt.ActOrder, dampDiag: opt.DampDiag, perm: p.perm, dead: p.dead, u: p.u}
+		target, err := AsymmetricTarget(w, rows, cols, opt.Cross, f, opt.AsymAlpha, opt.Threads)
+		if err != nil {
+			return fmt.Errorf("gptq %v [%d, %d]: %w", e, rows, cols, err)
+		}
+		for i, v := range target {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("gptq %v [%d, %d]: asymmetric target at row %d column %d: %w %v", e, rows, cols, i/cols, i%cols, quant.ErrNonFinite, v)
+			}
+		}
+		p.w = target
 	}
 	clear(dst)
 	g, gctx := errgroup.WithContext(ctx)
