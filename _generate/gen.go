@@ -67,6 +67,21 @@ func mi(base, index Register, scale uint8, disp int) Mem {
 }
 func sp(disp int) Mem { return Mem{Base: SP, Disp: disp} }
 
+// tokenAt is token t's address (t < 4) from base: base, +stride, +2·stride,
+// +three (= 3·stride), plus disp; the multi-token kernels keep a stride and
+// its triple in registers for this.
+func tokenAt(base, stride, three GPPhysical, t, disp int) Mem {
+	switch t {
+	case 0:
+		return m(base, disp)
+	case 1:
+		return mi(base, stride, 1, disp)
+	case 2:
+		return mi(base, stride, 2, disp)
+	}
+	return mi(base, three, 1, disp)
+}
+
 // Register numbering: x(n), y(n), z(n) are vector register n at 128, 256
 // and 512 bits.
 var (

@@ -42,20 +42,6 @@ func emitInterleaved(g *gen) {
 	}
 }
 
-// tokenAt is token t's address (t < 4) from base: base, +stride, +2·stride,
-// +three (= 3·stride), plus disp.
-func tokenAt(base, stride, three GPPhysical, t, disp int) Mem {
-	switch t {
-	case 0:
-		return m(base, disp)
-	case 1:
-		return mi(base, stride, 1, disp)
-	case 2:
-		return mi(base, stride, 2, disp)
-	}
-	return mi(base, three, 1, disp)
-}
-
 // ilKernel is one interleaved kernel for T tokens: the argument loads, the
 // loop over blocks (each: the float sums cleared, the token pointers reset,
 // group(…) run over every group) and the stores. group emits one group's

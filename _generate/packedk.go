@@ -258,39 +258,19 @@ func packedKTokens(g *gen, T, chunks int, half, nib bool) {
 	if T == 4 {
 		packedKRegroup(g, chunks)
 	}
-	xsAt := func(base GPPhysical, t int) Mem {
-		switch t {
-		case 0:
-			return m(base, 0)
-		case 1:
-			return mi(base, R13, 1, 0)
-		case 2:
-			return mi(base, R13, 2, 0)
-		}
-		return mi(base, R15, 1, 0)
-	}
-	xAt := func(t, off int) Mem {
-		switch t {
-		case 0:
-			return m(RDI, off)
-		case 1:
-			return mi(RDI, R12, 1, off)
-		case 2:
-			return mi(RDI, R12, 2, off)
-		}
-		return mi(RDI, R14, 1, off)
-	}
+	// Token t's scales and sums are R13 (R15 = 3·R13) apart, its
+	// activations R12 (R14 = 3·R12).
 	for t := range T {
 		if half {
-			g.VMOVUPS_Z(xsAt(R10, t), K3, Y27)
+			g.VMOVUPS_Z(tokenAt(R10, R13, R15, t, 0), K3, Y27)
 			g.VMULPS(Y27, Y24, Y26)
-			g.VMOVDQU32_Z(xsAt(R11, t), K3, Y9)
+			g.VMOVDQU32_Z(tokenAt(R11, R13, R15, t, 0), K3, Y9)
 			g.VCVTDQ2PS(Y9, Y9)
 			g.VMULPS(Y27, Y9, Y27)
 		} else {
-			g.VMULPS(xsAt(R10, t), Y24, Y26)
-			g.VCVTDQ2PS(xsAt(R11, t), Y27)
-			g.VMULPS(xsAt(R10, t), Y27, Y27)
+			g.VMULPS(tokenAt(R10, R13, R15, t, 0), Y24, Y26)
+			g.VCVTDQ2PS(tokenAt(R11, R13, R15, t, 0), Y27)
+			g.VMULPS(tokenAt(R10, R13, R15, t, 0), Y27, Y27)
 		}
 		offs, sums := y(16+t), y(16+t)
 		if T == 1 {
@@ -298,11 +278,11 @@ func packedKTokens(g *gen, T, chunks int, half, nib bool) {
 		}
 		g.VFNMADD231PS(Y27, Y25, offs)
 		if T == 4 {
-			packedKBlockSumsPerm(g, chunks, nib, func(k int) Mem { return xAt(t, 64*k) })
+			packedKBlockSumsPerm(g, chunks, nib, func(k int) Mem { return tokenAt(RDI, R12, R14, t, 64*k) })
 			g.VFMADD231PS(Y26, Y10, sums)
 			continue
 		}
-		packedKBlockSums(g, chunks, nib, func(k int) Mem { return xAt(t, 64*k) })
+		packedKBlockSums(g, chunks, nib, func(k int) Mem { return tokenAt(RDI, R12, R14, t, 64*k) })
 		g.VFMADD231PS(Y26, Y5, sums)
 	}
 }

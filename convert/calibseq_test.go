@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,12 +22,7 @@ import (
 // each block's statistics once the hidden states move past it.
 func TestLayerwiseLosslessEqualsWholePass(t *testing.T) {
 	ctx := context.Background()
-	m := openDemo(t)
-	opts := CalibOptions{Text: calibText(t), Tokens: 300, Seq: 128, Docs: textdata.DocRange{First: 2}, TempDir: t.TempDir()}
-	whole, err := Calibrate(ctx, m, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, opts, whole := demoWholePass(t)
 	opts.Layerwise = true
 	lw, err := Calibrate(ctx, m, opts)
 	if err != nil {
@@ -36,7 +32,6 @@ func TestLayerwiseLosslessEqualsWholePass(t *testing.T) {
 	if !lw.Layerwise() || lw.Stats != nil || lw.Tokens != whole.Tokens {
 		t.Fatalf("layerwise calibration: %v, stats %v, %d tokens (whole pass %d)", lw.Layerwise(), lw.Stats != nil, lw.Tokens, whole.Tokens)
 	}
-	src := runtime.FileSource{F: lw.pass.file}
 	points := []string{runtime.HookAttnIn, runtime.HookAttnOutIn, runtime.HookFFNIn, runtime.HookFFNDownIn}
 	for l := range m.Config.NumLayers {
 		for _, p := range points {
@@ -46,25 +41,11 @@ func TestLayerwiseLosslessEqualsWholePass(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := whole.Stats[key]
-			if got.N != want.N || got.Count != want.Count || !equalF64(got.XXt, want.XXt) {
+			if got.N != want.N || got.Count != want.Count || !slices.Equal(got.XXt, want.XXt) {
 				t.Fatalf("%s: layerwise statistics (n %d, count %d) differ from the whole pass's (n %d, count %d)", key, got.N, got.Count, want.N, want.Count)
 			}
 		}
-		for _, d := range m.Tensors {
-			if pl, _, ok := projection(d.Name); !ok || pl != l {
-				continue
-			}
-			ft, ok := lw.pass.file.Tensor(d.Name)
-			w, _ := src.Weight(d.Name)
-			if !ok {
-				t.Fatalf("%s missing from the calibration model", d.Name)
-			}
-			data := make([][]byte, len(w.Parts))
-			for i := range w.Parts {
-				data[i] = w.Parts[i].Data
-			}
-			lw.record(*ft, data)
-		}
+		recordBlock(t, m, lw, l, quant.Encoding{})
 	}
 	// Block 0 was passed long ago.
 	if _, err := lw.statsFor(ctx, StatsKey(0, runtime.HookAttnIn)); err == nil || !strings.Contains(err.Error(), "freed") {
@@ -72,16 +53,19 @@ func TestLayerwiseLosslessEqualsWholePass(t *testing.T) {
 	}
 }
 
-func equalF64(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
+// demoWholePass opens the demo model and collects the statistics of one
+// pass over the uncompressed model on 300 calibration tokens; opts are the
+// options it ran with, which the layer-by-layer passes compared with it
+// start from.
+func demoWholePass(t *testing.T) (*Model, CalibOptions, *Calibration) {
+	t.Helper()
+	m := openDemo(t)
+	opts := CalibOptions{Text: calibText(t), Tokens: 300, Seq: 128, Docs: textdata.DocRange{First: 2}, TempDir: t.TempDir()}
+	whole, err := Calibrate(context.Background(), m, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return m, opts, whole
 }
 
 // TestLayerwiseConvert: conversions fed by a layer-by-layer calibration
@@ -177,7 +161,10 @@ func recordBlock(t *testing.T, m *Model, cal *Calibration, l int, enc quant.Enco
 		}
 		w, _ := src.Weight(d.Name)
 		tensor := *ft
-		data := [][]byte{w.Parts[0].Data}
+		data := make([][]byte, len(w.Parts))
+		for i := range w.Parts {
+			data[i] = w.Parts[i].Data
+		}
 		if enc != (quant.Encoding{}) {
 			p := w.Parts[0]
 			rows, cols := int(p.Shape[0]), int(p.Shape[1])
@@ -220,12 +207,7 @@ func allZero(x []float64) bool {
 // whole pass's.
 func TestLayerwiseAsymmetricStatistics(t *testing.T) {
 	ctx := context.Background()
-	m := openDemo(t)
-	base := CalibOptions{Text: calibText(t), Tokens: 300, Seq: 128, Docs: textdata.DocRange{First: 2}, TempDir: t.TempDir()}
-	whole, err := Calibrate(ctx, m, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, base, whole := demoWholePass(t)
 	for _, tc := range []struct {
 		name       string
 		sequential bool
@@ -260,7 +242,7 @@ func TestLayerwiseAsymmetricStatistics(t *testing.T) {
 						t.Fatalf("%s: statistics %v, D of %d entries", key, st != nil, len(d))
 					}
 					want := whole.Stats[key]
-					if lossless && (st.Count != want.Count || !equalF64(st.XXt, want.XXt)) {
+					if lossless && (st.Count != want.Count || !slices.Equal(st.XXt, want.XXt)) {
 						t.Fatalf("%s: lossless statistics differ from the whole pass's", key)
 					}
 					// The inputs differ from block 1 on, and in block

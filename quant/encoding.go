@@ -68,13 +68,7 @@ func (e Encoding) String() string {
 		}
 		return "q8g" + strconv.Itoa(e.Group)
 	case KindQK, KindQ4S, KindQ4NL:
-		name := "q" + strconv.Itoa(e.Bits)
-		switch e.Kind {
-		case KindQ4S:
-			name += "s"
-		case KindQ4NL:
-			name += "nl"
-		}
+		name := e.familyName()
 		if e.Group == DefaultGroup {
 			return name
 		}

@@ -119,6 +119,8 @@ func (e Encoding) validatePacked() error {
 	return nil
 }
 
+// familyName is a packed encoding's name without its group: q2…q6, q4s,
+// q4nl (the 4-bit families by their kind, whatever Bits says).
 func (e Encoding) familyName() string {
 	switch e.Kind {
 	case KindQ4S:

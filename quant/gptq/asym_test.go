@@ -15,15 +15,7 @@ import (
 // H = X̃X̃ᵀ, D = (X − X̃)X̃ᵀ as the calibration pass accumulates them.
 func asymLayer(seed uint64, rows, n, T int, noise float64) (w []float32, x, xq, h, d []float64) {
 	rng := rand.New(rand.NewPCG(seed, 11))
-	const k = 5
-	dirs := make([]float64, k*n)
-	for i := range dirs {
-		dirs[i] = rng.NormFloat64()
-	}
-	scale := make([]float64, n)
-	for i := range scale {
-		scale[i] = math.Exp(0.7 * rng.NormFloat64())
-	}
+	src := newSpiky(rng, 5, n, 0.7, 3)
 	mix := make([]float64, n*n) // the perturbation: a fixed linear map of x plus fresh noise
 	for i := range mix {
 		mix[i] = rng.NormFloat64() / math.Sqrt(float64(n))
@@ -32,25 +24,14 @@ func asymLayer(seed uint64, rows, n, T int, noise float64) (w []float32, x, xq, 
 	xq = make([]float64, T*n)
 	for t := range T {
 		row := x[t*n : (t+1)*n]
-		for i := range row {
-			row[i] = 0.3 * rng.NormFloat64()
-		}
-		for dd := range k {
-			z := rng.NormFloat64() * float64(3-dd/2)
-			for i := range row {
-				row[i] += z * dirs[dd*n+i]
-			}
-		}
-		for i := range row {
-			row[i] *= scale[i]
-		}
+		src.draw(rng, row)
 		q := xq[t*n : (t+1)*n]
 		for i := range q {
 			var s float64
 			for j := range n {
 				s += mix[i*n+j] * row[j]
 			}
-			q[i] = row[i] + noise*(s+0.2*scale[i]*rng.NormFloat64())
+			q[i] = row[i] + noise*(s+0.2*src.scale[i]*rng.NormFloat64())
 		}
 	}
 	h = make([]float64, n*n)

@@ -10,34 +10,52 @@ import (
 	"github.com/shrink-llm/shrink/quant"
 )
 
+// spiky draws synthetic layer inputs shaped like real activations: a few
+// strong directions and uneven channel energies. Each input is small noise
+// plus k fixed random directions, each with an N(0,1) weight times top,
+// top, top−1, top−1, …, then scaled per channel by a fixed e^(spread·N(0,1)).
+type spiky struct {
+	dirs, scale []float64 // k×n directions; n channel scales
+	top         int
+}
+
+func newSpiky(rng *rand.Rand, k, n int, spread float64, top int) spiky {
+	s := spiky{dirs: make([]float64, k*n), scale: make([]float64, n), top: top}
+	for i := range s.dirs {
+		s.dirs[i] = rng.NormFloat64()
+	}
+	for i := range s.scale {
+		s.scale[i] = math.Exp(spread * rng.NormFloat64())
+	}
+	return s
+}
+
+// draw fills x (n long) with one input.
+func (s spiky) draw(rng *rand.Rand, x []float64) {
+	n := len(s.scale)
+	for i := range x {
+		x[i] = 0.3 * rng.NormFloat64()
+	}
+	for d := range len(s.dirs) / n {
+		z := rng.NormFloat64() * float64(s.top-d/2)
+		for i := range x {
+			x[i] += z * s.dirs[d*n+i]
+		}
+	}
+	for i := range x {
+		x[i] *= s.scale[i]
+	}
+}
+
 // correlated returns H = XXᵀ (cols×cols) of n samples x = A·z + noise with
 // a few strong directions, and a weight matrix with some outliers.
 func correlated(seed uint64, rows, cols, n int) (w []float32, h []float64) {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	const k = 6
-	dirs := make([]float64, k*cols)
-	for i := range dirs {
-		dirs[i] = rng.NormFloat64()
-	}
-	scale := make([]float64, cols)
-	for i := range scale {
-		scale[i] = math.Exp(rng.NormFloat64()) // uneven channel energies
-	}
+	src := newSpiky(rng, 6, cols, 1, 4)
 	h = make([]float64, cols*cols)
 	x := make([]float64, cols)
 	for range n {
-		for i := range x {
-			x[i] = 0.3 * rng.NormFloat64()
-		}
-		for d := range k {
-			z := rng.NormFloat64() * float64(4-d/2)
-			for i := range x {
-				x[i] += z * dirs[d*cols+i]
-			}
-		}
-		for i := range x {
-			x[i] *= scale[i]
-		}
+		src.draw(rng, x)
 		for i := range cols {
 			for j := i; j < cols; j++ {
 				h[i*cols+j] += x[i] * x[j]

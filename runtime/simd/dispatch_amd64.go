@@ -165,7 +165,7 @@ func dotBF16With(f features, w []uint16, x []float32) float32 {
 func dotF32x4With(f features, dst *[4]float32, w []float32, stride int, x []float32) {
 	n := len(x) &^ 7
 	if !f.AVX2 || n == 0 {
-		dotF32x4Go(dst, w, stride, x)
+		dotRows4(dst, w, stride, x, dotF32Go)
 		return
 	}
 	dotF32RowsAVX2(dst[:], w, stride, x[:n], 0)
@@ -177,7 +177,7 @@ func dotF32x4With(f features, dst *[4]float32, w []float32, stride int, x []floa
 func dotF16x4With(f features, dst *[4]float32, w []uint16, stride int, x []float32) {
 	n := len(x) &^ 7
 	if !f.AVX2 || n == 0 {
-		dotF16x4Go(dst, w, stride, x)
+		dotRows4(dst, w, stride, x, dotF16Go)
 		return
 	}
 	dotF16RowsAVX2(dst[:], w, stride, x[:n], 0)
@@ -189,7 +189,7 @@ func dotF16x4With(f features, dst *[4]float32, w []uint16, stride int, x []float
 func dotBF16x4With(f features, dst *[4]float32, w []uint16, stride int, x []float32) {
 	n := len(x) &^ 7
 	if !f.AVX2 || n == 0 {
-		dotBF16x4Go(dst, w, stride, x)
+		dotRows4(dst, w, stride, x, dotBF16Go)
 		return
 	}
 	dotBF16RowsAVX2(dst[:], w, stride, x[:n], 0)
@@ -225,7 +225,7 @@ func dotQ8x4With(f features, dst *[4]float32, wq []int8, ws []uint16, stride, ss
 	full := len(xq) / group
 	n := full * group
 	if !f.AVX2 || group%32 != 0 || full == 0 {
-		dotQ8x4Go(dst, wq, ws, stride, sstride, xq, xs, group)
+		dotQ8Rows4(dst, wq, ws, stride, sstride, xq, xs, group, dotQ8Go)
 		return
 	}
 	switch {

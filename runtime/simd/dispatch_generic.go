@@ -63,16 +63,16 @@ func quantizeQ8With(_ features, xq []int8, xs []float32, x []float32, g int) {
 }
 
 func dotF32x4(dst *[4]float32, w []float32, stride int, x []float32) {
-	dotF32x4Portable(dst, w, stride, x)
+	dotRows4(dst, w, stride, x, dotF32Portable)
 }
 func dotF16x4(dst *[4]float32, w []uint16, stride int, x []float32) {
-	dotF16x4Portable(dst, w, stride, x)
+	dotRows4(dst, w, stride, x, dotF16Portable)
 }
 func dotBF16x4(dst *[4]float32, w []uint16, stride int, x []float32) {
-	dotBF16x4Portable(dst, w, stride, x)
+	dotRows4(dst, w, stride, x, dotBF16Portable)
 }
 func dotQ8x4(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int) {
-	dotQ8x4Portable(dst, wq, ws, stride, sstride, xq, xs, g)
+	dotQ8Rows4(dst, wq, ws, stride, sstride, xq, xs, g, dotQ8Portable)
 }
 
 func dotF32With(f features, a, b []float32) float32 {
@@ -101,31 +101,31 @@ func dotQ8With(f features, wq []int8, ws []uint16, xq []int8, xs []float32, g in
 }
 func dotF32x4With(f features, dst *[4]float32, w []float32, stride int, x []float32) {
 	if f.portable {
-		dotF32x4Portable(dst, w, stride, x)
+		dotRows4(dst, w, stride, x, dotF32Portable)
 		return
 	}
-	dotF32x4Go(dst, w, stride, x)
+	dotRows4(dst, w, stride, x, dotF32Go)
 }
 func dotF16x4With(f features, dst *[4]float32, w []uint16, stride int, x []float32) {
 	if f.portable {
-		dotF16x4Portable(dst, w, stride, x)
+		dotRows4(dst, w, stride, x, dotF16Portable)
 		return
 	}
-	dotF16x4Go(dst, w, stride, x)
+	dotRows4(dst, w, stride, x, dotF16Go)
 }
 func dotBF16x4With(f features, dst *[4]float32, w []uint16, stride int, x []float32) {
 	if f.portable {
-		dotBF16x4Portable(dst, w, stride, x)
+		dotRows4(dst, w, stride, x, dotBF16Portable)
 		return
 	}
-	dotBF16x4Go(dst, w, stride, x)
+	dotRows4(dst, w, stride, x, dotBF16Go)
 }
 func dotQ8x4With(f features, dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, g int) {
 	if f.portable {
-		dotQ8x4Portable(dst, wq, ws, stride, sstride, xq, xs, g)
+		dotQ8Rows4(dst, wq, ws, stride, sstride, xq, xs, g, dotQ8Portable)
 		return
 	}
-	dotQ8x4Go(dst, wq, ws, stride, sstride, xq, xs, g)
+	dotQ8Rows4(dst, wq, ws, stride, sstride, xq, xs, g, dotQ8Go)
 }
 
 // Accelerated reports whether this build and CPU run the assembly kernels.

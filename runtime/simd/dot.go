@@ -358,27 +358,20 @@ func dotQ8Go(wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32
 	return s
 }
 
-func dotF32x4Go(dst *[4]float32, w []float32, stride int, x []float32) {
+// dotRows4 sets dst[r] to dot(row r of w, x) for the four rows of w,
+// stride apart: the four-row kernels of the references and of the portable
+// build, each from its own single-row kernel.
+func dotRows4[T float32 | uint16](dst *[4]float32, w []T, stride int, x []float32, dot func([]T, []float32) float32) {
 	for r := range dst {
-		dst[r] = dotF32Go(w[r*stride:r*stride+len(x)], x)
+		dst[r] = dot(w[r*stride:r*stride+len(x)], x)
 	}
 }
 
-func dotF16x4Go(dst *[4]float32, w []uint16, stride int, x []float32) {
+// dotQ8Rows4 is dotRows4 for q8 rows, their scales sstride apart.
+func dotQ8Rows4(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int,
+	dot func(wq []int8, ws []uint16, xq []int8, xs []float32, group int) float32) {
 	for r := range dst {
-		dst[r] = dotF16Go(w[r*stride:r*stride+len(x)], x)
-	}
-}
-
-func dotBF16x4Go(dst *[4]float32, w []uint16, stride int, x []float32) {
-	for r := range dst {
-		dst[r] = dotBF16Go(w[r*stride:r*stride+len(x)], x)
-	}
-}
-
-func dotQ8x4Go(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int) {
-	for r := range dst {
-		dst[r] = dotQ8Go(wq[r*stride:r*stride+len(xq)], ws[r*sstride:], xq, xs, group)
+		dst[r] = dot(wq[r*stride:r*stride+len(xq)], ws[r*sstride:], xq, xs, group)
 	}
 }
 

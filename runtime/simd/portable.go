@@ -93,28 +93,3 @@ func dotQ8Portable(wq []int8, ws []uint16, xq []int8, xs []float32, group int) f
 	}
 	return s
 }
-
-func dotF32x4Portable(dst *[4]float32, w []float32, stride int, x []float32) {
-	for r := range dst {
-		dst[r] = dotF32Portable(w[r*stride:r*stride+len(x)], x)
-	}
-}
-
-func dotF16x4Portable(dst *[4]float32, w []uint16, stride int, x []float32) {
-	for r := range dst {
-		dst[r] = dotF16Portable(w[r*stride:r*stride+len(x)], x)
-	}
-}
-
-func dotBF16x4Portable(dst *[4]float32, w []uint16, stride int, x []float32) {
-	for r := range dst {
-		dst[r] = dotBF16Portable(w[r*stride:r*stride+len(x)], x)
-	}
-}
-
-func dotQ8x4Portable(dst *[4]float32, wq []int8, ws []uint16, stride, sstride int, xq []int8, xs []float32, group int) {
-	n := len(xq)
-	for r := range dst {
-		dst[r] = dotQ8Portable(wq[r*stride:r*stride+n], ws[r*sstride:], xq, xs, group)
-	}
-}
