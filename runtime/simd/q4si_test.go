@@ -115,3 +115,56 @@ func BenchmarkMatQ4SI(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatQ4SIStream times one-token products that stream from memory,
+// in bytes read per second, beside the bandwidth `shrink bench` probes: the
+// 1.1B shape's 154 projection matrices in forward order (what decode reads,
+// a matrix at a time) and three matrices of 151 MiB each (one long stream).
+// The difference is what starting each matrix costs.
+func BenchmarkMatQ4SIStream(b *testing.B) {
+	layer := [][2]int{{2048, 2048}, {256, 2048}, {256, 2048}, {2048, 2048}, {5632, 2048}, {5632, 2048}, {2048, 5632}}
+	for _, c := range []struct {
+		name   string
+		shapes [][2]int
+		times  int
+	}{
+		{"tinyllama-1.1b", layer, 22},
+		{"long", [][2]int{{131072, 2048}}, 3},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			type product struct {
+				m                 *Q4SI
+				xq                []int8
+				xs                []float32
+				xsum              []int32
+				xstride, xsstride int
+				y                 []float32
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			views := map[[2]int]*Packed{} // one source per shape: packing is the slow part
+			var ps []product
+			bytes := 0
+			for range c.times {
+				for _, sh := range c.shapes {
+					w := views[sh]
+					if w == nil {
+						w = randPacked(r, packedShape{4, 32, true}, sh[0], sh[1])
+						views[sh] = w
+					}
+					m := NewQ4SI(w, sh[0])
+					m.Pack(w, 0, m.RowBlocks())
+					xq, xs, xsum, xstride, xsstride := randActs(r, w, sh[1], 1, 0)
+					ps = append(ps, product{m, xq, xs, xsum, xstride, xsstride, make([]float32, sh[0])})
+					bytes += len(m.W) + 2*len(m.S)
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				for _, p := range ps {
+					MatQ4SI(p.y, p.m.Rows, p.m, 0, p.m.Rows, p.xq, p.xs, p.xsum, p.xstride, p.xsstride, 1, false)
+				}
+			}
+			b.ReportMetric(float64(bytes)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+		})
+	}
+}
