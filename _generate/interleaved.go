@@ -28,28 +28,72 @@ import (
 // R13/R12 one and three scale strides (bytes); CX groups left, AX 32-weight
 // sub-blocks left in the group, BX blocks left; R10 the block's output, R11
 // ldy bytes.
+//
+// The two-stream kernels (one token, "x2") read a second run of blocks
+// beside the first: R11, R12, R13 its weights, scales and output (no
+// strides are needed for one token), Z1 its float sums, Z20..Z23 its int32
+// chains, Z24..Z30 its scratch (ilStreams).
 
 // ilPrefetch is how far ahead (bytes) the kernels prefetch the weights,
-// which they read as one sequential stream.
+// which they read as one sequential stream per run of blocks.
 const ilPrefetch = 4096
 
 func emitInterleaved(g *gen) {
 	for t := 1; t <= 4; t++ {
-		q8iVNNI(g, t)
+		q8iVNNI(g, t, 1)
 	}
 	for t := 1; t <= 4; t++ {
-		q4siVNNI(g, t)
+		q4siVNNI(g, t, 1)
 	}
+	// One token over two runs of blocks at once: one core reads two
+	// sequential streams faster than one (BENCHMARKS.md §7), and one-token
+	// decode is bound by that read. Each stream's arithmetic is the
+	// one-stream kernel's, in the same order, so the results are the same
+	// bit for bit.
+	q8iVNNI(g, 1, 2)
+	q4siVNNI(g, 1, 2)
 }
 
-// ilKernel is one interleaved kernel for T tokens: the argument loads, the
-// loop over blocks (each: the float sums cleared, the token pointers reset,
-// group(…) run over every group) and the stores. group emits one group's
-// work given the chains' registers.
-func (g *gen) ilKernel(name string, T int, group func(ia func(t, c int) VecPhysical, chains int)) {
+// ilStream is one run of blocks a kernel reads: its weights', scales' and
+// output's pointers and its vector registers: the int32 chain c of token t,
+// the float sums of token t, and scratch (a weight chunk, its low and high
+// nibbles, the group scales, eight times them, and two temporaries).
+type ilStream struct {
+	w, s, y                      GPPhysical
+	acc                          func(t, c int) VecPhysical
+	sum                          func(t int) VecPhysical
+	ld, lo, hi, d, d8, prod, sub VecPhysical
+}
+
+// ilStreams is the register plan for T tokens over n runs of blocks (n = 2
+// only for one token).
+func ilStreams(T, n int) []ilStream {
+	chains := 4 / T
+	ss := []ilStream{{R8, R9, R10, func(t, c int) VecPhysical { return z(4 + t*chains + c) }, z,
+		Z12, Z9, Z10, Z16, Z15, Z17, Z18}}
+	if n == 2 {
+		ss = append(ss, ilStream{R11, R12, R13, func(_, c int) VecPhysical { return z(20 + c) }, func(int) VecPhysical { return Z1 },
+			Z24, Z25, Z26, Z27, Z28, Z29, Z30})
+	}
+	return ss
+}
+
+// ilName is the kernel's Go name: enc, the token count, "x2" for two runs.
+func ilName(enc string, T, streams int) string {
+	if streams == 2 {
+		return fmt.Sprintf("%s%dx2", enc, T)
+	}
+	return fmt.Sprintf("%s%d", enc, T)
+}
+
+// ilKernel is one interleaved kernel for T tokens over streams runs of
+// blocks: the argument loads, the loop over blocks (each: the float sums
+// cleared, the token pointers reset, group(…) run over every group) and the
+// stores. group emits one group's work given the streams' registers.
+func (g *gen) ilKernel(name string, T, streams int, group func(ss []ilStream, chains int)) {
 	g.text(name, "func(p *ilArgs)", 0)
 	chains := 4 / T
-	ia := func(t, c int) VecPhysical { return z(4 + t*chains + c) }
+	ss := ilStreams(T, streams)
 	f := func(name string) Mem { return g.field(RAX, name, "") }
 
 	g.MOVQ(g.arg(0), RAX)
@@ -59,13 +103,19 @@ func (g *gen) ilKernel(name string, T int, group func(ia func(t, c int) VecPhysi
 	g.MOVQ(f("w"), R8)
 	g.MOVQ(f("s"), R9)
 	g.MOVQ(f("y"), R10)
-	g.MOVQ(f("ldy"), R11)
-	g.SHLQ(U8(2), R11)
-	g.MOVQ(f("xstride"), R15)
-	g.LEAQ(mi(R15, R15, 2, 0), R14)
-	g.MOVQ(f("xsstride"), R13)
-	g.SHLQ(U8(2), R13)
-	g.LEAQ(mi(R13, R13, 2, 0), R12)
+	if streams == 1 {
+		g.MOVQ(f("ldy"), R11)
+		g.SHLQ(U8(2), R11)
+		g.MOVQ(f("xstride"), R15)
+		g.LEAQ(mi(R15, R15, 2, 0), R14)
+		g.MOVQ(f("xsstride"), R13)
+		g.SHLQ(U8(2), R13)
+		g.LEAQ(mi(R13, R13, 2, 0), R12)
+	} else {
+		g.MOVQ(f("w2"), R11)
+		g.MOVQ(f("s2"), R12)
+		g.MOVQ(f("y2"), R13)
+	}
 
 	g.Label("block")
 	g.MOVQ(g.arg(0), RAX)
@@ -73,27 +123,35 @@ func (g *gen) ilKernel(name string, T int, group func(ia func(t, c int) VecPhysi
 	g.MOVQ(f("xs"), RDX)
 	g.MOVQ(f("xi"), RSI)
 	g.MOVQ(f("ng"), RCX)
-	g.zeroZ(upto(T)...)
+	g.zeroZ(upto(T * streams)...)
 
 	g.Label("group")
-	group(ia, chains)
+	group(ss, chains)
 	g.DECQ(RCX)
 	g.JNZ(LabelRef("group"))
 
-	// Store (with add: add) the block's sixteen results per token.
+	// Store (with add: add) the block's sixteen results per token and run.
 	g.MOVQ(g.arg(0), RAX)
 	g.MOVQ(f("add"), RCX)
-	g.LEAQ(mi(R11, R11, 2, 0), RAX)
-	for t := range T {
-		dst := tokenAt(R10, R11, RAX, t, 0)
-		lbl := fmt.Sprintf("store%d", t)
-		g.TESTQ(RCX, RCX)
-		g.JZ(LabelRef(lbl))
-		g.VADDPS(dst, z(t), z(t))
-		g.Label(lbl)
-		g.VMOVUPS(z(t), dst)
+	if streams == 1 {
+		g.LEAQ(mi(R11, R11, 2, 0), RAX)
 	}
-	g.ADDQ(U8(64), R10)
+	n := 0
+	for _, st := range ss {
+		for t := range T {
+			dst := tokenAt(st.y, R11, RAX, t, 0)
+			lbl := fmt.Sprintf("store%d", n)
+			n++
+			g.TESTQ(RCX, RCX)
+			g.JZ(LabelRef(lbl))
+			g.VADDPS(dst, st.sum(t), st.sum(t))
+			g.Label(lbl)
+			g.VMOVUPS(st.sum(t), dst)
+		}
+	}
+	for _, st := range ss {
+		g.ADDQ(U8(64), st.y)
+	}
 	g.closeLoop(RBX, "block", "ret")
 }
 
@@ -105,45 +163,55 @@ func (g *gen) ilSubCount() {
 
 // ilChainsToFloat adds token t's chains into its first and converts that
 // to float32 (exact: the sums stay below 2^24).
-func (g *gen) ilChainsToFloat(ia func(t, c int) VecPhysical, chains, t int) {
+func (g *gen) ilChainsToFloat(st ilStream, chains, t int) {
 	for c := 1; c < chains; c++ {
-		g.VPADDD(ia(t, c), ia(t, 0), ia(t, 0))
+		g.VPADDD(st.acc(t, c), st.acc(t, 0), st.acc(t, 0))
 	}
-	g.VCVTDQ2PS(ia(t, 0), ia(t, 0))
+	g.VCVTDQ2PS(st.acc(t, 0), st.acc(t, 0))
 }
 
 // q8iVNNI: q8, one scale per group; a group's sums start at the excess
 // (xi) and run over its sub-blocks, eight 64-byte chunks (four quants of
 // sixteen rows) each; then per token s += (scale·xs)·sum.
-func q8iVNNI(g *gen, T int) {
-	g.ilKernel(fmt.Sprintf("q8iVNNI%d", T), T, func(ia func(t, c int) VecPhysical, chains int) {
-		for t := range T {
-			g.VPBROADCASTD(tokenAt(RSI, R13, R12, t, 0), ia(t, 0))
-			for c := 1; c < chains; c++ {
-				g.VPXORD(ia(t, c), ia(t, c), ia(t, c))
+func q8iVNNI(g *gen, T, streams int) {
+	g.ilKernel(ilName("q8iVNNI", T, streams), T, streams, func(ss []ilStream, chains int) {
+		for _, st := range ss {
+			for t := range T {
+				g.VPBROADCASTD(tokenAt(RSI, R13, R12, t, 0), st.acc(t, 0))
+				for c := 1; c < chains; c++ {
+					g.VPXORD(st.acc(t, c), st.acc(t, c), st.acc(t, c))
+				}
 			}
 		}
 		g.ilSubCount()
 		g.Label("sub")
 		for k := range 8 {
-			g.PREFETCHT0(m(R8, 64*k+ilPrefetch))
-			g.VMOVDQU64(m(R8, 64*k), Z12)
-			for t := range T {
-				g.VPDPBUSD_BCST(tokenAt(RDI, R15, R14, t, 4*k), Z12, ia(t, k%chains))
+			for _, st := range ss {
+				g.PREFETCHT0(m(st.w, 64*k+ilPrefetch))
+				g.VMOVDQU64(m(st.w, 64*k), st.ld)
+				for t := range T {
+					g.VPDPBUSD_BCST(tokenAt(RDI, R15, R14, t, 4*k), st.ld, st.acc(t, k%chains))
+				}
 			}
 		}
-		g.ADDQ(U32(512), R8)
+		for _, st := range ss {
+			g.ADDQ(U32(512), st.w)
+		}
 		g.ADDQ(U8(32), RDI)
 		g.DECQ(RAX)
 		g.JNZ(LabelRef("sub"))
 
-		g.VCVTPH2PS(m(R9, 0), Z16)
-		g.ADDQ(U8(32), R9)
-		for t := range T {
-			g.ilChainsToFloat(ia, chains, t)
-			g.VMULPS_BCST(tokenAt(RDX, R13, R12, t, 0), Z16, Z17)
-			g.VMULPS(Z17, ia(t, 0), Z17)
-			g.VADDPS(Z17, z(t), z(t))
+		for _, st := range ss {
+			g.VCVTPH2PS(m(st.s, 0), st.d)
+			g.ADDQ(U8(32), st.s)
+		}
+		for _, st := range ss {
+			for t := range T {
+				g.ilChainsToFloat(st, chains, t)
+				g.VMULPS_BCST(tokenAt(RDX, R13, R12, t, 0), st.d, st.prod)
+				g.VMULPS(st.prod, st.acc(t, 0), st.prod)
+				g.VADDPS(st.prod, st.sum(t), st.sum(t))
+			}
 		}
 		g.ADDQ(U8(4), RDX)
 		g.ADDQ(U8(4), RSI)
@@ -154,43 +222,53 @@ func q8iVNNI(g *gen, T int) {
 // block; a sub-block is four 64-byte chunks, each holding eight quants of
 // sixteen rows (low nibbles: quants 4c…4c+3 of the block, high nibbles:
 // 16+4c…16+4c+3); then per token s += xs·(d·sum − (8d)·Σx).
-func q4siVNNI(g *gen, T int) {
-	g.ilKernel(fmt.Sprintf("q4siVNNI%d", T), T, func(ia func(t, c int) VecPhysical, chains int) {
-		g.VCVTPH2PS(m(R9, 0), Z16)
-		g.ADDQ(U8(32), R9)
-		g.MOVL(U32(0x41000000), EAX) // 8.0
-		g.VPBROADCASTD(EAX, Z15)
-		g.VMULPS(Z15, Z16, Z15)
+func q4siVNNI(g *gen, T, streams int) {
+	g.ilKernel(ilName("q4siVNNI", T, streams), T, streams, func(ss []ilStream, chains int) {
+		for _, st := range ss {
+			g.VCVTPH2PS(m(st.s, 0), st.d)
+			g.ADDQ(U8(32), st.s)
+			g.MOVL(U32(0x41000000), EAX) // 8.0
+			g.VPBROADCASTD(EAX, st.d8)
+			g.VMULPS(st.d8, st.d, st.d8)
+		}
 		g.MOVL(U32(0x0f0f0f0f), EAX)
 		g.VPBROADCASTD(EAX, Z8)
 		g.ilSubCount()
 		g.Label("sub")
-		for t := range T {
-			for c := range chains {
-				g.VPXORD(ia(t, c), ia(t, c), ia(t, c))
+		for _, st := range ss {
+			for t := range T {
+				for c := range chains {
+					g.VPXORD(st.acc(t, c), st.acc(t, c), st.acc(t, c))
+				}
 			}
 		}
 		for k := range 4 {
-			g.PREFETCHT0(m(R8, 64*k+ilPrefetch))
-			g.VMOVDQU64(m(R8, 64*k), Z12)
-			g.VPANDD(Z8, Z12, Z9)
-			g.VPSRLW(U8(4), Z12, Z10)
-			g.VPANDD(Z8, Z10, Z10)
-			for t := range T {
-				g.VPDPBUSD_BCST(tokenAt(RDI, R15, R14, t, 4*k), Z9, ia(t, (2*k)%chains))
-				g.VPDPBUSD_BCST(tokenAt(RDI, R15, R14, t, 16+4*k), Z10, ia(t, (2*k+1)%chains))
+			for _, st := range ss {
+				g.PREFETCHT0(m(st.w, 64*k+ilPrefetch))
+				g.VMOVDQU64(m(st.w, 64*k), st.ld)
+				g.VPANDD(Z8, st.ld, st.lo)
+				g.VPSRLW(U8(4), st.ld, st.hi)
+				g.VPANDD(Z8, st.hi, st.hi)
+				for t := range T {
+					g.VPDPBUSD_BCST(tokenAt(RDI, R15, R14, t, 4*k), st.lo, st.acc(t, (2*k)%chains))
+					g.VPDPBUSD_BCST(tokenAt(RDI, R15, R14, t, 16+4*k), st.hi, st.acc(t, (2*k+1)%chains))
+				}
 			}
 		}
-		g.ADDQ(U32(256), R8)
+		for _, st := range ss {
+			g.ADDQ(U32(256), st.w)
+		}
 		g.ADDQ(U8(32), RDI)
-		for t := range T {
-			g.ilChainsToFloat(ia, chains, t)
-			g.VMULPS(Z16, ia(t, 0), Z17)
-			g.VCVTDQ2PS_BCST(tokenAt(RSI, R13, R12, t, 0), Z18)
-			g.VMULPS(Z15, Z18, Z18)
-			g.VSUBPS(Z18, Z17, Z17)
-			g.VMULPS_BCST(tokenAt(RDX, R13, R12, t, 0), Z17, Z17)
-			g.VADDPS(Z17, z(t), z(t))
+		for _, st := range ss {
+			for t := range T {
+				g.ilChainsToFloat(st, chains, t)
+				g.VMULPS(st.d, st.acc(t, 0), st.prod)
+				g.VCVTDQ2PS_BCST(tokenAt(RSI, R13, R12, t, 0), st.sub)
+				g.VMULPS(st.d8, st.sub, st.sub)
+				g.VSUBPS(st.sub, st.prod, st.prod)
+				g.VMULPS_BCST(tokenAt(RDX, R13, R12, t, 0), st.prod, st.prod)
+				g.VADDPS(st.prod, st.sum(t), st.sum(t))
+			}
 		}
 		g.ADDQ(U8(4), RDX)
 		g.ADDQ(U8(4), RSI)

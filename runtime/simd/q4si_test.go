@@ -17,7 +17,7 @@ func TestMatQ4SIEqualsDefinition(t *testing.T) {
 	for _, fs := range testFeatureSets() {
 		for _, group := range []int{32, 64, 128} {
 			for _, cols := range []int{32, 100, 256, 300, 640} {
-				for _, rows := range []int{1, 15, 16, 17, 40} {
+				for _, rows := range []int{1, 15, 16, 17, 40, 56} {
 					w := randPacked(r, packedShape{4, group, true}, rows, cols)
 					if !Q4SIOK(w) {
 						continue
@@ -62,7 +62,7 @@ func FuzzMatQ4SI(f *testing.F) {
 	f.Add([]byte{1, 2, 3, 250, 128, 0}, uint8(3), uint16(40), uint8(2), uint64(7))
 	f.Add(make([]byte, 64), uint8(17), uint16(96), uint8(5), uint64(9))
 	f.Fuzz(func(t *testing.T, raw []byte, rowsRaw uint8, colsRaw uint16, tokRaw uint8, seed uint64) {
-		rows, cols, tokens := int(rowsRaw)%40+1, int(colsRaw)%400+1, int(tokRaw)%9+1
+		rows, cols, tokens := int(rowsRaw)%72+1, int(colsRaw)%400+1, int(tokRaw)%9+1
 		group := 32 << (seed % 3)
 		r := rand.New(rand.NewPCG(seed, 5))
 		w := randPacked(r, packedShape{4, group, true}, rows, cols)

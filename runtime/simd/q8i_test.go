@@ -62,7 +62,7 @@ func TestMatQ8IEqualsDefinition(t *testing.T) {
 	for _, fs := range testFeatureSets() {
 		for _, group := range []int{32, 64, 128} {
 			for _, cols := range []int{32, 40, 96, 288, 1000} {
-				for _, rows := range []int{1, 15, 16, 17, 40} {
+				for _, rows := range []int{1, 15, 16, 17, 40, 56} {
 					m := NewQ8I(rows, cols, group)
 					for _, tokens := range []int{1, 2, 3, 4, 5, 8, 11} {
 						c := newQ8ICase(r, rows, cols, group, tokens)
@@ -133,7 +133,7 @@ func FuzzMatQ8I(f *testing.F) {
 	f.Add([]byte{1, 2, 3, 250, 128, 0}, uint8(3), uint16(40), uint8(2), uint64(7))
 	f.Add(make([]byte, 64), uint8(17), uint16(96), uint8(5), uint64(9))
 	f.Fuzz(func(t *testing.T, raw []byte, rowsRaw uint8, colsRaw uint16, tokRaw uint8, seed uint64) {
-		rows, cols, tokens := int(rowsRaw)%40+1, int(colsRaw)%300+1, int(tokRaw)%9+1
+		rows, cols, tokens := int(rowsRaw)%72+1, int(colsRaw)%300+1, int(tokRaw)%9+1
 		group := 32 << (seed % 3)
 		r := rand.New(rand.NewPCG(seed, 3))
 		c := newQ8ICase(r, rows, cols, group, tokens)
