@@ -118,17 +118,20 @@ func BenchmarkMatQ4SI(b *testing.B) {
 
 // BenchmarkMatQ4SIStream times one-token products that stream from memory,
 // in bytes read per second, beside the bandwidth `shrink bench` probes: the
-// 1.1B shape's 154 projection matrices in forward order (what decode reads,
-// a matrix at a time) and three matrices of 151 MiB each (one long stream).
+// 1.1B and 110M shapes' projection matrices in forward order (what decode
+// reads, a matrix at a time) and three matrices of 151 MiB each (one long
+// stream).
 // The difference is what starting each matrix costs.
 func BenchmarkMatQ4SIStream(b *testing.B) {
 	layer := [][2]int{{2048, 2048}, {256, 2048}, {256, 2048}, {2048, 2048}, {5632, 2048}, {5632, 2048}, {2048, 5632}}
+	small := [][2]int{{768, 768}, {768, 768}, {768, 768}, {768, 768}, {2048, 768}, {2048, 768}, {768, 2048}}
 	for _, c := range []struct {
 		name   string
 		shapes [][2]int
 		times  int
 	}{
 		{"tinyllama-1.1b", layer, 22},
+		{"llama-110m", small, 12},
 		{"long", [][2]int{{131072, 2048}}, 3},
 	} {
 		b.Run(c.name, func(b *testing.B) {
