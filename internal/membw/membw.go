@@ -69,38 +69,47 @@ func (p *Probe) Measure(ctx context.Context, threads, passes int) (float64, erro
 // overhead negligible while the loop stays a plain stream.
 const chunk = 64 << 10
 
-// readAll consumes every byte of b. With assembly kernels it is the runtime's
-// own AVX2 dot product (both operands are the same memory: the second load
-// hits L1, so DRAM sees one stream); without (-tags noasm, other CPUs) it is
-// a Go loop folding 64-byte lines with XOR, which on this class of machine
-// reads within a few percent of the assembly, so the bandwidth — a property
-// of the machine — does not depend on how shrink was built.
+// readAll consumes every byte of b as two sequential streams read side by
+// side, its two halves: one core reads two streams faster than one (on the
+// machine in BENCHMARKS.md about a fifth more), and the runtime's one-token
+// kernels read two, so a one-stream probe would understate the roofline
+// they work against. With assembly kernels it is the runtime's own AVX2 dot
+// product of the two halves; without (-tags noasm, other CPUs) a Go loop
+// folding 64-byte lines of both halves with XOR, so the bandwidth — a
+// property of the machine — does not depend on how shrink was built. For a
+// buffer of ones the result is the number of pairs read: half of b, plus
+// its odd last element.
 func readAll(b []float32) float32 {
 	if simd.Accelerated() {
+		h := len(b) / 2
 		var s float32
-		for i := 0; i < len(b); i += chunk {
-			c := b[i:min(i+chunk, len(b))]
-			s += simd.DotF32(c, c)
+		for i := 0; i < h; i += chunk {
+			n := min(chunk, h-i)
+			s += simd.DotF32(b[i:i+n], b[h+i:h+i+n])
+		}
+		if len(b)%2 == 1 {
+			s += b[len(b)-1] * b[len(b)-1]
 		}
 		return s
 	}
 	return float32(xorFold(b))
 }
 
-// xorFold reads b 64 bytes at a time with four independent chains.
+// xorFold reads b's 64-bit words as two streams, its two halves, a 64-byte
+// line of each at a time with two independent chains per stream.
 func xorFold(b []float32) uint64 {
 	n := len(b) / 2
 	w := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), n)
+	h := n / 2 &^ 7 // whole lines per stream
 	var s0, s1, s2, s3 uint64
-	i := 0
-	for ; i+16 <= n; i += 16 {
-		c := (*[16]uint64)(w[i : i+16])
+	for i := 0; i < h; i += 8 {
+		c, d := (*[8]uint64)(w[i:i+8]), (*[8]uint64)(w[h+i:h+i+8])
 		s0 |= c[0] ^ c[1] ^ c[2] ^ c[3]
 		s1 |= c[4] ^ c[5] ^ c[6] ^ c[7]
-		s2 |= c[8] ^ c[9] ^ c[10] ^ c[11]
-		s3 |= c[12] ^ c[13] ^ c[14] ^ c[15]
+		s2 |= d[0] ^ d[1] ^ d[2] ^ d[3]
+		s3 |= d[4] ^ d[5] ^ d[6] ^ d[7]
 	}
-	for ; i < n; i++ {
+	for i := 2 * h; i < n; i++ {
 		s0 |= w[i]
 	}
 	return s0 | s1 | s2 | s3
