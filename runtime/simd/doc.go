@@ -53,7 +53,10 @@
 //     quants kept 4 bits wide, two vectors of sixteen rows' nibbles per
 //     64-byte load (a mask and a shift); per 32-weight block and token the
 //     definition's float32 steps in order, so the result is
-//     dotPackedRowRef's bit for bit.
+//     dotPackedRowRef's bit for bit. For one token both read a matrix's
+//     blocks as two streams, its two halves side by side (the "x2"
+//     kernels): one core reads two sequential streams faster than one, and
+//     one-token decode waits on that read.
 //   - q8 with AVX2 only: VPMADDUBSW on |w|·sign(w)·x, exact for x ≠ −128.
 //   - packed low-bit encodings (Packed): the exact int32 block sums of each
 //     row's whole 128-weight chunks, unpacked once per chunk for up to eight
