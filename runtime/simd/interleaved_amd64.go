@@ -119,20 +119,20 @@ func ilRunRange(e ilKernels, ng, sub int, w []byte, s []uint16, bw, bs int, y []
 	if tokens > 4 {
 		step = ilRunBlocks
 	}
+	first := 0 // the first whole block the loop below runs
 	if tokens == 1 && full >= 2 {
 		// One token: the two halves of the blocks as two streams side by
 		// side, which one core reads faster than one stream; an odd last
-		// block below.
+		// block in the loop below.
 		h := full / 2
 		a.x, a.xs, a.xi = &xq[0], &xs[0], &xi[0]
 		a.w, a.s, a.y = &w[b0*bw], &s[b0*bs], &y[0]
 		a.w2, a.s2, a.y2 = &w[(b0+h)*bw], &s[(b0+h)*bs], &y[h*Q8IRows]
 		a.blocks, a.ldy, a.add = h, ldy, b2i(add)
 		ilRun2(e, &a)
-		r0, b0, full = r0+2*h*Q8IRows, b0+2*h, full-2*h
-		y = y[2*h*Q8IRows:]
+		first = 2 * h
 	}
-	for bb := 0; bb < full; bb += step {
+	for bb := first; bb < full; bb += step {
 		n := min(step, full-bb)
 		for t := 0; t < tokens; t += 4 {
 			a.x, a.xs, a.xi = &xq[t*xstride], &xs[t*xsstride], &xi[t*xsstride]
