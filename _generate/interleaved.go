@@ -123,7 +123,11 @@ func (g *gen) ilKernel(name string, T, streams int, group func(ss []ilStream, ch
 	g.MOVQ(f("xs"), RDX)
 	g.MOVQ(f("xi"), RSI)
 	g.MOVQ(f("ng"), RCX)
-	g.zeroZ(upto(T * streams)...)
+	for _, st := range ss {
+		for t := range T {
+			g.VPXORD(st.sum(t), st.sum(t), st.sum(t))
+		}
+	}
 
 	g.Label("group")
 	group(ss, chains)
