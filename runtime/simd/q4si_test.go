@@ -119,9 +119,9 @@ func BenchmarkMatQ4SI(b *testing.B) {
 // BenchmarkMatQ4SIStream times one-token products that stream from memory,
 // in bytes read per second, beside the bandwidth `shrink bench` probes: the
 // 1.1B and 110M shapes' projection matrices in forward order (what decode
-// reads, a matrix at a time) and three matrices of 151 MiB each (one long
-// stream).
-// The difference is what starting each matrix costs.
+// reads, a matrix at a time) and three matrices of 151 MiB each (long runs
+// without a matrix boundary). The difference is what starting each matrix
+// costs.
 func BenchmarkMatQ4SIStream(b *testing.B) {
 	layer := [][2]int{{2048, 2048}, {256, 2048}, {256, 2048}, {2048, 2048}, {5632, 2048}, {5632, 2048}, {2048, 5632}}
 	small := [][2]int{{768, 768}, {768, 768}, {768, 768}, {768, 768}, {2048, 768}, {2048, 768}, {768, 2048}}
