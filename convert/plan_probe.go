@@ -305,13 +305,17 @@ func softmaxRow(p, z []float32) (negH, sum float64) {
 	return negH, sum
 }
 
-// klRow is KL(p ‖ softmax(z)) = Σ p·log p − Σ p·z + logsumexp(z)·Σ p.
+// klRow is KL(p̂ ‖ softmax(z)) for p̂ = p/Σp, the stored float32
+// probabilities renormalized: (Σ p·log p − Σ p·z)/Σp − log Σp + logsumexp(z).
+// Without the renormalization the float32 rounding of p, whose sum misses 1
+// by up to about 1e-7, would bias every position's KL by Σp − 1 whatever
+// z is.
 func klRow(p []float32, negH, sum float64, z []float32) float64 {
 	var pz float64
 	for j, pj := range p {
 		pz += float64(pj) * float64(z[j])
 	}
-	return negH - pz + logSumExp(z)*sum
+	return (negH-pz)/sum - math.Log(sum) + logSumExp(z)
 }
 
 // logSumExp is log Σ exp(z) in float64, shifted by the maximum.
