@@ -1,7 +1,6 @@
 package simd
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -59,15 +58,10 @@ func TestMatQ4SIEqualsDefinition(t *testing.T) {
 // FuzzMatQ4SI feeds arbitrary plane bytes and shapes to every kernel this
 // CPU runs, against the definition.
 func FuzzMatQ4SI(f *testing.F) {
-	f.Add([]byte{1, 2, 3, 250, 128, 0}, uint8(3), uint16(40), uint8(2), uint64(7))
-	f.Add(make([]byte, 64), uint8(17), uint16(96), uint8(5), uint64(9))
-	f.Fuzz(func(t *testing.T, raw []byte, rowsRaw uint8, colsRaw uint16, tokRaw uint8, seed uint64) {
-		rows, cols, tokens := int(rowsRaw)%72+1, int(colsRaw)%400+1, int(tokRaw)%9+1
-		group := 32 << (seed % 3)
-		r := rand.New(rand.NewPCG(seed, 5))
+	fuzzMatI(f, 400, 5, func(r *rand.Rand, raw []byte, rows, cols, group, tokens int, add bool) ([]float32, []float32, func(features, []float32), bool) {
 		w := randPacked(r, packedShape{4, group, true}, rows, cols)
 		if !Q4SIOK(w) {
-			return
+			return nil, nil, nil, false
 		}
 		for i, b := range raw {
 			w.Lo[i%len(w.Lo)] = b
@@ -75,45 +69,30 @@ func FuzzMatQ4SI(f *testing.F) {
 		m := NewQ4SI(w, rows)
 		m.Pack(w, 0, m.RowBlocks())
 		xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 0)
-		add := seed&8 != 0
 		ldy := rows
 		y0 := make([]float32, tokens*ldy)
 		want := append([]float32(nil), y0...)
 		for tok := range tokens {
 			packedRowsRef(want[tok*ldy:(tok+1)*ldy], w, xq[tok*xstride:], xs[tok*xsstride:], xsum[tok*xsstride:], add)
 		}
-		for _, fs := range testFeatureSets() {
-			y := append([]float32(nil), y0...)
-			matQ4SIWith(fs.f, y, ldy, m, 0, rows, xq, xs, xsum, xstride, xsstride, tokens, add)
-			for i := range y {
-				if math.Float32bits(y[i]) != math.Float32bits(want[i]) && !(y[i] != y[i] && want[i] != want[i]) {
-					t.Fatalf("%s rows=%d cols=%d g=%d tokens=%d: y[%d] = %v, want %v", fs.name, rows, cols, group, tokens, i, y[i], want[i])
-				}
-			}
-		}
+		return y0, want, func(fs features, y []float32) {
+			matQ4SIWith(fs, y, ldy, m, 0, rows, xq, xs, xsum, xstride, xsstride, tokens, add)
+		}, true
 	})
 }
 
 // BenchmarkMatQ4SI is BenchmarkMatQ8I for the interleaved q4s product.
 func BenchmarkMatQ4SI(b *testing.B) {
-	const cols = 2048
-	for _, rows := range []int{64, 16384} {
-		for _, tokens := range []int{1, 4, 8} {
-			b.Run(fmt.Sprintf("rows=%d/tokens=%d", rows, tokens), func(b *testing.B) {
-				r := rand.New(rand.NewPCG(1, 2))
-				w := randPacked(r, packedShape{4, 32, true}, rows, cols)
-				m := NewQ4SI(w, rows)
-				m.Pack(w, 0, m.RowBlocks())
-				xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 0)
-				y := make([]float32, tokens*rows)
-				b.ResetTimer()
-				for range b.N {
-					MatQ4SI(y, rows, m, 0, rows, xq, xs, xsum, xstride, xsstride, tokens, false)
-				}
-				b.ReportMetric(float64(rows*cols*tokens)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
-			})
+	benchMatI(b, func(r *rand.Rand, rows, cols, tokens int) func() {
+		w := randPacked(r, packedShape{4, 32, true}, rows, cols)
+		m := NewQ4SI(w, rows)
+		m.Pack(w, 0, m.RowBlocks())
+		xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 0)
+		y := make([]float32, tokens*rows)
+		return func() {
+			MatQ4SI(y, rows, m, 0, rows, xq, xs, xsum, xstride, xsstride, tokens, false)
 		}
-	}
+	})
 }
 
 // BenchmarkMatQ4SIStream times one-token products that stream from memory,
