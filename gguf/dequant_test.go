@@ -30,7 +30,7 @@ func TestDequantizeMatchesGGUFPy(t *testing.T) {
 				if !ok {
 					t.Fatalf("%s: not in the reference", tn.Name)
 				}
-				if !slices.Equal(want.Shape, intShape(tn.Shape())) {
+				if !slices.Equal(want.Shape, testshared.Convert[int](tn.Shape())) {
 					t.Fatalf("%s: shape %v, reference %v", tn.Name, tn.Shape(), want.Shape)
 				}
 				raw, err := f.ReadTensor(tn)
@@ -50,14 +50,6 @@ func TestDequantizeMatchesGGUFPy(t *testing.T) {
 			}
 		})
 	}
-}
-
-func intShape(s []int64) []int {
-	out := make([]int, len(s))
-	for i, d := range s {
-		out[i] = int(d)
-	}
-	return out
 }
 
 func TestQuantizeQ8_0RoundTrip(t *testing.T) {

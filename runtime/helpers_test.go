@@ -33,7 +33,7 @@ func decodeT(tb testing.TB, p *WeightPart) []float64 {
 	if err := quant.Decode(p.Encoding, f, p.Data, rows, cols); err != nil {
 		tb.Fatal(err)
 	}
-	return f64(f)
+	return testshared.Convert[float64](f)
 }
 
 // denseT encodes a random [rows, cols] matrix as a dense weight.

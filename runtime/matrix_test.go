@@ -64,7 +64,7 @@ func TestMatrixKernelsMatchReference(t *testing.T) {
 				W, _, _ := denseOf(t, w)
 				for _, T := range []int{1, 5, 19} {
 					X := randn(rng, T*cols, 1)
-					X64 := f64(X)
+					X64 := testshared.Convert[float64](X)
 					for _, threads := range []int{1, 3} {
 						for _, exact := range []bool{true, false} {
 							if exact && !intActs(enc) {

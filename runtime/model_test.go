@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/testshared"
 	"github.com/shrink-llm/shrink/quant"
 )
 
@@ -175,14 +176,6 @@ func TestPrefillEqualsDecode(t *testing.T) {
 			})
 		}
 	}
-}
-
-func f64(x []float32) []float64 {
-	out := make([]float64, len(x))
-	for i, v := range x {
-		out[i] = float64(v)
-	}
-	return out
 }
 
 // TestLongPromptChunks exercises prompts longer than PrefillChunk.
@@ -442,7 +435,7 @@ func TestConcurrentSessions(t *testing.T) {
 					errs <- err
 					return
 				}
-				if d := maxAbsDiff32(lg, f64(want[i])); d != 0 {
+				if d := maxAbsDiff32(lg, testshared.Convert[float64](want[i])); d != 0 {
 					errs <- fmt.Errorf("position %d differs by %g", i, d)
 					return
 				}

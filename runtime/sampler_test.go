@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/shrink-llm/shrink/format"
+	"github.com/shrink-llm/shrink/internal/testshared"
 )
 
 func TestSamplerConfigValidation(t *testing.T) {
@@ -179,7 +180,7 @@ func TestApplyRopeRotateHalf(t *testing.T) {
 	const heads, d, pos = 3, 10, 17
 	inv, _ := ropeInvFreq(d, 10000, nil)
 	x := randn(r, heads*d, 1)
-	want := f64(x)
+	want := testshared.Convert[float64](x)
 	cos, sin := make([]float32, d/2), make([]float32, d/2)
 	ropeTable(cos, sin, inv, pos, 1)
 	applyRope(x, heads, d, cos, sin)

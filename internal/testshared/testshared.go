@@ -8,7 +8,8 @@
 // minimal safetensors reader for the references, llama.cpp's tokenizer test
 // vectors of the vocab-only GGUFs, the stories260K prompts with their
 // reference ids, Encode and RoundTrip for a test matrix in a quant encoding,
-// and ReadFile and Open, which fail the test instead of returning an error.
+// ReadFile and Open, which fail the test instead of returning an error, and
+// Convert, which converts a slice of numbers element by element.
 package testshared
 
 import (
