@@ -32,15 +32,10 @@ func TestLayerwiseLosslessEqualsWholePass(t *testing.T) {
 	if !lw.Layerwise() || lw.Stats != nil || lw.Tokens != whole.Tokens {
 		t.Fatalf("layerwise calibration: %v, stats %v, %d tokens (whole pass %d)", lw.Layerwise(), lw.Stats != nil, lw.Tokens, whole.Tokens)
 	}
-	points := []string{runtime.HookAttnIn, runtime.HookAttnOutIn, runtime.HookFFNIn, runtime.HookFFNDownIn}
 	for l := range m.Config.NumLayers {
-		for _, p := range points {
+		for _, p := range hookStages {
 			key := StatsKey(l, p)
-			got, err := lw.statsFor(ctx, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := whole.Stats[key]
+			got, want := mustStatsFor(t, lw, key), whole.Stats[key]
 			if got.N != want.N || got.Count != want.Count || !slices.Equal(got.XXt, want.XXt) {
 				t.Fatalf("%s: layerwise statistics (n %d, count %d) differ from the whole pass's (n %d, count %d)", key, got.N, got.Count, want.N, want.Count)
 			}
@@ -233,11 +228,7 @@ func TestLayerwiseAsymmetricStatistics(t *testing.T) {
 			for l := range m.Config.NumLayers {
 				for _, p := range hookStages {
 					key := StatsKey(l, p)
-					st, err := cal.statsFor(ctx, key)
-					if err != nil {
-						t.Fatal(err)
-					}
-					d := cal.crossFor(key)
+					st, d := mustStatsFor(t, cal, key), cal.crossFor(key)
 					if st == nil || len(d) != st.N*st.N {
 						t.Fatalf("%s: statistics %v, D of %d entries", key, st != nil, len(d))
 					}
@@ -266,6 +257,16 @@ func TestLayerwiseAsymmetricStatistics(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustStatsFor is cal.statsFor(key), failing the test on an error.
+func mustStatsFor(t *testing.T, cal *Calibration, key string) *lowrank.Stats {
+	t.Helper()
+	st, err := cal.statsFor(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // recordOne records one projection (as recordBlock does for a block).
