@@ -258,20 +258,29 @@ func TestDotHalfSpecials(t *testing.T) {
 
 func TestDotQ8Differential(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
+	eachQ8Shape(func(fs namedFeatures, group, n, ng int) {
+		for off := range 8 {
+			wq := offsetCopy(randQ8(r, n, -128), off)
+			xq := offsetCopy(randQ8(r, n, -127), 7-off)
+			ws := offsetCopy(randF16(r, ng), off%3)
+			xs := randF32(r, ng)
+			want, abs := exactQ8(wq, ws, xq, xs, group)
+			if got := dotQ8With(fs.f, wq, ws, xq, xs, group); !withinSumError(got, want, abs, ng*8) {
+				t.Errorf("%s DotQ8 g=%d n=%d off=%d: got %v, exact %v (abs %v)", fs.name, group, n, off, got, want, abs)
+			}
+		}
+	})
+}
+
+// eachQ8Shape calls check, in order, for every feature set this CPU runs
+// and every shape the q8 differential tests cover: groups that split the
+// 32-quant chunk evenly and ones that do not (96, 48), on testLengths and
+// a long row. ng is the row's group count.
+func eachQ8Shape(check func(fs namedFeatures, group, n, ng int)) {
 	for _, fs := range testFeatureSets() {
 		for _, group := range []int{32, 64, 128, 96, 48} {
 			for _, n := range append(testLengths, 5632) {
-				ng := (n + group - 1) / group
-				for off := range 8 {
-					wq := offsetCopy(randQ8(r, n, -128), off)
-					xq := offsetCopy(randQ8(r, n, -127), 7-off)
-					ws := offsetCopy(randF16(r, ng), off%3)
-					xs := randF32(r, ng)
-					want, abs := exactQ8(wq, ws, xq, xs, group)
-					if got := dotQ8With(fs.f, wq, ws, xq, xs, group); !withinSumError(got, want, abs, ng*8) {
-						t.Errorf("%s DotQ8 g=%d n=%d off=%d: got %v, exact %v (abs %v)", fs.name, group, n, off, got, want, abs)
-					}
-				}
+				check(fs, group, n, (n+group-1)/group)
 			}
 		}
 	}
@@ -347,27 +356,22 @@ func TestDotX4Differential(t *testing.T) {
 
 func TestDotQ8x4Differential(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
-	for _, fs := range testFeatureSets() {
-		for _, group := range []int{32, 64, 128, 96, 48} {
-			for _, n := range append(testLengths, 5632) {
-				ng := (n + group - 1) / group
-				for _, pad := range []int{0, 3} {
-					stride, sstride := n+pad*16, ng+pad
-					wq := offsetCopy(randQ8(r, 3*stride+n, -128), pad)
-					ws := offsetCopy(randF16(r, 3*sstride+ng), pad)
-					xq, xs := offsetCopy(randQ8(r, n, -127), pad+1), randF32(r, ng)
-					var got [4]float32
-					dotQ8x4With(fs.f, &got, wq, ws, stride, sstride, xq, xs, group)
-					for row := range 4 {
-						want, abs := exactQ8(wq[row*stride:row*stride+n], ws[row*sstride:], xq, xs, group)
-						if !withinSumError(got[row], want, abs, ng*8) {
-							t.Errorf("%s DotQ8x4 g=%d n=%d pad=%d row %d: got %v exact %v", fs.name, group, n, pad, row, got[row], want)
-						}
-					}
+	eachQ8Shape(func(fs namedFeatures, group, n, ng int) {
+		for _, pad := range []int{0, 3} {
+			stride, sstride := n+pad*16, ng+pad
+			wq := offsetCopy(randQ8(r, 3*stride+n, -128), pad)
+			ws := offsetCopy(randF16(r, 3*sstride+ng), pad)
+			xq, xs := offsetCopy(randQ8(r, n, -127), pad+1), randF32(r, ng)
+			var got [4]float32
+			dotQ8x4With(fs.f, &got, wq, ws, stride, sstride, xq, xs, group)
+			for row := range 4 {
+				want, abs := exactQ8(wq[row*stride:row*stride+n], ws[row*sstride:], xq, xs, group)
+				if !withinSumError(got[row], want, abs, ng*8) {
+					t.Errorf("%s DotQ8x4 g=%d n=%d pad=%d row %d: got %v exact %v", fs.name, group, n, pad, row, got[row], want)
 				}
 			}
 		}
-	}
+	})
 }
 
 // The Rows tests run the row-range kernels over row counts that are not
