@@ -10,7 +10,7 @@ import (
 // TestMatQ4SIEqualsDefinition: the interleaved q4s product equals
 // dotPackedRowRef bit for bit on every kernel this CPU runs, on row counts
 // off the block height, rows that end inside a 128-weight chunk, groups of
-// 32, 64 and 128, sub-ranges of rows, one to eleven tokens, with and
+// 32, 64 and 128, sub-ranges of rows, one to nineteen tokens, with and
 // without add.
 func TestMatQ4SIEqualsDefinition(t *testing.T) {
 	r := rand.New(rand.NewPCG(81, 82))
@@ -24,7 +24,7 @@ func TestMatQ4SIEqualsDefinition(t *testing.T) {
 					}
 					m := NewQ4SI(w, rows)
 					m.Pack(w, 0, m.RowBlocks())
-					for _, tokens := range []int{1, 2, 3, 4, 5, 8, 11} {
+					for _, tokens := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 19} {
 						xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 1)
 						for _, rr := range [][2]int{{0, rows}, {16, rows}, {0, min(rows, 16)}} {
 							r0, r1 := rr[0], rr[1]
@@ -62,7 +62,7 @@ func FuzzMatQ4SI(f *testing.F) {
 	f.Add([]byte{1, 2, 3, 250, 128, 0}, uint8(3), uint16(40), uint8(2), uint64(7))
 	f.Add(make([]byte, 64), uint8(17), uint16(96), uint8(5), uint64(9))
 	f.Fuzz(func(t *testing.T, raw []byte, rowsRaw uint8, colsRaw uint16, tokRaw uint8, seed uint64) {
-		rows, cols, tokens := int(rowsRaw)%72+1, int(colsRaw)%400+1, int(tokRaw)%9+1
+		rows, cols, tokens := int(rowsRaw)%72+1, int(colsRaw)%400+1, int(tokRaw)%19+1
 		group := 32 << (seed % 3)
 		r := rand.New(rand.NewPCG(seed, 5))
 		w := randPacked(r, packedShape{4, group, true}, rows, cols)
