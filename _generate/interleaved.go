@@ -17,9 +17,9 @@ import (
 // VSUBPS, VADDPS; no FMA), so every path gives the same bits.
 //
 // Register plan for T tokens (1..4): Z0..Z3 the float sums of the tokens;
-// Z4..Z7 the int32 sums, chains = 4/T per token (the integer sums are exact,
+// Z4..Z11 the int32 sums, ilChains per token (the integer sums are exact,
 // so splitting a token's chain of VPDPBUSD across several accumulators
-// changes nothing but latency); Z8 the nibble mask (q4s); Z9, Z10 unpacked
+// changes nothing but latency); Z31 the nibble mask (q4s); Z13, Z14 unpacked
 // nibbles (q4s); Z12 the weight chunk; Z16 the block's group scales
 // (float32), Z15 eight times them (q4s); Z17, Z18 scratch.
 // R8 weights, R9 scales (both run straight through the blocks); DI, DX, SI
@@ -34,15 +34,25 @@ import (
 // strides are needed for one token), Z1 its float sums, Z20..Z23 its int32
 // chains, Z24..Z30 its scratch (ilStreams).
 
+// ilMaxTokens is the most tokens one kernel takes. Up to eight tokens are
+// one pass over the weights: with two passes of four (each row block read
+// twice, the second time from L1) the core stops reading memory during the
+// second and the passes' arithmetic and memory time add up instead of
+// overlapping. A batch of eight decoding streams is the case that matters.
+const ilMaxTokens = 8
+
 // ilPrefetch is how far ahead (bytes) the kernels prefetch the weights,
-// which they read as one sequential stream per run of blocks.
-const ilPrefetch = 4096
+// which they read as one sequential stream per run of blocks. 8 KiB rather
+// than 4 KiB made the four- and eight-token kernels 10–15 % faster on a
+// matrix streamed from memory and left one token unchanged
+// (BenchmarkMatQ8I, BenchmarkMatQ4SIStream; BENCHMARKS.md §8).
+const ilPrefetch = 8192
 
 func emitInterleaved(g *gen) {
-	for t := 1; t <= 4; t++ {
+	for t := 1; t <= ilMaxTokens; t++ {
 		q8iVNNI(g, t, 1)
 	}
-	for t := 1; t <= 4; t++ {
+	for t := 1; t <= ilMaxTokens; t++ {
 		q4siVNNI(g, t, 1)
 	}
 	// One token over two runs of blocks at once: one core reads two
@@ -68,14 +78,72 @@ type ilStream struct {
 // ilStreams is the register plan for T tokens over n runs of blocks (n = 2
 // only for one token).
 func ilStreams(T, n int) []ilStream {
-	chains := 4 / T
-	ss := []ilStream{{R8, R9, R10, func(t, c int) VecPhysical { return z(4 + t*chains + c) }, z,
-		Z12, Z9, Z10, Z16, Z15, Z17, Z18}}
+	chains := ilChains(T, n)
+	ss := []ilStream{{R8, R9, R10, func(t, c int) VecPhysical { return z(4 + t*chains + c) }, ilSum,
+		Z12, Z13, Z14, Z16, Z15, Z17, Z18}}
 	if n == 2 {
 		ss = append(ss, ilStream{R11, R12, R13, func(_, c int) VecPhysical { return z(20 + c) }, func(int) VecPhysical { return Z1 },
 			Z24, Z25, Z26, Z27, Z28, Z29, Z30})
 	}
 	return ss
+}
+
+// ilChains is how many int32 accumulators each token's VPDPBUSD chain is
+// split over. A VPDPBUSD waits about four cycles for its accumulator while
+// a core issues two per cycle, so one run of blocks needs about eight
+// independent chains to keep the units busy once the weights are in cache
+// (several tokens per pass); four cost a third of the arithmetic rate.
+// With two runs each keeps four (their registers are the rest of the file).
+func ilChains(T, streams int) int {
+	if streams == 2 {
+		return 4
+	}
+	return 8 / T
+}
+
+// ilSum is token t's float sums in the one-stream kernels: Z0..Z3, then
+// Z19..Z22 for tokens four to seven.
+func ilSum(t int) VecPhysical {
+	if t < 4 {
+		return z(t)
+	}
+	return z(15 + t)
+}
+
+// Tokens 4..7 (kernels of more than four tokens) are addressed from a
+// second set of bases, token 4's quants, scales and integer terms, in R11,
+// BX and CX; those kernels keep their block and group counters in the
+// frame instead, and set R11 to the output stride only for the stores.
+
+// ilX, ilXS and ilXI are token t's activation quants (disp bytes into the
+// sub-block), scale and integer term of the current group.
+func ilX(t, disp int) Mem { return ilTokenAt(RDI, R11, R15, R14, t, disp) }
+func ilXS(t int) Mem      { return ilTokenAt(RDX, RBX, R13, R12, t, 0) }
+func ilXI(t int) Mem      { return ilTokenAt(RSI, RCX, R13, R12, t, 0) }
+
+func ilTokenAt(base, base4, stride, three GPPhysical, t, disp int) Mem {
+	if t >= 4 {
+		return tokenAt(base4, stride, three, t-4, disp)
+	}
+	return tokenAt(base, stride, three, t, disp)
+}
+
+// ilNextSub and ilNextGroup advance the token pointers past a 32-weight
+// sub-block's quants and past a group's scale and integer term.
+func (g *gen) ilNextSub(T int) {
+	g.ADDQ(U8(32), RDI)
+	if T > 4 {
+		g.ADDQ(U8(32), R11)
+	}
+}
+
+func (g *gen) ilNextGroup(T int) {
+	g.ADDQ(U8(4), RDX)
+	g.ADDQ(U8(4), RSI)
+	if T > 4 {
+		g.ADDQ(U8(4), RBX)
+		g.ADDQ(U8(4), RCX)
+	}
 }
 
 // ilName is the kernel's Go name: enc, the token count, "x2" for two runs.
@@ -92,14 +160,22 @@ func ilName(enc string, T, streams int) string {
 // stores. group emits one group's work given the streams' registers.
 func (g *gen) ilKernel(name string, T, streams int, group func(ss []ilStream, chains int)) {
 	g.text(name, "func(p *ilArgs)", 0)
-	chains := 4 / T
+	chains := ilChains(T, streams)
 	ss := ilStreams(T, streams)
 	f := func(name string) Mem { return g.field(RAX, name, "") }
+	wide := T > 4
+	var blocks, groups Op = RBX, RCX
+	if wide {
+		blocks, groups = g.AllocLocal(8), g.AllocLocal(8)
+	}
 
 	g.MOVQ(g.arg(0), RAX)
 	g.MOVQ(f("blocks"), RBX)
 	g.TESTQ(RBX, RBX)
 	g.JZ(LabelRef("ret"))
+	if wide {
+		g.MOVQ(RBX, blocks)
+	}
 	g.MOVQ(f("w"), R8)
 	g.MOVQ(f("s"), R9)
 	g.MOVQ(f("y"), R10)
@@ -122,7 +198,15 @@ func (g *gen) ilKernel(name string, T, streams int, group func(ss []ilStream, ch
 	g.MOVQ(f("x"), RDI)
 	g.MOVQ(f("xs"), RDX)
 	g.MOVQ(f("xi"), RSI)
-	g.MOVQ(f("ng"), RCX)
+	if wide {
+		g.MOVQ(f("x2"), R11)
+		g.MOVQ(f("xs2"), RBX)
+		g.MOVQ(f("xi2"), RCX)
+		g.MOVQ(f("ng"), RAX)
+		g.MOVQ(RAX, groups)
+	} else {
+		g.MOVQ(f("ng"), RCX)
+	}
 	for _, st := range ss {
 		for t := range T {
 			g.VPXORD(st.sum(t), st.sum(t), st.sum(t))
@@ -131,11 +215,16 @@ func (g *gen) ilKernel(name string, T, streams int, group func(ss []ilStream, ch
 
 	g.Label("group")
 	group(ss, chains)
-	g.DECQ(RCX)
+	g.DECQ(groups)
 	g.JNZ(LabelRef("group"))
 
 	// Store (with add: add) the block's sixteen results per token and run.
 	g.MOVQ(g.arg(0), RAX)
+	if wide {
+		g.MOVQ(f("ldy"), R11)
+		g.SHLQ(U8(2), R11)
+		g.LEAQ(mi(R10, R11, 4, 0), RDX) // token 4's outputs
+	}
 	g.MOVQ(f("add"), RCX)
 	if streams == 1 {
 		g.LEAQ(mi(R11, R11, 2, 0), RAX)
@@ -143,7 +232,7 @@ func (g *gen) ilKernel(name string, T, streams int, group func(ss []ilStream, ch
 	n := 0
 	for _, st := range ss {
 		for t := range T {
-			dst := tokenAt(st.y, R11, RAX, t, 0)
+			dst := ilTokenAt(st.y, RDX, R11, RAX, t, 0)
 			lbl := fmt.Sprintf("store%d", n)
 			n++
 			g.TESTQ(RCX, RCX)
@@ -156,7 +245,7 @@ func (g *gen) ilKernel(name string, T, streams int, group func(ss []ilStream, ch
 	for _, st := range ss {
 		g.ADDQ(U8(64), st.y)
 	}
-	g.closeLoop(RBX, "block", "ret")
+	g.closeLoop(blocks, "block", "ret")
 }
 
 // ilSubCount sets AX to the group's count of 32-weight sub-blocks.
@@ -181,7 +270,7 @@ func q8iVNNI(g *gen, T, streams int) {
 	g.ilKernel(ilName("q8iVNNI", T, streams), T, streams, func(ss []ilStream, chains int) {
 		for _, st := range ss {
 			for t := range T {
-				g.VPBROADCASTD(tokenAt(RSI, R13, R12, t, 0), st.acc(t, 0))
+				g.VPBROADCASTD(ilXI(t), st.acc(t, 0))
 				for c := 1; c < chains; c++ {
 					g.VPXORD(st.acc(t, c), st.acc(t, c), st.acc(t, c))
 				}
@@ -194,14 +283,14 @@ func q8iVNNI(g *gen, T, streams int) {
 				g.PREFETCHT0(m(st.w, 64*k+ilPrefetch))
 				g.VMOVDQU64(m(st.w, 64*k), st.ld)
 				for t := range T {
-					g.VPDPBUSD_BCST(tokenAt(RDI, R15, R14, t, 4*k), st.ld, st.acc(t, k%chains))
+					g.VPDPBUSD_BCST(ilX(t, 4*k), st.ld, st.acc(t, k%chains))
 				}
 			}
 		}
 		for _, st := range ss {
 			g.ADDQ(U32(512), st.w)
 		}
-		g.ADDQ(U8(32), RDI)
+		g.ilNextSub(T)
 		g.DECQ(RAX)
 		g.JNZ(LabelRef("sub"))
 
@@ -212,13 +301,12 @@ func q8iVNNI(g *gen, T, streams int) {
 		for _, st := range ss {
 			for t := range T {
 				g.ilChainsToFloat(st, chains, t)
-				g.VMULPS_BCST(tokenAt(RDX, R13, R12, t, 0), st.d, st.prod)
+				g.VMULPS_BCST(ilXS(t), st.d, st.prod)
 				g.VMULPS(st.prod, st.acc(t, 0), st.prod)
 				g.VADDPS(st.prod, st.sum(t), st.sum(t))
 			}
 		}
-		g.ADDQ(U8(4), RDX)
-		g.ADDQ(U8(4), RSI)
+		g.ilNextGroup(T)
 	})
 }
 
@@ -236,7 +324,7 @@ func q4siVNNI(g *gen, T, streams int) {
 			g.VMULPS(st.d8, st.d, st.d8)
 		}
 		g.MOVL(U32(0x0f0f0f0f), EAX)
-		g.VPBROADCASTD(EAX, Z8)
+		g.VPBROADCASTD(EAX, Z31)
 		g.ilSubCount()
 		g.Label("sub")
 		for _, st := range ss {
@@ -250,32 +338,31 @@ func q4siVNNI(g *gen, T, streams int) {
 			for _, st := range ss {
 				g.PREFETCHT0(m(st.w, 64*k+ilPrefetch))
 				g.VMOVDQU64(m(st.w, 64*k), st.ld)
-				g.VPANDD(Z8, st.ld, st.lo)
+				g.VPANDD(Z31, st.ld, st.lo)
 				g.VPSRLW(U8(4), st.ld, st.hi)
-				g.VPANDD(Z8, st.hi, st.hi)
+				g.VPANDD(Z31, st.hi, st.hi)
 				for t := range T {
-					g.VPDPBUSD_BCST(tokenAt(RDI, R15, R14, t, 4*k), st.lo, st.acc(t, (2*k)%chains))
-					g.VPDPBUSD_BCST(tokenAt(RDI, R15, R14, t, 16+4*k), st.hi, st.acc(t, (2*k+1)%chains))
+					g.VPDPBUSD_BCST(ilX(t, 4*k), st.lo, st.acc(t, (2*k)%chains))
+					g.VPDPBUSD_BCST(ilX(t, 16+4*k), st.hi, st.acc(t, (2*k+1)%chains))
 				}
 			}
 		}
 		for _, st := range ss {
 			g.ADDQ(U32(256), st.w)
 		}
-		g.ADDQ(U8(32), RDI)
+		g.ilNextSub(T)
 		for _, st := range ss {
 			for t := range T {
 				g.ilChainsToFloat(st, chains, t)
 				g.VMULPS(st.d, st.acc(t, 0), st.prod)
-				g.VCVTDQ2PS_BCST(tokenAt(RSI, R13, R12, t, 0), st.sub)
+				g.VCVTDQ2PS_BCST(ilXI(t), st.sub)
 				g.VMULPS(st.d8, st.sub, st.sub)
 				g.VSUBPS(st.sub, st.prod, st.prod)
-				g.VMULPS_BCST(tokenAt(RDX, R13, R12, t, 0), st.prod, st.prod)
+				g.VMULPS_BCST(ilXS(t), st.prod, st.prod)
 				g.VADDPS(st.prod, st.sum(t), st.sum(t))
 			}
 		}
-		g.ADDQ(U8(4), RDX)
-		g.ADDQ(U8(4), RSI)
+		g.ilNextGroup(T)
 		g.DECQ(RAX)
 		g.JNZ(LabelRef("sub"))
 	})

@@ -9,7 +9,7 @@ import (
 // TestMatQ4SIEqualsDefinition: the interleaved q4s product equals
 // dotPackedRowRef bit for bit on every kernel this CPU runs, on row counts
 // off the block height, rows that end inside a 128-weight chunk, groups of
-// 32, 64 and 128, sub-ranges of rows, one to eleven tokens, with and
+// 32, 64 and 128, sub-ranges of rows, one to nineteen tokens, with and
 // without add.
 func TestMatQ4SIEqualsDefinition(t *testing.T) {
 	r := rand.New(rand.NewPCG(81, 82))
@@ -23,7 +23,7 @@ func TestMatQ4SIEqualsDefinition(t *testing.T) {
 					}
 					m := NewQ4SI(w, rows)
 					m.Pack(w, 0, m.RowBlocks())
-					for _, tokens := range []int{1, 2, 3, 4, 5, 8, 11} {
+					for _, tokens := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 19} {
 						xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 1)
 						for _, rr := range [][2]int{{0, rows}, {16, rows}, {0, min(rows, 16)}} {
 							r0, r1 := rr[0], rr[1]

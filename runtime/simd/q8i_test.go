@@ -56,7 +56,7 @@ func (c *q8iCase) want(y0 []float32, r0, r1 int, add bool) []float32 {
 // bit on every kernel this CPU runs (so batched decode equals one-token
 // decode, and the noasm build equals the assembly), on row counts off the
 // block height, short last groups, larger groups, sub-ranges of rows, one to
-// eleven tokens (the kernels take up to four), with and without add.
+// nineteen tokens (the kernels take up to eight), with and without add.
 func TestMatQ8IEqualsDefinition(t *testing.T) {
 	r := rand.New(rand.NewPCG(71, 72))
 	for _, fs := range testFeatureSets() {
@@ -64,7 +64,7 @@ func TestMatQ8IEqualsDefinition(t *testing.T) {
 			for _, cols := range []int{32, 40, 96, 288, 1000} {
 				for _, rows := range []int{1, 15, 16, 17, 40, 56} {
 					m := NewQ8I(rows, cols, group)
-					for _, tokens := range []int{1, 2, 3, 4, 5, 8, 11} {
+					for _, tokens := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 19} {
 						c := newQ8ICase(r, rows, cols, group, tokens)
 						m.Pack(c.wq, c.ws, 0, m.Blocks())
 						for _, rr := range [][2]int{{0, rows}, {16, rows}, {0, min(rows, 16)}} {
@@ -159,7 +159,7 @@ func fuzzMatI(f *testing.F, maxCols int, stream uint64, setup func(r *rand.Rand,
 	f.Add([]byte{1, 2, 3, 250, 128, 0}, uint8(3), uint16(40), uint8(2), uint64(7))
 	f.Add(make([]byte, 64), uint8(17), uint16(96), uint8(5), uint64(9))
 	f.Fuzz(func(t *testing.T, raw []byte, rowsRaw uint8, colsRaw uint16, tokRaw uint8, seed uint64) {
-		rows, cols, tokens := int(rowsRaw)%72+1, int(colsRaw)%maxCols+1, int(tokRaw)%9+1
+		rows, cols, tokens := int(rowsRaw)%72+1, int(colsRaw)%maxCols+1, int(tokRaw)%19+1
 		group := 32 << (seed % 3)
 		y0, want, mat, ok := setup(rand.New(rand.NewPCG(seed, stream)), raw, rows, cols, group, tokens, seed&8 != 0)
 		if !ok {
