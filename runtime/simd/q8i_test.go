@@ -148,7 +148,7 @@ func FuzzMatQ8I(f *testing.F) {
 }
 
 // fuzzMatI is the interleaved products' fuzz harness. It draws the shape
-// from the fuzzed integers (1 to 72 rows, 1 to maxCols columns, 1 to 9
+// from the fuzzed integers (1 to 72 rows, 1 to maxCols columns, 1 to 19
 // tokens, groups of 32, 64 or 128, add from bit 3 of the seed) and a
 // generator from the seed and stream; setup builds the case, writing raw
 // into its weights, and returns the starting y, the definition's result
