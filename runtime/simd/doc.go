@@ -48,7 +48,8 @@
 //     sum with VPDPBUSD against four activation quants broadcast from
 //     memory; per group and token one conversion, two multiplications and
 //     one addition, in the reference's order and rounding, so the result is
-//     dotQ8Go's bit for bit for one token or four.
+//     dotQ8Go's bit for bit for one token or eight (up to eight tokens
+//     share one pass over the weights).
 //   - q4s interleaved (Q4SI, MatQ4SI; AVX-512 VNNI): the same for q4s, the
 //     quants kept 4 bits wide, two vectors of sixteen rows' nibbles per
 //     64-byte load (a mask and a shift); per 32-weight block and token the

@@ -148,7 +148,7 @@ func ilRun2(e ilKernels, a *ilArgs) {
 
 // ilRunRange runs rows [r0, r1) (r0 a multiple of Q8IRows) of an
 // interleaved matrix, bw bytes and bs scales per block, through e's kernels:
-// whole blocks straight into y, more than four tokens a block at a time
+// whole blocks straight into y, more than eight tokens a block at a time
 // through every token group (the groups after the first then read the
 // block from L1), and a last partial block through a scratch tile, since
 // the kernels write whole blocks.
