@@ -330,6 +330,8 @@ type draw struct {
 	id     int
 }
 
+func (d *draw) run() { d.id = d.sl.smp.Sample(d.logits) }
+
 // sample draws every pending token, the slots' samplers side by side on
 // the model's threads (each sampler is its own and the logits stay put
 // until the next step). Sampling a 32,000-token vocabulary is a softmax
@@ -338,20 +340,17 @@ type draw struct {
 // The tokens are then handled in slot order, so the result is the same as
 // drawing them one by one.
 func (sc *scheduler) sample() {
-	n := len(sc.draws)
-	if n == 1 || sc.m.Threads() == 1 {
+	if len(sc.draws) == 1 || sc.m.Threads() == 1 {
 		for i := range sc.draws {
-			d := &sc.draws[i]
-			d.id = d.sl.smp.Sample(d.logits)
+			sc.draws[i].run()
 		}
 		return
 	}
 	var g errgroup.Group
 	g.SetLimit(sc.m.Threads())
 	for i := range sc.draws {
-		d := &sc.draws[i]
 		g.Go(func() error {
-			d.id = d.sl.smp.Sample(d.logits)
+			sc.draws[i].run()
 			return nil
 		})
 	}

@@ -6,8 +6,9 @@ package simd
 // matQ4SIWith): blocks row blocks of Q8IRows rows starting at w and s, each
 // over ng groups of sub 32-weight sub-blocks; up to eight tokens at x, xs,
 // xi (xstride bytes, xsstride elements apart; tokens 4 to 7 from x2, xs2,
-// xi2, token 4's); results at y, ldy floats apart. xi is the integer term of the format: q8 the excess −128·Σx per
-// group (Q8Excess), q4s the sum Σx per 32-weight block (SumQ8Blocks).
+// xi2, token 4's); results at y, ldy floats apart. xi is the integer term
+// of the format: q8 the excess −128·Σx per group (Q8Excess), q4s the sum
+// Σx per 32-weight block (SumQ8Blocks).
 type ilArgs struct {
 	w                 *byte
 	s                 *uint16
@@ -170,7 +171,7 @@ func ilRunRange(e ilKernels, ng, sub int, w []byte, s []uint16, bw, bs int, y []
 		// side, which one core reads faster than one stream; an odd last
 		// block in the loop below.
 		h := full / 2
-		a.x, a.xs, a.xi = &xq[0], &xs[0], &xi[0]
+		a.setTokens(xq, xs, xi, 0, 1)
 		a.w, a.s, a.y = &w[b0*bw], &s[b0*bs], &y[0]
 		a.w2, a.s2, a.y2 = &w[(b0+h)*bw], &s[(b0+h)*bs], &y[h*Q8IRows]
 		a.blocks, a.ldy, a.add = h, ldy, b2i(add)
@@ -219,6 +220,6 @@ func (a *ilArgs) setTokens(xq []int8, xs []float32, xi []int32, t, k int) {
 }
 
 // ilRunBlocks is how many blocks ilRunRange runs through every token group
-// before moving on when there are more than ilMaxTokens tokens: one block of a
-// 2048-wide q8 matrix is 32 KiB, about L1.
+// before moving on when there are more than ilMaxTokens tokens: one block
+// of a 2048-wide q8 matrix is 32 KiB, about L1.
 const ilRunBlocks = 1
