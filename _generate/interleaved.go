@@ -16,7 +16,8 @@ import (
 // definition's order with each operation rounded on its own (VMULPS,
 // VSUBPS, VADDPS; no FMA), so every path gives the same bits.
 //
-// Register plan for T tokens (1..4): Z0..Z3 the float sums of the tokens;
+// Register plan for T tokens (1..8): Z0..Z3 the float sums of tokens 0..3,
+// Z19..Z22 those of tokens 4..7 (ilSum);
 // Z4..Z11 the int32 sums, ilChains per token (the integer sums are exact,
 // so splitting a token's chain of VPDPBUSD across several accumulators
 // changes nothing but latency); Z31 the nibble mask (q4s); Z13, Z14 unpacked
@@ -27,7 +28,8 @@ import (
 // group; q4s: Σx per 32-block), R15/R14 one and three quant strides,
 // R13/R12 one and three scale strides (bytes); CX groups left, AX 32-weight
 // sub-blocks left in the group, BX blocks left; R10 the block's output, R11
-// ldy bytes.
+// ldy bytes (kernels of more than four tokens use R11, BX and CX for tokens
+// 4..7 instead; see ilX).
 //
 // The two-stream kernels (one token, "x2") read a second run of blocks
 // beside the first: R11, R12, R13 its weights, scales and output (no
@@ -89,11 +91,14 @@ func ilStreams(T, n int) []ilStream {
 }
 
 // ilChains is how many int32 accumulators each token's VPDPBUSD chain is
-// split over. A VPDPBUSD waits about four cycles for its accumulator while
-// a core issues two per cycle, so one run of blocks needs about eight
-// independent chains to keep the units busy once the weights are in cache
-// (several tokens per pass); four cost a third of the arithmetic rate.
-// With two runs each keeps four (their registers are the rest of the file).
+// split over: eight in all for one run of blocks (one per token from five
+// tokens, where the eight-token kernel needs every one of Z4..Z11 anyway),
+// four per run for two. A VPDPBUSD waits about four cycles for its
+// accumulator while a core issues up to two per cycle: a loop of nothing
+// but VPDPBUSDs ran about a third slower on four accumulators than on
+// eight. In these kernels, whose loads and float steps share the cycles,
+// eight measured the same as four, within noise, for one to four tokens
+// (BENCHMARKS.md §8).
 func ilChains(T, streams int) int {
 	if streams == 2 {
 		return 4
