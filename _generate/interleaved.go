@@ -35,6 +35,10 @@ import (
 // beside the first: R11, R12, R13 its weights, scales and output (no
 // strides are needed for one token), Z1 its float sums, Z20..Z23 its int32
 // chains, Z24..Z30 its scratch (ilStreams).
+//
+// The two-level q4 kernels (q4kiVNNI) also hold each group's scales and
+// offsets, widened to float32: Z23, Z24 in one stream, Z8, Z9 and Z10, Z11
+// in two; the super-block's d and dmin take the places of q4s's d and 8d.
 
 // ilMaxTokens is the most tokens one kernel takes. Up to eight tokens are
 // one pass over the weights: with two passes of four (each row block read
@@ -57,6 +61,9 @@ func emitInterleaved(g *gen) {
 	for t := 1; t <= ilMaxTokens; t++ {
 		q4siVNNI(g, t, 1)
 	}
+	for t := 1; t <= ilMaxTokens; t++ {
+		q4kiVNNI(g, t, 1)
+	}
 	// One token over two runs of blocks at once: one core reads two
 	// sequential streams faster than one (BENCHMARKS.md §7), and one-token
 	// decode is bound by that read. Each stream's arithmetic is the
@@ -64,6 +71,7 @@ func emitInterleaved(g *gen) {
 	// bit for bit.
 	q8iVNNI(g, 1, 2)
 	q4siVNNI(g, 1, 2)
+	q4kiVNNI(g, 1, 2)
 }
 
 // ilStream is one run of blocks a kernel reads: its weights', scales' and
@@ -75,6 +83,8 @@ type ilStream struct {
 	acc                          func(t, c int) VecPhysical
 	sum                          func(t int) VecPhysical
 	ld, lo, hi, d, d8, prod, sub VecPhysical
+	// a, mm: the two-level q4 kernels' group scale and offset per row.
+	a, mm VecPhysical
 }
 
 // ilStreams is the register plan for T tokens over n runs of blocks (n = 2
@@ -82,10 +92,11 @@ type ilStream struct {
 func ilStreams(T, n int) []ilStream {
 	chains := ilChains(T, n)
 	ss := []ilStream{{R8, R9, R10, func(t, c int) VecPhysical { return z(4 + t*chains + c) }, ilSum,
-		Z12, Z13, Z14, Z16, Z15, Z17, Z18}}
+		Z12, Z13, Z14, Z16, Z15, Z17, Z18, Z23, Z24}}
 	if n == 2 {
+		ss[0].a, ss[0].mm = Z8, Z9
 		ss = append(ss, ilStream{R11, R12, R13, func(_, c int) VecPhysical { return z(20 + c) }, func(int) VecPhysical { return Z1 },
-			Z24, Z25, Z26, Z27, Z28, Z29, Z30})
+			Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z10, Z11})
 	}
 	return ss
 }
@@ -159,11 +170,19 @@ func ilName(enc string, T, streams int) string {
 	return fmt.Sprintf("%s%d", enc, T)
 }
 
+// ilEnc is what an encoding adds to ilKernel: group emits one group's work
+// given the streams' registers; start (optional) runs once after the
+// argument loads and block (optional) at the start of every block.
+type ilEnc struct {
+	group        func(ss []ilStream, chains int)
+	start, block func(ss []ilStream)
+}
+
 // ilKernel is one interleaved kernel for T tokens over streams runs of
 // blocks: the argument loads, the loop over blocks (each: the float sums
-// cleared, the token pointers reset, group(…) run over every group) and the
-// stores. group emits one group's work given the streams' registers.
-func (g *gen) ilKernel(name string, T, streams int, group func(ss []ilStream, chains int)) {
+// cleared, the token pointers reset, e.group run over every group) and the
+// stores.
+func (g *gen) ilKernel(name string, T, streams int, e ilEnc) {
 	g.text(name, "func(p *ilArgs)", 0)
 	chains := ilChains(T, streams)
 	ss := ilStreams(T, streams)
@@ -197,6 +216,9 @@ func (g *gen) ilKernel(name string, T, streams int, group func(ss []ilStream, ch
 		g.MOVQ(f("s2"), R12)
 		g.MOVQ(f("y2"), R13)
 	}
+	if e.start != nil {
+		e.start(ss)
+	}
 
 	g.Label("block")
 	g.MOVQ(g.arg(0), RAX)
@@ -217,9 +239,12 @@ func (g *gen) ilKernel(name string, T, streams int, group func(ss []ilStream, ch
 			g.VPXORD(st.sum(t), st.sum(t), st.sum(t))
 		}
 	}
+	if e.block != nil {
+		e.block(ss)
+	}
 
 	g.Label("group")
-	group(ss, chains)
+	e.group(ss, chains)
 	g.DECQ(groups)
 	g.JNZ(LabelRef("group"))
 
@@ -272,7 +297,7 @@ func (g *gen) ilChainsToFloat(st ilStream, chains, t int) {
 // (xi) and run over its sub-blocks, eight 64-byte chunks (four quants of
 // sixteen rows) each; then per token s += (scale·xs)·sum.
 func q8iVNNI(g *gen, T, streams int) {
-	g.ilKernel(ilName("q8iVNNI", T, streams), T, streams, func(ss []ilStream, chains int) {
+	g.ilKernel(ilName("q8iVNNI", T, streams), T, streams, ilEnc{group: func(ss []ilStream, chains int) {
 		for _, st := range ss {
 			for t := range T {
 				g.VPBROADCASTD(ilXI(t), st.acc(t, 0))
@@ -312,7 +337,7 @@ func q8iVNNI(g *gen, T, streams int) {
 			}
 		}
 		g.ilNextGroup(T)
-	})
+	}})
 }
 
 // q4siVNNI: q4s, one scale d per group, activation scales per 32-weight
@@ -320,7 +345,7 @@ func q8iVNNI(g *gen, T, streams int) {
 // sixteen rows (low nibbles: quants 4c…4c+3 of the block, high nibbles:
 // 16+4c…16+4c+3); then per token s += xs·(d·sum − (8d)·Σx).
 func q4siVNNI(g *gen, T, streams int) {
-	g.ilKernel(ilName("q4siVNNI", T, streams), T, streams, func(ss []ilStream, chains int) {
+	g.ilKernel(ilName("q4siVNNI", T, streams), T, streams, ilEnc{group: func(ss []ilStream, chains int) {
 		for _, st := range ss {
 			g.VCVTPH2PS(m(st.s, 0), st.d)
 			g.ADDQ(U8(32), st.s)
@@ -332,43 +357,110 @@ func q4siVNNI(g *gen, T, streams int) {
 		g.VPBROADCASTD(EAX, Z31)
 		g.ilSubCount()
 		g.Label("sub")
-		for _, st := range ss {
-			for t := range T {
-				for c := range chains {
-					g.VPXORD(st.acc(t, c), st.acc(t, c), st.acc(t, c))
-				}
-			}
-		}
-		for k := range 4 {
-			for _, st := range ss {
-				g.PREFETCHT0(m(st.w, 64*k+ilPrefetch))
-				g.VMOVDQU64(m(st.w, 64*k), st.ld)
-				g.VPANDD(Z31, st.ld, st.lo)
-				g.VPSRLW(U8(4), st.ld, st.hi)
-				g.VPANDD(Z31, st.hi, st.hi)
-				for t := range T {
-					g.VPDPBUSD_BCST(ilX(t, 4*k), st.lo, st.acc(t, (2*k)%chains))
-					g.VPDPBUSD_BCST(ilX(t, 16+4*k), st.hi, st.acc(t, (2*k+1)%chains))
-				}
-			}
-		}
+		g.ilNibbles(ss, T, chains, 256)
 		for _, st := range ss {
 			g.ADDQ(U32(256), st.w)
 		}
 		g.ilNextSub(T)
 		for _, st := range ss {
 			for t := range T {
-				g.ilChainsToFloat(st, chains, t)
-				g.VMULPS(st.d, st.acc(t, 0), st.prod)
-				g.VCVTDQ2PS_BCST(ilXI(t), st.sub)
-				g.VMULPS(st.d8, st.sub, st.sub)
-				g.VSUBPS(st.sub, st.prod, st.prod)
-				g.VMULPS_BCST(ilXS(t), st.prod, st.prod)
-				g.VADDPS(st.prod, st.sum(t), st.sum(t))
+				g.ilAffine(st, chains, t, st.d, st.d8)
 			}
 		}
 		g.ilNextGroup(T)
 		g.DECQ(RAX)
 		g.JNZ(LabelRef("sub"))
-	})
+	}})
+}
+
+// ilNibbles zeroes the chains and runs one 32-weight block of 4-bit quants
+// (four 64-byte chunks, as q4siVNNI describes them) of every stream into
+// them, prefetching span bytes of the stream (the block and what follows
+// it before the next block) ilPrefetch ahead.
+func (g *gen) ilNibbles(ss []ilStream, T, chains, span int) {
+	for _, st := range ss {
+		for t := range T {
+			for c := range chains {
+				g.VPXORD(st.acc(t, c), st.acc(t, c), st.acc(t, c))
+			}
+		}
+	}
+	for k := range 4 {
+		for _, st := range ss {
+			g.PREFETCHT0(m(st.w, 64*k+ilPrefetch))
+			if k == 3 && span > 256 {
+				g.PREFETCHT0(m(st.w, 256+ilPrefetch))
+			}
+			g.VMOVDQU64(m(st.w, 64*k), st.ld)
+			g.VPANDD(Z31, st.ld, st.lo)
+			g.VPSRLW(U8(4), st.ld, st.hi)
+			g.VPANDD(Z31, st.hi, st.hi)
+			for t := range T {
+				g.VPDPBUSD_BCST(ilX(t, 4*k), st.lo, st.acc(t, (2*k)%chains))
+				g.VPDPBUSD_BCST(ilX(t, 16+4*k), st.hi, st.acc(t, (2*k+1)%chains))
+			}
+		}
+	}
+}
+
+// ilAffine adds token t's term of one 32-weight block to its sums:
+// s += xs·(a·sum − m·Σx), each operation rounded on its own, as the packed
+// definition (dotPackedRowRef) evaluates it.
+func (g *gen) ilAffine(st ilStream, chains, t int, a, mm VecPhysical) {
+	g.ilChainsToFloat(st, chains, t)
+	g.VMULPS(a, st.acc(t, 0), st.prod)
+	g.VCVTDQ2PS_BCST(ilXI(t), st.sub)
+	g.VMULPS(mm, st.sub, st.sub)
+	g.VSUBPS(st.sub, st.prod, st.prod)
+	g.VMULPS_BCST(ilXS(t), st.prod, st.prod)
+	g.VADDPS(st.prod, st.sum(t), st.sum(t))
+}
+
+// q4kiVNNI: the two-level q4 (groups of 32 under float16 pairs per 256
+// weights, runtime/simd q4ki.go). A group is 288 bytes of the weight
+// stream: the four chunks of q4siVNNI, then the sixteen rows' 6-bit scales
+// and sixteen offsets as bytes. Every eighth group (and a block's first)
+// takes the next super-block's d and dmin (sixteen float16 each) from the
+// scale stream; then a = d·sc and m = dmin·mn, and per token
+// s += xs·(a·sum − m·Σx). The count of groups left in the super-block lives
+// in the frame: the kernels have no register to spare.
+func q4kiVNNI(g *gen, T, streams int) {
+	var left Mem
+	g.ilKernel(ilName("q4kiVNNI", T, streams), T, streams, ilEnc{
+		start: func([]ilStream) {
+			left = g.AllocLocal(8)
+			g.MOVL(U32(0x0f0f0f0f), EAX)
+			g.VPBROADCASTD(EAX, Z31)
+		},
+		block: func([]ilStream) { g.MOVQ(U32(1), left) },
+		group: func(ss []ilStream, chains int) {
+			g.DECQ(left)
+			g.JNZ(LabelRef("scales"))
+			for _, st := range ss {
+				g.VCVTPH2PS(m(st.s, 0), st.d)
+				g.VCVTPH2PS(m(st.s, 32), st.d8)
+				g.ADDQ(U8(64), st.s)
+			}
+			g.MOVQ(U32(8), left)
+			g.Label("scales")
+			for _, st := range ss {
+				g.VPMOVZXBD(m(st.w, 256), st.a)
+				g.VCVTDQ2PS(st.a, st.a)
+				g.VMULPS(st.d, st.a, st.a)
+				g.VPMOVZXBD(m(st.w, 272), st.mm)
+				g.VCVTDQ2PS(st.mm, st.mm)
+				g.VMULPS(st.d8, st.mm, st.mm)
+			}
+			g.ilNibbles(ss, T, chains, 288)
+			for _, st := range ss {
+				g.ADDQ(U32(288), st.w)
+			}
+			g.ilNextSub(T)
+			for _, st := range ss {
+				for t := range T {
+					g.ilAffine(st, chains, t, st.a, st.mm)
+				}
+			}
+			g.ilNextGroup(T)
+		}})
 }

@@ -57,11 +57,14 @@ type dense struct {
 	qi *simd.Q8I
 	// qs is the same for a q4s matrix (simd.Q4SI), as small as its planes.
 	qs *simd.Q4SI
+	// qk is the same for a two-level q4 matrix (simd.Q4KI), its scales and
+	// offsets widened to bytes (4.625 bits per weight against 4.5).
+	qk *simd.Q4KI
 }
 
 // interleaved reports whether d's products run on the interleaved kernels,
 // which take row ranges starting at multiples of simd.Q8IRows.
-func (d *dense) interleaved() bool { return d.qi != nil || d.qs != nil }
+func (d *dense) interleaved() bool { return d.qi != nil || d.qs != nil || d.qk != nil }
 
 // packedView builds the simd view of a packed part's planes.
 func packedView(p *WeightPart, rows, cols int) (*simd.Packed, error) {
@@ -135,10 +138,15 @@ func newDense(p *WeightPart) (*dense, error) {
 		}
 		d.ng = (cols + quant.PackBlock - 1) / quant.PackBlock
 		d.cq, d.ngq = quant.PackBlock*d.pk.Blocks, d.pk.Blocks
-		if !d.nl && simd.Q4SIFast(d.pk) {
+		switch {
+		case d.nl:
+		case simd.Q4SIFast(d.pk):
 			// Filled by packInterleaved before the matrix is used.
 			d.qs = simd.NewQ4SI(d.pk, rows)
 			adviseHuge(d.qs.W)
+		case simd.Q4KIFast(d.pk):
+			d.qk = simd.NewQ4KI(d.pk, rows)
+			adviseHuge(d.qk.W)
 		}
 	}
 	return d, nil
@@ -182,6 +190,10 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 			simd.MatQ4SI(y, ldy, d.qs, r0, r1, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, toks, add)
 			return
 		}
+		if a.useQ8 && d.qk != nil {
+			simd.MatQ4KI(y, ldy, d.qk, r0, r1, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, toks, add)
+			return
+		}
 		if a.useQ8 {
 			v := d.pk.Rows(r0, r1)
 			simd.MatPacked(y, ldy, &v, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, rows, toks, add)
@@ -214,7 +226,9 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 // kernel keeps the row kernel's order of operations (simd.MatQ8; the
 // float-activation path runs token by token anyway). The float and packed
 // register tiles sum in another order than their row kernels.
-func (d *dense) tokensIndependent() bool { return d.enc.Kind == quant.KindQ8 || d.qs != nil }
+func (d *dense) tokensIndependent() bool {
+	return d.enc.Kind == quant.KindQ8 || d.qs != nil || d.qk != nil
+}
 
 // tileQ8 is tile for q8 weights with quantized activations. When a row
 // is not whole blocks of quants (cq > cols: a low-rank factor's rank, say),
@@ -325,7 +339,7 @@ func (m *Matrix) denses() []*dense {
 	return ds
 }
 
-// packInterleaved fills the interleaved copies (dense.qi, dense.qs) of the
+// packInterleaved fills the interleaved copies (dense.qi, qs, qk) of the
 // matrices among ds on up to threads goroutines, a run of blocks at a time,
 // then hands each matrix's file bytes to drop (nil: keep them), so that
 // resident memory counts the copy only.
@@ -343,6 +357,8 @@ func packInterleaved(ds []*dense, threads int, drop func([]byte)) {
 			n = d.qi.Blocks()
 		case d.qs != nil:
 			n = d.qs.RowBlocks()
+		case d.qk != nil:
+			n = d.qk.RowBlocks()
 		}
 		for b := 0; b < n; b += run {
 			items = append(items, item{d, b, min(b+run, n)})
@@ -356,14 +372,18 @@ func packInterleaved(ds []*dense, threads int, drop func([]byte)) {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(items); i = int(next.Add(1) - 1) {
 				it := items[i]
-				// The quants (q8) or lo plane (q4s) come first in the
+				// The quants (q8) or lo plane (q4s, q4) come first in the
 				// part's bytes (format/SPEC.md); dropping each run's rows
 				// as soon as they are copied keeps the peak near one copy.
 				rowBytes := it.d.cols
-				if it.d.qi != nil {
+				switch {
+				case it.d.qi != nil:
 					it.d.qi.Pack(it.d.q, it.d.s, it.b0, it.b1)
-				} else {
+				case it.d.qs != nil:
 					it.d.qs.Pack(it.d.pk, it.b0, it.b1)
+					rowBytes = it.d.pk.LoRow
+				default:
+					it.d.qk.Pack(it.d.pk, it.b0, it.b1)
 					rowBytes = it.d.pk.LoRow
 				}
 				if lo, hi := it.b0*simd.Q8IRows*rowBytes, min(it.b1*simd.Q8IRows, it.d.rows)*rowBytes; drop != nil && hi <= len(it.d.data) {

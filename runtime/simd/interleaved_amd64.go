@@ -82,6 +82,30 @@ func q4siVNNI7(p *ilArgs)
 //go:noescape
 func q4siVNNI8(p *ilArgs)
 
+//go:noescape
+func q4kiVNNI1(p *ilArgs)
+
+//go:noescape
+func q4kiVNNI2(p *ilArgs)
+
+//go:noescape
+func q4kiVNNI3(p *ilArgs)
+
+//go:noescape
+func q4kiVNNI4(p *ilArgs)
+
+//go:noescape
+func q4kiVNNI5(p *ilArgs)
+
+//go:noescape
+func q4kiVNNI6(p *ilArgs)
+
+//go:noescape
+func q4kiVNNI7(p *ilArgs)
+
+//go:noescape
+func q4kiVNNI8(p *ilArgs)
+
 // The two-stream kernels: one token over blocks w, s, y and w2, s2, y2
 // at once (see ilRunRange).
 
@@ -91,6 +115,9 @@ func q8iVNNI1x2(p *ilArgs)
 //go:noescape
 func q4siVNNI1x2(p *ilArgs)
 
+//go:noescape
+func q4kiVNNI1x2(p *ilArgs)
+
 // ilKernels names one encoding's kernels; ilRun calls the one for k tokens
 // through a switch, not a table of func values: an indirect call would make
 // the arguments escape to the heap.
@@ -99,6 +126,7 @@ type ilKernels int
 const (
 	q8iKernels ilKernels = iota
 	q4siKernels
+	q4kiKernels
 )
 
 func ilRun(e ilKernels, k int, a *ilArgs) {
@@ -133,17 +161,36 @@ func ilRun(e ilKernels, k int, a *ilArgs) {
 		q4siVNNI6(a)
 	case q4siKernels<<3 | 6:
 		q4siVNNI7(a)
-	default:
+	case q4siKernels<<3 | 7:
 		q4siVNNI8(a)
+	case q4kiKernels<<3 | 0:
+		q4kiVNNI1(a)
+	case q4kiKernels<<3 | 1:
+		q4kiVNNI2(a)
+	case q4kiKernels<<3 | 2:
+		q4kiVNNI3(a)
+	case q4kiKernels<<3 | 3:
+		q4kiVNNI4(a)
+	case q4kiKernels<<3 | 4:
+		q4kiVNNI5(a)
+	case q4kiKernels<<3 | 5:
+		q4kiVNNI6(a)
+	case q4kiKernels<<3 | 6:
+		q4kiVNNI7(a)
+	default:
+		q4kiVNNI8(a)
 	}
 }
 
 // ilRun2 calls e's two-stream kernel.
 func ilRun2(e ilKernels, a *ilArgs) {
-	if e == q8iKernels {
+	switch e {
+	case q8iKernels:
 		q8iVNNI1x2(a)
-	} else {
+	case q4siKernels:
 		q4siVNNI1x2(a)
+	default:
+		q4kiVNNI1x2(a)
 	}
 }
 

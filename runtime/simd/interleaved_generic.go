@@ -17,3 +17,11 @@ func Q4SIFast(w *Packed) bool { return false }
 func matQ4SIWith(_ features, y []float32, ldy int, m *Q4SI, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
 	matQ4SIGo(y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
 }
+
+// Q4KIFast reports whether MatQ4KI runs a vector kernel: never in this
+// build, so callers keep the row-major kernels.
+func Q4KIFast(w *Packed) bool { return false }
+
+func matQ4KIWith(_ features, y []float32, ldy int, m *Q4KI, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
+	matQ4KIGo(y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
+}

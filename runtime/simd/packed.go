@@ -49,9 +49,16 @@ func (w *Packed) groupParams(r, g int) (a, m float32) {
 		return d, 8 * d
 	}
 	sb := g * w.Group / 256
+	sc, mn := w.subScales(r, g)
+	return F16ToF32(sup[2*sb]) * float32(sc), F16ToF32(sup[2*sb+1]) * float32(mn)
+}
+
+// subScales is the 6-bit scale and offset of group g of row r of a
+// two-level view, stored as 12-bit pairs (two groups in three bytes).
+func (w *Packed) subScales(r, g int) (sc, mn uint8) {
 	b := w.Sub[r*w.SubRow+3*(g/2):]
 	v := (uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16) >> (12 * (g & 1))
-	return F16ToF32(sup[2*sb]) * float32(v&63), F16ToF32(sup[2*sb+1]) * float32(v>>6&63)
+	return uint8(v & 63), uint8(v >> 6 & 63)
 }
 
 // rowPlanes returns row r's lo and hi planes (hi is empty without one).

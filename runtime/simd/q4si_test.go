@@ -12,17 +12,37 @@ import (
 // 32, 64 and 128, sub-ranges of rows, one to nineteen tokens, with and
 // without add.
 func TestMatQ4SIEqualsDefinition(t *testing.T) {
-	r := rand.New(rand.NewPCG(81, 82))
+	checkMatPackedI(t, rand.New(rand.NewPCG(81, 82)), true, []int{32, 64, 128}, Q4SIOK,
+		func(w *Packed, rows int) matPackedI {
+			m := NewQ4SI(w, rows)
+			m.Pack(w, 0, m.RowBlocks())
+			return func(fs features, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
+				matQ4SIWith(fs, y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
+			}
+		})
+}
+
+// matPackedI is an interleaved packed product (matQ4SIWith, matQ4KIWith) of
+// one repacked matrix.
+type matPackedI func(fs features, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool)
+
+// checkMatPackedI compares an interleaved packed product with
+// packedRowsRef bit for bit on every kernel this CPU runs, over views of
+// the given symmetry and groups that ok takes: row counts off the block
+// height, four blocks and more (the one-token kernels read those as two
+// runs), rows that end inside a 128-weight chunk, sub-ranges of rows, one to
+// nineteen tokens, with and without add.
+func checkMatPackedI(t *testing.T, r *rand.Rand, sym bool, groups []int, ok func(*Packed) bool, build func(w *Packed, rows int) matPackedI) {
+	t.Helper()
 	for _, fs := range testFeatureSets() {
-		for _, group := range []int{32, 64, 128} {
+		for _, group := range groups {
 			for _, cols := range []int{32, 100, 256, 300, 640} {
-				for _, rows := range []int{1, 15, 16, 17, 40, 56} {
-					w := randPacked(r, packedShape{4, group, true}, rows, cols)
-					if !Q4SIOK(w) {
+				for _, rows := range []int{1, 15, 16, 17, 40, 56, 100} {
+					w := randPacked(r, packedShape{4, group, sym}, rows, cols)
+					if !ok(w) {
 						continue
 					}
-					m := NewQ4SI(w, rows)
-					m.Pack(w, 0, m.RowBlocks())
+					mat := build(w, rows)
 					for _, tokens := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 19} {
 						xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 1)
 						for _, rr := range [][2]int{{0, rows}, {16, rows}, {0, min(rows, 16)}} {
@@ -39,7 +59,7 @@ func TestMatQ4SIEqualsDefinition(t *testing.T) {
 									packedRowsRef(want[tok*ldy:tok*ldy+r1-r0], &v, xq[tok*xstride:], xs[tok*xsstride:], xsum[tok*xsstride:], add)
 								}
 								y := append([]float32(nil), y0...)
-								matQ4SIWith(fs.f, y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
+								mat(fs.f, y, ldy, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
 								for i := range y {
 									if math.Float32bits(y[i]) != math.Float32bits(want[i]) {
 										t.Fatalf("%s g=%d cols=%d rows=%d [%d,%d) tokens=%d add=%v: y[%d] = %v, want %v",
@@ -58,16 +78,30 @@ func TestMatQ4SIEqualsDefinition(t *testing.T) {
 // FuzzMatQ4SI feeds arbitrary plane bytes and shapes to every kernel this
 // CPU runs, against the definition.
 func FuzzMatQ4SI(f *testing.F) {
-	fuzzMatI(f, 400, 5, func(r *rand.Rand, raw []byte, rows, cols, group, tokens int, add bool) ([]float32, []float32, func(features, []float32), bool) {
-		w := randPacked(r, packedShape{4, group, true}, rows, cols)
-		if !Q4SIOK(w) {
+	fuzzMatPackedI(f, 5, true, Q4SIOK, func(w *Packed, rows int) matPackedI {
+		m := NewQ4SI(w, rows)
+		m.Pack(w, 0, m.RowBlocks())
+		return func(fs features, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
+			matQ4SIWith(fs, y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
+		}
+	})
+}
+
+// fuzzMatPackedI is fuzzMatI for the interleaved packed products: the raw
+// bytes go into the lo plane (and the sub plane of two-level views).
+func fuzzMatPackedI(f *testing.F, stream uint64, sym bool, ok func(*Packed) bool, build func(w *Packed, rows int) matPackedI) {
+	fuzzMatI(f, 400, stream, func(r *rand.Rand, raw []byte, rows, cols, group, tokens int, add bool) ([]float32, []float32, func(features, []float32), bool) {
+		w := randPacked(r, packedShape{4, group, sym}, rows, cols)
+		if !ok(w) {
 			return nil, nil, nil, false
 		}
 		for i, b := range raw {
 			w.Lo[i%len(w.Lo)] = b
+			if len(w.Sub) > 0 {
+				w.Sub[i%len(w.Sub)] ^= b
+			}
 		}
-		m := NewQ4SI(w, rows)
-		m.Pack(w, 0, m.RowBlocks())
+		mat := build(w, rows)
 		xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 0)
 		ldy := rows
 		y0 := make([]float32, tokens*ldy)
@@ -76,7 +110,7 @@ func FuzzMatQ4SI(f *testing.F) {
 			packedRowsRef(want[tok*ldy:(tok+1)*ldy], w, xq[tok*xstride:], xs[tok*xsstride:], xsum[tok*xsstride:], add)
 		}
 		return y0, want, func(fs features, y []float32) {
-			matQ4SIWith(fs, y, ldy, m, 0, rows, xq, xs, xsum, xstride, xsstride, tokens, add)
+			mat(fs, y, ldy, 0, rows, xq, xs, xsum, xstride, xsstride, tokens, add)
 		}, true
 	})
 }
