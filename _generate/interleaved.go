@@ -62,7 +62,10 @@ func emitInterleaved(g *gen) {
 		q4siVNNI(g, t, 1)
 	}
 	for t := 1; t <= ilMaxTokens; t++ {
-		q4kiVNNI(g, t, 1)
+		qkiVNNI(g, t, 1, 0)
+	}
+	for t := 1; t <= ilMaxTokens; t++ {
+		qkiVNNI(g, t, 1, 2)
 	}
 	// One token over two runs of blocks at once: one core reads two
 	// sequential streams faster than one (BENCHMARKS.md §7), and one-token
@@ -71,7 +74,7 @@ func emitInterleaved(g *gen) {
 	// bit for bit.
 	q8iVNNI(g, 1, 2)
 	q4siVNNI(g, 1, 2)
-	q4kiVNNI(g, 1, 2)
+	qkiVNNI(g, 1, 2, 0)
 }
 
 // ilStream is one run of blocks a kernel reads: its weights', scales' and
@@ -357,7 +360,7 @@ func q4siVNNI(g *gen, T, streams int) {
 		g.VPBROADCASTD(EAX, Z31)
 		g.ilSubCount()
 		g.Label("sub")
-		g.ilNibbles(ss, T, chains, 256)
+		g.ilNibbles(ss, T, chains, 256, 0)
 		for _, st := range ss {
 			g.ADDQ(U32(256), st.w)
 		}
@@ -377,7 +380,14 @@ func q4siVNNI(g *gen, T, streams int) {
 // (four 64-byte chunks, as q4siVNNI describes them) of every stream into
 // them, prefetching span bytes of the stream (the block and what follows
 // it before the next block) ilPrefetch ahead.
-func (g *gen) ilNibbles(ss []ilStream, T, chains, span int) {
+//
+// With p high bits per quant (the two-level q5 and q6, one stream only),
+// p 64-byte vectors after the four chunks hold them: for chunk k, vector
+// 2kp/8 holds, at bit 2kp%8 of each byte, the high bits of the quant in
+// that byte's low nibble, then those of the quant in its high nibble. They
+// are shifted to bit 4, masked (Z30) and merged with the nibbles, so the
+// VPDPBUSDs see whole quants; Z25 holds the vector, Z26 the second merge.
+func (g *gen) ilNibbles(ss []ilStream, T, chains, span, p int) {
 	for _, st := range ss {
 		for t := range T {
 			for c := range chains {
@@ -385,21 +395,59 @@ func (g *gen) ilNibbles(ss []ilStream, T, chains, span int) {
 			}
 		}
 	}
+	if p > 0 && len(ss) > 1 {
+		panic("ilNibbles: high bits with more than one stream")
+	}
 	for k := range 4 {
 		for _, st := range ss {
 			g.PREFETCHT0(m(st.w, 64*k+ilPrefetch))
-			if k == 3 && span > 256 {
-				g.PREFETCHT0(m(st.w, 256+ilPrefetch))
+			if k == 3 {
+				for o := 256; o < span; o += 64 {
+					g.PREFETCHT0(m(st.w, o+ilPrefetch))
+				}
 			}
 			g.VMOVDQU64(m(st.w, 64*k), st.ld)
-			g.VPANDD(Z31, st.ld, st.lo)
-			g.VPSRLW(U8(4), st.ld, st.hi)
-			g.VPANDD(Z31, st.hi, st.hi)
+			hi := st.hi
+			if p == 0 {
+				g.VPANDD(Z31, st.ld, st.lo)
+				g.VPSRLW(U8(4), st.ld, st.hi)
+				g.VPANDD(Z31, st.hi, st.hi)
+			} else {
+				v, sb := 2*k*p/8, 2*k*p%8
+				if sb == 0 {
+					g.VMOVDQU64(m(st.w, 256+64*v), Z25)
+				}
+				// lo = (ld & 0x0f) | (high bits at 4): VPTERNLOGD 0xf8 is
+				// dst | (src2 & src3).
+				g.shiftWords(Z25, 4-sb, st.lo)
+				g.VPANDD(Z30, st.lo, st.lo)
+				g.VPTERNLOGD(U8(0xf8), Z31, st.ld, st.lo)
+				g.VPSRLW(U8(4), st.ld, st.hi)
+				hi = Z26
+				g.shiftWords(Z25, 4-sb-p, hi)
+				g.VPANDD(Z30, hi, hi)
+				g.VPTERNLOGD(U8(0xf8), Z31, st.hi, hi)
+			}
 			for t := range T {
 				g.VPDPBUSD_BCST(ilX(t, 4*k), st.lo, st.acc(t, (2*k)%chains))
-				g.VPDPBUSD_BCST(ilX(t, 16+4*k), st.hi, st.acc(t, (2*k+1)%chains))
+				g.VPDPBUSD_BCST(ilX(t, 16+4*k), hi, st.acc(t, (2*k+1)%chains))
 			}
 		}
+	}
+}
+
+// shiftWords sets dst to src's 16-bit words shifted left by n (right by −n;
+// a copy for 0). The bits that cross into the neighbouring byte land below
+// bit 4 (left) or above bit 5 (right, n ≥ −2) or bit 4 (n ≥ −3, one high
+// bit), where the mask that follows drops them.
+func (g *gen) shiftWords(src VecPhysical, n int, dst VecPhysical) {
+	switch {
+	case n > 0:
+		g.VPSLLW(U8(n), src, dst)
+	case n < 0:
+		g.VPSRLW(U8(-n), src, dst)
+	default:
+		g.VMOVDQA64(src, dst)
 	}
 }
 
@@ -416,21 +464,27 @@ func (g *gen) ilAffine(st ilStream, chains, t int, a, mm VecPhysical) {
 	g.VADDPS(st.prod, st.sum(t), st.sum(t))
 }
 
-// q4kiVNNI: the two-level q4 (groups of 32 under float16 pairs per 256
-// weights, runtime/simd q4ki.go). A group is 288 bytes of the weight
-// stream: the four chunks of q4siVNNI, then the sixteen rows' 6-bit scales
-// and sixteen offsets as bytes. Every eighth group (and a block's first)
-// takes the next super-block's d and dmin (sixteen float16 each) from the
-// scale stream; then a = d·sc and m = dmin·mn, and per token
+// qkiVNNI: the two-level q4 and q6 (4 + p bits, groups of 32 under float16
+// pairs per 256 weights, runtime/simd qki.go). A group is 288 + 64p bytes
+// of the weight stream: the four chunks of q4siVNNI, the p vectors of high
+// bits (ilNibbles), then the sixteen rows' 6-bit scales and sixteen
+// offsets as bytes. Every eighth group (and a block's first) takes the
+// next super-block's d and dmin (sixteen float16 each) from the scale
+// stream; then a = d·sc and m = dmin·mn, and per token
 // s += xs·(a·sum − m·Σx). The count of groups left in the super-block lives
 // in the frame: the kernels have no register to spare.
-func q4kiVNNI(g *gen, T, streams int) {
+func qkiVNNI(g *gen, T, streams, p int) {
 	var left Mem
-	g.ilKernel(ilName("q4kiVNNI", T, streams), T, streams, ilEnc{
+	scales := 256 + 64*p
+	g.ilKernel(ilName(fmt.Sprintf("q%dkiVNNI", 4+p), T, streams), T, streams, ilEnc{
 		start: func([]ilStream) {
 			left = g.AllocLocal(8)
 			g.MOVL(U32(0x0f0f0f0f), EAX)
 			g.VPBROADCASTD(EAX, Z31)
+			if p > 0 {
+				g.MOVL(U32(uint32(0x01010101*((1<<p-1)<<4))), EAX)
+				g.VPBROADCASTD(EAX, Z30)
+			}
 		},
 		block: func([]ilStream) { g.MOVQ(U32(1), left) },
 		group: func(ss []ilStream, chains int) {
@@ -444,16 +498,16 @@ func q4kiVNNI(g *gen, T, streams int) {
 			g.MOVQ(U32(8), left)
 			g.Label("scales")
 			for _, st := range ss {
-				g.VPMOVZXBD(m(st.w, 256), st.a)
+				g.VPMOVZXBD(m(st.w, scales), st.a)
 				g.VCVTDQ2PS(st.a, st.a)
 				g.VMULPS(st.d, st.a, st.a)
-				g.VPMOVZXBD(m(st.w, 272), st.mm)
+				g.VPMOVZXBD(m(st.w, scales+16), st.mm)
 				g.VCVTDQ2PS(st.mm, st.mm)
 				g.VMULPS(st.d8, st.mm, st.mm)
 			}
-			g.ilNibbles(ss, T, chains, 288)
+			g.ilNibbles(ss, T, chains, scales+32, p)
 			for _, st := range ss {
-				g.ADDQ(U32(288), st.w)
+				g.ADDQ(U32(scales+32), st.w)
 			}
 			g.ilNextSub(T)
 			for _, st := range ss {

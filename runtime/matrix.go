@@ -57,9 +57,10 @@ type dense struct {
 	qi *simd.Q8I
 	// qs is the same for a q4s matrix (simd.Q4SI), as small as its planes.
 	qs *simd.Q4SI
-	// qk is the same for a two-level q4 matrix (simd.Q4KI), its scales and
-	// offsets widened to bytes (4.625 bits per weight against 4.5).
-	qk *simd.Q4KI
+	// qk is the same for a two-level q4 or q6 matrix (simd.QKI), its
+	// scales and offsets widened to bytes (4.625 bits per weight against
+	// 4.5 for q4).
+	qk *simd.QKI
 }
 
 // interleaved reports whether d's products run on the interleaved kernels,
@@ -144,8 +145,8 @@ func newDense(p *WeightPart) (*dense, error) {
 			// Filled by packInterleaved before the matrix is used.
 			d.qs = simd.NewQ4SI(d.pk, rows)
 			adviseHuge(d.qs.W)
-		case simd.Q4KIFast(d.pk):
-			d.qk = simd.NewQ4KI(d.pk, rows)
+		case simd.QKIFast(d.pk):
+			d.qk = simd.NewQKI(d.pk, rows)
 			adviseHuge(d.qk.W)
 		}
 	}
@@ -191,7 +192,7 @@ func (d *dense) tile(Y []float32, ldy int, a *acts, r0, r1, t0, t1 int, add bool
 			return
 		}
 		if a.useQ8 && d.qk != nil {
-			simd.MatQ4KI(y, ldy, d.qk, r0, r1, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, toks, add)
+			simd.MatQKI(y, ldy, d.qk, r0, r1, a.xq[t0*d.cq:], a.xs[t0*d.ngq:], a.xsum[t0*d.ngq:], d.cq, d.ngq, toks, add)
 			return
 		}
 		if a.useQ8 {
@@ -372,7 +373,7 @@ func packInterleaved(ds []*dense, threads int, drop func([]byte)) {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(items); i = int(next.Add(1) - 1) {
 				it := items[i]
-				// The quants (q8) or lo plane (q4s, q4) come first in the
+				// The quants (q8) or lo plane (q4s, q4, q6) come first in the
 				// part's bytes (format/SPEC.md); dropping each run's rows
 				// as soon as they are copied keeps the peak near one copy.
 				rowBytes := it.d.cols

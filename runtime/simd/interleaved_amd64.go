@@ -106,6 +106,30 @@ func q4kiVNNI7(p *ilArgs)
 //go:noescape
 func q4kiVNNI8(p *ilArgs)
 
+//go:noescape
+func q6kiVNNI1(p *ilArgs)
+
+//go:noescape
+func q6kiVNNI2(p *ilArgs)
+
+//go:noescape
+func q6kiVNNI3(p *ilArgs)
+
+//go:noescape
+func q6kiVNNI4(p *ilArgs)
+
+//go:noescape
+func q6kiVNNI5(p *ilArgs)
+
+//go:noescape
+func q6kiVNNI6(p *ilArgs)
+
+//go:noescape
+func q6kiVNNI7(p *ilArgs)
+
+//go:noescape
+func q6kiVNNI8(p *ilArgs)
+
 // The two-stream kernels: one token over blocks w, s, y and w2, s2, y2
 // at once (see ilRunRange).
 
@@ -127,6 +151,7 @@ const (
 	q8iKernels ilKernels = iota
 	q4siKernels
 	q4kiKernels
+	q6kiKernels // no two-stream kernel: its high bits need the registers
 )
 
 func ilRun(e ilKernels, k int, a *ilArgs) {
@@ -177,8 +202,24 @@ func ilRun(e ilKernels, k int, a *ilArgs) {
 		q4kiVNNI6(a)
 	case q4kiKernels<<3 | 6:
 		q4kiVNNI7(a)
-	default:
+	case q4kiKernels<<3 | 7:
 		q4kiVNNI8(a)
+	case q6kiKernels<<3 | 0:
+		q6kiVNNI1(a)
+	case q6kiKernels<<3 | 1:
+		q6kiVNNI2(a)
+	case q6kiKernels<<3 | 2:
+		q6kiVNNI3(a)
+	case q6kiKernels<<3 | 3:
+		q6kiVNNI4(a)
+	case q6kiKernels<<3 | 4:
+		q6kiVNNI5(a)
+	case q6kiKernels<<3 | 5:
+		q6kiVNNI6(a)
+	case q6kiKernels<<3 | 6:
+		q6kiVNNI7(a)
+	default:
+		q6kiVNNI8(a)
 	}
 }
 
@@ -213,7 +254,7 @@ func ilRunRange(e ilKernels, ng, sub int, w []byte, s []uint16, bw, bs int, y []
 		step = ilRunBlocks
 	}
 	first := 0 // the first whole block the loop below runs
-	if tokens == 1 && full >= 2 {
+	if tokens == 1 && full >= 2 && e != q6kiKernels {
 		// One token: the two halves of the blocks as two streams side by
 		// side, which one core reads faster than one stream; an odd last
 		// block in the loop below.

@@ -18,10 +18,10 @@ func matQ4SIWith(_ features, y []float32, ldy int, m *Q4SI, r0, r1 int, xq []int
 	matQ4SIGo(y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
 }
 
-// Q4KIFast reports whether MatQ4KI runs a vector kernel: never in this
+// QKIFast reports whether MatQKI runs a vector kernel: never in this
 // build, so callers keep the row-major kernels.
-func Q4KIFast(w *Packed) bool { return false }
+func QKIFast(w *Packed) bool { return false }
 
-func matQ4KIWith(_ features, y []float32, ldy int, m *Q4KI, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
-	matQ4KIGo(y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
+func matQKIWith(_ features, y []float32, ldy int, m *QKI, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
+	matQKIGo(y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
 }

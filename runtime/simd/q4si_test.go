@@ -12,7 +12,7 @@ import (
 // 32, 64 and 128, sub-ranges of rows, one to nineteen tokens, with and
 // without add.
 func TestMatQ4SIEqualsDefinition(t *testing.T) {
-	checkMatPackedI(t, rand.New(rand.NewPCG(81, 82)), true, []int{32, 64, 128}, Q4SIOK,
+	checkMatPackedI(t, rand.New(rand.NewPCG(81, 82)), []packedShape{{4, 32, true}, {4, 64, true}, {4, 128, true}}, Q4SIOK,
 		func(w *Packed, rows int) matPackedI {
 			m := NewQ4SI(w, rows)
 			m.Pack(w, 0, m.RowBlocks())
@@ -28,17 +28,17 @@ type matPackedI func(fs features, y []float32, ldy, r0, r1 int, xq []int8, xs []
 
 // checkMatPackedI compares an interleaved packed product with
 // packedRowsRef bit for bit on every kernel this CPU runs, over views of
-// the given symmetry and groups that ok takes: row counts off the block
+// the given shapes that ok takes: row counts off the block
 // height, four blocks and more (the one-token kernels read those as two
 // runs), rows that end inside a 128-weight chunk, sub-ranges of rows, one to
 // nineteen tokens, with and without add.
-func checkMatPackedI(t *testing.T, r *rand.Rand, sym bool, groups []int, ok func(*Packed) bool, build func(w *Packed, rows int) matPackedI) {
+func checkMatPackedI(t *testing.T, r *rand.Rand, shapes []packedShape, ok func(*Packed) bool, build func(w *Packed, rows int) matPackedI) {
 	t.Helper()
 	for _, fs := range testFeatureSets() {
-		for _, group := range groups {
+		for _, sh := range shapes {
 			for _, cols := range []int{32, 100, 256, 300, 640} {
 				for _, rows := range []int{1, 15, 16, 17, 40, 56, 100} {
-					w := randPacked(r, packedShape{4, group, sym}, rows, cols)
+					w := randPacked(r, sh, rows, cols)
 					if !ok(w) {
 						continue
 					}
@@ -62,8 +62,8 @@ func checkMatPackedI(t *testing.T, r *rand.Rand, sym bool, groups []int, ok func
 								mat(fs.f, y, ldy, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
 								for i := range y {
 									if math.Float32bits(y[i]) != math.Float32bits(want[i]) {
-										t.Fatalf("%s g=%d cols=%d rows=%d [%d,%d) tokens=%d add=%v: y[%d] = %v, want %v",
-											fs.name, group, cols, rows, r0, r1, tokens, add, i, y[i], want[i])
+										t.Fatalf("%s %+v cols=%d rows=%d [%d,%d) tokens=%d add=%v: y[%d] = %v, want %v",
+											fs.name, sh, cols, rows, r0, r1, tokens, add, i, y[i], want[i])
 									}
 								}
 							}
@@ -78,7 +78,7 @@ func checkMatPackedI(t *testing.T, r *rand.Rand, sym bool, groups []int, ok func
 // FuzzMatQ4SI feeds arbitrary plane bytes and shapes to every kernel this
 // CPU runs, against the definition.
 func FuzzMatQ4SI(f *testing.F) {
-	fuzzMatPackedI(f, 5, true, Q4SIOK, func(w *Packed, rows int) matPackedI {
+	fuzzMatPackedI(f, 5, func(_ *rand.Rand, group int) packedShape { return packedShape{4, group, true} }, Q4SIOK, func(w *Packed, rows int) matPackedI {
 		m := NewQ4SI(w, rows)
 		m.Pack(w, 0, m.RowBlocks())
 		return func(fs features, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
@@ -87,16 +87,20 @@ func FuzzMatQ4SI(f *testing.F) {
 	})
 }
 
-// fuzzMatPackedI is fuzzMatI for the interleaved packed products: the raw
-// bytes go into the lo plane (and the sub plane of two-level views).
-func fuzzMatPackedI(f *testing.F, stream uint64, sym bool, ok func(*Packed) bool, build func(w *Packed, rows int) matPackedI) {
+// fuzzMatPackedI is fuzzMatI for the interleaved packed products over views
+// of the shape shape draws: the raw bytes go into the lo plane (and the hi
+// and sub planes of two-level views).
+func fuzzMatPackedI(f *testing.F, stream uint64, shape func(r *rand.Rand, group int) packedShape, ok func(*Packed) bool, build func(w *Packed, rows int) matPackedI) {
 	fuzzMatI(f, 400, stream, func(r *rand.Rand, raw []byte, rows, cols, group, tokens int, add bool) ([]float32, []float32, func(features, []float32), bool) {
-		w := randPacked(r, packedShape{4, group, sym}, rows, cols)
+		w := randPacked(r, shape(r, group), rows, cols)
 		if !ok(w) {
 			return nil, nil, nil, false
 		}
 		for i, b := range raw {
 			w.Lo[i%len(w.Lo)] = b
+			if len(w.Hi) > 0 {
+				w.Hi[i%len(w.Hi)] ^= b
+			}
 			if len(w.Sub) > 0 {
 				w.Sub[i%len(w.Sub)] ^= b
 			}
