@@ -75,6 +75,7 @@ func emitInterleaved(g *gen) {
 	q8iVNNI(g, 1, 2)
 	q4siVNNI(g, 1, 2)
 	qkiVNNI(g, 1, 2, 0)
+	qkiVNNI(g, 1, 2, 2)
 }
 
 // ilStream is one run of blocks a kernel reads: its weights', scales' and
@@ -86,20 +87,24 @@ type ilStream struct {
 	acc                          func(t, c int) VecPhysical
 	sum                          func(t int) VecPhysical
 	ld, lo, hi, d, d8, prod, sub VecPhysical
-	// a, mm: the two-level q4 kernels' group scale and offset per row.
-	a, mm VecPhysical
+	// a, mm: the two-level kernels' group scale and offset per row; hv, e2
+	// the high-bit vector and the second merge of q6, m2 the mask of the
+	// high bits at bit 4 (see ilNibbles).
+	a, mm, hv, e2, m2 VecPhysical
 }
 
 // ilStreams is the register plan for T tokens over n runs of blocks (n = 2
-// only for one token).
-func ilStreams(T, n int) []ilStream {
-	chains := ilChains(T, n)
+// only for one token) of quants with p high bits.
+func ilStreams(T, n, p int) []ilStream {
+	chains := ilChains(T, n, p)
 	ss := []ilStream{{R8, R9, R10, func(t, c int) VecPhysical { return z(4 + t*chains + c) }, ilSum,
-		Z12, Z13, Z14, Z16, Z15, Z17, Z18, Z23, Z24}}
+		Z12, Z13, Z14, Z16, Z15, Z17, Z18, Z23, Z24, Z25, Z26, Z30}}
 	if n == 2 {
-		ss[0].a, ss[0].mm = Z8, Z9
+		// Two chains per run with high bits (Z4, Z5 and Z20, Z21) leave
+		// Z6, Z7, Z22, Z23 for the high bits, Z3 for their mask.
+		ss[0].a, ss[0].mm, ss[0].hv, ss[0].e2, ss[0].m2 = Z8, Z9, Z6, Z7, Z3
 		ss = append(ss, ilStream{R11, R12, R13, func(_, c int) VecPhysical { return z(20 + c) }, func(int) VecPhysical { return Z1 },
-			Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z10, Z11})
+			Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z10, Z11, Z22, Z23, Z3})
 	}
 	return ss
 }
@@ -113,8 +118,11 @@ func ilStreams(T, n int) []ilStream {
 // eight. In these kernels, whose loads and float steps share the cycles,
 // eight measured the same as four, within noise, for one to four tokens
 // (BENCHMARKS.md §8).
-func ilChains(T, streams int) int {
-	if streams == 2 {
+func ilChains(T, streams, p int) int {
+	switch {
+	case streams == 2 && p > 0:
+		return 2
+	case streams == 2:
 		return 4
 	}
 	return 8 / T
@@ -179,6 +187,8 @@ func ilName(enc string, T, streams int) string {
 type ilEnc struct {
 	group        func(ss []ilStream, chains int)
 	start, block func(ss []ilStream)
+	// hi is the quants' high bits (q6: 2), for the register plan.
+	hi int
 }
 
 // ilKernel is one interleaved kernel for T tokens over streams runs of
@@ -187,8 +197,8 @@ type ilEnc struct {
 // stores.
 func (g *gen) ilKernel(name string, T, streams int, e ilEnc) {
 	g.text(name, "func(p *ilArgs)", 0)
-	chains := ilChains(T, streams)
-	ss := ilStreams(T, streams)
+	chains := ilChains(T, streams, e.hi)
+	ss := ilStreams(T, streams, e.hi)
 	f := func(name string) Mem { return g.field(RAX, name, "") }
 	wide := T > 4
 	var blocks, groups Op = RBX, RCX
@@ -381,12 +391,12 @@ func q4siVNNI(g *gen, T, streams int) {
 // them, prefetching span bytes of the stream (the block and what follows
 // it before the next block) ilPrefetch ahead.
 //
-// With p high bits per quant (the two-level q5 and q6, one stream only),
-// p 64-byte vectors after the four chunks hold them: for chunk k, vector
-// 2kp/8 holds, at bit 2kp%8 of each byte, the high bits of the quant in
-// that byte's low nibble, then those of the quant in its high nibble. They
-// are shifted to bit 4, masked (Z30) and merged with the nibbles, so the
-// VPDPBUSDs see whole quants; Z25 holds the vector, Z26 the second merge.
+// With p high bits per quant (the two-level q6), p 64-byte vectors after
+// the four chunks hold them: for chunk k, vector 2kp/8 holds, at bit
+// 2kp%8 of each byte, the high bits of the quant in that byte's low nibble,
+// then those of the quant in its high nibble. They are shifted to bit 4,
+// masked (m2) and merged with the nibbles, so the VPDPBUSDs see whole
+// quants.
 func (g *gen) ilNibbles(ss []ilStream, T, chains, span, p int) {
 	for _, st := range ss {
 		for t := range T {
@@ -394,9 +404,6 @@ func (g *gen) ilNibbles(ss []ilStream, T, chains, span, p int) {
 				g.VPXORD(st.acc(t, c), st.acc(t, c), st.acc(t, c))
 			}
 		}
-	}
-	if p > 0 && len(ss) > 1 {
-		panic("ilNibbles: high bits with more than one stream")
 	}
 	for k := range 4 {
 		for _, st := range ss {
@@ -415,17 +422,17 @@ func (g *gen) ilNibbles(ss []ilStream, T, chains, span, p int) {
 			} else {
 				v, sb := 2*k*p/8, 2*k*p%8
 				if sb == 0 {
-					g.VMOVDQU64(m(st.w, 256+64*v), Z25)
+					g.VMOVDQU64(m(st.w, 256+64*v), st.hv)
 				}
 				// lo = (ld & 0x0f) | (high bits at 4): VPTERNLOGD 0xf8 is
 				// dst | (src2 & src3).
-				g.shiftWords(Z25, 4-sb, st.lo)
-				g.VPANDD(Z30, st.lo, st.lo)
+				g.shiftWords(st.hv, 4-sb, st.lo)
+				g.VPANDD(st.m2, st.lo, st.lo)
 				g.VPTERNLOGD(U8(0xf8), Z31, st.ld, st.lo)
 				g.VPSRLW(U8(4), st.ld, st.hi)
-				hi = Z26
-				g.shiftWords(Z25, 4-sb-p, hi)
-				g.VPANDD(Z30, hi, hi)
+				hi = st.e2
+				g.shiftWords(st.hv, 4-sb-p, hi)
+				g.VPANDD(st.m2, hi, hi)
 				g.VPTERNLOGD(U8(0xf8), Z31, st.hi, hi)
 			}
 			for t := range T {
@@ -477,13 +484,14 @@ func qkiVNNI(g *gen, T, streams, p int) {
 	var left Mem
 	scales := 256 + 64*p
 	g.ilKernel(ilName(fmt.Sprintf("q%dkiVNNI", 4+p), T, streams), T, streams, ilEnc{
-		start: func([]ilStream) {
+		hi: p,
+		start: func(ss []ilStream) {
 			left = g.AllocLocal(8)
 			g.MOVL(U32(0x0f0f0f0f), EAX)
 			g.VPBROADCASTD(EAX, Z31)
 			if p > 0 {
 				g.MOVL(U32(uint32(0x01010101*((1<<p-1)<<4))), EAX)
-				g.VPBROADCASTD(EAX, Z30)
+				g.VPBROADCASTD(EAX, ss[0].m2)
 			}
 		},
 		block: func([]ilStream) { g.MOVQ(U32(1), left) },

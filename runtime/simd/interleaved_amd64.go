@@ -142,6 +142,9 @@ func q4siVNNI1x2(p *ilArgs)
 //go:noescape
 func q4kiVNNI1x2(p *ilArgs)
 
+//go:noescape
+func q6kiVNNI1x2(p *ilArgs)
+
 // ilKernels names one encoding's kernels; ilRun calls the one for k tokens
 // through a switch, not a table of func values: an indirect call would make
 // the arguments escape to the heap.
@@ -151,7 +154,7 @@ const (
 	q8iKernels ilKernels = iota
 	q4siKernels
 	q4kiKernels
-	q6kiKernels // no two-stream kernel: its high bits need the registers
+	q6kiKernels
 )
 
 func ilRun(e ilKernels, k int, a *ilArgs) {
@@ -230,8 +233,10 @@ func ilRun2(e ilKernels, a *ilArgs) {
 		q8iVNNI1x2(a)
 	case q4siKernels:
 		q4siVNNI1x2(a)
-	default:
+	case q4kiKernels:
 		q4kiVNNI1x2(a)
+	default:
+		q6kiVNNI1x2(a)
 	}
 }
 
@@ -254,7 +259,7 @@ func ilRunRange(e ilKernels, ng, sub int, w []byte, s []uint16, bw, bs int, y []
 		step = ilRunBlocks
 	}
 	first := 0 // the first whole block the loop below runs
-	if tokens == 1 && full >= 2 && e != q6kiKernels {
+	if tokens == 1 && full >= 2 {
 		// One token: the two halves of the blocks as two streams side by
 		// side, which one core reads faster than one stream; an odd last
 		// block in the loop below.
