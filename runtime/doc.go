@@ -16,13 +16,15 @@
 // scratch. Only 1-D tensors (norm weights, biases) are decoded, and embedding
 // lookups decode the one row they need.
 //
-// One exception, for speed: where the CPU has AVX-512 VNNI, q8 and q4s
-// matrices are copied once at load into the interleaved layouts of simd.Q8I
-// and simd.Q4SI (sixteen rows side by side, four quants at a time), whose
+// One exception, for speed: where the CPU has AVX-512 VNNI, q8, q4s, q4
+// and q6 matrices are copied once at load into the interleaved layouts of
+// simd.Q8I, simd.Q4SI and simd.QKI (sixteen rows side by side, four quants
+// at a time; q4 and q6 with their 6-bit scales and offsets widened to
+// bytes, 1/8 bit per weight more than the file), whose
 // kernels need no horizontal sums and so take about a third of the vector
 // instructions per weight when several tokens share it (prefill, batched
-// decode), and read each matrix as one sequential stream (decode). The copy
-// is as large as the encoded bytes; the loader fills it on Options.Threads threads and drops
+// decode), and read each matrix as two sequential streams (decode). The copy
+// is about as large as the encoded bytes; the loader fills it on Options.Threads threads and drops
 // each run of the file's pages from the process as soon as it is copied,
 // so resident memory stays about one copy of the weights. The results are
 // the encodings' definitions (simd's Go references) bit for bit, as the

@@ -58,13 +58,20 @@
 //     blocks as two streams, its two halves side by side (the "x2"
 //     kernels): one core reads two sequential streams faster than one, and
 //     one-token decode waits on that read.
+//   - two-level q4 and q6 interleaved (QKI, MatQKI; AVX-512 VNNI): the
+//     same for the K-quant-like encodings, each 32-weight group carrying
+//     its sixteen rows' 6-bit scales and offsets as bytes (one VPMOVZXBD
+//     each) and, for q6, two vectors of high bits merged into the nibbles
+//     (a shift, a mask and a VPTERNLOGD); every eighth group takes the next
+//     super-block's float16 d and dmin. Bit for bit dotPackedRowRef's.
 //   - q8 with AVX2 only: VPMADDUBSW on |w|·sign(w)·x, exact for x ≠ −128.
 //   - packed low-bit encodings (Packed): the exact int32 block sums of each
 //     row's whole 128-weight chunks, unpacked once per chunk for up to eight
 //     tokens, by VPDPBUSD (AVX-512 VNNI) or VPMADDUBSW (AVX2); the Go
 //     wrapper scales them in the definition's order, so the result is
 //     dotPackedRowRef's bit for bit. With AVX-512 VNNI the whole-row
-//     kernels do everything per 256-weight super-block in registers
+//     kernels (the encodings without an interleaved layout: q2, q3, q5,
+//     q4nl, groups other than 32) do everything per 256-weight super-block in registers
 //     (unpacking, VPDPBUSD, sub-scales and offsets, VCVTPH2PS of the
 //     float16 scales, float32 accumulation; one token per pass or four):
 //     exact block sums, the float32 sum in another order.
