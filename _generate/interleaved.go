@@ -47,12 +47,30 @@ import (
 // overlapping. A batch of eight decoding streams is the case that matters.
 const ilMaxTokens = 8
 
-// ilPrefetch is how far ahead (bytes) the kernels prefetch the weights,
-// which they read as one sequential stream per run of blocks. 8 KiB rather
-// than 4 KiB made the four- and eight-token kernels 10–15 % faster on a
-// matrix streamed from memory and left one token unchanged
-// (BenchmarkMatQ8I, BenchmarkMatQ4SIStream; BENCHMARKS.md §8).
+// ilPrefetch is how far ahead (bytes) the one-stream kernels prefetch the
+// weights, which they read as one sequential stream. 8 KiB rather than
+// 4 KiB made the four- and eight-token kernels 10–15 % faster on a matrix
+// streamed from memory (BenchmarkMatQ8I; BENCHMARKS.md §8).
 const ilPrefetch = 8192
+
+// ilPrefetch2 is how far ahead the two-stream (one-token) kernels
+// prefetch each of their runs, with PREFETCHNTA: 2 KiB rather than 8 KiB
+// took one-token decode on the 1.1B shape from 70–72 % to 78–80 % of the
+// bandwidth roofline (q4s; q8 74–76 % to 80 %), and PREFETCHT0 at 2 KiB
+// measured within noise of it; the weights are read once per token, and
+// the non-temporal hint keeps them from displacing the KV cache and
+// activations (BENCHMARKS.md §7).
+const ilPrefetch2 = 2048
+
+// ilPrefetchAt prefetches the line disp bytes into w's run for a kernel
+// reading streams runs.
+func (g *gen) ilPrefetchAt(w GPPhysical, disp, streams int) {
+	if streams == 1 {
+		g.PREFETCHT0(m(w, disp+ilPrefetch))
+		return
+	}
+	g.PREFETCHNTA(m(w, disp+ilPrefetch2))
+}
 
 func emitInterleaved(g *gen) {
 	for t := 1; t <= ilMaxTokens; t++ {
@@ -323,7 +341,7 @@ func q8iVNNI(g *gen, T, streams int) {
 		g.Label("sub")
 		for k := range 8 {
 			for _, st := range ss {
-				g.PREFETCHT0(m(st.w, 64*k+ilPrefetch))
+				g.ilPrefetchAt(st.w, 64*k, len(ss))
 				g.VMOVDQU64(m(st.w, 64*k), st.ld)
 				for t := range T {
 					g.VPDPBUSD_BCST(ilX(t, 4*k), st.ld, st.acc(t, k%chains))
@@ -389,7 +407,7 @@ func q4siVNNI(g *gen, T, streams int) {
 // ilNibbles zeroes the chains and runs one 32-weight block of 4-bit quants
 // (four 64-byte chunks, as q4siVNNI describes them) of every stream into
 // them, prefetching span bytes of the stream (the block and what follows
-// it before the next block) ilPrefetch ahead.
+// it before the next block) ahead (ilPrefetchAt).
 //
 // With p high bits per quant (the two-level q6), p 64-byte vectors after
 // the four chunks hold them: for chunk k, vector 2kp/8 holds, at bit
@@ -407,10 +425,10 @@ func (g *gen) ilNibbles(ss []ilStream, T, chains, span, p int) {
 	}
 	for k := range 4 {
 		for _, st := range ss {
-			g.PREFETCHT0(m(st.w, 64*k+ilPrefetch))
+			g.ilPrefetchAt(st.w, 64*k, len(ss))
 			if k == 3 {
 				for o := 256; o < span; o += 64 {
-					g.PREFETCHT0(m(st.w, o+ilPrefetch))
+					g.ilPrefetchAt(st.w, o, len(ss))
 				}
 			}
 			g.VMOVDQU64(m(st.w, 64*k), st.ld)
