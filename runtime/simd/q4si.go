@@ -101,17 +101,26 @@ func unpackLo4(q []uint8, lo []byte) {
 // columns), its block scales and block sums (SumQ8Blocks) xs[t·xsstride:]
 // and xsum[t·xsstride:], Blocks of each.
 func MatQ4SI(y []float32, ldy int, m *Q4SI, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
-	if r0%Q8IRows != 0 || r0 < 0 || r1 > m.Rows || r1 < r0 || tokens < 0 {
-		panic("simd: MatQ4SI row range")
+	if checkPackedI("MatQ4SI", m.Rows, m.Blocks, y, ldy, r0, r1, xq, xs, xsum, xstride, xsstride, tokens) {
+		matQ4SIWith(current(), y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
+	}
+}
+
+// checkPackedI panics unless the arguments of an interleaved packed product
+// (MatQ4SI, MatQKI) of a matrix of rows rows and blocks 32-weight blocks
+// per row fit it, and reports whether there is anything to compute.
+func checkPackedI(name string, rows, blocks int, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int) bool {
+	if r0%Q8IRows != 0 || r0 < 0 || r1 > rows || r1 < r0 || tokens < 0 {
+		panic("simd: " + name + " row range")
 	}
 	if r1 == r0 || tokens == 0 {
-		return
+		return false
 	}
-	checkRows(tokens, len(xq), xstride, 32*m.Blocks)
-	checkRows(tokens, len(xs), xsstride, m.Blocks)
-	checkRows(tokens, len(xsum), xsstride, m.Blocks)
+	checkRows(tokens, len(xq), xstride, 32*blocks)
+	checkRows(tokens, len(xs), xsstride, blocks)
+	checkRows(tokens, len(xsum), xsstride, blocks)
 	checkRows(tokens, len(y), ldy, r1-r0)
-	matQ4SIWith(current(), y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
+	return true
 }
 
 // matQ4SIGo is MatQ4SI's definition, read from the repacked bytes.

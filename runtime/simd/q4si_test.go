@@ -121,14 +121,25 @@ func fuzzMatPackedI(f *testing.F, stream uint64, shape func(r *rand.Rand, group 
 
 // BenchmarkMatQ4SI is BenchmarkMatQ8I for the interleaved q4s product.
 func BenchmarkMatQ4SI(b *testing.B) {
-	benchMatI(b, func(r *rand.Rand, rows, cols, tokens int) func() {
-		w := randPacked(r, packedShape{4, 32, true}, rows, cols)
+	benchMatPackedI(b, packedShape{4, 32, true}, func(w *Packed, rows int) matPackedI {
 		m := NewQ4SI(w, rows)
 		m.Pack(w, 0, m.RowBlocks())
+		return func(_ features, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
+			MatQ4SI(y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
+		}
+	})
+}
+
+// benchMatPackedI is benchMatI for an interleaved packed product of views
+// of shape sh (the exported entry point, so dispatch is included).
+func benchMatPackedI(b *testing.B, sh packedShape, build func(w *Packed, rows int) matPackedI) {
+	benchMatI(b, func(r *rand.Rand, rows, cols, tokens int) func() {
+		w := randPacked(r, sh, rows, cols)
+		mat := build(w, rows)
 		xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 0)
 		y := make([]float32, tokens*rows)
 		return func() {
-			MatQ4SI(y, rows, m, 0, rows, xq, xs, xsum, xstride, xsstride, tokens, false)
+			mat(features{}, y, rows, 0, rows, xq, xs, xsum, xstride, xsstride, tokens, false)
 		}
 	})
 }

@@ -124,17 +124,9 @@ func (m *QKI) Pack(w *Packed, b0, b1 int) {
 // columns), its block scales and block sums (SumQ8Blocks) xs[t·xsstride:]
 // and xsum[t·xsstride:], Blocks of each.
 func MatQKI(y []float32, ldy int, m *QKI, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
-	if r0%Q8IRows != 0 || r0 < 0 || r1 > m.Rows || r1 < r0 || tokens < 0 {
-		panic("simd: MatQKI row range")
+	if checkPackedI("MatQKI", m.Rows, m.Blocks, y, ldy, r0, r1, xq, xs, xsum, xstride, xsstride, tokens) {
+		matQKIWith(current(), y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
 	}
-	if r1 == r0 || tokens == 0 {
-		return
-	}
-	checkRows(tokens, len(xq), xstride, 32*m.Blocks)
-	checkRows(tokens, len(xs), xsstride, m.Blocks)
-	checkRows(tokens, len(xsum), xsstride, m.Blocks)
-	checkRows(tokens, len(y), ldy, r1-r0)
-	matQKIWith(current(), y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
 }
 
 // matQKIGo is MatQKI's definition, read from the repacked bytes.

@@ -35,14 +35,11 @@ func FuzzMatQKI(f *testing.F) {
 func BenchmarkMatQKI(b *testing.B) {
 	for _, bits := range []int{4, 6} {
 		b.Run(fmt.Sprintf("q%d", bits), func(b *testing.B) {
-			benchMatI(b, func(r *rand.Rand, rows, cols, tokens int) func() {
-				w := randPacked(r, packedShape{bits, 32, false}, rows, cols)
+			benchMatPackedI(b, packedShape{bits, 32, false}, func(w *Packed, rows int) matPackedI {
 				m := NewQKI(w, rows)
 				m.Pack(w, 0, m.RowBlocks())
-				xq, xs, xsum, xstride, xsstride := randActs(r, w, cols, tokens, 0)
-				y := make([]float32, tokens*rows)
-				return func() {
-					MatQKI(y, rows, m, 0, rows, xq, xs, xsum, xstride, xsstride, tokens, false)
+				return func(_ features, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
+					MatQKI(y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
 				}
 			})
 		})
