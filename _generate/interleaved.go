@@ -36,9 +36,13 @@ import (
 // strides are needed for one token), Z1 its float sums, Z20..Z23 its int32
 // chains, Z24..Z30 its scratch (ilStreams).
 //
-// The two-level q4 kernels (q4kiVNNI) also hold each group's scales and
-// offsets, widened to float32: Z23, Z24 in one stream, Z8, Z9 and Z10, Z11
-// in two; the super-block's d and dmin take the places of q4s's d and 8d.
+// The two-level kernels (q4kiVNNI, q6kiVNNI) also hold each group's
+// scales and offsets, widened to float32: Z23, Z24 in one stream, Z8, Z9
+// and Z10, Z11 in two; the super-block's d and dmin take the places of
+// q4s's d and 8d. q6's high bits take Z25 (the vector), Z26 (the second
+// merge) and Z30 (their mask) in one stream; in two, each run's chains
+// shrink to two (Z4, Z5 and Z20, Z21) to free Z6, Z7 and Z22, Z23, with
+// the mask in Z3.
 
 // ilMaxTokens is the most tokens one kernel takes. Up to eight tokens are
 // one pass over the weights: with two passes of four (each row block read
@@ -462,9 +466,9 @@ func (g *gen) ilNibbles(ss []ilStream, T, chains, span, p int) {
 }
 
 // shiftWords sets dst to src's 16-bit words shifted left by n (right by −n;
-// a copy for 0). The bits that cross into the neighbouring byte land below
-// bit 4 (left) or above bit 5 (right, n ≥ −2) or bit 4 (n ≥ −3, one high
-// bit), where the mask that follows drops them.
+// a copy for 0). Bits that cross from the neighbouring byte land in bits
+// 0..n−1 (left shifts, n ≤ 4) or 6..7 (right shifts by at most 2), outside
+// bits 4 and 5, which are all that the mask that follows keeps.
 func (g *gen) shiftWords(src VecPhysical, n int, dst VecPhysical) {
 	switch {
 	case n > 0:
