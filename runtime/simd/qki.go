@@ -38,7 +38,14 @@ type QKI struct {
 // GroupBytes is the size of one group of a row block in W.
 func (m *QKI) GroupBytes() int { return qkiGroupBytes(m.HiBits) }
 
-func qkiGroupBytes(hi int) int { return (16 + 4*hi + 2) * Q8IRows }
+// Where things stand in a group of W (see QKI), for Pack and the
+// definition alike: the byte holding quants 4c+i and 16+4c+i of lane l,
+// the byte holding their high bits (at bits 4·(c%2)), and the lanes'
+// scales (their offsets follow, Q8IRows bytes on).
+func qkiNibbles(c, l, i int) int { return c*4*Q8IRows + l*4 + i }
+func qkiHigh(c, l, i int) int    { return (16+4*(c/2))*Q8IRows + l*4 + i }
+func qkiScales(hi int) int       { return (16 + 4*hi) * Q8IRows }
+func qkiGroupBytes(hi int) int   { return qkiScales(hi) + 2*Q8IRows }
 
 // QKIOK reports whether MatQKI takes a packed view: the two-level q4 or q6
 // (asymmetric, 4-bit lo plane, no or a 2-bit hi plane, groups of 32).
@@ -69,7 +76,7 @@ func (m *QKI) RowBlocks() int { return (m.Rows + Q8IRows - 1) / Q8IRows }
 func (m *QKI) Pack(w *Packed, b0, b1 int) {
 	gb := m.GroupBytes()
 	bw, bs := m.Blocks*gb, m.NSB*2*Q8IRows
-	sc := (16 + 4*m.HiBits) * Q8IRows // scales' offset in a group
+	sc := qkiScales(m.HiBits)
 	q := make([]uint8, 32*m.Blocks)
 	for b := b0; b < b1; b++ {
 		dst, s := m.W[b*bw:(b+1)*bw], m.S[b*bs:(b+1)*bs]
@@ -86,12 +93,11 @@ func (m *QKI) Pack(w *Packed, b0, b1 int) {
 			for k := range m.Blocks {
 				g, qb := dst[k*gb:], q[32*k:32*k+32]
 				for c := range 4 {
-					o := c*4*Q8IRows + l*4
 					for i := range 4 {
 						lo, hi := qb[4*c+i], qb[16+4*c+i]
-						g[o+i] = lo&15 | hi<<4
+						g[qkiNibbles(c, l, i)] = lo&15 | hi<<4
 						if m.HiBits > 0 {
-							h, f := &g[(16+4*(c/2))*Q8IRows+l*4+i], lo>>4|hi>>4<<2
+							h, f := &g[qkiHigh(c, l, i)], lo>>4|hi>>4<<2
 							if c%2 == 0 {
 								*h = f
 							} else {
@@ -132,7 +138,7 @@ func MatQKI(y []float32, ldy int, m *QKI, r0, r1 int, xq []int8, xs []float32, x
 // matQKIGo is MatQKI's definition, read from the repacked bytes.
 func matQKIGo(y []float32, ldy int, m *QKI, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
 	gb := m.GroupBytes()
-	sc := (16 + 4*m.HiBits) * Q8IRows
+	sc := qkiScales(m.HiBits)
 	ilEach(y, ldy, r0, r1, tokens, add, m.Blocks*gb, m.NSB*2*Q8IRows, func(t, l, wo, so int) float32 {
 		x, xst, xsu := xq[t*xstride:], xs[t*xsstride:], xsum[t*xsstride:]
 		s := m.S[so:]
@@ -141,11 +147,11 @@ func matQKIGo(y []float32, ldy int, m *QKI, r0, r1 int, xq []int8, xs []float32,
 			g := m.W[wo+k*gb:]
 			var isum int32
 			for c := range 4 {
-				v := g[c*4*Q8IRows+l*4:]
 				for i := range 4 {
-					lo, hi := int32(v[i]&15), int32(v[i]>>4)
+					v := g[qkiNibbles(c, l, i)]
+					lo, hi := int32(v&15), int32(v>>4)
 					if m.HiBits > 0 {
-						h := int32(g[(16+4*(c/2))*Q8IRows+l*4+i] >> (4 * (c % 2)))
+						h := int32(g[qkiHigh(c, l, i)] >> (4 * (c % 2)))
 						lo, hi = lo|(h&3)<<4, hi|(h>>2&3)<<4
 					}
 					isum += lo*int32(x[32*k+4*c+i]) + hi*int32(x[32*k+16+4*c+i])
