@@ -380,7 +380,7 @@ func q8iVNNI(g *gen, T, streams int) {
 // sixteen rows (low nibbles: quants 4c…4c+3 of the block, high nibbles:
 // 16+4c…16+4c+3); then per token s += xs·(d·sum − (8d)·Σx).
 func q4siVNNI(g *gen, T, streams int) {
-	g.ilKernel(ilName("q4siVNNI", T, streams), T, streams, ilEnc{group: func(ss []ilStream, chains int) {
+	g.ilKernel(ilName("q4siVNNI", T, streams), T, streams, ilEnc{start: g.ilNibbleMask, group: func(ss []ilStream, chains int) {
 		for _, st := range ss {
 			g.VCVTPH2PS(m(st.s, 0), st.d)
 			g.ADDQ(U8(32), st.s)
@@ -388,8 +388,6 @@ func q4siVNNI(g *gen, T, streams int) {
 			g.VPBROADCASTD(EAX, st.d8)
 			g.VMULPS(st.d8, st.d, st.d8)
 		}
-		g.MOVL(U32(0x0f0f0f0f), EAX)
-		g.VPBROADCASTD(EAX, Z31)
 		g.ilSubCount()
 		g.Label("sub")
 		g.ilNibbles(ss, T, chains, 256, 0)
@@ -406,6 +404,13 @@ func q4siVNNI(g *gen, T, streams int) {
 		g.DECQ(RAX)
 		g.JNZ(LabelRef("sub"))
 	}})
+}
+
+// ilNibbleMask sets Z31 to 0x0f in every byte, the mask ilNibbles takes
+// the low nibbles with, once per kernel call.
+func (g *gen) ilNibbleMask([]ilStream) {
+	g.MOVL(U32(0x0f0f0f0f), EAX)
+	g.VPBROADCASTD(EAX, Z31)
 }
 
 // ilNibbles zeroes the chains and runs one 32-weight block of 4-bit quants
@@ -509,8 +514,7 @@ func qkiVNNI(g *gen, T, streams, p int) {
 		hi: p,
 		start: func(ss []ilStream) {
 			left = g.AllocLocal(8)
-			g.MOVL(U32(0x0f0f0f0f), EAX)
-			g.VPBROADCASTD(EAX, Z31)
+			g.ilNibbleMask(ss)
 			if p > 0 {
 				g.MOVL(U32(uint32(0x01010101*((1<<p-1)<<4))), EAX)
 				g.VPBROADCASTD(EAX, ss[0].m2)

@@ -1347,20 +1347,22 @@ ret:
 // func q4siVNNI1(p *ilArgs)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VNNI, MMX+
 TEXT ·q4siVNNI1(SB), NOSPLIT, $0-8
-	MOVQ  p+0(FP), AX
-	MOVQ  16(AX), BX
-	TESTQ BX, BX
-	JZ    ret
-	MOVQ  (AX), R8
-	MOVQ  8(AX), R9
-	MOVQ  80(AX), R10
-	MOVQ  88(AX), R11
-	SHLQ  $0x02, R11
-	MOVQ  64(AX), R15
-	LEAQ  (R15)(R15*2), R14
-	MOVQ  72(AX), R13
-	SHLQ  $0x02, R13
-	LEAQ  (R13)(R13*2), R12
+	MOVQ         p+0(FP), AX
+	MOVQ         16(AX), BX
+	TESTQ        BX, BX
+	JZ           ret
+	MOVQ         (AX), R8
+	MOVQ         8(AX), R9
+	MOVQ         80(AX), R10
+	MOVQ         88(AX), R11
+	SHLQ         $0x02, R11
+	MOVQ         64(AX), R15
+	LEAQ         (R15)(R15*2), R14
+	MOVQ         72(AX), R13
+	SHLQ         $0x02, R13
+	LEAQ         (R13)(R13*2), R12
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
 
 block:
 	MOVQ   p+0(FP), AX
@@ -1376,8 +1378,6 @@ group:
 	MOVL         $0x41000000, AX
 	VPBROADCASTD AX, Z15
 	VMULPS       Z15, Z16, Z15
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
 	MOVQ         p+0(FP), AX
 	MOVQ         32(AX), AX
 
@@ -1460,20 +1460,22 @@ ret:
 // func q4siVNNI2(p *ilArgs)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VNNI, MMX+
 TEXT ·q4siVNNI2(SB), NOSPLIT, $0-8
-	MOVQ  p+0(FP), AX
-	MOVQ  16(AX), BX
-	TESTQ BX, BX
-	JZ    ret
-	MOVQ  (AX), R8
-	MOVQ  8(AX), R9
-	MOVQ  80(AX), R10
-	MOVQ  88(AX), R11
-	SHLQ  $0x02, R11
-	MOVQ  64(AX), R15
-	LEAQ  (R15)(R15*2), R14
-	MOVQ  72(AX), R13
-	SHLQ  $0x02, R13
-	LEAQ  (R13)(R13*2), R12
+	MOVQ         p+0(FP), AX
+	MOVQ         16(AX), BX
+	TESTQ        BX, BX
+	JZ           ret
+	MOVQ         (AX), R8
+	MOVQ         8(AX), R9
+	MOVQ         80(AX), R10
+	MOVQ         88(AX), R11
+	SHLQ         $0x02, R11
+	MOVQ         64(AX), R15
+	LEAQ         (R15)(R15*2), R14
+	MOVQ         72(AX), R13
+	SHLQ         $0x02, R13
+	LEAQ         (R13)(R13*2), R12
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
 
 block:
 	MOVQ   p+0(FP), AX
@@ -1490,8 +1492,6 @@ group:
 	MOVL         $0x41000000, AX
 	VPBROADCASTD AX, Z15
 	VMULPS       Z15, Z16, Z15
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
 	MOVQ         p+0(FP), AX
 	MOVQ         32(AX), AX
 
@@ -1594,20 +1594,22 @@ ret:
 // func q4siVNNI3(p *ilArgs)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VNNI, MMX+
 TEXT ·q4siVNNI3(SB), NOSPLIT, $0-8
-	MOVQ  p+0(FP), AX
-	MOVQ  16(AX), BX
-	TESTQ BX, BX
-	JZ    ret
-	MOVQ  (AX), R8
-	MOVQ  8(AX), R9
-	MOVQ  80(AX), R10
-	MOVQ  88(AX), R11
-	SHLQ  $0x02, R11
-	MOVQ  64(AX), R15
-	LEAQ  (R15)(R15*2), R14
-	MOVQ  72(AX), R13
-	SHLQ  $0x02, R13
-	LEAQ  (R13)(R13*2), R12
+	MOVQ         p+0(FP), AX
+	MOVQ         16(AX), BX
+	TESTQ        BX, BX
+	JZ           ret
+	MOVQ         (AX), R8
+	MOVQ         8(AX), R9
+	MOVQ         80(AX), R10
+	MOVQ         88(AX), R11
+	SHLQ         $0x02, R11
+	MOVQ         64(AX), R15
+	LEAQ         (R15)(R15*2), R14
+	MOVQ         72(AX), R13
+	SHLQ         $0x02, R13
+	LEAQ         (R13)(R13*2), R12
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
 
 block:
 	MOVQ   p+0(FP), AX
@@ -1625,8 +1627,6 @@ group:
 	MOVL         $0x41000000, AX
 	VPBROADCASTD AX, Z15
 	VMULPS       Z15, Z16, Z15
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
 	MOVQ         p+0(FP), AX
 	MOVQ         32(AX), AX
 
@@ -1745,20 +1745,22 @@ ret:
 // func q4siVNNI4(p *ilArgs)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VNNI, MMX+
 TEXT ·q4siVNNI4(SB), NOSPLIT, $0-8
-	MOVQ  p+0(FP), AX
-	MOVQ  16(AX), BX
-	TESTQ BX, BX
-	JZ    ret
-	MOVQ  (AX), R8
-	MOVQ  8(AX), R9
-	MOVQ  80(AX), R10
-	MOVQ  88(AX), R11
-	SHLQ  $0x02, R11
-	MOVQ  64(AX), R15
-	LEAQ  (R15)(R15*2), R14
-	MOVQ  72(AX), R13
-	SHLQ  $0x02, R13
-	LEAQ  (R13)(R13*2), R12
+	MOVQ         p+0(FP), AX
+	MOVQ         16(AX), BX
+	TESTQ        BX, BX
+	JZ           ret
+	MOVQ         (AX), R8
+	MOVQ         8(AX), R9
+	MOVQ         80(AX), R10
+	MOVQ         88(AX), R11
+	SHLQ         $0x02, R11
+	MOVQ         64(AX), R15
+	LEAQ         (R15)(R15*2), R14
+	MOVQ         72(AX), R13
+	SHLQ         $0x02, R13
+	LEAQ         (R13)(R13*2), R12
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
 
 block:
 	MOVQ   p+0(FP), AX
@@ -1777,8 +1779,6 @@ group:
 	MOVL         $0x41000000, AX
 	VPBROADCASTD AX, Z15
 	VMULPS       Z15, Z16, Z15
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
 	MOVQ         p+0(FP), AX
 	MOVQ         32(AX), AX
 
@@ -1921,21 +1921,23 @@ ret:
 // func q4siVNNI5(p *ilArgs)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VNNI, MMX+
 TEXT ·q4siVNNI5(SB), NOSPLIT, $16-8
-	MOVQ  p+0(FP), AX
-	MOVQ  16(AX), BX
-	TESTQ BX, BX
-	JZ    ret
-	MOVQ  BX, (SP)
-	MOVQ  (AX), R8
-	MOVQ  8(AX), R9
-	MOVQ  80(AX), R10
-	MOVQ  88(AX), R11
-	SHLQ  $0x02, R11
-	MOVQ  64(AX), R15
-	LEAQ  (R15)(R15*2), R14
-	MOVQ  72(AX), R13
-	SHLQ  $0x02, R13
-	LEAQ  (R13)(R13*2), R12
+	MOVQ         p+0(FP), AX
+	MOVQ         16(AX), BX
+	TESTQ        BX, BX
+	JZ           ret
+	MOVQ         BX, (SP)
+	MOVQ         (AX), R8
+	MOVQ         8(AX), R9
+	MOVQ         80(AX), R10
+	MOVQ         88(AX), R11
+	SHLQ         $0x02, R11
+	MOVQ         64(AX), R15
+	LEAQ         (R15)(R15*2), R14
+	MOVQ         72(AX), R13
+	SHLQ         $0x02, R13
+	LEAQ         (R13)(R13*2), R12
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
 
 block:
 	MOVQ   p+0(FP), AX
@@ -1959,8 +1961,6 @@ group:
 	MOVL         $0x41000000, AX
 	VPBROADCASTD AX, Z15
 	VMULPS       Z15, Z16, Z15
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
 	MOVQ         p+0(FP), AX
 	MOVQ         32(AX), AX
 
@@ -2123,21 +2123,23 @@ ret:
 // func q4siVNNI6(p *ilArgs)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VNNI, MMX+
 TEXT ·q4siVNNI6(SB), NOSPLIT, $16-8
-	MOVQ  p+0(FP), AX
-	MOVQ  16(AX), BX
-	TESTQ BX, BX
-	JZ    ret
-	MOVQ  BX, (SP)
-	MOVQ  (AX), R8
-	MOVQ  8(AX), R9
-	MOVQ  80(AX), R10
-	MOVQ  88(AX), R11
-	SHLQ  $0x02, R11
-	MOVQ  64(AX), R15
-	LEAQ  (R15)(R15*2), R14
-	MOVQ  72(AX), R13
-	SHLQ  $0x02, R13
-	LEAQ  (R13)(R13*2), R12
+	MOVQ         p+0(FP), AX
+	MOVQ         16(AX), BX
+	TESTQ        BX, BX
+	JZ           ret
+	MOVQ         BX, (SP)
+	MOVQ         (AX), R8
+	MOVQ         8(AX), R9
+	MOVQ         80(AX), R10
+	MOVQ         88(AX), R11
+	SHLQ         $0x02, R11
+	MOVQ         64(AX), R15
+	LEAQ         (R15)(R15*2), R14
+	MOVQ         72(AX), R13
+	SHLQ         $0x02, R13
+	LEAQ         (R13)(R13*2), R12
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
 
 block:
 	MOVQ   p+0(FP), AX
@@ -2162,8 +2164,6 @@ group:
 	MOVL         $0x41000000, AX
 	VPBROADCASTD AX, Z15
 	VMULPS       Z15, Z16, Z15
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
 	MOVQ         p+0(FP), AX
 	MOVQ         32(AX), AX
 
@@ -2348,21 +2348,23 @@ ret:
 // func q4siVNNI7(p *ilArgs)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VNNI, MMX+
 TEXT ·q4siVNNI7(SB), NOSPLIT, $16-8
-	MOVQ  p+0(FP), AX
-	MOVQ  16(AX), BX
-	TESTQ BX, BX
-	JZ    ret
-	MOVQ  BX, (SP)
-	MOVQ  (AX), R8
-	MOVQ  8(AX), R9
-	MOVQ  80(AX), R10
-	MOVQ  88(AX), R11
-	SHLQ  $0x02, R11
-	MOVQ  64(AX), R15
-	LEAQ  (R15)(R15*2), R14
-	MOVQ  72(AX), R13
-	SHLQ  $0x02, R13
-	LEAQ  (R13)(R13*2), R12
+	MOVQ         p+0(FP), AX
+	MOVQ         16(AX), BX
+	TESTQ        BX, BX
+	JZ           ret
+	MOVQ         BX, (SP)
+	MOVQ         (AX), R8
+	MOVQ         8(AX), R9
+	MOVQ         80(AX), R10
+	MOVQ         88(AX), R11
+	SHLQ         $0x02, R11
+	MOVQ         64(AX), R15
+	LEAQ         (R15)(R15*2), R14
+	MOVQ         72(AX), R13
+	SHLQ         $0x02, R13
+	LEAQ         (R13)(R13*2), R12
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
 
 block:
 	MOVQ   p+0(FP), AX
@@ -2388,8 +2390,6 @@ group:
 	MOVL         $0x41000000, AX
 	VPBROADCASTD AX, Z15
 	VMULPS       Z15, Z16, Z15
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
 	MOVQ         p+0(FP), AX
 	MOVQ         32(AX), AX
 
@@ -2596,21 +2596,23 @@ ret:
 // func q4siVNNI8(p *ilArgs)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VNNI, MMX+
 TEXT ·q4siVNNI8(SB), NOSPLIT, $16-8
-	MOVQ  p+0(FP), AX
-	MOVQ  16(AX), BX
-	TESTQ BX, BX
-	JZ    ret
-	MOVQ  BX, (SP)
-	MOVQ  (AX), R8
-	MOVQ  8(AX), R9
-	MOVQ  80(AX), R10
-	MOVQ  88(AX), R11
-	SHLQ  $0x02, R11
-	MOVQ  64(AX), R15
-	LEAQ  (R15)(R15*2), R14
-	MOVQ  72(AX), R13
-	SHLQ  $0x02, R13
-	LEAQ  (R13)(R13*2), R12
+	MOVQ         p+0(FP), AX
+	MOVQ         16(AX), BX
+	TESTQ        BX, BX
+	JZ           ret
+	MOVQ         BX, (SP)
+	MOVQ         (AX), R8
+	MOVQ         8(AX), R9
+	MOVQ         80(AX), R10
+	MOVQ         88(AX), R11
+	SHLQ         $0x02, R11
+	MOVQ         64(AX), R15
+	LEAQ         (R15)(R15*2), R14
+	MOVQ         72(AX), R13
+	SHLQ         $0x02, R13
+	LEAQ         (R13)(R13*2), R12
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
 
 block:
 	MOVQ   p+0(FP), AX
@@ -2637,8 +2639,6 @@ group:
 	MOVL         $0x41000000, AX
 	VPBROADCASTD AX, Z15
 	VMULPS       Z15, Z16, Z15
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
 	MOVQ         p+0(FP), AX
 	MOVQ         32(AX), AX
 
@@ -6297,16 +6297,18 @@ ret:
 // func q4siVNNI1x2(p *ilArgs)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VNNI, MMX+
 TEXT ·q4siVNNI1x2(SB), NOSPLIT, $0-8
-	MOVQ  p+0(FP), AX
-	MOVQ  16(AX), BX
-	TESTQ BX, BX
-	JZ    ret
-	MOVQ  (AX), R8
-	MOVQ  8(AX), R9
-	MOVQ  80(AX), R10
-	MOVQ  104(AX), R11
-	MOVQ  112(AX), R12
-	MOVQ  120(AX), R13
+	MOVQ         p+0(FP), AX
+	MOVQ         16(AX), BX
+	TESTQ        BX, BX
+	JZ           ret
+	MOVQ         (AX), R8
+	MOVQ         8(AX), R9
+	MOVQ         80(AX), R10
+	MOVQ         104(AX), R11
+	MOVQ         112(AX), R12
+	MOVQ         120(AX), R13
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
 
 block:
 	MOVQ   p+0(FP), AX
@@ -6328,8 +6330,6 @@ group:
 	MOVL         $0x41000000, AX
 	VPBROADCASTD AX, Z28
 	VMULPS       Z28, Z27, Z28
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
 	MOVQ         p+0(FP), AX
 	MOVQ         32(AX), AX
 
