@@ -107,6 +107,12 @@ func (v *llama2cVocab) encode(text string, addSpecial bool) ([]int, error) {
 		}
 		ids = append(ids, id)
 	}
+	return v.merge(v.appendChars(ids, text)), nil
+}
+
+// appendChars appends the ids merging starts from: one per character the
+// vocab holds, otherwise one byte token per byte (id = byte + 3).
+func (v *llama2cVocab) appendChars(ids []int, text string) []int {
 	for i := 0; i < len(text); {
 		// A character is a lead byte plus up to three continuation bytes.
 		j := i + 1
@@ -122,7 +128,7 @@ func (v *llama2cVocab) encode(text string, addSpecial bool) ([]int, error) {
 		}
 		i = j
 	}
-	return v.merge(ids), nil
+	return ids
 }
 
 type l2cEntry struct {

@@ -75,7 +75,8 @@ func TestLlama2CMergeMatchesRunC(t *testing.T) {
 	}
 }
 
-// runCEncode is the reference: run.c's encode, quadratic merge loop and all.
+// runCEncode is the reference for the merge: run.c's quadratic loop,
+// started from the same characters as encode.
 func runCEncode(v *llama2cVocab, text string, bos bool) []int {
 	var ids []int
 	if bos {
@@ -84,20 +85,7 @@ func runCEncode(v *llama2cVocab, text string, bos bool) []int {
 	if text != "" {
 		ids = append(ids, v.lookup[" "])
 	}
-	for i := 0; i < len(text); {
-		j := i + 1
-		for j < len(text) && text[j]&0xC0 == 0x80 && j-i < 4 {
-			j++
-		}
-		if id, ok := v.lookup[text[i:j]]; ok {
-			ids = append(ids, id)
-		} else {
-			for k := i; k < j; k++ {
-				ids = append(ids, int(text[k])+3)
-			}
-		}
-		i = j
-	}
+	ids = v.appendChars(ids, text)
 	for {
 		best, bestID, bestIdx := float32(-1e10), -1, -1
 		for i := 0; i+1 < len(ids); i++ {
@@ -110,6 +98,30 @@ func runCEncode(v *llama2cVocab, text string, bos bool) []int {
 		}
 		ids[bestIdx] = bestID
 		ids = append(ids[:bestIdx+1], ids[bestIdx+2:]...)
+	}
+}
+
+// TestLlama2CChars: merging starts from one id per character the vocab
+// holds and one byte token (byte + 3) per byte of any other. As in run.c,
+// a character is any byte followed by at most three continuation bytes,
+// so a stray continuation byte joins the character before it.
+func TestLlama2CChars(t *testing.T) {
+	v := &llama2cVocab{lookup: map[string]int{"a": 10, "é": 11, "日": 12, "😀": 13}}
+	for _, tc := range []struct {
+		text string
+		want []int
+	}{
+		{"", nil},
+		{"aé日😀", []int{10, 11, 12, 13}},
+		{"b", []int{'b' + 3}},
+		{"ü", []int{0xC3 + 3, 0xBC + 3}},
+		{"a\x80a", []int{'a' + 3, 0x80 + 3, 10}},
+		{"\xE6\x97a", []int{0xE6 + 3, 0x97 + 3, 10}},
+		{"😀\x80", []int{13, 0x80 + 3}},
+	} {
+		if got := v.appendChars(nil, tc.text); !slices.Equal(got, tc.want) {
+			t.Errorf("appendChars(%q) = %v, want %v", tc.text, got, tc.want)
+		}
 	}
 }
 
