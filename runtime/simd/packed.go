@@ -1,6 +1,9 @@
 package simd
 
-import "sync"
+import (
+	"iter"
+	"sync"
+)
 
 // Packed is a view of consecutive rows of a packed low-bit matrix (quant's
 // KindQK — q2…q6 — and KindQ4S; layout in quant/qk.go and format/SPEC.md),
@@ -192,19 +195,12 @@ func matPackedRef(y []float32, ldy int, w *Packed, xq []int8, xs []float32, xsum
 // 128 weights into int8 and sums each block of 32 with four accumulators.
 func packedRowsGo(y []float32, w *Packed, xq []int8, xs []float32, xsum []int32, add bool) {
 	var q [128]int8
-	n := 32 * w.Blocks
 	for r := range y {
 		var acc float32
-		lo, hi := w.rowPlanes(r)
-		for c0 := 0; c0 < n; c0 += 128 {
-			h := min(128, n-c0)
-			unpackChunk(q[:h], lo[c0*w.LoBits/8:], hi, c0, w.LoBits, w.HiBits)
-			for b := 0; b < h/32; b++ {
-				blk := c0/32 + b
-				a, m := w.groupParams(r, blk*32/w.Group)
-				isum := dot32(q[32*b:32*b+32], xq[c0+32*b:c0+32*b+32])
-				acc += xs[blk] * (float32(a*float32(isum)) - float32(m*float32(xsum[blk])))
-			}
+		for blk, qb := range w.rowBlocks(r, &q) {
+			a, m := w.groupParams(r, blk*32/w.Group)
+			isum := dot32(qb, xq[32*blk:32*blk+32])
+			acc += xs[blk] * (float32(a*float32(isum)) - float32(m*float32(xsum[blk])))
 		}
 		if add {
 			acc += y[r]
@@ -264,41 +260,34 @@ func matPackedGo(y []float32, ldy int, w *Packed, xq []int8, xs []float32, xsum 
 		x0, x1 := xp[:n], xp[n:2*n]
 		for r := range rows {
 			var acc [per]float32
-			lo, hi := w.rowPlanes(r)
-			for c0 := 0; c0 < n; c0 += 128 {
-				h := min(128, n-c0)
-				unpackChunk(q[:h], lo[c0*w.LoBits/8:], hi, c0, w.LoBits, w.HiBits)
-				for b := 0; b < h/32; b++ {
-					blk := c0/32 + b
-					a, m := w.groupParams(r, blk*32/w.Group)
-					qb := q[32*b : 32*b+32]
-					p0 := x0[c0+32*b : c0+32*b+32]
-					p1 := x1[c0+32*b : c0+32*b+32]
-					var s0, s1 uint64
-					var qs int32
-					if nt > swarToks {
-						for i, v := range qb {
-							u := uint64(v)
-							s0 += u * p0[i]
-							s1 += u * p1[i]
-							qs += int32(v)
-						}
-					} else {
-						for i, v := range qb {
-							s0 += uint64(v) * p0[i]
-							qs += int32(v)
-						}
+			for blk, qb := range w.rowBlocks(r, &q) {
+				a, m := w.groupParams(r, blk*32/w.Group)
+				p0 := x0[32*blk : 32*blk+32]
+				p1 := x1[32*blk : 32*blk+32]
+				var s0, s1 uint64
+				var qs int32
+				if nt > swarToks {
+					for i, v := range qb {
+						u := uint64(v)
+						s0 += u * p0[i]
+						s1 += u * p1[i]
+						qs += int32(v)
 					}
-					bias := 128 * qs
-					for k := range nt {
-						s := s0
-						if k >= swarToks {
-							s = s1
-						}
-						isum := int32(s>>(uint(k%swarToks)*swarLane)&swarMask) - bias
-						u := t0 + k
-						acc[k] += xs[u*xsstride+blk] * (float32(a*float32(isum)) - float32(m*float32(xsum[u*xsstride+blk])))
+				} else {
+					for i, v := range qb {
+						s0 += uint64(v) * p0[i]
+						qs += int32(v)
 					}
+				}
+				bias := 128 * qs
+				for k := range nt {
+					s := s0
+					if k >= swarToks {
+						s = s1
+					}
+					isum := int32(s>>(uint(k%swarToks)*swarLane)&swarMask) - bias
+					u := t0 + k
+					acc[k] += xs[u*xsstride+blk] * (float32(a*float32(isum)) - float32(m*float32(xsum[u*xsstride+blk])))
 				}
 			}
 			for k := range nt {
@@ -308,6 +297,24 @@ func matPackedGo(y []float32, ldy int, w *Packed, xq []int8, xs []float32, xsum 
 					v += y[i]
 				}
 				y[i] = v
+			}
+		}
+	}
+}
+
+// rowBlocks yields row r's 32-weight blocks in order, each as its index
+// and its quants as int8, unpacking them 128 at a time into q.
+func (w *Packed) rowBlocks(r int, q *[128]int8) iter.Seq2[int, []int8] {
+	return func(yield func(int, []int8) bool) {
+		lo, hi := w.rowPlanes(r)
+		n := 32 * w.Blocks
+		for c0 := 0; c0 < n; c0 += 128 {
+			h := min(128, n-c0)
+			unpackChunk(q[:h], lo[c0*w.LoBits/8:], hi, c0, w.LoBits, w.HiBits)
+			for b := range h / 32 {
+				if !yield(c0/32+b, q[32*b:32*b+32]) {
+					return
+				}
 			}
 		}
 	}
