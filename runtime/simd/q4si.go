@@ -54,28 +54,24 @@ func (m *Q4SI) RowBlocks() int { return (m.Rows + Q8IRows - 1) / Q8IRows }
 // Pack fills row blocks [b0, b1) from the view w (the whole matrix).
 // Blocks are independent, so callers may fill disjoint ranges at once.
 func (m *Q4SI) Pack(w *Packed, b0, b1 int) {
-	bw, bs := m.Blocks*16*Q8IRows, m.NG*Q8IRows
 	q := make([]uint8, 32*m.Blocks)
-	for b := b0; b < b1; b++ {
-		dst, s := m.W[b*bw:(b+1)*bw], m.S[b*bs:(b+1)*bs]
-		for l := range Q8IRows {
-			r := b*Q8IRows + l
-			if r >= m.Rows {
-				padLane(dst, s, l, 0)
-				continue
-			}
-			unpackLo4(q, w.Lo[r*w.LoRow:(r+1)*w.LoRow])
-			for k := range m.Blocks {
-				qb := q[32*k : 32*k+32]
-				for c := range 4 {
-					o := (k*4+c)*4*Q8IRows + l*4
-					for i := range 4 {
-						dst[o+i] = qb[4*c+i] | qb[16+4*c+i]<<4
-					}
+	for ln := range lanes(m.W, m.S, m.Blocks*16*Q8IRows, m.NG*Q8IRows, m.Rows, b0, b1) {
+		dst, l, r := ln.w, ln.l, ln.r
+		if ln.pad {
+			padLane(dst, ln.s, l, 0)
+			continue
+		}
+		unpackLo4(q, w.Lo[r*w.LoRow:(r+1)*w.LoRow])
+		for k := range m.Blocks {
+			qb := q[32*k : 32*k+32]
+			for c := range 4 {
+				o := (k*4+c)*4*Q8IRows + l*4
+				for i := range 4 {
+					dst[o+i] = qb[4*c+i] | qb[16+4*c+i]<<4
 				}
 			}
-			copy16(s, w.Sup[r*w.SupRow:r*w.SupRow+m.NG], l)
 		}
+		copy16(ln.s, w.Sup[r*w.SupRow:r*w.SupRow+m.NG], l)
 	}
 }
 

@@ -3,6 +3,7 @@ package simd
 import (
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"unsafe"
 )
 
@@ -62,30 +63,52 @@ func (m *Q8I) Blocks() int { return (m.Rows + Q8IRows - 1) / Q8IRows }
 func (m *Q8I) Pack(wq []int8, ws []uint16, b0, b1 int) {
 	c, g, ng := m.Cols, m.Group, m.NG
 	wq, ws = prefix(wq, m.Rows*c), prefix(ws, m.Rows*ng)
-	bw, bs := ng*g*Q8IRows, ng*Q8IRows
-	for b := b0; b < b1; b++ {
-		w, s := m.W[b*bw:(b+1)*bw], m.S[b*bs:(b+1)*bs]
-		for l := range Q8IRows {
-			r := b*Q8IRows + l
-			if r >= m.Rows {
-				padLane(w, s, l, 0x80) // quant 0 is stored 0x80
-				continue
+	for ln := range lanes(m.W, m.S, ng*g*Q8IRows, ng*Q8IRows, m.Rows, b0, b1) {
+		w, s, l, r := ln.w, ln.s, ln.l, ln.r
+		if ln.pad {
+			padLane(w, s, l, 0x80) // quant 0 is stored 0x80
+			continue
+		}
+		row := bytesOf(wq[r*c : (r+1)*c])
+		// Quant i of the row goes to chunk i/4 (64 bytes: four quants of
+		// each of the block's rows), at lane l, byte i%4.
+		i, o := 0, l*4
+		for ; i+4 <= c; i, o = i+4, o+4*Q8IRows {
+			binary.LittleEndian.PutUint32(w[o:], binary.LittleEndian.Uint32(row[i:])^0x80808080)
+		}
+		for ; i < ng*g; i++ {
+			q := byte(0x80)
+			if i < c {
+				q = row[i] ^ 0x80
 			}
-			row := bytesOf(wq[r*c : (r+1)*c])
-			// Quant i of the row goes to chunk i/4 (64 bytes: four quants
-			// of each of the block's rows), at lane l, byte i%4.
-			i, o := 0, l*4
-			for ; i+4 <= c; i, o = i+4, o+4*Q8IRows {
-				binary.LittleEndian.PutUint32(w[o:], binary.LittleEndian.Uint32(row[i:])^0x80808080)
-			}
-			for ; i < ng*g; i++ {
-				q := byte(0x80)
-				if i < c {
-					q = row[i] ^ 0x80
+			w[(i/4)*4*Q8IRows+l*4+i%4] = q
+		}
+		copy16(s, ws[r*ng:(r+1)*ng], l)
+	}
+}
+
+// lane is one row's place in an interleaved layout: the weight and scale
+// planes of its Q8IRows-row block, its lane l in the block and its row r
+// (pad: r is past the matrix, a padding lane).
+type lane struct {
+	w    []byte
+	s    []uint16
+	l, r int
+	pad  bool
+}
+
+// lanes yields the lanes of row blocks [b0, b1) in order, block b's planes
+// being w[b·bw:(b+1)·bw] and s[b·bs:(b+1)·bs]: the walk every interleaved
+// Pack makes.
+func lanes(w []byte, s []uint16, bw, bs, rows, b0, b1 int) iter.Seq[lane] {
+	return func(yield func(lane) bool) {
+		for b := b0; b < b1; b++ {
+			for l := range Q8IRows {
+				r := b*Q8IRows + l
+				if !yield(lane{w: w[b*bw : (b+1)*bw], s: s[b*bs : (b+1)*bs], l: l, r: r, pad: r >= rows}) {
+					return
 				}
-				w[(i/4)*4*Q8IRows+l*4+i%4] = q
 			}
-			copy16(s, ws[r*ng:(r+1)*ng], l)
 		}
 	}
 }

@@ -75,50 +75,46 @@ func (m *QKI) RowBlocks() int { return (m.Rows + Q8IRows - 1) / Q8IRows }
 // Blocks are independent, so callers may fill disjoint ranges at once.
 func (m *QKI) Pack(w *Packed, b0, b1 int) {
 	gb := m.GroupBytes()
-	bw, bs := m.Blocks*gb, m.NSB*2*Q8IRows
 	sc := qkiScales(m.HiBits)
 	q := make([]uint8, 32*m.Blocks)
-	for b := b0; b < b1; b++ {
-		dst, s := m.W[b*bw:(b+1)*bw], m.S[b*bs:(b+1)*bs]
-		for l := range Q8IRows {
-			r := b*Q8IRows + l
-			if r >= m.Rows {
-				clear(q)
-			} else {
-				unpackLo4(q, w.Lo[r*w.LoRow:(r+1)*w.LoRow])
-				if m.HiBits > 0 {
-					unpackPlaneBits(q, w.Hi[r*w.HiRow:(r+1)*w.HiRow], 4, m.HiBits)
-				}
+	for ln := range lanes(m.W, m.S, m.Blocks*gb, m.NSB*2*Q8IRows, m.Rows, b0, b1) {
+		l, r := ln.l, ln.r
+		if ln.pad {
+			clear(q)
+		} else {
+			unpackLo4(q, w.Lo[r*w.LoRow:(r+1)*w.LoRow])
+			if m.HiBits > 0 {
+				unpackPlaneBits(q, w.Hi[r*w.HiRow:(r+1)*w.HiRow], 4, m.HiBits)
 			}
-			for k := range m.Blocks {
-				g, qb := dst[k*gb:], q[32*k:32*k+32]
-				for c := range 4 {
-					for i := range 4 {
-						lo, hi := qb[4*c+i], qb[16+4*c+i]
-						g[qkiNibbles(c, l, i)] = lo&15 | hi<<4
-						if m.HiBits > 0 {
-							h, f := &g[qkiHigh(c, l, i)], lo>>4|hi>>4<<2
-							if c%2 == 0 {
-								*h = f
-							} else {
-								*h |= f << 4
-							}
+		}
+		for k := range m.Blocks {
+			g, qb := ln.w[k*gb:], q[32*k:32*k+32]
+			for c := range 4 {
+				for i := range 4 {
+					lo, hi := qb[4*c+i], qb[16+4*c+i]
+					g[qkiNibbles(c, l, i)] = lo&15 | hi<<4
+					if m.HiBits > 0 {
+						h, f := &g[qkiHigh(c, l, i)], lo>>4|hi>>4<<2
+						if c%2 == 0 {
+							*h = f
+						} else {
+							*h |= f << 4
 						}
 					}
 				}
-				var s, mn uint8
-				if r < m.Rows {
-					s, mn = w.subScales(r, k)
-				}
-				g[sc+l], g[sc+Q8IRows+l] = s, mn
 			}
-			if r < m.Rows {
-				copy16(s, w.Sup[r*w.SupRow:r*w.SupRow+2*m.NSB], l)
-			} else {
-				for i := l; i < len(s); i += Q8IRows {
-					s[i] = 0
-				}
+			var s, mn uint8
+			if !ln.pad {
+				s, mn = w.subScales(r, k)
 			}
+			g[sc+l], g[sc+Q8IRows+l] = s, mn
+		}
+		if ln.pad {
+			for i := l; i < len(ln.s); i += Q8IRows {
+				ln.s[i] = 0
+			}
+		} else {
+			copy16(ln.s, w.Sup[r*w.SupRow:r*w.SupRow+2*m.NSB], l)
 		}
 	}
 }
