@@ -340,23 +340,14 @@ func unpackChunk(q []int8, lo, hi []byte, c0, loBits, hiBits int) {
 			q[j+3*s] = int8(v >> 6)
 		}
 	}
-	switch hiBits {
-	case 1:
-		s := h / 8
-		d := hi[c0/8 : c0/8+s]
-		for k := range 8 {
+	if hiBits > 0 {
+		per := 8 / hiBits // weights per byte of the chunk's hi plane
+		s, mask := h/per, byte(1)<<hiBits-1
+		d := hi[c0/per : c0/per+s]
+		for k := range per {
 			qk := q[k*s : (k+1)*s]
 			for j, v := range d {
-				qk[j] |= int8(v>>k&1) << loBits
-			}
-		}
-	case 2:
-		s := h / 4
-		d := hi[c0/4 : c0/4+s]
-		for k := range 4 {
-			qk := q[k*s : (k+1)*s]
-			for j, v := range d {
-				qk[j] |= int8(v>>(2*k)&3) << loBits
+				qk[j] |= int8(v>>(hiBits*k)&mask) << loBits
 			}
 		}
 	}
