@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	_ "embed"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -179,73 +180,11 @@ func writeQwen2Tokenizer(t *testing.T, dir string) {
 // Config files as transformers 4 (torch_dtype, rope_theta at the top, no
 // head_dim, sliding_window kept although unused) and transformers 5 (dtype,
 // rope_parameters, head_dim, layer_types, sliding_window nulled) save them.
-const (
-	qwen2ConfigT4 = `{
-  "architectures": [
-    "Qwen2ForCausalLM"
-  ],
-  "attention_dropout": 0.0,
-  "bos_token_id": 276,
-  "eos_token_id": 276,
-  "hidden_act": "silu",
-  "hidden_size": 64,
-  "initializer_range": 0.02,
-  "intermediate_size": 176,
-  "max_position_embeddings": 128,
-  "max_window_layers": 2,
-  "model_type": "qwen2",
-  "num_attention_heads": 4,
-  "num_hidden_layers": 2,
-  "num_key_value_heads": 2,
-  "rms_norm_eps": 1e-06,
-  "rope_scaling": null,
-  "rope_theta": 1000000.0,
-  "sliding_window": 4096,
-  "tie_word_embeddings": true,
-  "torch_dtype": "bfloat16",
-  "transformers_version": "4.43.1",
-  "use_cache": true,
-  "use_sliding_window": false,
-  "vocab_size": 300
-}
-`
-	qwen2ConfigT5 = `{
-  "architectures": [
-    "Qwen2ForCausalLM"
-  ],
-  "attention_dropout": 0.0,
-  "bos_token_id": 276,
-  "dtype": "float32",
-  "eos_token_id": 276,
-  "head_dim": 16,
-  "hidden_act": "silu",
-  "hidden_size": 64,
-  "initializer_range": 0.02,
-  "intermediate_size": 176,
-  "layer_types": [
-    "full_attention",
-    "full_attention"
-  ],
-  "max_position_embeddings": 128,
-  "max_window_layers": 2,
-  "model_type": "qwen2",
-  "num_attention_heads": 4,
-  "num_hidden_layers": 2,
-  "num_key_value_heads": 2,
-  "pad_token_id": null,
-  "rms_norm_eps": 1e-06,
-  "rope_parameters": {
-    "rope_theta": 1000000.0,
-    "rope_type": "default"
-  },
-  "sliding_window": null,
-  "tie_word_embeddings": true,
-  "transformers_version": "5.0.0",
-  "use_cache": true,
-  "use_sliding_window": false,
-  "vocab_size": 300
-}
-`
+var (
+	//go:embed testdata/qwen2-config-transformers4.json
+	qwen2ConfigT4 string
+	//go:embed testdata/qwen2-config-transformers5.json
+	qwen2ConfigT5 string
 )
 
 // q2Tensor is one tensor to write into model.safetensors.
