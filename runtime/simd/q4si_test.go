@@ -78,7 +78,7 @@ func checkMatPackedI(t *testing.T, r *rand.Rand, shapes []packedShape, ok func(*
 // FuzzMatQ4SI feeds arbitrary plane bytes and shapes to every kernel this
 // CPU runs, against the definition.
 func FuzzMatQ4SI(f *testing.F) {
-	fuzzMatPackedI(f, 5, func(_ *rand.Rand, group int) packedShape { return packedShape{4, group, true} }, Q4SIOK, func(w *Packed, rows int) matPackedI {
+	fuzzMatPackedI(f, 5, []int{32, 64, 128}, func(_ *rand.Rand, group int) packedShape { return packedShape{4, group, true} }, Q4SIOK, func(w *Packed, rows int) matPackedI {
 		m := NewQ4SI(w, rows)
 		m.Pack(w, 0, m.RowBlocks())
 		return func(fs features, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
@@ -90,8 +90,8 @@ func FuzzMatQ4SI(f *testing.F) {
 // fuzzMatPackedI is fuzzMatI for the interleaved packed products over views
 // of the shape shape draws: the raw bytes go into the lo plane (and the hi
 // and sub planes of two-level views).
-func fuzzMatPackedI(f *testing.F, stream uint64, shape func(r *rand.Rand, group int) packedShape, ok func(*Packed) bool, build func(w *Packed, rows int) matPackedI) {
-	fuzzMatI(f, 400, stream, func(r *rand.Rand, raw []byte, rows, cols, group, tokens int, add bool) ([]float32, []float32, func(features, []float32), bool) {
+func fuzzMatPackedI(f *testing.F, stream uint64, groups []int, shape func(r *rand.Rand, group int) packedShape, ok func(*Packed) bool, build func(w *Packed, rows int) matPackedI) {
+	fuzzMatI(f, 400, stream, groups, func(r *rand.Rand, raw []byte, rows, cols, group, tokens int, add bool) ([]float32, []float32, func(features, []float32), bool) {
 		w := randPacked(r, shape(r, group), rows, cols)
 		if !ok(w) {
 			return nil, nil, nil, false

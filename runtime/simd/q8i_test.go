@@ -130,7 +130,7 @@ func TestMatQ8IExtremes(t *testing.T) {
 // non-finite ones, which the runtime rejects at load) and shapes to every
 // kernel this CPU runs, against the definition.
 func FuzzMatQ8I(f *testing.F) {
-	fuzzMatI(f, 300, 3, func(r *rand.Rand, raw []byte, rows, cols, group, tokens int, add bool) ([]float32, []float32, func(features, []float32), bool) {
+	fuzzMatI(f, 300, 3, []int{32, 64, 128}, func(r *rand.Rand, raw []byte, rows, cols, group, tokens int, add bool) ([]float32, []float32, func(features, []float32), bool) {
 		c := newQ8ICase(r, rows, cols, group, tokens)
 		for i, b := range raw {
 			c.wq[i%len(c.wq)] = int8(b)
@@ -149,18 +149,18 @@ func FuzzMatQ8I(f *testing.F) {
 
 // fuzzMatI is the interleaved products' fuzz harness. It draws the shape
 // from the fuzzed integers (1 to 72 rows, 1 to maxCols columns, 1 to 19
-// tokens, groups of 32, 64 or 128, add from bit 3 of the seed) and a
+// tokens, one of groups, add from bit 3 of the seed) and a
 // generator from the seed and stream; setup builds the case, writing raw
 // into its weights, and returns the starting y, the definition's result
 // and the product under one feature set (ok false skips the input). Every
 // kernel this CPU runs must match the definition bit for bit, any NaN
 // matching any NaN.
-func fuzzMatI(f *testing.F, maxCols int, stream uint64, setup func(r *rand.Rand, raw []byte, rows, cols, group, tokens int, add bool) (y0, want []float32, mat func(features, []float32), ok bool)) {
+func fuzzMatI(f *testing.F, maxCols int, stream uint64, groups []int, setup func(r *rand.Rand, raw []byte, rows, cols, group, tokens int, add bool) (y0, want []float32, mat func(features, []float32), ok bool)) {
 	f.Add([]byte{1, 2, 3, 250, 128, 0}, uint8(3), uint16(40), uint8(2), uint64(7))
 	f.Add(make([]byte, 64), uint8(17), uint16(96), uint8(5), uint64(9))
 	f.Fuzz(func(t *testing.T, raw []byte, rowsRaw uint8, colsRaw uint16, tokRaw uint8, seed uint64) {
 		rows, cols, tokens := int(rowsRaw)%72+1, int(colsRaw)%maxCols+1, int(tokRaw)%19+1
-		group := 32 << (seed % 3)
+		group := groups[seed%uint64(len(groups))]
 		y0, want, mat, ok := setup(rand.New(rand.NewPCG(seed, stream)), raw, rows, cols, group, tokens, seed&8 != 0)
 		if !ok {
 			return

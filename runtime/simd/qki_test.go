@@ -27,7 +27,7 @@ func buildQKI(w *Packed, rows int) matPackedI {
 // FuzzMatQKI feeds arbitrary quant, high-bit and sub-scale bytes and shapes
 // to every kernel this CPU runs, against the definition.
 func FuzzMatQKI(f *testing.F) {
-	fuzzMatPackedI(f, 6, func(r *rand.Rand, _ int) packedShape { return packedShape{4 + 2*r.IntN(2), 32, false} }, QKIOK, buildQKI)
+	fuzzMatPackedI(f, 6, []int{32}, func(r *rand.Rand, group int) packedShape { return packedShape{4 + 2*r.IntN(2), group, false} }, QKIOK, buildQKI)
 }
 
 // BenchmarkMatQKI is BenchmarkMatQ8I for the interleaved two-level q4 and
