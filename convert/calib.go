@@ -87,13 +87,7 @@ const (
 
 // ParseCalibPass reads a --calib-pass value ("" is CalibPassLayer).
 func ParseCalibPass(s string) (CalibPass, error) {
-	switch CalibPass(s) {
-	case "", CalibPassLayer:
-		return CalibPassLayer, nil
-	case CalibPassSequential, CalibPassModel:
-		return CalibPass(s), nil
-	}
-	return "", fmt.Errorf("unknown calibration pass %q (want layer, sequential or model)", s)
+	return parseChoice("calibration pass", s, CalibPassLayer, CalibPassLayer, CalibPassSequential, CalibPassModel)
 }
 
 // Calibration holds the activation statistics of the uncompressed model,

@@ -31,13 +31,10 @@ const (
 	SensitivityKL Sensitivity = "kl"
 )
 
-// ParseSensitivity reads a --plan-sensitivity value.
+// ParseSensitivity reads a --plan-sensitivity value ("" is refused: the
+// command line picks the default, which depends on --calib).
 func ParseSensitivity(s string) (Sensitivity, error) {
-	switch v := Sensitivity(s); v {
-	case SensitivityOutputError, SensitivityKL:
-		return v, nil
-	}
-	return "", fmt.Errorf("sensitivity %q: want %s or %s", s, SensitivityKL, SensitivityOutputError)
+	return parseChoice("sensitivity", s, "", SensitivityKL, SensitivityOutputError)
 }
 
 // DefaultProbeTokens is how many calibration tokens the KL probe runs per

@@ -24,13 +24,7 @@ const (
 
 // ParseRounding reads a --rounding value ("" is RoundingRTN).
 func ParseRounding(s string) (Rounding, error) {
-	switch Rounding(s) {
-	case "", RoundingRTN:
-		return RoundingRTN, nil
-	case RoundingGPTQ:
-		return RoundingGPTQ, nil
-	}
-	return "", fmt.Errorf("unknown rounding %q (want rtn or gptq)", s)
+	return parseChoice("rounding", s, RoundingRTN, RoundingRTN, RoundingGPTQ)
 }
 
 // encodeGPTQ rounds one projection with GPTQ when the rounding asks for it,
