@@ -53,21 +53,18 @@ var (
 // Q8Group returns the q8 encoding with group size g.
 func Q8Group(g int) Encoding { return Encoding{Kind: KindQ8, Group: g} }
 
-// String gives the canonical name: f32, f16, bf16, q8, q8g64, q8g128.
+// kindNames are the names of the kinds whose name Bits does not change
+// (KindQK is named by its bits, q2…q6).
+var kindNames = [...]string{KindF32: "f32", KindF16: "f16", KindBF16: "bf16", KindQ8: "q8", KindQ4S: "q4s", KindQ4NL: "q4nl"}
+
+// String gives the canonical name: f32, f16, bf16, then for the grouped
+// encodings the family (q8, q2…q6, q4s, q4nl) with "g" and the group size
+// appended unless it is DefaultGroup (q8g64, q4g128).
 func (e Encoding) String() string {
-	switch e.Kind {
-	case KindF32:
-		return "f32"
-	case KindF16:
-		return "f16"
-	case KindBF16:
-		return "bf16"
-	case KindQ8:
-		if e.Group == DefaultGroup {
-			return "q8"
-		}
-		return "q8g" + strconv.Itoa(e.Group)
-	case KindQK, KindQ4S, KindQ4NL:
+	switch {
+	case e.IsFloat():
+		return kindNames[e.Kind]
+	case e.Kind == KindQ8 || e.IsPacked():
 		name := e.familyName()
 		if e.Group == DefaultGroup {
 			return name

@@ -119,16 +119,13 @@ func (e Encoding) validatePacked() error {
 	return nil
 }
 
-// familyName is a packed encoding's name without its group: q2…q6, q4s,
-// q4nl (the 4-bit families by their kind, whatever Bits says).
+// familyName is a grouped encoding's name without its group: q8, q2…q6,
+// q4s, q4nl (the 4-bit families by their kind, whatever Bits says).
 func (e Encoding) familyName() string {
-	switch e.Kind {
-	case KindQ4S:
-		return "q4s"
-	case KindQ4NL:
-		return "q4nl"
+	if e.Kind == KindQK {
+		return "q" + strconv.Itoa(e.Bits)
 	}
-	return "q" + strconv.Itoa(e.Bits)
+	return kindNames[e.Kind]
 }
 
 // Layout is where the planes of a packed [rows, cols] tensor lie; see the

@@ -10,12 +10,20 @@ import (
 	"testing"
 )
 
-func TestPackedNames(t *testing.T) {
+// TestEncodingNames: Parse reads every spelling to its encoding, whose
+// String is the canonical name.
+func TestEncodingNames(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want Encoding
 		name string
 	}{
+		{"f32", F32, "f32"},
+		{"FP16", F16, "f16"},
+		{"bfloat16", BF16, "bf16"},
+		{"q8_0", Q8, "q8"},
+		{"q8g64", Q8Group(64), "q8g64"},
+		{"q8g128", Q8Group(128), "q8g128"},
 		{"q4", Q4, "q4"},
 		{"Q4_K", Q4, "q4"},
 		{"q4g64", QK(4, 64), "q4g64"},
@@ -38,9 +46,12 @@ func TestPackedNames(t *testing.T) {
 			t.Errorf("Parse(%q) = %v (%q), %v; want %v (%q)", tc.in, e, e.String(), err, tc.want, tc.name)
 		}
 		// Every packed encoding but the table-driven q4nl is linear.
-		if !e.IsPacked() || e.Linear() != (e.Kind != KindQ4NL) {
+		if packed := e.Kind != KindQ8 && !e.IsFloat(); e.IsPacked() != packed || packed && e.Linear() != (e.Kind != KindQ4NL) {
 			t.Errorf("%v: IsPacked %v, Linear %v", e, e.IsPacked(), e.Linear())
 		}
+	}
+	if got := (Encoding{}).String(); got != "invalid(0)" {
+		t.Errorf("zero Encoding's String = %q", got)
 	}
 	for _, bad := range []string{"q7", "q1", "q4g48", "q4g", "q4g064", "q5s", "q4x", "q", "q4sg", "q4g+64", "q9",
 		"q3nl", "q5nl", "q4nlg48", "q4nlg", "q4n", "q4nls", "q4snl"} {
