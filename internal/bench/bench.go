@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -94,21 +95,33 @@ func Run(ctx context.Context, path string, o Options) ([]Result, error) {
 	}
 	var results []Result
 	for _, th := range o.Threads {
-		m, err := runtime.New(runtime.FileSource{F: f}, nil, runtime.Options{Threads: th})
+		rs, err := benchThreads(ctx, f, th, info, o, prompt, gen, probe)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		rs, err := benchModel(ctx, m, info, o, prompt, gen, probe)
-		m.Close()
-		if err != nil {
-			return nil, err
-		}
+		// The model just closed is garbage now, but the collector would
+		// not run until the heap doubled: loading the next thread count's
+		// model (its interleaved weight copies are on the Go heap) would
+		// then hold two models at once, 14 GiB for a 7B q8 file. Return
+		// the first to the OS before loading the next.
+		debug.FreeOSMemory()
 		results = append(results, rs...)
 		if o.Progress != nil {
 			o.Progress(rs)
 		}
 	}
 	return results, nil
+}
+
+// benchThreads loads the model with th threads, runs the tests and closes
+// it.
+func benchThreads(ctx context.Context, f *format.File, th int, info Result, o Options, prompt, gen []int, probe *membw.Probe) ([]Result, error) {
+	m, err := runtime.New(runtime.FileSource{F: f}, nil, runtime.Options{Threads: th})
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return benchModel(ctx, m, info, o, prompt, gen, probe)
 }
 
 func benchModel(ctx context.Context, m *runtime.Model, info Result, o Options, prompt, gen []int, probe *membw.Probe) ([]Result, error) {
