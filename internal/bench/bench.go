@@ -100,10 +100,11 @@ func Run(ctx context.Context, path string, o Options) ([]Result, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		// The model just closed is garbage now, but the collector would
-		// not run until the heap doubled: loading the next thread count's
-		// model (its interleaved weight copies are on the Go heap) would
-		// then hold two models at once, 14 GiB for a 7B q8 file. Return
-		// the first to the OS before loading the next.
+		// not run before the heap had grown by about its size: loading the
+		// next thread count's model (its interleaved weight copies are on
+		// the Go heap) would then hold most of two models at once. Return
+		// the first to the OS before loading the next (BENCHMARKS.md §1
+		// has the peak RSS either way).
 		debug.FreeOSMemory()
 		results = append(results, rs...)
 		if o.Progress != nil {
