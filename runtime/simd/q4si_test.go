@@ -12,17 +12,19 @@ import (
 // 32, 64 and 128, sub-ranges of rows, one to nineteen tokens, with and
 // without add.
 func TestMatQ4SIEqualsDefinition(t *testing.T) {
-	checkMatPackedI(t, rand.New(rand.NewPCG(81, 82)), []packedShape{{4, 32, true}, {4, 64, true}, {4, 128, true}}, Q4SIOK,
-		func(w *Packed, rows int) matPackedI {
-			m := NewQ4SI(w, rows)
-			m.Pack(w, 0, m.RowBlocks())
-			return func(fs features, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
-				matQ4SIWith(fs, y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
-			}
-		})
+	checkMatPackedI(t, rand.New(rand.NewPCG(81, 82)), []packedShape{{4, 32, true}, {4, 64, true}, {4, 128, true}}, Q4SIOK, buildQ4SI)
 }
 
-// matPackedI is an interleaved packed product (matQ4SIWith, matQ4KIWith) of
+// buildQ4SI repacks w's rows for the interleaved q4s product.
+func buildQ4SI(w *Packed, rows int) matPackedI {
+	m := NewQ4SI(w, rows)
+	m.Pack(w, 0, m.RowBlocks())
+	return func(fs features, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
+		matQ4SIWith(fs, y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
+	}
+}
+
+// matPackedI is an interleaved packed product (matQ4SIWith, matQKIWith) of
 // one repacked matrix.
 type matPackedI func(fs features, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool)
 
@@ -78,13 +80,7 @@ func checkMatPackedI(t *testing.T, r *rand.Rand, shapes []packedShape, ok func(*
 // FuzzMatQ4SI feeds arbitrary plane bytes and shapes to every kernel this
 // CPU runs, against the definition.
 func FuzzMatQ4SI(f *testing.F) {
-	fuzzMatPackedI(f, 5, []int{32, 64, 128}, func(_ *rand.Rand, group int) packedShape { return packedShape{4, group, true} }, Q4SIOK, func(w *Packed, rows int) matPackedI {
-		m := NewQ4SI(w, rows)
-		m.Pack(w, 0, m.RowBlocks())
-		return func(fs features, y []float32, ldy, r0, r1 int, xq []int8, xs []float32, xsum []int32, xstride, xsstride, tokens int, add bool) {
-			matQ4SIWith(fs, y, ldy, m, r0, r1, xq, xs, xsum, xstride, xsstride, tokens, add)
-		}
-	})
+	fuzzMatPackedI(f, 5, []int{32, 64, 128}, func(_ *rand.Rand, group int) packedShape { return packedShape{4, group, true} }, Q4SIOK, buildQ4SI)
 }
 
 // fuzzMatPackedI is fuzzMatI for the interleaved packed products over views

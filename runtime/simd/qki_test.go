@@ -16,6 +16,7 @@ func TestMatQKIEqualsDefinition(t *testing.T) {
 	}
 }
 
+// buildQKI repacks w's rows for the interleaved two-level product.
 func buildQKI(w *Packed, rows int) matPackedI {
 	m := NewQKI(w, rows)
 	m.Pack(w, 0, m.RowBlocks())
