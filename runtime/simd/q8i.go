@@ -119,6 +119,11 @@ func padLane(w []byte, s []uint16, l int, q byte) {
 	for i := l * 4; i < len(w); i += 4 * Q8IRows {
 		w[i], w[i+1], w[i+2], w[i+3] = q, q, q, q
 	}
+	clearLane(s, l)
+}
+
+// clearLane sets lane l of a block's scale plane to 0 (a padding row).
+func clearLane(s []uint16, l int) {
 	for i := l; i < len(s); i += Q8IRows {
 		s[i] = 0
 	}

@@ -110,9 +110,7 @@ func (m *QKI) Pack(w *Packed, b0, b1 int) {
 			g[sc+l], g[sc+Q8IRows+l] = s, mn
 		}
 		if ln.pad {
-			for i := l; i < len(ln.s); i += Q8IRows {
-				ln.s[i] = 0
-			}
+			clearLane(ln.s, l)
 		} else {
 			copy16(ln.s, w.Sup[r*w.SupRow:r*w.SupRow+2*m.NSB], l)
 		}
